@@ -1,0 +1,73 @@
+import { Worker, type Job } from 'bullmq';
+import type { Redis } from 'ioredis';
+import type { Db } from '../src/db/database.js';
+import type { Clock } from '../src/core/clock.js';
+import type { Logger } from '../src/observability/logger.js';
+import type { Metrics } from '../src/observability/metrics.js';
+import type { AgentService } from '../src/agents/agents.service.js';
+import { LIFT_ACTION_JOB } from '../src/agents/agents.service.js';
+import { QUEUES } from '../src/outbox/outbox.repository.js';
+import type { Queues } from '../src/queue/queues.js';
+import { deliverEvent } from './deliver-event.job.js';
+import { liftAction } from './lift-action.job.js';
+import { sweep, SWEEP_EVERY_MS, SWEEP_JOB } from './sweep.job.js';
+
+export interface WorkerDeps {
+  connection: Redis;
+  prefix: string;
+  db: Db;
+  clock: Clock;
+  logger: Logger;
+  metrics: Metrics;
+  agents: AgentService;
+  queues: Queues;
+  webhook: { url: string; secret: string } | undefined;
+  /** For tests: how long a job's lock lasts before another worker may take it over. */
+  lockDurationMs?: number;
+  stalledIntervalMs?: number;
+}
+
+/** The worker role: one BullMQ worker per queue, each a thin shell around a use case. */
+export async function startWorkers(deps: WorkerDeps): Promise<Worker[]> {
+  const common = {
+    connection: deps.connection,
+    prefix: deps.prefix,
+    ...(deps.lockDurationMs ? { lockDuration: deps.lockDurationMs } : {}),
+    ...(deps.stalledIntervalMs ? { stalledInterval: deps.stalledIntervalMs } : {}),
+  };
+  const events = new Worker(
+    QUEUES.events,
+    async (job: Job) => {
+      const outcome = await deliverEvent(job, { db: deps.db, clock: deps.clock, webhook: deps.webhook });
+      if (outcome === 'delivered') deps.metrics.eventDeliveries.inc({ outcome });
+      return outcome;
+    },
+    { ...common, concurrency: 16 },
+  );
+  const timers = new Worker(
+    QUEUES.timers,
+    async (job: Job) => {
+      if (job.name === LIFT_ACTION_JOB) return liftAction(job, deps.agents);
+      if (job.name === SWEEP_JOB) return sweep(deps);
+      throw new Error(`unknown timers job ${job.name}`);
+    },
+    { ...common, concurrency: 4 },
+  );
+  for (const worker of [events, timers]) {
+    worker.on('failed', (job, err) => {
+      const final = !job || job.attemptsMade >= (job.opts.attempts ?? 1) || err.name === 'UnrecoverableError';
+      const entry = { queue: worker.name, jobId: job?.id, job: job?.name, attempts: job?.attemptsMade, err: err.message };
+      if (final) {
+        // Never silently dropped: a job that will not run again is logged and counted.
+        deps.logger.error(entry, 'job failed for good');
+        deps.metrics.jobsFailed.inc({ queue: worker.name });
+      } else {
+        deps.logger.warn(entry, 'job failed; it will be retried');
+      }
+    });
+    worker.on('error', (err) => deps.logger.warn({ queue: worker.name, err: err.message }, 'worker error'));
+  }
+  await deps.queues.timers.upsertJobScheduler(SWEEP_JOB, { every: SWEEP_EVERY_MS }, { name: SWEEP_JOB });
+  await Promise.all([events.waitUntilReady(), timers.waitUntilReady()]);
+  return [events, timers];
+}

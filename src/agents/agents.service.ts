@@ -1,0 +1,258 @@
+import { randomUUID } from 'node:crypto';
+import type { Db } from '../db/database.js';
+import type { Clock } from '../core/clock.js';
+import type { Agent, TouchedGrant } from '../domain/agent.js';
+import { grantStatus } from '../domain/agent.js';
+import { planAction, planLift, type ActionCommand, type ActionPlan } from '../domain/actions.js';
+import { notFound } from '../domain/errors.js';
+import type { EventType } from '../domain/events.js';
+import { appendAudit } from '../audit/audit.repository.js';
+import { addOutboxJob, emitEvent, QUEUES } from '../outbox/outbox.repository.js';
+import {
+  insertAction,
+  liftActions,
+  loadAgent,
+  nextPermissionVersion,
+  saveRegistration,
+  setAgentState,
+  type AgentRegistration,
+} from './agents.repository.js';
+
+/** Told after a commit that changed an agent's permissions, so every replica's view updates. */
+export interface PermissionChangePublisher {
+  publishChanged(agentId: string, version: bigint): Promise<void>;
+}
+
+export interface AgentServiceDeps {
+  db: Db;
+  clock: Clock;
+  publisher: PermissionChangePublisher;
+  /** Called after commit when outbox rows were written, to wake the relay early. */
+  onOutboxWrite?: () => void;
+}
+
+export const LIFT_ACTION_JOB = 'lift-action';
+
+export interface ActionResult {
+  dryRun: boolean;
+  action: {
+    id: string | null;
+    kind: ActionCommand['kind'];
+    agentId: string;
+    reason: string;
+    actor: string;
+    createdAt: string;
+    expiresAt: string | null;
+    scopes: string[];
+  };
+  statusBefore: Agent['status'];
+  statusAfter: Agent['status'];
+  grantsSuspended: TouchedGrant[];
+  grantsRevoked: TouchedGrant[];
+  grantsRestored: TouchedGrant[];
+  liftedActions: string[];
+  /** Approval requests this action cancels (approvals arrive with the approvals capability). */
+  pendingApprovalsCancelled: string[];
+}
+
+const EVENT_FOR: Record<ActionCommand['kind'], EventType> = {
+  narrow: 'agent.narrowed',
+  contain: 'agent.contained',
+  revoke: 'agent.revoked',
+  restore: 'agent.restored',
+};
+
+function resultOf(agentId: string, cmd: ActionCommand, plan: ActionPlan, id: string | null, now: Date, dryRun: boolean): ActionResult {
+  return {
+    dryRun,
+    action: {
+      id,
+      kind: cmd.kind,
+      agentId,
+      reason: cmd.reason,
+      actor: cmd.actor,
+      createdAt: now.toISOString(),
+      expiresAt: plan.expiresAt?.toISOString() ?? null,
+      scopes: plan.scopes,
+    },
+    statusBefore: plan.statusBefore,
+    statusAfter: plan.statusAfter,
+    grantsSuspended: cmd.kind === 'revoke' ? [] : plan.grantsTakenAway,
+    grantsRevoked: cmd.kind === 'revoke' ? plan.grantsTakenAway : [],
+    grantsRestored: plan.grantsGivenBack,
+    liftedActions: plan.lifts.map((a) => a.id),
+    pendingApprovalsCancelled: [],
+  };
+}
+
+/** Use cases on agents: register, act (narrow/contain/revoke/restore), lift an expired action. */
+export class AgentService {
+  constructor(private readonly deps: AgentServiceDeps) {}
+
+  async register(reg: AgentRegistration, actor: string): Promise<{ created: boolean; changed: boolean; agent: Agent }> {
+    const { db, clock } = this.deps;
+    const result = await db.transaction().execute(async (trx) => {
+      const now = clock.now();
+      const before = await loadAgent(trx, reg.id, { forUpdate: true });
+      if (before && sameRegistration(before, reg)) return { created: false, changed: false, agent: before, version: null };
+      const version = await nextPermissionVersion(trx);
+      await saveRegistration(trx, reg, actor, now, version, before?.status ?? 'active');
+      const agent = (await loadAgent(trx, reg.id))!;
+      const type: EventType = before ? 'agent.updated' : 'agent.registered';
+      const payload = {
+        name: reg.name,
+        owner: reg.owner,
+        riskTier: reg.riskTier,
+        grants: reg.grants.map((g) => ({ ...g, expiresAt: g.expiresAt?.toISOString() ?? null })),
+        ...(before ? { grantsRemoved: before.grants.filter((g) => !reg.grants.some((n) => n.scope === g.scope)).map((g) => g.scope) } : {}),
+      };
+      await appendAudit(trx, { actor, action: type, subject: reg.id, payload, at: now });
+      await emitEvent(trx, type, { agentId: reg.id, actor, ...payload }, now);
+      return { created: !before, changed: true, agent, version };
+    });
+    if (result.version !== null) await this.afterCommit(reg.id, result.version);
+    return { created: result.created, changed: result.changed, agent: result.agent };
+  }
+
+  /** Narrow, contain, revoke or restore. With dryRun, reports the blast radius and changes nothing. */
+  async act(agentId: string, cmd: ActionCommand, options: { dryRun?: boolean } = {}): Promise<ActionResult> {
+    const { db, clock } = this.deps;
+    if (options.dryRun) {
+      const agent = await loadAgent(db, agentId);
+      if (!agent) throw notFound(`unknown agent ${agentId}`);
+      const now = clock.now();
+      return resultOf(agentId, cmd, planAction(agent, cmd, now), null, now, true);
+    }
+    const out = await db.transaction().execute(async (trx) => {
+      // The row lock makes two responders acting at once take turns: the second sees the first's result.
+      const agent = await loadAgent(trx, agentId, { forUpdate: true });
+      if (!agent) throw notFound(`unknown agent ${agentId}`);
+      const now = clock.now();
+      const plan = planAction(agent, cmd, now);
+      const id = randomUUID();
+      const version = await nextPermissionVersion(trx);
+      await insertAction(trx, {
+        id,
+        agentId,
+        kind: cmd.kind,
+        scopes: plan.scopes,
+        reason: cmd.reason,
+        actor: cmd.actor,
+        ttlMs: cmd.ttlMs ?? null,
+        expiresAt: plan.expiresAt,
+        touched: cmd.kind === 'restore' ? plan.grantsGivenBack : plan.grantsTakenAway,
+        now,
+      });
+      await liftActions(trx, plan.lifts.map((a) => a.id), { actor: cmd.actor, reason: cmd.reason, byActionId: id, now });
+      await setAgentState(trx, agentId, plan.statusAfter, version, cmd.actor, now);
+      const result = resultOf(agentId, cmd, plan, id, now, false);
+      const { dryRun: _dryRun, ...auditPayload } = result;
+      await appendAudit(trx, { actor: cmd.actor, action: `agent.${cmd.kind}`, subject: agentId, payload: auditPayload, at: now });
+      await emitEvent(trx, EVENT_FOR[cmd.kind], { ...auditPayload, agentId }, now);
+      if (plan.expiresAt) {
+        await addOutboxJob(trx, { queue: QUEUES.timers, jobName: LIFT_ACTION_JOB, payload: { actionId: id, agentId }, runAt: plan.expiresAt }, now);
+      }
+      return { result, version };
+    });
+    await this.afterCommit(agentId, out.version);
+    return out.result;
+  }
+
+  /**
+   * Lifts an action whose ttl has run out. Idempotent: an action already lifted (by a restore,
+   * or by an earlier run of the same job) or not yet due is left alone and reported as such.
+   */
+  async liftExpired(actionId: string, agentId: string): Promise<'lifted' | 'not_in_force' | 'not_due'> {
+    const { db, clock } = this.deps;
+    const out = await db.transaction().execute(async (trx) => {
+      const agent = await loadAgent(trx, agentId, { forUpdate: true });
+      const action = agent?.activeActions.find((a) => a.id === actionId);
+      if (!agent || !action) return { outcome: 'not_in_force' as const };
+      const now = clock.now();
+      if (!action.expiresAt || action.expiresAt.getTime() > now.getTime()) return { outcome: 'not_due' as const };
+      const plan = planLift(agent, actionId, now);
+      const version = await nextPermissionVersion(trx);
+      const actor = 'system:ttl';
+      const reason = `ttl of ${action.kind} ${actionId} ran out`;
+      await liftActions(trx, [actionId], { actor, reason, byActionId: null, now });
+      await setAgentState(trx, agentId, plan.statusAfter, version, actor, now);
+      const payload = {
+        actionId,
+        kind: action.kind,
+        statusBefore: plan.statusBefore,
+        statusAfter: plan.statusAfter,
+        grantsRestored: plan.grantsGivenBack,
+        expiresAt: action.expiresAt.toISOString(),
+      };
+      await appendAudit(trx, { actor, action: 'agent.action_expired', subject: agentId, payload, at: now });
+      await emitEvent(trx, 'agent.action_expired', { agentId, ...payload }, now);
+      return { outcome: 'lifted' as const, version };
+    });
+    if (out.outcome === 'lifted') await this.afterCommit(agentId, out.version);
+    return out.outcome;
+  }
+
+  private async afterCommit(agentId: string, version: bigint): Promise<void> {
+    this.deps.onOutboxWrite?.();
+    // Publishing can fail (Redis down); replicas then catch up through their version poll.
+    await this.deps.publisher.publishChanged(agentId, version).catch(() => undefined);
+  }
+}
+
+function sameRegistration(agent: Agent, reg: AgentRegistration): boolean {
+  if (agent.name !== reg.name || agent.owner !== reg.owner || agent.riskTier !== reg.riskTier) return false;
+  if (agent.grants.length !== reg.grants.length) return false;
+  return reg.grants.every((n) => {
+    const g = agent.grants.find((x) => x.scope === n.scope);
+    return (
+      g !== undefined &&
+      g.keepInContainment === n.keepInContainment &&
+      (g.expiresAt?.getTime() ?? null) === (n.expiresAt?.getTime() ?? null) &&
+      JSON.stringify(sortKeys(g.constraints)) === JSON.stringify(sortKeys(n.constraints))
+    );
+  });
+}
+
+function sortKeys(o: object): object {
+  return Object.fromEntries(Object.entries(o).sort(([a], [b]) => a.localeCompare(b)));
+}
+
+/** The agent as the REST API and chat show it: status, grants with their effective state. */
+export function presentAgent(agent: Agent, now: Date) {
+  return {
+    id: agent.id,
+    name: agent.name,
+    owner: agent.owner,
+    riskTier: agent.riskTier,
+    status: agent.status,
+    // Score and tier arrive with the trust-data capability; until then they are unknown, not zero.
+    score: null,
+    tier: null,
+    grants: agent.grants.map((g) => {
+      const s = grantStatus(agent, g, now);
+      return {
+        id: g.id,
+        scope: g.scope,
+        constraints: g.constraints,
+        keepInContainment: g.keepInContainment,
+        expiresAt: g.expiresAt?.toISOString() ?? null,
+        state: s.state,
+        heldBy: s.heldBy ? { actionId: s.heldBy.id, kind: s.heldBy.kind } : null,
+        grantedBy: g.grantedBy,
+        grantedAt: g.grantedAt.toISOString(),
+      };
+    }),
+    activeActions: agent.activeActions.map((a) => ({
+      id: a.id,
+      kind: a.kind,
+      scopes: a.scopes,
+      reason: a.reason,
+      actor: a.actor,
+      createdAt: a.createdAt.toISOString(),
+      expiresAt: a.expiresAt?.toISOString() ?? null,
+      grants: a.touched,
+    })),
+    updatedAt: agent.updatedAt.toISOString(),
+    version: agent.version.toString(),
+  };
+}

@@ -1,0 +1,124 @@
+import { z } from 'zod';
+import {
+  actionInputSchema,
+  actionResultSchema,
+  agentIdSchema,
+  agentInputSchema,
+  agentOutputSchema,
+  auditListSchema,
+  auditQuerySchema,
+  auditVerifySchema,
+  decisionInputSchema,
+  decisionOutputSchema,
+  errorSchema,
+} from './schemas.js';
+
+type JsonObject = Record<string, unknown>;
+
+function jsonSchema(schema: z.ZodType, io: 'input' | 'output'): JsonObject {
+  const { $schema: _ignored, ...rest } = z.toJSONSchema(schema, { io, unrepresentable: 'any' }) as JsonObject;
+  return rest;
+}
+
+const ref = (name: string) => ({ $ref: `#/components/schemas/${name}` });
+const json = (schemaRef: JsonObject) => ({ content: { 'application/json': { schema: schemaRef } } });
+const errors = (...codes: number[]) =>
+  Object.fromEntries(
+    codes.map((c) => [
+      String(c),
+      {
+        description: ({ 400: 'Invalid input', 401: 'Missing or wrong bearer token', 404: 'Unknown agent', 409: 'Conflicts with the agent\'s state', 413: 'Body too large', 415: 'Not JSON' } as Record<number, string>)[c] ?? 'Error',
+        ...json(ref('Error')),
+      },
+    ]),
+  );
+const agentIdParam = { name: 'agentId', in: 'path', required: true, schema: jsonSchema(agentIdSchema, 'input') };
+
+/** The OpenAPI 3.1 document of the REST API, generated from the same zod schemas the handlers use. */
+export function buildOpenApiDocument(): JsonObject {
+  const auditQuery = jsonSchema(auditQuerySchema, 'input') as { properties: Record<string, JsonObject> };
+  return {
+    openapi: '3.1.0',
+    info: {
+      title: 'Armalo chat-ops API',
+      version: '1.0.0',
+      description:
+        'Register agents and their grants, ask for runtime decisions, act on agents (narrow, contain, revoke, restore) and read the hash-chained audit log. Every call needs `Authorization: Bearer <token>` (ARMALO_API_TOKENS).',
+    },
+    servers: [{ url: '/' }],
+    security: [{ bearer: [] }],
+    paths: {
+      '/v1/agents/{agentId}': {
+        put: {
+          summary: 'Register or update an agent; its grant set becomes exactly the list sent',
+          parameters: [agentIdParam],
+          requestBody: { required: true, ...json(ref('AgentInput')) },
+          responses: {
+            '200': { description: 'Updated (or unchanged)', ...json(ref('Agent')) },
+            '201': { description: 'Registered', ...json(ref('Agent')) },
+            ...errors(400, 401, 413, 415),
+          },
+        },
+        get: {
+          summary: 'Agent status, grants with their state, actions in force',
+          parameters: [agentIdParam],
+          responses: { '200': { description: 'The agent', ...json(ref('Agent')) }, ...errors(400, 401, 404) },
+        },
+      },
+      '/v1/agents/{agentId}/actions': {
+        post: {
+          summary: 'Narrow, contain, revoke or restore an agent (or a dry run of it)',
+          parameters: [agentIdParam],
+          requestBody: { required: true, ...json(ref('ActionInput')) },
+          responses: {
+            '200': { description: 'Dry run: what would change; nothing changed', ...json(ref('ActionResult')) },
+            '201': { description: 'Applied', ...json(ref('ActionResult')) },
+            ...errors(400, 401, 404, 409, 413, 415),
+          },
+        },
+      },
+      '/v1/decisions': {
+        post: {
+          summary: 'May this agent do this now? Unknown agents are denied (fail closed).',
+          requestBody: { required: true, ...json(ref('DecisionInput')) },
+          responses: { '200': { description: 'The decision with its reasons', ...json(ref('Decision')) }, ...errors(400, 401, 413, 415) },
+        },
+      },
+      '/v1/audit': {
+        get: {
+          summary: 'Audit entries, newest first',
+          parameters: Object.entries(auditQuery.properties).map(([name, schema]) => ({ name, in: 'query', required: false, schema })),
+          responses: { '200': { description: 'A page of entries', ...json(ref('AuditPage')) }, ...errors(400, 401) },
+        },
+      },
+      '/v1/audit/verify': {
+        get: {
+          summary: 'Walk the hash chain and name the first broken entry',
+          responses: { '200': { description: 'Verification result', ...json(ref('AuditVerification')) }, ...errors(401) },
+        },
+      },
+      '/v1/openapi.json': {
+        get: { summary: 'This document', security: [], responses: { '200': { description: 'OpenAPI 3.1 document' } } },
+      },
+    },
+    components: {
+      securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } },
+      schemas: {
+        AgentInput: jsonSchema(agentInputSchema, 'input'),
+        Agent: jsonSchema(agentOutputSchema, 'output'),
+        ActionInput: jsonSchema(actionInputSchema, 'input'),
+        ActionResult: jsonSchema(actionResultSchema, 'output'),
+        DecisionInput: jsonSchema(decisionInputSchema, 'input'),
+        Decision: jsonSchema(decisionOutputSchema, 'output'),
+        AuditPage: jsonSchema(auditListSchema, 'output'),
+        AuditVerification: jsonSchema(auditVerifySchema, 'output'),
+        Error: jsonSchema(errorSchema, 'output'),
+      },
+    },
+  };
+}
+
+/** The checked-in file's exact text (a test keeps docs/openapi.json equal to it). */
+export function renderOpenApiFile(): string {
+  return `${JSON.stringify(buildOpenApiDocument(), null, 2)}\n`;
+}

@@ -1,0 +1,240 @@
+import { z } from 'zod';
+import { AGENT_STATUSES, RISK_TIERS } from '../domain/agent.js';
+import { parseDuration } from '../domain/duration.js';
+import { ACTION_PATTERN, SCOPE_PATTERN } from '../domain/scope.js';
+
+/**
+ * Every REST body, parameter and answer, as zod schemas. Handlers validate with them and the
+ * OpenAPI document is generated from them, so the two cannot disagree.
+ */
+
+export const agentIdSchema = z
+  .string()
+  .regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/, 'expected 1-128 letters, digits, dots, dashes or underscores, starting with a letter or digit')
+  .meta({ description: 'Agent id, e.g. `underwriting-bot`', example: 'underwriting-bot' });
+
+export const scopeSchema = z
+  .string()
+  .max(200)
+  .regex(SCOPE_PATTERN, 'expected a scope such as payments:transfer (lowercase segments separated by ":", "*" as a wildcard)')
+  .meta({ description: 'Scope such as `payments:transfer`; `*` matches any run of characters (`payments:*`)' });
+
+export const constraintsSchema = z
+  .strictObject({
+    maxAmount: z.number().nonnegative().max(1e15).optional().meta({ description: 'Largest `context.amount` allowed' }),
+    currencies: z
+      .array(z.string().regex(/^[A-Z]{3}$/, 'expected an ISO 4217 code such as USD'))
+      .min(1)
+      .max(50)
+      .optional()
+      .meta({ description: 'Allowed values of `context.currency`' }),
+    recipientDomains: z
+      .array(z.string().max(253).regex(/^[a-z0-9-]+(\.[a-z0-9-]+)+$/, 'expected a lowercase domain such as example.com'))
+      .min(1)
+      .max(200)
+      .optional()
+      .meta({ description: 'Allowed values of `context.recipientDomain`' }),
+  })
+  .meta({ description: 'Constraints the decision API enforces. Unknown constraints are refused: we never store one we cannot enforce.' });
+
+const isoDateTime = z.iso.datetime({ offset: true });
+
+export const grantInputSchema = z.strictObject({
+  scope: scopeSchema,
+  constraints: constraintsSchema.optional(),
+  keepInContainment: z.boolean().optional().meta({ description: 'Stays usable while the agent is contained' }),
+  expiresAt: isoDateTime.optional().meta({ description: 'The grant stops allowing anything after this time' }),
+});
+
+export const agentInputSchema = z
+  .strictObject({
+    name: z.string().trim().min(1).max(200),
+    owner: z.string().trim().min(1).max(320).meta({ description: 'Who answers for the agent (email or chat user id)' }),
+    riskTier: z.enum(RISK_TIERS),
+    grants: z.array(grantInputSchema).max(500),
+  })
+  .superRefine((body, ctx) => {
+    const seen = new Set<string>();
+    body.grants.forEach((g, i) => {
+      if (seen.has(g.scope)) ctx.addIssue({ code: 'custom', path: ['grants', i, 'scope'], message: `scope ${g.scope} is listed twice` });
+      seen.add(g.scope);
+    });
+  });
+
+const MAX_TTL_MS = 30 * 24 * 3600 * 1000;
+export const ttlSchema = z
+  .union([
+    z.string().max(32),
+    z.number().int().positive().max(MAX_TTL_MS / 1000),
+  ])
+  .transform((v, ctx) => {
+    const ms = typeof v === 'number' ? v * 1000 : parseDuration(v);
+    if (ms === undefined || ms > MAX_TTL_MS) {
+      ctx.addIssue({ code: 'custom', message: 'expected a duration such as 30m, 2h or 1d (at most 30d), or whole seconds' });
+      return z.NEVER;
+    }
+    return ms;
+  })
+  .meta({ description: 'Lift the action automatically after this long: `2h`, `30m`, `1d`, or whole seconds' });
+
+export const ACTIONS = ['narrow', 'contain', 'revoke', 'restore'] as const;
+
+export const actionInputSchema = z
+  .strictObject({
+    action: z.enum(ACTIONS),
+    scopes: z.array(scopeSchema).min(1).max(50).optional().meta({ description: 'Scopes to suspend (narrow only); globs allowed' }),
+    reason: z.string().trim().min(1).max(2000),
+    ttl: ttlSchema.optional(),
+    dryRun: z.boolean().optional().meta({ description: 'Report the blast radius and change nothing' }),
+  })
+  .superRefine((body, ctx) => {
+    if (body.action === 'narrow' && !body.scopes) ctx.addIssue({ code: 'custom', path: ['scopes'], message: 'narrow needs the scopes to suspend' });
+    if (body.action !== 'narrow' && body.scopes) ctx.addIssue({ code: 'custom', path: ['scopes'], message: `${body.action} takes no scopes` });
+    if (body.ttl !== undefined && (body.action === 'revoke' || body.action === 'restore')) {
+      ctx.addIssue({ code: 'custom', path: ['ttl'], message: `ttl applies to narrow and contain only, not ${body.action}` });
+    }
+  });
+
+export const decisionContextSchema = z
+  .record(z.string().max(100), z.unknown())
+  .superRefine((ctxValue, ctx) => {
+    if ('amount' in ctxValue && (typeof ctxValue.amount !== 'number' || !Number.isFinite(ctxValue.amount) || ctxValue.amount < 0)) {
+      ctx.addIssue({ code: 'custom', path: ['amount'], message: 'expected a non-negative number' });
+    }
+    for (const key of ['currency', 'recipientDomain'] as const) {
+      if (key in ctxValue && typeof ctxValue[key] !== 'string') ctx.addIssue({ code: 'custom', path: [key], message: 'expected a string' });
+    }
+  })
+  .meta({ description: 'Facts about the action: `amount` (number), `currency`, `recipientDomain`, anything else for routing' });
+
+export const decisionInputSchema = z.strictObject({
+  // Not held to the id pattern: an unknown or odd id is simply an unknown agent, and is denied.
+  agentId: z.string().min(1).max(256),
+  action: z
+    .string()
+    .max(200)
+    .regex(ACTION_PATTERN, 'expected a concrete scope such as payments:transfer (no wildcards)'),
+  context: decisionContextSchema.optional(),
+});
+
+export const auditQuerySchema = z.strictObject({
+  agentId: agentIdSchema.optional(),
+  limit: z.coerce.number().int().min(1).max(500).default(100),
+  before: z
+    .string()
+    .regex(/^[1-9][0-9]{0,17}$/, 'expected an entry sequence number')
+    .optional(),
+});
+
+// ---- answers -------------------------------------------------------------------------------
+
+export const errorSchema = z
+  .object({
+    error: z.object({
+      code: z.string(),
+      message: z.string(),
+      details: z.array(z.object({ path: z.string(), message: z.string() })).optional(),
+      requestId: z.string(),
+    }),
+  })
+  ;
+
+const touchedGrantSchema = z.object({ grantId: z.string(), scope: z.string() });
+
+export const agentOutputSchema = z
+  .object({
+    id: z.string(),
+    name: z.string(),
+    owner: z.string(),
+    riskTier: z.enum(RISK_TIERS),
+    status: z.enum(AGENT_STATUSES),
+    score: z.number().nullable().meta({ description: 'Trust score 0-1000; null until trust data is known' }),
+    tier: z.string().nullable(),
+    grants: z.array(
+      z.object({
+        id: z.string(),
+        scope: z.string(),
+        constraints: constraintsSchema,
+        keepInContainment: z.boolean(),
+        expiresAt: z.string().nullable(),
+        state: z.enum(['active', 'suspended', 'revoked', 'expired']),
+        heldBy: z.object({ actionId: z.string(), kind: z.enum(['narrow', 'contain', 'revoke']) }).nullable(),
+        grantedBy: z.string(),
+        grantedAt: z.string(),
+      }),
+    ),
+    activeActions: z.array(
+      z.object({
+        id: z.string(),
+        kind: z.enum(['narrow', 'contain', 'revoke']),
+        scopes: z.array(z.string()),
+        reason: z.string(),
+        actor: z.string(),
+        createdAt: z.string(),
+        expiresAt: z.string().nullable(),
+        grants: z.array(touchedGrantSchema),
+      }),
+    ),
+    updatedAt: z.string(),
+    version: z.string(),
+  })
+  ;
+
+export const actionResultSchema = z
+  .object({
+    dryRun: z.boolean(),
+    action: z.object({
+      id: z.string().nullable(),
+      kind: z.enum(ACTIONS),
+      agentId: z.string(),
+      reason: z.string(),
+      actor: z.string(),
+      createdAt: z.string(),
+      expiresAt: z.string().nullable(),
+      scopes: z.array(z.string()),
+    }),
+    statusBefore: z.enum(AGENT_STATUSES),
+    statusAfter: z.enum(AGENT_STATUSES),
+    grantsSuspended: z.array(touchedGrantSchema),
+    grantsRevoked: z.array(touchedGrantSchema),
+    grantsRestored: z.array(touchedGrantSchema),
+    liftedActions: z.array(z.string()),
+    pendingApprovalsCancelled: z.array(z.string()),
+  })
+  ;
+
+export const decisionOutputSchema = z
+  .object({
+    decision: z.enum(['allow', 'deny', 'approval_required']),
+    reasons: z.array(z.string()).meta({ description: 'Why, in words; always at least one' }),
+    reasonCodes: z.array(z.string()).meta({ description: 'The same reasons as stable codes, in the same order' }),
+    approvalRequestId: z.string().optional(),
+    agentStatus: z.enum(AGENT_STATUSES).nullable(),
+    grantId: z.string().optional(),
+    viewVersion: z.string().meta({ description: 'Permission-state version this answer was computed from' }),
+  })
+  ;
+
+export const auditEntrySchema = z.object({
+  seq: z.string(),
+  at: z.string(),
+  actor: z.string(),
+  action: z.string(),
+  subject: z.string(),
+  payload: z.unknown(),
+  prevHash: z.string(),
+  hash: z.string(),
+});
+
+export const auditListSchema = z
+  .object({ entries: z.array(auditEntrySchema), nextBefore: z.string().nullable() })
+  ;
+
+export const auditVerifySchema = z
+  .object({
+    ok: z.boolean(),
+    entries: z.number(),
+    head: z.object({ seq: z.string(), hash: z.string() }),
+    firstBroken: z.object({ seq: z.string(), problem: z.string() }).optional(),
+  })
+  ;

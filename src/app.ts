@@ -1,0 +1,192 @@
+import type { Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { Worker } from 'bullmq';
+import type { Redis } from 'ioredis';
+import type { Config } from './config/env.js';
+import { createDb, type Db } from './db/database.js';
+import { pendingMigrations } from './db/migrator.js';
+import { systemClock, type Clock } from './core/clock.js';
+import { createLogger, type Logger } from './observability/logger.js';
+import { createMetrics, type Metrics } from './observability/metrics.js';
+import { loadPolicyFile } from './policy/load-policy.js';
+import type { Policy } from './policy/policy.schema.js';
+import { parsePolicyData } from './policy/load-policy.js';
+import { createRedis } from './queue/connection.js';
+import { closeQueues, createQueues, type Queues } from './queue/queues.js';
+import { AgentService, type PermissionChangePublisher } from './agents/agents.service.js';
+import { PermissionView, publishPermissionChange } from './permissions/permission-view.js';
+import { OutboxRelay } from './outbox/outbox-relay.js';
+import { countUnpublished } from './outbox/outbox.repository.js';
+import { TokenAuthenticator } from './http/auth.js';
+import { Router } from './http/router.js';
+import { createHttpServer } from './http/server.js';
+import { addAgentRoutes } from './http/routes/agents.routes.js';
+import { addAuditRoutes } from './http/routes/audit.routes.js';
+import { addDecisionRoutes } from './http/routes/decisions.routes.js';
+import { addOpsRoutes } from './http/routes/ops.routes.js';
+import { startWorkers } from '../jobs/worker.js';
+
+/** Raised when the process must not start (unmigrated database, bad policy): the message says why. */
+export class StartupError extends Error {
+  override name = 'StartupError';
+}
+
+export interface AppOptions {
+  clock?: Clock;
+  logger?: Logger;
+  /** Permission view heartbeat (defaults to a third of the staleness bound). */
+  heartbeatMs?: number;
+  /** Worker lock/stall tuning, for tests that kill a worker mid-job. */
+  worker?: { lockDurationMs?: number; stalledIntervalMs?: number };
+  relayPollMs?: number;
+}
+
+export interface App {
+  readonly config: Config;
+  readonly db: Db;
+  readonly redis: Redis;
+  readonly queues: Queues;
+  readonly metrics: Metrics;
+  readonly policy: Policy;
+  readonly agents: AgentService;
+  readonly view: PermissionView | undefined;
+  readonly relay: OutboxRelay | undefined;
+  readonly workers: Worker[];
+  readonly server: Server;
+  readonly logger: Logger;
+  /** The bound port (useful with PORT=0). */
+  port(): number;
+  stop(): Promise<void>;
+}
+
+/** Builds and starts the web and/or worker roles named by `config.role`. */
+export async function startApp(config: Config, options: AppOptions = {}): Promise<App> {
+  const logger = options.logger ?? createLogger({ level: config.logLevel });
+  const clock = options.clock ?? systemClock;
+  const web = config.role !== 'worker';
+  const worker = config.role !== 'web';
+
+  // Refuse to run on a policy that does not validate: nothing may run on a half-understood policy.
+  const policy = config.policyFile ? loadPolicyFile(config.policyFile) : parsePolicyData({});
+  if (!config.policyFile) logger.warn('ARMALO_POLICY_FILE is not set: running with an empty policy (no roles, no routing rules)');
+
+  const db = createDb(config.databaseUrl);
+  const cleanups: (() => Promise<unknown>)[] = [() => db.destroy()];
+  const stopAll = async () => {
+    for (const fn of cleanups.reverse()) await fn().catch(() => undefined);
+  };
+  try {
+    const pending = await pendingMigrations(db).catch((err: Error) => {
+      throw new StartupError(`cannot reach Postgres: ${err.message}`);
+    });
+    if (pending.length) {
+      throw new StartupError(`the database is not migrated (pending: ${pending.join(', ')}); run \`npm run migrate\` first`);
+    }
+
+    const redis = createRedis(config.redisUrl);
+    cleanups.push(() => redis.quit());
+    const queues = createQueues(redis, config.queuePrefix);
+    cleanups.push(() => closeQueues(queues));
+    const channel = `${config.queuePrefix}:permissions`;
+
+    let view: PermissionView | undefined;
+    if (web) {
+      const subscriber = createRedis(config.redisUrl);
+      cleanups.push(() => subscriber.quit());
+      view = new PermissionView({
+        db,
+        subscriber,
+        publisher: redis,
+        channel,
+        clock,
+        logger,
+        staleAfterMs: config.viewStaleAfterMs,
+        heartbeatMs: options.heartbeatMs,
+      });
+      await view.start();
+      const started = view;
+      cleanups.push(() => started.stop());
+    }
+    const publisher: PermissionChangePublisher = view ?? {
+      publishChanged: (agentId, version) => publishPermissionChange(redis, channel, agentId, version),
+    };
+
+    let relay: OutboxRelay | undefined;
+    const agents = new AgentService({ db, clock, publisher, onOutboxWrite: () => relay?.wake() });
+
+    const metrics = createMetrics({
+      queueCounts: async () => ({
+        events: await queues.events.getJobCounts('waiting', 'active', 'delayed', 'failed'),
+        timers: await queues.timers.getJobCounts('waiting', 'active', 'delayed', 'failed'),
+      }),
+      outboxPending: () => countUnpublished(db),
+      viewFresh: view ? () => view.isFresh() : undefined,
+    });
+
+    let workers: Worker[] = [];
+    if (worker) {
+      relay = new OutboxRelay({ db, databaseUrl: config.databaseUrl, queues, clock, logger, pollMs: options.relayPollMs });
+      await relay.start();
+      const started = relay;
+      cleanups.push(() => started.stop());
+      workers = await startWorkers({
+        connection: redis,
+        prefix: config.queuePrefix,
+        db,
+        clock,
+        logger,
+        metrics,
+        agents,
+        queues,
+        webhook: config.eventsWebhook,
+        lockDurationMs: options.worker?.lockDurationMs,
+        stalledIntervalMs: options.worker?.stalledIntervalMs,
+      });
+      cleanups.push(() => Promise.all(workers.map((w) => w.close())));
+      if (!config.eventsWebhook) logger.info('ARMALO_EVENTS_WEBHOOK_URL is not set: events are recorded but not sent anywhere');
+    }
+
+    const router = new Router();
+    addOpsRoutes(router, { db, redis, metrics, view, role: config.role });
+    if (web && view) {
+      addDecisionRoutes(router, { view, clock, metrics });
+      addAgentRoutes(router, { db, clock, agents });
+      addAuditRoutes(router, { db });
+      if (config.apiTokens.length === 0) logger.warn('ARMALO_API_TOKENS is empty: every /v1 call will be refused');
+    }
+    const server = createHttpServer({ router, auth: new TokenAuthenticator(config.apiTokens), logger, metrics });
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(config.port, config.host, () => resolve());
+    });
+    cleanups.push(
+      () =>
+        new Promise<void>((resolve) => {
+          server.close(() => resolve());
+          server.closeAllConnections();
+        }),
+    );
+    const port = (server.address() as AddressInfo).port;
+    logger.info({ role: config.role, port }, 'armalo chat-ops started');
+
+    return {
+      config,
+      db,
+      redis,
+      queues,
+      metrics,
+      policy,
+      agents,
+      view,
+      relay,
+      workers,
+      server,
+      logger,
+      port: () => port,
+      stop: stopAll,
+    };
+  } catch (err) {
+    await stopAll();
+    throw err;
+  }
+}

@@ -1,0 +1,89 @@
+import type { DbOrTrx } from '../db/database.js';
+import type { AuditRow } from '../db/schema.js';
+import { auditEntryHash } from '../domain/audit-chain.js';
+
+export interface AuditInput {
+  actor: string;
+  action: string;
+  subject: string;
+  payload: unknown;
+  at: Date;
+}
+
+/**
+ * Appends one entry inside the caller's transaction. The head row is locked, so appends are
+ * chained in commit order and two writers can never both extend the same previous hash.
+ */
+export async function appendAudit(trx: DbOrTrx, input: AuditInput): Promise<{ seq: string; hash: string }> {
+  const head = await trx.selectFrom('audit_head').select(['seq', 'hash']).where('id', '=', 1).forUpdate().executeTakeFirstOrThrow();
+  const seq = (BigInt(head.seq) + 1n).toString();
+  // Round-trip the payload through JSON so what we hash is exactly what jsonb stores.
+  const payload: unknown = JSON.parse(JSON.stringify(input.payload ?? {}));
+  const hash = auditEntryHash(head.hash, { seq, at: input.at, actor: input.actor, action: input.action, subject: input.subject, payload });
+  await trx
+    .insertInto('audit_log')
+    .values({
+      seq,
+      at: input.at,
+      actor: input.actor,
+      action: input.action,
+      subject: input.subject,
+      payload: JSON.stringify(payload),
+      prev_hash: head.hash,
+      hash,
+    })
+    .execute();
+  await trx.updateTable('audit_head').set({ seq, hash }).where('id', '=', 1).execute();
+  return { seq, hash };
+}
+
+export async function listAudit(
+  db: DbOrTrx,
+  filter: { subject?: string; beforeSeq?: string; limit: number },
+): Promise<AuditRow[]> {
+  let q = db.selectFrom('audit_log').selectAll().orderBy('seq', 'desc').limit(filter.limit);
+  if (filter.subject) q = q.where('subject', '=', filter.subject);
+  if (filter.beforeSeq) q = q.where('seq', '<', filter.beforeSeq);
+  return q.execute();
+}
+
+export interface AuditVerification {
+  ok: boolean;
+  entries: number;
+  head: { seq: string; hash: string };
+  /** The first entry that does not match the chain. */
+  firstBroken?: { seq: string; problem: string };
+}
+
+/** Walks the whole chain in order, recomputing every hash, and names the first broken entry. */
+export async function verifyAudit(db: DbOrTrx, batchSize = 1000): Promise<AuditVerification> {
+  const head = await db.selectFrom('audit_head').select(['seq', 'hash']).where('id', '=', 1).executeTakeFirstOrThrow();
+  let prevHash = '0'.repeat(64);
+  let expectedSeq = 1n;
+  let after = '0';
+  let entries = 0;
+  for (;;) {
+    const rows = await db.selectFrom('audit_log').selectAll().where('seq', '>', after).orderBy('seq').limit(batchSize).execute();
+    for (const row of rows) {
+      entries++;
+      const broken = (problem: string): AuditVerification => ({ ok: false, entries, head, firstBroken: { seq: row.seq, problem } });
+      if (BigInt(row.seq) !== expectedSeq) return broken(`expected entry ${expectedSeq}, found ${row.seq}: entries are missing`);
+      if (row.prev_hash !== prevHash) return broken('prev_hash does not match the previous entry');
+      const hash = auditEntryHash(prevHash, { seq: row.seq, at: row.at, actor: row.actor, action: row.action, subject: row.subject, payload: row.payload });
+      if (hash !== row.hash) return broken('content does not match its hash (entry altered)');
+      prevHash = row.hash;
+      expectedSeq++;
+      after = row.seq;
+    }
+    if (rows.length < batchSize) break;
+  }
+  if (after !== head.seq || prevHash !== head.hash) {
+    return {
+      ok: false,
+      entries,
+      head,
+      firstBroken: { seq: (BigInt(after) + 1n).toString(), problem: `chain ends at entry ${after} but the head says ${head.seq}: entries were removed` },
+    };
+  }
+  return { ok: true, entries, head };
+}

@@ -1,0 +1,175 @@
+import { z } from 'zod';
+
+/** A named API token: `name:secret`. The name becomes the actor in the audit log. */
+const apiTokenSchema = z
+  .string()
+  .regex(/^[A-Za-z0-9._-]{1,64}:[^\s,]{16,}$/, 'each entry must be name:token with a token of at least 16 characters');
+
+const urlSchema = (protocols: string[]) =>
+  z.string().refine((v) => {
+    try {
+      return protocols.includes(new URL(v).protocol);
+    } catch {
+      return false;
+    }
+  }, `expected a URL (${protocols.join(' or ')})`);
+
+const flag = z
+  .enum(['0', '1', 'true', 'false', ''])
+  .optional()
+  .transform((v) => v === '1' || v === 'true');
+
+const optionalText = z
+  .string()
+  .optional()
+  .transform((v) => (v === undefined || v.trim() === '' ? undefined : v));
+
+export const envSchema = z
+  .object({
+    NODE_ENV: z.enum(['development', 'production', 'test']).default('development'),
+    ARMALO_ROLE: z.enum(['web', 'worker', 'all']).default('all'),
+    DATABASE_URL: urlSchema(['postgres:', 'postgresql:']),
+    REDIS_URL: urlSchema(['redis:', 'rediss:']),
+    PORT: z.coerce.number().int().min(0).max(65535).default(3000),
+    HOST: z.string().default('0.0.0.0'),
+    LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+    ARMALO_API_TOKENS: z
+      .string()
+      .default('')
+      .transform((v) => v.split(',').map((s) => s.trim()).filter(Boolean))
+      .pipe(z.array(apiTokenSchema)),
+    ARMALO_POLICY_FILE: optionalText,
+    ARMALO_QUEUE_PREFIX: z.string().regex(/^[A-Za-z0-9:_-]{1,64}$/).default('armalo'),
+    ARMALO_WEBHOOK_SECRET: optionalText,
+    ARMALO_EVENTS_WEBHOOK_URL: optionalText.pipe(urlSchema(['http:', 'https:']).optional()),
+    ARMALO_EVENTS_WEBHOOK_SECRET: optionalText,
+    /** How long a process may go without confirming its permission view before it fails closed. */
+    ARMALO_VIEW_STALE_AFTER_MS: z.coerce.number().int().min(500).max(60_000).default(3000),
+    SLACK_SIGNING_SECRET: optionalText,
+    SLACK_BOT_TOKEN: optionalText,
+    SLACK_APP_TOKEN: optionalText,
+    SLACK_API_URL: optionalText.pipe(urlSchema(['http:', 'https:']).optional()),
+    TEAMS_APP_ID: optionalText,
+    TEAMS_APP_PASSWORD: optionalText,
+    TEAMS_TENANT_ID: optionalText,
+    TEAMS_DEV_UNAUTHENTICATED: flag,
+  })
+  .superRefine((env, ctx) => {
+    if (env.ARMALO_EVENTS_WEBHOOK_URL && !env.ARMALO_EVENTS_WEBHOOK_SECRET) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['ARMALO_EVENTS_WEBHOOK_SECRET'],
+        message: 'required when ARMALO_EVENTS_WEBHOOK_URL is set (outbound events are always signed)',
+      });
+    }
+    if (env.ARMALO_EVENTS_WEBHOOK_SECRET && env.ARMALO_EVENTS_WEBHOOK_SECRET.length < 16) {
+      ctx.addIssue({ code: 'custom', path: ['ARMALO_EVENTS_WEBHOOK_SECRET'], message: 'must be at least 16 characters' });
+    }
+    if (env.TEAMS_DEV_UNAUTHENTICATED && env.NODE_ENV === 'production') {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['TEAMS_DEV_UNAUTHENTICATED'],
+        message: 'refused when NODE_ENV=production: it disables Bot Framework authentication',
+      });
+    }
+    const names = env.ARMALO_API_TOKENS.map((t) => t.slice(0, t.indexOf(':')));
+    const dup = names.find((n, i) => names.indexOf(n) !== i);
+    if (dup) ctx.addIssue({ code: 'custom', path: ['ARMALO_API_TOKENS'], message: `token name "${dup}" is used twice` });
+  });
+
+export interface ApiToken {
+  readonly name: string;
+  readonly token: string;
+}
+
+export interface Config {
+  readonly nodeEnv: 'development' | 'production' | 'test';
+  readonly role: 'web' | 'worker' | 'all';
+  readonly databaseUrl: string;
+  readonly redisUrl: string;
+  readonly port: number;
+  readonly host: string;
+  readonly logLevel: string;
+  readonly apiTokens: readonly ApiToken[];
+  readonly policyFile: string | undefined;
+  readonly queuePrefix: string;
+  readonly inboundWebhookSecret: string | undefined;
+  readonly eventsWebhook: { readonly url: string; readonly secret: string } | undefined;
+  readonly viewStaleAfterMs: number;
+  readonly slack: {
+    readonly signingSecret?: string | undefined;
+    readonly botToken?: string | undefined;
+    readonly appToken?: string | undefined;
+    readonly apiUrl?: string | undefined;
+  };
+  readonly teams: {
+    readonly appId?: string | undefined;
+    readonly appPassword?: string | undefined;
+    readonly tenantId?: string | undefined;
+    readonly devUnauthenticated: boolean;
+  };
+}
+
+/** Raised when the environment is invalid; the message names every bad variable. */
+export class ConfigError extends Error {
+  constructor(readonly problems: string[]) {
+    super(`invalid configuration:\n${problems.map((p) => `  ${p}`).join('\n')}`);
+    this.name = 'ConfigError';
+  }
+}
+
+function deepFreeze<T>(value: T): T {
+  if (value && typeof value === 'object') {
+    for (const v of Object.values(value)) deepFreeze(v);
+    Object.freeze(value);
+  }
+  return value;
+}
+
+/** Parses the environment once at start. Never echoes values: they may be secrets. */
+export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
+  const parsed = envSchema.safeParse(source);
+  if (!parsed.success) {
+    throw new ConfigError(
+      parsed.error.issues.map((issue) => {
+        const name = String(issue.path[0] ?? 'environment');
+        const missing = issue.code === 'invalid_type' && source[name] === undefined;
+        return `${name}: ${missing ? 'is required' : issue.message}`;
+      }),
+    );
+  }
+  const e = parsed.data;
+  return deepFreeze<Config>({
+    nodeEnv: e.NODE_ENV,
+    role: e.ARMALO_ROLE,
+    databaseUrl: e.DATABASE_URL,
+    redisUrl: e.REDIS_URL,
+    port: e.PORT,
+    host: e.HOST,
+    logLevel: e.LOG_LEVEL,
+    apiTokens: e.ARMALO_API_TOKENS.map((t) => {
+      const i = t.indexOf(':');
+      return { name: t.slice(0, i), token: t.slice(i + 1) };
+    }),
+    policyFile: e.ARMALO_POLICY_FILE,
+    queuePrefix: e.ARMALO_QUEUE_PREFIX,
+    inboundWebhookSecret: e.ARMALO_WEBHOOK_SECRET,
+    eventsWebhook:
+      e.ARMALO_EVENTS_WEBHOOK_URL && e.ARMALO_EVENTS_WEBHOOK_SECRET
+        ? { url: e.ARMALO_EVENTS_WEBHOOK_URL, secret: e.ARMALO_EVENTS_WEBHOOK_SECRET }
+        : undefined,
+    viewStaleAfterMs: e.ARMALO_VIEW_STALE_AFTER_MS,
+    slack: {
+      signingSecret: e.SLACK_SIGNING_SECRET,
+      botToken: e.SLACK_BOT_TOKEN,
+      appToken: e.SLACK_APP_TOKEN,
+      apiUrl: e.SLACK_API_URL,
+    },
+    teams: {
+      appId: e.TEAMS_APP_ID,
+      appPassword: e.TEAMS_APP_PASSWORD,
+      tenantId: e.TEAMS_TENANT_ID,
+      devUnauthenticated: e.TEAMS_DEV_UNAUTHENTICATED,
+    },
+  });
+}

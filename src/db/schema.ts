@@ -1,0 +1,109 @@
+import type { ColumnType, Generated, Insertable, Selectable } from 'kysely';
+
+/** Row types for every table. Timestamps come back as Date; bigint columns as string (pg default). */
+type Timestamp = ColumnType<Date, Date | string, Date | string>;
+type BigIntColumn = ColumnType<string, string | number | bigint, string | number | bigint>;
+type Json<T> = ColumnType<T, string, string>;
+
+export interface AgentsTable {
+  id: string;
+  name: string;
+  owner: string;
+  risk_tier: 'low' | 'medium' | 'high' | 'critical';
+  status: 'active' | 'narrowed' | 'contained' | 'revoked';
+  version: BigIntColumn;
+  created_by: string;
+  created_at: Timestamp;
+  updated_by: string;
+  updated_at: Timestamp;
+}
+
+export type GrantConstraints = Record<string, unknown>;
+
+export interface GrantsTable {
+  id: Generated<string>;
+  agent_id: string;
+  scope: string;
+  constraints: Json<GrantConstraints>;
+  keep_in_containment: boolean;
+  expires_at: Timestamp | null;
+  granted_by: string;
+  granted_at: Timestamp;
+  removed_by: string | null;
+  removed_at: Timestamp | null;
+}
+
+export interface TouchedGrant {
+  grantId: string;
+  scope: string;
+}
+
+export interface AgentActionsTable {
+  id: string;
+  agent_id: string;
+  kind: 'narrow' | 'contain' | 'revoke' | 'restore';
+  scopes: Json<string[]>;
+  reason: string;
+  actor: string;
+  ttl_ms: BigIntColumn | null;
+  expires_at: Timestamp | null;
+  touched_grants: Json<TouchedGrant[]>;
+  created_at: Timestamp;
+  lifted_at: Timestamp | null;
+  lifted_by: string | null;
+  lifted_by_action_id: string | null;
+  lift_reason: string | null;
+}
+
+export interface AuditLogTable {
+  seq: BigIntColumn;
+  at: Timestamp;
+  actor: string;
+  action: string;
+  subject: string;
+  payload: Json<unknown>;
+  prev_hash: string;
+  hash: string;
+}
+
+export interface AuditHeadTable {
+  id: number;
+  seq: BigIntColumn;
+  hash: string;
+}
+
+export interface OutboxTable {
+  id: string;
+  queue: string;
+  job_name: string;
+  payload: Json<unknown>;
+  run_at: Timestamp;
+  created_at: Timestamp;
+  published_at: Timestamp | null;
+  attempts: Generated<number>;
+  last_error: string | null;
+}
+
+export interface EventDeliveriesTable {
+  event_id: string;
+  target: string;
+  status_code: number;
+  attempts: number;
+  delivered_at: Timestamp;
+}
+
+export interface Database {
+  agents: AgentsTable;
+  grants: GrantsTable;
+  agent_actions: AgentActionsTable;
+  audit_log: AuditLogTable;
+  audit_head: AuditHeadTable;
+  outbox: OutboxTable;
+  event_deliveries: EventDeliveriesTable;
+}
+
+export type AgentRow = Selectable<AgentsTable>;
+export type GrantRow = Selectable<GrantsTable>;
+export type AgentActionRow = Selectable<AgentActionsTable>;
+export type AuditRow = Selectable<AuditLogTable>;
+export type NewOutboxRow = Insertable<OutboxTable>;

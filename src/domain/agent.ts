@@ -1,0 +1,95 @@
+/** The domain's picture of an agent and its permissions, independent of storage and transport. */
+
+export const RISK_TIERS = ['low', 'medium', 'high', 'critical'] as const;
+export type RiskTier = (typeof RISK_TIERS)[number];
+
+export const AGENT_STATUSES = ['active', 'narrowed', 'contained', 'revoked'] as const;
+export type AgentStatus = (typeof AGENT_STATUSES)[number];
+
+export const ACTION_KINDS = ['narrow', 'contain', 'revoke', 'restore'] as const;
+export type ActionKind = (typeof ACTION_KINDS)[number];
+/** The kinds that take permissions away and stay in force until lifted. */
+export type RestrictingKind = Exclude<ActionKind, 'restore'>;
+
+/** Constraints we know how to enforce. Unknown constraint keys are refused at registration. */
+export interface GrantConstraints {
+  /** Largest `context.amount` this grant allows. */
+  maxAmount?: number;
+  /** Allowed values of `context.currency` (ISO 4217 codes). */
+  currencies?: string[];
+  /** Allowed values of `context.recipientDomain`. */
+  recipientDomains?: string[];
+}
+
+export interface Grant {
+  id: string;
+  scope: string;
+  constraints: GrantConstraints;
+  keepInContainment: boolean;
+  expiresAt: Date | null;
+  grantedBy: string;
+  grantedAt: Date;
+}
+
+export interface TouchedGrant {
+  grantId: string;
+  scope: string;
+}
+
+/** A narrow, contain or revoke that is in force. */
+export interface ActiveAction {
+  id: string;
+  kind: RestrictingKind;
+  scopes: string[];
+  reason: string;
+  actor: string;
+  createdAt: Date;
+  expiresAt: Date | null;
+  touched: TouchedGrant[];
+}
+
+export interface Agent {
+  id: string;
+  name: string;
+  owner: string;
+  riskTier: RiskTier;
+  status: AgentStatus;
+  /** Global permission-state version of the last change to this agent. */
+  version: bigint;
+  grants: Grant[];
+  activeActions: ActiveAction[];
+  updatedAt: Date;
+}
+
+export type GrantState = 'active' | 'suspended' | 'revoked' | 'expired';
+
+export interface GrantStatus {
+  state: GrantState;
+  /** The action holding the grant, when suspended or revoked. */
+  heldBy?: ActiveAction;
+}
+
+/** The status an agent has given the actions in force: the strongest one wins. */
+export function deriveStatus(actions: readonly ActiveAction[]): AgentStatus {
+  if (actions.some((a) => a.kind === 'revoke')) return 'revoked';
+  if (actions.some((a) => a.kind === 'contain')) return 'contained';
+  if (actions.some((a) => a.kind === 'narrow')) return 'narrowed';
+  return 'active';
+}
+
+const HOLD_ORDER: Record<RestrictingKind, number> = { revoke: 0, contain: 1, narrow: 2 };
+
+/** The effective state of one grant: held by the strongest action in force, else expired or active. */
+export function grantStatus(agent: Agent, grant: Grant, now: Date): GrantStatus {
+  let holder: ActiveAction | undefined;
+  for (const action of agent.activeActions) {
+    const holds =
+      action.touched.some((t) => t.grantId === grant.id) ||
+      (action.kind === 'contain' && !grant.keepInContainment) ||
+      action.kind === 'revoke';
+    if (holds && (!holder || HOLD_ORDER[action.kind] < HOLD_ORDER[holder.kind])) holder = action;
+  }
+  if (holder) return { state: holder.kind === 'revoke' ? 'revoked' : 'suspended', heldBy: holder };
+  if (grant.expiresAt && grant.expiresAt.getTime() <= now.getTime()) return { state: 'expired' };
+  return { state: 'active' };
+}

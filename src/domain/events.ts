@@ -1,0 +1,21 @@
+/**
+ * Events the system emits (the outbound webhook stream carries every one). Envelope shape is the
+ * same as inbound Armalo events: `{id, type, createdAt, data: {agentId, ...}}`.
+ */
+export const EVENT_TYPES = [
+  'agent.registered',
+  'agent.updated',
+  'agent.narrowed',
+  'agent.contained',
+  'agent.revoked',
+  'agent.restored',
+  'agent.action_expired',
+] as const;
+export type EventType = (typeof EVENT_TYPES)[number];
+
+export interface DomainEvent<T = Record<string, unknown>> {
+  id: string;
+  type: EventType;
+  createdAt: string;
+  data: { agentId: string } & T;
+}

@@ -1,0 +1,83 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+
+export interface RequestContext {
+  method: string;
+  path: string;
+  params: Record<string, string>;
+  query: URLSearchParams;
+  headers: IncomingMessage['headers'];
+  /** Parsed JSON body (routes that take one), else undefined. */
+  body: unknown;
+  /** The API token's name, on authenticated routes. */
+  tokenName: string | undefined;
+  requestId: string;
+}
+
+export interface HttpResult {
+  status: number;
+  body?: unknown;
+  /** Plain text instead of JSON (e.g. Prometheus exposition). */
+  text?: string;
+  headers?: Record<string, string>;
+}
+
+export type Handler = (ctx: RequestContext) => HttpResult | Promise<HttpResult>;
+
+export interface Route {
+  method: 'GET' | 'PUT' | 'POST' | 'DELETE';
+  /** `/v1/agents/{agentId}`: literal segments and `{name}` parameters. */
+  path: string;
+  /** Bearer token required. */
+  auth: boolean;
+  handler?: Handler;
+  /**
+   * A platform adapter that reads the request itself (Slack's signature covers the raw body,
+   * so it must see the bytes untouched).
+   */
+  raw?: (req: IncomingMessage, res: ServerResponse) => void;
+}
+
+interface CompiledRoute extends Route {
+  segments: string[];
+}
+
+export type Match = { route: Route; params: Record<string, string> } | { allowed: string[] } | undefined;
+
+/** A small, allocation-light router: the decision path runs through it thousands of times a second. */
+export class Router {
+  private readonly routes: CompiledRoute[] = [];
+
+  add(route: Route): this {
+    this.routes.push({ ...route, segments: route.path.split('/').filter(Boolean) });
+    return this;
+  }
+
+  match(method: string, path: string): Match {
+    const parts = path.split('/').filter(Boolean);
+    const allowed: string[] = [];
+    for (const route of this.routes) {
+      if (route.segments.length !== parts.length) continue;
+      const params: Record<string, string> = {};
+      let ok = true;
+      for (let i = 0; i < parts.length; i++) {
+        const seg = route.segments[i]!;
+        const part = parts[i]!;
+        if (seg.startsWith('{')) {
+          try {
+            params[seg.slice(1, -1)] = decodeURIComponent(part);
+          } catch {
+            ok = false;
+            break;
+          }
+        } else if (seg !== part) {
+          ok = false;
+          break;
+        }
+      }
+      if (!ok) continue;
+      if (route.method === method) return { route, params };
+      allowed.push(route.method);
+    }
+    return allowed.length ? { allowed } : undefined;
+  }
+}

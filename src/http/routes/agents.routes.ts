@@ -1,0 +1,67 @@
+import type { Db } from '../../db/database.js';
+import type { Clock } from '../../core/clock.js';
+import { AgentService, presentAgent } from '../../agents/agents.service.js';
+import { loadAgent } from '../../agents/agents.repository.js';
+import { notFound } from '../../domain/errors.js';
+import { actionInputSchema, agentIdSchema, agentInputSchema } from '../../api/schemas.js';
+import type { Router } from '../router.js';
+import { parseInput } from '../validate.js';
+
+/** REST actor for API tokens: `api:<token name>`. */
+export const apiActor = (tokenName: string | undefined) => `api:${tokenName ?? 'unknown'}`;
+
+export function addAgentRoutes(router: Router, deps: { db: Db; clock: Clock; agents: AgentService }): void {
+  router.add({
+    method: 'PUT',
+    path: '/v1/agents/{agentId}',
+    auth: true,
+    handler: async (ctx) => {
+      const id = parseInput(agentIdSchema, ctx.params.agentId, 'agent id');
+      const body = parseInput(agentInputSchema, ctx.body, 'agent');
+      const { created, agent } = await deps.agents.register(
+        {
+          id,
+          name: body.name,
+          owner: body.owner,
+          riskTier: body.riskTier,
+          grants: body.grants.map((g) => ({
+            scope: g.scope,
+            constraints: g.constraints ?? {},
+            keepInContainment: g.keepInContainment ?? false,
+            expiresAt: g.expiresAt ? new Date(g.expiresAt) : null,
+          })),
+        },
+        apiActor(ctx.tokenName),
+      );
+      return { status: created ? 201 : 200, body: presentAgent(agent, deps.clock.now()) };
+    },
+  });
+
+  router.add({
+    method: 'GET',
+    path: '/v1/agents/{agentId}',
+    auth: true,
+    handler: async (ctx) => {
+      const id = parseInput(agentIdSchema, ctx.params.agentId, 'agent id');
+      const agent = await loadAgent(deps.db, id);
+      if (!agent) throw notFound(`unknown agent ${id}`);
+      return { status: 200, body: presentAgent(agent, deps.clock.now()) };
+    },
+  });
+
+  router.add({
+    method: 'POST',
+    path: '/v1/agents/{agentId}/actions',
+    auth: true,
+    handler: async (ctx) => {
+      const id = parseInput(agentIdSchema, ctx.params.agentId, 'agent id');
+      const body = parseInput(actionInputSchema, ctx.body, 'action');
+      const result = await deps.agents.act(
+        id,
+        { kind: body.action, scopes: body.scopes, reason: body.reason, actor: apiActor(ctx.tokenName), ttlMs: body.ttl },
+        { dryRun: body.dryRun ?? false },
+      );
+      return { status: result.dryRun ? 200 : 201, body: result };
+    },
+  });
+}

@@ -1,0 +1,124 @@
+import { randomUUID } from 'node:crypto';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { ErrorCode, isCodedError } from '../domain/errors.js';
+import type { Logger } from '../observability/logger.js';
+import type { Metrics } from '../observability/metrics.js';
+import type { TokenAuthenticator } from './auth.js';
+import { HttpError, readJsonBody } from './body.js';
+import type { HttpResult, RequestContext, Router } from './router.js';
+
+const STATUS_FOR: Record<ErrorCode, number> = {
+  [ErrorCode.InvalidInput]: 400,
+  [ErrorCode.NotFound]: 404,
+  [ErrorCode.Conflict]: 409,
+  [ErrorCode.Unauthorized]: 401,
+  [ErrorCode.Forbidden]: 403,
+  [ErrorCode.Unavailable]: 503,
+};
+
+function errorBody(code: string, message: string, requestId: string, details?: unknown) {
+  return { error: { code, message, ...(Array.isArray(details) ? { details } : {}), requestId } };
+}
+
+function send(res: ServerResponse, result: HttpResult, requestId: string): void {
+  const headers: Record<string, string> = { 'x-request-id': requestId, ...result.headers };
+  if (result.text !== undefined) {
+    res.writeHead(result.status, { 'content-type': 'text/plain; charset=utf-8', ...headers });
+    res.end(result.text);
+    return;
+  }
+  const payload = result.body === undefined ? '' : JSON.stringify(result.body);
+  res.writeHead(result.status, {
+    'content-type': 'application/json; charset=utf-8',
+    'cache-control': 'no-store',
+    'content-length': Buffer.byteLength(payload),
+    ...headers,
+  });
+  res.end(payload);
+}
+
+export interface HttpServerDeps {
+  router: Router;
+  auth: TokenAuthenticator;
+  logger: Logger;
+  metrics: Metrics;
+}
+
+/**
+ * One HTTP server for everything (REST, health, metrics, and later the chat platforms). Plain
+ * node:http: the decision path is hot, and a framework would cost throughput for nothing we need.
+ */
+export function createHttpServer(deps: HttpServerDeps): Server {
+  const server = createServer((req, res) => {
+    void handle(deps, req, res);
+  });
+  // Longer than common load balancers' idle timeout, so they never reuse a socket we closed.
+  server.keepAliveTimeout = 65_000;
+  server.headersTimeout = 66_000;
+  server.requestTimeout = 60_000;
+  return server;
+}
+
+async function handle(deps: HttpServerDeps, req: IncomingMessage, res: ServerResponse): Promise<void> {
+  const started = process.hrtime.bigint();
+  const requestId = randomUUID();
+  const method = req.method ?? 'GET';
+  let routeLabel = 'unmatched';
+  let status = 500;
+  try {
+    const url = new URL(req.url ?? '/', 'http://localhost');
+    const match = deps.router.match(method, url.pathname);
+    if (!match) throw new HttpError(404, ErrorCode.NotFound, `no such endpoint: ${method} ${url.pathname}`);
+    if ('allowed' in match) {
+      throw new HttpError(405, ErrorCode.InvalidInput, `${method} is not allowed here; use ${match.allowed.join(' or ')}`);
+    }
+    const { route, params } = match;
+    routeLabel = route.path;
+    if (route.raw) {
+      res.on('finish', () => record(deps, method, routeLabel, res.statusCode, started));
+      route.raw(req, res);
+      return;
+    }
+    let tokenName: string | undefined;
+    if (route.auth) {
+      tokenName = deps.auth.authenticate(req.headers.authorization);
+      if (!tokenName) {
+        throw new HttpError(
+          401,
+          ErrorCode.Unauthorized,
+          req.headers.authorization ? 'the bearer token is not valid' : 'missing Authorization: Bearer <token> header',
+        );
+      }
+    }
+    const body = method === 'PUT' || method === 'POST' ? await readJsonBody(req) : undefined;
+    const ctx: RequestContext = { method, path: url.pathname, params, query: url.searchParams, headers: req.headers, body, tokenName, requestId };
+    const result = await route.handler!(ctx);
+    status = result.status;
+    send(res, result, requestId);
+  } catch (err) {
+    if (err instanceof HttpError) {
+      status = err.status;
+      const headers: Record<string, string> = status === 401 ? { 'www-authenticate': 'Bearer realm="armalo"' } : {};
+      send(res, { status, body: errorBody(err.code, err.message, requestId, err.details), headers }, requestId);
+    } else if (isCodedError(err)) {
+      status = STATUS_FOR[err.code];
+      send(res, { status, body: errorBody(err.code, err.message, requestId, err.details) }, requestId);
+    } else {
+      // Unknown errors get an id that is logged and shown, never their internals.
+      status = 500;
+      deps.logger.error({ err, requestId, method, route: routeLabel }, 'request failed');
+      if (!res.headersSent) {
+        send(res, { status, body: errorBody('internal', `something went wrong on our side (request ${requestId})`, requestId) }, requestId);
+      } else {
+        res.destroy();
+      }
+    }
+  }
+  record(deps, method, routeLabel, status, started);
+}
+
+function record(deps: HttpServerDeps, method: string, route: string, status: number, started: bigint): void {
+  const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+  deps.metrics.httpRequests.inc({ method, route, status: String(status) });
+  deps.metrics.httpDuration.observe({ method, route }, seconds);
+}

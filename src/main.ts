@@ -1,0 +1,30 @@
+import { loadConfig, ConfigError } from './config/env.js';
+import { startApp, StartupError } from './app.js';
+import { PolicyError } from './policy/load-policy.js';
+
+/** `npm start`: the web and worker roles (ARMALO_ROLE=web|worker|all) in one process. */
+async function main(): Promise<void> {
+  let app: Awaited<ReturnType<typeof startApp>>;
+  try {
+    app = await startApp(loadConfig());
+  } catch (err) {
+    if (err instanceof ConfigError || err instanceof StartupError || err instanceof PolicyError) {
+      console.error(`armalo chat-ops cannot start: ${err.message}`);
+      process.exit(1);
+    }
+    throw err;
+  }
+  let stopping = false;
+  const shutdown = (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    app.logger.info({ signal }, 'stopping');
+    // Finish in-flight requests and jobs; give up after 20 s.
+    setTimeout(() => process.exit(1), 20_000).unref();
+    void app.stop().then(() => process.exit(0));
+  };
+  process.on('SIGTERM', () => shutdown('SIGTERM'));
+  process.on('SIGINT', () => shutdown('SIGINT'));
+}
+
+await main();

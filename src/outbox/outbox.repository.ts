@@ -1,0 +1,90 @@
+import { randomUUID } from 'node:crypto';
+import { sql } from 'kysely';
+import type { DbOrTrx } from '../db/database.js';
+import type { DomainEvent, EventType } from '../domain/events.js';
+
+/** Queue names. The relay moves each outbox row to the queue it names. */
+export const QUEUES = {
+  events: 'events',
+  timers: 'timers',
+} as const;
+export type QueueName = (typeof QUEUES)[keyof typeof QUEUES];
+
+export interface OutboxJob {
+  queue: QueueName;
+  jobName: string;
+  payload: unknown;
+  /** When the job should run (a delayed job); now by default. */
+  runAt?: Date;
+}
+
+/** Writes a job into the outbox inside the caller's transaction; the relay hands it to BullMQ. */
+export async function addOutboxJob(trx: DbOrTrx, job: OutboxJob, now: Date, id: string = randomUUID()): Promise<string> {
+  await trx
+    .insertInto('outbox')
+    .values({
+      id,
+      queue: job.queue,
+      job_name: job.jobName,
+      payload: JSON.stringify(job.payload),
+      run_at: job.runAt ?? now,
+      created_at: now,
+    })
+    .execute();
+  // Delivered on commit (and collapsed with others of the same transaction): wakes every relay.
+  await sql`select pg_notify('armalo_outbox', '')`.execute(trx);
+  return id;
+}
+
+/** Records a domain event: its id is the outbox row id, the BullMQ job id and the webhook delivery id. */
+export async function emitEvent<T extends Record<string, unknown>>(
+  trx: DbOrTrx,
+  type: EventType,
+  data: { agentId: string } & T,
+  now: Date,
+): Promise<DomainEvent<T>> {
+  const event: DomainEvent<T> = { id: randomUUID(), type, createdAt: now.toISOString(), data };
+  await addOutboxJob(trx, { queue: QUEUES.events, jobName: type, payload: event }, now, event.id);
+  return event;
+}
+
+export interface ClaimedOutboxRow {
+  id: string;
+  queue: string;
+  job_name: string;
+  payload: unknown;
+  run_at: Date;
+}
+
+/**
+ * Claims unpublished rows. `skip locked` lets several relays (one per replica) share the table
+ * without handing the same row to BullMQ twice at once; BullMQ's job id dedupes the rest.
+ */
+export async function claimUnpublished(trx: DbOrTrx, limit: number): Promise<ClaimedOutboxRow[]> {
+  const { rows } = await sql<ClaimedOutboxRow>`
+    select id, queue, job_name, payload, run_at from outbox
+    where published_at is null
+    order by created_at
+    limit ${limit}
+    for update skip locked`.execute(trx);
+  return rows;
+}
+
+export async function markPublished(trx: DbOrTrx, ids: string[], now: Date): Promise<void> {
+  if (ids.length) await trx.updateTable('outbox').set({ published_at: now }).where('id', 'in', ids).execute();
+}
+
+export async function markPublishFailed(trx: DbOrTrx, ids: string[], error: string): Promise<void> {
+  if (ids.length) {
+    await trx
+      .updateTable('outbox')
+      .set((eb) => ({ attempts: eb('attempts', '+', 1), last_error: error.slice(0, 500) }))
+      .where('id', 'in', ids)
+      .execute();
+  }
+}
+
+export async function countUnpublished(db: DbOrTrx): Promise<number> {
+  const row = await db.selectFrom('outbox').select((eb) => eb.fn.countAll<string>().as('n')).where('published_at', 'is', null).executeTakeFirst();
+  return Number(row?.n ?? 0);
+}

@@ -1,0 +1,206 @@
+import { randomUUID } from 'node:crypto';
+import type { Redis } from 'ioredis';
+import type { Db } from '../db/database.js';
+import type { Clock } from '../core/clock.js';
+import type { Agent } from '../domain/agent.js';
+import type { Logger } from '../observability/logger.js';
+import { loadAgents } from '../agents/agents.repository.js';
+import type { PermissionChangePublisher } from '../agents/agents.service.js';
+
+export interface PermissionViewOptions {
+  db: Db;
+  /** A connection used only for SUBSCRIBE (Redis forbids other commands on it). */
+  subscriber: Redis;
+  /** A connection for PUBLISH. */
+  publisher: Redis;
+  channel: string;
+  clock: Clock;
+  logger: Logger;
+  /** Fail closed when the push channel or the database poll has not been confirmed for this long. */
+  staleAfterMs: number;
+  /** How often we ping ourselves through the channel and poll Postgres for missed changes. */
+  heartbeatMs?: number;
+}
+
+/** Tells every replica that an agent's permissions changed (used directly by worker-only processes). */
+export async function publishPermissionChange(publisher: Redis, channel: string, agentId: string, version: bigint): Promise<void> {
+  const msg: Message = { t: 'changed', agentId, version: version.toString() };
+  await publisher.publish(channel, JSON.stringify(msg));
+}
+
+type Message = { t: 'changed'; agentId: string; version: string } | { t: 'ping'; from: string };
+
+/**
+ * Each process's in-memory copy of permission state, which the decision path reads.
+ *
+ * Freshness contract (the staleness bound):
+ * - A committed change is published on a Redis channel; every replica reloads that agent at once.
+ * - Every `heartbeatMs` each replica pings itself through the same channel and asks Postgres for
+ *   any agent whose version is above the highest it holds (catching a publish that was lost).
+ * - A replica that has not heard its own ping, or not completed a poll, for `staleAfterMs`
+ *   reports itself stale and the decision path denies everything until a poll that started after
+ *   the channel came back has completed.
+ * So a decision never uses state older than `staleAfterMs` plus one poll round trip.
+ */
+export class PermissionView implements PermissionChangePublisher {
+  private readonly agents = new Map<string, Agent>();
+  private readonly id = randomUUID();
+  private readonly heartbeatMs: number;
+  private maxVersion = 0n;
+  private loaded = false;
+  private lastPushAt = 0;
+  private pushLostAt: number | null = null;
+  private lastPollOkAt = 0;
+  /** After a loss, only a poll that started at or after this time can make the view fresh again. */
+  private pollNeededAfter = 0;
+  private timer: NodeJS.Timeout | undefined;
+  private polling: Promise<void> | undefined;
+  private stopped = false;
+  /** Serializes reloads so an older read never overwrites a newer one. */
+  private reloadChain: Promise<unknown> = Promise.resolve();
+
+  constructor(private readonly opts: PermissionViewOptions) {
+    this.heartbeatMs = opts.heartbeatMs ?? Math.max(200, Math.floor(opts.staleAfterMs / 3));
+  }
+
+  async start(): Promise<void> {
+    const { subscriber, channel, logger } = this.opts;
+    subscriber.on('message', (ch: string, raw: string) => {
+      if (ch === channel) this.onMessage(raw);
+    });
+    subscriber.on('close', () => {
+      if (this.pushLostAt === null && !this.stopped) {
+        this.pushLostAt = Date.now();
+        logger.warn({ channel }, 'permission push channel lost; this replica fails closed if it is not back soon');
+      }
+    });
+    // ioredis re-subscribes on reconnect; 'ready' after a loss means the channel is back.
+    subscriber.on('ready', () => {
+      if (this.pushLostAt !== null) logger.info({ channel }, 'permission push channel back; resynchronising');
+    });
+    await subscriber.subscribe(channel);
+    await this.poll(true);
+    this.loaded = true;
+    this.lastPushAt = Date.now();
+    this.timer = setInterval(() => this.tick(), this.heartbeatMs);
+    this.timer.unref();
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    if (this.timer) clearInterval(this.timer);
+    await this.polling?.catch(() => undefined);
+    await this.reloadChain.catch(() => undefined);
+  }
+
+  /** True while this replica can vouch for its view; the decision path denies otherwise. */
+  isFresh(now = Date.now()): boolean {
+    if (!this.loaded || this.pushLostAt !== null || this.lastPollOkAt < this.pollNeededAfter) return false;
+    const bound = this.opts.staleAfterMs;
+    return now - this.lastPushAt <= bound && now - this.lastPollOkAt <= bound;
+  }
+
+  get(agentId: string): Agent | undefined {
+    return this.agents.get(agentId);
+  }
+
+  get size(): number {
+    return this.agents.size;
+  }
+
+  get version(): bigint {
+    return this.maxVersion;
+  }
+
+  async publishChanged(agentId: string, version: bigint): Promise<void> {
+    // Apply locally at once: the caller's next decision must already see its own change.
+    await this.reload([agentId]);
+    await publishPermissionChange(this.opts.publisher, this.opts.channel, agentId, version);
+  }
+
+  private onMessage(raw: string): void {
+    let msg: Message;
+    try {
+      msg = JSON.parse(raw) as Message;
+    } catch {
+      return;
+    }
+    if (msg.t === 'ping') {
+      if (msg.from !== this.id) return;
+      const now = Date.now();
+      if (this.pushLostAt !== null) {
+        // The channel is back, but changes may have been missed while it was gone: only a poll
+        // that starts now can make the view trustworthy again.
+        this.pushLostAt = null;
+        this.lastPushAt = now;
+        this.pollNeededAfter = now;
+        void this.startPoll().then(() => this.startPoll());
+        return;
+      }
+      this.lastPushAt = now;
+      return;
+    }
+    if (msg.t === 'changed' && typeof msg.agentId === 'string') {
+      const known = this.agents.get(msg.agentId);
+      if (known && known.version >= BigInt(msg.version)) return;
+      void this.reload([msg.agentId]).catch((err: unknown) =>
+        this.opts.logger.error({ err, agentId: msg.agentId }, 'reloading agent after a change failed; the poll will retry'),
+      );
+    }
+  }
+
+  private tick(): void {
+    if (this.stopped) return;
+    const ping: Message = { t: 'ping', from: this.id };
+    this.opts.publisher.publish(this.opts.channel, JSON.stringify(ping)).catch(() => undefined);
+    // A subscriber that never saw 'close' may still have stopped delivering: treat silence as loss.
+    if (this.pushLostAt === null && Date.now() - this.lastPushAt > this.opts.staleAfterMs) {
+      this.pushLostAt = Date.now();
+      this.opts.logger.warn({ channel: this.opts.channel }, 'no heartbeat on the permission channel; failing closed');
+    }
+    void this.startPoll();
+  }
+
+  private startPoll(): Promise<void> {
+    if (!this.polling) {
+      this.polling = this.poll(false).finally(() => {
+        this.polling = undefined;
+      });
+    }
+    return this.polling;
+  }
+
+  private async poll(initial: boolean): Promise<void> {
+    const startedAt = Date.now();
+    try {
+      await this.enqueueReload(async () => {
+        const changed = await loadAgents(this.opts.db, initial ? {} : { versionAbove: this.maxVersion });
+        this.apply(changed);
+      });
+      this.lastPollOkAt = startedAt;
+    } catch (err) {
+      if (initial) throw err;
+      this.opts.logger.warn({ err: (err as Error).message }, 'permission poll failed');
+    }
+  }
+
+  private reload(ids: string[]): Promise<void> {
+    return this.enqueueReload(async () => {
+      this.apply(await loadAgents(this.opts.db, { ids }));
+    });
+  }
+
+  private enqueueReload(work: () => Promise<void>): Promise<void> {
+    const next = this.reloadChain.then(work, work);
+    this.reloadChain = next.catch(() => undefined);
+    return next;
+  }
+
+  private apply(agents: Agent[]): void {
+    for (const agent of agents) {
+      const known = this.agents.get(agent.id);
+      if (!known || agent.version >= known.version) this.agents.set(agent.id, agent);
+      if (agent.version > this.maxVersion) this.maxVersion = agent.version;
+    }
+  }
+}

@@ -1,0 +1,31 @@
+import { Queue, type DefaultJobOptions } from 'bullmq';
+import type { Redis } from 'ioredis';
+import { QUEUES, type QueueName } from '../outbox/outbox.repository.js';
+
+/** Retry and retention per queue. Retries are bounded; completed job ids are kept long enough to dedupe. */
+export const JOB_OPTIONS: Record<QueueName, DefaultJobOptions> = {
+  // Outbound webhooks: 10 attempts, exponential from 1 s (about 17 minutes in all).
+  events: {
+    attempts: 10,
+    backoff: { type: 'exponential', delay: 1000 },
+    removeOnComplete: { age: 7 * 24 * 3600, count: 50_000 },
+    removeOnFail: { age: 30 * 24 * 3600 },
+  },
+  timers: {
+    attempts: 20,
+    backoff: { type: 'fixed', delay: 5000 },
+    removeOnComplete: { age: 7 * 24 * 3600, count: 50_000 },
+    removeOnFail: { age: 30 * 24 * 3600 },
+  },
+};
+
+export type Queues = Record<QueueName, Queue>;
+
+export function createQueues(connection: Redis, prefix: string): Queues {
+  const make = (name: QueueName) => new Queue(name, { connection, prefix, defaultJobOptions: JOB_OPTIONS[name] });
+  return { events: make(QUEUES.events), timers: make(QUEUES.timers) };
+}
+
+export async function closeQueues(queues: Queues): Promise<void> {
+  await Promise.all(Object.values(queues).map((q) => q.close()));
+}
