@@ -1,0 +1,480 @@
+import { z } from 'zod';
+import { RISK_TIERS } from '../domain/agent.js';
+import { durationSchema } from '../domain/duration.js';
+
+/**
+ * The policy file (DESIGN §3 "Policy as code"): who is who (roles), who may do what (permissions), who
+ * approves what (routing), what trust deterioration does by itself (consequences) and where notices go
+ * (channels). Every object is strict: in a security policy a misspelt key must be an error, never a
+ * setting that is silently ignored. Separation of duties is deliberately not configurable here.
+ */
+
+export const POLICY_SCHEMA_ID = 'https://armalo.dev/schemas/policy.schema.json';
+
+export const TRUST_TIERS = ['bronze', 'silver', 'gold', 'platinum'] as const;
+export const VIOLATION_SEVERITIES = ['low', 'medium', 'high', 'critical'] as const;
+
+// ---------------------------------------------------------------------------------------------------
+// Strict objects with useful "unknown key" messages
+
+/** Distance between two short strings (key names), for "did you mean" suggestions. */
+function editDistance(a: string, b: string): number {
+  let previous = Array.from({ length: b.length + 1 }, (_, index) => index);
+  for (let i = 1; i <= a.length; i++) {
+    const current = [i];
+    for (let j = 1; j <= b.length; j++) {
+      const substitution = (previous[j - 1] ?? 0) + (a[i - 1] === b[j - 1] ? 0 : 1);
+      current[j] = Math.min((previous[j] ?? 0) + 1, (current[j - 1] ?? 0) + 1, substitution);
+    }
+    previous = current;
+  }
+  return previous[b.length] ?? 0;
+}
+
+function unknownKeyMessage(key: string, known: readonly string[]): string {
+  const lower = key.toLowerCase();
+  const closest = known
+    .map((candidate) => ({ candidate, distance: editDistance(lower, candidate.toLowerCase()) }))
+    .sort((a, b) => a.distance - b.distance)[0];
+  if (closest && closest.distance <= Math.max(1, Math.floor(closest.candidate.length / 3))) {
+    return `unknown key (did you mean "${closest.candidate}"?)`;
+  }
+  return `unknown key (allowed here: ${known.join(', ')})`;
+}
+
+/**
+ * `z.strictObject` whose unknown-key issue carries one message line per unknown key, in the order of
+ * `issue.keys`; the problem formatter in load-policy.ts splits them so each key gets its own path.
+ */
+function strictObject<T extends z.core.$ZodLooseShape>(shape: T) {
+  const known = Object.keys(shape);
+  return z.strictObject(shape, {
+    error: (issue) =>
+      issue.code === 'unrecognized_keys' ? issue.keys.map((key) => unknownKeyMessage(key, known)).join('\n') : undefined,
+  });
+}
+
+/**
+ * Cross-field checks run only on values that parsed cleanly. Zod would otherwise run them after
+ * non-aborting issues (a too-small quorum, a bad duration) and hand them half-parsed data.
+ */
+const whenValid = { when: (payload: z.core.ParsePayload) => payload.issues.length === 0 };
+
+// ---------------------------------------------------------------------------------------------------
+// Names and identities
+
+const NAME_PATTERN = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
+
+const roleNameSchema = z
+  .string()
+  .regex(NAME_PATTERN, { error: 'a role name uses letters, digits, "-", "_" and "." (starting with a letter or digit, at most 64)' });
+
+const channelNameSchema = z
+  .string()
+  .regex(NAME_PATTERN, { error: 'a channel name uses letters, digits, "-", "_" and "." (starting with a letter or digit, at most 64)' });
+
+/** A reference to a role; whether the role exists is checked across the whole file below. */
+const roleRefSchema = z.string({ error: 'expected a role name' }).min(1, { error: 'expected a role name' });
+
+const roleListSchema = z.array(roleRefSchema, { error: 'expected a list of role names' });
+
+const memberSchema = strictObject({
+  email: z
+    .email({ error: 'expected an email address' })
+    // Addresses are compared case-insensitively when a chat user is matched to a member.
+    .transform((email) => email.toLowerCase())
+    .optional()
+    .describe('Email address (compared case-insensitively).'),
+  slack: z
+    .string({ error: 'expected a Slack user id such as U0123ABCD' })
+    .regex(/^[UW][A-Z0-9]{2,}$/, { error: 'expected a Slack user id such as U0123ABCD (U or W, then capital letters and digits)' })
+    .optional()
+    .describe('Slack user id (U… or W…), not the display name.'),
+  teams: z
+    .guid({ error: 'expected a Teams user id: the Azure AD (Entra ID) object id, a GUID such as 00000000-0000-0000-0000-000000000001' })
+    .transform((id) => id.toLowerCase())
+    .optional()
+    .describe('Microsoft Teams user: the Azure AD (Entra ID) object id, a GUID.'),
+})
+  .refine((member) => member.email !== undefined || member.slack !== undefined || member.teams !== undefined, {
+    error: 'a member needs at least one identity: email, slack or teams',
+    ...whenValid,
+  })
+  .meta({ minProperties: 1, description: 'One person, known by any of their identities.' });
+
+const roleSchema = strictObject({
+  members: z
+    .array(memberSchema, { error: 'expected a list of members' })
+    .min(1, { error: 'a role needs at least one member' })
+    .describe('The people in this role.'),
+}).describe('A role and its members.');
+
+// ---------------------------------------------------------------------------------------------------
+// Permissions
+
+/** Restore settings that were written as a bare list; used only to point error paths at what was written. */
+const restoreWrittenAsList = new WeakSet<object>();
+
+const restoreObjectSchema = strictObject({
+  roles: roleListSchema.describe('Roles whose members may restore an agent.'),
+  secondPerson: z
+    .boolean({ error: 'expected true or false' })
+    .optional()
+    .describe('Default false. When true, a second, different member of these roles must confirm the restore.'),
+  freshEvaluation: z
+    .boolean({ error: 'expected true or false' })
+    .optional()
+    .describe('Default false. When true, restore waits for an evaluation completed after the incident began.'),
+});
+
+const restoreSchema = z
+  .union([roleListSchema, restoreObjectSchema], {
+    error: 'expected a list of role names or { roles, secondPerson, freshEvaluation }',
+  })
+  .transform((value) => {
+    if (Array.isArray(value)) {
+      const normalized = { roles: value, secondPerson: false, freshEvaluation: false };
+      restoreWrittenAsList.add(normalized);
+      return normalized;
+    }
+    return { roles: value.roles, secondPerson: value.secondPerson ?? false, freshEvaluation: value.freshEvaluation ?? false };
+  })
+  .describe('Who may restore an agent: a list of roles, or { roles, secondPerson, freshEvaluation }.');
+
+const permissionsSchema = strictObject({
+  contain: roleListSchema.default([]).describe('Roles that may contain an agent (suspend every grant not kept in containment).'),
+  narrow: roleListSchema.default([]).describe('Roles that may narrow an agent (suspend listed scopes).'),
+  revoke: roleListSchema.default([]).describe('Roles that may revoke an agent (kill switch).'),
+  restore: restoreSchema.default({ roles: [], secondPerson: false, freshEvaluation: false }),
+  packet: roleListSchema.default([]).describe('Roles that may request a trust packet in chat.'),
+}).describe('Who may use each incident command. A missing entry means nobody (fail closed).');
+
+// ---------------------------------------------------------------------------------------------------
+// Routing
+
+const quorumMessage = 'expected a positive integer';
+
+const routingMatchSchema = strictObject({
+  action: z
+    .string({ error: 'expected an action or a glob such as payments:*' })
+    .regex(/^\S+$/, { error: 'expected an action or a glob such as payments:* (no spaces)' })
+    .optional()
+    .describe('Action name or glob (`*` matches any run of characters), e.g. "payments:*".'),
+  context: strictObject({
+    amountOver: z
+      .number({ error: 'expected a number' })
+      .nonnegative({ error: 'expected a number of 0 or more' })
+      .optional()
+      .describe('Matches when the request context has a numeric `amount` strictly greater than this.'),
+  })
+    .optional()
+    .describe('Conditions on the request context.'),
+  riskTier: z
+    .array(z.enum(RISK_TIERS, { error: `expected one of ${RISK_TIERS.join(', ')}` }), {
+      error: `expected a list of risk tiers (${RISK_TIERS.join(', ')})`,
+    })
+    .min(1, { error: 'expected at least one risk tier' })
+    .optional()
+    .describe("Matches when the agent's risk tier is one of these."),
+  evidenceOlderThan: durationSchema
+    .optional()
+    .describe("Matches when the agent's newest evaluation evidence is older than this (or there is none)."),
+}).describe('Conditions; all that are given must hold. Empty or missing matches every request.');
+
+const routingRuleSchema = strictObject({
+  id: z
+    .string({ error: 'expected a rule id' })
+    .min(1, { error: 'expected a non-empty rule id' })
+    .optional()
+    .describe('Name shown in routes and audit entries. Default: "routing[<index>]".'),
+  match: routingMatchSchema.default({}),
+  approvers: roleListSchema
+    .min(1, { error: 'expected at least one role' })
+    .optional()
+    .describe('Roles whose members approve requests this rule routes.'),
+  addApprovers: roleListSchema
+    .min(1, { error: 'expected at least one role' })
+    .optional()
+    .describe('Roles that must also sign off when this rule matches, on top of the route chosen by `approvers`.'),
+  quorum: z
+    .number({ error: quorumMessage })
+    .int({ error: quorumMessage })
+    .positive({ error: quorumMessage })
+    .optional()
+    .describe('Distinct people who must approve. Default 1.'),
+  remindAfter: durationSchema.optional().describe('Remind the approvers who have not decided after this long.'),
+  escalateAfter: durationSchema.optional().describe('Escalate to `escalateTo` after this long without a decision.'),
+  escalateTo: roleListSchema
+    .min(1, { error: 'expected at least one role' })
+    .optional()
+    .describe('Roles added to the approvers on escalation. Requires escalateAfter.'),
+  expireAfter: durationSchema.optional().describe('The request expires (is not approved) after this long.'),
+  channel: channelNameSchema.optional().describe('Name of an entry in `channels` where the approval card is also posted.'),
+})
+  .superRefine((rule, ctx) => {
+    if (!rule.approvers && !rule.addApprovers) {
+      ctx.addIssue({ code: 'custom', message: 'a routing rule needs approvers or addApprovers', path: [] });
+    }
+    if (!rule.approvers && rule.addApprovers) {
+      // Timers, escalation and channel come from the rule that sets the route; here they would do nothing.
+      for (const key of ['remindAfter', 'escalateAfter', 'escalateTo', 'expireAfter', 'channel'] as const) {
+        if (rule[key] !== undefined) {
+          ctx.addIssue({
+            code: 'custom',
+            message: `${key} only applies in a rule with approvers (the rule that sets the route); this rule only adds approvers`,
+            path: [key],
+          });
+        }
+      }
+    }
+    if (rule.escalateAfter && !rule.escalateTo) {
+      ctx.addIssue({ code: 'custom', message: 'escalateAfter needs escalateTo (the roles to escalate to)', path: ['escalateAfter'] });
+    }
+    if (rule.escalateTo && !rule.escalateAfter) {
+      ctx.addIssue({ code: 'custom', message: 'escalateTo needs escalateAfter (when to escalate)', path: ['escalateTo'] });
+    }
+    if (rule.expireAfter) {
+      for (const key of ['remindAfter', 'escalateAfter'] as const) {
+        const timer = rule[key];
+        if (timer && timer.ms >= rule.expireAfter.ms) {
+          ctx.addIssue({
+            code: 'custom',
+            message: `${key} (${timer.text}) must be shorter than expireAfter (${rule.expireAfter.text}), or it never happens`,
+            path: [key],
+          });
+        }
+      }
+    }
+  }, whenValid)
+  .transform(({ id, approvers, addApprovers, quorum, escalateTo, ...rest }) => ({
+    id,
+    ...rest,
+    approvers: approvers ?? [],
+    addApprovers: addApprovers ?? [],
+    quorum: quorum ?? 1,
+    escalateTo: escalateTo ?? [],
+  }))
+  .describe('A routing rule. Rules are read top to bottom.');
+
+// ---------------------------------------------------------------------------------------------------
+// Consequences
+
+const scopeSchema = z
+  .string({ error: 'expected a scope such as payments:transfer or a glob such as *:write' })
+  .regex(/^[^\s,]+$/, { error: 'expected a scope such as payments:transfer or a glob such as *:write (no spaces or commas)' });
+
+const consequenceSchema = strictObject({
+  id: z
+    .string({ error: 'expected a rule id' })
+    .min(1, { error: 'expected a non-empty rule id' })
+    .optional()
+    .describe('Name shown in incident notices and audit entries. Default: "consequences[<index>]".'),
+  when: strictObject({
+    tierBelow: z
+      .enum(TRUST_TIERS, { error: `expected one of ${TRUST_TIERS.join(', ')}` })
+      .optional()
+      .describe("Fires when the agent's tier falls below this tier."),
+    pactViolated: z
+      .enum(VIOLATION_SEVERITIES, { error: `expected one of ${VIOLATION_SEVERITIES.join(', ')}` })
+      .optional()
+      .describe('Fires on a pact violation of this severity or worse.'),
+    scoreDropOver: z
+      .number({ error: 'expected a number of points (1-1000)' })
+      .positive({ error: 'expected a number of points (1-1000)' })
+      .max(1000, { error: 'expected a number of points (1-1000)' })
+      .optional()
+      .describe('Fires when the score drops by more than this many points in one change.'),
+    evidenceOlderThan: durationSchema
+      .optional()
+      .describe("Fires when the agent's newest evaluation evidence becomes older than this."),
+  })
+    .refine((when) => Object.values(when).some((value) => value !== undefined), {
+      error: 'a consequence needs at least one condition: tierBelow, pactViolated, scoreDropOver or evidenceOlderThan',
+      ...whenValid,
+    })
+    .meta({ minProperties: 1, description: 'Conditions; when several are given, all must hold.' }),
+  then: strictObject({
+    narrow: z
+      .array(scopeSchema, { error: 'expected a list of scopes' })
+      .min(1, { error: 'expected at least one scope' })
+      .optional()
+      .describe('Suspend the grants whose scopes match these scopes or globs.'),
+    contain: z
+      .literal(true, { error: 'expected true (leave contain out to not contain)' })
+      .optional()
+      .describe('Contain the agent: suspend every grant not marked keepInContainment.'),
+  })
+    .refine((then) => then.narrow !== undefined || then.contain !== undefined, {
+      error: 'a consequence needs an action: narrow or contain',
+      ...whenValid,
+    })
+    .transform((then) => ({ narrow: then.narrow ?? [], contain: then.contain === true }))
+    .meta({ minProperties: 1, description: 'What happens automatically, with a notice in the incidents channel.' }),
+}).describe('A consequence rule: trust deterioration that changes runtime behaviour.');
+
+// ---------------------------------------------------------------------------------------------------
+// Channels
+
+const channelSchema = strictObject({
+  slack: z
+    .string({ error: 'expected a Slack channel id such as C0123ABCD' })
+    .regex(/^[CG][A-Z0-9]{2,}$/, { error: 'expected a Slack channel id such as C0123ABCD (C or G, then capital letters and digits), not a #name' })
+    .optional()
+    .describe('Slack channel id (C… or G…), not the #name.'),
+  teams: z
+    .string({ error: 'expected a Teams channel id such as 19:abc@thread.tacv2' })
+    .regex(/^19:\S+@\S+$/, { error: 'expected a Teams channel id such as 19:abc@thread.tacv2' })
+    .optional()
+    .describe('Teams channel (conversation) id, e.g. "19:…@thread.tacv2".'),
+})
+  .refine((channel) => channel.slack !== undefined || channel.teams !== undefined, {
+    error: 'a channel needs slack, teams or both',
+    ...whenValid,
+  })
+  .meta({ minProperties: 1, description: 'Where to post, per platform.' });
+
+// ---------------------------------------------------------------------------------------------------
+// The whole file
+
+function withDefaultIds(section: string) {
+  return <T extends { id?: string | undefined }>(items: T[]) =>
+    items.map((item, index) => ({ ...item, id: item.id ?? `${section}[${index}]` }));
+}
+
+type Path = (string | number)[];
+
+function rolesText(roles: readonly string[]): string {
+  return `${roles.length === 1 ? 'role' : 'roles'} ${roles.join(', ')}`;
+}
+
+/** Distinct people among the members of some roles: members sharing any identity are one person. */
+export function countDistinctPeople(members: readonly { email?: string | undefined; slack?: string | undefined; teams?: string | undefined }[]): number {
+  const personByIdentity = new Map<string, number>();
+  const parent = members.map((_, index) => index);
+  const find = (index: number): number => {
+    let root = index;
+    while (parent[root] !== root) root = parent[root] ?? root;
+    return root;
+  };
+  members.forEach((member, index) => {
+    for (const identity of [member.email && `email:${member.email.toLowerCase()}`, member.slack && `slack:${member.slack}`, member.teams && `teams:${member.teams.toLowerCase()}`]) {
+      if (!identity) continue;
+      const seen = personByIdentity.get(identity);
+      if (seen === undefined) personByIdentity.set(identity, index);
+      else parent[find(index)] = find(seen);
+    }
+  });
+  return new Set(members.map((_, index) => find(index))).size;
+}
+
+export const policySchema = strictObject({
+  version: z.literal(1, { error: 'expected 1 (the only policy format version so far)' }).optional().describe('Policy format version. Optional; 1.'),
+  roles: z.record(roleNameSchema, roleSchema, { error: 'expected a mapping of role name to { members }' }).default({}).describe('Roles by name.'),
+  permissions: permissionsSchema.prefault({}),
+  routing: z
+    .array(routingRuleSchema, { error: 'expected a list of routing rules' })
+    .transform(withDefaultIds('routing'))
+    .default([])
+    .describe('Approval routing rules, read top to bottom.'),
+  consequences: z
+    .array(consequenceSchema, { error: 'expected a list of consequence rules' })
+    .transform(withDefaultIds('consequences'))
+    .default([])
+    .describe('Automatic consequences of trust deterioration.'),
+  channels: z
+    .record(channelNameSchema, channelSchema, { error: 'expected a mapping of channel name to { slack, teams }' })
+    .default({})
+    .describe('Channels by name; "incidents", "scores" and "approvals" are the well-known names.'),
+}).superRefine((policy, ctx) => {
+  const roleNames = Object.keys(policy.roles);
+  const known = roleNames.length > 0 ? `known roles: ${roleNames.join(', ')}` : 'no roles are defined';
+  const checkRoles = (roles: readonly string[], path: Path): boolean => {
+    let allKnown = true;
+    roles.forEach((role, index) => {
+      if (Object.hasOwn(policy.roles, role)) return;
+      allKnown = false;
+      ctx.addIssue({ code: 'custom', message: `unknown role "${role}"; ${known}`, path: [...path, index] });
+    });
+    return allKnown;
+  };
+  const peopleIn = (roles: readonly string[]) => countDistinctPeople(roles.flatMap((role) => policy.roles[role]?.members ?? []));
+
+  for (const action of ['contain', 'narrow', 'revoke', 'packet'] as const) {
+    checkRoles(policy.permissions[action], ['permissions', action]);
+  }
+  const restore = policy.permissions.restore;
+  const restorePath: Path = restoreWrittenAsList.has(restore) ? ['permissions', 'restore'] : ['permissions', 'restore', 'roles'];
+  if (checkRoles(restore.roles, restorePath) && restore.secondPerson && peopleIn(restore.roles) < 2) {
+    ctx.addIssue({
+      code: 'custom',
+      message: `secondPerson needs at least 2 distinct people in ${restore.roles.length > 0 ? rolesText(restore.roles) : 'the restore roles'}, found ${peopleIn(restore.roles)}`,
+      path: ['permissions', 'restore', 'secondPerson'],
+    });
+  }
+
+  const channelNames = Object.keys(policy.channels);
+  const seenIds = new Map<string, string>();
+  const checkId = (id: string, path: Path) => {
+    const where = `${path[0]}[${path[1]}]`;
+    const first = seenIds.get(id);
+    if (first) ctx.addIssue({ code: 'custom', message: `duplicate id "${id}" (also used by ${first})`, path: [...path, 'id'] });
+    else seenIds.set(id, where);
+  };
+
+  policy.routing.forEach((rule, index) => {
+    const path: Path = ['routing', index];
+    checkId(rule.id, path);
+    const approversKnown = checkRoles(rule.approvers, [...path, 'approvers']);
+    const addedKnown = checkRoles(rule.addApprovers, [...path, 'addApprovers']);
+    checkRoles(rule.escalateTo, [...path, 'escalateTo']);
+    // The quorum counts people from `approvers`; a rule that only adds approvers counts from those.
+    const counted = rule.approvers.length > 0 ? rule.approvers : rule.addApprovers;
+    const countedKnown = rule.approvers.length > 0 ? approversKnown : addedKnown;
+    if (countedKnown) {
+      const people = peopleIn(counted);
+      if (rule.quorum > people) {
+        ctx.addIssue({
+          code: 'custom',
+          message: `quorum ${rule.quorum} is more than the ${people} distinct ${people === 1 ? 'person' : 'people'} in ${rolesText(counted)}`,
+          path: [...path, 'quorum'],
+        });
+      }
+    }
+    if (rule.channel !== undefined && !Object.hasOwn(policy.channels, rule.channel)) {
+      ctx.addIssue({
+        code: 'custom',
+        message: `unknown channel "${rule.channel}"; ${channelNames.length > 0 ? `known channels: ${channelNames.join(', ')}` : 'no channels are defined'}`,
+        path: [...path, 'channel'],
+      });
+    }
+  });
+  seenIds.clear();
+  policy.consequences.forEach((consequence, index) => checkId(consequence.id, ['consequences', index]));
+}, whenValid);
+
+/** A validated, normalized policy (defaults filled in, restore in object form, durations parsed). */
+export type Policy = z.output<typeof policySchema>;
+/** What a policy file may contain, before defaults and normalization. */
+export type PolicyInput = z.input<typeof policySchema>;
+export type RoutingRule = Policy['routing'][number];
+export type ConsequenceRule = Policy['consequences'][number];
+export type PolicyMember = Policy['roles'][string]['members'][number];
+export type TrustTier = (typeof TRUST_TIERS)[number];
+export type ViolationSeverity = (typeof VIOLATION_SEVERITIES)[number];
+
+/**
+ * The published JSON Schema of the policy file (what an editor validates while typing). Generated from
+ * {@link policySchema} as input, so it cannot disagree with the loader on shape; the cross-field checks
+ * (unknown roles, quorum vs members, …) exist only in the loader and `npm run policy:check`.
+ */
+export function policyJsonSchema(): Record<string, unknown> {
+  const { $schema, ...generated } = z.toJSONSchema(policySchema, { io: 'input' });
+  return {
+    $schema,
+    $id: POLICY_SCHEMA_ID,
+    title: 'Armalo chat-ops policy',
+    description:
+      'Policy as code for Armalo chat-ops: roles and members, who may contain/narrow/revoke/restore, approval routing, automatic consequences and channels. Check a file with `npm run policy:check -- FILE`.',
+    ...generated,
+  };
+}

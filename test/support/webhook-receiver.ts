@@ -1,0 +1,49 @@
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+
+export interface ReceivedRequest {
+  headers: Record<string, string | string[] | undefined>;
+  body: string;
+  at: number;
+}
+
+/**
+ * A local HTTP endpoint standing in for a SIEM or any system consuming our event webhook.
+ * `respond` decides each answer (status, or 'hang' to never answer), so tests can inject failures.
+ */
+export class WebhookReceiver {
+  readonly requests: ReceivedRequest[] = [];
+  respond: (req: ReceivedRequest, index: number) => number | 'hang' = () => 200;
+  private server: Server | undefined;
+
+  async start(): Promise<string> {
+    this.server = createServer((req, res) => {
+      const chunks: Buffer[] = [];
+      req.on('data', (c: Buffer) => chunks.push(c));
+      req.on('end', () => {
+        const received: ReceivedRequest = { headers: req.headers, body: Buffer.concat(chunks).toString('utf8'), at: Date.now() };
+        const index = this.requests.push(received) - 1;
+        const answer = this.respond(received, index);
+        if (answer === 'hang') return;
+        res.writeHead(answer, { 'content-type': 'application/json' });
+        res.end('{}');
+      });
+    });
+    await new Promise<void>((resolve) => this.server!.listen(0, '127.0.0.1', resolve));
+    return `http://127.0.0.1:${(this.server!.address() as AddressInfo).port}/events`;
+  }
+
+  /** Distinct delivery ids received with a 2xx-intended answer. */
+  deliveryIds(): string[] {
+    return this.requests.map((r) => String(r.headers['x-armalo-delivery']));
+  }
+
+  events(): { id: string; type: string; data: Record<string, unknown> }[] {
+    return this.requests.map((r) => JSON.parse(r.body) as { id: string; type: string; data: Record<string, unknown> });
+  }
+
+  async stop(): Promise<void> {
+    this.server?.closeAllConnections();
+    await new Promise<void>((resolve) => this.server?.close(() => resolve()) ?? resolve());
+  }
+}
