@@ -72,8 +72,9 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
 
   const db = createDb(config.databaseUrl);
   const cleanups: (() => Promise<unknown>)[] = [() => db.destroy()];
+  // Each step gets a bounded time: a Redis that is gone must not keep the process from stopping.
   const stopAll = async () => {
-    for (const fn of cleanups.reverse()) await fn().catch(() => undefined);
+    for (const fn of cleanups.reverse()) await withTimeout(fn(), 5000).catch(() => undefined);
   };
   try {
     const pending = await pendingMigrations(db).catch((err: Error) => {
@@ -84,15 +85,26 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
     }
 
     const redis = createRedis(config.redisUrl);
-    cleanups.push(() => redis.quit());
-    const queues = createQueues(redis, config.queuePrefix);
+    cleanups.push(() => closeRedis(redis));
+    // Producers fail fast while Redis is away (the outbox keeps the rows and retries) instead of
+    // queueing commands in memory inside an open database transaction.
+    const producer = createRedis(config.redisUrl, { enableOfflineQueue: false, maxRetriesPerRequest: 1 });
+    cleanups.push(() => closeRedis(producer));
+    let queueErrorLogged = 0;
+    const queues = createQueues(producer, config.queuePrefix, (queue, err) => {
+      // One line per minute at most: a Redis outage must not flood the logs.
+      if (Date.now() - queueErrorLogged > 60_000) {
+        queueErrorLogged = Date.now();
+        logger.warn({ queue, err: err.message }, 'queue connection error');
+      }
+    });
     cleanups.push(() => closeQueues(queues));
     const channel = `${config.queuePrefix}:permissions`;
 
     let view: PermissionView | undefined;
     if (web) {
       const subscriber = createRedis(config.redisUrl);
-      cleanups.push(() => subscriber.quit());
+      cleanups.push(() => closeRedis(subscriber));
       view = new PermissionView({
         db,
         subscriber,
@@ -142,7 +154,9 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
         lockDurationMs: options.worker?.lockDurationMs,
         stalledIntervalMs: options.worker?.stalledIntervalMs,
       });
-      cleanups.push(() => Promise.all(workers.map((w) => w.close())));
+      // Let running jobs finish for a few seconds; after that, stop anyway: an unfinished job is
+      // taken over by another worker once its lock expires (jobs are idempotent).
+      cleanups.push(() => Promise.all(workers.map((w) => withTimeout(w.close(), 4000).catch(() => w.close(true)))));
       if (!config.eventsWebhook) logger.info('ARMALO_EVENTS_WEBHOOK_URL is not set: events are recorded but not sent anywhere');
     }
 
@@ -189,4 +203,18 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
     await stopAll();
     throw err;
   }
+}
+
+function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  return Promise.race([
+    promise,
+    new Promise<T>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms`)), ms);
+    }),
+  ]).finally(() => clearTimeout(timer));
+}
+
+async function closeRedis(redis: Redis): Promise<void> {
+  await withTimeout(redis.quit(), 1000).catch(() => redis.disconnect());
 }

@@ -21,8 +21,13 @@ export const JOB_OPTIONS: Record<QueueName, DefaultJobOptions> = {
 
 export type Queues = Record<QueueName, Queue>;
 
-export function createQueues(connection: Redis, prefix: string): Queues {
-  const make = (name: QueueName) => new Queue(name, { connection, prefix, defaultJobOptions: JOB_OPTIONS[name] });
+export function createQueues(connection: Redis, prefix: string, onError: (queue: string, err: Error) => void = () => {}): Queues {
+  const make = (name: QueueName) => {
+    const queue = new Queue(name, { connection, prefix, defaultJobOptions: JOB_OPTIONS[name] });
+    // Connection errors surface here; without a listener BullMQ prints them to stderr.
+    queue.on('error', (err) => onError(name, err));
+    return queue;
+  };
   return { events: make(QUEUES.events), timers: make(QUEUES.timers) };
 }
 
