@@ -1,0 +1,102 @@
+import { readFileSync } from 'node:fs';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { cleanRedisPrefix, sampleAgent, startTestApp, testConfig, TOKEN, type TestApp } from './support/app.js';
+import { createTestDatabase, testPrefix, type TestDatabase } from './support/database.js';
+import { renderOpenApiFile } from '../src/api/openapi.js';
+import { createDb } from '../src/db/database.js';
+import { createMigrator } from '../src/db/migrator.js';
+
+let database: TestDatabase;
+let app: TestApp;
+const prefix = testPrefix();
+
+beforeAll(async () => {
+  database = await createTestDatabase();
+  app = await startTestApp(testConfig(database.url, prefix));
+});
+
+afterAll(async () => {
+  await app?.stop();
+  await database?.drop();
+  await cleanRedisPrefix(prefix);
+});
+
+describe('health, readiness, metrics and the API document', () => {
+  it('healthz and readyz answer without a token and say what they checked', async () => {
+    expect((await app.call('GET', '/healthz', undefined, { token: null })).body).toEqual({ status: 'ok' });
+    const ready = await app.call('GET', '/readyz', undefined, { token: null });
+    expect(ready.status).toBe(200);
+    expect(ready.body).toEqual({
+      status: 'ready',
+      role: 'all',
+      checks: { postgres: 'ok', redis: 'ok', migrations: 'ok', permissionView: 'ok' },
+    });
+  });
+
+  it('readyz reports pending migrations as not ready', async () => {
+    const db = createDb(database.url, { max: 1 });
+    try {
+      await createMigrator(db).migrateDown();
+      // The tables are gone, so the schema is behind: the replica must not take traffic.
+      const res = await app.call('GET', '/readyz');
+      expect(res.status).toBe(503);
+      expect(res.body.checks.migrations).toContain('pending migrations: 0001_initial');
+    } finally {
+      await createMigrator(db).migrateToLatest();
+      await db.destroy();
+    }
+    expect((await app.call('GET', '/readyz')).status).toBe(200);
+  });
+
+  it('exposes request counts and latencies, decisions by outcome, queue depths and the outbox', async () => {
+    await app.call('PUT', '/v1/agents/metrics-bot', sampleAgent);
+    await app.call('POST', '/v1/decisions', { agentId: 'metrics-bot', action: 'crm:write' });
+    await app.call('POST', '/v1/decisions', { agentId: 'metrics-bot', action: 'db:drop' });
+    await app.call('POST', '/v1/decisions', { agentId: 'metrics-bot', action: 'db:drop' });
+    const res = await app.call('GET', '/metrics', undefined, { token: null });
+    expect(res.status).toBe(200);
+    expect(res.headers.get('content-type')).toContain('text/plain');
+    const text = res.body as string;
+    expect(text).toMatch(/armalo_decisions_total\{decision="allow"\} 1\b/);
+    expect(text).toMatch(/armalo_decisions_total\{decision="deny"\} 2\b/);
+    expect(text).toMatch(/armalo_http_requests_total\{method="POST",route="\/v1\/decisions",status="200"\} 3\b/);
+    expect(text).toMatch(/armalo_http_request_duration_seconds_bucket\{le="0.005",method="POST",route="\/v1\/decisions"\}/);
+    expect(text).toMatch(/armalo_queue_jobs\{queue="events",state="waiting"\}/);
+    expect(text).toMatch(/armalo_outbox_pending \d+/);
+    expect(text).toMatch(/armalo_permission_view_fresh 1/);
+    expect(text).not.toContain(TOKEN);
+  });
+
+  it('serves the OpenAPI document, identical to the checked-in docs/openapi.json', async () => {
+    const res = await app.call('GET', '/v1/openapi.json', undefined, { token: null });
+    expect(res.status).toBe(200);
+    const checkedIn = readFileSync(new URL('../docs/openapi.json', import.meta.url), 'utf8');
+    expect(checkedIn).toBe(renderOpenApiFile());
+    expect(res.body).toEqual(JSON.parse(checkedIn));
+    expect(Object.keys(res.body.paths)).toEqual(
+      expect.arrayContaining(['/v1/agents/{agentId}', '/v1/agents/{agentId}/actions', '/v1/decisions', '/v1/audit', '/v1/audit/verify']),
+    );
+    expect(res.body.components.schemas.ActionInput.properties.action.enum).toEqual(['narrow', 'contain', 'revoke', 'restore']);
+  });
+});
+
+describe('migrations', () => {
+  it('go up, down to nothing, and up again', async () => {
+    const fresh = await createTestDatabase({ migrate: false });
+    const db = createDb(fresh.url, { max: 1 });
+    try {
+      const tables = async () =>
+        (await db.introspection.getTables()).map((t) => t.name).filter((n) => !n.startsWith('kysely_')).sort();
+      expect(await tables()).toEqual([]);
+      expect((await createMigrator(db).migrateToLatest()).error).toBeUndefined();
+      expect(await tables()).toEqual(['agent_actions', 'agents', 'audit_head', 'audit_log', 'event_deliveries', 'grants', 'outbox']);
+      expect((await createMigrator(db).migrateDown()).error).toBeUndefined();
+      expect(await tables()).toEqual([]);
+      expect((await createMigrator(db).migrateToLatest()).error).toBeUndefined();
+      expect(await tables()).toHaveLength(7);
+    } finally {
+      await db.destroy();
+      await fresh.drop();
+    }
+  });
+});
