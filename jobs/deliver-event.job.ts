@@ -56,7 +56,9 @@ export async function deliverEvent(job: Pick<Job, 'data' | 'attemptsMade'>, deps
       },
       body,
       signal: AbortSignal.timeout(deps.timeoutMs ?? 10_000),
-      redirect: 'error',
+      // A redirect is a misconfigured target, not a transient failure: never follow it (the
+      // signature is for this URL) and do not retry it.
+      redirect: 'manual',
     });
     // Drain the body so the connection can be reused.
     await res.arrayBuffer().catch(() => undefined);
@@ -70,6 +72,9 @@ export async function deliverEvent(job: Pick<Job, 'data' | 'attemptsMade'>, deps
       .onConflict((oc) => oc.columns(['event_id', 'target']).doNothing())
       .execute();
     return 'delivered';
+  }
+  if (res.status >= 300 && res.status < 400) {
+    throw new UnrecoverableError(`webhook answered a redirect (${res.status}) for event ${event.id}; fix ARMALO_EVENTS_WEBHOOK_URL (not retried)`);
   }
   const retryable = res.status >= 500 || res.status === 408 || res.status === 429;
   const message = `webhook answered ${res.status} for event ${event.id}`;

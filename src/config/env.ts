@@ -134,7 +134,9 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
       parsed.error.issues.map((issue) => {
         const name = String(issue.path[0] ?? 'environment');
         const missing = issue.code === 'invalid_type' && source[name] === undefined;
-        return `${name}: ${missing ? 'is required' : issue.message}`;
+        // For lists (ARMALO_API_TOKENS) say which entry, by position: never echo the value.
+        const entry = typeof issue.path[1] === 'number' ? ` (entry ${issue.path[1] + 1})` : '';
+        return `${name}${entry}: ${missing ? 'is required' : issue.message}`;
       }),
     );
   }

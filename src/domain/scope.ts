@@ -8,27 +8,35 @@ export const SCOPE_PATTERN = /^(?:[a-z0-9_.-]+|\*)(?::(?:[a-z0-9_.-]+|\*))*$/;
 /** A concrete action an agent asks about: a scope without wildcards. */
 export const ACTION_PATTERN = /^[a-z0-9_.-]+(?::[a-z0-9_.-]+)*$/;
 
-const compiled = new Map<string, RegExp>();
-
-function toRegExp(glob: string): RegExp {
-  let re = compiled.get(glob);
-  if (!re) {
-    const body = glob
-      .split('*')
-      .map((part) => part.replace(/[.+?^${}()|[\]\\]/g, '\\$&'))
-      .join('.*');
-    re = new RegExp(`^${body}$`);
-    // Scopes come from a small, validated set; the cache stays small in practice, but bound it.
-    if (compiled.size > 10_000) compiled.clear();
-    compiled.set(glob, re);
-  }
-  return re;
-}
-
-/** True when `value` is matched by `glob` (exact match when the glob has no `*`). */
+/**
+ * True when `value` is matched by `glob` (exact match when the glob has no `*`).
+ *
+ * A linear-time wildcard matcher (greedy with one backtrack point), not a RegExp: patterns like
+ * `*:*:*:*:x` turned into `.*:.*:.*` backtrack exponentially, and the decision path runs this on
+ * input an API client controls. Worst case O(glob.length × value.length).
+ */
 export function globMatches(glob: string, value: string): boolean {
   if (!glob.includes('*')) return glob === value;
-  return toRegExp(glob).test(value);
+  let g = 0;
+  let v = 0;
+  let star = -1;
+  let resume = 0;
+  while (v < value.length) {
+    if (g < glob.length && glob[g] !== '*' && glob[g] === value[v]) {
+      g++;
+      v++;
+    } else if (g < glob.length && glob[g] === '*') {
+      star = g++;
+      resume = v;
+    } else if (star !== -1) {
+      g = star + 1;
+      v = ++resume;
+    } else {
+      return false;
+    }
+  }
+  while (g < glob.length && glob[g] === '*') g++;
+  return g === glob.length;
 }
 
 /** True when two scope patterns could cover a common action (used to check a narrow hits anything). */

@@ -30,17 +30,34 @@ export async function readRawBody(req: IncomingMessage, limit = MAX_BODY_BYTES):
   return Buffer.concat(chunks).toString('utf8');
 }
 
-function containsNul(value: unknown, depth = 0): boolean {
-  if (depth > 64) return true;
-  if (typeof value === 'string') return value.includes('\u0000');
-  if (Array.isArray(value)) return value.some((v) => containsNul(v, depth + 1));
-  if (value && typeof value === 'object') {
-    return Object.entries(value).some(([k, v]) => k.includes('\u0000') || containsNul(v, depth + 1));
-  }
-  return false;
+// A lone UTF-16 surrogate (`"\ud800"` is valid JSON) cannot be stored in Postgres' jsonb.
+const LONE_SURROGATE = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/;
+
+function badText(s: string): string | undefined {
+  if (s.includes('\u0000')) return 'contains a NUL character';
+  if (LONE_SURROGATE.test(s)) return 'contains a lone UTF-16 surrogate (not valid Unicode text)';
+  return undefined;
 }
 
-/** Parses a JSON request body. Postgres cannot store NUL characters in text, so they are refused here. */
+/** The first problem with a parsed body's strings or nesting, if any. */
+function findBadValue(value: unknown, depth = 0): string | undefined {
+  if (depth > 64) return 'is nested more than 64 levels deep';
+  if (typeof value === 'string') return badText(value);
+  if (Array.isArray(value)) {
+    for (const v of value) {
+      const problem = findBadValue(v, depth + 1);
+      if (problem) return problem;
+    }
+  } else if (value && typeof value === 'object') {
+    for (const [k, v] of Object.entries(value)) {
+      const problem = badText(k) ?? findBadValue(v, depth + 1);
+      if (problem) return problem;
+    }
+  }
+  return undefined;
+}
+
+/** Parses a JSON request body, refusing text Postgres cannot store (NUL, lone surrogates) here at the edge. */
 export async function readJsonBody(req: IncomingMessage): Promise<unknown> {
   const type = String(req.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
   if (type !== 'application/json') {
@@ -54,8 +71,7 @@ export async function readJsonBody(req: IncomingMessage): Promise<unknown> {
   } catch (err) {
     throw new HttpError(400, ErrorCode.InvalidInput, `request body is not valid JSON: ${(err as Error).message}`);
   }
-  if (containsNul(value)) {
-    throw new HttpError(400, ErrorCode.InvalidInput, 'request body contains NUL characters or is nested more than 64 levels deep');
-  }
+  const problem = findBadValue(value);
+  if (problem) throw new HttpError(400, ErrorCode.InvalidInput, `request body ${problem}`);
   return value;
 }

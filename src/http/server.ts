@@ -20,6 +20,18 @@ function errorBody(code: string, message: string, requestId: string, details?: u
   return { error: { code, message, ...(Array.isArray(details) ? { details } : {}), requestId } };
 }
 
+/** Only origin-form targets (`/path?query`); `//host/...` and absolute URLs are refused, not reinterpreted. */
+function parseTarget(target: string | undefined): URL {
+  if (!target || !target.startsWith('/') || target.startsWith('//')) {
+    throw new HttpError(400, ErrorCode.InvalidInput, 'the request path must start with a single "/"');
+  }
+  try {
+    return new URL(`http://localhost${target}`);
+  } catch {
+    throw new HttpError(400, ErrorCode.InvalidInput, 'the request path is not a valid URL path');
+  }
+}
+
 function send(res: ServerResponse, result: HttpResult, requestId: string): void {
   const headers: Record<string, string> = { 'x-request-id': requestId, ...result.headers };
   if (result.text !== undefined) {
@@ -52,6 +64,16 @@ export function createHttpServer(deps: HttpServerDeps): Server {
   const server = createServer((req, res) => {
     void handle(deps, req, res);
   });
+  // Requests Node cannot even parse (bad bytes in the request line, oversized headers) still get
+  // a JSON answer rather than a bare socket close.
+  server.on('clientError', (_err, socket) => {
+    if (socket.writable) {
+      const body = JSON.stringify({ error: { code: 'invalid_input', message: 'malformed HTTP request', requestId: randomUUID() } });
+      socket.end(`HTTP/1.1 400 Bad Request\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`);
+    } else {
+      socket.destroy();
+    }
+  });
   // Longer than common load balancers' idle timeout, so they never reuse a socket we closed.
   server.keepAliveTimeout = 65_000;
   server.headersTimeout = 66_000;
@@ -66,7 +88,7 @@ async function handle(deps: HttpServerDeps, req: IncomingMessage, res: ServerRes
   let routeLabel = 'unmatched';
   let status = 500;
   try {
-    const url = new URL(req.url ?? '/', 'http://localhost');
+    const url = parseTarget(req.url);
     const match = deps.router.match(method, url.pathname);
     if (!match) throw new HttpError(404, ErrorCode.NotFound, `no such endpoint: ${method} ${url.pathname}`);
     if ('allowed' in match) {

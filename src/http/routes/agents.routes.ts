@@ -1,6 +1,6 @@
 import type { Db } from '../../db/database.js';
 import type { Clock } from '../../core/clock.js';
-import { AgentService, presentAgent } from '../../agents/agents.service.js';
+import { presentAgent, type AgentService } from '../../agents/agents.service.js';
 import { loadAgent } from '../../agents/agents.repository.js';
 import { notFound } from '../../domain/errors.js';
 import { actionInputSchema, agentIdSchema, agentInputSchema } from '../../api/schemas.js';
