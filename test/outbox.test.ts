@@ -73,6 +73,22 @@ describe('outbox to signed event webhook', () => {
     expect(receipts[0]).toMatchObject({ event_id: ids[0], status_code: 200, attempts: 3 });
   });
 
+  it('a delivery the receiver refuses for good (4xx) is not retried, and is logged and counted', async () => {
+    const { start } = await setup();
+    const app = await start();
+    receiver.respond = () => 400;
+    await app.call('PUT', '/v1/agents/refused-bot', sampleAgent);
+    await waitFor(() => app.logs.lines.some((l) => l.msg === 'job failed for good'), 5000, 'the final failure to be logged');
+    await new Promise((r) => setTimeout(r, 1500));
+    expect(receiver.requests).toHaveLength(1);
+    const line = app.logs.lines.find((l) => l.msg === 'job failed for good')!;
+    expect(line).toMatchObject({ level: 'error', queue: 'events', job: 'agent.registered' });
+    expect(String(line.err)).toContain('answered 400');
+    const metrics = await app.call('GET', '/metrics');
+    expect(metrics.body).toMatch(/armalo_jobs_failed_total\{queue="events"\} 1\b/);
+    expect(await app.db.selectFrom('event_deliveries').selectAll().execute()).toHaveLength(0);
+  });
+
   it('keeps events in Postgres while no worker runs, and delivers each once when one starts', async () => {
     const { start, database } = await setup();
     const web = await start({ ARMALO_ROLE: 'web' });
