@@ -1,4 +1,4 @@
-import type { ActiveAction, Agent, AgentStatus, Grant, RestrictingKind, TouchedGrant } from './agent.js';
+import type { ActiveAction, Agent, AgentStatus, Grant, TouchedGrant } from './agent.js';
 import { deriveStatus, grantStatus } from './agent.js';
 import { conflict, invalidInput } from './errors.js';
 import { globMatches, scopesOverlap } from './scope.js';
@@ -101,7 +101,7 @@ export function planLift(agent: Agent, actionId: string, now: Date): ActionPlan 
   if (!lifted) throw conflict(`action ${actionId} is not in force`);
   const after = withActions(agent, agent.activeActions.filter((a) => a.id !== actionId));
   return {
-    kind: lifted.kind as RestrictingKind,
+    kind: lifted.kind,
     statusBefore: agent.status,
     statusAfter: after.status,
     grantsTakenAway: [],
@@ -110,5 +110,5 @@ export function planLift(agent: Agent, actionId: string, now: Date): ActionPlan 
     scopes: lifted.scopes,
     expiresAt: null,
     lifted,
-  } as ActionPlan & { lifted: ActiveAction };
+  };
 }
