@@ -86,6 +86,9 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
 
     const redis = createRedis(config.redisUrl);
     cleanups.push(() => closeRedis(redis));
+    await withTimeout(redis.ping(), 5000).catch((err: Error) => {
+      throw new StartupError(`cannot reach Redis: ${err.message}`);
+    });
     // Producers fail fast while Redis is away (the outbox keeps the rows and retries) instead of
     // queueing commands in memory inside an open database transaction.
     const producer = createRedis(config.redisUrl, { enableOfflineQueue: false, maxRetriesPerRequest: 1 });

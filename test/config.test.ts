@@ -276,6 +276,16 @@ describe('startApp refuses to run on what it cannot trust', () => {
     expect(await isListening(port)).toBe(false);
   });
 
+  it('a Redis that does not answer: StartupError saying so, and nothing listening', async () => {
+    const deadRedis = await freePort();
+    const port = await freePort();
+    const started = startApp(testConfig(migrated.url, prefix, { PORT: String(port), REDIS_URL: `redis://127.0.0.1:${deadRedis}` }), {
+      logger: createLogger({ level: 'silent' }),
+    });
+    await expect(started).rejects.toThrow(/cannot reach Redis/);
+    expect(await isListening(port)).toBe(false);
+  });
+
   it('a policy file that does not exist: PolicyError naming the path, and nothing listening', async () => {
     const file = join(dir, 'missing.yaml');
     const port = await freePort();
