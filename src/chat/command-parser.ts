@@ -1,0 +1,181 @@
+import { parseDuration } from '../domain/duration.js';
+import { SCOPE_PATTERN } from '../domain/scope.js';
+
+/**
+ * The `/armalo` grammar, shared by every chat platform (Slack slash command text, a message to the
+ * bot in Teams). Pure: text in, a command or a specific error with the usage line out.
+ */
+
+export const MAX_TTL_MS = 30 * 24 * 3600 * 1000;
+const AGENT_ID = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
+
+export const USAGE: Record<string, string> = {
+  help: 'help',
+  status: 'status <agent>',
+  contain: 'contain <agent> [--ttl 2h] [--dry-run] [reason…]',
+  narrow: 'narrow <agent> <scope>[,<scope>…] [--ttl 2h] [--dry-run] [reason…]',
+  revoke: 'revoke <agent> [reason…]',
+  restore: 'restore <agent> [reason…]',
+  audit: 'audit <agent> | audit verify',
+};
+
+/** Commands of the grammar that later capabilities provide; they answer that they are not available yet. */
+export const NOT_YET = ['approvals', 'packet', 'score', 'subscribe', 'unsubscribe'] as const;
+
+export type ChatCommand =
+  | { kind: 'help' }
+  | { kind: 'status'; agentId: string }
+  | { kind: 'audit'; agentId: string }
+  | { kind: 'audit-verify' }
+  | { kind: 'contain'; agentId: string; ttlMs?: number; dryRun: boolean; reason: string }
+  | { kind: 'narrow'; agentId: string; scopes: string[]; ttlMs?: number; dryRun: boolean; reason: string }
+  | { kind: 'revoke'; agentId: string; dryRun: boolean; reason: string }
+  | { kind: 'restore'; agentId: string; dryRun: boolean; reason: string };
+
+export type ParseResult = { ok: true; command: ChatCommand } | { ok: false; error: string; usage: string };
+
+/** Everything the bot understands, one line per command (the answer to `help` and to a bad command). */
+export function usageText(prefix = '/armalo'): string {
+  return Object.values(USAGE)
+    .map((u) => `${prefix} ${u}`)
+    .join('\n');
+}
+
+const fail = (error: string, sub?: string): ParseResult => ({
+  ok: false,
+  error,
+  usage: sub && USAGE[sub] ? `/armalo ${USAGE[sub]}` : usageText(),
+});
+
+/**
+ * Splits on whitespace, keeping quoted runs together. Chat clients turn straight quotes into
+ * typographic ones (“ ” ‘ ’), so those count as quotes too. An unclosed quote runs to the end.
+ */
+export function tokenize(text: string): string[] {
+  const tokens: string[] = [];
+  const closing: Record<string, string> = { '"': '"', "'": "'", '“': '”', '”': '”', '‘': '’', '’': '’' };
+  let i = 0;
+  const s = text.normalize('NFC');
+  while (i < s.length) {
+    while (i < s.length && /\s/u.test(s[i]!)) i++;
+    if (i >= s.length) break;
+    let token = '';
+    while (i < s.length && !/\s/u.test(s[i]!)) {
+      const ch = s[i]!;
+      const close = closing[ch];
+      if (close) {
+        const end = s.indexOf(close, i + 1);
+        const stop = end === -1 ? s.length : end;
+        token += s.slice(i + 1, stop);
+        i = end === -1 ? s.length : end + 1;
+      } else {
+        token += ch;
+        i++;
+      }
+    }
+    tokens.push(token);
+  }
+  return tokens;
+}
+
+interface Flags {
+  ttlMs?: number;
+  dryRun: boolean;
+  rest: string[];
+}
+
+function takeFlags(tokens: string[], sub: string, allowed: { ttl: boolean; dryRun: boolean }): Flags | ParseResult {
+  const flags: Flags = { dryRun: false, rest: [] };
+  for (let i = 0; i < tokens.length; i++) {
+    const t = tokens[i]!;
+    if (t === '--') {
+      flags.rest.push(...tokens.slice(i + 1));
+      break;
+    }
+    // Chat clients turn `--` into an em or en dash; accept those too.
+    const normalized = t.replace(/^[—–]/, '--');
+    if (!normalized.startsWith('--')) {
+      flags.rest.push(t);
+      continue;
+    }
+    const [name, inline] = normalized.slice(2).split(/=(.*)/s, 2) as [string, string | undefined];
+    if (name === 'dry-run' && allowed.dryRun) {
+      if (inline !== undefined) return fail('--dry-run takes no value', sub);
+      flags.dryRun = true;
+    } else if (name === 'ttl' && allowed.ttl) {
+      const value = inline ?? tokens[++i];
+      if (value === undefined) return fail('--ttl needs a duration, e.g. --ttl 2h', sub);
+      const ms = parseDuration(value);
+      if (ms === undefined || ms > MAX_TTL_MS) return fail(`--ttl ${value}: expected a duration such as 30m, 2h or 1d (at most 30d)`, sub);
+      flags.ttlMs = ms;
+    } else {
+      const known = [allowed.ttl && '--ttl', allowed.dryRun && '--dry-run'].filter(Boolean).join(', ');
+      return fail(`unknown option --${name} for ${sub}${known ? ` (options: ${known})` : ' (it takes no options)'}`, sub);
+    }
+  }
+  return flags;
+}
+
+function agentArg(tokens: string[], sub: string): { agentId: string } | ParseResult {
+  const agentId = tokens[0];
+  if (!agentId) return fail(`${sub} needs an agent`, sub);
+  if (!AGENT_ID.test(agentId)) return fail(`"${agentId.slice(0, 80)}" is not an agent id (letters, digits, ".", "-", "_")`, sub);
+  return { agentId };
+}
+
+const isResult = (v: object): v is ParseResult => 'ok' in v;
+
+export function parseCommand(text: string): ParseResult {
+  const tokens = tokenize(text);
+  const sub = tokens.shift()?.toLowerCase();
+  if (!sub || sub === 'help') return { ok: true, command: { kind: 'help' } };
+  if ((NOT_YET as readonly string[]).includes(sub)) {
+    return fail(`\`${sub}\` is not available yet; it arrives with a later release of the bot`);
+  }
+  if (!USAGE[sub]) return fail(`unknown command "${sub.slice(0, 40)}"`);
+
+  switch (sub) {
+    case 'status': {
+      const a = agentArg(tokens, sub);
+      if (isResult(a)) return a;
+      if (tokens.length > 1) return fail(`status takes only an agent; unexpected "${tokens[1]}"`, sub);
+      return { ok: true, command: { kind: 'status', agentId: a.agentId } };
+    }
+    case 'audit': {
+      if (tokens[0]?.toLowerCase() === 'verify' && tokens.length === 1) return { ok: true, command: { kind: 'audit-verify' } };
+      const a = agentArg(tokens, sub);
+      if (isResult(a)) return a;
+      if (tokens.length > 1) return fail(`audit takes only an agent (or "verify"); unexpected "${tokens[1]}"`, sub);
+      return { ok: true, command: { kind: 'audit', agentId: a.agentId } };
+    }
+    case 'contain':
+    case 'narrow':
+    case 'revoke':
+    case 'restore': {
+      const timed = sub === 'contain' || sub === 'narrow';
+      const flags = takeFlags(tokens, sub, { ttl: timed, dryRun: true });
+      if (isResult(flags as object)) return flags as ParseResult;
+      const { rest, ttlMs, dryRun } = flags as Flags;
+      const a = agentArg(rest, sub);
+      if (isResult(a)) return a;
+      let words = rest.slice(1);
+      if (sub === 'narrow') {
+        const list = words[0];
+        if (!list) return fail('narrow needs the scopes to suspend, e.g. payments:* or crm:write,mail:send', sub);
+        const scopes = [...new Set(list.split(',').map((s) => s.trim()).filter(Boolean))];
+        const bad = scopes.find((s) => !SCOPE_PATTERN.test(s) || s.length > 200);
+        if (bad !== undefined || scopes.length === 0) {
+          return fail(`"${(bad ?? list).slice(0, 80)}" is not a scope (lowercase segments separated by ":", "*" as a wildcard)`, sub);
+        }
+        if (scopes.length > 50) return fail('narrow takes at most 50 scopes at once', sub);
+        words = words.slice(1);
+        const reason = words.join(' ').trim() || 'no reason given';
+        return { ok: true, command: { kind: 'narrow', agentId: a.agentId, scopes, ttlMs, dryRun, reason: reason.slice(0, 2000) } };
+      }
+      const reason = (words.join(' ').trim() || 'no reason given').slice(0, 2000);
+      if (sub === 'contain') return { ok: true, command: { kind: 'contain', agentId: a.agentId, ttlMs, dryRun, reason } };
+      return { ok: true, command: { kind: sub, agentId: a.agentId, dryRun, reason } };
+    }
+  }
+  return fail(`unknown command "${sub}"`);
+}
