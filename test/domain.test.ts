@@ -139,3 +139,36 @@ describe('webhook signatures', () => {
     expect(verifySignature('whsec_new_secret_0123', body, rotated, 1_800_000_000).ok).toBe(true);
   });
 });
+
+describe('the decision body fast path', () => {
+  it('accepts only what the zod schema accepts, with the same result', async () => {
+    const { quickDecisionInput } = await import('../src/http/routes/decisions.routes.js');
+    const { decisionInputSchema } = await import('../src/api/schemas.js');
+    const bodies: unknown[] = [
+      { agentId: 'bot', action: 'payments:transfer' },
+      { agentId: 'bot', action: 'payments:transfer', context: { amount: 5, currency: 'USD', note: 'x' } },
+      { agentId: 'bot', action: 'payments:*' },
+      { agentId: 'bot', action: 'Payments:transfer' },
+      { agentId: '', action: 'a' },
+      { agentId: 'x'.repeat(257), action: 'a' },
+      { agentId: 'bot', action: 'a', extra: 1 },
+      { agentId: 'bot', action: 'a', context: [] },
+      { agentId: 'bot', action: 'a', context: null },
+      { agentId: 'bot', action: 'a', context: { amount: '5' } },
+      { agentId: 'bot', action: 'a', context: { amount: -1 } },
+      { agentId: 'bot', action: 'a', context: { currency: 5 } },
+      { agentId: 'bot', action: 'a', context: { ['k'.repeat(101)]: 1 } },
+      { agentId: 5, action: 'a' },
+      [],
+      null,
+      'text',
+    ];
+    for (const body of bodies) {
+      const quick = quickDecisionInput(body);
+      const zod = decisionInputSchema.safeParse(body);
+      // The fast path must never accept an invalid body; for these it also takes every valid one.
+      expect(quick !== undefined, JSON.stringify(body)).toBe(zod.success);
+      if (quick) expect(quick).toEqual({ ...zod.data, context: zod.data?.context ?? {} });
+    }
+  });
+});

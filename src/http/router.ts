@@ -46,13 +46,18 @@ export type Match = { route: Route; params: Record<string, string> } | { allowed
 /** A small, allocation-light router: the decision path runs through it thousands of times a second. */
 export class Router {
   private readonly routes: CompiledRoute[] = [];
+  /** Routes without parameters, by "METHOD /path": one lookup for the hot paths. */
+  private readonly exact = new Map<string, Route>();
 
   add(route: Route): this {
     this.routes.push({ ...route, segments: route.path.split('/').filter(Boolean) });
+    if (!route.path.includes('{')) this.exact.set(`${route.method} ${route.path}`, route);
     return this;
   }
 
   match(method: string, path: string): Match {
+    const exact = this.exact.get(`${method} ${path}`);
+    if (exact) return { route: exact, params: {} };
     const parts = path.split('/').filter(Boolean);
     const allowed: string[] = [];
     for (const route of this.routes) {

@@ -1,0 +1,110 @@
+import { fork, type ChildProcess } from 'node:child_process';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+import { isChildMessage, type ParentMessage } from './ipc.js';
+
+/** The repository root: children run from here so `--import tsx` resolves from its node_modules. */
+export const ROOT = fileURLToPath(new URL('../../', import.meta.url));
+
+export interface ServerChild {
+  readonly name: string;
+  readonly port: number;
+  readonly pid: number | undefined;
+  /** CPU time (microseconds) the child has used since it started. */
+  cpuUsage(): Promise<CpuUsage>;
+  /** True once the child has exited, asked to or not. */
+  exited(): boolean;
+  /** Asks the child to stop; kills it (SIGKILL, by its own handle) if it has not exited in time. */
+  stop(timeoutMs?: number): Promise<void>;
+}
+
+export interface CpuUsage {
+  user: number;
+  system: number;
+}
+
+export interface StartChildOptions {
+  /** Extra node flags (e.g. --cpu-prof). */
+  execArgv?: string[];
+  startTimeoutMs?: number;
+}
+
+/**
+ * Forks `script` under tsx in its own process (its own event loop and core), forwards its output
+ * to our stderr prefixed with its name, sends it `options` and waits for the port it listens on.
+ */
+export async function startChild(name: string, script: string, options: Record<string, string>, opts: StartChildOptions = {}): Promise<ServerChild> {
+  const child: ChildProcess = fork(script, [], {
+    cwd: ROOT,
+    execArgv: ['--import', 'tsx', ...(opts.execArgv ?? [])],
+    stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
+  });
+  let hasExited = false;
+  const exitedPromise = new Promise<void>((resolve) => {
+    child.once('exit', (code, signal) => {
+      hasExited = true;
+      if (code !== 0 && code !== null) console.error(`[${name}] exited with code ${code}`);
+      if (signal) console.error(`[${name}] killed by ${signal}`);
+      resolve();
+    });
+  });
+  for (const stream of [child.stdout, child.stderr]) {
+    if (stream) createInterface({ input: stream }).on('line', (line) => console.error(`[${name}] ${line}`));
+  }
+
+  const stop = async (timeoutMs = 10_000) => {
+    if (hasExited) return;
+    if (child.connected) child.send({ type: 'stop' } satisfies ParentMessage);
+    let timer: NodeJS.Timeout | undefined;
+    const timedOut = new Promise<boolean>((resolve) => {
+      timer = setTimeout(() => resolve(true), timeoutMs);
+    });
+    const late = await Promise.race([exitedPromise.then(() => false), timedOut]);
+    clearTimeout(timer);
+    if (late && !hasExited) {
+      console.error(`[${name}] did not stop within ${timeoutMs} ms; killing pid ${child.pid}`);
+      child.kill('SIGKILL');
+      await exitedPromise;
+    }
+  };
+
+  try {
+    const port = await new Promise<number>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`${name} did not report its port within ${opts.startTimeoutMs ?? 30_000} ms`)), opts.startTimeoutMs ?? 30_000);
+      child.on('message', (msg: unknown) => {
+        if (!isChildMessage(msg) || msg.type === 'usage') return;
+        clearTimeout(timer);
+        if (msg.type === 'ready') resolve(msg.port);
+        else reject(new Error(`${name} failed to start: ${msg.message}`));
+      });
+      child.once('exit', (code) => {
+        clearTimeout(timer);
+        reject(new Error(`${name} exited (code ${code}) before reporting its port`));
+      });
+      child.once('error', (err) => {
+        clearTimeout(timer);
+        reject(err);
+      });
+      child.send({ type: 'start', options } satisfies ParentMessage);
+    });
+    const cpuUsage = () =>
+      new Promise<CpuUsage>((resolve, reject) => {
+        const timer = setTimeout(() => {
+          child.off('message', onMessage);
+          reject(new Error(`${name} did not report its CPU usage`));
+        }, 5000);
+        const onMessage = (msg: unknown) => {
+          if (!isChildMessage(msg) || msg.type !== 'usage') return;
+          clearTimeout(timer);
+          child.off('message', onMessage);
+          resolve({ user: msg.user, system: msg.system });
+        };
+        child.on('message', onMessage);
+        child.send({ type: 'usage' } satisfies ParentMessage);
+      });
+    return { name, port, pid: child.pid, cpuUsage, exited: () => hasExited, stop };
+  } catch (err) {
+    await stop(3000);
+    throw err;
+  }
+}
