@@ -11,6 +11,8 @@ import type { Queues } from '../src/queue/queues.js';
 import { deliverEvent } from './deliver-event.job.js';
 import { liftAction } from './lift-action.job.js';
 import { sweep, SWEEP_EVERY_MS, SWEEP_JOB } from './sweep.job.js';
+import { notify, type NotifyDeps } from './notify.job.js';
+import { SLACK_DIRECTORY_EVERY_MS, SLACK_DIRECTORY_JOB } from '../src/slack/slack-directory.js';
 
 export interface WorkerDeps {
   connection: Redis;
@@ -22,6 +24,7 @@ export interface WorkerDeps {
   agents: AgentService;
   queues: Queues;
   webhook: { url: string; secret: string } | undefined;
+  notify: NotifyDeps;
   /** For tests: how long a job's lock lasts before another worker may take it over. */
   lockDurationMs?: number;
   stalledIntervalMs?: number;
@@ -53,7 +56,8 @@ export async function startWorkers(deps: WorkerDeps): Promise<Worker[]> {
     },
     { ...common, concurrency: 4 },
   );
-  for (const worker of [events, timers]) {
+  const notifier = new Worker(QUEUES.notify, (job: Job, token?: string) => notify(job, token, deps.notify), { ...common, concurrency: 8 });
+  for (const worker of [events, timers, notifier]) {
     worker.on('failed', (job, err) => {
       const final = !job || job.attemptsMade >= (job.opts.attempts ?? 1) || err.name === 'UnrecoverableError';
       const entry = { queue: worker.name, jobId: job?.id, job: job?.name, attempts: job?.attemptsMade, err: err.message };
@@ -68,6 +72,10 @@ export async function startWorkers(deps: WorkerDeps): Promise<Worker[]> {
     worker.on('error', (err) => deps.logger.warn({ queue: worker.name, err: err.message }, 'worker error'));
   }
   await deps.queues.timers.upsertJobScheduler(SWEEP_JOB, { every: SWEEP_EVERY_MS }, { name: SWEEP_JOB });
-  await Promise.all([events.waitUntilReady(), timers.waitUntilReady()]);
-  return [events, timers];
+  if (deps.notify.slack) {
+    // Resolve policy emails to Slack users now and every half hour.
+    await deps.queues.notify.upsertJobScheduler(SLACK_DIRECTORY_JOB, { every: SLACK_DIRECTORY_EVERY_MS, immediately: true }, { name: SLACK_DIRECTORY_JOB });
+  }
+  await Promise.all([events.waitUntilReady(), timers.waitUntilReady(), notifier.waitUntilReady()]);
+  return [events, timers, notifier];
 }

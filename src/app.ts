@@ -25,6 +25,12 @@ import { addAuditRoutes } from './http/routes/audit.routes.js';
 import { addDecisionRoutes } from './http/routes/decisions.routes.js';
 import { addOpsRoutes } from './http/routes/ops.routes.js';
 import { startWorkers } from '../jobs/worker.js';
+import type { NotifyDeps } from '../jobs/notify.job.js';
+import { ChatCommands } from './chat/chat-commands.js';
+import { createSlackAdapter, type SlackAdapter } from './slack/slack-app.js';
+import { SlackDirectory } from './slack/slack-directory.js';
+import { SlackNotifier } from './slack/slack-notifier.js';
+import { createSlackWebClient } from './slack/slack-web.js';
 
 /** Raised when the process must not start (unmigrated database, bad policy): the message says why. */
 export class StartupError extends Error {
@@ -49,6 +55,8 @@ export interface App {
   readonly metrics: Metrics;
   readonly policy: Policy;
   readonly agents: AgentService;
+  readonly commands: ChatCommands;
+  readonly slack: SlackAdapter | undefined;
   readonly view: PermissionView | undefined;
   readonly relay: OutboxRelay | undefined;
   readonly workers: Worker[];
@@ -129,10 +137,14 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
     let relay: OutboxRelay | undefined;
     const agents = new AgentService({ db, clock, publisher, onOutboxWrite: () => relay?.wake() });
 
+    const commands = new ChatCommands({ db, clock, agents, policy });
+    const directory = new SlackDirectory({ db, clock, policy });
+
     const metrics = createMetrics({
       queueCounts: async () => ({
         events: await queues.events.getJobCounts('waiting', 'active', 'delayed', 'failed'),
         timers: await queues.timers.getJobCounts('waiting', 'active', 'delayed', 'failed'),
+        notify: await queues.notify.getJobCounts('waiting', 'active', 'delayed', 'failed'),
       }),
       outboxPending: () => countUnpublished(db),
       viewFresh: view ? () => view.isFresh() : undefined,
@@ -144,7 +156,14 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
       await relay.start();
       const started = relay;
       cleanups.push(() => started.stop());
+      const notify: NotifyDeps = {};
+      if (config.slack.botToken) {
+        const client = createSlackWebClient(config.slack.botToken, config.slack.apiUrl);
+        notify.slack = { client, directory, notifier: new SlackNotifier({ db, client, policy, clock }) };
+        if (!policy.channels.incidents?.slack) logger.warn('the policy names no Slack incidents channel (channels.incidents.slack): incident notices are not posted');
+      }
       workers = await startWorkers({
+        notify,
         connection: redis,
         prefix: config.queuePrefix,
         db,
@@ -165,6 +184,12 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
 
     const router = new Router();
     addOpsRoutes(router, { db, redis, metrics, view, role: config.role });
+    const slack = web ? createSlackAdapter({ config, commands, directory, logger }) : undefined;
+    if (slack?.route) router.add(slack.route);
+    if (slack) {
+      await slack.start();
+      cleanups.push(() => slack.stop());
+    }
     if (web && view) {
       addDecisionRoutes(router, { view, clock, metrics });
       addAgentRoutes(router, { db, clock, agents });
@@ -194,6 +219,8 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
       metrics,
       policy,
       agents,
+      commands,
+      slack,
       view,
       relay,
       workers,

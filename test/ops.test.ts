@@ -4,6 +4,7 @@ import { cleanRedisPrefix, sampleAgent, startTestApp, testConfig, TOKEN, type Te
 import { createTestDatabase, testPrefix, type TestDatabase } from './support/database.js';
 import { renderOpenApiFile } from '../src/api/openapi.js';
 import { createDb } from '../src/db/database.js';
+import { NO_MIGRATIONS } from 'kysely';
 import { createMigrator } from '../src/db/migrator.js';
 
 let database: TestDatabase;
@@ -40,7 +41,7 @@ describe('health, readiness, metrics and the API document', () => {
       // The tables are gone, so the schema is behind: the replica must not take traffic.
       const res = await app.call('GET', '/readyz');
       expect(res.status).toBe(503);
-      expect(res.body.checks.migrations).toContain('pending migrations: 0001_initial');
+      expect(res.body.checks.migrations).toContain('pending migrations: 0002_incidents_and_chat');
     } finally {
       await createMigrator(db).migrateToLatest();
       await db.destroy();
@@ -89,11 +90,11 @@ describe('migrations', () => {
         (await db.introspection.getTables()).map((t) => t.name).filter((n) => !n.startsWith('kysely_')).sort();
       expect(await tables()).toEqual([]);
       expect((await createMigrator(db).migrateToLatest()).error).toBeUndefined();
-      expect(await tables()).toEqual(['agent_actions', 'agents', 'audit_head', 'audit_log', 'event_deliveries', 'grants', 'outbox']);
-      expect((await createMigrator(db).migrateDown()).error).toBeUndefined();
+      expect(await tables()).toEqual(['agent_actions', 'agents', 'audit_head', 'audit_log', 'chat_identities', 'chat_messages', 'confirmations', 'event_deliveries', 'grants', 'incidents', 'outbox']);
+      expect((await createMigrator(db).migrateTo(NO_MIGRATIONS)).error).toBeUndefined();
       expect(await tables()).toEqual([]);
       expect((await createMigrator(db).migrateToLatest()).error).toBeUndefined();
-      expect(await tables()).toHaveLength(7);
+      expect(await tables()).toHaveLength(11);
     } finally {
       await db.destroy();
       await fresh.drop();

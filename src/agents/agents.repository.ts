@@ -194,6 +194,9 @@ export async function insertAction(
     expiresAt: Date | null;
     touched: TouchedGrant[];
     now: Date;
+    incidentId: string | null;
+    idempotencyKey: string | null;
+    result: unknown;
   },
 ): Promise<void> {
   await trx
@@ -209,6 +212,9 @@ export async function insertAction(
       expires_at: action.expiresAt,
       touched_grants: JSON.stringify(action.touched),
       created_at: action.now,
+      incident_id: action.incidentId,
+      idempotency_key: action.idempotencyKey,
+      result: JSON.stringify(action.result),
     })
     .execute();
 }
@@ -249,4 +255,21 @@ export async function expiredActionIds(db: DbOrTrx, now: Date, limit = 100): Pro
     .orderBy('expires_at')
     .limit(limit)
     .execute();
+}
+
+/** The answer already given for an idempotency key, if that request was applied before. */
+export async function findActionByIdempotencyKey(db: DbOrTrx, key: string): Promise<{ id: string; result: unknown } | undefined> {
+  return db.selectFrom('agent_actions').select(['id', 'result']).where('idempotency_key', '=', key).executeTakeFirst();
+}
+
+export async function findOpenIncident(db: DbOrTrx, agentId: string): Promise<{ id: string } | undefined> {
+  return db.selectFrom('incidents').select('id').where('agent_id', '=', agentId).where('status', '=', 'open').executeTakeFirst();
+}
+
+export async function openIncident(trx: DbOrTrx, id: string, agentId: string, actionId: string, now: Date): Promise<void> {
+  await trx.insertInto('incidents').values({ id, agent_id: agentId, status: 'open', opened_by_action_id: actionId, opened_at: now }).execute();
+}
+
+export async function closeIncident(trx: DbOrTrx, id: string, actor: string, now: Date): Promise<void> {
+  await trx.updateTable('incidents').set({ status: 'closed', closed_at: now, closed_by: actor }).where('id', '=', id).execute();
 }

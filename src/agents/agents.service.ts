@@ -9,6 +9,10 @@ import type { EventType } from '../domain/events.js';
 import { appendAudit } from '../audit/audit.repository.js';
 import { addOutboxJob, emitEvent, QUEUES } from '../outbox/outbox.repository.js';
 import {
+  closeIncident,
+  findActionByIdempotencyKey,
+  findOpenIncident,
+  openIncident,
   insertAction,
   liftActions,
   loadAgent,
@@ -32,6 +36,16 @@ export interface AgentServiceDeps {
 }
 
 export const LIFT_ACTION_JOB = 'lift-action';
+/** Tells the chat platforms to post or update an incident's notice (queue `notify`). */
+export const INCIDENT_UPDATE_JOB = 'incident-update';
+
+export interface IncidentUpdate {
+  incidentId: string;
+  /** The action (or expiry) this update reports; its own line in the incident's thread. */
+  actionId: string;
+  /** `expired`: the action's ttl ran out; otherwise the action itself. */
+  event: 'action' | 'expired';
+}
 
 export interface ActionResult {
   dryRun: boolean;
@@ -53,6 +67,10 @@ export interface ActionResult {
   liftedActions: string[];
   /** Approval requests this action cancels (approvals arrive with the approvals capability). */
   pendingApprovalsCancelled: string[];
+  /** The incident this action opened, joined or closed. */
+  incidentId: string | null;
+  /** True when the same request (same idempotency key) was applied before: this is that answer. */
+  replayed?: boolean;
 }
 
 const EVENT_FOR: Record<ActionCommand['kind'], EventType> = {
@@ -82,6 +100,7 @@ function resultOf(agentId: string, cmd: ActionCommand, plan: ActionPlan, id: str
     grantsRestored: plan.grantsGivenBack,
     liftedActions: plan.lifts.map((a) => a.id),
     pendingApprovalsCancelled: [],
+    incidentId: null,
   };
 }
 
@@ -115,15 +134,20 @@ export class AgentService {
   }
 
   /** Narrow, contain, revoke or restore. With dryRun, reports the blast radius and changes nothing. */
-  async act(agentId: string, cmd: ActionCommand, options: { dryRun?: boolean } = {}): Promise<ActionResult> {
+  async act(agentId: string, cmd: ActionCommand, options: { dryRun?: boolean; idempotencyKey?: string } = {}): Promise<ActionResult> {
     const { db, clock } = this.deps;
+    const { idempotencyKey } = options;
+    if (idempotencyKey && !options.dryRun) {
+      const before = await findActionByIdempotencyKey(db, idempotencyKey);
+      if (before) return { ...(before.result as ActionResult), replayed: true };
+    }
     if (options.dryRun) {
       const agent = await loadAgent(db, agentId);
       if (!agent) throw notFound(`unknown agent ${agentId}`);
       const now = clock.now();
       return resultOf(agentId, cmd, planAction(agent, cmd, now), null, now, true);
     }
-    const out = await db.transaction().execute(async (trx) => {
+    const out = await this.applyOnce(idempotencyKey, () => db.transaction().execute(async (trx) => {
       // The row lock makes two responders acting at once take turns: the second sees the first's result.
       const agent = await loadAgent(trx, agentId, { forUpdate: true });
       if (!agent) throw notFound(`unknown agent ${agentId}`);
@@ -131,6 +155,14 @@ export class AgentService {
       const plan = planAction(agent, cmd, now);
       const id = randomUUID();
       const version = await nextPermissionVersion(trx);
+      // One incident per agent from the first restriction until restore: every step joins it.
+      let incidentId = (await findOpenIncident(trx, agentId))?.id ?? null;
+      if (!incidentId && cmd.kind !== 'restore') {
+        incidentId = randomUUID();
+        await openIncident(trx, incidentId, agentId, id, now);
+      }
+      if (incidentId && plan.statusAfter === 'active') await closeIncident(trx, incidentId, cmd.actor, now);
+      const result: ActionResult = { ...resultOf(agentId, cmd, plan, id, now, false), incidentId };
       await insertAction(trx, {
         id,
         agentId,
@@ -142,20 +174,44 @@ export class AgentService {
         expiresAt: plan.expiresAt,
         touched: cmd.kind === 'restore' ? plan.grantsGivenBack : plan.grantsTakenAway,
         now,
+        incidentId,
+        idempotencyKey: idempotencyKey ?? null,
+        result,
       });
       await liftActions(trx, plan.lifts.map((a) => a.id), { actor: cmd.actor, reason: cmd.reason, byActionId: id, now });
       await setAgentState(trx, agentId, plan.statusAfter, version, cmd.actor, now);
-      const result = resultOf(agentId, cmd, plan, id, now, false);
       const { dryRun: _dryRun, ...auditPayload } = result;
       await appendAudit(trx, { actor: cmd.actor, action: `agent.${cmd.kind}`, subject: agentId, payload: auditPayload, at: now });
       await emitEvent(trx, EVENT_FOR[cmd.kind], { ...auditPayload, agentId }, now);
       if (plan.expiresAt) {
         await addOutboxJob(trx, { queue: QUEUES.timers, jobName: LIFT_ACTION_JOB, payload: { actionId: id, agentId }, runAt: plan.expiresAt }, now);
       }
+      if (incidentId) {
+        const update: IncidentUpdate = { incidentId, actionId: id, event: 'action' };
+        await addOutboxJob(trx, { queue: QUEUES.notify, jobName: INCIDENT_UPDATE_JOB, payload: update }, now);
+      }
       return { result, version };
-    });
+    }));
+    if ('replayed' in out) return out.replayed;
     await this.afterCommit(agentId, out.version);
     return out.result;
+  }
+
+  /**
+   * Runs an action; when a concurrent request with the same idempotency key won the race (unique
+   * index), answers with that request's result instead of an error.
+   */
+  private async applyOnce<T>(key: string | undefined, run: () => Promise<T>): Promise<T | { replayed: ActionResult }> {
+    try {
+      return await run();
+    } catch (err) {
+      const pgErr = err as { code?: string; constraint?: string };
+      if (key && pgErr.code === '23505' && pgErr.constraint === 'agent_actions_idempotency_uq') {
+        const before = await findActionByIdempotencyKey(this.deps.db, key);
+        if (before) return { replayed: { ...(before.result as ActionResult), replayed: true } };
+      }
+      throw err;
+    }
   }
 
   /**
@@ -186,6 +242,12 @@ export class AgentService {
       };
       await appendAudit(trx, { actor, action: 'agent.action_expired', subject: agentId, payload, at: now });
       await emitEvent(trx, 'agent.action_expired', { agentId, ...payload }, now);
+      const incident = await findOpenIncident(trx, agentId);
+      if (incident) {
+        if (plan.statusAfter === 'active') await closeIncident(trx, incident.id, actor, now);
+        const update: IncidentUpdate = { incidentId: incident.id, actionId, event: 'expired' };
+        await addOutboxJob(trx, { queue: QUEUES.notify, jobName: INCIDENT_UPDATE_JOB, payload: update }, now);
+      }
       return { outcome: 'lifted' as const, version };
     });
     if (out.outcome === 'lifted') await this.afterCommit(agentId, out.version);

@@ -53,6 +53,47 @@ export interface AgentActionsTable {
   lifted_by: string | null;
   lifted_by_action_id: string | null;
   lift_reason: string | null;
+  incident_id: string | null;
+  idempotency_key: string | null;
+  result: Json<unknown> | null;
+}
+
+export interface IncidentsTable {
+  id: string;
+  agent_id: string;
+  status: 'open' | 'closed';
+  opened_by_action_id: string;
+  opened_at: Timestamp;
+  closed_at: Timestamp | null;
+  closed_by: string | null;
+}
+
+export interface ChatMessagesTable {
+  key: string;
+  platform: string;
+  channel: string;
+  ts: string;
+  created_at: Timestamp;
+}
+
+export interface ConfirmationsTable {
+  id: string;
+  kind: 'revoke' | 'restore';
+  agent_id: string;
+  requested_by: string;
+  payload: Json<Record<string, unknown>>;
+  created_at: Timestamp;
+  expires_at: Timestamp;
+  decided_at: Timestamp | null;
+  decided_by: string | null;
+  outcome: string | null;
+}
+
+export interface ChatIdentitiesTable {
+  platform: string;
+  email: string;
+  user_id: string | null;
+  resolved_at: Timestamp;
 }
 
 export interface AuditLogTable {
@@ -100,6 +141,10 @@ export interface Database {
   audit_head: AuditHeadTable;
   outbox: OutboxTable;
   event_deliveries: EventDeliveriesTable;
+  incidents: IncidentsTable;
+  chat_messages: ChatMessagesTable;
+  confirmations: ConfirmationsTable;
+  chat_identities: ChatIdentitiesTable;
 }
 
 export type AgentRow = Selectable<AgentsTable>;

@@ -7,6 +7,8 @@ import type { DomainEvent, EventType } from '../domain/events.js';
 export const QUEUES = {
   events: 'events',
   timers: 'timers',
+  /** Chat notices: posting and updating messages on Slack (and later Teams). */
+  notify: 'notify',
 } as const;
 export type QueueName = (typeof QUEUES)[keyof typeof QUEUES];
 

@@ -11,6 +11,13 @@ export const JOB_OPTIONS: Record<QueueName, DefaultJobOptions> = {
     removeOnComplete: { age: 7 * 24 * 3600, count: 50_000 },
     removeOnFail: { age: 30 * 24 * 3600 },
   },
+  // Chat notices: 8 attempts, waits of 2, 4 … 128 s; a 429 is a delay, not an attempt.
+  notify: {
+    attempts: 8,
+    backoff: { type: 'exponential', delay: 2000 },
+    removeOnComplete: { age: 7 * 24 * 3600, count: 50_000 },
+    removeOnFail: { age: 30 * 24 * 3600 },
+  },
   timers: {
     attempts: 20,
     backoff: { type: 'fixed', delay: 5000 },
@@ -28,7 +35,7 @@ export function createQueues(connection: Redis, prefix: string, onError: (queue:
     queue.on('error', (err) => onError(name, err));
     return queue;
   };
-  return { events: make(QUEUES.events), timers: make(QUEUES.timers) };
+  return { events: make(QUEUES.events), timers: make(QUEUES.timers), notify: make(QUEUES.notify) };
 }
 
 export async function closeQueues(queues: Queues): Promise<void> {

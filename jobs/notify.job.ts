@@ -1,0 +1,52 @@
+import { DelayedError, UnrecoverableError, type Job } from 'bullmq';
+import { z } from 'zod';
+import { INCIDENT_UPDATE_JOB } from '../src/agents/agents.service.js';
+import { CONFIRMATION_REQUEST_JOB } from '../src/chat/chat-commands.js';
+import type { SlackNotifier } from '../src/slack/slack-notifier.js';
+import { SlackRateLimited } from '../src/slack/slack-notifier.js';
+import type { SlackDirectory } from '../src/slack/slack-directory.js';
+import { SLACK_DIRECTORY_JOB } from '../src/slack/slack-directory.js';
+import type { WebClient } from '@slack/web-api';
+
+const incidentUpdatePayload = z.object({ incidentId: z.uuid(), actionId: z.uuid(), event: z.enum(['action', 'expired']) });
+const confirmationPayload = z.object({ confirmationId: z.uuid() });
+
+export interface NotifyDeps {
+  slack?: { notifier: SlackNotifier; directory: SlackDirectory; client: WebClient };
+}
+
+/**
+ * Chat notices. Thin: parse the payload, call the platform notifier. A 429 moves the job back to
+ * the delayed set for Retry-After seconds without spending an attempt, so one rate-limited channel
+ * never holds a worker slot that other channels need.
+ */
+export async function notify(job: Job, token: string | undefined, deps: NotifyDeps): Promise<string> {
+  if (!deps.slack) return 'no_platform';
+  const { notifier, directory, client } = deps.slack;
+  try {
+    switch (job.name) {
+      case INCIDENT_UPDATE_JOB: {
+        const p = incidentUpdatePayload.safeParse(job.data);
+        if (!p.success) throw new UnrecoverableError('malformed incident-update payload');
+        return await notifier.incidentUpdate(p.data);
+      }
+      case CONFIRMATION_REQUEST_JOB: {
+        const p = confirmationPayload.safeParse(job.data);
+        if (!p.success) throw new UnrecoverableError('malformed confirmation-request payload');
+        return await notifier.confirmationRequest(p.data.confirmationId);
+      }
+      case SLACK_DIRECTORY_JOB: {
+        const r = await directory.refresh(client);
+        return `resolved ${r.resolved}, unresolved ${r.unresolved}`;
+      }
+      default:
+        throw new UnrecoverableError(`unknown notify job ${job.name}`);
+    }
+  } catch (err) {
+    if (err instanceof SlackRateLimited && token) {
+      await job.moveToDelayed(Date.now() + err.retryAfterSeconds * 1000, token);
+      throw new DelayedError();
+    }
+    throw err;
+  }
+}

@@ -1,0 +1,47 @@
+import type { Policy } from '../policy/policy.schema.js';
+
+/** Who is asking, as a chat platform knows them. Emails come from identities resolved by the directory job. */
+export interface ChatIdentity {
+  platform: 'slack' | 'teams';
+  userId: string;
+  emails: string[];
+}
+
+export type Permission = 'contain' | 'narrow' | 'revoke' | 'restore' | 'read';
+
+export type Authorization = { ok: true; roles: string[] } | { ok: false; needed: string[]; message: string };
+
+/** The policy roles this person holds: matched by platform user id, or by an email the platform resolved. */
+export function rolesOf(policy: Policy, who: ChatIdentity): string[] {
+  const emails = new Set(who.emails.map((e) => e.toLowerCase()));
+  return Object.entries(policy.roles)
+    .filter(([, role]) =>
+      role.members.some(
+        (m) => (who.platform === 'slack' && m.slack === who.userId) || (who.platform === 'teams' && m.teams?.toLowerCase() === who.userId.toLowerCase()) || (m.email !== undefined && emails.has(m.email.toLowerCase())),
+      ),
+    )
+    .map(([name]) => name);
+}
+
+/**
+ * Is this person allowed to use this command? `read` (status, audit) is open to anyone who holds
+ * any role in the policy: it shows security state, so strangers in the workspace do not get it.
+ */
+export function authorize(policy: Policy, who: ChatIdentity, permission: Permission): Authorization {
+  const held = rolesOf(policy, who);
+  const needed =
+    permission === 'read'
+      ? Object.keys(policy.roles)
+      : permission === 'restore'
+        ? policy.permissions.restore.roles
+        : policy.permissions[permission];
+  const granted = held.filter((r) => needed.includes(r));
+  if (granted.length) return { ok: true, roles: granted };
+  const message =
+    needed.length === 0
+      ? `nobody may ${permission === 'read' ? 'read agent state' : permission} under the current policy`
+      : permission === 'read'
+        ? 'this needs a role in the policy; you hold none'
+        : `${permission} needs one of these roles: ${needed.join(', ')}${held.length ? ` (you hold: ${held.join(', ')})` : ' (you hold none)'}`;
+  return { ok: false, needed, message };
+}

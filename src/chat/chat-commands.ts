@@ -1,0 +1,256 @@
+import { randomUUID } from 'node:crypto';
+import { sql } from 'kysely';
+import type { Db } from '../db/database.js';
+import type { Clock } from '../core/clock.js';
+import type { AgentService, ActionResult } from '../agents/agents.service.js';
+import { loadAgent, recentActions, findOpenIncident } from '../agents/agents.repository.js';
+import { listAudit, verifyAudit } from '../audit/audit.repository.js';
+import { grantStatus } from '../domain/agent.js';
+import { formatDuration } from '../domain/duration.js';
+import { isCodedError } from '../domain/errors.js';
+import { addOutboxJob, QUEUES } from '../outbox/outbox.repository.js';
+import type { Policy } from '../policy/policy.schema.js';
+import { authorize, type ChatIdentity, type Permission } from './authorization.js';
+import { parseCommand, usageText, USAGE, type ChatCommand } from './command-parser.js';
+import { errorReply, type ChatReply } from './reply.js';
+
+export const REVOKE_CONFIRM_MS = 5 * 60_000;
+export const RESTORE_CONFIRM_MS = 60 * 60_000;
+export const CONFIRMATION_REQUEST_JOB = 'confirmation-request';
+
+export interface ChatCommandDeps {
+  db: Db;
+  clock: Clock;
+  agents: AgentService;
+  policy: Policy;
+}
+
+/** `slack:U0ONCALL1`: how a chat user appears as an actor in actions and the audit log. */
+export const actorOf = (who: ChatIdentity) => `${who.platform}:${who.userId}`;
+
+const PERMISSION_FOR: Record<ChatCommand['kind'], Permission | null> = {
+  help: null,
+  status: 'read',
+  audit: 'read',
+  'audit-verify': 'read',
+  contain: 'contain',
+  narrow: 'narrow',
+  revoke: 'revoke',
+  restore: 'restore',
+};
+
+function list(items: string[]): string {
+  return items.length ? items.map((s) => `\`${s}\``).join(', ') : 'none';
+}
+
+function actionLines(r: ActionResult): string[] {
+  const lines: string[] = [];
+  lines.push(`Status: *${r.statusBefore}* → *${r.statusAfter}*`);
+  if (r.action.scopes.length) lines.push(`Scopes: ${list(r.action.scopes)}`);
+  if (r.grantsSuspended.length || r.action.kind === 'contain' || r.action.kind === 'narrow') lines.push(`Grants suspended: ${list(r.grantsSuspended.map((g) => g.scope))}`);
+  if (r.grantsRevoked.length) lines.push(`Grants revoked: ${list(r.grantsRevoked.map((g) => g.scope))}`);
+  if (r.grantsRestored.length || r.action.kind === 'restore') lines.push(`Grants restored: ${list(r.grantsRestored.map((g) => g.scope))}`);
+  if (r.action.expiresAt) lines.push(`Lifts itself at ${r.action.expiresAt}`);
+  lines.push(`Pending approvals cancelled: ${r.pendingApprovalsCancelled.length}`);
+  lines.push(`Reason: ${r.action.reason}`);
+  return lines;
+}
+
+/**
+ * The chat commands as use cases, shared by every platform: parse, authorize against the policy,
+ * act through the same AgentService the REST API uses, and answer with the neutral reply model.
+ */
+export class ChatCommands {
+  constructor(private readonly deps: ChatCommandDeps) {}
+
+  async handle(who: ChatIdentity, text: string, options: { idempotencyKey?: string } = {}): Promise<ChatReply> {
+    const parsed = parseCommand(text);
+    if (!parsed.ok) return errorReply(parsed.error, parsed.usage);
+    const command = parsed.command;
+    if (command.kind === 'help') return { tone: 'info', title: 'Armalo commands', lines: [], usage: usageText() };
+    const permission = PERMISSION_FOR[command.kind];
+    if (permission) {
+      const auth = authorize(this.deps.policy, who, permission);
+      if (!auth.ok) return errorReply(`Not allowed: ${auth.message}. Nothing was changed.`, `/armalo ${USAGE[command.kind.replace('-verify', '')] ?? ''}`);
+    }
+    try {
+      return await this.run(who, command, options.idempotencyKey);
+    } catch (err) {
+      if (isCodedError(err)) return errorReply(`${err.message}. Nothing was changed.`, `/armalo ${USAGE[command.kind.replace('-verify', '')] ?? ''}`);
+      throw err;
+    }
+  }
+
+  private async run(who: ChatIdentity, command: ChatCommand, idempotencyKey: string | undefined): Promise<ChatReply> {
+    const { agents, db, clock } = this.deps;
+    const actor = actorOf(who);
+    switch (command.kind) {
+      case 'help':
+        return { tone: 'info', title: 'Armalo commands', lines: [], usage: usageText() };
+      case 'status':
+        return this.status(command.agentId);
+      case 'audit':
+        return this.audit(command.agentId);
+      case 'audit-verify': {
+        const v = await verifyAudit(db);
+        return v.ok
+          ? { tone: 'success', title: 'Audit log verified', lines: [`${v.entries} entries, chain intact. Head: entry ${v.head.seq}, \`${v.head.hash.slice(0, 16)}…\``] }
+          : { tone: 'error', title: 'Audit log is BROKEN', lines: [`First broken entry: ${v.firstBroken?.seq}: ${v.firstBroken?.problem}`, `${v.entries} entries checked.`] };
+      }
+      case 'contain':
+      case 'narrow': {
+        const cmd = {
+          kind: command.kind,
+          scopes: command.kind === 'narrow' ? command.scopes : undefined,
+          reason: command.reason,
+          actor,
+          ttlMs: command.ttlMs,
+        };
+        const r = await agents.act(command.agentId, cmd, { dryRun: command.dryRun, idempotencyKey });
+        if (r.dryRun) return { tone: 'info', title: `Dry run: ${command.kind} ${command.agentId} would change this (nothing was changed)`, lines: actionLines(r) };
+        const ttl = command.ttlMs ? ` for ${formatDuration(command.ttlMs)}` : '';
+        return {
+          tone: 'success',
+          title: `${command.kind === 'contain' ? 'Contained' : 'Narrowed'} ${command.agentId}${ttl}${r.replayed ? ' (already applied)' : ''}`,
+          lines: [...actionLines(r), `Undo with \`/armalo restore ${command.agentId} <reason>\``],
+        };
+      }
+      case 'revoke': {
+        const preview = await agents.act(command.agentId, { kind: 'revoke', reason: command.reason, actor }, { dryRun: true });
+        if (command.dryRun) return { tone: 'info', title: `Dry run: revoke ${command.agentId} would change this (nothing was changed)`, lines: actionLines(preview) };
+        const id = await this.createConfirmation('revoke', command.agentId, actor, { reason: command.reason }, REVOKE_CONFIRM_MS);
+        const expiresAt = new Date(clock.now().getTime() + REVOKE_CONFIRM_MS).toISOString();
+        return {
+          tone: 'warning',
+          title: `Revoke ${command.agentId}? This is the kill switch: every grant stops, kept-in-containment ones too.`,
+          lines: [...actionLines(preview), `Only you can confirm, until ${expiresAt}.`],
+          confirm: { id, label: `Revoke ${command.agentId}`, danger: true, expiresAt },
+        };
+      }
+      case 'restore': {
+        const preview = await agents.act(command.agentId, { kind: 'restore', reason: command.reason, actor }, { dryRun: true });
+        if (command.dryRun) return { tone: 'info', title: `Dry run: restore ${command.agentId} would change this (nothing was changed)`, lines: actionLines(preview) };
+        const rule = this.deps.policy.permissions.restore;
+        const notes = rule.freshEvaluation ? ['Note: the policy asks for a fresh evaluation before restore; evaluations are not tracked yet, so this is not checked.'] : [];
+        if (rule.secondPerson) {
+          const id = await this.createConfirmation('restore', command.agentId, actor, { reason: command.reason }, RESTORE_CONFIRM_MS);
+          return {
+            tone: 'info',
+            title: `Restore of ${command.agentId} requested: a second person must confirm`,
+            lines: [...actionLines(preview), `Another holder of ${rule.roles.join(' or ')} can confirm in the incident thread within ${formatDuration(RESTORE_CONFIRM_MS)}.`, ...notes],
+          };
+        }
+        const r = await agents.act(command.agentId, { kind: 'restore', reason: command.reason, actor }, { idempotencyKey });
+        return { tone: 'success', title: `Restored ${command.agentId}${r.replayed ? ' (already applied)' : ''}`, lines: [...actionLines(r), ...notes] };
+      }
+    }
+  }
+
+  private async createConfirmation(kind: 'revoke' | 'restore', agentId: string, actor: string, payload: Record<string, unknown>, ttlMs: number): Promise<string> {
+    const { db, clock } = this.deps;
+    const now = clock.now();
+    const id = randomUUID();
+    await db.transaction().execute(async (trx) => {
+      await trx
+        .insertInto('confirmations')
+        .values({ id, kind, agent_id: agentId, requested_by: actor, payload: JSON.stringify(payload), created_at: now, expires_at: new Date(now.getTime() + ttlMs) })
+        .execute();
+      // A restore needs a second person: the request goes into the incident's thread for them.
+      if (kind === 'restore') await addOutboxJob(trx, { queue: QUEUES.notify, jobName: CONFIRMATION_REQUEST_JOB, payload: { confirmationId: id } }, now);
+    });
+    return id;
+  }
+
+  /** A click on a confirmation button. Double clicks and retries apply once. */
+  async confirm(who: ChatIdentity, confirmationId: string): Promise<ChatReply> {
+    const { db, clock, agents, policy } = this.deps;
+    if (!/^[0-9a-f-]{36}$/.test(confirmationId)) return errorReply('That confirmation is not valid.');
+    const row = await db.selectFrom('confirmations').selectAll().where('id', '=', confirmationId).executeTakeFirst();
+    if (!row) return errorReply('That confirmation does not exist.');
+    const actor = actorOf(who);
+    const reason = String(row.payload.reason ?? 'no reason given');
+    if (row.kind === 'revoke') {
+      if (row.requested_by !== actor) return errorReply(`Only the person who asked (${row.requested_by}) can confirm this revoke. Nothing was changed.`);
+    } else {
+      if (row.requested_by === actor) return errorReply('A second person must confirm this restore; you asked for it. Nothing was changed.');
+    }
+    const auth = authorize(policy, who, row.kind);
+    if (!auth.ok) return errorReply(`Not allowed: ${auth.message}. Nothing was changed.`);
+    if (row.decided_at && row.outcome === 'confirmed') {
+      const before = await agents.act(row.agent_id, { kind: row.kind, reason, actor }, { idempotencyKey: `confirmation:${row.id}` }).catch(() => undefined);
+      return { tone: 'info', title: `Already confirmed by ${row.decided_by}`, lines: before ? actionLines(before) : [] };
+    }
+    if (row.decided_at) return errorReply(`This confirmation was ${row.outcome} by ${row.decided_by}. Nothing was changed.`);
+    if (row.expires_at.getTime() <= clock.now().getTime()) return errorReply(`This confirmation expired at ${row.expires_at.toISOString()}. Ask again. Nothing was changed.`);
+
+    const fullReason = row.kind === 'restore' ? `${reason} (requested by ${row.requested_by}, confirmed by ${actor})` : reason;
+    let result: ActionResult;
+    try {
+      // The confirmation id is the idempotency key: two clicks, one action.
+      result = await agents.act(row.agent_id, { kind: row.kind, reason: fullReason, actor }, { idempotencyKey: `confirmation:${row.id}` });
+    } catch (err) {
+      if (isCodedError(err)) return errorReply(`${err.message}. Nothing was changed.`);
+      throw err;
+    }
+    await db
+      .updateTable('confirmations')
+      .set({ decided_at: clock.now(), decided_by: actor, outcome: 'confirmed' })
+      .where('id', '=', row.id)
+      .where('decided_at', 'is', null)
+      .execute();
+    const verb = row.kind === 'revoke' ? 'Revoked' : 'Restored';
+    return { tone: 'success', title: `${verb} ${row.agent_id}${result.replayed ? ' (already applied)' : ''}`, lines: actionLines(result) };
+  }
+
+  async cancel(who: ChatIdentity, confirmationId: string): Promise<ChatReply> {
+    const { db, clock } = this.deps;
+    if (!/^[0-9a-f-]{36}$/.test(confirmationId)) return errorReply('That confirmation is not valid.');
+    const actor = actorOf(who);
+    const updated = await db
+      .updateTable('confirmations')
+      .set({ decided_at: clock.now(), decided_by: actor, outcome: 'cancelled' })
+      .where('id', '=', confirmationId)
+      .where('requested_by', '=', actor)
+      .where('decided_at', 'is', null)
+      .executeTakeFirst();
+    return Number(updated.numUpdatedRows) === 1
+      ? { tone: 'info', title: 'Cancelled. Nothing was changed.', lines: [] }
+      : errorReply('Only the person who asked can cancel, and only while it is pending.');
+  }
+
+  private async status(agentId: string): Promise<ChatReply> {
+    const { db, clock } = this.deps;
+    const agent = await loadAgent(db, agentId);
+    if (!agent) return errorReply(`Unknown agent ${agentId}.`, `/armalo ${USAGE.status}`);
+    const now = clock.now();
+    const incident = await findOpenIncident(db, agentId);
+    const recent = await recentActions(db, agentId, 5);
+    const grants = agent.grants.map((g) => {
+      const s = grantStatus(agent, g, now);
+      return `\`${g.scope}\` ${s.state}${g.keepInContainment ? ' (kept in containment)' : ''}${g.constraints.maxAmount !== undefined ? `, max ${g.constraints.maxAmount}` : ''}`;
+    });
+    return {
+      tone: agent.status === 'active' ? 'info' : 'warning',
+      title: `${agent.name} (${agent.id}) is ${agent.status}`,
+      lines: [
+        `Owner: ${agent.owner} · risk tier: ${agent.riskTier}`,
+        `Grants: ${grants.length ? grants.join('; ') : 'none'}`,
+        incident ? `Open incident: ${incident.id}` : 'No open incident',
+        `Last actions: ${recent.length ? recent.map((a) => `${a.kind} by ${a.actor} at ${a.created_at.toISOString()}${a.lifted_at ? ' (lifted)' : ''}: ${a.reason}`).join('; ') : 'none'}`,
+      ],
+    };
+  }
+
+  private async audit(agentId: string): Promise<ChatReply> {
+    const rows = await listAudit(this.deps.db, { subject: agentId, limit: 10 });
+    if (rows.length === 0) {
+      const exists = await sql<{ n: number }>`select 1 as n from agents where id = ${agentId}`.execute(this.deps.db);
+      if (exists.rows.length === 0) return errorReply(`Unknown agent ${agentId}.`, `/armalo ${USAGE.audit}`);
+    }
+    return {
+      tone: 'info',
+      title: `Audit log for ${agentId} (latest ${rows.length})`,
+      lines: rows.map((r) => `#${r.seq} ${r.at.toISOString()} ${r.actor}: ${r.action}`),
+    };
+  }
+}

@@ -1,0 +1,18 @@
+/**
+ * The neutral message model for answers to chat commands. Each platform adapter renders it
+ * (Block Kit for Slack, Adaptive Cards for Teams); nothing here knows either.
+ */
+export type Tone = 'info' | 'success' | 'warning' | 'error';
+
+export interface ChatReply {
+  tone: Tone;
+  title: string;
+  /** Paragraphs; `*bold*`, `_italic_` and `code` in backticks are the only markup used. */
+  lines: string[];
+  /** The usage line(s) to show after an error. */
+  usage?: string;
+  /** A two-step command waiting for a click. */
+  confirm?: { id: string; label: string; danger: boolean; expiresAt: string };
+}
+
+export const errorReply = (title: string, usage?: string): ChatReply => ({ tone: 'error', title, lines: [], ...(usage ? { usage } : {}) });

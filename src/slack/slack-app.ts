@@ -1,0 +1,116 @@
+import { randomBytes } from 'node:crypto';
+import { App, HTTPReceiver, LogLevel, type Logger as BoltLogger } from '@slack/bolt';
+import type { Config } from '../config/env.js';
+import type { ChatCommands } from '../chat/chat-commands.js';
+import { errorReply } from '../chat/reply.js';
+import type { Logger } from '../observability/logger.js';
+import type { Route } from '../http/router.js';
+import { CANCEL_ACTION, CONFIRM_ACTION, renderReply } from './reply.blocks.js';
+import type { SlackDirectory } from './slack-directory.js';
+
+export const SLACK_EVENTS_PATH = '/slack/events';
+export const SLASH_COMMAND = '/armalo';
+
+export interface SlackAdapter {
+  mode: 'http' | 'socket';
+  /** Mounted on our HTTP server in HTTP mode. */
+  route?: Route;
+  app: App;
+  start(): Promise<void>;
+  stop(): Promise<void>;
+}
+
+/** Bolt logs through our structured logger (which redacts secrets). */
+function boltLogger(logger: Logger): BoltLogger {
+  let level = LogLevel.INFO;
+  return {
+    debug: (...msg) => logger.debug({ component: 'bolt' }, msg.map(String).join(' ')),
+    info: (...msg) => logger.info({ component: 'bolt' }, msg.map(String).join(' ')),
+    warn: (...msg) => logger.warn({ component: 'bolt' }, msg.map(String).join(' ')),
+    error: (...msg) => logger.error({ component: 'bolt' }, msg.map(String).join(' ')),
+    setLevel: (l) => {
+      level = l;
+    },
+    getLevel: () => level,
+    setName: () => {},
+  };
+}
+
+/**
+ * The Slack adapter: turns signed slash commands and button clicks into ChatCommands calls and
+ * renders the replies as Block Kit. Answers go in the acknowledgement itself: the use cases take
+ * milliseconds, and everything slow (channel notices) is a job fed by the outbox.
+ */
+export function createSlackAdapter(deps: { config: Config; commands: ChatCommands; directory: SlackDirectory; logger: Logger }): SlackAdapter | undefined {
+  const { config, commands, directory, logger } = deps;
+  const { signingSecret, botToken, appToken, apiUrl } = config.slack;
+  if (!botToken || (!signingSecret && !appToken)) {
+    logger.info('Slack is disabled: set SLACK_BOT_TOKEN and SLACK_SIGNING_SECRET (HTTP mode) or SLACK_APP_TOKEN (Socket Mode)');
+    return undefined;
+  }
+  const clientOptions = apiUrl ? { slackApiUrl: apiUrl.endsWith('/') ? apiUrl : `${apiUrl}/` } : {};
+  // `authorize` instead of `token`: Bolt would otherwise call auth.test while constructing.
+  const authorize = async () => ({ botToken });
+  const socket = !!appToken;
+  let receiver: HTTPReceiver | undefined;
+  const app = socket
+    ? new App({ socketMode: true, appToken, authorize, clientOptions, logger: boltLogger(logger) })
+    : new App({
+        receiver: (receiver = new HTTPReceiver({
+          signingSecret: signingSecret!,
+          endpoints: SLACK_EVENTS_PATH,
+          processBeforeResponse: false,
+          logger: boltLogger(logger),
+        })),
+        authorize,
+        clientOptions,
+      });
+
+  const failed = (err: unknown, where: string) => {
+    // Unknown errors get an id that is logged; the user sees the id, never the internals.
+    const id = randomBytes(4).toString('hex');
+    logger.error({ err, errorId: id, where }, 'Slack handler failed');
+    return renderReply(errorReply(`Something went wrong on our side (error ${id}). Nothing may have changed; check /armalo status.`));
+  };
+
+  app.command(SLASH_COMMAND, async ({ command, ack }) => {
+    try {
+      const who = await directory.identify(command.user_id);
+      // The trigger id is unique per invocation: a redelivered command is answered, not applied again.
+      const reply = await commands.handle(who, command.text ?? '', { idempotencyKey: `slack:${command.team_id}:${command.trigger_id}` });
+      await ack({ response_type: 'ephemeral', ...renderReply(reply) });
+    } catch (err) {
+      await ack({ response_type: 'ephemeral', ...failed(err, 'command') });
+    }
+  });
+
+  app.action(CONFIRM_ACTION, async ({ ack, body, action, respond }) => {
+    await ack();
+    const value = 'value' in action && typeof action.value === 'string' ? action.value : '';
+    const reply = await commands.confirm(await directory.identify(body.user.id), value);
+    await respond(reply.tone === 'error' ? { response_type: 'ephemeral', replace_original: false, ...renderReply(reply) } : { replace_original: true, ...renderReply(reply) });
+  });
+
+  app.action(CANCEL_ACTION, async ({ ack, body, action, respond }) => {
+    await ack();
+    const value = 'value' in action && typeof action.value === 'string' ? action.value : '';
+    const reply = await commands.cancel(await directory.identify(body.user.id), value);
+    await respond(reply.tone === 'error' ? { response_type: 'ephemeral', replace_original: false, ...renderReply(reply) } : { replace_original: true, ...renderReply(reply) });
+  });
+
+  app.error(async (err) => {
+    failed(err, 'bolt');
+  });
+
+  return {
+    mode: socket ? 'socket' : 'http',
+    app,
+    ...(receiver ? { route: { method: 'POST' as const, path: SLACK_EVENTS_PATH, auth: false, raw: receiver.requestListener } } : {}),
+    start: async () => {
+      if (socket) await app.start();
+    },
+    stop: async () => {
+      if (socket) await app.stop();
+    },
+  };
+}

@@ -1,0 +1,124 @@
+import { UnrecoverableError } from 'bullmq';
+import { sql } from 'kysely';
+import type { WebClient } from '@slack/web-api';
+import type { Db } from '../db/database.js';
+import type { Clock } from '../core/clock.js';
+import type { IncidentUpdate } from '../agents/agents.service.js';
+import { loadIncidentView } from '../incidents/incident-view.js';
+import type { Policy } from '../policy/policy.schema.js';
+import { classifySlackError } from './slack-web.js';
+import { expiryLine, incidentRoot, slackActor, stepLine } from './incident.blocks.js';
+import { CANCEL_ACTION, CONFIRM_ACTION, escapeMrkdwn, type Block } from './reply.blocks.js';
+
+/** Slack answered 429: the job should wait this long without counting an attempt. */
+export class SlackRateLimited extends Error {
+  constructor(readonly retryAfterSeconds: number) {
+    super(`Slack rate limit: retry after ${retryAfterSeconds} s`);
+    this.name = 'SlackRateLimited';
+  }
+}
+
+export type NoticeOutcome = 'posted' | 'no_channel' | 'gone';
+
+/**
+ * Posts and updates incident notices. Every message we post is recorded under a key
+ * (`slack:incident:<id>`, `slack:action:<id>`, …) right after Slack accepts it, so a retried
+ * job updates what exists instead of posting again. Jobs for one incident take turns
+ * (an advisory lock), so two quick actions never race to post the same root.
+ */
+export class SlackNotifier {
+  constructor(private readonly deps: { db: Db; client: WebClient; policy: Policy; clock: Clock }) {}
+
+  private get channel(): string | undefined {
+    return this.deps.policy.channels.incidents?.slack;
+  }
+
+  private async call<T>(fn: () => Promise<T>): Promise<T> {
+    try {
+      return await fn();
+    } catch (err) {
+      const failure = classifySlackError(err);
+      if (failure.kind === 'rate_limited') throw new SlackRateLimited(failure.retryAfterSeconds);
+      if (failure.kind === 'permanent') throw new UnrecoverableError(failure.message);
+      throw new Error(`Slack call failed: ${failure.message}`);
+    }
+  }
+
+  private async ref(key: string): Promise<{ channel: string; ts: string } | undefined> {
+    return this.deps.db.selectFrom('chat_messages').select(['channel', 'ts']).where('key', '=', key).executeTakeFirst();
+  }
+
+  private async remember(key: string, channel: string, ts: string): Promise<void> {
+    await this.deps.db
+      .insertInto('chat_messages')
+      .values({ key, platform: 'slack', channel, ts, created_at: this.deps.clock.now() })
+      .onConflict((oc) => oc.column('key').doNothing())
+      .execute();
+  }
+
+  private async post(key: string, channel: string, message: { text: string; blocks: Block[]; thread_ts?: string }): Promise<{ channel: string; ts: string }> {
+    const existing = await this.ref(key);
+    if (existing) return existing;
+    const res = await this.call(() => this.deps.client.chat.postMessage({ channel, ...message, unfurl_links: false }));
+    const ts = String(res.ts);
+    await this.remember(key, channel, ts);
+    return { channel, ts };
+  }
+
+  /** Serializes work on one incident across workers. */
+  private async exclusive<T>(incidentId: string, work: () => Promise<T>): Promise<T> {
+    return this.deps.db.transaction().execute(async (trx) => {
+      await sql`select pg_advisory_xact_lock(hashtext(${`incident:${incidentId}`}))`.execute(trx);
+      return work();
+    });
+  }
+
+  async incidentUpdate(update: IncidentUpdate): Promise<NoticeOutcome> {
+    const channel = this.channel;
+    if (!channel) return 'no_channel';
+    return this.exclusive(update.incidentId, async () => {
+      const view = await loadIncidentView(this.deps.db, update.incidentId, this.deps.clock.now());
+      if (!view) return 'gone';
+      const root = await this.post(`slack:incident:${view.id}`, channel, incidentRoot(view));
+      const step = view.steps.find((s) => s.actionId === update.actionId);
+      if (step && update.event === 'expired') {
+        await this.post(`slack:expiry:${step.actionId}`, root.channel, { text: expiryLine(step), blocks: [{ type: 'section', text: { type: 'mrkdwn', text: expiryLine(step) } }], thread_ts: root.ts });
+      } else if (step && step.actionId !== view.openedByActionId) {
+        await this.post(`slack:action:${step.actionId}`, root.channel, { text: stepLine(step), blocks: [{ type: 'section', text: { type: 'mrkdwn', text: stepLine(step) } }], thread_ts: root.ts });
+      }
+      // The root always shows the current state.
+      await this.call(() => this.deps.client.chat.update({ channel: root.channel, ts: root.ts, ...incidentRoot(view) }));
+      return 'posted';
+    });
+  }
+
+  /** A restore waiting for a second person: a button in the incident's thread. */
+  async confirmationRequest(confirmationId: string): Promise<NoticeOutcome> {
+    const channel = this.channel;
+    if (!channel) return 'no_channel';
+    const row = await this.deps.db.selectFrom('confirmations').selectAll().where('id', '=', confirmationId).executeTakeFirst();
+    if (!row) return 'gone';
+    const incident = await this.deps.db.selectFrom('incidents').select('id').where('agent_id', '=', row.agent_id).where('status', '=', 'open').executeTakeFirst();
+    const post = async () => {
+      const root = incident ? await this.ref(`slack:incident:${incident.id}`) : undefined;
+      const text = `${slackActor(row.requested_by)} asks to restore \`${row.agent_id}\`: ${escapeMrkdwn(String(row.payload.reason ?? ''))}. A second person with the restore role must confirm.`;
+      await this.post(`slack:confirmation:${row.id}`, root?.channel ?? channel, {
+        text,
+        ...(root ? { thread_ts: root.ts } : {}),
+        blocks: [
+          { type: 'section', text: { type: 'mrkdwn', text } },
+          {
+            type: 'actions',
+            block_id: `confirm:${row.id}`,
+            elements: [
+              { type: 'button', action_id: CONFIRM_ACTION, style: 'primary', text: { type: 'plain_text', text: `Confirm restore of ${row.agent_id}`.slice(0, 75) }, value: row.id },
+              { type: 'button', action_id: CANCEL_ACTION, text: { type: 'plain_text', text: 'Cancel' }, value: row.id },
+            ],
+          },
+        ],
+      });
+      return 'posted' as const;
+    };
+    return incident ? this.exclusive(incident.id, post) : post();
+  }
+}
