@@ -133,7 +133,7 @@ export class ChatCommands {
         const rule = this.deps.policy.permissions.restore;
         const notes = rule.freshEvaluation ? ['Note: the policy asks for a fresh evaluation before restore; evaluations are not tracked yet, so this is not checked.'] : [];
         if (rule.secondPerson) {
-          const id = await this.createConfirmation('restore', command.agentId, actor, { reason: command.reason }, RESTORE_CONFIRM_MS);
+          await this.createConfirmation('restore', command.agentId, actor, { reason: command.reason }, RESTORE_CONFIRM_MS);
           return {
             tone: 'info',
             title: `Restore of ${command.agentId} requested: a second person must confirm`,
