@@ -1,0 +1,244 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { cleanRedisPrefix, sampleAgent, startTestApp, testConfig, waitFor, type TestApp } from './support/app.js';
+import { createTestDatabase, testPrefix, type TestDatabase } from './support/database.js';
+import { FakeSlack } from './support/fake-slack.js';
+import { blockActionBody, postSigned, slashCommandBody, SIGNING_SECRET } from './support/slack-requests.js';
+import { writePolicy } from './support/slack-policy.js';
+
+let database: TestDatabase;
+let app: TestApp;
+const slack = new FakeSlack();
+const prefix = testPrefix();
+let responses = 0;
+
+beforeAll(async () => {
+  database = await createTestDatabase();
+  const apiUrl = await slack.start();
+  slack.users.set('risk@example.com', 'U0RISK');
+  app = await startTestApp(
+    testConfig(database.url, prefix, {
+      SLACK_SIGNING_SECRET: SIGNING_SECRET,
+      SLACK_BOT_TOKEN: 'xoxb-test-token-0123456789',
+      SLACK_API_URL: apiUrl,
+      ARMALO_POLICY_FILE: writePolicy(),
+    }),
+    { relayPollMs: 200, worker: { lockDurationMs: 5000, stalledIntervalMs: 2000 } },
+  );
+});
+
+afterAll(async () => {
+  await app?.stop();
+  await slack.stop();
+  await database?.drop();
+  await cleanRedisPrefix(prefix);
+});
+
+/** Sends `/armalo <text>` as `user`, signed; returns the HTTP answer (the private acknowledgement). */
+async function command(user: string, text: string, extra: { trigger_id?: string; retryNum?: number } = {}) {
+  const res = await postSigned(app.url, slashCommandBody({ user_id: user, text, response_url: slack.responseUrl(`cmd-${++responses}`), trigger_id: extra.trigger_id }), {
+    retryNum: extra.retryNum,
+  });
+  return res;
+}
+
+async function click(user: string, actionId: string, value: string) {
+  const id = `click-${++responses}`;
+  const res = await postSigned(app.url, blockActionBody({ user_id: user, action_id: actionId, value, response_url: slack.responseUrl(id) }));
+  expect(res.status).toBe(200);
+  await waitFor(() => slack.responses.some((r) => r.id === id), 5000, `the answer to click ${id}`);
+  return slack.responses.find((r) => r.id === id)!.body;
+}
+
+const textOf = (body: any): string => JSON.stringify(body?.blocks ?? body);
+
+async function decision(agentId: string, action: string) {
+  return (await app.call('POST', '/v1/decisions', { agentId, action, context: { amount: 5 } })).body.decision as string;
+}
+
+function confirmationId(body: any): string {
+  const actions = (body.blocks as any[]).find((b) => b.type === 'actions');
+  return actions.elements[0].value as string;
+}
+
+describe('/armalo incident commands over signed HTTP', () => {
+  it('contain: acknowledged at once, enforced at once, notice in the incidents channel; later steps go to its thread', async () => {
+    await app.call('PUT', '/v1/agents/underwriting-bot', sampleAgent);
+    const res = await command('U0ONCALL1', 'contain underwriting-bot prompt injection suspected');
+    expect(res.status).toBe(200);
+    expect(res.ms).toBeLessThan(3000);
+    expect(res.body.response_type).toBe('ephemeral');
+    expect(textOf(res.body)).toContain('Contained underwriting-bot');
+    expect(await decision('underwriting-bot', 'crm:write')).toBe('deny');
+
+    await waitFor(() => slack.posts('C0INCIDENTS').length === 1, 5000, 'the incident notice');
+    const root = slack.posts('C0INCIDENTS')[0]!;
+    expect(root.args.thread_ts).toBeUndefined();
+    expect(textOf(root.args)).toContain('CONTAINED');
+    expect(textOf(root.args)).toContain('<@U0ONCALL1>');
+    expect(textOf(root.args)).toContain('prompt injection suspected');
+
+    const narrowed = await command('U0ONCALL2', 'narrow underwriting-bot mail:*,crm:write mail looks odd too');
+    expect(textOf(narrowed.body)).toContain('Narrowed underwriting-bot');
+    await waitFor(() => slack.posts('C0INCIDENTS').length === 2, 5000, 'the thread reply');
+    const reply = slack.posts('C0INCIDENTS')[1]!;
+    const rootTs = (await app.db.selectFrom('chat_messages').select('ts').where('key', 'like', 'slack:incident:%').executeTakeFirstOrThrow()).ts;
+    expect(reply.args.thread_ts).toBe(rootTs);
+    expect(textOf(reply.args)).toContain('narrowed');
+    expect(textOf(reply.args)).toContain('<@U0ONCALL2>');
+    await waitFor(() => slack.updates().some((u) => u.args.ts === rootTs), 5000, 'the root to be updated');
+
+    const verify = await app.call('GET', '/v1/audit/verify');
+    expect(verify.body.ok).toBe(true);
+    const audit = await app.call('GET', '/v1/audit?agentId=underwriting-bot');
+    expect(audit.body.entries.map((e: any) => [e.action, e.actor])).toEqual([
+      ['agent.narrow', 'slack:U0ONCALL2'],
+      ['agent.contain', 'slack:U0ONCALL1'],
+      ['agent.registered', 'api:platform'],
+    ]);
+  });
+
+  it('restore under secondPerson: the requester cannot complete it; a second role holder confirms in the thread', async () => {
+    const asked = await command('U0ONCALL1', 'restore underwriting-bot false alarm');
+    expect(textOf(asked.body)).toContain('a second person must confirm');
+    expect(await decision('underwriting-bot', 'crm:write')).toBe('deny');
+    await waitFor(() => slack.posts('C0INCIDENTS').some((p) => textOf(p.args).includes('asks to restore')), 5000, 'the confirmation request in the thread');
+    const request = slack.posts('C0INCIDENTS').find((p) => textOf(p.args).includes('asks to restore'))!;
+    expect(request.args.thread_ts).toBeDefined();
+    const id = confirmationId(request.args);
+
+    const self = await click('U0ONCALL1', 'armalo_confirm', id);
+    expect(textOf(self)).toContain('A second person must confirm');
+    expect(self.replace_original).toBe(false);
+    expect(await decision('underwriting-bot', 'crm:write')).toBe('deny');
+
+    const stranger = await click('U0RANDOM', 'armalo_confirm', id);
+    expect(textOf(stranger)).toContain('Not allowed');
+
+    const second = await click('U0ONCALL2', 'armalo_confirm', id);
+    expect(textOf(second)).toContain('Restored underwriting-bot');
+    expect(second.replace_original).toBe(true);
+    expect(await decision('underwriting-bot', 'crm:write')).toBe('allow');
+    const audit = await app.call('GET', '/v1/audit?agentId=underwriting-bot&limit=1');
+    expect(audit.body.entries[0]).toMatchObject({ action: 'agent.restore', actor: 'slack:U0ONCALL2' });
+    expect(audit.body.entries[0].payload.action.reason).toContain('requested by slack:U0ONCALL1');
+  });
+
+  it('revoke waits for the same user to confirm; another user is refused; a double click applies once', async () => {
+    await app.call('PUT', '/v1/agents/kill-bot', sampleAgent);
+    const asked = await command('U0CISO', 'revoke kill-bot credentials leaked');
+    expect(textOf(asked.body)).toContain('Revoke kill-bot?');
+    expect(await decision('kill-bot', 'mail:send')).toBe('allow');
+    const id = confirmationId(asked.body);
+
+    const other = await click('U0ONCALL1', 'armalo_confirm', id);
+    expect(textOf(other)).toContain('Only the person who asked');
+    expect(await decision('kill-bot', 'mail:send')).toBe('allow');
+
+    const [a, b] = await Promise.all([click('U0CISO', 'armalo_confirm', id), click('U0CISO', 'armalo_confirm', id)]);
+    expect([textOf(a), textOf(b)].join()).toContain('kill-bot');
+    expect(await decision('kill-bot', 'mail:send')).toBe('deny');
+    const revokes = await app.db.selectFrom('agent_actions').select('id').where('agent_id', '=', 'kill-bot').where('kind', '=', 'revoke').execute();
+    expect(revokes).toHaveLength(1);
+    await waitFor(() => slack.posts('C0INCIDENTS').some((p) => textOf(p.args).includes('kill-bot')), 5000, 'the revoke notice');
+    await new Promise((r) => setTimeout(r, 500));
+    expect(slack.posts('C0INCIDENTS').filter((p) => textOf(p.args).includes('kill-bot') && !p.args.thread_ts)).toHaveLength(1);
+  });
+
+  it('--dry-run shows the blast radius and changes nothing', async () => {
+    await app.call('PUT', '/v1/agents/dry-bot', sampleAgent);
+    const before = slack.posts().length;
+    const res = await command('U0ONCALL1', 'contain dry-bot --dry-run checking');
+    expect(textOf(res.body)).toContain('Dry run');
+    expect(textOf(res.body)).toContain('payments:transfer');
+    expect(await decision('dry-bot', 'crm:write')).toBe('allow');
+    expect((await app.call('GET', '/v1/agents/dry-bot')).body.status).toBe('active');
+    await new Promise((r) => setTimeout(r, 500));
+    expect(slack.posts().length).toBe(before);
+  });
+
+  it('--ttl lifts itself and says so in the thread', async () => {
+    await app.call('PUT', '/v1/agents/ttl-bot', sampleAgent);
+    const res = await command('U0ONCALL1', 'contain ttl-bot --ttl 1s short hold');
+    expect(textOf(res.body)).toContain('for 1s');
+    expect(await decision('ttl-bot', 'crm:write')).toBe('deny');
+    await waitFor(async () => (await decision('ttl-bot', 'crm:write')) === 'allow', 8000, 'the ttl to lift');
+    await waitFor(() => slack.posts('C0INCIDENTS').some((p) => textOf(p.args).includes('reached its ttl') && p.args.thread_ts), 5000, 'the expiry line in the thread');
+  });
+
+  it('a member listed only by email is recognised through users.lookupByEmail', async () => {
+    await waitFor(() => slack.calls.some((c) => c.method === 'users.lookupByEmail'), 5000, 'the directory job');
+    await waitFor(async () => (await app.db.selectFrom('chat_identities').select('user_id').where('email', '=', 'risk@example.com').executeTakeFirst())?.user_id === 'U0RISK', 5000, 'risk@example.com to resolve');
+    await app.call('PUT', '/v1/agents/email-bot', sampleAgent);
+    const res = await command('U0RISK', 'contain email-bot risk owner acting');
+    expect(textOf(res.body)).toContain('Contained email-bot');
+  });
+
+  it.each([
+    ['U0RANDOM', 'contain underwriting-bot x', 'contain needs one of these roles: security-oncall, ciso, risk-owner'],
+    ['U0ONCALL1', 'revoke underwriting-bot x', 'revoke needs one of these roles: ciso'],
+    ['U0ONCALL1', 'contain ghost-bot x', 'unknown agent ghost-bot'],
+    ['U0ONCALL1', 'contain', 'contain needs an agent'],
+    ['U0ONCALL1', 'narrow underwriting-bot', 'narrow needs the scopes'],
+    ['U0ONCALL1', '%%% ¿¿ garbage', 'unknown command'],
+    ['U0ONCALL1', 'detonate underwriting-bot', 'unknown command \\"detonate'],
+    ['U0RANDOM', 'status underwriting-bot', 'needs a role in the policy'],
+  ])('%s: /armalo %s → a private, specific error with the usage; nothing changes', async (user, text, message) => {
+    const before = await app.call('GET', '/v1/audit?limit=1');
+    const res = await command(user, text);
+    expect(res.status).toBe(200);
+    expect(res.body.response_type).toBe('ephemeral');
+    expect(textOf(res.body)).toContain(message);
+    expect(textOf(res.body)).toContain('Usage');
+    const after = await app.call('GET', '/v1/audit?limit=1');
+    expect(after.body.entries).toEqual(before.body.entries);
+  });
+
+  it('refuses unsigned, badly signed and stale requests with 401 and changes nothing', async () => {
+    await app.call('PUT', '/v1/agents/sig-bot', sampleAgent);
+    const body = slashCommandBody({ user_id: 'U0ONCALL1', text: 'contain sig-bot forged', response_url: slack.responseUrl('forged') });
+    expect((await postSigned(app.url, body, { secret: 'wrong-secret-0123456789' })).status).toBe(401);
+    expect((await postSigned(app.url, body, { omitSignature: true })).status).toBe(401);
+    expect((await postSigned(app.url, body, { omitTimestamp: true })).status).toBe(401);
+    expect((await postSigned(app.url, body, { timestamp: Math.floor(Date.now() / 1000) - 6 * 60 })).status).toBe(401);
+    expect(await decision('sig-bot', 'crm:write')).toBe('allow');
+  });
+
+  it('the same command delivered twice (a Slack retry) is applied once and posted once', async () => {
+    await app.call('PUT', '/v1/agents/retry-bot', sampleAgent);
+    const trigger = `${Date.now()}.retry.abcdef`;
+    const first = await command('U0ONCALL1', 'contain retry-bot once only', { trigger_id: trigger });
+    const again = await command('U0ONCALL1', 'contain retry-bot once only', { trigger_id: trigger, retryNum: 1 });
+    expect(textOf(first.body)).toContain('Contained retry-bot');
+    expect(textOf(again.body)).toContain('already applied');
+    const actions = await app.db.selectFrom('agent_actions').select('id').where('agent_id', '=', 'retry-bot').execute();
+    expect(actions).toHaveLength(1);
+    await waitFor(() => slack.posts('C0INCIDENTS').some((p) => textOf(p.args).includes('retry-bot')), 5000, 'the notice');
+    await new Promise((r) => setTimeout(r, 800));
+    expect(slack.posts('C0INCIDENTS').filter((p) => textOf(p.args).includes('retry-bot'))).toHaveLength(1);
+  });
+});
+
+describe('Slack delivery', () => {
+  it('a 429 with Retry-After: 2 delays the notice, which then arrives exactly once', async () => {
+    await app.call('PUT', '/v1/agents/limited-bot', sampleAgent);
+    slack.failNext('chat.postMessage', { status: 429, retryAfter: 2 });
+    const started = Date.now();
+    await command('U0ONCALL1', 'contain limited-bot rate limited');
+    await waitFor(() => slack.posts('C0INCIDENTS').some((p) => textOf(p.args).includes('limited-bot')), 10_000, 'the notice after the 429');
+    expect(Date.now() - started).toBeGreaterThanOrEqual(1900);
+    await new Promise((r) => setTimeout(r, 800));
+    expect(slack.posts('C0INCIDENTS').filter((p) => textOf(p.args).includes('limited-bot'))).toHaveLength(1);
+    expect(slack.calls.filter((c) => c.method === 'chat.postMessage!failed')).toHaveLength(1);
+  });
+
+  it('500 twice then 200: retried with backoff, posted exactly once', async () => {
+    await app.call('PUT', '/v1/agents/flaky-bot', sampleAgent);
+    const failedBefore = slack.calls.filter((c) => c.method === 'chat.postMessage!failed').length;
+    slack.failNext('chat.postMessage', { status: 500 }, { status: 500 });
+    await command('U0ONCALL1', 'contain flaky-bot server errors');
+    await waitFor(() => slack.posts('C0INCIDENTS').some((p) => textOf(p.args).includes('flaky-bot')), 15_000, 'the notice after two 500s');
+    await new Promise((r) => setTimeout(r, 800));
+    expect(slack.posts('C0INCIDENTS').filter((p) => textOf(p.args).includes('flaky-bot'))).toHaveLength(1);
+    expect(slack.calls.filter((c) => c.method === 'chat.postMessage!failed').length - failedBefore).toBe(2);
+  });
+});
