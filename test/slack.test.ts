@@ -193,6 +193,33 @@ describe('/armalo incident commands over signed HTTP', () => {
     expect(after.body.entries).toEqual(before.body.entries);
   });
 
+  it('status shows the state, grants, open incident and last actions', async () => {
+    await app.call('PUT', '/v1/agents/status-bot', sampleAgent);
+    await command('U0ONCALL2', 'narrow status-bot payments:* card testing');
+    const res = await command('U0ONCALL1', 'status status-bot');
+    const text = textOf(res.body);
+    expect(text).toContain('is narrowed');
+    expect(text).toContain('`payments:transfer` suspended');
+    expect(text).toContain('`crm:write` active');
+    expect(text).toContain('Open incident:');
+    expect(text).toContain('narrow by slack:U0ONCALL2');
+    expect(text).toContain('card testing');
+  });
+
+  it('a confirmation expires: a late click changes nothing', async () => {
+    await app.call('PUT', '/v1/agents/late-bot', sampleAgent);
+    const asked = await command('U0CISO', 'revoke late-bot too slow');
+    const id = confirmationId(asked.body);
+    await app.db.updateTable('confirmations').set({ expires_at: new Date(Date.now() - 1000) }).where('id', '=', id).execute();
+    const late = await click('U0CISO', 'armalo_confirm', id);
+    expect(textOf(late)).toContain('expired');
+    expect(await decision('late-bot', 'mail:send')).toBe('allow');
+    const cancelled = await command('U0CISO', 'revoke late-bot changed my mind');
+    const cancel = await click('U0CISO', 'armalo_cancel', confirmationId(cancelled.body));
+    expect(textOf(cancel)).toContain('Cancelled');
+    expect(await decision('late-bot', 'mail:send')).toBe('allow');
+  });
+
   it('refuses unsigned, badly signed and stale requests with 401 and changes nothing', async () => {
     await app.call('PUT', '/v1/agents/sig-bot', sampleAgent);
     const body = slashCommandBody({ user_id: 'U0ONCALL1', text: 'contain sig-bot forged', response_url: slack.responseUrl('forged') });
@@ -229,6 +256,31 @@ describe('Slack delivery', () => {
     await new Promise((r) => setTimeout(r, 800));
     expect(slack.posts('C0INCIDENTS').filter((p) => textOf(p.args).includes('limited-bot'))).toHaveLength(1);
     expect(slack.calls.filter((c) => c.method === 'chat.postMessage!failed')).toHaveLength(1);
+  });
+
+  it('a rate-limited notice does not hold up others: a second incident posts while the first waits', async () => {
+    await app.call('PUT', '/v1/agents/slow-bot', sampleAgent);
+    await app.call('PUT', '/v1/agents/fast-bot', sampleAgent);
+    slack.failNext('chat.postMessage', { status: 429, retryAfter: 3 });
+    await command('U0ONCALL1', 'contain slow-bot first');
+    await waitFor(() => slack.calls.some((c) => c.method === 'chat.postMessage!failed' && textOf(c.args).includes('slow-bot')), 5000, 'the 429');
+    await command('U0ONCALL1', 'contain fast-bot second');
+    await waitFor(() => slack.posts('C0INCIDENTS').some((p) => textOf(p.args).includes('fast-bot')), 2000, 'the second notice while the first waits');
+    expect(slack.posts('C0INCIDENTS').some((p) => textOf(p.args).includes('slow-bot'))).toBe(false);
+    await waitFor(() => slack.posts('C0INCIDENTS').some((p) => textOf(p.args).includes('slow-bot')), 10_000, 'the first notice after Retry-After');
+  });
+
+  it('a notice Slack refuses for good (channel_not_found) is logged and counted, not retried forever', async () => {
+    await app.call('PUT', '/v1/agents/lost-bot', sampleAgent);
+    slack.failNext('chat.postMessage', { error: 'channel_not_found' });
+    await command('U0ONCALL1', 'contain lost-bot nowhere to post');
+    await waitFor(() => app.logs.lines.some((l) => l.msg === 'job failed for good' && l.queue === 'notify'), 5000, 'the final failure');
+    const line = app.logs.lines.find((l) => l.msg === 'job failed for good' && l.queue === 'notify')!;
+    expect(String(line.err)).toContain('channel_not_found');
+    const metrics = await app.call('GET', '/metrics');
+    expect(metrics.body).toMatch(/armalo_jobs_failed_total\{queue="notify"\} 1\b/);
+    // The containment itself stands: delivery trouble never undoes enforcement.
+    expect(await decision('lost-bot', 'crm:write')).toBe('deny');
   });
 
   it('500 twice then 200: retried with backoff, posted exactly once', async () => {
