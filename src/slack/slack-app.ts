@@ -54,7 +54,9 @@ export function createSlackAdapter(deps: { config: Config; commands: ChatCommand
   const socket = !!appToken;
   let receiver: HTTPReceiver | undefined;
   const app = socket
-    ? new App({ socketMode: true, appToken, authorize, clientOptions, logger: boltLogger(logger) })
+    ? // installerOptions.clientOptions reaches the Socket Mode client's own Web API calls
+      // (apps.connections.open), so SLACK_API_URL applies there too.
+      new App({ socketMode: true, appToken, authorize, clientOptions, installerOptions: { clientOptions }, logger: boltLogger(logger) })
     : new App({
         receiver: (receiver = new HTTPReceiver({
           signingSecret: signingSecret!,

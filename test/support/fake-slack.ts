@@ -19,6 +19,8 @@ export class FakeSlack {
   readonly calls: SlackCall[] = [];
   readonly responses: { id: string; body: Record<string, any>; at: number }[] = [];
   readonly users = new Map<string, string>();
+  /** Answer for apps.connections.open (Socket Mode): the WebSocket URL to connect to. */
+  socketUrl = '';
   private readonly failures = new Map<string, Failure[]>();
   private server: Server | undefined;
   private tsCounter = 0;
@@ -69,6 +71,8 @@ export class FakeSlack {
         const id = this.users.get(String(args.email).toLowerCase());
         return id ? { ok: true, user: { id, profile: { email: args.email } } } : { ok: false, error: 'users_not_found' };
       }
+      case 'apps.connections.open':
+        return this.socketUrl ? { ok: true, url: this.socketUrl } : { ok: false, error: 'not_allowed_token_type' };
       case 'auth.test':
         return { ok: true, user_id: 'U0BOT', bot_id: 'B0BOT', team_id: 'T0TEAM' };
       default:

@@ -1,0 +1,89 @@
+import { randomUUID } from 'node:crypto';
+import type { AddressInfo } from 'node:net';
+import { WebSocketServer, type WebSocket } from 'ws';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { cleanRedisPrefix, sampleAgent, startTestApp, testConfig, waitFor, type TestApp } from './support/app.js';
+import { createTestDatabase, testPrefix, type TestDatabase } from './support/database.js';
+import { FakeSlack } from './support/fake-slack.js';
+import { writePolicy } from './support/slack-policy.js';
+
+// Socket Mode: the app opens a WebSocket (URL from apps.connections.open on the fake Web API) and
+// Slack pushes envelopes through it; the app acknowledges each envelope with its answer.
+let database: TestDatabase;
+let app: TestApp;
+const slack = new FakeSlack();
+const prefix = testPrefix();
+let wss: WebSocketServer;
+let socket: WebSocket | undefined;
+const acks = new Map<string, any>();
+
+beforeAll(async () => {
+  database = await createTestDatabase();
+  const apiUrl = await slack.start();
+  wss = new WebSocketServer({ host: '127.0.0.1', port: 0 });
+  await new Promise<void>((resolve) => wss.once('listening', () => resolve()));
+  slack.socketUrl = `ws://127.0.0.1:${(wss.address() as AddressInfo).port}/link`;
+  wss.on('connection', (ws) => {
+    socket = ws;
+    ws.on('message', (raw) => {
+      const msg = JSON.parse(raw.toString());
+      if (msg.envelope_id) acks.set(msg.envelope_id, msg);
+    });
+    ws.send(JSON.stringify({ type: 'hello', num_connections: 1, connection_info: { app_id: 'A0APP' }, debug_info: { host: 'fake', approximate_connection_time: 3600 } }));
+  });
+  app = await startTestApp(
+    testConfig(database.url, prefix, {
+      ARMALO_ROLE: 'web',
+      SLACK_APP_TOKEN: 'xapp-1-test-app-token-0123456789',
+      SLACK_BOT_TOKEN: 'xoxb-test-token-0123456789',
+      SLACK_API_URL: apiUrl,
+      ARMALO_POLICY_FILE: writePolicy(),
+    }),
+  );
+});
+
+afterAll(async () => {
+  await app?.stop();
+  for (const client of wss?.clients ?? []) client.terminate();
+  await new Promise<void>((resolve) => (wss ? wss.close(() => resolve()) : resolve()));
+  await slack.stop();
+  await database?.drop();
+  await cleanRedisPrefix(prefix);
+});
+
+describe('Socket Mode', () => {
+  it('connects without a public URL, and a slash command pushed over the socket contains the agent', async () => {
+    expect(app.slack?.mode).toBe('socket');
+    expect(slack.calls.some((c) => c.method === 'apps.connections.open')).toBe(true);
+    await waitFor(() => socket !== undefined, 5000, 'the WebSocket connection');
+    await app.call('PUT', '/v1/agents/socket-bot', sampleAgent);
+    const envelopeId = randomUUID();
+    socket!.send(
+      JSON.stringify({
+        envelope_id: envelopeId,
+        type: 'slash_commands',
+        accepts_response_payload: true,
+        payload: {
+          token: 'deprecated',
+          team_id: 'T0TEAM',
+          team_domain: 'example',
+          channel_id: 'C0RANDOM',
+          channel_name: 'ops',
+          user_id: 'U0ONCALL1',
+          user_name: 'oncall1',
+          command: '/armalo',
+          text: 'contain socket-bot seen over the socket',
+          api_app_id: 'A0APP',
+          response_url: slack.responseUrl('socket'),
+          trigger_id: `${Date.now()}.socket.abc`,
+        },
+      }),
+    );
+    await waitFor(() => acks.has(envelopeId), 5000, 'the envelope acknowledgement');
+    expect(JSON.stringify(acks.get(envelopeId).payload)).toContain('Contained socket-bot');
+    const decision = await app.call('POST', '/v1/decisions', { agentId: 'socket-bot', action: 'crm:write' });
+    expect(decision.body.decision).toBe('deny');
+    // No HTTP endpoint for Slack in Socket Mode: requests there are not Slack's.
+    expect((await fetch(`${app.url}/slack/events`, { method: 'POST' })).status).toBe(404);
+  });
+});
