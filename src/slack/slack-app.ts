@@ -1,8 +1,8 @@
 import { randomBytes } from 'node:crypto';
-import { App, HTTPReceiver, LogLevel, type Logger as BoltLogger } from '@slack/bolt';
+import { App, HTTPReceiver, LogLevel, type AllMiddlewareArgs, type BlockAction, type Logger as BoltLogger, type SlackActionMiddlewareArgs } from '@slack/bolt';
 import type { Config } from '../config/env.js';
 import type { ChatCommands } from '../chat/chat-commands.js';
-import { errorReply } from '../chat/reply.js';
+import { errorReply, type ChatReply } from '../chat/reply.js';
 import type { Logger } from '../observability/logger.js';
 import type { Route } from '../http/router.js';
 import { CANCEL_ACTION, CONFIRM_ACTION, renderReply } from './reply.blocks.js';
@@ -86,19 +86,23 @@ export function createSlackAdapter(deps: { config: Config; commands: ChatCommand
     }
   });
 
-  app.action(CONFIRM_ACTION, async ({ ack, body, action, respond }) => {
-    await ack();
-    const value = 'value' in action && typeof action.value === 'string' ? action.value : '';
-    const reply = await commands.confirm(await directory.identify(body.user.id), value);
-    await respond(reply.tone === 'error' ? { response_type: 'ephemeral', replace_original: false, ...renderReply(reply) } : { replace_original: true, ...renderReply(reply) });
-  });
-
-  app.action(CANCEL_ACTION, async ({ ack, body, action, respond }) => {
-    await ack();
-    const value = 'value' in action && typeof action.value === 'string' ? action.value : '';
-    const reply = await commands.cancel(await directory.identify(body.user.id), value);
-    await respond(reply.tone === 'error' ? { response_type: 'ephemeral', replace_original: false, ...renderReply(reply) } : { replace_original: true, ...renderReply(reply) });
-  });
+  // Buttons: acknowledge first, then answer through response_url. A refusal goes to the clicker
+  // only; a success replaces the message, so the buttons are gone for everyone.
+  const button = (run: (who: Awaited<ReturnType<SlackDirectory['identify']>>, value: string) => Promise<ChatReply>) =>
+    async ({ ack, body, action, respond }: SlackActionMiddlewareArgs<BlockAction> & AllMiddlewareArgs) => {
+      await ack();
+      const value = 'value' in action && typeof action.value === 'string' ? action.value : '';
+      let reply: ChatReply;
+      try {
+        reply = await run(await directory.identify(body.user.id), value);
+      } catch (err) {
+        await respond({ response_type: 'ephemeral', replace_original: false, ...failed(err, 'button') });
+        return;
+      }
+      await respond(reply.tone === 'error' ? { response_type: 'ephemeral', replace_original: false, ...renderReply(reply) } : { replace_original: true, ...renderReply(reply) });
+    };
+  app.action<BlockAction>(CONFIRM_ACTION, button((who, value) => commands.confirm(who, value)));
+  app.action<BlockAction>(CANCEL_ACTION, button((who, value) => commands.cancel(who, value)));
 
   app.error(async (err) => {
     failed(err, 'bolt');
