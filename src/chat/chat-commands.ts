@@ -133,6 +133,10 @@ export class ChatCommands {
         const rule = this.deps.policy.permissions.restore;
         const notes = rule.freshEvaluation ? ['Note: the policy asks for a fresh evaluation before restore; evaluations are not tracked yet, so this is not checked.'] : [];
         if (rule.secondPerson) {
+          // The confirm button goes into the incidents channel: without one, nobody would see it.
+          if (!this.deps.policy.channels.incidents) {
+            return errorReply('Restore needs a second person, but the policy names no incidents channel (channels.incidents) to ask in. Nothing was changed.');
+          }
           await this.createConfirmation('restore', command.agentId, actor, { reason: command.reason }, RESTORE_CONFIRM_MS);
           return {
             tone: 'info',
