@@ -3,7 +3,10 @@ import { cleanRedisPrefix, sampleAgent, startTestApp, testConfig, waitFor, type 
 import { createTestDatabase, testPrefix, type TestDatabase } from './support/database.js';
 import { FakeSlack } from './support/fake-slack.js';
 import { blockActionBody, postSigned, slashCommandBody, SIGNING_SECRET } from './support/slack-requests.js';
-import { writePolicy } from './support/slack-policy.js';
+import { SLACK_TEST_POLICY, writePolicy } from './support/slack-policy.js';
+import { parsePolicyText } from '../src/policy/load-policy.js';
+import { ChatCommands } from '../src/chat/chat-commands.js';
+import { systemClock } from '../src/core/clock.js';
 
 let database: TestDatabase;
 let app: TestApp;
@@ -218,6 +221,17 @@ describe('/armalo incident commands over signed HTTP', () => {
     const cancel = await click('U0CISO', 'armalo_cancel', confirmationId(cancelled.body));
     expect(textOf(cancel)).toContain('Cancelled');
     expect(await decision('late-bot', 'mail:send')).toBe('allow');
+  });
+
+  it('a second-person restore is refused when the policy has no incidents channel to ask in', async () => {
+    const policy = parsePolicyText(SLACK_TEST_POLICY.replace(/channels:[\s\S]*$/, ''));
+    const commands = new ChatCommands({ db: app.db, clock: systemClock, agents: app.agents, policy });
+    await app.call('PUT', '/v1/agents/nochan-bot', sampleAgent);
+    await app.call('POST', '/v1/agents/nochan-bot/actions', { action: 'contain', reason: 'x' });
+    const reply = await commands.handle({ platform: 'slack', userId: 'U0ONCALL1', emails: [] }, 'restore nochan-bot ok');
+    expect(reply.tone).toBe('error');
+    expect(reply.title).toContain('no incidents channel');
+    expect(await app.db.selectFrom('confirmations').select('id').where('agent_id', '=', 'nochan-bot').execute()).toHaveLength(0);
   });
 
   it('refuses unsigned, badly signed and stale requests with 401 and changes nothing', async () => {
