@@ -1,10 +1,12 @@
 /**
  * POST /v1/decisions against a bare node:http baseline, measured in the same run on the same
- * machine. Servers run in child processes; the load generator (autocannon) runs here. See
- * bench/README.md for what is measured, why, and how to read the table.
+ * machine, then (bench/slack.ts) Slack acknowledgement latency and containment time-to-effect.
+ * Servers run in child processes; the load generators (autocannon, and our own for Slack) run
+ * here. See bench/README.md for what is measured, why, and how to read the tables.
  */
 import { randomBytes } from 'node:crypto';
-import { cpus, loadavg } from 'node:os';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { cpus, loadavg, tmpdir } from 'node:os';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import path from 'node:path';
@@ -15,6 +17,7 @@ import { createDb, ensureDatabaseExists } from '../src/db/database.js';
 import { migrateToLatest } from '../src/db/migrator.js';
 import { ROOT, startChild, type ServerChild } from './lib/children.js';
 import { Samples, fmtInt, fmtMs, median, table } from './lib/stats.js';
+import { runSlackBench, slackBudgetSeconds } from './slack.js';
 
 // Only ever local services: this script creates and force-drops a database.
 const HOST = '127.0.0.1';
@@ -41,6 +44,19 @@ const WARMUP = intFromEnv('BENCH_WARMUP', 2, 0, 60);
 /** Latencies of a run's first seconds are not counted: autocannon opens its connections and warms up then. */
 const SKIP = intFromEnv('BENCH_SKIP', 1, 0, 60);
 const CPU_PROF = process.env.BENCH_CPU_PROF === '1';
+/** Status commands per second in the Slack acknowledgement run. */
+const SLACK_RATE = intFromEnv('BENCH_SLACK_RATE', 50, 1, 500);
+/** Agents contained, one after the other, in the time-to-effect series. */
+const TTE_AGENTS = intFromEnv('BENCH_TTE_AGENTS', 30, 1, 500);
+
+function partsFromEnv(): { decisions: boolean; slack: boolean } {
+  const raw = (process.env.BENCH_ONLY ?? '').trim();
+  if (raw === '' || raw === 'all') return { decisions: true, slack: true };
+  if (raw === 'decisions') return { decisions: true, slack: false };
+  if (raw === 'slack') return { decisions: false, slack: true };
+  throw new Error(`BENCH_ONLY must be decisions, slack or all (got "${raw}")`);
+}
+const PARTS = partsFromEnv();
 const PROFILE_DIR = path.join(ROOT, 'bench', '.profiles');
 
 const here = (p: string) => fileURLToPath(new URL(p, import.meta.url));
@@ -191,20 +207,164 @@ function withTimeout<T>(what: string, ms: number, work: Promise<T>): Promise<T> 
   ]);
 }
 
+/** What the decision part shares with the rest of the run. */
+interface DecisionRun {
+  databaseUrl: string;
+  prefix: string;
+  token: string;
+  /** This part's children; the run's cleanup stops them too. */
+  children: ServerChild[];
+  profileArgs(name: string): string[];
+}
+
+/** The decision endpoint against the bare baseline: per-run lines, the table and the two goals. */
+async function decisionPart({ databaseUrl, prefix, token, children, profileArgs }: DecisionRun): Promise<void> {
+  children.push(
+    await startChild(
+      'app',
+      APP_SCRIPT,
+      {
+        NODE_ENV: 'production',
+        ARMALO_ROLE: 'web',
+        DATABASE_URL: databaseUrl,
+        REDIS_URL,
+        HOST,
+        PORT: '0',
+        LOG_LEVEL: 'warn',
+        ARMALO_QUEUE_PREFIX: prefix,
+        ARMALO_API_TOKENS: `bench:${token}`,
+      },
+      { execArgv: profileArgs('app') },
+    ),
+  );
+  const appUrl = `http://${HOST}:${children[0]!.port}`;
+  const put = await fetch(`${appUrl}/v1/agents/${AGENT_ID}`, {
+    method: 'PUT',
+    headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` },
+    body: JSON.stringify(AGENT),
+    signal: AbortSignal.timeout(5000),
+  });
+  if (put.status !== 201 && put.status !== 200) throw new Error(`registering the agent failed: ${put.status} ${await put.text()}`);
+  const answer = await checkSample('app', appUrl, token);
+
+  children.push(await startChild('bare', BARE_SCRIPT, { BODY: answer }, { execArgv: profileArgs('bare') }));
+  const bareUrl = `http://${HOST}:${children[1]!.port}`;
+  const bareAnswer = await checkSample('bare', bareUrl, token);
+  if (Buffer.byteLength(bareAnswer) !== Buffer.byteLength(answer)) throw new Error('the bare server does not answer the same bytes');
+  console.log(`request body ${Buffer.byteLength(DECISION_REQUEST)} bytes; answer body ${Buffer.byteLength(answer)} bytes (both servers): ${answer}`);
+
+  const servers: Record<Server, ServerChild> = { app: children[0]!, bare: children[1]! };
+  const ensureAlive = () => {
+    const dead = children.find((c) => c.exited());
+    if (dead) throw new Error(`${dead.name} server exited during the benchmark`);
+  };
+
+  if (WARMUP > 0) {
+    for (const server of ['bare', 'app'] as const) {
+      await load(servers[server], token, 'max', WARMUP);
+      ensureAlive();
+    }
+  }
+
+  // Interleaved (bare, app, bare, app ...) so drift on the machine hits both servers alike.
+  const results: Record<Server, Record<Mode, RunResult[]>> = { bare: { max: [], rate: [] }, app: { max: [], rate: [] } };
+  for (let round = 1; round <= ROUNDS; round++) {
+    for (const mode of ['max', 'rate'] as const) {
+      for (const server of ['bare', 'app'] as const) {
+        const r = await load(servers[server], token, mode, DURATION);
+        ensureAlive();
+        results[server][mode].push(r);
+        const label = mode === 'max' ? `max load (${MAX_CONNECTIONS} conn)` : `${fmtInt(RATE)} req/s (${RATE_CONNECTIONS} conn)`;
+        console.log(
+          `round ${round}/${ROUNDS} ${server.padEnd(4)} ${label.padEnd(24)} ${fmtInt(r.rps).padStart(7)} req/s  p50 ${fmtMs(r.p50)} ms  p99 ${fmtMs(r.p99)} ms` +
+            `  server CPU/req ${fmtInt(r.userPerRequest)}+${fmtInt(r.systemPerRequest)} µs  generator stall p99 ${fmtMs(r.generatorStallP99)} ms  non-2xx ${r.non2xx}  errors ${r.errors}${r.mismatches ? `  not-allow answers ${r.mismatches}` : ''}`,
+        );
+      }
+    }
+  }
+
+  const summary = (server: Server) => {
+    const max = results[server].max;
+    const rate = results[server].rate;
+    const all = [...max, ...rate];
+    return {
+      rps: median(max.map((r) => r.rps)),
+      maxP50: median(max.map((r) => r.p50)),
+      maxP99: median(max.map((r) => r.p99)),
+      rateRps: median(rate.map((r) => r.rps)),
+      rateP50: median(rate.map((r) => r.p50)),
+      rateP99: median(rate.map((r) => r.p99)),
+      userPerRequest: median(max.map((r) => r.userPerRequest)),
+      systemPerRequest: median(max.map((r) => r.systemPerRequest)),
+      non2xx: all.reduce((n, r) => n + r.non2xx, 0),
+      errors: all.reduce((n, r) => n + r.errors + r.mismatches, 0),
+      timeouts: all.reduce((n, r) => n + r.timeouts, 0),
+      mismatches: all.reduce((n, r) => n + r.mismatches, 0),
+    };
+  };
+  const s = { bare: summary('bare'), app: summary('app') };
+  const names: Record<Server, string> = { bare: 'bare node:http', app: 'POST /v1/decisions' };
+
+  console.log('');
+  console.log(
+    table(
+      [
+        ['', 'max load', 'max load', 'max load', `@${fmtInt(RATE)}/s`, `@${fmtInt(RATE)}/s`, '', ''],
+        ['server', 'req/s', 'p50 ms', 'p99 ms', 'p50 ms', 'p99 ms', 'non-2xx', 'errors'],
+      ],
+      (['bare', 'app'] as const).map((k) => [
+        names[k],
+        fmtInt(s[k].rps),
+        fmtMs(s[k].maxP50),
+        fmtMs(s[k].maxP99),
+        fmtMs(s[k].rateP50),
+        fmtMs(s[k].rateP99),
+        String(s[k].non2xx),
+        String(s[k].errors),
+      ]),
+    ),
+  );
+  console.log(`(medians of ${ROUNDS} round(s) of ${DURATION} s; max load = ${MAX_CONNECTIONS} connections, pipelining 1; non-2xx and errors are totals over all runs)`);
+  for (const k of ['bare', 'app'] as const) {
+    if (s[k].timeouts || s[k].mismatches) console.log(`${names[k]}: errors include ${s[k].timeouts} timeout(s) and ${s[k].mismatches} answer(s) that were not "allow"`);
+    if (s[k].rateRps < RATE * 0.95) console.log(`${names[k]}: the fixed-rate runs reached only ${fmtInt(s[k].rateRps)} req/s of ${fmtInt(RATE)}`);
+  }
+
+  const cpu = (k: Server) => `${fmtInt(s[k].userPerRequest)} user + ${fmtInt(s[k].systemPerRequest)} system`;
+  console.log(`server CPU per request at max load, µs (median): bare ${cpu('bare')}, ours ${cpu('app')}`);
+  const allRuns = [...results.bare.max, ...results.app.max, ...results.bare.rate, ...results.app.rate];
+  console.log(`load generator event-loop stall p99, median of runs: ${fmtMs(median(allRuns.map((r) => r.generatorStallP99)))} ms (its stalls count as server latency)`);
+  console.log(`load average at the end ${loadAvg()}`);
+
+  const ratio = s.app.rps / s.bare.rps;
+  const verdict = (ok: boolean) => (ok ? 'PASS' : 'MISS');
+  console.log(`throughput ratio ours/bare: ${ratio.toFixed(2)} (${fmtInt(s.app.rps)} / ${fmtInt(s.bare.rps)} req/s)`);
+  console.log(`goal "at least half the bare server's throughput":  ${verdict(ratio >= GOAL_RATIO)} (${ratio.toFixed(2)})`);
+  const floor = s.bare.rateP99 >= GOAL_P99_MS * 0.8 ? `; inconclusive here: the bare server's own p99 is ${fmtMs(s.bare.rateP99)} ms` : `; bare server ${fmtMs(s.bare.rateP99)} ms`;
+  console.log(`goal "p99 under ${GOAL_P99_MS} ms at ${fmtInt(RATE)} requests/s":         ${verdict(s.app.rateP99 < GOAL_P99_MS)} (${fmtMs(s.app.rateP99)} ms${floor})`);
+  // The next part gets the machine to itself.
+  await Promise.all(children.map((c) => c.stop()));
+}
+
 async function main(): Promise<number> {
   const runId = randomBytes(5).toString('hex');
   const dbName = `armalo_bench_${runId}`;
   const databaseUrl = `${PG_BASE}/${dbName}`;
   const prefix = `armalo-bench-${runId}`;
   const token = `bench_${randomBytes(24).toString('hex')}`;
-  const children: ServerChild[] = [];
+  /** Every child of the run, by part; cleanup stops them all (stopping a stopped one is a no-op). */
+  const decisionChildren: ServerChild[] = [];
+  const slackChildren: ServerChild[] = [];
+  const allChildren = () => [...decisionChildren, ...slackChildren];
   const profileDir = (name: string) => path.join(PROFILE_DIR, runId, name);
   const profileArgs = (name: string) => (CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${profileDir(name)}`] : []);
   let dbCreated = false;
+  let tempDir: string | undefined;
 
   let cleaned: Promise<void> | undefined;
   const cleanup = () =>
     (cleaned ??= (async () => {
+      const children = allChildren();
       await Promise.all(children.map((c) => c.stop()));
       const done: string[] = [`${children.length} server(s) stopped`];
       if (dbCreated) {
@@ -217,11 +377,22 @@ async function main(): Promise<number> {
         (keys) => done.push(`${keys} Redis key(s) under ${prefix}: deleted`),
         (err: Error) => console.error(`cleanup: ${err.message} (delete keys ${prefix}:* by hand)`),
       );
+      if (tempDir) {
+        try {
+          rmSync(tempDir, { recursive: true, force: true });
+          done.push(`temp dir ${tempDir} removed`);
+        } catch (err) {
+          console.error(`cleanup: ${(err as Error).message} (remove ${tempDir} by hand)`);
+        }
+      }
       console.log(`cleanup: ${done.join(', ')}`);
     })());
 
-  // Bounded in time whatever happens: rounds x 4 runs, warm-ups, start-up and cleanup slack.
-  const budgetSeconds = ROUNDS * 4 * (DURATION + 3) + 2 * (WARMUP + 3) + 90;
+  // Bounded in time whatever happens. Decisions: rounds x 4 runs, warm-ups, start-up and cleanup
+  // slack. Slack: start-ups, warm-up, the ack run, and every time-to-effect measurement timing out.
+  const decisionBudget = ROUNDS * 4 * (DURATION + 3) + 2 * (WARMUP + 3) + 90;
+  const slackBudget = slackBudgetSeconds({ duration: DURATION, warmup: WARMUP, tteAgents: TTE_AGENTS });
+  const budgetSeconds = (PARTS.decisions ? decisionBudget : 0) + (PARTS.slack ? slackBudget : 0);
   const watchdog = setTimeout(() => {
     console.error(`watchdog: the benchmark ran over its ${budgetSeconds} s budget; cleaning up and exiting`);
     void withTimeout('cleanup', 30_000, cleanup()).finally(() => process.exit(2));
@@ -234,10 +405,16 @@ async function main(): Promise<number> {
   }
 
   try {
-    console.log('POST /v1/decisions vs a bare node:http server');
+    if (PARTS.decisions) console.log('POST /v1/decisions vs a bare node:http server');
+    if (PARTS.slack) console.log(`${PARTS.decisions ? 'then ' : ''}Slack: acknowledgement latency of /armalo commands, containment time-to-effect across two instances`);
     console.log(`node ${process.version}, ${cpus().length} CPU(s) (${cpus()[0]?.model.trim() ?? 'unknown'}), ${new Date().toISOString()}`);
     console.log(`load average ${loadAvg()} (other work on the machine skews results; compare rows of the same run)`);
-    console.log(`rounds ${ROUNDS}, ${DURATION} s per run (latencies of its first ${Math.min(SKIP, DURATION - 1)} s not counted), ${WARMUP} s warm-up per server${CPU_PROF ? `, CPU profiles of both servers into ${path.join(PROFILE_DIR, runId)}` : ''}`);
+    if (PARTS.decisions) {
+      console.log(`rounds ${ROUNDS}, ${DURATION} s per run (latencies of its first ${Math.min(SKIP, DURATION - 1)} s not counted), ${WARMUP} s warm-up per server${CPU_PROF ? `, CPU profiles of both servers into ${path.join(PROFILE_DIR, runId)}` : ''}`);
+    }
+    if (PARTS.slack) {
+      console.log(`slack: /armalo status at ${fmtInt(SLACK_RATE)}/s for ${DURATION} s with contain+restore pairs beside it (after ${WARMUP} s of warm-up commands), then time-to-effect on ${TTE_AGENTS} agent(s)`);
+    }
 
     await ensureDatabaseExists(databaseUrl);
     dbCreated = true;
@@ -245,129 +422,26 @@ async function main(): Promise<number> {
     const { error } = await migrateToLatest(db).finally(() => db.destroy());
     if (error) throw error;
 
-    children.push(
-      await startChild(
-        'app',
-        APP_SCRIPT,
-        {
-          NODE_ENV: 'production',
-          ARMALO_ROLE: 'web',
-          DATABASE_URL: databaseUrl,
-          REDIS_URL,
-          HOST,
-          PORT: '0',
-          LOG_LEVEL: 'warn',
-          ARMALO_QUEUE_PREFIX: prefix,
-          ARMALO_API_TOKENS: `bench:${token}`,
-        },
-        { execArgv: profileArgs('app') },
-      ),
-    );
-    const appUrl = `http://${HOST}:${children[0]!.port}`;
-    const put = await fetch(`${appUrl}/v1/agents/${AGENT_ID}`, {
-      method: 'PUT',
-      headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` },
-      body: JSON.stringify(AGENT),
-      signal: AbortSignal.timeout(5000),
-    });
-    if (put.status !== 201 && put.status !== 200) throw new Error(`registering the agent failed: ${put.status} ${await put.text()}`);
-    const answer = await checkSample('app', appUrl, token);
+    if (PARTS.decisions) await decisionPart({ databaseUrl, prefix, token, children: decisionChildren, profileArgs });
 
-    children.push(await startChild('bare', BARE_SCRIPT, { BODY: answer }, { execArgv: profileArgs('bare') }));
-    const bareUrl = `http://${HOST}:${children[1]!.port}`;
-    const bareAnswer = await checkSample('bare', bareUrl, token);
-    if (Buffer.byteLength(bareAnswer) !== Buffer.byteLength(answer)) throw new Error('the bare server does not answer the same bytes');
-    console.log(`request body ${Buffer.byteLength(DECISION_REQUEST)} bytes; answer body ${Buffer.byteLength(answer)} bytes (both servers): ${answer}`);
-
-    const servers: Record<Server, ServerChild> = { app: children[0]!, bare: children[1]! };
-    const ensureAlive = () => {
-      const dead = children.find((c) => c.exited());
-      if (dead) throw new Error(`${dead.name} server exited during the benchmark`);
-    };
-
-    if (WARMUP > 0) {
-      for (const server of ['bare', 'app'] as const) {
-        await load(servers[server], token, 'max', WARMUP);
-        ensureAlive();
-      }
+    if (PARTS.slack) {
+      if (PARTS.decisions) console.log('');
+      tempDir = mkdtempSync(path.join(tmpdir(), 'armalo-bench-'));
+      await runSlackBench({
+        host: HOST,
+        databaseUrl,
+        redisUrl: REDIS_URL,
+        prefix,
+        apiToken: token,
+        duration: DURATION,
+        warmup: WARMUP,
+        rate: SLACK_RATE,
+        tteAgents: TTE_AGENTS,
+        tempDir,
+        agent: AGENT,
+        track: (child) => slackChildren.push(child),
+      });
     }
-
-    // Interleaved (bare, app, bare, app ...) so drift on the machine hits both servers alike.
-    const results: Record<Server, Record<Mode, RunResult[]>> = { bare: { max: [], rate: [] }, app: { max: [], rate: [] } };
-    for (let round = 1; round <= ROUNDS; round++) {
-      for (const mode of ['max', 'rate'] as const) {
-        for (const server of ['bare', 'app'] as const) {
-          const r = await load(servers[server], token, mode, DURATION);
-          ensureAlive();
-          results[server][mode].push(r);
-          const label = mode === 'max' ? `max load (${MAX_CONNECTIONS} conn)` : `${fmtInt(RATE)} req/s (${RATE_CONNECTIONS} conn)`;
-          console.log(
-            `round ${round}/${ROUNDS} ${server.padEnd(4)} ${label.padEnd(24)} ${fmtInt(r.rps).padStart(7)} req/s  p50 ${fmtMs(r.p50)} ms  p99 ${fmtMs(r.p99)} ms` +
-              `  server CPU/req ${fmtInt(r.userPerRequest)}+${fmtInt(r.systemPerRequest)} µs  generator stall p99 ${fmtMs(r.generatorStallP99)} ms  non-2xx ${r.non2xx}  errors ${r.errors}${r.mismatches ? `  not-allow answers ${r.mismatches}` : ''}`,
-          );
-        }
-      }
-    }
-
-    const summary = (server: Server) => {
-      const max = results[server].max;
-      const rate = results[server].rate;
-      const all = [...max, ...rate];
-      return {
-        rps: median(max.map((r) => r.rps)),
-        maxP50: median(max.map((r) => r.p50)),
-        maxP99: median(max.map((r) => r.p99)),
-        rateRps: median(rate.map((r) => r.rps)),
-        rateP50: median(rate.map((r) => r.p50)),
-        rateP99: median(rate.map((r) => r.p99)),
-        userPerRequest: median(max.map((r) => r.userPerRequest)),
-        systemPerRequest: median(max.map((r) => r.systemPerRequest)),
-        non2xx: all.reduce((n, r) => n + r.non2xx, 0),
-        errors: all.reduce((n, r) => n + r.errors + r.mismatches, 0),
-        timeouts: all.reduce((n, r) => n + r.timeouts, 0),
-        mismatches: all.reduce((n, r) => n + r.mismatches, 0),
-      };
-    };
-    const s = { bare: summary('bare'), app: summary('app') };
-    const names: Record<Server, string> = { bare: 'bare node:http', app: 'POST /v1/decisions' };
-
-    console.log('');
-    console.log(
-      table(
-        [
-          ['', 'max load', 'max load', 'max load', `@${fmtInt(RATE)}/s`, `@${fmtInt(RATE)}/s`, '', ''],
-          ['server', 'req/s', 'p50 ms', 'p99 ms', 'p50 ms', 'p99 ms', 'non-2xx', 'errors'],
-        ],
-        (['bare', 'app'] as const).map((k) => [
-          names[k],
-          fmtInt(s[k].rps),
-          fmtMs(s[k].maxP50),
-          fmtMs(s[k].maxP99),
-          fmtMs(s[k].rateP50),
-          fmtMs(s[k].rateP99),
-          String(s[k].non2xx),
-          String(s[k].errors),
-        ]),
-      ),
-    );
-    console.log(`(medians of ${ROUNDS} round(s) of ${DURATION} s; max load = ${MAX_CONNECTIONS} connections, pipelining 1; non-2xx and errors are totals over all runs)`);
-    for (const k of ['bare', 'app'] as const) {
-      if (s[k].timeouts || s[k].mismatches) console.log(`${names[k]}: errors include ${s[k].timeouts} timeout(s) and ${s[k].mismatches} answer(s) that were not "allow"`);
-      if (s[k].rateRps < RATE * 0.95) console.log(`${names[k]}: the fixed-rate runs reached only ${fmtInt(s[k].rateRps)} req/s of ${fmtInt(RATE)}`);
-    }
-
-    const cpu = (k: Server) => `${fmtInt(s[k].userPerRequest)} user + ${fmtInt(s[k].systemPerRequest)} system`;
-    console.log(`server CPU per request at max load, µs (median): bare ${cpu('bare')}, ours ${cpu('app')}`);
-    const allRuns = [...results.bare.max, ...results.app.max, ...results.bare.rate, ...results.app.rate];
-    console.log(`load generator event-loop stall p99, median of runs: ${fmtMs(median(allRuns.map((r) => r.generatorStallP99)))} ms (its stalls count as server latency)`);
-    console.log(`load average at the end ${loadAvg()}`);
-
-    const ratio = s.app.rps / s.bare.rps;
-    const verdict = (ok: boolean) => (ok ? 'PASS' : 'MISS');
-    console.log(`throughput ratio ours/bare: ${ratio.toFixed(2)} (${fmtInt(s.app.rps)} / ${fmtInt(s.bare.rps)} req/s)`);
-    console.log(`goal "at least half the bare server's throughput":  ${verdict(ratio >= GOAL_RATIO)} (${ratio.toFixed(2)})`);
-    const floor = s.bare.rateP99 >= GOAL_P99_MS * 0.8 ? `; inconclusive here: the bare server's own p99 is ${fmtMs(s.bare.rateP99)} ms` : `; bare server ${fmtMs(s.bare.rateP99)} ms`;
-    console.log(`goal "p99 under ${GOAL_P99_MS} ms at ${fmtInt(RATE)} requests/s":         ${verdict(s.app.rateP99 < GOAL_P99_MS)} (${fmtMs(s.app.rateP99)} ms${floor})`);
     return 0;
   } finally {
     await cleanup();

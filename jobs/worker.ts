@@ -73,8 +73,8 @@ export async function startWorkers(deps: WorkerDeps): Promise<Worker[]> {
   }
   await deps.queues.timers.upsertJobScheduler(SWEEP_JOB, { every: SWEEP_EVERY_MS }, { name: SWEEP_JOB });
   if (deps.notify.slack) {
-    // Resolve policy emails to Slack users now and every half hour.
-    await deps.queues.notify.upsertJobScheduler(SLACK_DIRECTORY_JOB, { every: SLACK_DIRECTORY_EVERY_MS, immediately: true }, { name: SLACK_DIRECTORY_JOB });
+    // Resolve policy emails to Slack users now (a job scheduler with `every` runs at once) and every half hour.
+    await deps.queues.notify.upsertJobScheduler(SLACK_DIRECTORY_JOB, { every: SLACK_DIRECTORY_EVERY_MS }, { name: SLACK_DIRECTORY_JOB });
   }
   await Promise.all([events.waitUntilReady(), timers.waitUntilReady(), notifier.waitUntilReady()]);
   return [events, timers, notifier];
