@@ -10,10 +10,10 @@ import { USAGE } from '../src/chat/command-parser.js';
 /**
  * The Slack app manifest (manifests/slack/manifest.yaml) against Slack's own published JSON Schema
  * (draft-07, from the slackapi/manifest-schema project), and against the code it has to match.
- * Offline: the schema is a checked-in copy in shared/, beside the repository (also in CI).
+ * Offline: the schema is vendored in schemas/slack/ with its MIT licence.
  */
 
-const SCHEMA_URL = new URL('../../shared/schemas/slack-app-manifest.v1.schema.json', import.meta.url);
+const SCHEMA_URL = new URL('../schemas/slack/app-manifest.v1.schema.json', import.meta.url);
 const MANIFEST_URL = new URL('../manifests/slack/manifest.yaml', import.meta.url);
 
 /** Bot scopes the code cannot work without: slash command, chat.postMessage/chat.update, users.lookupByEmail. */
@@ -34,8 +34,7 @@ function loadSchema(): Record<string, unknown> {
   const path = fileURLToPath(SCHEMA_URL);
   if (!existsSync(path)) {
     throw new Error(
-      `Slack's app manifest schema is missing: expected ${path}. The repository expects shared/ beside it ` +
-        '(shared/schemas/slack-app-manifest.v1.schema.json, as in CI); see shared/TOOLCHAIN.md, "Validating app manifests offline".',
+      `Slack's app manifest schema is missing: expected ${path} (a vendored copy of Slack's published schema).`,
     );
   }
   return JSON.parse(readFileSync(path, 'utf8')) as Record<string, unknown>;
