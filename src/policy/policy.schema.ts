@@ -208,7 +208,10 @@ const routingRuleSchema = strictObject({
     .min(1, { error: 'expected at least one role' })
     .optional()
     .describe('Roles added to the approvers on escalation. Requires escalateAfter.'),
-  expireAfter: durationSchema.optional().describe('The request expires (is not approved) after this long.'),
+  expireAfter: durationSchema.optional().describe('The request expires (is not approved) after this long. Default 24h.'),
+  grantFor: durationSchema
+    .optional()
+    .describe('How long an approval allows the action again. Default: once (the first allowed decision uses it up).'),
   channel: channelNameSchema.optional().describe('Name of an entry in `channels` where the approval card is also posted.'),
 })
   .superRefine((rule, ctx) => {
@@ -217,7 +220,7 @@ const routingRuleSchema = strictObject({
     }
     if (!rule.approvers && rule.addApprovers) {
       // Timers, escalation and channel come from the rule that sets the route; here they would do nothing.
-      for (const key of ['remindAfter', 'escalateAfter', 'escalateTo', 'expireAfter', 'channel'] as const) {
+      for (const key of ['remindAfter', 'escalateAfter', 'escalateTo', 'expireAfter', 'grantFor', 'channel'] as const) {
         if (rule[key] !== undefined) {
           ctx.addIssue({
             code: 'custom',
