@@ -5,6 +5,9 @@ import type { Clock } from '../src/core/clock.js';
 import type { Logger } from '../src/observability/logger.js';
 import type { Metrics } from '../src/observability/metrics.js';
 import type { AgentService } from '../src/agents/agents.service.js';
+import type { ApprovalService } from '../src/approvals/approvals.service.js';
+import { APPROVAL_CALLBACK_JOB, APPROVAL_TIMER_JOB } from '../src/approvals/approvals.service.js';
+import { approvalTimer, deliverApprovalCallback } from './approval.job.js';
 import { LIFT_ACTION_JOB } from '../src/agents/agents.service.js';
 import { QUEUES } from '../src/outbox/outbox.repository.js';
 import type { Queues } from '../src/queue/queues.js';
@@ -22,6 +25,7 @@ export interface WorkerDeps {
   logger: Logger;
   metrics: Metrics;
   agents: AgentService;
+  approvals: ApprovalService;
   queues: Queues;
   webhook: { url: string; secret: string } | undefined;
   notify: NotifyDeps;
@@ -41,6 +45,7 @@ export async function startWorkers(deps: WorkerDeps): Promise<Worker[]> {
   const events = new Worker(
     QUEUES.events,
     async (job: Job) => {
+      if (job.name === APPROVAL_CALLBACK_JOB) return deliverApprovalCallback(job, { db: deps.db, clock: deps.clock, approvals: deps.approvals, secret: deps.webhook?.secret });
       const outcome = await deliverEvent(job, { db: deps.db, clock: deps.clock, webhook: deps.webhook });
       if (outcome === 'delivered') deps.metrics.eventDeliveries.inc({ outcome });
       return outcome;
@@ -52,6 +57,7 @@ export async function startWorkers(deps: WorkerDeps): Promise<Worker[]> {
     async (job: Job) => {
       if (job.name === LIFT_ACTION_JOB) return liftAction(job, deps.agents);
       if (job.name === SWEEP_JOB) return sweep(deps);
+      if (job.name === APPROVAL_TIMER_JOB) return approvalTimer(job, deps.approvals);
       throw new Error(`unknown timers job ${job.name}`);
     },
     { ...common, concurrency: 4 },

@@ -23,6 +23,8 @@ import { createHttpServer } from './http/server.js';
 import { addAgentRoutes } from './http/routes/agents.routes.js';
 import { addAuditRoutes } from './http/routes/audit.routes.js';
 import { addDecisionRoutes } from './http/routes/decisions.routes.js';
+import { addApprovalRoutes } from './http/routes/approvals.routes.js';
+import { ApprovalService } from './approvals/approvals.service.js';
 import { addOpsRoutes } from './http/routes/ops.routes.js';
 import { startWorkers } from '../jobs/worker.js';
 import type { NotifyDeps } from '../jobs/notify.job.js';
@@ -55,6 +57,7 @@ export interface App {
   readonly metrics: Metrics;
   readonly policy: Policy;
   readonly agents: AgentService;
+  readonly approvals: ApprovalService;
   readonly commands: ChatCommands;
   readonly slack: SlackAdapter | undefined;
   readonly view: PermissionView | undefined;
@@ -135,7 +138,8 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
     };
 
     let relay: OutboxRelay | undefined;
-    const agents = new AgentService({ db, clock, publisher, onOutboxWrite: () => relay?.wake() });
+    const approvals = new ApprovalService({ db, clock, policy });
+    const agents = new AgentService({ db, clock, publisher, onOutboxWrite: () => relay?.wake(), approvals });
 
     const commands = new ChatCommands({ db, clock, agents, policy });
     const directory = new SlackDirectory({ db, clock, policy });
@@ -171,6 +175,7 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
         logger,
         metrics,
         agents,
+        approvals,
         queues,
         webhook: config.eventsWebhook,
         lockDurationMs: options.worker?.lockDurationMs,
@@ -191,7 +196,8 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
       cleanups.push(() => slack.stop());
     }
     if (web && view) {
-      addDecisionRoutes(router, { view, clock, metrics });
+      addDecisionRoutes(router, { view, clock, metrics, approvals });
+      addApprovalRoutes(router, { approvals, callbacksSigned: !!config.eventsWebhook });
       addAgentRoutes(router, { db, clock, agents });
       addAuditRoutes(router, { db });
       if (config.apiTokens.length === 0) logger.warn('ARMALO_API_TOKENS is empty: every /v1 call will be refused');
@@ -219,6 +225,7 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
       metrics,
       policy,
       agents,
+      approvals,
       commands,
       slack,
       view,

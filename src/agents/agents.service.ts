@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import type { Db } from '../db/database.js';
+import type { Db, DbOrTrx } from '../db/database.js';
 import type { Clock } from '../core/clock.js';
 import type { Agent, TouchedGrant } from '../domain/agent.js';
 import { grantStatus } from '../domain/agent.js';
@@ -33,6 +33,10 @@ export interface AgentServiceDeps {
   publisher: PermissionChangePublisher;
   /** Called after commit when outbox rows were written, to wake the relay early. */
   onOutboxWrite?: () => void;
+  /** Containing or revoking an agent cancels its pending approval requests. */
+  approvals?: {
+    cancelPendingForAgent(trx: DbOrTrx, agentId: string, actor: string, now: Date): Promise<string[]>;
+  };
 }
 
 export const LIFT_ACTION_JOB = 'lift-action';
@@ -145,7 +149,12 @@ export class AgentService {
       const agent = await loadAgent(db, agentId);
       if (!agent) throw notFound(`unknown agent ${agentId}`);
       const now = clock.now();
-      return resultOf(agentId, cmd, planAction(agent, cmd, now), null, now, true);
+      const result = resultOf(agentId, cmd, planAction(agent, cmd, now), null, now, true);
+      if (cmd.kind === 'contain' || cmd.kind === 'revoke') {
+        const pending = await db.selectFrom('approval_requests').select('id').where('agent_id', '=', agentId).where('status', '=', 'pending').execute();
+        result.pendingApprovalsCancelled = pending.map((p) => p.id);
+      }
+      return result;
     }
     const out = await this.applyOnce(idempotencyKey, () => db.transaction().execute(async (trx) => {
       // The row lock makes two responders acting at once take turns: the second sees the first's result.
@@ -163,6 +172,9 @@ export class AgentService {
       }
       if (incidentId && plan.statusAfter === 'active') await closeIncident(trx, incidentId, cmd.actor, now);
       const result: ActionResult = { ...resultOf(agentId, cmd, plan, id, now, false), incidentId };
+      if ((cmd.kind === 'contain' || cmd.kind === 'revoke') && this.deps.approvals) {
+        result.pendingApprovalsCancelled = await this.deps.approvals.cancelPendingForAgent(trx, agentId, cmd.actor, now);
+      }
       await insertAction(trx, {
         id,
         agentId,

@@ -8,6 +8,10 @@ import {
   auditListSchema,
   auditQuerySchema,
   auditVerifySchema,
+  approvalIdSchema,
+  approvalOutputSchema,
+  approvalRequestInputSchema,
+  approvalWaitQuerySchema,
   decisionInputSchema,
   decisionOutputSchema,
   errorSchema,
@@ -22,7 +26,7 @@ function jsonSchema(schema: z.ZodType, io: 'input' | 'output'): JsonObject {
 
 const ref = (name: string) => ({ $ref: `#/components/schemas/${name}` });
 const json = (schemaRef: JsonObject) => ({ content: { 'application/json': { schema: schemaRef } } });
-const errors = (...codes: number[]) =>
+const errors = (...codes: number[]): JsonObject =>
   Object.fromEntries(
     codes.map((c) => [
       String(c),
@@ -84,6 +88,34 @@ export function buildOpenApiDocument(): JsonObject {
           responses: { '200': { description: 'The decision with its reasons', ...json(ref('Decision')) }, ...errors(400, 401, 413, 415) },
         },
       },
+      '/v1/approval-requests': {
+        post: {
+          summary: 'Ask for approval of an action; routed by the policy. Same idempotencyKey (per token) → the same request.',
+          requestBody: { required: true, ...json(ref('ApprovalRequestInput')) },
+          responses: {
+            '200': { description: 'The existing request for this idempotencyKey', ...json(ref('ApprovalRequest')) },
+            '201': { description: 'Created, pending', ...json(ref('ApprovalRequest')) },
+            ...errors(400, 401, 404, 409, 413, 415),
+          },
+        },
+      },
+      '/v1/approval-requests/{id}': {
+        get: {
+          summary: 'A request with its route and decisions; `?wait=N` long-polls until it ends (at most N seconds)',
+          parameters: [
+            { name: 'id', in: 'path', required: true, schema: jsonSchema(approvalIdSchema, 'input') },
+            { name: 'wait', in: 'query', required: false, schema: (jsonSchema(approvalWaitQuerySchema, 'input') as { properties: Record<string, JsonObject> }).properties.wait },
+          ],
+          responses: { '200': { description: 'The request', ...json(ref('ApprovalRequest')) }, ...errors(400, 401, 404) },
+        },
+      },
+      '/v1/approval-requests/{id}/cancel': {
+        post: {
+          summary: 'Cancel a pending request (the requesting token only); no body needed',
+          parameters: [{ name: 'id', in: 'path', required: true, schema: jsonSchema(approvalIdSchema, 'input') }],
+          responses: { '200': { description: 'Cancelled', ...json(ref('ApprovalRequest')) }, ...errors(400, 401, 404, 409) },
+        },
+      },
       '/v1/audit': {
         get: {
           summary: 'Audit entries, newest first',
@@ -112,6 +144,8 @@ export function buildOpenApiDocument(): JsonObject {
         Decision: jsonSchema(decisionOutputSchema, 'output'),
         AuditPage: jsonSchema(auditListSchema, 'output'),
         AuditVerification: jsonSchema(auditVerifySchema, 'output'),
+        ApprovalRequestInput: jsonSchema(approvalRequestInputSchema, 'input'),
+        ApprovalRequest: jsonSchema(approvalOutputSchema, 'output'),
         Error: jsonSchema(errorSchema, 'output'),
       },
     },

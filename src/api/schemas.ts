@@ -238,3 +238,55 @@ export const auditVerifySchema = z
     firstBroken: z.object({ seq: z.string(), problem: z.string() }).optional(),
   })
   ;
+
+// ---- approvals -----------------------------------------------------------------------------
+
+export const approvalRequestInputSchema = z.strictObject({
+  agentId: agentIdSchema,
+  action: z.string().max(200).regex(ACTION_PATTERN, 'expected a concrete scope such as payments:transfer (no wildcards)'),
+  context: decisionContextSchema.optional(),
+  justification: z.string().trim().min(1).max(4000).meta({ description: 'Why the agent wants to do this; shown to approvers' }),
+  idempotencyKey: z.string().min(1).max(200).optional().meta({ description: 'Same key (per API token) → the same request' }),
+  callbackUrl: z
+    .string()
+    .max(2000)
+    .refine((v) => {
+      try {
+        return ['http:', 'https:'].includes(new URL(v).protocol);
+      } catch {
+        return false;
+      }
+    }, 'expected an http(s) URL')
+    .optional()
+    .meta({ description: 'Receives the outcome as a signed webhook (X-Armalo-Signature, signed with ARMALO_EVENTS_WEBHOOK_SECRET)' }),
+});
+
+export const approvalIdSchema = z.uuid({ error: 'expected an approval request id (a UUID)' });
+
+export const approvalWaitQuerySchema = z.strictObject({
+  wait: z.coerce.number().int().min(0).max(60).optional().meta({ description: 'Long-poll: answer as soon as the request ends, or after this many seconds' }),
+});
+
+export const approvalOutputSchema = z.object({
+  id: z.string(),
+  agentId: z.string(),
+  action: z.string(),
+  context: z.record(z.string(), z.unknown()),
+  justification: z.string(),
+  requestedBy: z.string(),
+  status: z.enum(['pending', 'approved', 'denied', 'expired', 'cancelled']),
+  route: z.object({
+    ruleId: z.string(),
+    matched: z.array(z.string()),
+    quorum: z.number(),
+    requirements: z.array(z.object({ ruleId: z.string(), roles: z.array(z.string()), count: z.number(), approvers: z.array(z.string()) })),
+    escalated: z.boolean(),
+    channel: z.string().nullable(),
+  }),
+  decisions: z.array(z.object({ by: z.string(), decision: z.enum(['approve', 'deny']), reason: z.string().nullable(), at: z.string(), via: z.string() })),
+  createdAt: z.string(),
+  expiresAt: z.string(),
+  decidedAt: z.string().nullable(),
+  finalReason: z.string().nullable(),
+  grantUntil: z.string().nullable(),
+});

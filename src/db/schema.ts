@@ -1,4 +1,5 @@
 import type { ColumnType, Generated, Insertable, Selectable } from 'kysely';
+import type { RouteSnapshot } from '../domain/approval-route.js';
 
 /** Row types for every table. Timestamps come back as Date; bigint columns as string (pg default). */
 type Timestamp = ColumnType<Date, Date | string, Date | string>;
@@ -133,6 +134,38 @@ export interface EventDeliveriesTable {
   delivered_at: Timestamp;
 }
 
+export type ApprovalStatus = 'pending' | 'approved' | 'denied' | 'expired' | 'cancelled';
+
+export interface ApprovalRequestsTable {
+  id: string;
+  agent_id: string;
+  action: string;
+  context: Json<Record<string, unknown>>;
+  justification: string;
+  requested_by: string;
+  idempotency_key: string | null;
+  callback_url: string | null;
+  status: ApprovalStatus;
+  route: Json<RouteSnapshot>;
+  created_at: Timestamp;
+  expires_at: Timestamp;
+  escalated_at: Timestamp | null;
+  decided_at: Timestamp | null;
+  final_reason: string | null;
+  grant_until: Timestamp | null;
+  consumed_at: Timestamp | null;
+}
+
+export interface ApprovalDecisionsTable {
+  request_id: string;
+  person_key: string;
+  decision: 'approve' | 'deny';
+  reason: string | null;
+  actor: string;
+  via: string;
+  at: Timestamp;
+}
+
 export interface Database {
   agents: AgentsTable;
   grants: GrantsTable;
@@ -145,6 +178,8 @@ export interface Database {
   chat_messages: ChatMessagesTable;
   confirmations: ConfirmationsTable;
   chat_identities: ChatIdentitiesTable;
+  approval_requests: ApprovalRequestsTable;
+  approval_decisions: ApprovalDecisionsTable;
 }
 
 export type AgentRow = Selectable<AgentsTable>;

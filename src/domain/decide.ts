@@ -15,7 +15,9 @@ export type ReasonCode =
   | 'grant_revoked'
   | 'grant_expired'
   | 'constraint_violated'
-  | 'granted';
+  | 'granted'
+  | 'approved'
+  | 'approval_required';
 
 export interface Reason {
   code: ReasonCode;

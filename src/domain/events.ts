@@ -10,6 +10,13 @@ export const EVENT_TYPES = [
   'agent.revoked',
   'agent.restored',
   'agent.action_expired',
+  'approval.requested',
+  'approval.decision',
+  'approval.escalated',
+  'approval.approved',
+  'approval.denied',
+  'approval.expired',
+  'approval.cancelled',
 ] as const;
 export type EventType = (typeof EVENT_TYPES)[number];
 

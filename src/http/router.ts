@@ -29,6 +29,8 @@ export interface Route {
   path: string;
   /** Bearer token required. */
   auth: boolean;
+  /** A POST that may come without a body (e.g. `…/cancel`). */
+  bodyOptional?: boolean;
   handler?: Handler;
   /**
    * A platform adapter that reads the request itself (Slack's signature covers the raw body,

@@ -127,7 +127,8 @@ async function handle(deps: HttpServerDeps, req: IncomingMessage, res: ServerRes
         );
       }
     }
-    const body = method === 'PUT' || method === 'POST' ? await readJsonBody(req) : undefined;
+    const hasBody = Number(req.headers['content-length'] ?? 0) > 0 || req.headers['transfer-encoding'] !== undefined;
+    const body = (method === 'PUT' || method === 'POST') && (hasBody || !route.bodyOptional) ? await readJsonBody(req) : undefined;
     const ctx: RequestContext = { method, path: url.pathname, params, query: url.searchParams, headers: req.headers, body, tokenName, requestId };
     const pending = route.handler!(ctx);
     // Synchronous handlers (the decision path) skip a needless await.

@@ -15,6 +15,12 @@ export class WebhookReceiver {
   readonly requests: ReceivedRequest[] = [];
   respond: (req: ReceivedRequest, index: number) => number | 'hang' = () => 200;
   private server: Server | undefined;
+  private address = '';
+
+  /** The URL it listens on (after start). */
+  url(): string {
+    return this.address;
+  }
 
   async start(): Promise<string> {
     this.server = createServer((req, res) => {
@@ -30,7 +36,8 @@ export class WebhookReceiver {
       });
     });
     await new Promise<void>((resolve) => this.server!.listen(0, '127.0.0.1', resolve));
-    return `http://127.0.0.1:${(this.server!.address() as AddressInfo).port}/events`;
+    this.address = `http://127.0.0.1:${(this.server!.address() as AddressInfo).port}/events`;
+    return this.address;
   }
 
   /** Distinct delivery ids received with a 2xx-intended answer. */

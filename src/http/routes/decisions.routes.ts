@@ -1,5 +1,6 @@
 import type { Clock } from '../../core/clock.js';
-import { decide } from '../../domain/decide.js';
+import { decide, type Decision } from '../../domain/decide.js';
+import type { ApprovalService } from '../../approvals/approvals.service.js';
 import type { Metrics } from '../../observability/metrics.js';
 import type { PermissionView } from '../../permissions/permission-view.js';
 import { decisionInputSchema } from '../../api/schemas.js';
@@ -34,7 +35,22 @@ export function quickDecisionInput(body: unknown): DecisionInput | undefined {
 }
 
 /** The hot path: answered from this replica's in-memory view, never from Postgres. */
-export function addDecisionRoutes(router: Router, deps: { view: PermissionView; clock: Clock; metrics: Metrics }): void {
+export function addDecisionRoutes(router: Router, deps: { view: PermissionView; clock: Clock; metrics: Metrics; approvals?: ApprovalService }): void {
+  const answer = (decision: Decision, agentStatus: string | null, approvalRequestId?: string) => {
+    deps.metrics.decisions.inc({ decision: decision.decision });
+    return {
+      status: 200,
+      body: {
+        decision: decision.decision,
+        reasons: decision.reasons.map((r) => r.message),
+        reasonCodes: decision.reasons.map((r) => r.code),
+        ...(approvalRequestId ? { approvalRequestId } : {}),
+        agentStatus,
+        ...(decision.grantId ? { grantId: decision.grantId } : {}),
+        viewVersion: deps.view.version.toString(),
+      },
+    };
+  };
   router.add({
     method: 'POST',
     path: '/v1/decisions',
@@ -47,18 +63,28 @@ export function addDecisionRoutes(router: Router, deps: { view: PermissionView; 
       }
       const agent = deps.view.get(body.agentId);
       const result = decide(agent, body, deps.clock.now(), deps.view.isFresh());
-      deps.metrics.decisions.inc({ decision: result.decision });
-      return {
-        status: 200,
-        body: {
-          decision: result.decision,
-          reasons: result.reasons.map((r) => r.message),
-          reasonCodes: result.reasons.map((r) => r.code),
-          agentStatus: agent?.status ?? null,
-          ...(result.grantId ? { grantId: result.grantId } : {}),
-          viewVersion: deps.view.version.toString(),
-        },
-      };
+      const status = agent?.status ?? null;
+      // Allowed by the grants, but a routing rule may put it under approval: then only an approval
+      // for exactly this action (and at most its amount) allows it.
+      const rule = result.decision === 'allow' && agent && deps.approvals ? deps.approvals.ruleRequiring(agent, body.action, body.context) : null;
+      if (!rule || !agent || !deps.approvals) return answer(result, status);
+      const approvals = deps.approvals;
+      const input = body;
+      return (async () => {
+        const used = await approvals.useApproval(agent.id, input.action, input.context);
+        if (used) {
+          return answer({ ...result, reasons: [...result.reasons, { code: 'approved', message: `approved by request ${used} (rule ${rule})` }] }, status, used);
+        }
+        const pending = await approvals.pendingFor(agent.id, input.action);
+        return answer(
+          {
+            decision: 'approval_required',
+            reasons: [{ code: 'approval_required', message: `${input.action} needs approval under routing rule ${rule}${pending ? `; request ${pending} is pending` : '; create one with POST /v1/approval-requests'}` }],
+          },
+          status,
+          pending,
+        );
+      })();
     },
   });
 }

@@ -1,0 +1,64 @@
+import { UnrecoverableError, type Job } from 'bullmq';
+import { z } from 'zod';
+import type { Db } from '../src/db/database.js';
+import type { Clock } from '../src/core/clock.js';
+import type { ApprovalService } from '../src/approvals/approvals.service.js';
+import { signPayload } from '../src/webhooks/signature.js';
+
+const timerPayload = z.object({ requestId: z.uuid(), kind: z.enum(['remind', 'escalate', 'expire']) });
+const callbackPayload = z.object({ requestId: z.uuid() });
+
+/** Remind, escalate or expire a request. Early runs retry (clock skew between replicas); late ones are no-ops. */
+export async function approvalTimer(job: Pick<Job, 'data'>, approvals: ApprovalService): Promise<string> {
+  const p = timerPayload.safeParse(job.data);
+  if (!p.success) throw new UnrecoverableError('malformed approval-timer payload');
+  const outcome = await approvals.timer(p.data.requestId, p.data.kind);
+  if (outcome === 'not_due') throw new Error(`approval ${p.data.requestId} is not due to expire yet`);
+  return outcome;
+}
+
+/**
+ * Tells the agent the outcome at its callbackUrl: signed like every outbound webhook, the job id
+ * as delivery id, retried with the events queue's bounded backoff; a receipt makes reruns no-ops.
+ */
+export async function deliverApprovalCallback(
+  job: Pick<Job, 'data' | 'id' | 'attemptsMade'>,
+  deps: { db: Db; clock: Clock; approvals: ApprovalService; secret: string | undefined },
+): Promise<string> {
+  const p = callbackPayload.safeParse(job.data);
+  if (!p.success) throw new UnrecoverableError('malformed approval-callback payload');
+  if (!deps.secret) throw new UnrecoverableError('ARMALO_EVENTS_WEBHOOK_SECRET is not set: callbacks cannot be signed');
+  const view = await deps.approvals.get(p.data.requestId);
+  const row = await deps.db.selectFrom('approval_requests').select('callback_url').where('id', '=', p.data.requestId).executeTakeFirst();
+  if (!view || !row?.callback_url) return 'gone';
+  const deliveryId = String(job.id);
+  const target = row.callback_url;
+  const done = await deps.db.selectFrom('event_deliveries').select('event_id').where('event_id', '=', deliveryId).where('target', '=', target).executeTakeFirst();
+  if (done) return 'already_delivered';
+  const body = JSON.stringify({ id: deliveryId, type: `approval.${view.status}`, createdAt: deps.clock.now().toISOString(), data: { agentId: view.agentId, request: view } });
+  const res = await fetch(target, {
+    method: 'POST',
+    headers: {
+      'content-type': 'application/json',
+      'x-armalo-signature': signPayload(deps.secret, body, Math.floor(deps.clock.now().getTime() / 1000)),
+      'x-armalo-delivery': deliveryId,
+      'x-armalo-event': `approval.${view.status}`,
+    },
+    body,
+    redirect: 'manual',
+    signal: AbortSignal.timeout(10_000),
+  }).catch((err: Error) => {
+    throw new Error(`approval callback failed: ${err.message}`);
+  });
+  await res.arrayBuffer().catch(() => undefined);
+  if (res.status >= 200 && res.status < 300) {
+    await deps.db
+      .insertInto('event_deliveries')
+      .values({ event_id: deliveryId, target, status_code: res.status, attempts: job.attemptsMade + 1, delivered_at: deps.clock.now() })
+      .onConflict((oc) => oc.columns(['event_id', 'target']).doNothing())
+      .execute();
+    return 'delivered';
+  }
+  if (res.status >= 500 || res.status === 408 || res.status === 429) throw new Error(`approval callback answered ${res.status}`);
+  throw new UnrecoverableError(`approval callback answered ${res.status} (not retried)`);
+}

@@ -1,0 +1,348 @@
+import { randomUUID } from 'node:crypto';
+import type { Db, DbOrTrx } from '../db/database.js';
+import type { ApprovalStatus } from '../db/schema.js';
+import type { Clock } from '../core/clock.js';
+import { loadAgent } from '../agents/agents.repository.js';
+import { appendAudit } from '../audit/audit.repository.js';
+import { computeRoute, escalate, isApproved, isPerson, isReachable, policyPeople, ruleMatches, type Person, type RouteSnapshot } from '../domain/approval-route.js';
+import { conflict, CodedError, ErrorCode, notFound } from '../domain/errors.js';
+import type { EventType } from '../domain/events.js';
+import { addOutboxJob, emitEvent, QUEUES } from '../outbox/outbox.repository.js';
+import type { Policy } from '../policy/policy.schema.js';
+
+export const APPROVAL_TIMER_JOB = 'approval-timer';
+export const APPROVAL_CARDS_JOB = 'approval-cards';
+export const APPROVAL_CALLBACK_JOB = 'approval-callback';
+
+export type TimerKind = 'remind' | 'escalate' | 'expire';
+
+export interface ApprovalRequestInput {
+  agentId: string;
+  action: string;
+  context: Record<string, unknown>;
+  justification: string;
+  idempotencyKey?: string;
+  callbackUrl?: string;
+}
+
+/** Who clicked: a chat user with the emails the directory resolved for them. */
+export interface Approver {
+  actor: string;
+  platform: 'slack' | 'teams' | 'api';
+  slack?: string;
+  teams?: string;
+  emails: string[];
+}
+
+export interface ApprovalView {
+  id: string;
+  agentId: string;
+  action: string;
+  context: Record<string, unknown>;
+  justification: string;
+  requestedBy: string;
+  status: ApprovalStatus;
+  route: {
+    ruleId: string;
+    matched: string[];
+    quorum: number;
+    requirements: { ruleId: string; roles: string[]; count: number; approvers: string[] }[];
+    escalated: boolean;
+    channel: string | null;
+  };
+  decisions: { by: string; decision: 'approve' | 'deny'; reason: string | null; at: string; via: string }[];
+  createdAt: string;
+  expiresAt: string;
+  decidedAt: string | null;
+  finalReason: string | null;
+  grantUntil: string | null;
+}
+
+const invalid = (message: string) => new CodedError(ErrorCode.InvalidInput, message);
+const describePerson = (p: Person) => p.emails[0] ?? (p.slack[0] ? `slack:${p.slack[0]}` : `teams:${p.teams[0]}`);
+
+/**
+ * Approval requests: created by agents through the API, routed by the policy, decided by people in
+ * chat. Every transition locks the request row, so concurrent clicks produce one final state.
+ */
+export class ApprovalService {
+  private readonly people: Person[];
+
+  constructor(private readonly deps: { db: Db; clock: Clock; policy: Policy }) {
+    this.people = policyPeople(deps.policy);
+  }
+
+  /** The id of the routing rule that puts this action under approval, or null (cheap: no people are resolved). */
+  ruleRequiring(agent: { riskTier: Parameters<typeof computeRoute>[1]['riskTier'] }, action: string, context: Record<string, unknown>): string | null {
+    const input = { action, context, riskTier: agent.riskTier, evidenceAgeMs: null };
+    return this.deps.policy.routing.find((r) => r.approvers.length > 0 && ruleMatches(r.match, input))?.id ?? null;
+  }
+
+  /** The route a request would take, or null: used by the decision path to answer approval_required. */
+  routeFor(agent: { riskTier: Parameters<typeof computeRoute>[1]['riskTier']; owner: string }, action: string, context: Record<string, unknown>, requester?: string): RouteSnapshot | null {
+    return computeRoute(
+      this.deps.policy,
+      { action, context, riskTier: agent.riskTier, evidenceAgeMs: null },
+      (p) => isPerson(p, { text: agent.owner }) || (requester !== undefined && isPerson(p, { text: requester })),
+    );
+  }
+
+  async create(input: ApprovalRequestInput, requester: string): Promise<{ created: boolean; request: ApprovalView }> {
+    const { db, clock } = this.deps;
+    if (input.idempotencyKey) {
+      const existing = await db.selectFrom('approval_requests').select('id').where('requested_by', '=', requester).where('idempotency_key', '=', input.idempotencyKey).executeTakeFirst();
+      if (existing) return { created: false, request: (await this.get(existing.id))! };
+    }
+    const agent = await loadAgent(db, input.agentId);
+    if (!agent) throw notFound(`unknown agent ${input.agentId}`);
+    if (agent.status === 'contained' || agent.status === 'revoked') {
+      throw conflict(`agent ${agent.id} is ${agent.status}: approval requests are refused until it is restored`);
+    }
+    const route = this.routeFor(agent, input.action, input.context, requester);
+    if (!route) {
+      // A request no rule covers is refused rather than sent to a default route: a security policy
+      // should say who approves, not leave it to us. (Documented in docs/approvals.md.)
+      throw invalid(`no routing rule in the policy covers ${input.action} for agent ${agent.id} (risk tier ${agent.riskTier}); add one to the policy`);
+    }
+    if (!isReachable(route)) {
+      throw invalid(`the route (${route.ruleId}) cannot reach its quorum without the agent's owner or the requester, who may not approve; fix the policy's roles`);
+    }
+    const now = clock.now();
+    const id = randomUUID();
+    try {
+      await db.transaction().execute(async (trx) => {
+        await trx
+          .insertInto('approval_requests')
+          .values({
+            id,
+            agent_id: agent.id,
+            action: input.action,
+            context: JSON.stringify(input.context),
+            justification: input.justification,
+            requested_by: requester,
+            idempotency_key: input.idempotencyKey ?? null,
+            callback_url: input.callbackUrl ?? null,
+            status: 'pending',
+            route: JSON.stringify(route),
+            created_at: now,
+            expires_at: new Date(now.getTime() + route.expireAfterMs),
+          })
+          .execute();
+        const payload = { requestId: id, action: input.action, context: input.context, justification: input.justification, rule: route.ruleId, matched: route.matched };
+        await appendAudit(trx, { actor: requester, action: 'approval.requested', subject: agent.id, payload, at: now });
+        await emitEvent(trx, 'approval.requested', { agentId: agent.id, ...payload }, now);
+        await addOutboxJob(trx, { queue: QUEUES.notify, jobName: APPROVAL_CARDS_JOB, payload: { requestId: id } }, now);
+        const timers: [TimerKind, number | null][] = [
+          ['remind', route.remindAfterMs],
+          ['escalate', route.escalateAfterMs],
+          ['expire', route.expireAfterMs],
+        ];
+        for (const [kind, after] of timers) {
+          if (after === null) continue;
+          await addOutboxJob(trx, { queue: QUEUES.timers, jobName: APPROVAL_TIMER_JOB, payload: { requestId: id, kind }, runAt: new Date(now.getTime() + after) }, now);
+        }
+      });
+    } catch (err) {
+      // A concurrent request with the same idempotency key won: answer with it.
+      if ((err as { code?: string }).code === '23505' && input.idempotencyKey) return this.create(input, requester);
+      throw err;
+    }
+    return { created: true, request: (await this.get(id))! };
+  }
+
+  async get(id: string, db: DbOrTrx = this.deps.db): Promise<ApprovalView | undefined> {
+    const row = await db.selectFrom('approval_requests').selectAll().where('id', '=', id).executeTakeFirst();
+    if (!row) return undefined;
+    const decisions = await db.selectFrom('approval_decisions').selectAll().where('request_id', '=', id).orderBy('at').execute();
+    const route = row.route;
+    return {
+      id: row.id,
+      agentId: row.agent_id,
+      action: row.action,
+      context: row.context,
+      justification: row.justification,
+      requestedBy: row.requested_by,
+      status: row.status,
+      route: {
+        ruleId: route.ruleId,
+        matched: route.matched,
+        quorum: route.requirements.reduce((n, r) => n + r.count, 0),
+        requirements: route.requirements.map((r) => ({ ruleId: r.ruleId, roles: r.roles, count: r.count, approvers: r.people.map((k) => describePerson(route.people[k]!)) })),
+        escalated: row.escalated_at !== null,
+        channel: route.channel,
+      },
+      decisions: decisions.map((d) => ({ by: d.actor, decision: d.decision, reason: d.reason, at: d.at.toISOString(), via: d.via })),
+      createdAt: row.created_at.toISOString(),
+      expiresAt: row.expires_at.toISOString(),
+      decidedAt: row.decided_at?.toISOString() ?? null,
+      finalReason: row.final_reason,
+      grantUntil: row.grant_until?.toISOString() ?? null,
+    };
+  }
+
+  /** Waits (bounded) until the request is no longer pending; answers its state either way. */
+  async waitFor(id: string, seconds: number): Promise<ApprovalView | undefined> {
+    const deadline = Date.now() + seconds * 1000;
+    for (;;) {
+      const view = await this.get(id);
+      if (!view || view.status !== 'pending' || Date.now() >= deadline) return view;
+      await new Promise((r) => setTimeout(r, Math.min(250, Math.max(10, deadline - Date.now()))));
+    }
+  }
+
+  async cancel(id: string, requester: string, reason = 'cancelled by the requester'): Promise<ApprovalView> {
+    const { db, clock } = this.deps;
+    await db.transaction().execute(async (trx) => {
+      const row = await trx.selectFrom('approval_requests').select(['status', 'requested_by', 'agent_id']).where('id', '=', id).forUpdate().executeTakeFirst();
+      if (!row) throw notFound(`unknown approval request ${id}`);
+      if (row.requested_by !== requester) throw new CodedError(ErrorCode.Forbidden, 'only the requester can cancel this request');
+      if (row.status !== 'pending') throw conflict(`this request is already ${row.status}`);
+      const now = clock.now();
+      await trx.updateTable('approval_requests').set({ status: 'cancelled', decided_at: now, final_reason: reason }).where('id', '=', id).execute();
+      await this.afterFinal(trx, id, row.agent_id, 'cancelled', requester, now);
+    });
+    return (await this.get(id))!;
+  }
+
+  /** Cancels every pending request of an agent (containment): inside the caller's transaction. */
+  async cancelPendingForAgent(trx: DbOrTrx, agentId: string, actor: string, now: Date): Promise<string[]> {
+    const rows = await trx
+      .updateTable('approval_requests')
+      .set({ status: 'cancelled', decided_at: now, final_reason: `cancelled: agent ${agentId} was contained or revoked by ${actor}` })
+      .where('agent_id', '=', agentId)
+      .where('status', '=', 'pending')
+      .returning('id')
+      .execute();
+    for (const { id } of rows) await this.afterFinal(trx, id, agentId, 'cancelled', actor, now);
+    return rows.map((r) => r.id);
+  }
+
+  /** The person on the route this approver is, or why they may not decide. */
+  private personFor(route: RouteSnapshot, who: Approver, row: { requested_by: string; agent_owner: string; escalated: boolean }): Person {
+    const matches = (p: Person) => isPerson(p, { slack: who.slack, teams: who.teams }) || who.emails.some((e) => isPerson(p, { email: e })) || isPerson(p, { text: who.actor });
+    const policyPerson = this.people.find(matches);
+    if (row.requested_by === who.actor || (policyPerson && isPerson(policyPerson, { text: row.requested_by }))) {
+      throw new CodedError(ErrorCode.Forbidden, 'you made this request; someone else must decide it');
+    }
+    if (isPerson(policyPerson ?? { key: '', emails: who.emails, slack: who.slack ? [who.slack] : [], teams: who.teams ? [who.teams] : [], roles: [] }, { text: row.agent_owner })) {
+      throw new CodedError(ErrorCode.Forbidden, 'you own this agent; someone else must decide its requests');
+    }
+    const person = Object.values(route.people).find(matches);
+    if (!person || !route.requirements.some((r) => r.people.includes(person.key))) {
+      throw new CodedError(ErrorCode.Forbidden, `you are not on this request's route (${route.requirements.map((r) => r.roles.join('/')).join(' + ')})`);
+    }
+    return person;
+  }
+
+  /** Approve or deny. One person decides once; concurrent clicks serialize on the row lock. */
+  async decide(id: string, who: Approver, decision: 'approve' | 'deny', reason: string | null): Promise<{ view: ApprovalView; final: boolean }> {
+    const { db, clock } = this.deps;
+    if (decision === 'deny' && !reason?.trim()) throw invalid('a denial needs a reason');
+    const out = await db.transaction().execute(async (trx) => {
+      const row = await trx.selectFrom('approval_requests').selectAll().where('id', '=', id).forUpdate().executeTakeFirst();
+      if (!row) throw notFound(`unknown approval request ${id}`);
+      if (row.status !== 'pending') throw conflict(`this request is already ${row.status}`);
+      const now = clock.now();
+      if (row.expires_at.getTime() <= now.getTime()) throw conflict('this request has expired');
+      const agent = await loadAgent(trx, row.agent_id);
+      const person = this.personFor(row.route, who, { requested_by: row.requested_by, agent_owner: agent?.owner ?? '', escalated: row.escalated_at !== null });
+      const inserted = await trx
+        .insertInto('approval_decisions')
+        .values({ request_id: id, person_key: person.key, decision, reason: reason?.trim() || null, actor: who.actor, via: who.platform, at: now })
+        .onConflict((oc) => oc.columns(['request_id', 'person_key']).doNothing())
+        .executeTakeFirst();
+      if (Number(inserted.numInsertedOrUpdatedRows ?? 0) === 0) throw conflict('you have already decided this request');
+      const payload = { requestId: id, decision, reason, by: who.actor, via: who.platform };
+      await appendAudit(trx, { actor: who.actor, action: 'approval.decision', subject: row.agent_id, payload, at: now });
+      await emitEvent(trx, 'approval.decision', { agentId: row.agent_id, ...payload }, now);
+      let final: ApprovalStatus | null = null;
+      if (decision === 'deny') final = 'denied';
+      else {
+        const approvers = (await trx.selectFrom('approval_decisions').select('person_key').where('request_id', '=', id).where('decision', '=', 'approve').execute()).map((d) => d.person_key);
+        if (isApproved(row.route, approvers)) final = 'approved';
+      }
+      if (final) {
+        const grantUntil = final === 'approved' && row.route.grantForMs ? new Date(now.getTime() + row.route.grantForMs) : null;
+        await trx
+          .updateTable('approval_requests')
+          .set({ status: final, decided_at: now, final_reason: final === 'denied' ? `denied by ${who.actor}: ${reason}` : `approved (last by ${who.actor})`, grant_until: grantUntil })
+          .where('id', '=', id)
+          .execute();
+        await this.afterFinal(trx, id, row.agent_id, final, who.actor, now);
+      } else {
+        await addOutboxJob(trx, { queue: QUEUES.notify, jobName: APPROVAL_CARDS_JOB, payload: { requestId: id } }, now);
+      }
+      return { final: final !== null };
+    });
+    return { view: (await this.get(id))!, final: out.final };
+  }
+
+  /** A timer fired: remind, escalate or expire. Idempotent: a request that is no longer pending is left alone. */
+  async timer(id: string, kind: TimerKind): Promise<string> {
+    const { db, clock } = this.deps;
+    return db.transaction().execute(async (trx) => {
+      const row = await trx.selectFrom('approval_requests').selectAll().where('id', '=', id).forUpdate().executeTakeFirst();
+      if (!row || row.status !== 'pending') return 'not_pending';
+      const now = clock.now();
+      if (kind === 'expire') {
+        if (row.expires_at.getTime() > now.getTime()) return 'not_due';
+        await trx.updateTable('approval_requests').set({ status: 'expired', decided_at: now, final_reason: `expired at ${row.expires_at.toISOString()} without a decision` }).where('id', '=', id).execute();
+        await this.afterFinal(trx, id, row.agent_id, 'expired', 'system:timer', now);
+        return 'expired';
+      }
+      if (kind === 'escalate') {
+        if (row.escalated_at) return 'already_escalated';
+        const escalatePeople = this.people.filter((p) => p.roles.some((r) => row.route.escalateTo.includes(r)) && row.route.people[p.key] !== undefined).map((p) => p.key);
+        const route = escalate(row.route, escalatePeople);
+        await trx.updateTable('approval_requests').set({ escalated_at: now, route: JSON.stringify(route) }).where('id', '=', id).execute();
+        await appendAudit(trx, { actor: 'system:timer', action: 'approval.escalated', subject: row.agent_id, payload: { requestId: id, to: row.route.escalateTo }, at: now });
+        await emitEvent(trx, 'approval.escalated', { agentId: row.agent_id, requestId: id, to: row.route.escalateTo }, now);
+      }
+      // Reminders and escalations both show up on the cards.
+      await addOutboxJob(trx, { queue: QUEUES.notify, jobName: APPROVAL_CARDS_JOB, payload: { requestId: id, [kind === 'remind' ? 'remind' : 'escalated']: true } }, now);
+      return kind === 'remind' ? 'reminded' : 'escalated';
+    });
+  }
+
+  private async afterFinal(trx: DbOrTrx, id: string, agentId: string, status: ApprovalStatus, actor: string, now: Date): Promise<void> {
+    const type = `approval.${status}` as EventType;
+    await appendAudit(trx, { actor, action: type, subject: agentId, payload: { requestId: id, status }, at: now });
+    await emitEvent(trx, type, { agentId, requestId: id, status }, now);
+    await addOutboxJob(trx, { queue: QUEUES.notify, jobName: APPROVAL_CARDS_JOB, payload: { requestId: id } }, now);
+    const row = await trx.selectFrom('approval_requests').select('callback_url').where('id', '=', id).executeTakeFirst();
+    if (row?.callback_url) await addOutboxJob(trx, { queue: QUEUES.events, jobName: APPROVAL_CALLBACK_JOB, payload: { requestId: id } }, now);
+  }
+
+  /**
+   * The decision path's question: is there an approval that allows this action now? Uses it up
+   * when the rule grants once; within a `grantFor` window it stays valid.
+   */
+  async useApproval(agentId: string, action: string, context: Record<string, unknown>): Promise<string | undefined> {
+    const { db, clock } = this.deps;
+    const now = clock.now();
+    const candidates = await db
+      .selectFrom('approval_requests')
+      .select(['id', 'context', 'grant_until', 'consumed_at'])
+      .where('agent_id', '=', agentId)
+      .where('action', '=', action)
+      .where('status', '=', 'approved')
+      .where((eb) => eb.or([eb('grant_until', '>', now), eb.and([eb('grant_until', 'is', null), eb('consumed_at', 'is', null)])]))
+      .orderBy('decided_at')
+      .execute();
+    for (const c of candidates) {
+      // An approval covers at most the amount it was asked for.
+      const approved = c.context.amount;
+      const asked = context.amount;
+      if (typeof approved === 'number' && (typeof asked !== 'number' || asked > approved)) continue;
+      if (c.grant_until) return c.id;
+      const used = await db.updateTable('approval_requests').set({ consumed_at: now }).where('id', '=', c.id).where('consumed_at', 'is', null).executeTakeFirst();
+      if (Number(used.numUpdatedRows) === 1) return c.id;
+    }
+    return undefined;
+  }
+
+  async pendingFor(agentId: string, action: string): Promise<string | undefined> {
+    const row = await this.deps.db.selectFrom('approval_requests').select('id').where('agent_id', '=', agentId).where('action', '=', action).where('status', '=', 'pending').orderBy('created_at', 'desc').executeTakeFirst();
+    return row?.id;
+  }
+}

@@ -1,0 +1,46 @@
+import type { ApprovalService } from '../../approvals/approvals.service.js';
+import { CodedError, ErrorCode, notFound } from '../../domain/errors.js';
+import { approvalIdSchema, approvalRequestInputSchema, approvalWaitQuerySchema } from '../../api/schemas.js';
+import type { Router } from '../router.js';
+import { parseInput } from '../validate.js';
+import { apiActor } from './agents.routes.js';
+
+export function addApprovalRoutes(router: Router, deps: { approvals: ApprovalService; callbacksSigned: boolean }): void {
+  router.add({
+    method: 'POST',
+    path: '/v1/approval-requests',
+    auth: true,
+    handler: async (ctx) => {
+      const body = parseInput(approvalRequestInputSchema, ctx.body, 'approval request');
+      if (body.callbackUrl && !deps.callbacksSigned) {
+        throw new CodedError(ErrorCode.InvalidInput, 'callbackUrl needs ARMALO_EVENTS_WEBHOOK_SECRET on the server (callbacks are always signed)');
+      }
+      const { created, request } = await deps.approvals.create({ ...body, context: body.context ?? {} }, apiActor(ctx.tokenName));
+      return { status: created ? 201 : 200, body: request };
+    },
+  });
+
+  router.add({
+    method: 'GET',
+    path: '/v1/approval-requests/{id}',
+    auth: true,
+    handler: async (ctx) => {
+      const id = parseInput(approvalIdSchema, ctx.params.id, 'approval request id');
+      const { wait } = parseInput(approvalWaitQuerySchema, Object.fromEntries(ctx.query), 'query');
+      const view = wait ? await deps.approvals.waitFor(id, wait) : await deps.approvals.get(id);
+      if (!view) throw notFound(`unknown approval request ${id}`);
+      return { status: 200, body: view };
+    },
+  });
+
+  router.add({
+    method: 'POST',
+    path: '/v1/approval-requests/{id}/cancel',
+    auth: true,
+    bodyOptional: true,
+    handler: async (ctx) => {
+      const id = parseInput(approvalIdSchema, ctx.params.id, 'approval request id');
+      return { status: 200, body: await deps.approvals.cancel(id, apiActor(ctx.tokenName)) };
+    },
+  });
+}
