@@ -2,6 +2,7 @@ import { DelayedError, UnrecoverableError, type Job } from 'bullmq';
 import { z } from 'zod';
 import { INCIDENT_UPDATE_JOB } from '../src/agents/agents.service.js';
 import { CONFIRMATION_REQUEST_JOB } from '../src/chat/chat-commands.js';
+import { APPROVAL_CARDS_JOB } from '../src/approvals/approvals.service.js';
 import type { SlackNotifier } from '../src/slack/slack-notifier.js';
 import { SlackRateLimited } from '../src/slack/slack-notifier.js';
 import type { SlackDirectory } from '../src/slack/slack-directory.js';
@@ -10,6 +11,7 @@ import type { WebClient } from '@slack/web-api';
 
 const incidentUpdatePayload = z.object({ incidentId: z.uuid(), actionId: z.uuid(), event: z.enum(['action', 'expired']) });
 const confirmationPayload = z.object({ confirmationId: z.uuid() });
+const approvalCardsPayload = z.object({ requestId: z.uuid(), remind: z.boolean().optional(), escalated: z.boolean().optional() });
 
 export interface NotifyDeps {
   slack?: { notifier: SlackNotifier; directory: SlackDirectory; client: WebClient };
@@ -34,6 +36,11 @@ export async function notify(job: Job, token: string | undefined, deps: NotifyDe
         const p = confirmationPayload.safeParse(job.data);
         if (!p.success) throw new UnrecoverableError('malformed confirmation-request payload');
         return await notifier.confirmationRequest(p.data.confirmationId);
+      }
+      case APPROVAL_CARDS_JOB: {
+        const p = approvalCardsPayload.safeParse(job.data);
+        if (!p.success) throw new UnrecoverableError('malformed approval-cards payload');
+        return await notifier.approvalCards(p.data.requestId, { remind: p.data.remind });
       }
       case SLACK_DIRECTORY_JOB: {
         const r = await directory.refresh(client);

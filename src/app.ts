@@ -163,7 +163,7 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
       const notify: NotifyDeps = {};
       if (config.slack.botToken) {
         const client = createSlackWebClient(config.slack.botToken, config.slack.apiUrl);
-        notify.slack = { client, directory, notifier: new SlackNotifier({ db, client, policy, clock }) };
+        notify.slack = { client, directory, notifier: new SlackNotifier({ db, client, policy, clock, approvals }) };
         if (!policy.channels.incidents?.slack) logger.warn('the policy names no Slack incidents channel (channels.incidents.slack): incident notices are not posted');
       }
       workers = await startWorkers({
@@ -189,7 +189,7 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
 
     const router = new Router();
     addOpsRoutes(router, { db, redis, metrics, view, role: config.role });
-    const slack = web ? createSlackAdapter({ config, commands, directory, logger }) : undefined;
+    const slack = web ? createSlackAdapter({ config, commands, directory, logger, approvals }) : undefined;
     if (slack?.route) router.add(slack.route);
     if (slack) {
       await slack.start();

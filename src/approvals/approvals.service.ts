@@ -234,6 +234,18 @@ export class ApprovalService {
     return person;
   }
 
+  /** Throws the same refusal `decide` would, without deciding (used before opening the denial form). */
+  async checkDecider(id: string, who: Approver): Promise<ApprovalView> {
+    const row = await this.deps.db.selectFrom('approval_requests').selectAll().where('id', '=', id).executeTakeFirst();
+    if (!row) throw notFound(`unknown approval request ${id}`);
+    if (row.status !== 'pending') throw conflict(`this request is already ${row.status}`);
+    const agent = await loadAgent(this.deps.db, row.agent_id);
+    const person = this.personFor(row.route, who, { requested_by: row.requested_by, agent_owner: agent?.owner ?? '', escalated: row.escalated_at !== null });
+    const already = await this.deps.db.selectFrom('approval_decisions').select('decision').where('request_id', '=', id).where('person_key', '=', person.key).executeTakeFirst();
+    if (already) throw conflict('you have already decided this request');
+    return (await this.get(id))!;
+  }
+
   /** Approve or deny. One person decides once; concurrent clicks serialize on the row lock. */
   async decide(id: string, who: Approver, decision: 'approve' | 'deny', reason: string | null): Promise<{ view: ApprovalView; final: boolean }> {
     const { db, clock } = this.deps;

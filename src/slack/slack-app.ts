@@ -7,6 +7,9 @@ import type { Logger } from '../observability/logger.js';
 import type { Route } from '../http/router.js';
 import { CANCEL_ACTION, CONFIRM_ACTION, renderReply } from './reply.blocks.js';
 import type { SlackDirectory } from './slack-directory.js';
+import type { ApprovalService, Approver } from '../approvals/approvals.service.js';
+import { CodedError } from '../domain/errors.js';
+import { APPROVE_ACTION, DENY_ACTION, DENY_MODAL, denyModal } from './approval.blocks.js';
 
 export const SLACK_EVENTS_PATH = '/slack/events';
 export const SLASH_COMMAND = '/armalo';
@@ -41,8 +44,8 @@ function boltLogger(logger: Logger): BoltLogger {
  * renders the replies as Block Kit. Answers go in the acknowledgement itself: the use cases take
  * milliseconds, and everything slow (channel notices) is a job fed by the outbox.
  */
-export function createSlackAdapter(deps: { config: Config; commands: ChatCommands; directory: SlackDirectory; logger: Logger }): SlackAdapter | undefined {
-  const { config, commands, directory, logger } = deps;
+export function createSlackAdapter(deps: { config: Config; commands: ChatCommands; directory: SlackDirectory; logger: Logger; approvals: ApprovalService }): SlackAdapter | undefined {
+  const { config, commands, directory, logger, approvals } = deps;
   const { signingSecret, botToken, appToken, apiUrl } = config.slack;
   if (!botToken || (!signingSecret && !appToken)) {
     logger.info('Slack is disabled: set SLACK_BOT_TOKEN and SLACK_SIGNING_SECRET (HTTP mode) or SLACK_APP_TOKEN (Socket Mode)');
@@ -103,6 +106,64 @@ export function createSlackAdapter(deps: { config: Config; commands: ChatCommand
     };
   app.action<BlockAction>(CONFIRM_ACTION, button((who, value) => commands.confirm(who, value)));
   app.action<BlockAction>(CANCEL_ACTION, button((who, value) => commands.cancel(who, value)));
+
+  // Approval cards. Refusals (not on the route, own request, already decided) go to the clicker only;
+  // the cards themselves are updated by a job after every decision.
+  const approver = async (userId: string): Promise<Approver> => {
+    const who = await directory.identify(userId);
+    return { actor: `slack:${userId}`, platform: 'slack', slack: userId, emails: who.emails };
+  };
+  const refusal = (err: unknown) => {
+    if (!(err instanceof CodedError)) throw err;
+    return renderReply(errorReply(`${err.message}. Nothing was recorded.`));
+  };
+
+  app.action<BlockAction>(APPROVE_ACTION, async ({ ack, body, action, respond }) => {
+    await ack();
+    const id = 'value' in action && typeof action.value === 'string' ? action.value : '';
+    try {
+      const { view } = await approvals.decide(id, await approver(body.user.id), 'approve', null);
+      const count = view.decisions.filter((d) => d.decision === 'approve').length;
+      const text = view.status === 'approved' ? `Approved: the request is now approved.` : `Your approval is recorded (${count} of ${view.route.quorum}).`;
+      await respond({ response_type: 'ephemeral', replace_original: false, text });
+    } catch (err) {
+      try {
+        await respond({ response_type: 'ephemeral', replace_original: false, ...refusal(err) });
+      } catch (unexpected) {
+        await respond({ response_type: 'ephemeral', replace_original: false, ...failed(unexpected, 'approve') });
+      }
+    }
+  });
+
+  app.action<BlockAction>(DENY_ACTION, async ({ ack, body, action, respond, client }) => {
+    await ack();
+    const id = 'value' in action && typeof action.value === 'string' ? action.value : '';
+    try {
+      const view = await approvals.checkDecider(id, await approver(body.user.id));
+      await client.views.open({ trigger_id: body.trigger_id, view: denyModal(id, view.agentId, view.action) });
+    } catch (err) {
+      try {
+        await respond({ response_type: 'ephemeral', replace_original: false, ...refusal(err) });
+      } catch (unexpected) {
+        await respond({ response_type: 'ephemeral', replace_original: false, ...failed(unexpected, 'deny') });
+      }
+    }
+  });
+
+  app.view(DENY_MODAL, async ({ ack, view, body }) => {
+    const reason = view.state.values.reason?.reason_input?.value?.trim() ?? '';
+    if (reason.length < 3) {
+      await ack({ response_action: 'errors', errors: { reason: 'Give a reason (at least 3 characters): everyone on the request will see it.' } });
+      return;
+    }
+    try {
+      await approvals.decide(view.private_metadata, await approver(body.user.id), 'deny', reason);
+      await ack();
+    } catch (err) {
+      const message = err instanceof CodedError ? err.message : `something went wrong on our side (${failed(err, 'deny-modal').text})`;
+      await ack({ response_action: 'errors', errors: { reason: message.slice(0, 150) } });
+    }
+  });
 
   app.error(async (err) => {
     failed(err, 'bolt');

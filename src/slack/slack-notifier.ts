@@ -9,6 +9,8 @@ import type { Policy } from '../policy/policy.schema.js';
 import { classifySlackError } from './slack-web.js';
 import { expiryLine, incidentRoot, slackActor, stepLine } from './incident.blocks.js';
 import { CANCEL_ACTION, CONFIRM_ACTION, escapeMrkdwn, type Block } from './reply.blocks.js';
+import type { ApprovalService } from '../approvals/approvals.service.js';
+import { approvalCard } from './approval.blocks.js';
 
 /** Slack answered 429: the job should wait this long without counting an attempt. */
 export class SlackRateLimited extends Error {
@@ -27,7 +29,7 @@ export type NoticeOutcome = 'posted' | 'no_channel' | 'gone';
  * (an advisory lock), so two quick actions never race to post the same root.
  */
 export class SlackNotifier {
-  constructor(private readonly deps: { db: Db; client: WebClient; policy: Policy; clock: Clock }) {}
+  constructor(private readonly deps: { db: Db; client: WebClient; policy: Policy; clock: Clock; approvals: ApprovalService }) {}
 
   private get channel(): string | undefined {
     return this.deps.policy.channels.incidents?.slack;
@@ -65,10 +67,11 @@ export class SlackNotifier {
     return { channel, ts };
   }
 
-  /** Serializes work on one incident across workers. */
-  private async exclusive<T>(incidentId: string, work: () => Promise<T>): Promise<T> {
+  /** Serializes work on one incident (or request) across workers. */
+  private async exclusive<T>(key: string, work: () => Promise<T>): Promise<T> {
+    const lockKey = key.includes(':') ? key : `incident:${key}`;
     return this.deps.db.transaction().execute(async (trx) => {
-      await sql`select pg_advisory_xact_lock(hashtext(${`incident:${incidentId}`}))`.execute(trx);
+      await sql`select pg_advisory_xact_lock(hashtext(${lockKey}))`.execute(trx);
       return work();
     });
   }
@@ -120,5 +123,57 @@ export class SlackNotifier {
       return 'posted' as const;
     };
     return incident ? this.exclusive(incident.id, post) : post();
+  }
+
+  /** Slack user ids of the people on a request's route: listed ids, and emails the directory resolved. */
+  private async slackUsersOf(keys: string[], people: Record<string, { slack: string[]; emails: string[] }>): Promise<Map<string, string[]>> {
+    const emails = keys.flatMap((k) => people[k]?.emails ?? []);
+    const resolved = emails.length
+      ? await this.deps.db.selectFrom('chat_identities').select(['email', 'user_id']).where('platform', '=', 'slack').where('email', 'in', emails).execute()
+      : [];
+    return new Map(
+      keys.map((k) => {
+        const p = people[k];
+        const ids = [...(p?.slack ?? []), ...resolved.filter((r) => r.user_id && p?.emails.includes(r.email)).map((r) => r.user_id!)];
+        return [k, [...new Set(ids)]];
+      }),
+    );
+  }
+
+  /**
+   * Posts the card to every approver's DM (and the rule's channel) that does not have it yet, then
+   * updates every copy to the current state. Reminders go into the DM threads of those who have
+   * not decided. Serialized per request, like incidents.
+   */
+  async approvalCards(requestId: string, flags: { remind?: boolean } = {}): Promise<NoticeOutcome> {
+    return this.exclusive(`approval:${requestId}`, async () => {
+      const view = await this.deps.approvals.get(requestId);
+      const row = await this.deps.db.selectFrom('approval_requests').select(['route']).where('id', '=', requestId).executeTakeFirst();
+      if (!view || !row) return 'gone';
+      const agent = await this.deps.db.selectFrom('agents').select('name').where('id', '=', view.agentId).executeTakeFirst();
+      const card = approvalCard(view, agent?.name ?? view.agentId);
+      const route = row.route;
+      const keys = [...new Set(route.requirements.flatMap((r) => r.people))];
+      const users = await this.slackUsersOf(keys, route.people);
+      const decided = new Set(view.decisions.map((d) => d.by));
+      if (view.status === 'pending') {
+        for (const [, ids] of users) {
+          for (const userId of ids) {
+            // Posting to a user id delivers to the app's DM with that person.
+            const copy = await this.post(`slack:approval:${requestId}:${userId}`, userId, card);
+            if (flags.remind && !decided.has(`slack:${userId}`)) {
+              const text = `:bell: Reminder: this request is still waiting on you (expires ${view.expiresAt}).`;
+              await this.post(`slack:approval-remind:${requestId}:${userId}`, copy.channel, { text, thread_ts: copy.ts, blocks: [{ type: 'section', text: { type: 'mrkdwn', text } }] });
+            }
+          }
+        }
+        const channelName = route.channel ?? (this.deps.policy.channels.approvals ? 'approvals' : null);
+        const channel = channelName ? this.deps.policy.channels[channelName]?.slack : undefined;
+        if (channel) await this.post(`slack:approval:${requestId}:channel`, channel, card);
+      }
+      const copies = await this.deps.db.selectFrom('chat_messages').select(['channel', 'ts']).where('key', 'like', `slack:approval:${requestId}:%`).execute();
+      for (const copy of copies) await this.call(() => this.deps.client.chat.update({ channel: copy.channel, ts: copy.ts, ...card }));
+      return 'posted';
+    });
   }
 }

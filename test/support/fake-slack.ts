@@ -112,6 +112,6 @@ function parseArgs(req: IncomingMessage, raw: string): Record<string, any> {
   if (type.includes('application/json')) args = JSON.parse(raw || '{}');
   else args = Object.fromEntries(new URLSearchParams(raw));
   // Block Kit arrives as a JSON string in form-encoded calls.
-  for (const key of ['blocks', 'attachments']) if (typeof args[key] === 'string') args[key] = JSON.parse(args[key]);
+  for (const key of ['blocks', 'attachments', 'view']) if (typeof args[key] === 'string') args[key] = JSON.parse(args[key]);
   return args;
 }

@@ -1,0 +1,130 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { cleanRedisPrefix, sampleAgent, startTestApp, testConfig, waitFor, type TestApp } from './support/app.js';
+import { createTestDatabase, testPrefix, type TestDatabase } from './support/database.js';
+import { FakeSlack } from './support/fake-slack.js';
+import { postSigned, SIGNING_SECRET } from './support/slack-requests.js';
+import { writePolicy } from './support/slack-policy.js';
+import { APPROVALS_TEST_POLICY } from './support/approvals-policy.js';
+
+let database: TestDatabase;
+let app: TestApp;
+const slack = new FakeSlack();
+const prefix = testPrefix();
+let n = 0;
+const agent = { ...sampleAgent, owner: 'owner@example.com', grants: [{ scope: 'payments:transfer', constraints: { maxAmount: 100_000 } }, { scope: 'mail:send' }] };
+
+beforeAll(async () => {
+  database = await createTestDatabase();
+  const apiUrl = await slack.start();
+  slack.users.set('risk2@example.com', 'U0RISK2');
+  slack.users.set('ciso@example.com', 'U0CISO');
+  app = await startTestApp(
+    testConfig(database.url, prefix, {
+      SLACK_SIGNING_SECRET: SIGNING_SECRET,
+      SLACK_BOT_TOKEN: 'xoxb-test-token-0123456789',
+      SLACK_API_URL: apiUrl,
+      ARMALO_POLICY_FILE: writePolicy(APPROVALS_TEST_POLICY),
+    }),
+    { relayPollMs: 200 },
+  );
+  await waitFor(async () => (await app.db.selectFrom('chat_identities').select('user_id').where('email', '=', 'risk2@example.com').executeTakeFirst())?.user_id === 'U0RISK2', 5000, 'the directory');
+  await app.call('PUT', '/v1/agents/pay-bot', agent);
+});
+
+afterAll(async () => {
+  await app?.stop();
+  await slack.stop();
+  await database?.drop();
+  await cleanRedisPrefix(prefix);
+});
+
+const textOf = (x: any) => JSON.stringify(x?.blocks ?? x);
+
+function payload(type: string, user: string, extra: Record<string, unknown>) {
+  return new URLSearchParams({
+    payload: JSON.stringify({ type, user: { id: user, username: user.toLowerCase(), team_id: 'T0TEAM' }, team: { id: 'T0TEAM', domain: 'example' }, api_app_id: 'A0APP', token: 'x', trigger_id: `${Date.now()}.${++n}.trig`, ...extra }),
+  }).toString();
+}
+
+async function click(user: string, actionId: string, requestId: string) {
+  const id = `r${++n}`;
+  const res = await postSigned(
+    app.url,
+    payload('block_actions', user, {
+      response_url: slack.responseUrl(id),
+      container: { type: 'message', channel_id: user, message_ts: '1' },
+      channel: { id: user },
+      actions: [{ type: 'button', action_id: actionId, block_id: `approval:${requestId}`, value: requestId, action_ts: '1' }],
+    }),
+  );
+  expect(res.status).toBe(200);
+  await waitFor(() => slack.responses.some((r) => r.id === id) || slack.calls.some((c) => c.method === 'views.open' && c.args.view?.private_metadata === requestId && c.at > Date.now() - 2000), 5000, `the answer to ${id}`);
+  return slack.responses.find((r) => r.id === id)?.body;
+}
+
+async function submitDeny(user: string, requestId: string, reason: string) {
+  return postSigned(
+    app.url,
+    payload('view_submission', user, {
+      view: {
+        id: `V${++n}`,
+        type: 'modal',
+        callback_id: 'armalo_deny_modal',
+        private_metadata: requestId,
+        state: { values: { reason: { reason_input: { type: 'plain_text_input', value: reason } } } },
+      },
+    }),
+  );
+}
+
+const cardsFor = (requestId: string) => slack.posts().filter((p) => textOf(p.args).includes(requestId));
+
+describe('approval cards in Slack', () => {
+  it('posts a card to each approver and the approvals channel; refuses people who may not decide; one final transition under 20 concurrent clicks', async () => {
+    const created = await app.call('POST', '/v1/approval-requests', { agentId: 'pay-bot', action: 'payments:transfer', context: { amount: 50_000 }, justification: 'pay the reinsurer' });
+    const id = created.body.id as string;
+    await waitFor(() => cardsFor(id).length === 4, 5000, 'four card copies');
+    expect(cardsFor(id).map((p) => p.args.channel).sort()).toEqual(['C0APPROVALS', 'U0CISO', 'U0RISK', 'U0RISK2']);
+    const card = textOf(cardsFor(id)[0]!.args);
+    expect(card).toContain('Approval needed');
+    expect(card).toContain('pay the reinsurer');
+    expect(card).toContain('0 of 2');
+    expect(card).toContain('armalo_approve');
+
+    expect(textOf(await click('U0OWNER', 'armalo_approve', id))).toContain('you own this agent');
+    expect(textOf(await click('U0ONCALL1', 'armalo_approve', id))).toContain("not on this request's route");
+    const first = await click('U0RISK', 'armalo_approve', id);
+    expect(first.text).toContain('1 of 2');
+    expect(textOf(await click('U0RISK', 'armalo_approve', id))).toContain('already decided');
+    await waitFor(() => slack.updates().filter((u) => textOf(u.args).includes('1 of 2') && textOf(u.args).includes(id)).length >= 4, 5000, 'every copy to show 1 of 2');
+
+    await Promise.all(Array.from({ length: 20 }, (_, i) => click(i % 2 ? 'U0CISO' : 'U0RISK2', 'armalo_approve', id)));
+    const view = (await app.call('GET', `/v1/approval-requests/${id}`)).body;
+    expect(view.status).toBe('approved');
+    expect(view.decisions).toHaveLength(2);
+    const audit = (await app.call('GET', '/v1/audit?agentId=pay-bot&limit=50')).body.entries;
+    expect(audit.filter((e: any) => e.action === 'approval.approved')).toHaveLength(1);
+    await waitFor(() => slack.updates().filter((u) => textOf(u.args).includes('APPROVED') && textOf(u.args).includes(id)).length >= 4, 5000, 'every copy to show APPROVED');
+    const final = slack.updates().filter((u) => textOf(u.args).includes('APPROVED') && textOf(u.args).includes(id)).at(-1)!;
+    expect(textOf(final.args)).not.toContain('armalo_approve');
+  });
+
+  it('Deny opens a modal that requires a reason; the denial updates every copy', async () => {
+    const created = await app.call('POST', '/v1/approval-requests', { agentId: 'pay-bot', action: 'mail:send', justification: 'quarterly letter' });
+    const id = created.body.id as string;
+    await waitFor(() => cardsFor(id).length === 3, 5000, 'cards for on-call and the approvals channel');
+    expect(cardsFor(id).map((p) => p.args.channel).sort()).toEqual(['C0APPROVALS', 'U0ONCALL1', 'U0ONCALL2']);
+    await click('U0ONCALL1', 'armalo_deny', id);
+    await waitFor(() => slack.calls.some((c) => c.method === 'views.open' && c.args.view?.private_metadata === id), 5000, 'the modal');
+    const opened = slack.calls.find((c) => c.method === 'views.open' && c.args.view?.private_metadata === id)!;
+    expect(opened.args.trigger_id).toBeTruthy();
+    const empty = await submitDeny('U0ONCALL1', id, '  ');
+    expect(empty.body).toMatchObject({ response_action: 'errors' });
+    expect((await app.call('GET', `/v1/approval-requests/${id}`)).body.status).toBe('pending');
+    const denied = await submitDeny('U0ONCALL1', id, 'not before legal review');
+    expect(denied.status).toBe(200);
+    const view = (await app.call('GET', `/v1/approval-requests/${id}`)).body;
+    expect(view).toMatchObject({ status: 'denied', decisions: [{ by: 'slack:U0ONCALL1', decision: 'deny', reason: 'not before legal review' }] });
+    await waitFor(() => slack.updates().filter((u) => textOf(u.args).includes('DENIED') && textOf(u.args).includes(id)).length >= 3, 5000, 'every copy to show DENIED');
+  });
+});
