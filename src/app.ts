@@ -141,7 +141,7 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
     const approvals = new ApprovalService({ db, clock, policy });
     const agents = new AgentService({ db, clock, publisher, onOutboxWrite: () => relay?.wake(), approvals });
 
-    const commands = new ChatCommands({ db, clock, agents, policy });
+    const commands = new ChatCommands({ db, clock, agents, policy, approvals });
     const directory = new SlackDirectory({ db, clock, policy });
 
     const metrics = createMetrics({

@@ -19,6 +19,7 @@ describe('parseCommand', () => {
   it.each([
     ['', { kind: 'help' }],
     ['help', { kind: 'help' }],
+    ['approvals', { kind: 'approvals' }],
     ['HELP', { kind: 'help' }],
     ['status underwriting-bot', { kind: 'status', agentId: 'underwriting-bot' }],
     ['audit verify', { kind: 'audit-verify' }],

@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { cleanRedisPrefix, sampleAgent, startTestApp, testConfig, waitFor, type TestApp } from './support/app.js';
 import { createTestDatabase, testPrefix, type TestDatabase } from './support/database.js';
 import { FakeSlack } from './support/fake-slack.js';
-import { postSigned, SIGNING_SECRET } from './support/slack-requests.js';
+import { postSigned, slashCommandBody, SIGNING_SECRET } from './support/slack-requests.js';
 import { writePolicy } from './support/slack-policy.js';
 import { APPROVALS_TEST_POLICY } from './support/approvals-policy.js';
 
@@ -126,5 +126,19 @@ describe('approval cards in Slack', () => {
     const view = (await app.call('GET', `/v1/approval-requests/${id}`)).body;
     expect(view).toMatchObject({ status: 'denied', decisions: [{ by: 'slack:U0ONCALL1', decision: 'deny', reason: 'not before legal review' }] });
     await waitFor(() => slack.updates().filter((u) => textOf(u.args).includes('DENIED') && textOf(u.args).includes(id)).length >= 3, 5000, 'every copy to show DENIED');
+  });
+
+  it('/armalo approvals lists what waits on the caller, privately', async () => {
+    const created = await app.call('POST', '/v1/approval-requests', { agentId: 'pay-bot', action: 'mail:send', justification: 'renewal reminders' });
+    const id = created.body.id as string;
+    const ask = async (user: string) =>
+      (await postSigned(app.url, slashCommandBody({ user_id: user, text: 'approvals', response_url: slack.responseUrl(`a${++n}`) }))).body;
+    const mine = await ask('U0ONCALL2');
+    expect(mine.response_type).toBe('ephemeral');
+    expect(textOf(mine)).toContain('renewal reminders');
+    expect(textOf(mine)).toContain(id);
+    expect(textOf(await ask('U0RISK'))).toContain('Nothing waits on you');
+    await app.approvals.decide(id, { actor: 'slack:U0ONCALL2', platform: 'slack', slack: 'U0ONCALL2', emails: [] }, 'approve', null);
+    expect(textOf(await ask('U0ONCALL2'))).not.toContain(id);
   });
 });

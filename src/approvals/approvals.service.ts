@@ -234,6 +234,21 @@ export class ApprovalService {
     return person;
   }
 
+  /** Pending requests this person may decide and has not decided yet, oldest first. */
+  async waitingOn(who: Approver, limit = 20): Promise<ApprovalView[]> {
+    const rows = await this.deps.db.selectFrom('approval_requests').select('id').where('status', '=', 'pending').orderBy('created_at').limit(500).execute();
+    const out: ApprovalView[] = [];
+    for (const { id } of rows) {
+      if (out.length >= limit) break;
+      try {
+        out.push(await this.checkDecider(id, who));
+      } catch (err) {
+        if (!(err instanceof CodedError)) throw err;
+      }
+    }
+    return out;
+  }
+
   /** Throws the same refusal `decide` would, without deciding (used before opening the denial form). */
   async checkDecider(id: string, who: Approver): Promise<ApprovalView> {
     const row = await this.deps.db.selectFrom('approval_requests').selectAll().where('id', '=', id).executeTakeFirst();

@@ -3,6 +3,7 @@ import { sql } from 'kysely';
 import type { Db } from '../db/database.js';
 import type { Clock } from '../core/clock.js';
 import type { AgentService, ActionResult } from '../agents/agents.service.js';
+import type { ApprovalService } from '../approvals/approvals.service.js';
 import { loadAgent, recentActions, findOpenIncident } from '../agents/agents.repository.js';
 import { listAudit, verifyAudit } from '../audit/audit.repository.js';
 import { grantStatus } from '../domain/agent.js';
@@ -23,6 +24,7 @@ export interface ChatCommandDeps {
   clock: Clock;
   agents: AgentService;
   policy: Policy;
+  approvals?: ApprovalService;
 }
 
 /** `slack:U0ONCALL1`: how a chat user appears as an actor in actions and the audit log. */
@@ -30,6 +32,8 @@ export const actorOf = (who: ChatIdentity) => `${who.platform}:${who.userId}`;
 
 const PERMISSION_FOR: Record<ChatCommand['kind'], Permission | null> = {
   help: null,
+  // Lists only what waits on the caller: nothing to protect.
+  approvals: null,
   status: 'read',
   audit: 'read',
   'audit-verify': 'read',
@@ -87,6 +91,8 @@ export class ChatCommands {
     switch (command.kind) {
       case 'help':
         return { tone: 'info', title: 'Armalo commands', lines: [], usage: usageText() };
+      case 'approvals':
+        return this.waiting(who);
       case 'status':
         return this.status(command.agentId);
       case 'audit':
@@ -220,6 +226,26 @@ export class ChatCommands {
     return Number(updated.numUpdatedRows) === 1
       ? { tone: 'info', title: 'Cancelled. Nothing was changed.', lines: [] }
       : errorReply('Only the person who asked can cancel, and only while it is pending.');
+  }
+
+  private async waiting(who: ChatIdentity): Promise<ChatReply> {
+    if (!this.deps.approvals) return errorReply('Approvals are not enabled on this server.');
+    const views = await this.deps.approvals.waitingOn({
+      actor: actorOf(who),
+      platform: who.platform,
+      ...(who.platform === 'slack' ? { slack: who.userId } : { teams: who.userId }),
+      emails: who.emails,
+    });
+    if (views.length === 0) return { tone: 'info', title: 'Nothing waits on you', lines: [] };
+    return {
+      tone: 'info',
+      title: `${views.length} request${views.length === 1 ? '' : 's'} wait${views.length === 1 ? 's' : ''} on you`,
+      lines: views.map((v) => {
+        const amount = typeof v.context.amount === 'number' ? ` (amount ${v.context.amount})` : '';
+        const done = v.decisions.filter((d) => d.decision === 'approve').length;
+        return `\`${v.agentId}\` wants \`${v.action}\`${amount}: ${v.justification} · ${done} of ${v.route.quorum} approvals · expires ${v.expiresAt} · request ${v.id}`;
+      }),
+    };
   }
 
   private async status(agentId: string): Promise<ChatReply> {

@@ -17,13 +17,15 @@ export const USAGE: Record<string, string> = {
   revoke: 'revoke <agent> [reason…]',
   restore: 'restore <agent> [reason…]',
   audit: 'audit <agent> | audit verify',
+  approvals: 'approvals',
 };
 
 /** Commands of the grammar that later capabilities provide; they answer that they are not available yet. */
-export const NOT_YET = ['approvals', 'packet', 'score', 'subscribe', 'unsubscribe'] as const;
+export const NOT_YET = ['packet', 'score', 'subscribe', 'unsubscribe'] as const;
 
 export type ChatCommand =
   | { kind: 'help' }
+  | { kind: 'approvals' }
   | { kind: 'status'; agentId: string }
   | { kind: 'audit'; agentId: string }
   | { kind: 'audit-verify' }
@@ -135,6 +137,9 @@ export function parseCommand(text: string): ParseResult {
   if (!USAGE[sub]) return fail(`unknown command "${sub.slice(0, 40)}"`);
 
   switch (sub) {
+    case 'approvals':
+      if (tokens.length) return fail(`approvals takes nothing more; unexpected "${tokens[0]}"`, sub);
+      return { ok: true, command: { kind: 'approvals' } };
     case 'status': {
       const a = agentArg(tokens, sub);
       if (isResult(a)) return a;
