@@ -6,11 +6,12 @@ import { APPROVAL_CARDS_JOB } from '../src/approvals/approvals.service.js';
 import type { SlackNotifier } from '../src/slack/slack-notifier.js';
 import { SlackRateLimited } from '../src/slack/slack-notifier.js';
 import type { SlackDirectory } from '../src/slack/slack-directory.js';
-import { SLACK_DIRECTORY_JOB } from '../src/slack/slack-directory.js';
+import { SLACK_DIRECTORY_JOB, SLACK_HOME_JOB } from '../src/slack/slack-directory.js';
 import type { WebClient } from '@slack/web-api';
 
 const incidentUpdatePayload = z.object({ incidentId: z.uuid(), actionId: z.uuid(), event: z.enum(['action', 'expired']) });
 const confirmationPayload = z.object({ confirmationId: z.uuid() });
+const homePayload = z.object({ userId: z.string().regex(/^[UW][A-Z0-9]{1,20}$/) });
 const approvalCardsPayload = z.object({ requestId: z.uuid(), remind: z.boolean().optional(), escalated: z.boolean().optional() });
 
 export interface NotifyDeps {
@@ -41,6 +42,12 @@ export async function notify(job: Job, token: string | undefined, deps: NotifyDe
         const p = approvalCardsPayload.safeParse(job.data);
         if (!p.success) throw new UnrecoverableError('malformed approval-cards payload');
         return await notifier.approvalCards(p.data.requestId, { remind: p.data.remind });
+      }
+      case SLACK_HOME_JOB: {
+        const p = homePayload.safeParse(job.data);
+        if (!p.success) throw new UnrecoverableError('malformed slack-home payload');
+        await notifier.publishHome(p.data.userId);
+        return 'published';
       }
       case SLACK_DIRECTORY_JOB: {
         const r = await directory.refresh(client);

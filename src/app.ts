@@ -30,7 +30,7 @@ import { startWorkers } from '../jobs/worker.js';
 import type { NotifyDeps } from '../jobs/notify.job.js';
 import { ChatCommands } from './chat/chat-commands.js';
 import { createSlackAdapter, type SlackAdapter } from './slack/slack-app.js';
-import { SlackDirectory } from './slack/slack-directory.js';
+import { SlackDirectory, SLACK_HOME_JOB } from './slack/slack-directory.js';
 import { SlackNotifier } from './slack/slack-notifier.js';
 import { createSlackWebClient } from './slack/slack-web.js';
 
@@ -189,7 +189,17 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
 
     const router = new Router();
     addOpsRoutes(router, { db, redis, metrics, view, role: config.role });
-    const slack = web ? createSlackAdapter({ config, commands, directory, logger, approvals }) : undefined;
+    const slack = web ? createSlackAdapter({
+          config,
+          commands,
+          directory,
+          logger,
+          approvals,
+          // Coalesced: one publish per person per 5 s however often the tab is opened.
+          requestHome: async (userId) => {
+            await queues.notify.add(SLACK_HOME_JOB, { userId }, { jobId: `home-${userId}-${Math.floor(Date.now() / 5000)}` });
+          },
+        }) : undefined;
     if (slack?.route) router.add(slack.route);
     if (slack) {
       await slack.start();

@@ -141,4 +141,32 @@ describe('approval cards in Slack', () => {
     await app.approvals.decide(id, { actor: 'slack:U0ONCALL2', platform: 'slack', slack: 'U0ONCALL2', emails: [] }, 'approve', null);
     expect(textOf(await ask('U0ONCALL2'))).not.toContain(id);
   });
+
+  it('the App Home shows what waits on you, refreshed when opened and after decisions', async () => {
+    const created = await app.call('POST', '/v1/approval-requests', { agentId: 'pay-bot', action: 'mail:send', justification: 'home tab check' });
+    const id = created.body.id as string;
+    const opened = await postSigned(
+      app.url,
+      JSON.stringify({
+        token: 'x',
+        team_id: 'T0TEAM',
+        api_app_id: 'A0APP',
+        type: 'event_callback',
+        event_id: `Ev${++n}`,
+        event_time: Math.floor(Date.now() / 1000),
+        event: { type: 'app_home_opened', user: 'U0ONCALL1', channel: 'D0HOME', tab: 'home', event_ts: String(Date.now() / 1000) },
+      }),
+      { json: true },
+    );
+    expect(opened.status).toBe(200);
+    const homeOf = (user: string) => slack.calls.filter((c) => c.method === 'views.publish' && c.args.user_id === user);
+    await waitFor(() => homeOf('U0ONCALL1').some((c) => textOf(c.args.view).includes('home tab check')), 5000, 'the home tab');
+    expect(textOf(homeOf('U0ONCALL1').at(-1)!.args.view)).toContain('Waiting on you');
+    await app.approvals.decide(id, { actor: 'slack:U0ONCALL1', platform: 'slack', slack: 'U0ONCALL1', emails: [] }, 'approve', null);
+    await waitFor(
+      () => homeOf('U0ONCALL1').some((c) => textOf(c.args.view).includes('Recently decided') && textOf(c.args.view).includes('now *approved*')),
+      5000,
+      'the home tab after the decision',
+    );
+  });
 });

@@ -234,6 +234,13 @@ export class ApprovalService {
     return person;
   }
 
+  /** Requests this person decided, newest first. */
+  async decidedBy(actor: string, limit = 10): Promise<ApprovalView[]> {
+    const rows = await this.deps.db.selectFrom('approval_decisions').select('request_id').where('actor', '=', actor).orderBy('at', 'desc').limit(limit).execute();
+    const views = await Promise.all(rows.map((r) => this.get(r.request_id)));
+    return views.filter((v): v is ApprovalView => v !== undefined);
+  }
+
   /** Pending requests this person may decide and has not decided yet, oldest first. */
   async waitingOn(who: Approver, limit = 20): Promise<ApprovalView[]> {
     const rows = await this.deps.db.selectFrom('approval_requests').select('id').where('status', '=', 'pending').orderBy('created_at').limit(500).execute();

@@ -44,7 +44,15 @@ function boltLogger(logger: Logger): BoltLogger {
  * renders the replies as Block Kit. Answers go in the acknowledgement itself: the use cases take
  * milliseconds, and everything slow (channel notices) is a job fed by the outbox.
  */
-export function createSlackAdapter(deps: { config: Config; commands: ChatCommands; directory: SlackDirectory; logger: Logger; approvals: ApprovalService }): SlackAdapter | undefined {
+export function createSlackAdapter(deps: {
+  config: Config;
+  commands: ChatCommands;
+  directory: SlackDirectory;
+  logger: Logger;
+  approvals: ApprovalService;
+  /** Asks a worker to publish a person's App Home (slow work belongs in a job). */
+  requestHome?: (userId: string) => Promise<void>;
+}): SlackAdapter | undefined {
   const { config, commands, directory, logger, approvals } = deps;
   const { signingSecret, botToken, appToken, apiUrl } = config.slack;
   if (!botToken || (!signingSecret && !appToken)) {
@@ -162,6 +170,16 @@ export function createSlackAdapter(deps: { config: Config; commands: ChatCommand
     } catch (err) {
       const message = err instanceof CodedError ? err.message : `something went wrong on our side (${failed(err, 'deny-modal').text})`;
       await ack({ response_action: 'errors', errors: { reason: message.slice(0, 150) } });
+    }
+  });
+
+  // App Home: refreshed when opened (here) and after every decision (by the cards job).
+  app.event('app_home_opened', async ({ event }) => {
+    if (event.tab !== 'home') return;
+    try {
+      await deps.requestHome?.(event.user);
+    } catch (err) {
+      failed(err, 'app-home');
     }
   });
 

@@ -7,6 +7,8 @@ import { classifySlackError } from './slack-web.js';
 import { SlackRateLimited } from './slack-notifier.js';
 
 export const SLACK_DIRECTORY_JOB = 'slack-directory';
+/** Publish one person's App Home (queue `notify`). */
+export const SLACK_HOME_JOB = 'slack-home';
 export const SLACK_DIRECTORY_EVERY_MS = 30 * 60_000;
 
 /**

@@ -11,6 +11,7 @@ import { expiryLine, incidentRoot, slackActor, stepLine } from './incident.block
 import { CANCEL_ACTION, CONFIRM_ACTION, escapeMrkdwn, type Block } from './reply.blocks.js';
 import type { ApprovalService } from '../approvals/approvals.service.js';
 import { approvalCard } from './approval.blocks.js';
+import { homeView } from './home.blocks.js';
 
 /** Slack answered 429: the job should wait this long without counting an attempt. */
 export class SlackRateLimited extends Error {
@@ -173,7 +174,20 @@ export class SlackNotifier {
       }
       const copies = await this.deps.db.selectFrom('chat_messages').select(['channel', 'ts']).where('key', 'like', `slack:approval:${requestId}:%`).execute();
       for (const copy of copies) await this.call(() => this.deps.client.chat.update({ channel: copy.channel, ts: copy.ts, ...card }));
+      // Everyone on the route sees the change on their App Home too.
+      for (const ids of users.values()) for (const userId of ids) await this.publishHome(userId);
       return 'posted';
     });
+  }
+
+  /** Refreshes a person's App Home: "Waiting on you" and "Recently decided". */
+  async publishHome(userId: string): Promise<void> {
+    const emails = (await this.deps.db.selectFrom('chat_identities').select('email').where('platform', '=', 'slack').where('user_id', '=', userId).execute()).map((r) => r.email);
+    const actor = `slack:${userId}`;
+    const [waiting, decided] = await Promise.all([
+      this.deps.approvals.waitingOn({ actor, platform: 'slack', slack: userId, emails }),
+      this.deps.approvals.decidedBy(actor),
+    ]);
+    await this.call(() => this.deps.client.views.publish({ user_id: userId, view: homeView(waiting, decided, actor) }));
   }
 }

@@ -8,13 +8,15 @@ export interface SignedOptions {
   omitSignature?: boolean;
   omitTimestamp?: boolean;
   retryNum?: number;
+  /** Events API requests are JSON; commands and interactions are form-encoded. */
+  json?: boolean;
 }
 
 /** Posts a body to /slack/events signed the way Slack signs requests (v0 HMAC-SHA256). */
 export async function postSigned(baseUrl: string, body: string, options: SignedOptions = {}): Promise<{ status: number; body: any; ms: number }> {
   const ts = options.timestamp ?? Math.floor(Date.now() / 1000);
   const signature = `v0=${createHmac('sha256', options.secret ?? SIGNING_SECRET).update(`v0:${ts}:${body}`).digest('hex')}`;
-  const headers: Record<string, string> = { 'content-type': 'application/x-www-form-urlencoded' };
+  const headers: Record<string, string> = { 'content-type': options.json ? 'application/json' : 'application/x-www-form-urlencoded' };
   if (!options.omitTimestamp) headers['x-slack-request-timestamp'] = String(ts);
   if (!options.omitSignature) headers['x-slack-signature'] = signature;
   if (options.retryNum !== undefined) {
