@@ -1,0 +1,91 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { cleanRedisPrefix, sampleAgent, startTestApp, testConfig, waitFor, type TestApp } from './support/app.js';
+import { createTestDatabase, testPrefix, type TestDatabase } from './support/database.js';
+import { FakeSlack } from './support/fake-slack.js';
+import { SIGNING_SECRET } from './support/slack-requests.js';
+import { writePolicy } from './support/slack-policy.js';
+import { APPROVALS_TEST_POLICY } from './support/approvals-policy.js';
+
+// The web role takes requests; workers come and go. Timers live in Redis as delayed jobs, so a
+// worker restart in the middle loses none of them.
+let database: TestDatabase;
+const slack = new FakeSlack();
+const prefix = testPrefix();
+const apps: TestApp[] = [];
+let web: TestApp;
+let env: Record<string, string>;
+const agent = { ...sampleAgent, owner: 'owner@example.com', grants: [{ scope: 'payments:transfer', constraints: { maxAmount: 100_000 } }, { scope: 'mail:send' }] };
+
+async function startWorker(): Promise<TestApp> {
+  const w = await startTestApp(testConfig(database.url, prefix, { ...env, ARMALO_ROLE: 'worker' }), { relayPollMs: 200 });
+  apps.push(w);
+  return w;
+}
+
+beforeAll(async () => {
+  database = await createTestDatabase();
+  const apiUrl = await slack.start();
+  env = { SLACK_SIGNING_SECRET: SIGNING_SECRET, SLACK_BOT_TOKEN: 'xoxb-test-token-0123456789', SLACK_API_URL: apiUrl, ARMALO_POLICY_FILE: writePolicy(APPROVALS_TEST_POLICY) };
+  web = await startTestApp(testConfig(database.url, prefix, { ...env, ARMALO_ROLE: 'web' }));
+  apps.push(web);
+  await web.call('PUT', '/v1/agents/pay-bot', agent);
+});
+
+afterAll(async () => {
+  for (const a of apps.reverse()) await a.stop();
+  await slack.stop();
+  await database?.drop();
+  await cleanRedisPrefix(prefix);
+});
+
+const textOf = (x: any) => JSON.stringify(x?.blocks ?? x);
+const postsFor = (id: string) => slack.posts().filter((p) => textOf(p.args).includes(id));
+
+describe('approval timers across a worker restart', () => {
+  it('one set of cards per idempotency key; reminder, escalation and expiry arrive on time although the worker restarted', async () => {
+    const worker = await startWorker();
+    const body = { agentId: 'pay-bot', action: 'payments:transfer', context: { amount: 50_000 }, justification: 'slow approvers', idempotencyKey: 'k-timers' };
+    const first = await web.call('POST', '/v1/approval-requests', body);
+    const second = await web.call('POST', '/v1/approval-requests', body);
+    expect(second.body.id).toBe(first.body.id);
+    const id = first.body.id as string;
+    const created = Date.now();
+    await waitFor(() => postsFor(id).length >= 2, 5000, 'the first cards');
+    await worker.stop();
+    await startWorker();
+    await waitFor(() => postsFor(id).filter((p) => !p.args.thread_ts).length === 3, 5000, 'three cards (two approvers with a Slack id, and the channel)');
+
+    // Reminder at 2 s: in the DM threads of those who have not decided.
+    await waitFor(() => slack.posts().some((p) => p.args.thread_ts && textOf(p.args).includes('Reminder')), 8000, 'the reminder');
+    expect(Date.now() - created).toBeGreaterThanOrEqual(1900);
+    // Escalation at 3 s: on-call people get the card, which says it was escalated.
+    await waitFor(() => postsFor(id).some((p) => p.args.channel === 'U0ONCALL1'), 8000, 'the escalated card');
+    expect(textOf(postsFor(id).find((p) => p.args.channel === 'U0ONCALL1')!.args)).toContain('escalated');
+    // Expiry at 6 s: expired, not denied, on every copy.
+    const res = await web.call('GET', `/v1/approval-requests/${id}?wait=10`);
+    expect(res.body.status).toBe('expired');
+    await waitFor(() => slack.updates().filter((u) => textOf(u.args).includes('EXPIRED') && textOf(u.args).includes(id)).length >= 5, 5000, 'every copy to show EXPIRED');
+    // One set of cards: never a second root copy for the same person.
+    const roots = postsFor(id).filter((p) => !p.args.thread_ts).map((p) => p.args.channel).sort();
+    expect(roots).toEqual(['C0APPROVALS', 'U0CISO', 'U0ONCALL1', 'U0ONCALL2', 'U0RISK']);
+  });
+
+  it('containing the agent cancels its pending requests and their cards say so', async () => {
+    const created = await web.call('POST', '/v1/approval-requests', { agentId: 'pay-bot', action: 'mail:send', justification: 'before the incident' });
+    const id = created.body.id as string;
+    await waitFor(() => postsFor(id).length >= 3, 5000, 'the cards');
+    const contained = await web.call('POST', '/v1/agents/pay-bot/actions', { action: 'contain', reason: 'suspicious mail volume' });
+    expect(contained.body.pendingApprovalsCancelled).toEqual([id]);
+    await waitFor(() => slack.updates().filter((u) => textOf(u.args).includes('CANCELLED') && textOf(u.args).includes(id)).length >= 3, 5000, 'the cards to show CANCELLED');
+    expect(textOf(slack.updates().filter((u) => textOf(u.args).includes(id)).at(-1)!.args)).toContain('contained');
+  });
+
+  it('a malformed request is refused and posts nothing', async () => {
+    const before = slack.posts().length;
+    const res = await web.call('POST', '/v1/approval-requests', { agentId: 'pay-bot', action: 'payments:transfer', context: { amount: 'lots' }, justification: 'x' });
+    expect(res.status).toBe(400);
+    expect(res.body.error.message).toContain('context.amount');
+    await new Promise((r) => setTimeout(r, 800));
+    expect(slack.posts().length).toBe(before);
+  });
+});
