@@ -218,7 +218,7 @@ export class ApprovalService {
   }
 
   /** The person on the route this approver is, or why they may not decide. */
-  private personFor(route: RouteSnapshot, who: Approver, row: { requested_by: string; agent_owner: string; escalated: boolean }): Person {
+  private personFor(route: RouteSnapshot, who: Approver, row: { requested_by: string; agent_owner: string }): Person {
     const matches = (p: Person) => isPerson(p, { slack: who.slack, teams: who.teams }) || who.emails.some((e) => isPerson(p, { email: e })) || isPerson(p, { text: who.actor });
     const policyPerson = this.people.find(matches);
     if (row.requested_by === who.actor || (policyPerson && isPerson(policyPerson, { text: row.requested_by }))) {
@@ -262,7 +262,7 @@ export class ApprovalService {
     if (!row) throw notFound(`unknown approval request ${id}`);
     if (row.status !== 'pending') throw conflict(`this request is already ${row.status}`);
     const agent = await loadAgent(this.deps.db, row.agent_id);
-    const person = this.personFor(row.route, who, { requested_by: row.requested_by, agent_owner: agent?.owner ?? '', escalated: row.escalated_at !== null });
+    const person = this.personFor(row.route, who, { requested_by: row.requested_by, agent_owner: agent?.owner ?? '' });
     const already = await this.deps.db.selectFrom('approval_decisions').select('decision').where('request_id', '=', id).where('person_key', '=', person.key).executeTakeFirst();
     if (already) throw conflict('you have already decided this request');
     return (await this.get(id))!;
@@ -279,7 +279,7 @@ export class ApprovalService {
       const now = clock.now();
       if (row.expires_at.getTime() <= now.getTime()) throw conflict('this request has expired');
       const agent = await loadAgent(trx, row.agent_id);
-      const person = this.personFor(row.route, who, { requested_by: row.requested_by, agent_owner: agent?.owner ?? '', escalated: row.escalated_at !== null });
+      const person = this.personFor(row.route, who, { requested_by: row.requested_by, agent_owner: agent?.owner ?? '' });
       const inserted = await trx
         .insertInto('approval_decisions')
         .values({ request_id: id, person_key: person.key, decision, reason: reason?.trim() || null, actor: who.actor, via: who.platform, at: now })
