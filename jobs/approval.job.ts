@@ -1,4 +1,5 @@
-import { UnrecoverableError, type Job } from 'bullmq';
+import { UnrecoverableError, type Job, type Queue } from 'bullmq';
+import { sql } from 'kysely';
 import { z } from 'zod';
 import type { Db } from '../src/db/database.js';
 import type { Clock } from '../src/core/clock.js';
@@ -61,4 +62,29 @@ export async function deliverApprovalCallback(
   }
   if (res.status >= 500 || res.status === 408 || res.status === 429) throw new Error(`approval callback answered ${res.status}`);
   throw new UnrecoverableError(`approval callback answered ${res.status} (not retried)`);
+}
+
+/**
+ * A request ended: its reminder, escalation and expiry jobs are removed from the delayed set. (They
+ * would be no-ops anyway, since a timer checks the request is still pending, but a finished request
+ * should leave nothing scheduled.) The timer jobs' ids are their outbox row ids.
+ */
+export async function cancelApprovalTimers(job: Pick<Job, 'data'>, deps: { db: Db; timers: Queue }): Promise<number> {
+  const p = callbackPayload.safeParse(job.data);
+  if (!p.success) throw new UnrecoverableError('malformed approval-timers-cancel payload');
+  const rows = await deps.db
+    .selectFrom('outbox')
+    .select('id')
+    .where('job_name', '=', 'approval-timer')
+    .where(sql<boolean>`payload->>'requestId' = ${p.data.requestId}`)
+    .execute();
+  let removed = 0;
+  for (const { id } of rows) {
+    const timer = await deps.timers.getJob(id);
+    if (timer && (await timer.isDelayed())) {
+      await timer.remove();
+      removed++;
+    }
+  }
+  return removed;
 }

@@ -13,6 +13,8 @@ import type { Policy } from '../policy/policy.schema.js';
 export const APPROVAL_TIMER_JOB = 'approval-timer';
 export const APPROVAL_CARDS_JOB = 'approval-cards';
 export const APPROVAL_CALLBACK_JOB = 'approval-callback';
+/** Removes a finished request's pending reminder/escalation/expiry jobs from the queue. */
+export const APPROVAL_TIMERS_CANCEL_JOB = 'approval-timers-cancel';
 
 export type TimerKind = 'remind' | 'escalate' | 'expire';
 
@@ -343,6 +345,7 @@ export class ApprovalService {
     await appendAudit(trx, { actor, action: type, subject: agentId, payload: { requestId: id, status }, at: now });
     await emitEvent(trx, type, { agentId, requestId: id, status }, now);
     await addOutboxJob(trx, { queue: QUEUES.notify, jobName: APPROVAL_CARDS_JOB, payload: { requestId: id } }, now);
+    await addOutboxJob(trx, { queue: QUEUES.timers, jobName: APPROVAL_TIMERS_CANCEL_JOB, payload: { requestId: id } }, now);
     const row = await trx.selectFrom('approval_requests').select('callback_url').where('id', '=', id).executeTakeFirst();
     if (row?.callback_url) await addOutboxJob(trx, { queue: QUEUES.events, jobName: APPROVAL_CALLBACK_JOB, payload: { requestId: id } }, now);
   }
