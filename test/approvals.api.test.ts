@@ -107,13 +107,13 @@ describe('approval requests over REST', () => {
     const id = created.body.id as string;
     const stranger = await app.call('POST', `/v1/approval-requests/${id}/cancel`, undefined, { token: 'tok_automation_0123456789abcdef' });
     expect(stranger.status).toBe(403);
-    await waitFor(async () => (await app.queues.timers.getDelayedCount()) > 0, 3000, 'the timers to be scheduled');
+    const mine = (await app.db.selectFrom('outbox').select(['id', 'payload']).where('job_name', '=', 'approval-timer').execute()).filter((r) => (r.payload as any).requestId === id);
+    expect(mine).toHaveLength(3);
+    await waitFor(async () => (await Promise.all(mine.map((r) => app.queues.timers.getJob(r.id)))).every((j) => j !== undefined), 3000, 'the timers to be scheduled');
     const own = await app.call('POST', `/v1/approval-requests/${id}/cancel`);
     expect(own.status).toBe(200);
     expect(own.body.status).toBe('cancelled');
     // Its reminder, escalation and expiry jobs are removed, not left to fire.
-    const mine = (await app.db.selectFrom('outbox').select(['id', 'payload']).where('job_name', '=', 'approval-timer').execute()).filter((r) => (r.payload as any).requestId === id);
-    expect(mine).toHaveLength(3);
     await waitFor(async () => (await Promise.all(mine.map((r) => app.queues.timers.getJob(r.id)))).every((j) => j === undefined), 5000, 'the timers to be removed');
   });
 
