@@ -25,6 +25,8 @@ import { addAuditRoutes } from './http/routes/audit.routes.js';
 import { addDecisionRoutes } from './http/routes/decisions.routes.js';
 import { addApprovalRoutes } from './http/routes/approvals.routes.js';
 import { ApprovalService } from './approvals/approvals.service.js';
+import { addTrustRoutes } from './http/routes/trust.routes.js';
+import { TrustService } from './trust/trust.service.js';
 import { addOpsRoutes } from './http/routes/ops.routes.js';
 import { startWorkers } from '../jobs/worker.js';
 import type { NotifyDeps } from '../jobs/notify.job.js';
@@ -208,6 +210,7 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
     if (web && view) {
       addDecisionRoutes(router, { view, clock, metrics, approvals });
       addApprovalRoutes(router, { approvals, callbacksSigned: !!config.eventsWebhook });
+      addTrustRoutes(router, { db, clock, trust: new TrustService({ db, clock }), webhookSecret: config.inboundWebhookSecret });
       addAgentRoutes(router, { db, clock, agents });
       addAuditRoutes(router, { db });
       if (config.apiTokens.length === 0) logger.warn('ARMALO_API_TOKENS is empty: every /v1 call will be refused');

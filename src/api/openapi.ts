@@ -12,6 +12,9 @@ import {
   approvalOutputSchema,
   approvalRequestInputSchema,
   approvalWaitQuerySchema,
+  evaluationInputSchema,
+  inboundEventSchema,
+  pactInputSchema,
   decisionInputSchema,
   decisionOutputSchema,
   errorSchema,
@@ -116,6 +119,38 @@ export function buildOpenApiDocument(): JsonObject {
           responses: { '200': { description: 'Cancelled', ...json(ref('ApprovalRequest')) }, ...errors(400, 401, 404, 409) },
         },
       },
+      '/v1/agents/{agentId}/pacts': {
+        post: {
+          summary: "Create or update one of the agent's pacts (by pact id)",
+          parameters: [agentIdParam],
+          requestBody: { required: true, ...json(ref('PactInput')) },
+          responses: { '200': { description: 'Updated; all pacts' }, '201': { description: 'Created; all pacts' }, ...errors(400, 401, 404, 413, 415) },
+        },
+        get: { summary: "The agent's pacts", parameters: [agentIdParam], responses: { '200': { description: 'Pacts' }, ...errors(400, 401, 404) } },
+      },
+      '/v1/agents/{agentId}/evaluations': {
+        post: {
+          summary: 'Record an evaluation result (idempotent by its id) and recompute the Score',
+          parameters: [agentIdParam],
+          requestBody: { required: true, ...json(ref('EvaluationInput')) },
+          responses: { '200': { description: 'Already recorded; nothing changed' }, '201': { description: 'Recorded; the current score' }, ...errors(400, 401, 404, 413, 415) },
+        },
+      },
+      '/v1/agents/{agentId}/score': {
+        get: { summary: 'Score, tier, 30-day trend, evidence freshness per pact', parameters: [agentIdParam], responses: { '200': { description: 'The score (null when there is no data)' }, ...errors(400, 401, 404) } },
+      },
+      '/webhooks/armalo': {
+        post: {
+          summary: 'Signed Armalo events (X-Armalo-Signature: t=<unix>,v1=<hex HMAC-SHA256 of "<t>.<raw body>">, 5 minutes of skew at most; deduped by id)',
+          security: [],
+          requestBody: { required: true, ...json(ref('InboundEvent')) },
+          responses: {
+            '200': { description: 'Applied, or a duplicate id (acknowledged, nothing changed)' },
+            '202': { description: 'Unknown agent: ignored' },
+            ...errors(400, 401, 413),
+          },
+        },
+      },
       '/v1/audit': {
         get: {
           summary: 'Audit entries, newest first',
@@ -146,6 +181,9 @@ export function buildOpenApiDocument(): JsonObject {
         AuditVerification: jsonSchema(auditVerifySchema, 'output'),
         ApprovalRequestInput: jsonSchema(approvalRequestInputSchema, 'input'),
         ApprovalRequest: jsonSchema(approvalOutputSchema, 'output'),
+        PactInput: jsonSchema(pactInputSchema, 'input'),
+        EvaluationInput: jsonSchema(evaluationInputSchema, 'input'),
+        InboundEvent: jsonSchema(inboundEventSchema, 'input'),
         Error: jsonSchema(errorSchema, 'output'),
       },
     },

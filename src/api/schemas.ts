@@ -290,3 +290,78 @@ export const approvalOutputSchema = z.object({
   finalReason: z.string().nullable(),
   grantUntil: z.string().nullable(),
 });
+
+// ---- trust data ----------------------------------------------------------------------------
+
+const SEVERITIES = ['low', 'medium', 'high', 'critical'] as const;
+const refId = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._:-]{0,199}$/, 'expected an id of letters, digits, ".", "_", ":" or "-"');
+const httpUrl = z
+  .string()
+  .max(2000)
+  .refine((v) => {
+    try {
+      return ['http:', 'https:'].includes(new URL(v).protocol);
+    } catch {
+      return false;
+    }
+  }, 'expected an http(s) URL');
+
+export const pactInputSchema = z.strictObject({
+  id: refId,
+  title: z.string().trim().min(1).max(300),
+  clauses: z.array(z.string().trim().min(1).max(2000)).min(1).max(100),
+  severity: z.enum(SEVERITIES),
+  verification: z.string().trim().min(1).max(500).meta({ description: 'How the pact is verified (e.g. "weekly red-team eval")' }),
+});
+
+export const evaluationInputSchema = z
+  .strictObject({
+    id: refId.meta({ description: 'The evaluation id: sending it again changes nothing' }),
+    pactId: refId.optional(),
+    dimension: z.string().regex(/^[a-z0-9][a-z0-9_.-]{0,63}$/, 'expected a lowercase dimension name such as safety or accuracy'),
+    passed: z.boolean().optional(),
+    score: z.number().min(0).max(1).optional().meta({ description: 'Graded result, 0..1 (instead of passed)' }),
+    observedAt: z.iso.datetime({ offset: true }),
+    source: z.string().trim().min(1).max(200),
+    evidenceUrl: httpUrl.optional(),
+  })
+  .superRefine((e, ctx) => {
+    if ((e.passed === undefined) === (e.score === undefined)) ctx.addIssue({ code: 'custom', path: ['passed'], message: 'give exactly one of passed or score' });
+  });
+
+/** Inbound Armalo-style events (POST /webhooks/armalo), signed with ARMALO_WEBHOOK_SECRET. */
+export const inboundEventSchema = z.discriminatedUnion('type', [
+  z.object({
+    id: refId,
+    type: z.literal('score.changed'),
+    createdAt: z.iso.datetime({ offset: true }),
+    data: z.object({ agentId: agentIdSchema, score: z.number().int().min(0).max(1000), tier: z.enum(['bronze', 'silver', 'gold', 'platinum']).optional() }),
+  }),
+  z.object({
+    id: refId,
+    type: z.literal('score.tier_changed'),
+    createdAt: z.iso.datetime({ offset: true }),
+    data: z.object({ agentId: agentIdSchema, tier: z.enum(['bronze', 'silver', 'gold', 'platinum']), score: z.number().int().min(0).max(1000) }),
+  }),
+  z.object({
+    id: refId,
+    type: z.literal('pact.violated'),
+    createdAt: z.iso.datetime({ offset: true }),
+    data: z.object({ agentId: agentIdSchema, pactId: refId, severity: z.enum(SEVERITIES), description: z.string().max(2000).optional(), evidenceUrl: httpUrl.optional() }),
+  }),
+  z.object({
+    id: refId,
+    type: z.literal('eval.completed'),
+    createdAt: z.iso.datetime({ offset: true }),
+    data: z.object({
+      agentId: agentIdSchema,
+      evaluationId: refId,
+      pactId: refId.optional(),
+      dimension: z.string().regex(/^[a-z0-9][a-z0-9_.-]{0,63}$/),
+      passed: z.boolean().optional(),
+      score: z.number().min(0).max(1).optional(),
+      observedAt: z.iso.datetime({ offset: true }),
+      evidenceUrl: httpUrl.optional(),
+    }),
+  }),
+]);

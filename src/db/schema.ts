@@ -166,6 +166,47 @@ export interface ApprovalDecisionsTable {
   at: Timestamp;
 }
 
+export interface PactsTable {
+  agent_id: string;
+  id: string;
+  title: string;
+  clauses: Json<string[]>;
+  severity: 'low' | 'medium' | 'high' | 'critical';
+  verification: string;
+  created_at: Timestamp;
+  updated_at: Timestamp;
+}
+
+export interface EvaluationsTable {
+  id: string;
+  agent_id: string;
+  pact_id: string | null;
+  dimension: string;
+  passed: boolean | null;
+  score: number | null;
+  observed_at: Timestamp;
+  source: string;
+  evidence_url: string | null;
+  received_at: Timestamp;
+}
+
+export interface TrustScoresTable {
+  id: Generated<string>;
+  agent_id: string;
+  score: number;
+  tier: string;
+  source: 'computed' | 'external';
+  inputs: Json<unknown>;
+  computed_at: Timestamp;
+}
+
+export interface InboundEventsTable {
+  id: string;
+  type: string;
+  agent_id: string | null;
+  received_at: Timestamp;
+}
+
 export interface Database {
   agents: AgentsTable;
   grants: GrantsTable;
@@ -180,6 +221,10 @@ export interface Database {
   chat_identities: ChatIdentitiesTable;
   approval_requests: ApprovalRequestsTable;
   approval_decisions: ApprovalDecisionsTable;
+  pacts: PactsTable;
+  evaluations: EvaluationsTable;
+  trust_scores: TrustScoresTable;
+  inbound_events: InboundEventsTable;
 }
 
 export type AgentRow = Selectable<AgentsTable>;

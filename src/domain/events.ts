@@ -17,6 +17,10 @@ export const EVENT_TYPES = [
   'approval.denied',
   'approval.expired',
   'approval.cancelled',
+  'trust.pact_saved',
+  'trust.evaluation_recorded',
+  'trust.score_changed',
+  'trust.pact_violated',
 ] as const;
 export type EventType = (typeof EVENT_TYPES)[number];
 

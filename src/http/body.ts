@@ -84,7 +84,11 @@ export async function readJsonBody(req: IncomingMessage): Promise<unknown> {
   if (type !== 'application/json') {
     throw new HttpError(415, ErrorCode.InvalidInput, 'send the body as JSON with Content-Type: application/json');
   }
-  const raw = await readRawBody(req);
+  return parseJsonText(await readRawBody(req));
+}
+
+/** Parses JSON text from a request, with the same checks as every JSON body. */
+export function parseJsonText(raw: string): unknown {
   if (raw.trim() === '') throw new HttpError(400, ErrorCode.InvalidInput, 'request body is empty; expected a JSON object');
   let value: unknown;
   try {

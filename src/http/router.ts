@@ -10,6 +10,8 @@ export interface RequestContext {
   body: unknown;
   /** The API token's name, on authenticated routes. */
   tokenName: string | undefined;
+  /** The body as received, on `rawBody` routes. */
+  rawBody?: string;
   requestId: string;
 }
 
@@ -31,6 +33,8 @@ export interface Route {
   auth: boolean;
   /** A POST that may come without a body (e.g. `…/cancel`). */
   bodyOptional?: boolean;
+  /** The handler gets the raw body (signed webhooks verify the exact bytes). */
+  rawBody?: boolean;
   handler?: Handler;
   /**
    * A platform adapter that reads the request itself (Slack's signature covers the raw body,

@@ -4,7 +4,7 @@ import { ErrorCode, isCodedError } from '../domain/errors.js';
 import type { Logger } from '../observability/logger.js';
 import type { Metrics } from '../observability/metrics.js';
 import type { TokenAuthenticator } from './auth.js';
-import { HttpError, readJsonBody } from './body.js';
+import { HttpError, readJsonBody, readRawBody } from './body.js';
 import type { HttpResult, RequestContext, Router } from './router.js';
 
 const STATUS_FOR: Record<ErrorCode, number> = {
@@ -128,8 +128,9 @@ async function handle(deps: HttpServerDeps, req: IncomingMessage, res: ServerRes
       }
     }
     const hasBody = Number(req.headers['content-length'] ?? 0) > 0 || req.headers['transfer-encoding'] !== undefined;
-    const body = (method === 'PUT' || method === 'POST') && (hasBody || !route.bodyOptional) ? await readJsonBody(req) : undefined;
-    const ctx: RequestContext = { method, path: url.pathname, params, query: url.searchParams, headers: req.headers, body, tokenName, requestId };
+    const rawBody = route.rawBody ? await readRawBody(req) : undefined;
+    const body = !route.rawBody && (method === 'PUT' || method === 'POST') && (hasBody || !route.bodyOptional) ? await readJsonBody(req) : undefined;
+    const ctx: RequestContext = { method, path: url.pathname, params, query: url.searchParams, headers: req.headers, body, tokenName, requestId, ...(rawBody !== undefined ? { rawBody } : {}) };
     const pending = route.handler!(ctx);
     // Synchronous handlers (the decision path) skip a needless await.
     const result = pending instanceof Promise ? await pending : pending;

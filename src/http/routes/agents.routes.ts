@@ -45,7 +45,8 @@ export function addAgentRoutes(router: Router, deps: { db: Db; clock: Clock; age
       const id = parseInput(agentIdSchema, ctx.params.agentId, 'agent id');
       const agent = await loadAgent(deps.db, id);
       if (!agent) throw notFound(`unknown agent ${id}`);
-      return { status: 200, body: presentAgent(agent, deps.clock.now()) };
+      const latest = await deps.db.selectFrom('trust_scores').select(['score', 'tier']).where('agent_id', '=', id).orderBy('computed_at', 'desc').orderBy('id', 'desc').executeTakeFirst();
+      return { status: 200, body: { ...presentAgent(agent, deps.clock.now()), score: latest?.score ?? null, tier: latest?.tier ?? null } };
     },
   });
 

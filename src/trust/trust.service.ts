@@ -1,0 +1,168 @@
+import type { Db, DbOrTrx } from '../db/database.js';
+import type { Clock } from '../core/clock.js';
+import { appendAudit } from '../audit/audit.repository.js';
+import { emitEvent } from '../outbox/outbox.repository.js';
+import { notFound } from '../domain/errors.js';
+import { computeScore, freshnessOf, type Freshness, type TrustTier } from '../domain/trust-score.js';
+
+export interface PactInput {
+  id: string;
+  title: string;
+  clauses: string[];
+  severity: 'low' | 'medium' | 'high' | 'critical';
+  verification: string;
+}
+
+export interface EvaluationRecord {
+  id: string;
+  pactId?: string;
+  dimension: string;
+  passed?: boolean;
+  score?: number;
+  observedAt: Date;
+  source: string;
+  evidenceUrl?: string;
+}
+
+export interface ScoreView {
+  agentId: string;
+  score: number | null;
+  tier: TrustTier | null;
+  source: 'computed' | 'external' | null;
+  computedAt: string | null;
+  /** Score history over the last 30 days, oldest first. */
+  trend: { at: string; score: number }[];
+  newestEvidence: string | null;
+  freshness: Freshness;
+  pacts: { id: string; title: string; severity: string; lastVerified: string | null; freshness: Freshness }[];
+}
+
+async function agentExists(db: DbOrTrx, agentId: string): Promise<void> {
+  const row = await db.selectFrom('agents').select('id').where('id', '=', agentId).executeTakeFirst();
+  if (!row) throw notFound(`unknown agent ${agentId}`);
+}
+
+/** Pacts, evaluation evidence and the Score. Every change is audited and emitted as an event. */
+export class TrustService {
+  constructor(private readonly deps: { db: Db; clock: Clock }) {}
+
+  async savePact(agentId: string, pact: PactInput, actor: string): Promise<{ created: boolean }> {
+    const { db, clock } = this.deps;
+    await agentExists(db, agentId);
+    return db.transaction().execute(async (trx) => {
+      const now = clock.now();
+      const existing = await trx.selectFrom('pacts').select('id').where('agent_id', '=', agentId).where('id', '=', pact.id).forUpdate().executeTakeFirst();
+      await trx
+        .insertInto('pacts')
+        .values({ agent_id: agentId, id: pact.id, title: pact.title, clauses: JSON.stringify(pact.clauses), severity: pact.severity, verification: pact.verification, created_at: now, updated_at: now })
+        .onConflict((oc) =>
+          oc.columns(['agent_id', 'id']).doUpdateSet({ title: pact.title, clauses: JSON.stringify(pact.clauses), severity: pact.severity, verification: pact.verification, updated_at: now }),
+        )
+        .execute();
+      await appendAudit(trx, { actor, action: 'trust.pact_saved', subject: agentId, payload: pact, at: now });
+      await emitEvent(trx, 'trust.pact_saved', { agentId, ...pact }, now);
+      return { created: !existing };
+    });
+  }
+
+  async listPacts(agentId: string) {
+    await agentExists(this.deps.db, agentId);
+    const rows = await this.deps.db.selectFrom('pacts').selectAll().where('agent_id', '=', agentId).orderBy('id').execute();
+    return rows.map((r) => ({ id: r.id, title: r.title, clauses: r.clauses, severity: r.severity, verification: r.verification, createdAt: r.created_at.toISOString(), updatedAt: r.updated_at.toISOString() }));
+  }
+
+  /** Records an evaluation (idempotent by its id) and recomputes the Score. */
+  async recordEvaluation(agentId: string, ev: EvaluationRecord, actor: string): Promise<{ created: boolean; score: ScoreView }> {
+    const { db, clock } = this.deps;
+    await agentExists(db, agentId);
+    const created = await db.transaction().execute((trx) => this.recordEvaluationIn(trx, agentId, ev, actor, clock.now()));
+    return { created, score: await this.scoreOf(agentId) };
+  }
+
+  /** The same, inside the caller's transaction (inbound webhooks dedupe and apply in one). */
+  async recordEvaluationIn(trx: DbOrTrx, agentId: string, ev: EvaluationRecord, actor: string, now: Date): Promise<boolean> {
+    const inserted = await trx
+      .insertInto('evaluations')
+      .values({
+        id: ev.id,
+        agent_id: agentId,
+        pact_id: ev.pactId ?? null,
+        dimension: ev.dimension,
+        passed: ev.passed ?? null,
+        score: ev.score ?? null,
+        observed_at: ev.observedAt,
+        source: ev.source,
+        evidence_url: ev.evidenceUrl ?? null,
+        received_at: now,
+      })
+      .onConflict((oc) => oc.column('id').doNothing())
+      .executeTakeFirst();
+    if (Number(inserted.numInsertedOrUpdatedRows ?? 0) === 0) return false;
+    const payload = { evaluationId: ev.id, pactId: ev.pactId ?? null, dimension: ev.dimension, passed: ev.passed ?? null, score: ev.score ?? null, observedAt: ev.observedAt.toISOString(), source: ev.source, evidenceUrl: ev.evidenceUrl ?? null };
+    await appendAudit(trx, { actor, action: 'trust.evaluation_recorded', subject: agentId, payload, at: now });
+    await emitEvent(trx, 'trust.evaluation_recorded', { agentId, ...payload }, now);
+    await this.recompute(trx, agentId, now, actor);
+    return true;
+  }
+
+  /** A pact violation reported by Armalo: audited, emitted, and counted as a failed check of that pact. */
+  async recordViolation(trx: DbOrTrx, agentId: string, v: { eventId: string; pactId: string; severity: string; description?: string; evidenceUrl?: string }, actor: string, now: Date): Promise<void> {
+    const payload = { pactId: v.pactId, severity: v.severity, description: v.description ?? null, evidenceUrl: v.evidenceUrl ?? null, eventId: v.eventId };
+    await appendAudit(trx, { actor, action: 'trust.pact_violated', subject: agentId, payload, at: now });
+    await emitEvent(trx, 'trust.pact_violated', { agentId, ...payload }, now);
+    await this.recordEvaluationIn(trx, agentId, { id: `violation:${v.eventId}`, pactId: v.pactId, dimension: 'pacts', passed: false, observedAt: now, source: actor, evidenceUrl: v.evidenceUrl }, actor, now);
+  }
+
+  /** Stores a new computed score when it differs from the latest one (history stays exact). */
+  async recompute(trx: DbOrTrx, agentId: string, now: Date, actor: string): Promise<void> {
+    const evals = await trx.selectFrom('evaluations').select(['dimension', 'passed', 'score', 'observed_at']).where('agent_id', '=', agentId).execute();
+    const result = computeScore(evals.map((e) => ({ dimension: e.dimension, passed: e.passed, score: e.score, observedAt: e.observed_at })), now);
+    if (result.score === null || result.tier === null) return;
+    await this.storeScore(trx, agentId, result.score, result.tier, 'computed', { raw: result.raw, decay: result.decay, dimensions: result.dimensions, evaluationsCounted: result.evaluationsCounted }, now, actor);
+  }
+
+  /** A score from an external source (Armalo's `score.changed`): stored as is. */
+  async storeScore(trx: DbOrTrx, agentId: string, score: number, tier: TrustTier, source: 'computed' | 'external', inputs: unknown, now: Date, actor: string): Promise<boolean> {
+    const latest = await trx.selectFrom('trust_scores').select(['score', 'tier']).where('agent_id', '=', agentId).orderBy('computed_at', 'desc').orderBy('id', 'desc').executeTakeFirst();
+    if (latest && latest.score === score && latest.tier === tier) return false;
+    await trx.insertInto('trust_scores').values({ agent_id: agentId, score, tier, source, inputs: JSON.stringify(inputs), computed_at: now }).execute();
+    const payload = { score, tier, previousScore: latest?.score ?? null, previousTier: latest?.tier ?? null, source };
+    await appendAudit(trx, { actor, action: 'trust.score_changed', subject: agentId, payload, at: now });
+    await emitEvent(trx, 'trust.score_changed', { agentId, ...payload }, now);
+    return true;
+  }
+
+  async scoreOf(agentId: string): Promise<ScoreView> {
+    const { db, clock } = this.deps;
+    await agentExists(db, agentId);
+    const now = clock.now();
+    const history = await db
+      .selectFrom('trust_scores')
+      .select(['score', 'tier', 'source', 'computed_at'])
+      .where('agent_id', '=', agentId)
+      .where('computed_at', '>=', new Date(now.getTime() - 30 * 86_400_000))
+      .orderBy('computed_at')
+      .orderBy('id')
+      .execute();
+    const latest = history.at(-1) ?? (await db.selectFrom('trust_scores').select(['score', 'tier', 'source', 'computed_at']).where('agent_id', '=', agentId).orderBy('computed_at', 'desc').executeTakeFirst());
+    const newest = await db.selectFrom('evaluations').select((eb) => eb.fn.max('observed_at').as('at')).where('agent_id', '=', agentId).executeTakeFirst();
+    const newestAt = newest?.at ? new Date(newest.at as unknown as string) : null;
+    const pacts = await db.selectFrom('pacts').select(['id', 'title', 'severity']).where('agent_id', '=', agentId).orderBy('id').execute();
+    const lastByPact = await db.selectFrom('evaluations').select(['pact_id']).select((eb) => eb.fn.max('observed_at').as('at')).where('agent_id', '=', agentId).where('pact_id', 'is not', null).groupBy('pact_id').execute();
+    return {
+      agentId,
+      score: latest?.score ?? null,
+      tier: latest ? (latest.tier as TrustTier) : null,
+      source: latest?.source ?? null,
+      computedAt: latest?.computed_at.toISOString() ?? null,
+      trend: history.map((h) => ({ at: h.computed_at.toISOString(), score: h.score })),
+      newestEvidence: newestAt?.toISOString() ?? null,
+      freshness: freshnessOf(newestAt, now),
+      pacts: pacts.map((p) => {
+        const at = lastByPact.find((l) => l.pact_id === p.id)?.at;
+        const date = at ? new Date(at as unknown as string) : null;
+        return { id: p.id, title: p.title, severity: p.severity, lastVerified: date?.toISOString() ?? null, freshness: freshnessOf(date, now) };
+      }),
+    };
+  }
+}
