@@ -8,6 +8,8 @@ import type { AgentService } from '../src/agents/agents.service.js';
 import type { ApprovalService } from '../src/approvals/approvals.service.js';
 import { APPROVAL_CALLBACK_JOB, APPROVAL_TIMER_JOB, APPROVAL_TIMERS_CANCEL_JOB } from '../src/approvals/approvals.service.js';
 import { approvalTimer, cancelApprovalTimers, deliverApprovalCallback } from './approval.job.js';
+import { applyConsequences } from './consequences.job.js';
+import { CONSEQUENCES_JOB, type ConsequenceService } from '../src/trust/consequences.service.js';
 import { LIFT_ACTION_JOB } from '../src/agents/agents.service.js';
 import { QUEUES } from '../src/outbox/outbox.repository.js';
 import type { Queues } from '../src/queue/queues.js';
@@ -26,6 +28,7 @@ export interface WorkerDeps {
   metrics: Metrics;
   agents: AgentService;
   approvals: ApprovalService;
+  consequences: ConsequenceService;
   queues: Queues;
   webhook: { url: string; secret: string } | undefined;
   notify: NotifyDeps;
@@ -58,6 +61,7 @@ export async function startWorkers(deps: WorkerDeps): Promise<Worker[]> {
       if (job.name === LIFT_ACTION_JOB) return liftAction(job, deps.agents);
       if (job.name === SWEEP_JOB) return sweep(deps);
       if (job.name === APPROVAL_TIMER_JOB) return approvalTimer(job, deps.approvals);
+      if (job.name === CONSEQUENCES_JOB) return applyConsequences(job, deps.consequences);
       if (job.name === APPROVAL_TIMERS_CANCEL_JOB) return cancelApprovalTimers(job, { db: deps.db, timers: deps.queues.timers });
       throw new Error(`unknown timers job ${job.name}`);
     },

@@ -27,6 +27,7 @@ import { addApprovalRoutes } from './http/routes/approvals.routes.js';
 import { ApprovalService } from './approvals/approvals.service.js';
 import { addTrustRoutes } from './http/routes/trust.routes.js';
 import { TrustService } from './trust/trust.service.js';
+import { ConsequenceService } from './trust/consequences.service.js';
 import { addOpsRoutes } from './http/routes/ops.routes.js';
 import { startWorkers } from '../jobs/worker.js';
 import type { NotifyDeps } from '../jobs/notify.job.js';
@@ -178,6 +179,7 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
         metrics,
         agents,
         approvals,
+        consequences: new ConsequenceService({ db, clock, policy, agents, logger }),
         queues,
         webhook: config.eventsWebhook,
         lockDurationMs: options.worker?.lockDurationMs,

@@ -1,7 +1,9 @@
 import type { Db, DbOrTrx } from '../db/database.js';
 import type { Clock } from '../core/clock.js';
 import { appendAudit } from '../audit/audit.repository.js';
-import { emitEvent } from '../outbox/outbox.repository.js';
+import { addOutboxJob, emitEvent, QUEUES } from '../outbox/outbox.repository.js';
+import type { TrustTrigger } from '../domain/consequences.js';
+import { CONSEQUENCES_JOB } from './consequences.service.js';
 import { notFound } from '../domain/errors.js';
 import { computeScore, freshnessOf, type Freshness, type TrustTier } from '../domain/trust-score.js';
 
@@ -110,6 +112,9 @@ export class TrustService {
     const payload = { pactId: v.pactId, severity: v.severity, description: v.description ?? null, evidenceUrl: v.evidenceUrl ?? null, eventId: v.eventId };
     await appendAudit(trx, { actor, action: 'trust.pact_violated', subject: agentId, payload, at: now });
     await emitEvent(trx, 'trust.pact_violated', { agentId, ...payload }, now);
+    const severity = v.severity as 'low' | 'medium' | 'high' | 'critical';
+    const trigger: TrustTrigger = { kind: 'violation', eventId: v.eventId, pactId: v.pactId, severity };
+    await addOutboxJob(trx, { queue: QUEUES.timers, jobName: CONSEQUENCES_JOB, payload: { agentId, trigger } }, now);
     await this.recordEvaluationIn(trx, agentId, { id: `violation:${v.eventId}`, pactId: v.pactId, dimension: 'pacts', passed: false, observedAt: now, source: actor, evidenceUrl: v.evidenceUrl }, actor, now);
   }
 
@@ -125,10 +130,12 @@ export class TrustService {
   async storeScore(trx: DbOrTrx, agentId: string, score: number, tier: TrustTier, source: 'computed' | 'external', inputs: unknown, now: Date, actor: string): Promise<boolean> {
     const latest = await trx.selectFrom('trust_scores').select(['score', 'tier']).where('agent_id', '=', agentId).orderBy('computed_at', 'desc').orderBy('id', 'desc').executeTakeFirst();
     if (latest && latest.score === score && latest.tier === tier) return false;
-    await trx.insertInto('trust_scores').values({ agent_id: agentId, score, tier, source, inputs: JSON.stringify(inputs), computed_at: now }).execute();
+    const row = await trx.insertInto('trust_scores').values({ agent_id: agentId, score, tier, source, inputs: JSON.stringify(inputs), computed_at: now }).returning('id').executeTakeFirstOrThrow();
     const payload = { score, tier, previousScore: latest?.score ?? null, previousTier: latest?.tier ?? null, source };
     await appendAudit(trx, { actor, action: 'trust.score_changed', subject: agentId, payload, at: now });
     await emitEvent(trx, 'trust.score_changed', { agentId, ...payload }, now);
+    const trigger: TrustTrigger = { kind: 'score', eventId: `score:${row.id}`, score, tier, previousScore: latest?.score ?? null, previousTier: (latest?.tier as TrustTier | undefined) ?? null };
+    await addOutboxJob(trx, { queue: QUEUES.timers, jobName: CONSEQUENCES_JOB, payload: { agentId, trigger } }, now);
     return true;
   }
 

@@ -1,0 +1,108 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { cleanRedisPrefix, sampleAgent, startTestApp, testConfig, waitFor, type TestApp } from './support/app.js';
+import { createTestDatabase, testPrefix, type TestDatabase } from './support/database.js';
+import { FakeSlack } from './support/fake-slack.js';
+import { SIGNING_SECRET } from './support/slack-requests.js';
+import { writePolicy } from './support/slack-policy.js';
+import { signPayload } from '../src/webhooks/signature.js';
+import { firedConsequences } from '../src/domain/consequences.js';
+import { parsePolicyText } from '../src/policy/load-policy.js';
+
+const POLICY = `
+roles:
+  security-oncall: { members: [{ slack: U0ONCALL1 }, { slack: U0ONCALL2 }] }
+permissions:
+  contain: [security-oncall]
+  restore: [security-oncall]
+consequences:
+  - id: critical-violation
+    when: { pactViolated: critical }
+    then: { contain: true }
+  - id: low-tier
+    when: { tierBelow: silver }
+    then: { narrow: ["payments:*"] }
+  - id: big-drop
+    when: { scoreDropOver: 300 }
+    then: { contain: true }
+channels:
+  incidents: { slack: C0INCIDENTS }
+`;
+const SECRET = 'armalo_inbound_secret_0123456789';
+let database: TestDatabase;
+let app: TestApp;
+const slack = new FakeSlack();
+const prefix = testPrefix();
+
+beforeAll(async () => {
+  database = await createTestDatabase();
+  const apiUrl = await slack.start();
+  app = await startTestApp(
+    testConfig(database.url, prefix, { ARMALO_WEBHOOK_SECRET: SECRET, SLACK_SIGNING_SECRET: SIGNING_SECRET, SLACK_BOT_TOKEN: 'xoxb-test-token-0123456789', SLACK_API_URL: apiUrl, ARMALO_POLICY_FILE: writePolicy(POLICY) }),
+    { relayPollMs: 200 },
+  );
+});
+
+afterAll(async () => {
+  await app?.stop();
+  await slack.stop();
+  await database?.drop();
+  await cleanRedisPrefix(prefix);
+});
+
+async function webhook(event: unknown) {
+  const body = JSON.stringify(event);
+  const res = await fetch(`${app.url}/webhooks/armalo`, { method: 'POST', headers: { 'content-type': 'application/json', 'x-armalo-signature': signPayload(SECRET, body, Math.floor(Date.now() / 1000)) }, body });
+  return (await res.json()) as any;
+}
+const decision = async (agentId: string, action: string) => (await app.call('POST', '/v1/decisions', { agentId, action, context: { amount: 1 } })).body;
+const violation = (id: string, agentId: string) => ({ id, type: 'pact.violated', createdAt: new Date().toISOString(), data: { agentId, pactId: 'no-pii', severity: 'critical', evidenceUrl: 'https://evals.example.com/v' } });
+
+describe('consequences act on their own', () => {
+  it('a critical pact violation contains the agent, with a notice naming the rule; the same event again does nothing more', async () => {
+    await app.call('PUT', '/v1/agents/leaky-bot', sampleAgent);
+    expect((await webhook(violation('v-1', 'leaky-bot'))).status).toBe('applied');
+    await waitFor(async () => (await decision('leaky-bot', 'crm:write')).decision === 'deny', 5000, 'the containment');
+    expect((await decision('leaky-bot', 'mail:send')).decision).toBe('allow'); // kept in containment
+    await waitFor(() => slack.posts('C0INCIDENTS').some((p) => JSON.stringify(p.args.blocks).includes('policy:critical-violation')), 5000, 'the incident notice');
+    const notice = JSON.stringify(slack.posts('C0INCIDENTS').find((p) => JSON.stringify(p.args.blocks).includes('leaky-bot'))!.args.blocks);
+    expect(notice).toContain('pact no-pii violated (critical)');
+    expect(notice).toContain('/armalo restore leaky-bot');
+
+    expect((await webhook(violation('v-1', 'leaky-bot'))).status).toBe('duplicate');
+    expect((await webhook(violation('v-2', 'leaky-bot'))).status).toBe('applied');
+    await new Promise((r) => setTimeout(r, 1500));
+    const actions = await app.db.selectFrom('agent_actions').select(['kind', 'actor']).where('agent_id', '=', 'leaky-bot').execute();
+    // The violation also counts as a failed check, so the first computed score is 0 (bronze): the
+    // low-tier rule narrows payments as well. The second violation changes neither.
+    expect(actions.map((a) => `${a.kind} ${a.actor}`).sort()).toEqual(['contain policy:critical-violation', 'narrow policy:low-tier']);
+  });
+
+  it('a tier drop below silver narrows payments; a drop of more than 300 points contains', async () => {
+    await app.call('PUT', '/v1/agents/tier-bot', sampleAgent);
+    const score = (id: string, value: number) => webhook({ id, type: 'score.changed', createdAt: new Date().toISOString(), data: { agentId: 'tier-bot', score: value } });
+    await score('s-1', 700);
+    await score('s-2', 480); // silver → bronze, a drop of 220
+    await waitFor(async () => (await decision('tier-bot', 'payments:refund')).decision === 'deny', 5000, 'the narrow');
+    expect((await decision('tier-bot', 'crm:write')).decision).toBe('allow');
+    await score('s-3', 100); // a drop of 380; still bronze, so low-tier does not fire again
+    await waitFor(async () => (await decision('tier-bot', 'crm:write')).decision === 'deny', 5000, 'the containment');
+    const actions = await app.db.selectFrom('agent_actions').select(['kind', 'actor']).where('agent_id', '=', 'tier-bot').orderBy('created_at').execute();
+    expect(actions).toEqual([
+      { kind: 'narrow', actor: 'policy:low-tier' },
+      { kind: 'contain', actor: 'policy:big-drop' },
+    ]);
+  });
+});
+
+describe('which rules fire (pure)', () => {
+  const rules = parsePolicyText(POLICY).consequences;
+  it('fires on the event a rule names, and only then', () => {
+    const fired = (t: Parameters<typeof firedConsequences>[1]) => firedConsequences(rules, t, { tier: 'gold', evidenceAgeMs: 0 }).map((f) => f.ruleId);
+    expect(fired({ kind: 'violation', eventId: 'e', pactId: 'p', severity: 'critical' })).toEqual(['critical-violation']);
+    expect(fired({ kind: 'violation', eventId: 'e', pactId: 'p', severity: 'high' })).toEqual([]);
+    expect(fired({ kind: 'score', eventId: 'e', score: 400, tier: 'bronze', previousScore: 600, previousTier: 'silver' })).toEqual(['low-tier']);
+    expect(fired({ kind: 'score', eventId: 'e', score: 300, tier: 'bronze', previousScore: 400, previousTier: 'bronze' })).toEqual([]);
+    expect(fired({ kind: 'score', eventId: 'e', score: 100, tier: 'bronze', previousScore: 900, previousTier: 'platinum' })).toEqual(['low-tier', 'big-drop']);
+    expect(firedConsequences(rules, { kind: 'violation', eventId: 'x', pactId: 'p', severity: 'critical' }, { tier: null, evidenceAgeMs: null })[0]!.key).toBe('consequence:critical-violation:x');
+  });
+});
