@@ -3,6 +3,7 @@ import { z } from 'zod';
 import { INCIDENT_UPDATE_JOB } from '../src/agents/agents.service.js';
 import { CONFIRMATION_REQUEST_JOB } from '../src/chat/chat-commands.js';
 import { APPROVAL_CARDS_JOB } from '../src/approvals/approvals.service.js';
+import { TRUST_NOTICE_JOB, type TrustNotice } from '../src/trust/trust.service.js';
 import type { SlackNotifier } from '../src/slack/slack-notifier.js';
 import { SlackRateLimited } from '../src/slack/slack-notifier.js';
 import type { SlackDirectory } from '../src/slack/slack-directory.js';
@@ -11,6 +12,10 @@ import type { WebClient } from '@slack/web-api';
 
 const incidentUpdatePayload = z.object({ incidentId: z.uuid(), actionId: z.uuid(), event: z.enum(['action', 'expired']) });
 const confirmationPayload = z.object({ confirmationId: z.uuid() });
+const trustNoticePayload = z.discriminatedUnion('kind', [
+  z.object({ agentId: z.string(), key: z.string(), kind: z.literal('score'), score: z.number(), tier: z.string(), previousScore: z.number().nullable(), previousTier: z.string().nullable() }),
+  z.object({ agentId: z.string(), key: z.string(), kind: z.literal('violation'), pactId: z.string(), severity: z.string(), description: z.string().nullable(), evidenceUrl: z.string().nullable() }),
+]);
 const homePayload = z.object({ userId: z.string().regex(/^[UW][A-Z0-9]{1,20}$/) });
 const approvalCardsPayload = z.object({ requestId: z.uuid(), remind: z.boolean().optional(), escalated: z.boolean().optional() });
 
@@ -42,6 +47,11 @@ export async function notify(job: Job, token: string | undefined, deps: NotifyDe
         const p = approvalCardsPayload.safeParse(job.data);
         if (!p.success) throw new UnrecoverableError('malformed approval-cards payload');
         return await notifier.approvalCards(p.data.requestId, { remind: p.data.remind });
+      }
+      case TRUST_NOTICE_JOB: {
+        const p = trustNoticePayload.safeParse(job.data);
+        if (!p.success) throw new UnrecoverableError('malformed trust-notice payload');
+        return await notifier.trustNotice(p.data as TrustNotice);
       }
       case SLACK_HOME_JOB: {
         const p = homePayload.safeParse(job.data);

@@ -144,7 +144,8 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
     const approvals = new ApprovalService({ db, clock, policy });
     const agents = new AgentService({ db, clock, publisher, onOutboxWrite: () => relay?.wake(), approvals });
 
-    const commands = new ChatCommands({ db, clock, agents, policy, approvals });
+    const trust = new TrustService({ db, clock });
+    const commands = new ChatCommands({ db, clock, agents, policy, approvals, trust });
     const directory = new SlackDirectory({ db, clock, policy });
 
     const metrics = createMetrics({
@@ -212,7 +213,7 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
     if (web && view) {
       addDecisionRoutes(router, { view, clock, metrics, approvals });
       addApprovalRoutes(router, { approvals, callbacksSigned: !!config.eventsWebhook });
-      addTrustRoutes(router, { db, clock, trust: new TrustService({ db, clock }), webhookSecret: config.inboundWebhookSecret });
+      addTrustRoutes(router, { db, clock, trust, webhookSecret: config.inboundWebhookSecret });
       addAgentRoutes(router, { db, clock, agents });
       addAuditRoutes(router, { db });
       if (config.apiTokens.length === 0) logger.warn('ARMALO_API_TOKENS is empty: every /v1 call will be refused');

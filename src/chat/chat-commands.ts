@@ -4,8 +4,10 @@ import type { Db } from '../db/database.js';
 import type { Clock } from '../core/clock.js';
 import type { AgentService, ActionResult } from '../agents/agents.service.js';
 import type { ApprovalService } from '../approvals/approvals.service.js';
+import type { TrustService } from '../trust/trust.service.js';
+import { sparkline } from './sparkline.js';
 import { loadAgent, recentActions, findOpenIncident } from '../agents/agents.repository.js';
-import { listAudit, verifyAudit } from '../audit/audit.repository.js';
+import { appendAudit, listAudit, verifyAudit } from '../audit/audit.repository.js';
 import { grantStatus } from '../domain/agent.js';
 import { formatDuration } from '../domain/duration.js';
 import { isCodedError } from '../domain/errors.js';
@@ -25,6 +27,7 @@ export interface ChatCommandDeps {
   agents: AgentService;
   policy: Policy;
   approvals?: ApprovalService;
+  trust?: TrustService;
 }
 
 /** `slack:U0ONCALL1`: how a chat user appears as an actor in actions and the audit log. */
@@ -37,6 +40,9 @@ const PERMISSION_FOR: Record<ChatCommand['kind'], Permission | null> = {
   status: 'read',
   audit: 'read',
   'audit-verify': 'read',
+  score: 'read',
+  subscribe: 'read',
+  unsubscribe: 'read',
   contain: 'contain',
   narrow: 'narrow',
   revoke: 'revoke',
@@ -67,7 +73,7 @@ function actionLines(r: ActionResult): string[] {
 export class ChatCommands {
   constructor(private readonly deps: ChatCommandDeps) {}
 
-  async handle(who: ChatIdentity, text: string, options: { idempotencyKey?: string } = {}): Promise<ChatReply> {
+  async handle(who: ChatIdentity, text: string, options: { idempotencyKey?: string; channel?: string } = {}): Promise<ChatReply> {
     const parsed = parseCommand(text);
     if (!parsed.ok) return errorReply(parsed.error, parsed.usage);
     const command = parsed.command;
@@ -78,14 +84,14 @@ export class ChatCommands {
       if (!auth.ok) return errorReply(`Not allowed: ${auth.message}. Nothing was changed.`, `/armalo ${USAGE[command.kind.replace('-verify', '')] ?? ''}`);
     }
     try {
-      return await this.run(who, command, options.idempotencyKey);
+      return await this.run(who, command, options.idempotencyKey, options.channel);
     } catch (err) {
       if (isCodedError(err)) return errorReply(`${err.message}. Nothing was changed.`, `/armalo ${USAGE[command.kind.replace('-verify', '')] ?? ''}`);
       throw err;
     }
   }
 
-  private async run(who: ChatIdentity, command: ChatCommand, idempotencyKey: string | undefined): Promise<ChatReply> {
+  private async run(who: ChatIdentity, command: ChatCommand, idempotencyKey: string | undefined, channel: string | undefined): Promise<ChatReply> {
     const { agents, db, clock } = this.deps;
     const actor = actorOf(who);
     switch (command.kind) {
@@ -93,6 +99,11 @@ export class ChatCommands {
         return { tone: 'info', title: 'Armalo commands', lines: [], usage: usageText() };
       case 'approvals':
         return this.waiting(who);
+      case 'score':
+        return this.score(command.agentId);
+      case 'subscribe':
+      case 'unsubscribe':
+        return this.subscription(who, command, channel);
       case 'status':
         return this.status(command.agentId);
       case 'audit':
@@ -226,6 +237,56 @@ export class ChatCommands {
     return Number(updated.numUpdatedRows) === 1
       ? { tone: 'info', title: 'Cancelled. Nothing was changed.', lines: [] }
       : errorReply('Only the person who asked can cancel, and only while it is pending.');
+  }
+
+  private async score(agentId: string): Promise<ChatReply> {
+    if (!this.deps.trust) return errorReply('Trust data is not enabled on this server.');
+    const v = await this.deps.trust.scoreOf(agentId);
+    if (v.score === null) {
+      return { tone: 'info', title: `${agentId} has no score yet`, lines: ['No evaluations or score events have been received for this agent, so there is nothing to score. Send evaluations to POST /v1/agents/' + agentId + '/evaluations.'] };
+    }
+    const violations = await this.deps.db.selectFrom('audit_log').select(['at', 'payload']).where('subject', '=', agentId).where('action', '=', 'trust.pact_violated').orderBy('seq', 'desc').limit(3).execute();
+    return {
+      tone: v.tier === 'bronze' ? 'warning' : 'info',
+      title: `${agentId}: ${v.score} (${v.tier})`,
+      lines: [
+        `Trend, 30 days: ${sparkline(v.trend.map((t) => t.score))} (${v.trend.length} change${v.trend.length === 1 ? '' : 's'})`,
+        `Evidence: ${v.freshness}${v.newestEvidence ? `, newest ${v.newestEvidence}` : ''} · source: ${v.source}`,
+        `Pacts: ${v.pacts.length ? v.pacts.map((p) => `${p.id} (${p.severity}) ${p.freshness}`).join('; ') : 'none'}`,
+        `Last violations: ${violations.length ? violations.map((r) => `${(r.payload as { pactId?: string }).pactId} at ${r.at.toISOString()}`).join('; ') : 'none'}`,
+      ],
+    };
+  }
+
+  private async subscription(who: ChatIdentity, command: Extract<ChatCommand, { kind: 'subscribe' | 'unsubscribe' }>, channel: string | undefined): Promise<ChatReply> {
+    if (!channel) return errorReply('Run this in the channel that should (or should no longer) get the notices.');
+    const { db, clock } = this.deps;
+    const key = { platform: who.platform, channel, agent_pattern: command.agentPattern };
+    const existing = await db.selectFrom('subscriptions').select('kinds').where('platform', '=', key.platform).where('channel', '=', channel).where('agent_pattern', '=', command.agentPattern).executeTakeFirst();
+    const current = new Set(existing?.kinds ?? []);
+    for (const k of command.kinds) {
+      if (command.kind === 'subscribe') current.add(k);
+      else current.delete(k);
+    }
+    const kinds = [...current].sort();
+    await db.transaction().execute(async (trx) => {
+      if (kinds.length === 0) {
+        await trx.deleteFrom('subscriptions').where('platform', '=', key.platform).where('channel', '=', channel).where('agent_pattern', '=', command.agentPattern).execute();
+      } else {
+        await trx
+          .insertInto('subscriptions')
+          .values({ ...key, kinds: JSON.stringify(kinds), created_by: actorOf(who), created_at: clock.now() })
+          .onConflict((oc) => oc.columns(['platform', 'channel', 'agent_pattern']).doUpdateSet({ kinds: JSON.stringify(kinds) }))
+          .execute();
+      }
+      await appendAudit(trx, { actor: actorOf(who), action: `chat.${command.kind}`, subject: command.agentPattern, payload: { channel, kinds: command.kinds, now: kinds }, at: clock.now() });
+    });
+    const target = command.agentPattern === '*' ? 'every agent' : command.agentPattern;
+    return {
+      tone: 'success',
+      title: kinds.length ? `This channel gets ${kinds.join(', ')} notices for ${target}` : `This channel no longer gets notices for ${target}`,
+      lines: [],
+    };
   }
 
   private async waiting(who: ChatIdentity): Promise<ChatReply> {

@@ -18,14 +18,20 @@ export const USAGE: Record<string, string> = {
   restore: 'restore <agent> [reason…]',
   audit: 'audit <agent> | audit verify',
   approvals: 'approvals',
+  score: 'score <agent>',
+  subscribe: 'subscribe <agent|*> [scores|incidents|approvals|all]',
+  unsubscribe: 'unsubscribe <agent|*> [scores|incidents|approvals|all]',
 };
 
 /** Commands of the grammar that later capabilities provide; they answer that they are not available yet. */
-export const NOT_YET = ['packet', 'score', 'subscribe', 'unsubscribe'] as const;
+export const NOT_YET = ['packet'] as const;
+export const SUBSCRIPTION_KINDS = ['scores', 'incidents', 'approvals'] as const;
 
 export type ChatCommand =
   | { kind: 'help' }
   | { kind: 'approvals' }
+  | { kind: 'score'; agentId: string }
+  | { kind: 'subscribe' | 'unsubscribe'; agentPattern: string; kinds: (typeof SUBSCRIPTION_KINDS)[number][] }
   | { kind: 'status'; agentId: string }
   | { kind: 'audit'; agentId: string }
   | { kind: 'audit-verify' }
@@ -140,6 +146,27 @@ export function parseCommand(text: string): ParseResult {
     case 'approvals':
       if (tokens.length) return fail(`approvals takes nothing more; unexpected "${tokens[0]}"`, sub);
       return { ok: true, command: { kind: 'approvals' } };
+    case 'score': {
+      const a = agentArg(tokens, sub);
+      if (isResult(a)) return a;
+      if (tokens.length > 1) return fail(`score takes only an agent; unexpected "${tokens[1]}"`, sub);
+      return { ok: true, command: { kind: 'score', agentId: a.agentId } };
+    }
+    case 'subscribe':
+    case 'unsubscribe': {
+      const target = tokens[0];
+      if (!target) return fail(`${sub} needs an agent or * (every agent)`, sub);
+      if (target !== '*') {
+        const a = agentArg(tokens, sub);
+        if (isResult(a)) return a;
+      }
+      const words = tokens.slice(1).map((t) => t.toLowerCase());
+      if (words.length > 1) return fail(`${sub} takes one kind; unexpected "${words[1]}"`, sub);
+      const kind = words[0] ?? 'all';
+      if (kind !== 'all' && !(SUBSCRIPTION_KINDS as readonly string[]).includes(kind)) return fail(`unknown kind "${kind}" (scores, incidents, approvals or all)`, sub);
+      const kinds = kind === 'all' ? [...SUBSCRIPTION_KINDS] : [kind as (typeof SUBSCRIPTION_KINDS)[number]];
+      return { ok: true, command: { kind: sub, agentPattern: target, kinds } };
+    }
     case 'status': {
       const a = agentArg(tokens, sub);
       if (isResult(a)) return a;

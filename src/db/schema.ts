@@ -207,6 +207,17 @@ export interface InboundEventsTable {
   received_at: Timestamp;
 }
 
+export type SubscriptionKind = 'scores' | 'incidents' | 'approvals';
+
+export interface SubscriptionsTable {
+  platform: string;
+  channel: string;
+  agent_pattern: string;
+  kinds: Json<SubscriptionKind[]>;
+  created_by: string;
+  created_at: Timestamp;
+}
+
 export interface Database {
   agents: AgentsTable;
   grants: GrantsTable;
@@ -225,6 +236,7 @@ export interface Database {
   evaluations: EvaluationsTable;
   trust_scores: TrustScoresTable;
   inbound_events: InboundEventsTable;
+  subscriptions: SubscriptionsTable;
 }
 
 export type AgentRow = Selectable<AgentsTable>;

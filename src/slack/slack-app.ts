@@ -90,7 +90,10 @@ export function createSlackAdapter(deps: {
     try {
       const who = await directory.identify(command.user_id);
       // The trigger id is unique per invocation: a redelivered command is answered, not applied again.
-      const reply = await commands.handle(who, command.text ?? '', { idempotencyKey: `slack:${command.team_id}:${command.trigger_id}` });
+      const reply = await commands.handle(who, command.text ?? '', {
+        idempotencyKey: `slack:${command.team_id}:${command.trigger_id}`,
+        channel: command.channel_id,
+      });
       await ack({ response_type: 'ephemeral', ...renderReply(reply) });
     } catch (err) {
       await ack({ response_type: 'ephemeral', ...failed(err, 'command') });

@@ -12,6 +12,7 @@ import { CANCEL_ACTION, CONFIRM_ACTION, escapeMrkdwn, type Block } from './reply
 import type { ApprovalService } from '../approvals/approvals.service.js';
 import { approvalCard } from './approval.blocks.js';
 import { homeView } from './home.blocks.js';
+import { SCORE_MOVE_NOTICE_POINTS, type TrustNotice } from '../trust/trust.service.js';
 
 /** Slack answered 429: the job should wait this long without counting an attempt. */
 export class SlackRateLimited extends Error {
@@ -189,5 +190,33 @@ export class SlackNotifier {
       this.deps.approvals.decidedBy(actor),
     ]);
     await this.call(() => this.deps.client.views.publish({ user_id: userId, view: homeView(waiting, decided, actor) }));
+  }
+
+  /**
+   * Tier changes, score moves over SCORE_MOVE_NOTICE_POINTS and pact violations, to the policy's
+   * scores channel and every Slack channel subscribed to this agent (or to every agent) for scores.
+   */
+  async trustNotice(n: TrustNotice): Promise<NoticeOutcome> {
+    if (n.kind === 'score') {
+      const moved = n.previousScore === null ? 0 : Math.abs(n.score - n.previousScore);
+      if (n.tier === n.previousTier && moved <= SCORE_MOVE_NOTICE_POINTS) return 'no_channel';
+    }
+    const subs = await this.deps.db.selectFrom('subscriptions').select(['channel', 'kinds']).where('platform', '=', 'slack').where('agent_pattern', 'in', [n.agentId, '*']).execute();
+    const channels = new Set(subs.filter((s) => s.kinds.includes('scores')).map((s) => s.channel));
+    const scores = this.deps.policy.channels.scores?.slack;
+    if (scores) channels.add(scores);
+    if (channels.size === 0) return 'no_channel';
+    let text: string;
+    if (n.kind === 'score') {
+      const tierText = n.tier !== n.previousTier ? ` · tier *${n.previousTier ?? 'none'}* → *${n.tier}*` : ` · tier ${n.tier}`;
+      text = `:chart_with_downwards_trend: \`${escapeMrkdwn(n.agentId)}\` score ${n.previousScore ?? 'none'} → *${n.score}*${tierText}`;
+      if (n.previousScore !== null && n.score > n.previousScore) text = text.replace(':chart_with_downwards_trend:', ':chart_with_upwards_trend:');
+    } else {
+      text = `:rotating_light: \`${escapeMrkdwn(n.agentId)}\` violated pact \`${escapeMrkdwn(n.pactId)}\` (*${escapeMrkdwn(n.severity)}*)${n.description ? `: ${escapeMrkdwn(n.description)}` : ''}${n.evidenceUrl ? ` · evidence: ${escapeMrkdwn(n.evidenceUrl)}` : ''}`;
+    }
+    for (const channel of channels) {
+      await this.post(`slack:trust:${n.key}:${channel}`, channel, { text, blocks: [{ type: 'section', text: { type: 'mrkdwn', text } }] });
+    }
+    return 'posted';
   }
 }

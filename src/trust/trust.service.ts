@@ -26,6 +26,16 @@ export interface EvaluationRecord {
   evidenceUrl?: string;
 }
 
+export const TRUST_NOTICE_JOB = 'trust-notice';
+
+/** A score move or a pact violation to tell subscribed channels about (queue `notify`). */
+export type TrustNotice =
+  | { agentId: string; key: string; kind: 'score'; score: number; tier: string; previousScore: number | null; previousTier: string | null }
+  | { agentId: string; key: string; kind: 'violation'; pactId: string; severity: string; description: string | null; evidenceUrl: string | null };
+
+/** Score moves smaller than this (without a tier change) are not announced. */
+export const SCORE_MOVE_NOTICE_POINTS = 50;
+
 export interface ScoreView {
   agentId: string;
   score: number | null;
@@ -115,6 +125,8 @@ export class TrustService {
     const severity = v.severity as 'low' | 'medium' | 'high' | 'critical';
     const trigger: TrustTrigger = { kind: 'violation', eventId: v.eventId, pactId: v.pactId, severity };
     await addOutboxJob(trx, { queue: QUEUES.timers, jobName: CONSEQUENCES_JOB, payload: { agentId, trigger } }, now);
+    const notice: TrustNotice = { agentId, key: `violation:${v.eventId}`, kind: 'violation', pactId: v.pactId, severity: v.severity, description: v.description ?? null, evidenceUrl: v.evidenceUrl ?? null };
+    await addOutboxJob(trx, { queue: QUEUES.notify, jobName: TRUST_NOTICE_JOB, payload: notice }, now);
     await this.recordEvaluationIn(trx, agentId, { id: `violation:${v.eventId}`, pactId: v.pactId, dimension: 'pacts', passed: false, observedAt: now, source: actor, evidenceUrl: v.evidenceUrl }, actor, now);
   }
 
@@ -136,6 +148,8 @@ export class TrustService {
     await emitEvent(trx, 'trust.score_changed', { agentId, ...payload }, now);
     const trigger: TrustTrigger = { kind: 'score', eventId: `score:${row.id}`, score, tier, previousScore: latest?.score ?? null, previousTier: (latest?.tier as TrustTier | undefined) ?? null };
     await addOutboxJob(trx, { queue: QUEUES.timers, jobName: CONSEQUENCES_JOB, payload: { agentId, trigger } }, now);
+    const notice: TrustNotice = { agentId, key: trigger.eventId, kind: 'score', score, tier, previousScore: latest?.score ?? null, previousTier: latest?.tier ?? null };
+    await addOutboxJob(trx, { queue: QUEUES.notify, jobName: TRUST_NOTICE_JOB, payload: notice }, now);
     return true;
   }
 

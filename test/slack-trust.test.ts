@@ -1,0 +1,82 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { cleanRedisPrefix, sampleAgent, startTestApp, testConfig, waitFor, type TestApp } from './support/app.js';
+import { createTestDatabase, testPrefix, type TestDatabase } from './support/database.js';
+import { FakeSlack } from './support/fake-slack.js';
+import { postSigned, slashCommandBody, SIGNING_SECRET } from './support/slack-requests.js';
+import { writePolicy } from './support/slack-policy.js';
+import { signPayload } from '../src/webhooks/signature.js';
+
+const POLICY = `
+roles:
+  security-oncall: { members: [{ slack: U0ONCALL1 }] }
+permissions:
+  contain: [security-oncall]
+channels:
+  incidents: { slack: C0INCIDENTS }
+  scores: { slack: C0SCORES }
+`;
+const SECRET = 'armalo_inbound_secret_0123456789';
+let database: TestDatabase;
+let app: TestApp;
+const slack = new FakeSlack();
+const prefix = testPrefix();
+let n = 0;
+
+beforeAll(async () => {
+  database = await createTestDatabase();
+  const apiUrl = await slack.start();
+  app = await startTestApp(
+    testConfig(database.url, prefix, { ARMALO_WEBHOOK_SECRET: SECRET, SLACK_SIGNING_SECRET: SIGNING_SECRET, SLACK_BOT_TOKEN: 'xoxb-test-token-0123456789', SLACK_API_URL: apiUrl, ARMALO_POLICY_FILE: writePolicy(POLICY) }),
+    { relayPollMs: 200 },
+  );
+  await app.call('PUT', '/v1/agents/scored-bot', sampleAgent);
+});
+
+afterAll(async () => {
+  await app?.stop();
+  await slack.stop();
+  await database?.drop();
+  await cleanRedisPrefix(prefix);
+});
+
+const say = async (text: string, channel = 'C0SUBS') =>
+  JSON.stringify((await postSigned(app.url, slashCommandBody({ user_id: 'U0ONCALL1', text, channel_id: channel, response_url: slack.responseUrl(`t${++n}`) }))).body);
+async function webhook(event: unknown) {
+  const body = JSON.stringify(event);
+  await fetch(`${app.url}/webhooks/armalo`, { method: 'POST', headers: { 'content-type': 'application/json', 'x-armalo-signature': signPayload(SECRET, body, Math.floor(Date.now() / 1000)) }, body });
+}
+const tier = (id: string, t: string, score: number) => webhook({ id, type: 'score.tier_changed', createdAt: new Date().toISOString(), data: { agentId: 'scored-bot', tier: t, score } });
+
+describe('trust in chat', () => {
+  it('score says plainly when there is no data', async () => {
+    const text = await say('score scored-bot');
+    expect(text).toContain('has no score yet');
+    expect(text).toContain('No evaluations or score events');
+  });
+
+  it('subscribe / unsubscribe round trip; tier changes reach subscribed channels and the scores channel', async () => {
+    expect(await say('subscribe * scores')).toContain('This channel gets scores notices for every agent');
+    expect(await say('subscribe scored-bot', 'C0TEAM')).toContain('scores');
+    await tier('t-1', 'gold', 800);
+    await waitFor(() => ['C0SUBS', 'C0TEAM', 'C0SCORES'].every((c) => slack.posts(c).some((p) => JSON.stringify(p.args.blocks).includes('gold'))), 5000, 'the tier notice in all three channels');
+
+    expect(await say('unsubscribe * scores')).toContain('no longer gets notices for every agent');
+    expect(await app.db.selectFrom('subscriptions').select('channel').where('channel', '=', 'C0SUBS').execute()).toHaveLength(0);
+    await tier('t-2', 'silver', 600);
+    await waitFor(() => slack.posts('C0SCORES').some((p) => JSON.stringify(p.args.blocks).includes('silver')), 5000, 'the second notice');
+    await new Promise((r) => setTimeout(r, 500));
+    expect(slack.posts('C0SUBS').some((p) => JSON.stringify(p.args.blocks).includes('silver'))).toBe(false);
+    expect(slack.posts('C0TEAM').some((p) => JSON.stringify(p.args.blocks).includes('silver'))).toBe(true);
+  });
+
+  it('score shows score, tier and a trend once there is data', async () => {
+    const text = await say('score scored-bot');
+    expect(text).toContain('scored-bot: 600 (silver)');
+    expect(text).toMatch(/Trend, 30 days: [▁-█]{2}/);
+  });
+
+  it('refuses bad subscribe input privately', async () => {
+    expect(await say('subscribe scored-bot everything')).toContain('unknown kind');
+    expect(await say('subscribe')).toContain('needs an agent or *');
+  });
+});
