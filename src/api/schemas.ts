@@ -282,6 +282,8 @@ export const approvalOutputSchema = z.object({
     requirements: z.array(z.object({ ruleId: z.string(), roles: z.array(z.string()), count: z.number(), approvers: z.array(z.string()) })),
     escalated: z.boolean(),
     channel: z.string().nullable(),
+    why: z.record(z.string(), z.array(z.string())),
+    trust: z.object({ score: z.number().nullable(), tier: z.string().nullable(), evidenceAgeDays: z.number().nullable() }),
   }),
   decisions: z.array(z.object({ by: z.string(), decision: z.enum(['approve', 'deny']), reason: z.string().nullable(), at: z.string(), via: z.string() })),
   createdAt: z.string(),

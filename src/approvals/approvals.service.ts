@@ -9,6 +9,7 @@ import { conflict, CodedError, ErrorCode, notFound } from '../domain/errors.js';
 import type { EventType } from '../domain/events.js';
 import { addOutboxJob, emitEvent, QUEUES } from '../outbox/outbox.repository.js';
 import type { Policy } from '../policy/policy.schema.js';
+import type { TrustTier } from '../domain/trust-score.js';
 
 export const APPROVAL_TIMER_JOB = 'approval-timer';
 export const APPROVAL_CARDS_JOB = 'approval-cards';
@@ -51,6 +52,9 @@ export interface ApprovalView {
     requirements: { ruleId: string; roles: string[]; count: number; approvers: string[] }[];
     escalated: boolean;
     channel: string | null;
+    /** Why each matching rule matched: rules after the first tightened the route. */
+    why: Record<string, string[]>;
+    trust: { score: number | null; tier: string | null; evidenceAgeDays: number | null };
   };
   decisions: { by: string; decision: 'approve' | 'deny'; reason: string | null; at: string; via: string }[];
   createdAt: string;
@@ -74,17 +78,33 @@ export class ApprovalService {
     this.people = policyPeople(deps.policy);
   }
 
-  /** The id of the routing rule that puts this action under approval, or null (cheap: no people are resolved). */
-  ruleRequiring(agent: { riskTier: Parameters<typeof computeRoute>[1]['riskTier'] }, action: string, context: Record<string, unknown>): string | null {
-    const input = { action, context, riskTier: agent.riskTier, evidenceAgeMs: null };
+  /** True when the policy has routing rules at all (the decision path skips the check otherwise). */
+  get hasRouting(): boolean {
+    return this.deps.policy.routing.some((r) => r.approvers.length > 0);
+  }
+
+  /** The agent's trust as routing sees it: latest score and tier, age of the newest evidence. */
+  async trustState(agentId: string): Promise<{ score: number | null; tier: TrustTier | null; evidenceAgeMs: number | null }> {
+    const { db, clock } = this.deps;
+    const [latest, newest] = await Promise.all([
+      db.selectFrom('trust_scores').select(['score', 'tier']).where('agent_id', '=', agentId).orderBy('computed_at', 'desc').orderBy('id', 'desc').executeTakeFirst(),
+      db.selectFrom('evaluations').select((eb) => eb.fn.max('observed_at').as('at')).where('agent_id', '=', agentId).executeTakeFirst(),
+    ]);
+    const at = newest?.at ? new Date(newest.at as unknown as string) : null;
+    return { score: latest?.score ?? null, tier: (latest?.tier as TrustTier | undefined) ?? null, evidenceAgeMs: at ? clock.now().getTime() - at.getTime() : null };
+  }
+
+  /** The id of the routing rule that puts this action under approval, or null (no people are resolved). */
+  async ruleRequiring(agent: { id: string; riskTier: Parameters<typeof computeRoute>[1]['riskTier'] }, action: string, context: Record<string, unknown>): Promise<string | null> {
+    const input = { action, context, riskTier: agent.riskTier, ...(await this.trustState(agent.id)) };
     return this.deps.policy.routing.find((r) => r.approvers.length > 0 && ruleMatches(r.match, input))?.id ?? null;
   }
 
-  /** The route a request would take, or null: used by the decision path to answer approval_required. */
-  routeFor(agent: { riskTier: Parameters<typeof computeRoute>[1]['riskTier']; owner: string }, action: string, context: Record<string, unknown>, requester?: string): RouteSnapshot | null {
+  /** The route a request would take, or null. */
+  async routeFor(agent: { id: string; riskTier: Parameters<typeof computeRoute>[1]['riskTier']; owner: string }, action: string, context: Record<string, unknown>, requester?: string): Promise<RouteSnapshot | null> {
     return computeRoute(
       this.deps.policy,
-      { action, context, riskTier: agent.riskTier, evidenceAgeMs: null },
+      { action, context, riskTier: agent.riskTier, ...(await this.trustState(agent.id)) },
       (p) => isPerson(p, { text: agent.owner }) || (requester !== undefined && isPerson(p, { text: requester })),
     );
   }
@@ -100,7 +120,7 @@ export class ApprovalService {
     if (agent.status === 'contained' || agent.status === 'revoked') {
       throw conflict(`agent ${agent.id} is ${agent.status}: approval requests are refused until it is restored`);
     }
-    const route = this.routeFor(agent, input.action, input.context, requester);
+    const route = await this.routeFor(agent, input.action, input.context, requester);
     if (!route) {
       // A request no rule covers is refused rather than sent to a default route: a security policy
       // should say who approves, not leave it to us. (Documented in docs/approvals.md.)
@@ -172,6 +192,12 @@ export class ApprovalService {
         requirements: route.requirements.map((r) => ({ ruleId: r.ruleId, roles: r.roles, count: r.count, approvers: r.people.map((k) => describePerson(route.people[k]!)) })),
         escalated: row.escalated_at !== null,
         channel: route.channel,
+        why: route.why ?? {},
+        trust: {
+          score: route.trust?.score ?? null,
+          tier: route.trust?.tier ?? null,
+          evidenceAgeDays: route.trust?.evidenceAgeMs == null ? null : Math.floor(route.trust.evidenceAgeMs / 86_400_000),
+        },
       },
       decisions: decisions.map((d) => ({ by: d.actor, decision: d.decision, reason: d.reason, at: d.at.toISOString(), via: d.via })),
       createdAt: row.created_at.toISOString(),

@@ -1,6 +1,7 @@
 import type { Policy } from '../policy/policy.schema.js';
 import type { RiskTier } from './agent.js';
 import { globMatches } from './scope.js';
+import { TRUST_TIERS, type TrustTier } from './trust-score.js';
 
 /**
  * Approval routing as pure functions: who must approve a request, and when it is approved.
@@ -29,6 +30,10 @@ export interface RouteRequirement {
 export interface RouteSnapshot {
   ruleId: string;
   matched: string[];
+  /** Why each matching rule matched (the card shows why a route was tightened). */
+  why?: Record<string, string[]>;
+  /** The agent's trust when the request was made. */
+  trust?: { score: number | null; tier: TrustTier | null; evidenceAgeMs: number | null };
   requirements: RouteRequirement[];
   people: Record<string, Person>;
   remindAfterMs: number | null;
@@ -108,6 +113,21 @@ export interface RouteInput {
   riskTier: RiskTier;
   /** Age of the agent's newest evaluation evidence; null when there is none. */
   evidenceAgeMs: number | null;
+  /** The agent's trust score and tier; null when it has none yet. */
+  score?: number | null;
+  tier?: TrustTier | null;
+}
+
+/** Why a rule matched, in words, for the card ("why was the route tightened?"). */
+export function matchReasons(match: Policy['routing'][number]['match'], input: RouteInput): string[] {
+  const out: string[] = [];
+  if (match.action !== undefined) out.push(`action ${input.action} matches ${match.action}`);
+  if (match.context?.amountOver !== undefined) out.push(typeof input.context.amount === 'number' ? `amount ${input.context.amount} over ${match.context.amountOver}` : `no amount given (rule is for amounts over ${match.context.amountOver})`);
+  if (match.riskTier !== undefined) out.push(`risk tier ${input.riskTier}`);
+  if (match.evidenceOlderThan !== undefined) out.push(input.evidenceAgeMs === null ? 'no evaluation evidence' : `evidence older than ${match.evidenceOlderThan.text}`);
+  if (match.tierBelow !== undefined) out.push(input.tier ? `tier ${input.tier} below ${match.tierBelow}` : 'no trust tier yet');
+  if (match.scoreBelow !== undefined) out.push(typeof input.score === 'number' ? `score ${input.score} below ${match.scoreBelow}` : 'no trust score yet');
+  return out;
 }
 
 /** Does a rule's `match` hold for this request? Missing facts count against the requester (the rule applies). */
@@ -121,6 +141,9 @@ export function ruleMatches(match: Policy['routing'][number]['match'], input: Ro
   }
   if (match.riskTier !== undefined && !match.riskTier.includes(input.riskTier)) return false;
   if (match.evidenceOlderThan !== undefined && input.evidenceAgeMs !== null && input.evidenceAgeMs <= match.evidenceOlderThan.ms) return false;
+  // Unknown trust tightens rather than loosens: no score yet counts as below.
+  if (match.tierBelow !== undefined && input.tier && TRUST_TIERS.indexOf(input.tier) >= TRUST_TIERS.indexOf(match.tierBelow)) return false;
+  if (match.scoreBelow !== undefined && typeof input.score === 'number' && input.score >= match.scoreBelow) return false;
   return true;
 }
 
@@ -143,6 +166,8 @@ export function computeRoute(policy: Policy, input: RouteInput, excluded: (p: Pe
   return {
     ruleId: base.id,
     matched: matching.map((r) => r.id),
+    why: Object.fromEntries(matching.map((r) => [r.id, matchReasons(r.match, input)])),
+    trust: { score: input.score ?? null, tier: input.tier ?? null, evidenceAgeMs: input.evidenceAgeMs },
     requirements,
     people: Object.fromEntries(people.filter((p) => involved.has(p.key)).map((p) => [p.key, p])),
     remindAfterMs: base.remindAfter?.ms ?? null,

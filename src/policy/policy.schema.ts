@@ -179,6 +179,17 @@ const routingMatchSchema = strictObject({
   evidenceOlderThan: durationSchema
     .optional()
     .describe("Matches when the agent's newest evaluation evidence is older than this (or there is none)."),
+  tierBelow: z
+    .enum(TRUST_TIERS, { error: `expected one of ${TRUST_TIERS.join(', ')}` })
+    .optional()
+    .describe("Matches when the agent's trust tier is below this one (or it has no score yet)."),
+  scoreBelow: z
+    .number({ error: 'expected a score (1-1000)' })
+    .int({ error: 'expected a whole score (1-1000)' })
+    .min(1, { error: 'expected a score (1-1000)' })
+    .max(1000, { error: 'expected a score (1-1000)' })
+    .optional()
+    .describe("Matches when the agent's trust score is below this (or it has no score yet)."),
 }).describe('Conditions; all that are given must hold. Empty or missing matches every request.');
 
 const routingRuleSchema = strictObject({

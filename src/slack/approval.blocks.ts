@@ -20,6 +20,13 @@ function contextText(context: Record<string, unknown>): string {
   return entries.map(([k, v]) => `${escapeMrkdwn(k)}: \`${escapeMrkdwn(typeof v === 'string' ? v : JSON.stringify(v))}\``).join(', ').slice(0, 1000);
 }
 
+function trustLine(view: ApprovalView): string {
+  const t = view.route.trust;
+  const score = t.score === null ? 'no score yet' : `score ${t.score} (${t.tier})`;
+  const evidence = t.evidenceAgeDays === null ? 'no evaluation evidence' : `newest evidence ${t.evidenceAgeDays} day${t.evidenceAgeDays === 1 ? '' : 's'} old`;
+  return `*Trust:* ${score} · ${evidence}`;
+}
+
 /** The approval card: the same for every copy (DMs and the channel), updated after every change. */
 export function approvalCard(view: ApprovalView, agentName: string): { text: string; blocks: Block[] } {
   const approvals = view.decisions.filter((d) => d.decision === 'approve').length;
@@ -32,9 +39,10 @@ export function approvalCard(view: ApprovalView, agentName: string): { text: str
     `*Why:* ${escapeMrkdwn(view.justification)}`,
     `*Requested by:* ${slackActor(view.requestedBy)} · rule \`${escapeMrkdwn(view.route.ruleId)}\`${view.route.matched.length > 1 ? ` (also matched: ${view.route.matched.filter((m) => m !== view.route.ruleId).map((m) => `\`${escapeMrkdwn(m)}\``).join(', ')})` : ''}`,
     `*Approvals:* ${approvals} of ${view.route.quorum}${view.route.escalated ? ' · :arrow_double_up: escalated' : ''}`,
-    // Trust data (score, tier, evidence age) arrives with the trust capability; say so rather than show nothing.
-    '*Trust:* score and evidence age not connected yet',
+    trustLine(view),
   ];
+  const tightened = view.route.matched.filter((m) => m !== view.route.ruleId);
+  for (const ruleId of tightened) lines.push(`*Route tightened by* \`${escapeMrkdwn(ruleId)}\`: ${escapeMrkdwn((view.route.why[ruleId] ?? []).join(', '))}`);
   for (const d of view.decisions) {
     lines.push(`${d.decision === 'approve' ? ':white_check_mark:' : ':no_entry:'} ${slackActor(d.by)} ${d.decision === 'approve' ? 'approved' : 'denied'}${d.reason ? `: ${escapeMrkdwn(d.reason)}` : ''} (${d.at})`);
   }

@@ -65,12 +65,14 @@ export function addDecisionRoutes(router: Router, deps: { view: PermissionView; 
       const result = decide(agent, body, deps.clock.now(), deps.view.isFresh());
       const status = agent?.status ?? null;
       // Allowed by the grants, but a routing rule may put it under approval: then only an approval
-      // for exactly this action (and at most its amount) allows it.
-      const rule = result.decision === 'allow' && agent && deps.approvals ? deps.approvals.ruleRequiring(agent, body.action, body.context) : null;
-      if (!rule || !agent || !deps.approvals) return answer(result, status);
+      // for exactly this action (and at most its amount) allows it. Without routing rules the
+      // answer stays synchronous and in memory.
+      if (result.decision !== 'allow' || !agent || !deps.approvals?.hasRouting) return answer(result, status);
       const approvals = deps.approvals;
       const input = body;
       return (async () => {
+        const rule = await approvals.ruleRequiring(agent, input.action, input.context);
+        if (!rule) return answer(result, status);
         const used = await approvals.useApproval(agent.id, input.action, input.context);
         if (used) {
           return answer({ ...result, reasons: [...result.reasons, { code: 'approved', message: `approved by request ${used} (rule ${rule})` }] }, status, used);

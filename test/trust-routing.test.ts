@@ -1,0 +1,78 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { cleanRedisPrefix, sampleAgent, startTestApp, testConfig, waitFor, type TestApp } from './support/app.js';
+import { createTestDatabase, testPrefix, type TestDatabase } from './support/database.js';
+import { FakeSlack } from './support/fake-slack.js';
+import { SIGNING_SECRET } from './support/slack-requests.js';
+import { writePolicy } from './support/slack-policy.js';
+
+const POLICY = `
+roles:
+  security-oncall: { members: [{ slack: U0ONCALL1 }, { slack: U0ONCALL2 }] }
+  ciso: { members: [{ slack: U0CISO }] }
+routing:
+  - id: crm-writes
+    match: { action: "crm:*" }
+    approvers: [security-oncall]
+  - id: stale-evidence
+    match: { evidenceOlderThan: 30d }
+    addApprovers: [ciso]
+  - id: low-trust-mail
+    match: { action: "mail:send", tierBelow: silver }
+    approvers: [ciso]
+`;
+let database: TestDatabase;
+let app: TestApp;
+const slack = new FakeSlack();
+const prefix = testPrefix();
+const day = 86_400_000;
+
+beforeAll(async () => {
+  database = await createTestDatabase();
+  const apiUrl = await slack.start();
+  app = await startTestApp(
+    testConfig(database.url, prefix, { SLACK_SIGNING_SECRET: SIGNING_SECRET, SLACK_BOT_TOKEN: 'xoxb-test-token-0123456789', SLACK_API_URL: apiUrl, ARMALO_POLICY_FILE: writePolicy(POLICY) }),
+    { relayPollMs: 200 },
+  );
+  for (const id of ['stale-bot', 'fresh-bot']) await app.call('PUT', `/v1/agents/${id}`, sampleAgent);
+  const evaluation = (id: string, ageDays: number, passed: boolean) => ({ id, dimension: 'safety', passed, observedAt: new Date(Date.now() - ageDays * day).toISOString(), source: 'redteam' });
+  await app.call('POST', '/v1/agents/stale-bot/evaluations', evaluation('s-1', 40, true));
+  await app.call('POST', '/v1/agents/fresh-bot/evaluations', evaluation('f-1', 1, true));
+});
+
+afterAll(async () => {
+  await app?.stop();
+  await slack.stop();
+  await database?.drop();
+  await cleanRedisPrefix(prefix);
+});
+
+describe('trust-aware routing', () => {
+  it('stale evidence adds the CISO to the route, and the card says why', async () => {
+    const stale = await app.call('POST', '/v1/approval-requests', { agentId: 'stale-bot', action: 'crm:write', justification: 'bulk update' });
+    expect(stale.body.route.matched).toEqual(['crm-writes', 'stale-evidence']);
+    expect(stale.body.route.requirements.map((r: any) => r.ruleId)).toEqual(['crm-writes', 'stale-evidence']);
+    expect(stale.body.route.why['stale-evidence']).toEqual(['evidence older than 30d']);
+    expect(stale.body.route.trust).toMatchObject({ evidenceAgeDays: 40 });
+    await waitFor(() => slack.posts('U0CISO').some((p) => JSON.stringify(p.args.blocks).includes(stale.body.id)), 5000, "the CISO's card");
+    const card = JSON.stringify(slack.posts('U0CISO').find((p) => JSON.stringify(p.args.blocks).includes(stale.body.id))!.args.blocks);
+    expect(card).toContain('Route tightened by');
+    expect(card).toContain('stale-evidence');
+    expect(card).toContain('evidence older than 30d');
+    expect(card).toContain('newest evidence 40 days old');
+
+    const fresh = await app.call('POST', '/v1/approval-requests', { agentId: 'fresh-bot', action: 'crm:write', justification: 'bulk update' });
+    expect(fresh.body.route.matched).toEqual(['crm-writes']);
+  });
+
+  it('a tier below silver puts mail under the CISO; a good tier does not need approval', async () => {
+    // fresh-bot scored 1000 (platinum): mail is allowed by its grant alone.
+    expect((await app.call('POST', '/v1/decisions', { agentId: 'fresh-bot', action: 'mail:send' })).body.decision).toBe('allow');
+    // stale-bot: one pass 40 days ago (996 after decay, platinum); two fresh failures make it 1 of 3 → 333, bronze.
+    for (const [id, passed] of [['s-2', false], ['s-3', false]] as const) {
+      await app.call('POST', '/v1/agents/stale-bot/evaluations', { id, dimension: 'safety', passed, observedAt: new Date().toISOString(), source: 'redteam' });
+    }
+    const d = (await app.call('POST', '/v1/decisions', { agentId: 'stale-bot', action: 'mail:send' })).body;
+    expect(d.decision).toBe('approval_required');
+    expect(d.reasons[0]).toContain('low-trust-mail');
+  });
+});
