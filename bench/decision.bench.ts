@@ -1,6 +1,7 @@
 /**
  * POST /v1/decisions against a bare node:http baseline, measured in the same run on the same
- * machine, then (bench/slack.ts) Slack acknowledgement latency and containment time-to-effect.
+ * machine, then (bench/slack.ts) Slack acknowledgement latency and containment time-to-effect,
+ * then (bench/approvals.ts) approval requests and their cards under Slack's posting limit.
  * Servers run in child processes; the load generators (autocannon, and our own for Slack) run
  * here. See bench/README.md for what is measured, why, and how to read the tables.
  */
@@ -18,6 +19,7 @@ import { migrateToLatest } from '../src/db/migrator.js';
 import { ROOT, startChild, type ServerChild } from './lib/children.js';
 import { Samples, fmtInt, fmtMs, median, table } from './lib/stats.js';
 import { runSlackBench, slackBudgetSeconds } from './slack.js';
+import { approvalsBudgetSeconds, runApprovalsBench } from './approvals.js';
 
 // Only ever local services: this script creates and force-drops a database.
 const HOST = '127.0.0.1';
@@ -48,13 +50,22 @@ const CPU_PROF = process.env.BENCH_CPU_PROF === '1';
 const SLACK_RATE = intFromEnv('BENCH_SLACK_RATE', 50, 1, 500);
 /** Agents contained, one after the other, in the time-to-effect series. */
 const TTE_AGENTS = intFromEnv('BENCH_TTE_AGENTS', 30, 1, 500);
+/** Approval requests per second in the approvals run. */
+const APPROVALS_RATE = intFromEnv('BENCH_APPROVALS_RATE', 5, 1, 50);
+/** Seconds to wait, after the approvals run, for the cards still queued. */
+const APPROVALS_DRAIN = intFromEnv('BENCH_APPROVALS_DRAIN', 60, 0, 600);
 
-function partsFromEnv(): { decisions: boolean; slack: boolean } {
+const PART_NAMES = ['decisions', 'slack', 'approvals'] as const;
+type Part = (typeof PART_NAMES)[number];
+
+/** BENCH_ONLY: unset or `all` for every part, else one part or a comma-separated list of them. */
+function partsFromEnv(): Record<Part, boolean> {
   const raw = (process.env.BENCH_ONLY ?? '').trim();
-  if (raw === '' || raw === 'all') return { decisions: true, slack: true };
-  if (raw === 'decisions') return { decisions: true, slack: false };
-  if (raw === 'slack') return { decisions: false, slack: true };
-  throw new Error(`BENCH_ONLY must be decisions, slack or all (got "${raw}")`);
+  const all = raw === '' || raw === 'all';
+  const chosen = all ? [...PART_NAMES] : raw.split(',').map((p) => p.trim());
+  const unknown = chosen.filter((p) => !(PART_NAMES as readonly string[]).includes(p));
+  if (unknown.length || chosen.length === 0) throw new Error(`BENCH_ONLY must be ${PART_NAMES.join(', ')} (or a comma-separated list of them), or all (got "${raw}")`);
+  return { decisions: chosen.includes('decisions'), slack: chosen.includes('slack'), approvals: chosen.includes('approvals') };
 }
 const PARTS = partsFromEnv();
 const PROFILE_DIR = path.join(ROOT, 'bench', '.profiles');
@@ -355,7 +366,8 @@ async function main(): Promise<number> {
   /** Every child of the run, by part; cleanup stops them all (stopping a stopped one is a no-op). */
   const decisionChildren: ServerChild[] = [];
   const slackChildren: ServerChild[] = [];
-  const allChildren = () => [...decisionChildren, ...slackChildren];
+  const approvalsChildren: ServerChild[] = [];
+  const allChildren = () => [...decisionChildren, ...slackChildren, ...approvalsChildren];
   const profileDir = (name: string) => path.join(PROFILE_DIR, runId, name);
   const profileArgs = (name: string) => (CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${profileDir(name)}`] : []);
   let dbCreated = false;
@@ -390,9 +402,11 @@ async function main(): Promise<number> {
 
   // Bounded in time whatever happens. Decisions: rounds x 4 runs, warm-ups, start-up and cleanup
   // slack. Slack: start-ups, warm-up, the ack run, and every time-to-effect measurement timing out.
+  // Approvals: start-ups, the sample, the run and the whole drain.
   const decisionBudget = ROUNDS * 4 * (DURATION + 3) + 2 * (WARMUP + 3) + 90;
   const slackBudget = slackBudgetSeconds({ duration: DURATION, warmup: WARMUP, tteAgents: TTE_AGENTS });
-  const budgetSeconds = (PARTS.decisions ? decisionBudget : 0) + (PARTS.slack ? slackBudget : 0);
+  const approvalsBudget = approvalsBudgetSeconds({ duration: DURATION, drain: APPROVALS_DRAIN });
+  const budgetSeconds = (PARTS.decisions ? decisionBudget : 0) + (PARTS.slack ? slackBudget : 0) + (PARTS.approvals ? approvalsBudget : 0);
   const watchdog = setTimeout(() => {
     console.error(`watchdog: the benchmark ran over its ${budgetSeconds} s budget; cleaning up and exiting`);
     void withTimeout('cleanup', 30_000, cleanup()).finally(() => process.exit(2));
@@ -407,6 +421,7 @@ async function main(): Promise<number> {
   try {
     if (PARTS.decisions) console.log('POST /v1/decisions vs a bare node:http server');
     if (PARTS.slack) console.log(`${PARTS.decisions ? 'then ' : ''}Slack: acknowledgement latency of /armalo commands, containment time-to-effect across two instances`);
+    if (PARTS.approvals) console.log(`${PARTS.decisions || PARTS.slack ? 'then ' : ''}approvals: acknowledgement of approval requests, and time to their last card under Slack's posting limit`);
     console.log(`node ${process.version}, ${cpus().length} CPU(s) (${cpus()[0]?.model.trim() ?? 'unknown'}), ${new Date().toISOString()}`);
     console.log(`load average ${loadAvg()} (other work on the machine skews results; compare rows of the same run)`);
     if (PARTS.decisions) {
@@ -415,18 +430,26 @@ async function main(): Promise<number> {
     if (PARTS.slack) {
       console.log(`slack: /armalo status at ${fmtInt(SLACK_RATE)}/s for ${DURATION} s with contain+restore pairs beside it (after ${WARMUP} s of warm-up commands), then time-to-effect on ${TTE_AGENTS} agent(s)`);
     }
+    if (PARTS.approvals) {
+      console.log(`approvals: POST /v1/approval-requests at ${fmtInt(APPROVALS_RATE)}/s for ${DURATION} s, then up to ${APPROVALS_DRAIN} s for the remaining cards`);
+    }
 
     await ensureDatabaseExists(databaseUrl);
     dbCreated = true;
-    const db = createDb(databaseUrl, { max: 1 });
-    const { error } = await migrateToLatest(db).finally(() => db.destroy());
-    if (error) throw error;
+    /** Migrates the run's database; again before each later part, as migrations may be added while a long run is under way. */
+    const migrate = async () => {
+      const db = createDb(databaseUrl, { max: 1 });
+      const { error } = await migrateToLatest(db).finally(() => db.destroy());
+      if (error) throw error;
+    };
+    await migrate();
 
     if (PARTS.decisions) await decisionPart({ databaseUrl, prefix, token, children: decisionChildren, profileArgs });
 
+    if (PARTS.slack || PARTS.approvals) tempDir = mkdtempSync(path.join(tmpdir(), 'armalo-bench-'));
     if (PARTS.slack) {
       if (PARTS.decisions) console.log('');
-      tempDir = mkdtempSync(path.join(tmpdir(), 'armalo-bench-'));
+      if (PARTS.decisions) await migrate();
       await runSlackBench({
         host: HOST,
         databaseUrl,
@@ -437,9 +460,27 @@ async function main(): Promise<number> {
         warmup: WARMUP,
         rate: SLACK_RATE,
         tteAgents: TTE_AGENTS,
-        tempDir,
+        tempDir: tempDir!,
         agent: AGENT,
         track: (child) => slackChildren.push(child),
+      });
+    }
+    if (PARTS.approvals) {
+      if (PARTS.decisions || PARTS.slack) await migrate();
+      await runApprovalsBench({
+        host: HOST,
+        databaseUrl,
+        redisUrl: REDIS_URL,
+        // Its own queues (under the run's prefix, so cleanup deletes them): no job left over from
+        // the Slack part runs in this part's worker.
+        queuePrefix: `${prefix}:approvals`,
+        apiToken: token,
+        duration: DURATION,
+        rate: APPROVALS_RATE,
+        drain: APPROVALS_DRAIN,
+        tempDir: tempDir!,
+        agent: AGENT,
+        track: (child) => approvalsChildren.push(child),
       });
     }
     return 0;

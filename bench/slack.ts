@@ -15,6 +15,7 @@ import { startChild, type ServerChild } from './lib/children.js';
 import { FAKE_SLACK_COUNTS_PATH } from './lib/fake-slack.js';
 import { HttpPool, type Answer } from './lib/http.js';
 import { SLACK_EVENTS_PATH, checkAck, slackHeaders, slashCommandBody } from './lib/slack.js';
+import { steady } from './lib/steady.js';
 import { Samples, fmtInt, fmtMs, median, table } from './lib/stats.js';
 
 export const GOAL_ACK_P99_MS = 100;
@@ -123,20 +124,6 @@ class Series {
 }
 
 const settle = (p: Promise<Answer>): Promise<Answer | Error> => p.catch((err: unknown) => (err instanceof Error ? err : new Error(String(err))));
-
-/**
- * Calls `fire(i)` for i = 0 … count-1 at `start + offset + i × interval` (ms, performance.now()),
- * whether or not earlier calls have finished (open loop: a slow answer does not slow the arrivals).
- */
-async function steady(count: number, intervalMs: number, start: number, fire: (i: number) => Promise<void>): Promise<void> {
-  const inflight: Promise<void>[] = [];
-  for (let i = 0; i < count; i++) {
-    const wait = start + i * intervalMs - performance.now();
-    if (wait > 0.5) await sleep(wait);
-    inflight.push(fire(i));
-  }
-  await Promise.all(inflight);
-}
 
 export async function runSlackBench(o: SlackBenchOptions): Promise<void> {
   const secret = randomBytes(24).toString('hex');

@@ -4,19 +4,72 @@ import type { AddressInfo } from 'node:net';
 
 /** The bench reads the fake's call counts here (a GET; Slack Web API calls are POSTs to /api/<method>). */
 export const FAKE_SLACK_COUNTS_PATH = '/__bench/counts';
+/** The bench reads the approval cards posted here: GET /__bench/cards?from=<index> (see CardLog). */
+export const FAKE_SLACK_CARDS_PATH = '/__bench/cards';
 
 /**
- * The least of the Slack Web API the app needs while the benchmark runs (it posts incident
- * notices through the worker): `{ok: true, ...}` answers to POST /api/<method>, 200 "ok" to
- * response_url posts under /respond/. It only counts calls; it keeps no bodies.
+ * Slack's posting limit as the fake enforces it: a token bucket per `channel` value of
+ * chat.postMessage, `perSecond` tokens a second, holding at most `burst`.
  */
-export function createFakeSlack(): { server: Server; counts: Map<string, number> } {
+export interface PostLimit {
+  perSecond: number;
+  burst: number;
+}
+
+/** What GET /__bench/cards answers: approval cards posted (200s only), from index `from` on. */
+export interface CardLog {
+  /** [request id, channel, when Slack accepted it (epoch ms, performance.timeOrigin + performance.now())] */
+  cards: [string, string, number][];
+  /** Index of the next card not yet returned: pass it as `from` next time. */
+  next: number;
+  /** chat.postMessage calls answered 429, by channel. */
+  limited: Record<string, number>;
+}
+
+/** The id in an approval card's blocks: its context line ends with `request <id>` (src/slack/approval.blocks.ts). */
+const CARD_REQUEST_ID = /request ([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})/;
+
+/**
+ * The least of the Slack Web API the app needs while the benchmark runs: `{ok: true, ...}` answers
+ * to POST /api/<method>, 200 "ok" to response_url posts under /respond/. It counts calls and keeps
+ * no bodies, except for approval cards: each chat.postMessage whose blocks hold `request <id>` is
+ * recorded (id, channel, time) once Slack would have accepted it.
+ *
+ * With `limit`, chat.postMessage is rate limited per channel the way Slack does it (about one
+ * message a second per channel, short bursts allowed): over the limit it answers HTTP 429 with
+ * `Retry-After` (whole seconds, rounded up) and `{ok: false, error: "ratelimited"}`. Other methods
+ * are never limited.
+ */
+export function createFakeSlack(limit?: PostLimit): { server: Server; counts: Map<string, number> } {
   const counts = new Map<string, number>();
+  const cards: [string, string, number][] = [];
+  const limited = new Map<string, number>();
+  const buckets = new Map<string, { tokens: number; at: number }>();
+  /** Seconds until `channel` may post again; 0 (and a token taken) when it may post now. */
+  const take = (channel: string): number => {
+    if (!limit) return 0;
+    const now = performance.now() / 1000;
+    const b = buckets.get(channel) ?? { tokens: limit.burst, at: now };
+    b.tokens = Math.min(limit.burst, b.tokens + (now - b.at) * limit.perSecond);
+    b.at = now;
+    buckets.set(channel, b);
+    if (b.tokens >= 1) {
+      b.tokens -= 1;
+      return 0;
+    }
+    return (1 - b.tokens) / limit.perSecond;
+  };
   let ts = 0;
   const server = createServer((req, res) => {
     const path = req.url ?? '/';
     if (req.method === 'GET' && path === FAKE_SLACK_COUNTS_PATH) {
       res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(Object.fromEntries(counts)));
+      return;
+    }
+    if (req.method === 'GET' && path.startsWith(FAKE_SLACK_CARDS_PATH)) {
+      const from = Math.max(0, Number(new URL(path, 'http://x').searchParams.get('from') ?? 0) || 0);
+      const log: CardLog = { cards: cards.slice(from), next: cards.length, limited: Object.fromEntries(limited) };
+      res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(log));
       return;
     }
     const chunks: Buffer[] = [];
@@ -31,6 +84,21 @@ export function createFakeSlack(): { server: Server; counts: Map<string, number>
       const method = path.replace(/^\/api\//, '').split('?')[0]!;
       counts.set(method, (counts.get(method) ?? 0) + 1);
       const args = parseArgs(String(req.headers['content-type'] ?? ''), raw);
+      if (method === 'chat.postMessage') {
+        const channel = String(args.channel ?? '');
+        const wait = take(channel);
+        if (wait > 0) {
+          limited.set(channel, (limited.get(channel) ?? 0) + 1);
+          res
+            .writeHead(429, { 'content-type': 'application/json', 'retry-after': String(Math.max(1, Math.ceil(wait))) })
+            .end(JSON.stringify({ ok: false, error: 'ratelimited' }));
+          return;
+        }
+        // The web client sends blocks as a JSON string in a form field (or as an array in JSON).
+        const blocks = typeof args.blocks === 'string' ? args.blocks : JSON.stringify(args.blocks ?? '');
+        const id = CARD_REQUEST_ID.exec(blocks)?.[1];
+        if (id) cards.push([id, channel, performance.timeOrigin + performance.now()]);
+      }
       res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(answer(method, args, () => ++ts)));
     });
   });
