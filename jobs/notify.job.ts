@@ -15,6 +15,7 @@ const confirmationPayload = z.object({ confirmationId: z.uuid() });
 const trustNoticePayload = z.discriminatedUnion('kind', [
   z.object({ agentId: z.string(), key: z.string(), kind: z.literal('score'), score: z.number(), tier: z.string(), previousScore: z.number().nullable(), previousTier: z.string().nullable() }),
   z.object({ agentId: z.string(), key: z.string(), kind: z.literal('violation'), pactId: z.string(), severity: z.string(), description: z.string().nullable(), evidenceUrl: z.string().nullable() }),
+  z.object({ agentId: z.string(), key: z.string(), kind: z.literal('stale'), newestEvidence: z.string(), ageDays: z.number() }),
 ]);
 const homePayload = z.object({ userId: z.string().regex(/^[UW][A-Z0-9]{1,20}$/) });
 const approvalCardsPayload = z.object({ requestId: z.uuid(), remind: z.boolean().optional(), escalated: z.boolean().optional() });

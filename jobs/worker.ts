@@ -10,6 +10,7 @@ import { APPROVAL_CALLBACK_JOB, APPROVAL_TIMER_JOB, APPROVAL_TIMERS_CANCEL_JOB }
 import { approvalTimer, cancelApprovalTimers, deliverApprovalCallback } from './approval.job.js';
 import { applyConsequences } from './consequences.job.js';
 import { CONSEQUENCES_JOB, type ConsequenceService } from '../src/trust/consequences.service.js';
+import { TRUST_DAILY_EVERY_MS, TRUST_DAILY_JOB, type TrustService } from '../src/trust/trust.service.js';
 import { LIFT_ACTION_JOB } from '../src/agents/agents.service.js';
 import { QUEUES } from '../src/outbox/outbox.repository.js';
 import type { Queues } from '../src/queue/queues.js';
@@ -29,6 +30,7 @@ export interface WorkerDeps {
   agents: AgentService;
   approvals: ApprovalService;
   consequences: ConsequenceService;
+  trust: TrustService;
   queues: Queues;
   webhook: { url: string; secret: string } | undefined;
   notify: NotifyDeps;
@@ -62,6 +64,7 @@ export async function startWorkers(deps: WorkerDeps): Promise<Worker[]> {
       if (job.name === SWEEP_JOB) return sweep(deps);
       if (job.name === APPROVAL_TIMER_JOB) return approvalTimer(job, deps.approvals);
       if (job.name === CONSEQUENCES_JOB) return applyConsequences(job, deps.consequences);
+      if (job.name === TRUST_DAILY_JOB) return deps.trust.dailyPass();
       if (job.name === APPROVAL_TIMERS_CANCEL_JOB) return cancelApprovalTimers(job, { db: deps.db, timers: deps.queues.timers });
       throw new Error(`unknown timers job ${job.name}`);
     },
@@ -83,6 +86,7 @@ export async function startWorkers(deps: WorkerDeps): Promise<Worker[]> {
     worker.on('error', (err) => deps.logger.warn({ queue: worker.name, err: err.message }, 'worker error'));
   }
   await deps.queues.timers.upsertJobScheduler(SWEEP_JOB, { every: SWEEP_EVERY_MS }, { name: SWEEP_JOB });
+  await deps.queues.timers.upsertJobScheduler(TRUST_DAILY_JOB, { every: TRUST_DAILY_EVERY_MS }, { name: TRUST_DAILY_JOB });
   if (deps.notify.slack) {
     // Resolve policy emails to Slack users now (a job scheduler with `every` runs at once) and every half hour.
     await deps.queues.notify.upsertJobScheduler(SLACK_DIRECTORY_JOB, { every: SLACK_DIRECTORY_EVERY_MS }, { name: SLACK_DIRECTORY_JOB });

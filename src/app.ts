@@ -61,6 +61,7 @@ export interface App {
   readonly policy: Policy;
   readonly agents: AgentService;
   readonly approvals: ApprovalService;
+  readonly trust: TrustService;
   readonly commands: ChatCommands;
   readonly slack: SlackAdapter | undefined;
   readonly view: PermissionView | undefined;
@@ -181,6 +182,7 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
         agents,
         approvals,
         consequences: new ConsequenceService({ db, clock, policy, agents, logger }),
+        trust,
         queues,
         webhook: config.eventsWebhook,
         lockDurationMs: options.worker?.lockDurationMs,
@@ -242,6 +244,7 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
       policy,
       agents,
       approvals,
+      trust,
       commands,
       slack,
       view,

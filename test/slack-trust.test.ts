@@ -80,3 +80,31 @@ describe('trust in chat', () => {
     expect(await say('subscribe')).toContain('needs an agent or *');
   });
 });
+
+describe('the daily trust pass', () => {
+  it('decays computed scores and announces stale evidence once', async () => {
+    const { ManualClock } = await import('../src/core/clock.js');
+    const clock = new ManualClock(new Date());
+    const db2 = await createTestDatabase();
+    const p2 = testPrefix();
+    const other = await startTestApp(
+      testConfig(db2.url, p2, { SLACK_SIGNING_SECRET: SIGNING_SECRET, SLACK_BOT_TOKEN: 'xoxb-test-token-0123456789', SLACK_API_URL: `${slack.url}/api/`, ARMALO_POLICY_FILE: writePolicy(POLICY) }),
+      { clock, relayPollMs: 200 },
+    );
+    try {
+      await other.call('PUT', '/v1/agents/aging-bot', sampleAgent);
+      await other.call('POST', '/v1/agents/aging-bot/evaluations', { id: 'a-1', dimension: 'safety', passed: true, observedAt: clock.now().toISOString(), source: 'redteam' });
+      expect((await other.call('GET', '/v1/agents/aging-bot/score')).body.score).toBe(1000);
+      clock.advance(31 * 86_400_000);
+      expect(await other.trust.dailyPass()).toEqual({ rescored: 1, stale: 1 });
+      // 31 days: 24 past the grace period, 3 whole weeks → −3.
+      expect((await other.call('GET', '/v1/agents/aging-bot/score')).body).toMatchObject({ score: 997, freshness: 'stale' });
+      await waitFor(() => slack.posts('C0SCORES').some((p) => JSON.stringify(p.args.blocks).includes('aging-bot') && JSON.stringify(p.args.blocks).includes('evidence is stale')), 5000, 'the stale notice');
+      expect(await other.trust.dailyPass()).toEqual({ rescored: 0, stale: 0 });
+    } finally {
+      await other.stop();
+      await db2.drop();
+      await cleanRedisPrefix(p2);
+    }
+  });
+});

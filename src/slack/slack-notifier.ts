@@ -211,6 +211,8 @@ export class SlackNotifier {
       const tierText = n.tier !== n.previousTier ? ` · tier *${n.previousTier ?? 'none'}* → *${n.tier}*` : ` · tier ${n.tier}`;
       text = `:chart_with_downwards_trend: \`${escapeMrkdwn(n.agentId)}\` score ${n.previousScore ?? 'none'} → *${n.score}*${tierText}`;
       if (n.previousScore !== null && n.score > n.previousScore) text = text.replace(':chart_with_downwards_trend:', ':chart_with_upwards_trend:');
+    } else if (n.kind === 'stale') {
+      text = `:hourglass: \`${escapeMrkdwn(n.agentId)}\` evidence is stale: the newest evaluation is ${n.ageDays} days old (${n.newestEvidence}). Its score decays and stale-evidence rules now apply.`;
     } else {
       text = `:rotating_light: \`${escapeMrkdwn(n.agentId)}\` violated pact \`${escapeMrkdwn(n.pactId)}\` (*${escapeMrkdwn(n.severity)}*)${n.description ? `: ${escapeMrkdwn(n.description)}` : ''}${n.evidenceUrl ? ` · evidence: ${escapeMrkdwn(n.evidenceUrl)}` : ''}`;
     }

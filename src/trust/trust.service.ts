@@ -27,11 +27,16 @@ export interface EvaluationRecord {
 }
 
 export const TRUST_NOTICE_JOB = 'trust-notice';
+/** The daily pass: decay, and evidence that became stale (queue `timers`, a job scheduler). */
+export const TRUST_DAILY_JOB = 'trust-daily';
+export const TRUST_DAILY_EVERY_MS = 24 * 3600_000;
+const STALE_AFTER_MS = 30 * 86_400_000;
 
 /** A score move or a pact violation to tell subscribed channels about (queue `notify`). */
 export type TrustNotice =
   | { agentId: string; key: string; kind: 'score'; score: number; tier: string; previousScore: number | null; previousTier: string | null }
-  | { agentId: string; key: string; kind: 'violation'; pactId: string; severity: string; description: string | null; evidenceUrl: string | null };
+  | { agentId: string; key: string; kind: 'violation'; pactId: string; severity: string; description: string | null; evidenceUrl: string | null }
+  | { agentId: string; key: string; kind: 'stale'; newestEvidence: string; ageDays: number };
 
 /** Score moves smaller than this (without a tier change) are not announced. */
 export const SCORE_MOVE_NOTICE_POINTS = 50;
@@ -185,5 +190,42 @@ export class TrustService {
         return { id: p.id, title: p.title, severity: p.severity, lastVerified: date?.toISOString() ?? null, freshness: freshnessOf(date, now) };
       }),
     };
+  }
+
+  /**
+   * Once a day: recompute computed scores (decay moves them as evidence ages) and announce evidence
+   * that has become stale, once per staleness (keyed by the newest evidence time), handing it to the
+   * consequence rules too.
+   */
+  async dailyPass(): Promise<{ rescored: number; stale: number }> {
+    const { db, clock } = this.deps;
+    const now = clock.now();
+    const agents = await db.selectFrom('evaluations').select('agent_id').select((eb) => eb.fn.max('observed_at').as('newest')).groupBy('agent_id').execute();
+    let rescored = 0;
+    let stale = 0;
+    for (const row of agents) {
+      const newest = new Date(row.newest as unknown as string);
+      await db.transaction().execute(async (trx) => {
+        const latest = await trx.selectFrom('trust_scores').select('source').where('agent_id', '=', row.agent_id).orderBy('computed_at', 'desc').orderBy('id', 'desc').executeTakeFirst();
+        if (!latest || latest.source === 'computed') {
+          const before = await trx.selectFrom('trust_scores').select(['id']).where('agent_id', '=', row.agent_id).execute();
+          await this.recompute(trx, row.agent_id, now, 'system:daily');
+          const after = await trx.selectFrom('trust_scores').select(['id']).where('agent_id', '=', row.agent_id).execute();
+          if (after.length > before.length) rescored++;
+        }
+        const age = now.getTime() - newest.getTime();
+        if (age >= STALE_AFTER_MS) {
+          const key = `stale:${row.agent_id}:${newest.toISOString()}`;
+          const seen = await trx.insertInto('inbound_events').values({ id: key, type: 'evidence.stale', agent_id: row.agent_id, received_at: now }).onConflict((oc) => oc.column('id').doNothing()).executeTakeFirst();
+          if (Number(seen.numInsertedOrUpdatedRows ?? 0) === 0) return;
+          stale++;
+          const notice: TrustNotice = { agentId: row.agent_id, key, kind: 'stale', newestEvidence: newest.toISOString(), ageDays: Math.floor(age / 86_400_000) };
+          await addOutboxJob(trx, { queue: QUEUES.notify, jobName: TRUST_NOTICE_JOB, payload: notice }, now);
+          const trigger: TrustTrigger = { kind: 'evidence', eventId: key, ageMs: age };
+          await addOutboxJob(trx, { queue: QUEUES.timers, jobName: CONSEQUENCES_JOB, payload: { agentId: row.agent_id, trigger } }, now);
+        }
+      });
+    }
+    return { rescored, stale };
   }
 }
