@@ -158,25 +158,39 @@ export class SlackNotifier {
       const keys = [...new Set(route.requirements.flatMap((r) => r.people))];
       const users = await this.slackUsersOf(keys, route.people);
       const decided = new Set(view.decisions.map((d) => d.by));
+      // A rate-limited channel must not hold up the others: post everywhere we can, then, if any
+      // channel answered 429, retry the job after the longest Retry-After (posted copies are skipped).
+      let limited: SlackRateLimited | undefined;
+      const attempt = async (work: () => Promise<unknown>) => {
+        try {
+          await work();
+        } catch (err) {
+          if (!(err instanceof SlackRateLimited)) throw err;
+          if (!limited || err.retryAfterSeconds > limited.retryAfterSeconds) limited = err;
+        }
+      };
       if (view.status === 'pending') {
         for (const [, ids] of users) {
           for (const userId of ids) {
             // Posting to a user id delivers to the app's DM with that person.
-            const copy = await this.post(`slack:approval:${requestId}:${userId}`, userId, card);
-            if (flags.remind && !decided.has(`slack:${userId}`)) {
-              const text = `:bell: Reminder: this request is still waiting on you (expires ${view.expiresAt}).`;
-              await this.post(`slack:approval-remind:${requestId}:${userId}`, copy.channel, { text, thread_ts: copy.ts, blocks: [{ type: 'section', text: { type: 'mrkdwn', text } }] });
-            }
+            await attempt(async () => {
+              const copy = await this.post(`slack:approval:${requestId}:${userId}`, userId, card);
+              if (flags.remind && !decided.has(`slack:${userId}`)) {
+                const text = `:bell: Reminder: this request is still waiting on you (expires ${view.expiresAt}).`;
+                await this.post(`slack:approval-remind:${requestId}:${userId}`, copy.channel, { text, thread_ts: copy.ts, blocks: [{ type: 'section', text: { type: 'mrkdwn', text } }] });
+              }
+            });
           }
         }
         const channelName = route.channel ?? (this.deps.policy.channels.approvals ? 'approvals' : null);
         const channel = channelName ? this.deps.policy.channels[channelName]?.slack : undefined;
-        if (channel) await this.post(`slack:approval:${requestId}:channel`, channel, card);
+        if (channel) await attempt(() => this.post(`slack:approval:${requestId}:channel`, channel, card));
       }
       const copies = await this.deps.db.selectFrom('chat_messages').select(['channel', 'ts']).where('key', 'like', `slack:approval:${requestId}:%`).execute();
-      for (const copy of copies) await this.call(() => this.deps.client.chat.update({ channel: copy.channel, ts: copy.ts, ...card }));
+      for (const copy of copies) await attempt(() => this.call(() => this.deps.client.chat.update({ channel: copy.channel, ts: copy.ts, ...card })));
       // Everyone on the route sees the change on their App Home too.
-      for (const ids of users.values()) for (const userId of ids) await this.publishHome(userId);
+      for (const ids of users.values()) for (const userId of ids) await attempt(() => this.publishHome(userId));
+      if (limited) throw limited;
       return 'posted';
     });
   }
