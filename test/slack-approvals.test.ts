@@ -107,6 +107,11 @@ describe('approval cards in Slack', () => {
     await waitFor(() => slack.updates().filter((u) => textOf(u.args).includes('APPROVED') && textOf(u.args).includes(id)).length >= 4, 5000, 'every copy to show APPROVED');
     const final = slack.updates().filter((u) => textOf(u.args).includes('APPROVED') && textOf(u.args).includes(id)).at(-1)!;
     expect(textOf(final.args)).not.toContain('armalo_approve');
+    // The agent's long-poll sees it at once, and its next decision for that transfer is allowed, once.
+    expect((await app.call('GET', `/v1/approval-requests/${id}?wait=5`)).body.status).toBe('approved');
+    const decide = async () => (await app.call('POST', '/v1/decisions', { agentId: 'pay-bot', action: 'payments:transfer', context: { amount: 50_000 } })).body.decision;
+    expect(await decide()).toBe('allow');
+    expect(await decide()).toBe('approval_required');
   });
 
   it('Deny opens a modal that requires a reason; the denial updates every copy', async () => {
