@@ -145,7 +145,7 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
     const approvals = new ApprovalService({ db, clock, policy });
     const agents = new AgentService({ db, clock, publisher, onOutboxWrite: () => relay?.wake(), approvals });
 
-    const trust = new TrustService({ db, clock });
+    const trust = new TrustService({ db, clock, settings: policy.trust });
     const commands = new ChatCommands({ db, clock, agents, policy, approvals, trust });
     const directory = new SlackDirectory({ db, clock, policy });
 

@@ -74,7 +74,14 @@ describe('defaults and normalization', () => {
       routing: [],
       consequences: [],
       channels: {},
+      trust: { tiers: { silver: 500, gold: 750, platinum: 900 }, freshness: { ageingAfterMs: 604_800_000, staleAfterMs: 2_592_000_000 }, scoreMoveOver: 50 },
     });
+  });
+
+  it('trust settings are checked: tiers in order, ageing before stale', () => {
+    expect(() => parsePolicyText('trust:\n  tiers: { silver: 800, gold: 700 }\n')).toThrow(/trust.tiers: expected silver < gold < platinum/);
+    expect(() => parsePolicyText('trust:\n  freshness: { ageingAfter: 40d }\n')).toThrow(/trust.freshness: ageingAfter must be shorter than staleAfter/);
+    expect(parsePolicyText('trust:\n  tiers: { silver: 300 }\n  scoreMoveOver: 10\n').trust).toMatchObject({ tiers: { silver: 300, gold: 750 }, scoreMoveOver: 10 });
   });
 
   it('normalizes the restore list form to the object form', () => {
@@ -294,7 +301,7 @@ describe('the published JSON Schema', () => {
     });
     expect(typeof schema.title).toBe('string');
     expect(typeof schema.description).toBe('string');
-    expect(Object.keys(schema.properties as object)).toEqual(['version', 'roles', 'permissions', 'routing', 'consequences', 'channels']);
+    expect(Object.keys(schema.properties as object)).toEqual(['version', 'roles', 'permissions', 'routing', 'consequences', 'channels', 'trust']);
   });
 });
 

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { cleanRedisPrefix, sampleAgent, startTestApp, testConfig, type TestApp } from './support/app.js';
+import { cleanRedisPrefix, sampleAgent, startTestApp, testConfig, waitFor, type TestApp } from './support/app.js';
 import { createTestDatabase, testPrefix, type TestDatabase } from './support/database.js';
 import { signPayload } from '../src/webhooks/signature.js';
 
@@ -104,5 +104,34 @@ describe('signed Armalo webhooks', () => {
     expect(e.body.status).toBe('applied');
     const unknown = await webhook({ id: 'evt-9', type: 'pact.violated', createdAt: new Date().toISOString(), data: { agentId: 'ghost-bot', pactId: 'x', severity: 'low' } });
     expect(unknown).toMatchObject({ status: 202, body: { status: 'ignored' } });
+  });
+});
+
+describe('a grant with minTier', () => {
+  it('denies below the tier (and before any score), allows at or above it, and follows tier changes', async () => {
+    await app.call('PUT', '/v1/agents/tiered-bot', { ...sampleAgent, grants: [{ scope: 'payments:transfer', constraints: { minTier: 'gold' } }] });
+    const decide = async () => (await app.call('POST', '/v1/decisions', { agentId: 'tiered-bot', action: 'payments:transfer' })).body;
+    const unscored = await decide();
+    expect(unscored).toMatchObject({ decision: 'deny', reasonCodes: ['tier_below_minimum'] });
+    expect(unscored.reasons[0]).toContain('not scored yet');
+    const score = (id: string, value: number) => webhook({ id, type: 'score.changed', createdAt: new Date().toISOString(), data: { agentId: 'tiered-bot', score: value } });
+    await score('tier-1', 800);
+    await waitFor(async () => (await decide()).decision === 'allow', 3000, 'gold to allow');
+    await score('tier-2', 600);
+    await waitFor(async () => (await decide()).decision === 'deny', 3000, 'silver to deny');
+    expect((await decide()).reasons[0]).toContain('the agent is silver');
+  });
+});
+
+describe('trust settings from the policy', () => {
+  it('tier thresholds and freshness thresholds come from the policy', async () => {
+    const { TrustService } = await import('../src/trust/trust.service.js');
+    const { parsePolicyText } = await import('../src/policy/load-policy.js');
+    const { systemClock } = await import('../src/core/clock.js');
+    const settings = parsePolicyText('trust:\n  tiers: { silver: 300, gold: 600, platinum: 950 }\n  freshness: { ageingAfter: 1d, staleAfter: 2d }\n').trust;
+    const trust = new TrustService({ db: app.db, clock: systemClock, settings });
+    expect([trust.tierOf(299), trust.tierOf(650), trust.tierOf(949), trust.tierOf(950)]).toEqual(['bronze', 'gold', 'gold', 'platinum']);
+    // trust-bot's newest evidence is from today: fresh under a 1-day ageing threshold.
+    expect((await trust.scoreOf('trust-bot')).freshness).toBe('fresh');
   });
 });

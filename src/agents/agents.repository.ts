@@ -2,6 +2,7 @@ import { sql } from 'kysely';
 import type { DbOrTrx } from '../db/database.js';
 import type { AgentActionRow, AgentRow, GrantRow } from '../db/schema.js';
 import type { ActiveAction, Agent, GrantConstraints, RestrictingKind, RiskTier, TouchedGrant } from '../domain/agent.js';
+import type { TrustTier } from '../domain/trust-score.js';
 import { deriveStatus } from '../domain/agent.js';
 
 function toAgent(row: AgentRow, grants: GrantRow[], actions: AgentActionRow[]): Agent {
@@ -52,7 +53,7 @@ export async function loadAgents(
   const rows = await q.execute();
   if (rows.length === 0) return [];
   const ids = rows.map((r) => r.id);
-  const [grants, actions] = await Promise.all([
+  const [grants, actions, tiers] = await Promise.all([
     db
       .selectFrom('grants')
       .selectAll()
@@ -68,14 +69,20 @@ export async function loadAgents(
       .where('kind', '!=', 'restore')
       .orderBy('created_at')
       .execute(),
+    // The latest trust tier of each agent (grants may require a minimum tier).
+    sql<{ agent_id: string; tier: string }>`
+      select distinct on (agent_id) agent_id, tier from trust_scores
+      where agent_id in (${sql.join(ids)})
+      order by agent_id, computed_at desc, id desc`.execute(db),
   ]);
-  return rows.map((row) =>
-    toAgent(
+  return rows.map((row) => ({
+    ...toAgent(
       row,
       grants.filter((g) => g.agent_id === row.id),
       actions.filter((a) => a.agent_id === row.id),
     ),
-  );
+    trustTier: (tiers.rows.find((t) => t.agent_id === row.id)?.tier as TrustTier | undefined) ?? null,
+  }));
 }
 
 export async function loadAgent(db: DbOrTrx, id: string, options: { forUpdate?: boolean } = {}): Promise<Agent | undefined> {

@@ -34,6 +34,7 @@ export const constraintsSchema = z
       .max(200)
       .optional()
       .meta({ description: 'Allowed values of `context.recipientDomain`' }),
+    minTier: z.enum(['bronze', 'silver', 'gold', 'platinum']).optional().meta({ description: "The agent's trust tier must be at least this (no score yet counts as below)" }),
   })
   .meta({ description: 'Constraints the decision API enforces. Unknown constraints are refused: we never store one we cannot enforce.' });
 

@@ -1,4 +1,5 @@
 /** The domain's picture of an agent and its permissions, independent of storage and transport. */
+import type { TrustTier } from './trust-score.js';
 
 export const RISK_TIERS = ['low', 'medium', 'high', 'critical'] as const;
 export type RiskTier = (typeof RISK_TIERS)[number];
@@ -19,6 +20,8 @@ export interface GrantConstraints {
   currencies?: string[];
   /** Allowed values of `context.recipientDomain`. */
   recipientDomains?: string[];
+  /** The agent's trust tier must be at least this (an agent with no score yet is below every tier). */
+  minTier?: TrustTier;
 }
 
 export interface Grant {
@@ -59,6 +62,8 @@ export interface Agent {
   grants: Grant[];
   activeActions: ActiveAction[];
   updatedAt: Date;
+  /** The latest trust tier, or null when the agent has no score yet. */
+  trustTier?: TrustTier | null;
 }
 
 export type GrantState = 'active' | 'suspended' | 'revoked' | 'expired';

@@ -1,6 +1,7 @@
 import type { ActiveAction, Agent, Grant } from './agent.js';
 import { grantStatus } from './agent.js';
 import { globMatches } from './scope.js';
+import { TRUST_TIERS } from './trust-score.js';
 
 export type DecisionOutcome = 'allow' | 'deny' | 'approval_required';
 
@@ -15,6 +16,7 @@ export type ReasonCode =
   | 'grant_revoked'
   | 'grant_expired'
   | 'constraint_violated'
+  | 'tier_below_minimum'
   | 'granted'
   | 'approved'
   | 'approval_required';
@@ -117,6 +119,16 @@ export function decide(agent: Agent | undefined, request: DecisionRequest, now: 
     if (status.state === 'expired') {
       reasons.push({ code: 'grant_expired', message: `grant ${grant.scope} expired at ${grant.expiresAt?.toISOString()}` });
       continue;
+    }
+    if (grant.constraints.minTier) {
+      const have = agent.trustTier ?? null;
+      if (!have || TRUST_TIERS.indexOf(have) < TRUST_TIERS.indexOf(grant.constraints.minTier)) {
+        reasons.push({
+          code: 'tier_below_minimum',
+          message: `grant ${grant.scope} needs trust tier ${grant.constraints.minTier} or better; the agent is ${have ?? 'not scored yet'}`,
+        });
+        continue;
+      }
     }
     const violations = constraintViolations(grant, request.context);
     if (violations.length) {

@@ -381,6 +381,42 @@ export function countDistinctPeople(members: readonly { email?: string | undefin
   return new Set(members.map((_, index) => find(index))).size;
 }
 
+const tierScore = z
+  .number({ error: 'expected a score (1-1000)' })
+  .int({ error: 'expected a whole score (1-1000)' })
+  .min(1, { error: 'expected a score (1-1000)' })
+  .max(1000, { error: 'expected a score (1-1000)' });
+
+const trustSettingsSchema = strictObject({
+  tiers: strictObject({
+    silver: tierScore.default(500).describe('Lowest score of silver. Default 500.'),
+    gold: tierScore.default(750).describe('Lowest score of gold. Default 750.'),
+    platinum: tierScore.default(900).describe('Lowest score of platinum. Default 900.'),
+  })
+    .prefault({})
+    .superRefine((t, ctx) => {
+      if (!(t.silver < t.gold && t.gold < t.platinum)) ctx.addIssue({ code: 'custom', message: `expected silver < gold < platinum, got ${t.silver}, ${t.gold}, ${t.platinum}`, path: [] });
+    })
+    .describe('Tier thresholds: the lowest score of each tier above bronze.'),
+  freshness: strictObject({
+    ageingAfter: durationSchema.optional().describe('Evidence older than this is ageing. Default 7d.'),
+    staleAfter: durationSchema.optional().describe('Evidence older than this is stale. Default 30d.'),
+  })
+    .prefault({})
+    .transform((f) => ({ ageingAfterMs: f.ageingAfter?.ms ?? 7 * 86_400_000, staleAfterMs: f.staleAfter?.ms ?? 30 * 86_400_000 }))
+    .superRefine((f, ctx) => {
+      if (f.ageingAfterMs >= f.staleAfterMs) ctx.addIssue({ code: 'custom', message: 'ageingAfter must be shorter than staleAfter', path: [] });
+    })
+    .describe('Evidence freshness thresholds.'),
+  scoreMoveOver: z
+    .number({ error: 'expected a number of points (1-1000)' })
+    .int({ error: 'expected a whole number of points' })
+    .min(1, { error: 'expected a number of points (1-1000)' })
+    .max(1000, { error: 'expected a number of points (1-1000)' })
+    .default(50)
+    .describe('Score moves larger than this (without a tier change) are announced. Default 50.'),
+}).describe('Trust Score settings.');
+
 export const policySchema = strictObject({
   version: z.literal(1, { error: 'expected 1 (the only policy format version so far)' }).optional().describe('Policy format version. Optional; 1.'),
   roles: z.record(roleNameSchema, roleSchema, { error: 'expected a mapping of role name to { members }' }).default({}).describe('Roles by name.'),
@@ -399,6 +435,7 @@ export const policySchema = strictObject({
     .record(channelNameSchema, channelSchema, { error: 'expected a mapping of channel name to { slack, teams }' })
     .default({})
     .describe('Channels by name; "incidents", "scores" and "approvals" are the well-known names.'),
+  trust: trustSettingsSchema.prefault({}),
 }).superRefine((policy, ctx) => {
   const roleNames = Object.keys(policy.roles);
   const known = roleNames.length > 0 ? `known roles: ${roleNames.join(', ')}` : 'no roles are defined';

@@ -12,7 +12,7 @@ import { CANCEL_ACTION, CONFIRM_ACTION, escapeMrkdwn, type Block } from './reply
 import type { ApprovalService } from '../approvals/approvals.service.js';
 import { approvalCard } from './approval.blocks.js';
 import { homeView } from './home.blocks.js';
-import { SCORE_MOVE_NOTICE_POINTS, type TrustNotice } from '../trust/trust.service.js';
+import type { TrustNotice } from '../trust/trust.service.js';
 
 /** Slack answered 429: the job should wait this long without counting an attempt. */
 export class SlackRateLimited extends Error {
@@ -207,13 +207,13 @@ export class SlackNotifier {
   }
 
   /**
-   * Tier changes, score moves over SCORE_MOVE_NOTICE_POINTS and pact violations, to the policy's
+   * Tier changes, score moves over the policy's `trust.scoreMoveOver` and pact violations, to the policy's
    * scores channel and every Slack channel subscribed to this agent (or to every agent) for scores.
    */
   async trustNotice(n: TrustNotice): Promise<NoticeOutcome> {
     if (n.kind === 'score') {
       const moved = n.previousScore === null ? 0 : Math.abs(n.score - n.previousScore);
-      if (n.tier === n.previousTier && moved <= SCORE_MOVE_NOTICE_POINTS) return 'no_channel';
+      if (n.tier === n.previousTier && moved <= this.deps.policy.trust.scoreMoveOver) return 'no_channel';
     }
     const subs = await this.deps.db.selectFrom('subscriptions').select(['channel', 'kinds']).where('platform', '=', 'slack').where('agent_pattern', 'in', [n.agentId, '*']).execute();
     const channels = new Set(subs.filter((s) => s.kinds.includes('scores')).map((s) => s.channel));

@@ -1,3 +1,4 @@
+import { sql } from 'kysely';
 import type { Db, DbOrTrx } from '../db/database.js';
 import type { Clock } from '../core/clock.js';
 import { appendAudit } from '../audit/audit.repository.js';
@@ -5,7 +6,8 @@ import { addOutboxJob, emitEvent, QUEUES } from '../outbox/outbox.repository.js'
 import type { TrustTrigger } from '../domain/consequences.js';
 import { CONSEQUENCES_JOB } from './consequences.service.js';
 import { notFound } from '../domain/errors.js';
-import { computeScore, freshnessOf, type Freshness, type TrustTier } from '../domain/trust-score.js';
+import { computeScore, DEFAULT_TIER_THRESHOLDS, freshnessOf, tierOf, type Freshness, type TrustTier } from '../domain/trust-score.js';
+import type { Policy } from '../policy/policy.schema.js';
 
 export interface PactInput {
   id: string;
@@ -30,7 +32,6 @@ export const TRUST_NOTICE_JOB = 'trust-notice';
 /** The daily pass: decay, and evidence that became stale (queue `timers`, a job scheduler). */
 export const TRUST_DAILY_JOB = 'trust-daily';
 export const TRUST_DAILY_EVERY_MS = 24 * 3600_000;
-const STALE_AFTER_MS = 30 * 86_400_000;
 
 /** A score move or a pact violation to tell subscribed channels about (queue `notify`). */
 export type TrustNotice =
@@ -38,8 +39,6 @@ export type TrustNotice =
   | { agentId: string; key: string; kind: 'violation'; pactId: string; severity: string; description: string | null; evidenceUrl: string | null }
   | { agentId: string; key: string; kind: 'stale'; newestEvidence: string; ageDays: number };
 
-/** Score moves smaller than this (without a tier change) are not announced. */
-export const SCORE_MOVE_NOTICE_POINTS = 50;
 
 export interface ScoreView {
   agentId: string;
@@ -61,7 +60,20 @@ async function agentExists(db: DbOrTrx, agentId: string): Promise<void> {
 
 /** Pacts, evaluation evidence and the Score. Every change is audited and emitted as an event. */
 export class TrustService {
-  constructor(private readonly deps: { db: Db; clock: Clock }) {}
+  constructor(private readonly deps: { db: Db; clock: Clock; settings?: Policy['trust'] }) {}
+
+  private get thresholds() {
+    return this.deps.settings?.tiers ?? DEFAULT_TIER_THRESHOLDS;
+  }
+
+  private get freshness() {
+    return this.deps.settings?.freshness ?? { ageingAfterMs: 7 * 86_400_000, staleAfterMs: 30 * 86_400_000 };
+  }
+
+  /** The tier of a score under the policy's thresholds. */
+  tierOf(score: number): TrustTier {
+    return tierOf(score, this.thresholds);
+  }
 
   async savePact(agentId: string, pact: PactInput, actor: string): Promise<{ created: boolean }> {
     const { db, clock } = this.deps;
@@ -138,7 +150,7 @@ export class TrustService {
   /** Stores a new computed score when it differs from the latest one (history stays exact). */
   async recompute(trx: DbOrTrx, agentId: string, now: Date, actor: string): Promise<void> {
     const evals = await trx.selectFrom('evaluations').select(['dimension', 'passed', 'score', 'observed_at']).where('agent_id', '=', agentId).execute();
-    const result = computeScore(evals.map((e) => ({ dimension: e.dimension, passed: e.passed, score: e.score, observedAt: e.observed_at })), now);
+    const result = computeScore(evals.map((e) => ({ dimension: e.dimension, passed: e.passed, score: e.score, observedAt: e.observed_at })), now, { thresholds: this.thresholds });
     if (result.score === null || result.tier === null) return;
     await this.storeScore(trx, agentId, result.score, result.tier, 'computed', { raw: result.raw, decay: result.decay, dimensions: result.dimensions, evaluationsCounted: result.evaluationsCounted }, now, actor);
   }
@@ -148,6 +160,9 @@ export class TrustService {
     const latest = await trx.selectFrom('trust_scores').select(['score', 'tier']).where('agent_id', '=', agentId).orderBy('computed_at', 'desc').orderBy('id', 'desc').executeTakeFirst();
     if (latest && latest.score === score && latest.tier === tier) return false;
     const row = await trx.insertInto('trust_scores').values({ agent_id: agentId, score, tier, source, inputs: JSON.stringify(inputs), computed_at: now }).returning('id').executeTakeFirstOrThrow();
+    // A new tier can change decisions (grants with minTier): bump the agent's permission version so
+    // every replica's view reloads it (through its version poll, within a heartbeat).
+    await sql`update agents set version = nextval('permission_version_seq') where id = ${agentId}`.execute(trx);
     const payload = { score, tier, previousScore: latest?.score ?? null, previousTier: latest?.tier ?? null, source };
     await appendAudit(trx, { actor, action: 'trust.score_changed', subject: agentId, payload, at: now });
     await emitEvent(trx, 'trust.score_changed', { agentId, ...payload }, now);
@@ -183,11 +198,11 @@ export class TrustService {
       computedAt: latest?.computed_at.toISOString() ?? null,
       trend: history.map((h) => ({ at: h.computed_at.toISOString(), score: h.score })),
       newestEvidence: newestAt?.toISOString() ?? null,
-      freshness: freshnessOf(newestAt, now),
+      freshness: freshnessOf(newestAt, now, this.freshness),
       pacts: pacts.map((p) => {
         const at = lastByPact.find((l) => l.pact_id === p.id)?.at;
         const date = at ? new Date(at as unknown as string) : null;
-        return { id: p.id, title: p.title, severity: p.severity, lastVerified: date?.toISOString() ?? null, freshness: freshnessOf(date, now) };
+        return { id: p.id, title: p.title, severity: p.severity, lastVerified: date?.toISOString() ?? null, freshness: freshnessOf(date, now, this.freshness) };
       }),
     };
   }
@@ -214,7 +229,7 @@ export class TrustService {
           if (after.length > before.length) rescored++;
         }
         const age = now.getTime() - newest.getTime();
-        if (age >= STALE_AFTER_MS) {
+        if (age >= this.freshness.staleAfterMs) {
           const key = `stale:${row.agent_id}:${newest.toISOString()}`;
           const seen = await trx.insertInto('inbound_events').values({ id: key, type: 'evidence.stale', agent_id: row.agent_id, received_at: now }).onConflict((oc) => oc.column('id').doNothing()).executeTakeFirst();
           if (Number(seen.numInsertedOrUpdatedRows ?? 0) === 0) return;

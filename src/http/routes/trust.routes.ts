@@ -4,7 +4,6 @@ import type { TrustService } from '../../trust/trust.service.js';
 import { agentIdSchema, evaluationInputSchema, inboundEventSchema, pactInputSchema } from '../../api/schemas.js';
 import { CodedError, ErrorCode } from '../../domain/errors.js';
 import { SIGNATURE_HEADER, verifySignature } from '../../webhooks/signature.js';
-import { tierOf } from '../../domain/trust-score.js';
 import { HttpError, parseJsonText } from '../body.js';
 import type { Router } from '../router.js';
 import { parseInput } from '../validate.js';
@@ -82,7 +81,7 @@ export function addTrustRoutes(router: Router, deps: { db: Db; clock: Clock; tru
         switch (event.type) {
           case 'score.changed':
           case 'score.tier_changed': {
-            const tier = event.data.tier ?? tierOf(event.data.score);
+            const tier = event.data.tier ?? trust.tierOf(event.data.score);
             await trust.storeScore(trx, agent.id, event.data.score, tier, 'external', { eventId: event.id, type: event.type }, now, actor);
             break;
           }
