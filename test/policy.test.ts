@@ -74,7 +74,7 @@ describe('defaults and normalization', () => {
       routing: [],
       consequences: [],
       channels: {},
-      trust: { tiers: { silver: 500, gold: 750, platinum: 900 }, freshness: { ageingAfterMs: 604_800_000, staleAfterMs: 2_592_000_000 }, scoreMoveOver: 50 },
+      trust: { tiers: { silver: 500, gold: 750, platinum: 900 }, freshness: { ageingAfterMs: 604_800_000, staleAfterMs: 2_592_000_000 }, weights: {}, scoreMoveOver: 50 },
     });
   });
 

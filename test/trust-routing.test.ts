@@ -19,6 +19,10 @@ routing:
   - id: low-trust-mail
     match: { action: "mail:send", tierBelow: silver }
     approvers: [ciso]
+  - id: refunds
+    match: { action: "payments:refund" }
+    approvers: [ciso]
+    minTier: gold
 `;
 let database: TestDatabase;
 let app: TestApp;
@@ -74,5 +78,14 @@ describe('trust-aware routing', () => {
     const d = (await app.call('POST', '/v1/decisions', { agentId: 'stale-bot', action: 'mail:send' })).body;
     expect(d.decision).toBe('approval_required');
     expect(d.reasons[0]).toContain('low-trust-mail');
+    expect(d.reasons[0]).toContain('tier bronze below silver');
+  });
+
+  it('minTier on a routing rule: below it the rule requires approval, at or above it the grant alone allows', async () => {
+    const low = (await app.call('POST', '/v1/decisions', { agentId: 'stale-bot', action: 'payments:refund' })).body;
+    expect(low.decision).toBe('approval_required');
+    expect(low.reasons[0]).toContain('refunds');
+    expect(low.reasons[0]).toContain('tier bronze below gold');
+    expect((await app.call('POST', '/v1/decisions', { agentId: 'fresh-bot', action: 'payments:refund' })).body.decision).toBe('allow');
   });
 });

@@ -128,7 +128,8 @@ describe('trust settings from the policy', () => {
     const { TrustService } = await import('../src/trust/trust.service.js');
     const { parsePolicyText } = await import('../src/policy/load-policy.js');
     const { systemClock } = await import('../src/core/clock.js');
-    const settings = parsePolicyText('trust:\n  tiers: { silver: 300, gold: 600, platinum: 950 }\n  freshness: { ageingAfter: 1d, staleAfter: 2d }\n').trust;
+    const settings = parsePolicyText('trust:\n  tiers: { silver: 300, gold: 600, platinum: 950 }\n  freshness: { ageingAfter: 1d, staleAfter: 2d }\n  weights: { safety: 3 }\n').trust;
+    expect(settings.weights).toEqual({ safety: 3 });
     const trust = new TrustService({ db: app.db, clock: systemClock, settings });
     expect([trust.tierOf(299), trust.tierOf(650), trust.tierOf(949), trust.tierOf(950)]).toEqual(['bronze', 'gold', 'gold', 'platinum']);
     // trust-bot's newest evidence is from today: fresh under a 1-day ageing threshold.

@@ -4,7 +4,7 @@ import type { ApprovalStatus } from '../db/schema.js';
 import type { Clock } from '../core/clock.js';
 import { loadAgent } from '../agents/agents.repository.js';
 import { appendAudit } from '../audit/audit.repository.js';
-import { computeRoute, escalate, isApproved, isPerson, isReachable, policyPeople, ruleMatches, type Person, type RouteSnapshot } from '../domain/approval-route.js';
+import { computeRoute, escalate, isApproved, isPerson, isReachable, matchReasons, policyPeople, ruleMatches, type Person, type RouteSnapshot } from '../domain/approval-route.js';
 import { conflict, CodedError, ErrorCode, notFound } from '../domain/errors.js';
 import type { EventType } from '../domain/events.js';
 import { addOutboxJob, emitEvent, QUEUES } from '../outbox/outbox.repository.js';
@@ -95,9 +95,10 @@ export class ApprovalService {
   }
 
   /** The id of the routing rule that puts this action under approval, or null (no people are resolved). */
-  async ruleRequiring(agent: { id: string; riskTier: Parameters<typeof computeRoute>[1]['riskTier'] }, action: string, context: Record<string, unknown>): Promise<string | null> {
+  async ruleRequiring(agent: { id: string; riskTier: Parameters<typeof computeRoute>[1]['riskTier'] }, action: string, context: Record<string, unknown>): Promise<{ id: string; why: string[] } | null> {
     const input = { action, context, riskTier: agent.riskTier, ...(await this.trustState(agent.id)) };
-    return this.deps.policy.routing.find((r) => r.approvers.length > 0 && ruleMatches(r.match, input))?.id ?? null;
+    const rule = this.deps.policy.routing.find((r) => r.approvers.length > 0 && ruleMatches(r.match, input));
+    return rule ? { id: rule.id, why: matchReasons(rule.match, input) } : null;
   }
 
   /** The route a request would take, or null. */

@@ -224,6 +224,10 @@ const routingRuleSchema = strictObject({
     .optional()
     .describe('How long an approval allows the action again. Default: once (the first allowed decision uses it up).'),
   channel: channelNameSchema.optional().describe('Name of an entry in `channels` where the approval card is also posted.'),
+  minTier: z
+    .enum(TRUST_TIERS, { error: `expected one of ${TRUST_TIERS.join(', ')}` })
+    .optional()
+    .describe('The rule applies only to agents whose trust tier is below this (or unscored): the same as match.tierBelow.'),
 })
   .superRefine((rule, ctx) => {
     if (!rule.approvers && !rule.addApprovers) {
@@ -260,9 +264,11 @@ const routingRuleSchema = strictObject({
       }
     }
   }, whenValid)
-  .transform(({ id, approvers, addApprovers, quorum, escalateTo, ...rest }) => ({
+  .transform(({ id, approvers, addApprovers, quorum, escalateTo, minTier, ...rest }) => ({
     id,
     ...rest,
+    // minTier is a rule-level way to write match.tierBelow; the stricter of the two wins.
+    match: minTier && (!rest.match.tierBelow || TRUST_TIERS.indexOf(minTier) > TRUST_TIERS.indexOf(rest.match.tierBelow)) ? { ...rest.match, tierBelow: minTier } : rest.match,
     approvers: approvers ?? [],
     addApprovers: addApprovers ?? [],
     quorum: quorum ?? 1,
@@ -408,6 +414,10 @@ const trustSettingsSchema = strictObject({
       if (f.ageingAfterMs >= f.staleAfterMs) ctx.addIssue({ code: 'custom', message: 'ageingAfter must be shorter than staleAfter', path: [] });
     })
     .describe('Evidence freshness thresholds.'),
+  weights: z
+    .record(z.string().regex(/^[a-z0-9][a-z0-9_.-]{0,63}$/, { error: 'expected a dimension name such as safety' }), z.number({ error: 'expected a weight' }).positive({ error: 'expected a positive weight' }).max(100, { error: 'expected a weight of at most 100' }))
+    .default({})
+    .describe('Weight of each evaluation dimension in the Score. Unlisted dimensions weigh 1.'),
   scoreMoveOver: z
     .number({ error: 'expected a number of points (1-1000)' })
     .int({ error: 'expected a whole number of points' })

@@ -150,7 +150,7 @@ export class TrustService {
   /** Stores a new computed score when it differs from the latest one (history stays exact). */
   async recompute(trx: DbOrTrx, agentId: string, now: Date, actor: string): Promise<void> {
     const evals = await trx.selectFrom('evaluations').select(['dimension', 'passed', 'score', 'observed_at']).where('agent_id', '=', agentId).execute();
-    const result = computeScore(evals.map((e) => ({ dimension: e.dimension, passed: e.passed, score: e.score, observedAt: e.observed_at })), now, { thresholds: this.thresholds });
+    const result = computeScore(evals.map((e) => ({ dimension: e.dimension, passed: e.passed, score: e.score, observedAt: e.observed_at })), now, { thresholds: this.thresholds, weights: this.deps.settings?.weights });
     if (result.score === null || result.tier === null) return;
     await this.storeScore(trx, agentId, result.score, result.tier, 'computed', { raw: result.raw, decay: result.decay, dimensions: result.dimensions, evaluationsCounted: result.evaluationsCounted }, now, actor);
   }

@@ -75,13 +75,18 @@ export function addDecisionRoutes(router: Router, deps: { view: PermissionView; 
         if (!rule) return answer(result, status);
         const used = await approvals.useApproval(agent.id, input.action, input.context);
         if (used) {
-          return answer({ ...result, reasons: [...result.reasons, { code: 'approved', message: `approved by request ${used} (rule ${rule})` }] }, status, used);
+          return answer({ ...result, reasons: [...result.reasons, { code: 'approved', message: `approved by request ${used} (rule ${rule.id})` }] }, status, used);
         }
         const pending = await approvals.pendingFor(agent.id, input.action);
         return answer(
           {
             decision: 'approval_required',
-            reasons: [{ code: 'approval_required', message: `${input.action} needs approval under routing rule ${rule}${pending ? `; request ${pending} is pending` : '; create one with POST /v1/approval-requests'}` }],
+            reasons: [
+              {
+                code: 'approval_required',
+                message: `${input.action} needs approval under routing rule ${rule.id} (${rule.why.join(', ')})${pending ? `; request ${pending} is pending` : '; create one with POST /v1/approval-requests'}`,
+              },
+            ],
           },
           status,
           pending,
