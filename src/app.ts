@@ -36,6 +36,7 @@ import { createSlackAdapter, type SlackAdapter } from './slack/slack-app.js';
 import { SlackDirectory, SLACK_HOME_JOB } from './slack/slack-directory.js';
 import { SlackNotifier } from './slack/slack-notifier.js';
 import { createSlackWebClient } from './slack/slack-web.js';
+import { createTeamsAdapter } from './teams/teams-app.js';
 
 /** Raised when the process must not start (unmigrated database, bad policy): the message says why. */
 export class StartupError extends Error {
@@ -208,6 +209,8 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
           },
         }) : undefined;
     if (slack?.route) router.add(slack.route);
+    const teams = web ? createTeamsAdapter({ config, db, clock, commands, logger }) : undefined;
+    if (teams) router.add(teams.route);
     if (slack) {
       await slack.start();
       cleanups.push(() => slack.stop());

@@ -218,6 +218,14 @@ export interface SubscriptionsTable {
   created_at: Timestamp;
 }
 
+export interface TeamsConversationsTable {
+  conversation_id: string;
+  kind: string;
+  reference: Json<Record<string, unknown>>;
+  aad_object_id: string | null;
+  updated_at: Timestamp;
+}
+
 export interface Database {
   agents: AgentsTable;
   grants: GrantsTable;
@@ -237,6 +245,7 @@ export interface Database {
   trust_scores: TrustScoresTable;
   inbound_events: InboundEventsTable;
   subscriptions: SubscriptionsTable;
+  teams_conversations: TeamsConversationsTable;
 }
 
 export type AgentRow = Selectable<AgentsTable>;

@@ -1,0 +1,125 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { Application, TeamsAdapter, type TurnState } from '@microsoft/teams-ai';
+import { ActivityTypes, MemoryStorage, TurnContext, type ConversationReference } from 'botbuilder';
+import type { Config } from '../config/env.js';
+import type { Db } from '../db/database.js';
+import type { Clock } from '../core/clock.js';
+import type { ChatCommands } from '../chat/chat-commands.js';
+import { errorReply } from '../chat/reply.js';
+import type { Route } from '../http/router.js';
+import type { Logger } from '../observability/logger.js';
+import { readRawBody } from '../http/body.js';
+import { cardAttachment, replyCard } from './reply.card.js';
+
+export const TEAMS_MESSAGES_PATH = '/api/messages';
+
+export interface TeamsHandle {
+  route: Route;
+  adapter: TeamsAdapter;
+  /** The bot's app id ('' in development mode without authentication). */
+  appId: string;
+}
+
+/** Stores where the bot can speak later: personal chats, group chats and channels it has seen. */
+export async function rememberConversation(db: Db, clock: Clock, context: TurnContext): Promise<void> {
+  const a = context.activity;
+  if (!a.conversation?.id || !a.serviceUrl) return;
+  const reference = TurnContext.getConversationReference(a);
+  const kind = a.conversation.conversationType ?? 'personal';
+  await db
+    .insertInto('teams_conversations')
+    .values({ conversation_id: a.conversation.id, kind, reference: JSON.stringify(reference), aad_object_id: kind === 'personal' ? (a.from?.aadObjectId ?? null) : null, updated_at: clock.now() })
+    .onConflict((oc) => oc.column('conversation_id').doUpdateSet({ reference: JSON.stringify(reference), updated_at: clock.now() }))
+    .execute();
+}
+
+export async function conversationReference(db: Db, conversationId: string): Promise<Partial<ConversationReference> | undefined> {
+  const row = await db.selectFrom('teams_conversations').select('reference').where('conversation_id', '=', conversationId).executeTakeFirst();
+  return row?.reference as Partial<ConversationReference> | undefined;
+}
+
+/**
+ * The Teams adapter (teams-ai v1 over botbuilder), behind our own seam: the rest of the code sees
+ * ChatCommands and the neutral reply model, never a Teams type, so moving to teams v2 touches this
+ * folder only. With TEAMS_APP_ID and TEAMS_APP_PASSWORD every inbound activity's Bot Framework token
+ * is validated by botbuilder; without them the endpoint is off unless TEAMS_DEV_UNAUTHENTICATED=1.
+ */
+export function createTeamsAdapter(deps: { config: Config; db: Db; clock: Clock; commands: ChatCommands; logger: Logger }): TeamsHandle | undefined {
+  const { config, db, clock, commands, logger } = deps;
+  const { appId, appPassword, tenantId, devUnauthenticated } = config.teams;
+  if (!(appId && appPassword) && !devUnauthenticated) {
+    logger.info('Teams is disabled: set TEAMS_APP_ID and TEAMS_APP_PASSWORD (or TEAMS_DEV_UNAUTHENTICATED=1 for local development)');
+    return undefined;
+  }
+  if (!(appId && appPassword)) {
+    logger.warn('TEAMS_DEV_UNAUTHENTICATED=1: /api/messages accepts activities WITHOUT Bot Framework authentication. Local development and tests only.');
+  }
+  const adapter = new TeamsAdapter(
+    appId && appPassword
+      ? { MicrosoftAppId: appId, MicrosoftAppPassword: appPassword, MicrosoftAppTenantId: tenantId, MicrosoftAppType: tenantId ? 'SingleTenant' : 'MultiTenant' }
+      : {},
+  );
+  adapter.onTurnError = async (context, err) => {
+    const id = Math.random().toString(36).slice(2, 10);
+    logger.error({ err, errorId: id }, 'Teams turn failed');
+    await context.sendActivity({ attachments: [cardAttachment(replyCard(errorReply(`Something went wrong on our side (error ${id}).`)))] }).catch(() => undefined);
+  };
+  const app = new Application<TurnState>({ adapter, storage: new MemoryStorage(), removeRecipientMention: true, startTypingTimer: false, longRunningMessages: false });
+
+  app.conversationUpdate('membersAdded', async (context) => {
+    await rememberConversation(db, clock, context);
+  });
+  app.activity(ActivityTypes.InstallationUpdate, async (context) => {
+    await rememberConversation(db, clock, context);
+  });
+  app.activity(ActivityTypes.Message, async (context) => {
+    await rememberConversation(db, clock, context);
+    const a = context.activity;
+    const text = (a.text ?? '').replace(/<at>[^<]*<\/at>/g, '').trim();
+    const who = { platform: 'teams' as const, userId: (a.from?.aadObjectId ?? a.from?.id ?? '').toLowerCase(), emails: [] as string[] };
+    // The activity id is unique per message: a redelivered message is answered, not applied again.
+    const reply = await commands.handle(who, text, { idempotencyKey: `teams:${a.conversation?.id}:${a.id}`, channel: a.conversation?.id });
+    await context.sendActivity({ attachments: [cardAttachment(replyCard(reply))] });
+  });
+
+  const raw = (req: IncomingMessage, res: ServerResponse) => {
+    void (async () => {
+      let body: Record<string, unknown>;
+      try {
+        body = JSON.parse(await readRawBody(req)) as Record<string, unknown>;
+      } catch {
+        res.writeHead(400, { 'content-type': 'application/json' }).end(JSON.stringify({ error: { code: 'invalid_input', message: 'expected a Bot Framework activity as JSON' } }));
+        return;
+      }
+      // botbuilder expects Express-style req/res; this is the thin shim it needs.
+      const shimRes = {
+        socket: req.socket,
+        status(code: number) {
+          res.statusCode = code;
+          return shimRes;
+        },
+        header(name: string, value: unknown) {
+          res.setHeader(name, String(value));
+          return shimRes;
+        },
+        send(payload?: unknown) {
+          if (payload !== undefined && !res.headersSent && typeof payload !== 'string' && !Buffer.isBuffer(payload)) res.setHeader('content-type', 'application/json');
+          res.end(payload === undefined ? undefined : typeof payload === 'string' || Buffer.isBuffer(payload) ? payload : JSON.stringify(payload));
+          return shimRes;
+        },
+        end(...args: unknown[]) {
+          res.end(...(args as []));
+          return shimRes;
+        },
+      };
+      try {
+        await adapter.process({ body, headers: req.headers as Record<string, string | string[] | undefined>, method: req.method }, shimRes, (context) => app.run(context).then(() => undefined));
+      } catch (err) {
+        logger.warn({ err: (err as Error).message }, 'Teams activity refused');
+        if (!res.headersSent) res.writeHead(401, { 'content-type': 'application/json' }).end(JSON.stringify({ error: { code: 'unauthorized', message: 'activity refused' } }));
+      }
+    })();
+  };
+
+  return { route: { method: 'POST', path: TEAMS_MESSAGES_PATH, auth: false, raw }, adapter, appId: appId ?? '' };
+}
