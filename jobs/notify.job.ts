@@ -9,6 +9,7 @@ import { SlackRateLimited } from '../src/slack/slack-notifier.js';
 import type { SlackDirectory } from '../src/slack/slack-directory.js';
 import { SLACK_DIRECTORY_JOB, SLACK_HOME_JOB } from '../src/slack/slack-directory.js';
 import type { WebClient } from '@slack/web-api';
+import { TeamsThrottled, type TeamsNotifier } from '../src/teams/teams-notifier.js';
 
 const incidentUpdatePayload = z.object({ incidentId: z.uuid(), actionId: z.uuid(), event: z.enum(['action', 'expired']) });
 const confirmationPayload = z.object({ confirmationId: z.uuid() });
@@ -22,6 +23,7 @@ const approvalCardsPayload = z.object({ requestId: z.uuid(), remind: z.boolean()
 
 export interface NotifyDeps {
   slack?: { notifier: SlackNotifier; directory: SlackDirectory; client: WebClient };
+  teams?: { notifier: TeamsNotifier };
 }
 
 /**
@@ -30,15 +32,20 @@ export interface NotifyDeps {
  * never holds a worker slot that other channels need.
  */
 export async function notify(job: Job, token: string | undefined, deps: NotifyDeps): Promise<string> {
-  if (!deps.slack) return 'no_platform';
-  const { notifier, directory, client } = deps.slack;
   try {
+    if (job.name === INCIDENT_UPDATE_JOB) {
+      const p = incidentUpdatePayload.safeParse(job.data);
+      if (!p.success) throw new UnrecoverableError('malformed incident-update payload');
+      // Each platform's posts are remembered by key, so a retry after one platform failed does
+      // not post again on the other.
+      const outcomes = [];
+      if (deps.slack) outcomes.push(`slack ${await deps.slack.notifier.incidentUpdate(p.data)}`);
+      if (deps.teams) outcomes.push(`teams ${await deps.teams.notifier.incidentUpdate(p.data)}`);
+      return outcomes.join(', ') || 'no_platform';
+    }
+    if (!deps.slack) return 'no_platform';
+    const { notifier, directory, client } = deps.slack;
     switch (job.name) {
-      case INCIDENT_UPDATE_JOB: {
-        const p = incidentUpdatePayload.safeParse(job.data);
-        if (!p.success) throw new UnrecoverableError('malformed incident-update payload');
-        return await notifier.incidentUpdate(p.data);
-      }
       case CONFIRMATION_REQUEST_JOB: {
         const p = confirmationPayload.safeParse(job.data);
         if (!p.success) throw new UnrecoverableError('malformed confirmation-request payload');
@@ -68,7 +75,7 @@ export async function notify(job: Job, token: string | undefined, deps: NotifyDe
         throw new UnrecoverableError(`unknown notify job ${job.name}`);
     }
   } catch (err) {
-    if (err instanceof SlackRateLimited && token) {
+    if ((err instanceof SlackRateLimited || err instanceof TeamsThrottled) && token) {
       await job.moveToDelayed(Date.now() + err.retryAfterSeconds * 1000, token);
       throw new DelayedError();
     }

@@ -36,7 +36,8 @@ import { createSlackAdapter, type SlackAdapter } from './slack/slack-app.js';
 import { SlackDirectory, SLACK_HOME_JOB } from './slack/slack-directory.js';
 import { SlackNotifier } from './slack/slack-notifier.js';
 import { createSlackWebClient } from './slack/slack-web.js';
-import { createTeamsAdapter } from './teams/teams-app.js';
+import { createBotAdapter, createTeamsAdapter, teamsEnabled } from './teams/teams-app.js';
+import { TeamsNotifier } from './teams/teams-notifier.js';
 
 /** Raised when the process must not start (unmigrated database, bad policy): the message says why. */
 export class StartupError extends Error {
@@ -171,6 +172,9 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
         const client = createSlackWebClient(config.slack.botToken, config.slack.apiUrl);
         notify.slack = { client, directory, notifier: new SlackNotifier({ db, client, policy, clock, approvals }) };
         if (!policy.channels.incidents?.slack) logger.warn('the policy names no Slack incidents channel (channels.incidents.slack): incident notices are not posted');
+      }
+      if (teamsEnabled(config)) {
+        notify.teams = { notifier: new TeamsNotifier({ db, clock, policy, adapter: createBotAdapter(config), appId: config.teams.appId ?? '' }) };
       }
       workers = await startWorkers({
         notify,

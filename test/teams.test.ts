@@ -11,6 +11,7 @@ roles:
   security-oncall: { members: [{ teams: ${ONCALL} }, { slack: U0ONCALL2 }] }
 permissions:
   contain: [security-oncall]
+  narrow: [security-oncall]
   restore: [security-oncall]
 channels:
   incidents: { teams: "19:incidents@thread.tacv2" }
@@ -72,3 +73,44 @@ describe('Teams: the same commands as messages to the bot', () => {
     expect(res.status).toBe(400);
   });
 });
+
+describe('Teams incident notices', () => {
+  const CHANNEL = '19:incidents@thread.tacv2';
+
+  it('once the bot is in the incidents channel, a contain posts a notice there, later steps go to its thread and it is updated in place', async () => {
+    // The bot is added to the team: Teams sends a conversationUpdate from the channel.
+    const install = {
+      type: 'conversationUpdate',
+      id: `cu-${Date.now()}`,
+      serviceUrl: connector.url,
+      channelId: 'msteams',
+      from: { id: '29:admin', aadObjectId: ONCALL },
+      conversation: { id: CHANNEL, conversationType: 'channel', isGroup: true, tenantId: 'tenant-1' },
+      recipient: { id: '28:armalo-bot', name: 'Armalo' },
+      membersAdded: [{ id: '28:armalo-bot' }],
+      channelData: { team: { id: '19:team@thread.tacv2' }, channel: { id: CHANNEL }, tenant: { id: 'tenant-1' } },
+    };
+    const res = await fetch(`${app.url}/api/messages`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(install) });
+    expect(res.status).toBeLessThan(300);
+    await waitFor(async () => (await app.db.selectFrom('teams_conversations').select('kind').where('conversation_id', '=', CHANNEL).executeTakeFirst()) !== undefined, 3000, 'the channel reference');
+
+    await app.call('PUT', '/v1/agents/notice-bot', sampleAgent);
+    connector.failNext({ status: 429, retryAfter: 1, conversationId: CHANNEL });
+    expect(await say('contain notice-bot exfiltration suspected')).toContain('Contained notice-bot');
+    await waitFor(() => connector.sent(CHANNEL).some((c) => c.method === 'POST'), 8000, 'the notice in the channel');
+    const roots = connector.sent(CHANNEL).filter((c) => c.method === 'POST');
+    expect(roots).toHaveLength(1);
+    expect(JSON.stringify(roots[0]!.body)).toContain('notice-bot');
+    expect(JSON.stringify(roots[0]!.body)).toContain('CONTAINED');
+    // The first post was throttled (429, Retry-After: 1); the notice still arrived exactly once.
+    expect(connector.calls.filter((c) => c.method === 'POST!failed' && c.conversationId === CHANNEL)).toHaveLength(1);
+
+    expect(await say('narrow notice-bot payments:* also payments')).toContain('Narrowed notice-bot');
+    await waitFor(() => connector.sent().some((c) => c.conversationId.startsWith(`${CHANNEL};messageid=`)), 8000, 'the thread reply');
+    const reply = connector.sent().find((c) => c.conversationId.startsWith(`${CHANNEL};messageid=`))!;
+    expect(reply.body.text).toContain('narrowed payments:*');
+    await waitFor(() => connector.sent(CHANNEL).some((c) => c.method === 'PUT'), 8000, 'the notice to be updated');
+    expect(connector.sent(CHANNEL).filter((c) => c.method === 'POST')).toHaveLength(1);
+  });
+});
+

@@ -38,6 +38,19 @@ export async function conversationReference(db: Db, conversationId: string): Pro
   return row?.reference as Partial<ConversationReference> | undefined;
 }
 
+/** The Bot Framework adapter: validates inbound tokens when credentials are set, and sends proactively. */
+export function createBotAdapter(config: Config): TeamsAdapter {
+  const { appId, appPassword, tenantId } = config.teams;
+  return new TeamsAdapter(
+    appId && appPassword
+      ? { MicrosoftAppId: appId, MicrosoftAppPassword: appPassword, MicrosoftAppTenantId: tenantId, MicrosoftAppType: tenantId ? 'SingleTenant' : 'MultiTenant' }
+      : {},
+  );
+}
+
+/** Teams is on when credentials are set, or explicitly in unauthenticated development mode. */
+export const teamsEnabled = (config: Config) => !!(config.teams.appId && config.teams.appPassword) || config.teams.devUnauthenticated;
+
 /**
  * The Teams adapter (teams-ai v1 over botbuilder), behind our own seam: the rest of the code sees
  * ChatCommands and the neutral reply model, never a Teams type, so moving to teams v2 touches this
@@ -46,19 +59,15 @@ export async function conversationReference(db: Db, conversationId: string): Pro
  */
 export function createTeamsAdapter(deps: { config: Config; db: Db; clock: Clock; commands: ChatCommands; logger: Logger }): TeamsHandle | undefined {
   const { config, db, clock, commands, logger } = deps;
-  const { appId, appPassword, tenantId, devUnauthenticated } = config.teams;
-  if (!(appId && appPassword) && !devUnauthenticated) {
+  const { appId, appPassword } = config.teams;
+  if (!teamsEnabled(config)) {
     logger.info('Teams is disabled: set TEAMS_APP_ID and TEAMS_APP_PASSWORD (or TEAMS_DEV_UNAUTHENTICATED=1 for local development)');
     return undefined;
   }
   if (!(appId && appPassword)) {
     logger.warn('TEAMS_DEV_UNAUTHENTICATED=1: /api/messages accepts activities WITHOUT Bot Framework authentication. Local development and tests only.');
   }
-  const adapter = new TeamsAdapter(
-    appId && appPassword
-      ? { MicrosoftAppId: appId, MicrosoftAppPassword: appPassword, MicrosoftAppTenantId: tenantId, MicrosoftAppType: tenantId ? 'SingleTenant' : 'MultiTenant' }
-      : {},
-  );
+  const adapter = createBotAdapter(config);
   adapter.onTurnError = async (context, err) => {
     const id = Math.random().toString(36).slice(2, 10);
     logger.error({ err, errorId: id }, 'Teams turn failed');

@@ -16,12 +16,13 @@ export interface ConnectorCall {
  */
 export class FakeConnector {
   readonly calls: ConnectorCall[] = [];
-  private readonly failures: { status: number; retryAfter?: number }[] = [];
+  private readonly failures: { status: number; retryAfter?: number; conversationId?: string }[] = [];
   private server: Server | undefined;
   private n = 0;
   url = '';
 
-  failNext(...f: { status: number; retryAfter?: number }[]): void {
+  /** Fails the next calls (to one conversation, when given) with these statuses. */
+  failNext(...f: { status: number; retryAfter?: number; conversationId?: string }[]): void {
     this.failures.push(...f);
   }
 
@@ -33,8 +34,9 @@ export class FakeConnector {
         const raw = Buffer.concat(chunks).toString('utf8');
         const path = req.url ?? '/';
         const m = /^\/v3\/conversations\/([^/]+)\/activities/.exec(path);
-        const failure = this.failures.shift();
         const call = { method: req.method ?? 'POST', path, conversationId: m ? decodeURIComponent(m[1]!) : '', body: raw ? JSON.parse(raw) : undefined, at: Date.now() };
+        const index = this.failures.findIndex((f) => !f.conversationId || f.conversationId === call.conversationId);
+        const failure = index === -1 ? undefined : this.failures.splice(index, 1)[0];
         if (failure) {
           this.calls.push({ ...call, method: `${call.method}!failed` });
           res.writeHead(failure.status, { 'content-type': 'application/json', ...(failure.retryAfter ? { 'retry-after': String(failure.retryAfter) } : {}) }).end('{"error":{"code":"Throttled"}}');

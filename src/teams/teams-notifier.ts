@@ -1,0 +1,96 @@
+import { UnrecoverableError } from 'bullmq';
+import { sql } from 'kysely';
+import type { TeamsAdapter } from '@microsoft/teams-ai';
+import type { ConversationReference, TurnContext } from 'botbuilder';
+import type { Db } from '../db/database.js';
+import type { Clock } from '../core/clock.js';
+import type { IncidentUpdate } from '../agents/agents.service.js';
+import { loadIncidentView } from '../incidents/incident-view.js';
+import type { Policy } from '../policy/policy.schema.js';
+import { conversationReference } from './teams-app.js';
+import { cardAttachment } from './reply.card.js';
+import { incidentCard, teamsStepLine } from './incident.card.js';
+
+/** The Bot Connector answered 429 (or 412/502/504): retry after this long, per Retry-After. */
+export class TeamsThrottled extends Error {
+  constructor(readonly retryAfterSeconds: number) {
+    super(`Teams throttled: retry after ${retryAfterSeconds} s`);
+    this.name = 'TeamsThrottled';
+  }
+}
+
+function classify(err: unknown): Error {
+  const e = err as { statusCode?: number; response?: { headers?: { get?(name: string): string | undefined } }; message?: string };
+  const status = e.statusCode;
+  if (status === 429 || status === 412 || status === 502 || status === 504) {
+    const header = Number(e.response?.headers?.get?.('retry-after'));
+    // Jitter spreads retries of many conversations so they do not all come back at once.
+    const base = Number.isFinite(header) && header > 0 ? header : 2;
+    return new TeamsThrottled(base + Math.random());
+  }
+  if (status && status >= 400 && status < 500) return new UnrecoverableError(`Teams refused (${status}): ${e.message ?? ''}`);
+  return new Error(`Teams call failed: ${e.message ?? String(err)}`);
+}
+
+export type TeamsOutcome = 'posted' | 'no_channel' | 'no_reference' | 'gone';
+
+/**
+ * Proactive Teams messages through stored conversation references. Like the Slack notifier, every
+ * message is remembered under a key right after the connector accepts it, so a retried job updates
+ * instead of posting twice, and jobs for one incident take turns.
+ */
+export class TeamsNotifier {
+  constructor(private readonly deps: { db: Db; clock: Clock; policy: Policy; adapter: TeamsAdapter; appId: string }) {}
+
+  private async ref(key: string) {
+    return this.deps.db.selectFrom('chat_messages').select(['channel', 'ts']).where('key', '=', key).executeTakeFirst();
+  }
+
+  private async remember(key: string, channel: string, id: string) {
+    await this.deps.db.insertInto('chat_messages').values({ key, platform: 'teams', channel, ts: id, created_at: this.deps.clock.now() }).onConflict((oc) => oc.column('key').doNothing()).execute();
+  }
+
+  private async inConversation<T>(reference: Partial<ConversationReference>, work: (ctx: TurnContext) => Promise<T>): Promise<T> {
+    let out: T | undefined;
+    try {
+      await this.deps.adapter.continueConversationAsync(this.deps.appId, reference, async (ctx) => {
+        out = await work(ctx);
+      });
+    } catch (err) {
+      throw classify(err);
+    }
+    return out as T;
+  }
+
+  async incidentUpdate(update: IncidentUpdate): Promise<TeamsOutcome> {
+    const channel = this.deps.policy.channels.incidents?.teams;
+    if (!channel) return 'no_channel';
+    const reference = await conversationReference(this.deps.db, channel);
+    // The bot must have been added to that team for Teams to let it post there.
+    if (!reference) return 'no_reference';
+    return this.deps.db.transaction().execute(async (trx) => {
+      await sql`select pg_advisory_xact_lock(hashtext(${`teams-incident:${update.incidentId}`}))`.execute(trx);
+      const view = await loadIncidentView(this.deps.db, update.incidentId, this.deps.clock.now());
+      if (!view) return 'gone';
+      const card = incidentCard(view);
+      const rootKey = `teams:incident:${view.id}`;
+      let root = await this.ref(rootKey);
+      if (!root) {
+        const sent = await this.inConversation(reference, (ctx) => ctx.sendActivity({ attachments: [cardAttachment(card)] }));
+        await this.remember(rootKey, channel, String(sent?.id));
+        root = { channel, ts: String(sent?.id) };
+      }
+      const step = view.steps.find((s) => s.actionId === update.actionId);
+      const lineKey = update.event === 'expired' ? `teams:expiry:${update.actionId}` : `teams:action:${update.actionId}`;
+      if (step && (update.event === 'expired' || step.actionId !== view.openedByActionId) && !(await this.ref(lineKey))) {
+        const text = update.event === 'expired' ? `The ${step.kind} by ${step.actor} reached its ttl and was lifted.` : teamsStepLine(step);
+        // A reply in the notice's thread: the channel conversation with ;messageid=<root>.
+        const threadRef = { ...reference, conversation: { ...(reference.conversation as object), id: `${channel};messageid=${root.ts}` } } as Partial<ConversationReference>;
+        const sent = await this.inConversation(threadRef, (ctx) => ctx.sendActivity({ type: 'message', text }));
+        await this.remember(lineKey, channel, String(sent?.id));
+      }
+      await this.inConversation(reference, (ctx) => ctx.updateActivity({ type: 'message', id: root!.ts, attachments: [cardAttachment(card)] }));
+      return 'posted';
+    });
+  }
+}
