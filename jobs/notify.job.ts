@@ -43,6 +43,14 @@ export async function notify(job: Job, token: string | undefined, deps: NotifyDe
       if (deps.teams) outcomes.push(`teams ${await deps.teams.notifier.incidentUpdate(p.data)}`);
       return outcomes.join(', ') || 'no_platform';
     }
+    if (job.name === APPROVAL_CARDS_JOB) {
+      const p = approvalCardsPayload.safeParse(job.data);
+      if (!p.success) throw new UnrecoverableError('malformed approval-cards payload');
+      const outcomes = [];
+      if (deps.slack) outcomes.push(`slack ${await deps.slack.notifier.approvalCards(p.data.requestId, { remind: p.data.remind })}`);
+      if (deps.teams) outcomes.push(`teams ${await deps.teams.notifier.approvalCards(p.data.requestId)}`);
+      return outcomes.join(', ') || 'no_platform';
+    }
     if (!deps.slack) return 'no_platform';
     const { notifier, directory, client } = deps.slack;
     switch (job.name) {
@@ -50,11 +58,6 @@ export async function notify(job: Job, token: string | undefined, deps: NotifyDe
         const p = confirmationPayload.safeParse(job.data);
         if (!p.success) throw new UnrecoverableError('malformed confirmation-request payload');
         return await notifier.confirmationRequest(p.data.confirmationId);
-      }
-      case APPROVAL_CARDS_JOB: {
-        const p = approvalCardsPayload.safeParse(job.data);
-        if (!p.success) throw new UnrecoverableError('malformed approval-cards payload');
-        return await notifier.approvalCards(p.data.requestId, { remind: p.data.remind });
       }
       case TRUST_NOTICE_JOB: {
         const p = trustNoticePayload.safeParse(job.data);

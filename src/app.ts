@@ -174,7 +174,7 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
         if (!policy.channels.incidents?.slack) logger.warn('the policy names no Slack incidents channel (channels.incidents.slack): incident notices are not posted');
       }
       if (teamsEnabled(config)) {
-        notify.teams = { notifier: new TeamsNotifier({ db, clock, policy, adapter: createBotAdapter(config), appId: config.teams.appId ?? '' }) };
+        notify.teams = { notifier: new TeamsNotifier({ db, clock, policy, adapter: createBotAdapter(config), appId: config.teams.appId ?? '', approvals }) };
       }
       workers = await startWorkers({
         notify,
@@ -213,7 +213,7 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
           },
         }) : undefined;
     if (slack?.route) router.add(slack.route);
-    const teams = web ? createTeamsAdapter({ config, db, clock, commands, logger }) : undefined;
+    const teams = web ? createTeamsAdapter({ config, db, clock, commands, logger, approvals }) : undefined;
     if (teams) router.add(teams.route);
     if (slack) {
       await slack.start();

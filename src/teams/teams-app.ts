@@ -1,5 +1,5 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { Application, TeamsAdapter, type TurnState } from '@microsoft/teams-ai';
+import { AdaptiveCardActionExecuteResponseType, Application, TeamsAdapter, type AdaptiveCard, type TurnState } from '@microsoft/teams-ai';
 import { ActivityTypes, MemoryStorage, TurnContext, type ConversationReference } from 'botbuilder';
 import type { Config } from '../config/env.js';
 import type { Db } from '../db/database.js';
@@ -10,6 +10,21 @@ import type { Route } from '../http/router.js';
 import type { Logger } from '../observability/logger.js';
 import { readRawBody } from '../http/body.js';
 import { cardAttachment, replyCard } from './reply.card.js';
+import type { ApprovalService } from '../approvals/approvals.service.js';
+import { CodedError } from '../domain/errors.js';
+import { APPROVE_VERB, DENY_VERB, REFRESH_VERB, teamsApprovalCard } from './approval.card.js';
+
+const errorCard = (text: string) => replyCard(errorReply(text));
+
+/** Teams user ids (29:…) of the request's approvers who have a personal chat with the bot. */
+export async function approverMris(db: Db, requestId: string): Promise<string[]> {
+  const row = await db.selectFrom('approval_requests').select('route').where('id', '=', requestId).executeTakeFirst();
+  if (!row) return [];
+  const teamsIds = [...new Set(row.route.requirements.flatMap((r) => r.people).flatMap((k) => row.route.people[k]?.teams ?? []))];
+  if (!teamsIds.length) return [];
+  const refs = await db.selectFrom('teams_conversations').select('reference').where('kind', '=', 'personal').where('aad_object_id', 'in', teamsIds).execute();
+  return refs.map((r) => (r.reference as { user?: { id?: string } }).user?.id).filter((x): x is string => !!x);
+}
 
 export const TEAMS_MESSAGES_PATH = '/api/messages';
 
@@ -57,8 +72,8 @@ export const teamsEnabled = (config: Config) => !!(config.teams.appId && config.
  * folder only. With TEAMS_APP_ID and TEAMS_APP_PASSWORD every inbound activity's Bot Framework token
  * is validated by botbuilder; without them the endpoint is off unless TEAMS_DEV_UNAUTHENTICATED=1.
  */
-export function createTeamsAdapter(deps: { config: Config; db: Db; clock: Clock; commands: ChatCommands; logger: Logger }): TeamsHandle | undefined {
-  const { config, db, clock, commands, logger } = deps;
+export function createTeamsAdapter(deps: { config: Config; db: Db; clock: Clock; commands: ChatCommands; logger: Logger; approvals: ApprovalService }): TeamsHandle | undefined {
+  const { config, db, clock, commands, logger, approvals } = deps;
   const { appId, appPassword } = config.teams;
   if (!teamsEnabled(config)) {
     logger.info('Teams is disabled: set TEAMS_APP_ID and TEAMS_APP_PASSWORD (or TEAMS_DEV_UNAUTHENTICATED=1 for local development)');
@@ -73,7 +88,16 @@ export function createTeamsAdapter(deps: { config: Config; db: Db; clock: Clock;
     logger.error({ err, errorId: id }, 'Teams turn failed');
     await context.sendActivity({ attachments: [cardAttachment(replyCard(errorReply(`Something went wrong on our side (error ${id}).`)))] }).catch(() => undefined);
   };
-  const app = new Application<TurnState>({ adapter, storage: new MemoryStorage(), removeRecipientMention: true, startTypingTimer: false, longRunningMessages: false });
+  const app = new Application<TurnState>({
+    adapter,
+    storage: new MemoryStorage(),
+    removeRecipientMention: true,
+    startTypingTimer: false,
+    longRunningMessages: false,
+    // The invoke response carries the refreshed card for the person who clicked; everyone else's
+    // copy refreshes itself (refresh.userIds) or is updated by the cards job.
+    adaptiveCards: { actionExecuteResponseType: AdaptiveCardActionExecuteResponseType.REPLACE_FOR_INTERACTOR },
+  });
 
   app.conversationUpdate('membersAdded', async (context) => {
     await rememberConversation(db, clock, context);
@@ -89,6 +113,42 @@ export function createTeamsAdapter(deps: { config: Config; db: Db; clock: Clock;
     // The activity id is unique per message: a redelivered message is answered, not applied again.
     const reply = await commands.handle(who, text, { idempotencyKey: `teams:${a.conversation?.id}:${a.id}`, channel: a.conversation?.id });
     await context.sendActivity({ attachments: [cardAttachment(replyCard(reply))] });
+  });
+
+  // Approval cards (Universal Actions). The invoke response carries the card as it now is; a
+  // refusal is shown on top of the current state and changes nothing.
+  const cardFor = async (requestId: string, notice?: string) => {
+    const view = await approvals.get(requestId);
+    if (!view) return errorCard(`Unknown approval request ${requestId}.`);
+    const agent = await db.selectFrom('agents').select('name').where('id', '=', view.agentId).executeTakeFirst();
+    return teamsApprovalCard(view, agent?.name ?? view.agentId, { approverMris: await approverMris(db, requestId), ...(notice ? { notice } : {}) });
+  };
+  const approverOf = (context: TurnContext) => {
+    const aad = (context.activity.from?.aadObjectId ?? '').toLowerCase();
+    return { actor: `teams:${aad}`, platform: 'teams' as const, teams: aad, emails: [] as string[] };
+  };
+  const requestIdOf = (data: unknown) => {
+    const id = (data as { requestId?: unknown } | undefined)?.requestId;
+    return typeof id === 'string' && /^[0-9a-f-]{36}$/.test(id) ? id : undefined;
+  };
+  const decideFromCard = (decision: 'approve' | 'deny') => async (context: TurnContext, _state: TurnState, data: Record<string, unknown>) => {
+    const id = requestIdOf(data);
+    if (!id) return errorCard('That card is not valid.') as unknown as AdaptiveCard;
+    const reason = typeof data.reason === 'string' ? data.reason.trim() : '';
+    if (decision === 'deny' && reason.length < 3) return (await cardFor(id, 'A denial needs a reason (at least 3 characters). Nothing was recorded.')) as unknown as AdaptiveCard;
+    try {
+      await approvals.decide(id, approverOf(context), decision, decision === 'deny' ? reason : null);
+      return (await cardFor(id)) as unknown as AdaptiveCard;
+    } catch (err) {
+      if (err instanceof CodedError) return (await cardFor(id, `${err.message}. Nothing was recorded.`)) as unknown as AdaptiveCard;
+      throw err;
+    }
+  };
+  app.adaptiveCards.actionExecute(APPROVE_VERB, decideFromCard('approve'));
+  app.adaptiveCards.actionExecute(DENY_VERB, decideFromCard('deny'));
+  app.adaptiveCards.actionExecute(REFRESH_VERB, async (_context, _state, data: Record<string, unknown>) => {
+    const id = requestIdOf(data);
+    return (id ? await cardFor(id) : errorCard('That card is not valid.')) as unknown as AdaptiveCard;
   });
 
   const raw = (req: IncomingMessage, res: ServerResponse) => {

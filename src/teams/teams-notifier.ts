@@ -7,7 +7,9 @@ import type { Clock } from '../core/clock.js';
 import type { IncidentUpdate } from '../agents/agents.service.js';
 import { loadIncidentView } from '../incidents/incident-view.js';
 import type { Policy } from '../policy/policy.schema.js';
-import { conversationReference } from './teams-app.js';
+import { approverMris, conversationReference } from './teams-app.js';
+import type { ApprovalService } from '../approvals/approvals.service.js';
+import { teamsApprovalCard } from './approval.card.js';
 import { cardAttachment } from './reply.card.js';
 import { incidentCard, teamsStepLine } from './incident.card.js';
 
@@ -40,7 +42,7 @@ export type TeamsOutcome = 'posted' | 'no_channel' | 'no_reference' | 'gone';
  * instead of posting twice, and jobs for one incident take turns.
  */
 export class TeamsNotifier {
-  constructor(private readonly deps: { db: Db; clock: Clock; policy: Policy; adapter: TeamsAdapter; appId: string }) {}
+  constructor(private readonly deps: { db: Db; clock: Clock; policy: Policy; adapter: TeamsAdapter; appId: string; approvals: ApprovalService }) {}
 
   private async ref(key: string) {
     return this.deps.db.selectFrom('chat_messages').select(['channel', 'ts']).where('key', '=', key).executeTakeFirst();
@@ -90,6 +92,41 @@ export class TeamsNotifier {
         await this.remember(lineKey, channel, String(sent?.id));
       }
       await this.inConversation(reference, (ctx) => ctx.updateActivity({ type: 'message', id: root!.ts, attachments: [cardAttachment(card)] }));
+      return 'posted';
+    });
+  }
+
+  /**
+   * Approval cards in Teams: one in each Teams approver's personal chat with the bot (their
+   * conversation reference is stored once they have talked to or installed the bot), then every
+   * Teams copy updated to the current state. Decisions made in Slack land here too.
+   */
+  async approvalCards(requestId: string): Promise<TeamsOutcome> {
+    const { db } = this.deps;
+    return db.transaction().execute(async (trx) => {
+      await sql`select pg_advisory_xact_lock(hashtext(${`teams-approval:${requestId}`}))`.execute(trx);
+      const view = await this.deps.approvals.get(requestId);
+      const row = await db.selectFrom('approval_requests').select('route').where('id', '=', requestId).executeTakeFirst();
+      if (!view || !row) return 'gone';
+      const agent = await db.selectFrom('agents').select('name').where('id', '=', view.agentId).executeTakeFirst();
+      const card = teamsApprovalCard(view, agent?.name ?? view.agentId, { approverMris: await approverMris(db, requestId) });
+      if (view.status === 'pending') {
+        const teamsIds = [...new Set(row.route.requirements.flatMap((r) => r.people).flatMap((k) => row.route.people[k]?.teams ?? []))];
+        const chats = teamsIds.length
+          ? await db.selectFrom('teams_conversations').select(['conversation_id', 'reference', 'aad_object_id']).where('kind', '=', 'personal').where('aad_object_id', 'in', teamsIds).execute()
+          : [];
+        for (const chat of chats) {
+          const key = `teams:approval:${requestId}:${chat.aad_object_id}`;
+          if (await this.ref(key)) continue;
+          const sent = await this.inConversation(chat.reference as Partial<ConversationReference>, (ctx) => ctx.sendActivity({ attachments: [cardAttachment(card)] }));
+          await this.remember(key, chat.conversation_id, String(sent?.id));
+        }
+      }
+      const copies = await db.selectFrom('chat_messages').select(['channel', 'ts']).where('key', 'like', `teams:approval:${requestId}:%`).execute();
+      for (const copy of copies) {
+        const reference = await conversationReference(db, copy.channel);
+        if (reference) await this.inConversation(reference, (ctx) => ctx.updateActivity({ type: 'message', id: copy.ts, attachments: [cardAttachment(card)] }));
+      }
       return 'posted';
     });
   }
