@@ -51,6 +51,14 @@ export async function notify(job: Job, token: string | undefined, deps: NotifyDe
       if (deps.teams) outcomes.push(`teams ${await deps.teams.notifier.approvalCards(p.data.requestId)}`);
       return outcomes.join(', ') || 'no_platform';
     }
+    if (job.name === TRUST_NOTICE_JOB) {
+      const p = trustNoticePayload.safeParse(job.data);
+      if (!p.success) throw new UnrecoverableError('malformed trust-notice payload');
+      const outcomes = [];
+      if (deps.slack) outcomes.push(`slack ${await deps.slack.notifier.trustNotice(p.data as TrustNotice)}`);
+      if (deps.teams) outcomes.push(`teams ${await deps.teams.notifier.trustNotice(p.data as TrustNotice)}`);
+      return outcomes.join(', ') || 'no_platform';
+    }
     if (!deps.slack) return 'no_platform';
     const { notifier, directory, client } = deps.slack;
     switch (job.name) {
@@ -58,11 +66,6 @@ export async function notify(job: Job, token: string | undefined, deps: NotifyDe
         const p = confirmationPayload.safeParse(job.data);
         if (!p.success) throw new UnrecoverableError('malformed confirmation-request payload');
         return await notifier.confirmationRequest(p.data.confirmationId);
-      }
-      case TRUST_NOTICE_JOB: {
-        const p = trustNoticePayload.safeParse(job.data);
-        if (!p.success) throw new UnrecoverableError('malformed trust-notice payload');
-        return await notifier.trustNotice(p.data as TrustNotice);
       }
       case SLACK_HOME_JOB: {
         const p = homePayload.safeParse(job.data);

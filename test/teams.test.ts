@@ -16,6 +16,7 @@ permissions:
 channels:
   incidents: { teams: "19:incidents@thread.tacv2" }
 `;
+const SECRET = 'armalo_inbound_secret_0123456789';
 let database: TestDatabase;
 let app: TestApp;
 const connector = new FakeConnector();
@@ -24,7 +25,7 @@ const prefix = testPrefix();
 beforeAll(async () => {
   database = await createTestDatabase();
   await connector.start();
-  app = await startTestApp(testConfig(database.url, prefix, { TEAMS_DEV_UNAUTHENTICATED: '1', ARMALO_POLICY_FILE: writePolicy(POLICY) }), { relayPollMs: 200 });
+  app = await startTestApp(testConfig(database.url, prefix, { TEAMS_DEV_UNAUTHENTICATED: '1', ARMALO_POLICY_FILE: writePolicy(POLICY), ARMALO_WEBHOOK_SECRET: SECRET }), { relayPollMs: 200 });
   await app.call('PUT', '/v1/agents/teams-bot', sampleAgent);
 });
 
@@ -111,6 +112,20 @@ describe('Teams incident notices', () => {
     expect(reply.body.text).toContain('narrowed payments:*');
     await waitFor(() => connector.sent(CHANNEL).some((c) => c.method === 'PUT'), 8000, 'the notice to be updated');
     expect(connector.sent(CHANNEL).filter((c) => c.method === 'POST')).toHaveLength(1);
+  });
+});
+
+describe('Teams score notices', () => {
+  it('a channel that subscribes gets tier changes', async () => {
+    const CHANNEL = '19:incidents@thread.tacv2';
+    // Typed in the channel (the bot is mentioned there): the subscription is for that conversation.
+    const activity = teamsMessage(connector.url, { text: '<at>Armalo</at> subscribe teams-bot scores', aadObjectId: ONCALL, conversationId: CHANNEL, conversationType: 'channel' });
+    await fetch(`${app.url}/api/messages`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(activity) });
+    await waitFor(async () => (await app.db.selectFrom('subscriptions').select('channel').where('platform', '=', 'teams').execute()).length === 1, 3000, 'the subscription');
+    const { signPayload } = await import('../src/webhooks/signature.js');
+    const body = JSON.stringify({ id: 'teams-tier-1', type: 'score.tier_changed', createdAt: new Date().toISOString(), data: { agentId: 'teams-bot', tier: 'silver', score: 600 } });
+    await fetch(`${app.url}/webhooks/armalo`, { method: 'POST', headers: { 'content-type': 'application/json', 'x-armalo-signature': signPayload(SECRET, body, Math.floor(Date.now() / 1000)) }, body });
+    await waitFor(() => connector.sent(CHANNEL).some((c) => c.method === 'POST' && String(c.body?.text).includes('tier none → silver')), 5000, 'the tier notice in Teams');
   });
 });
 

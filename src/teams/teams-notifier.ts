@@ -10,6 +10,7 @@ import type { Policy } from '../policy/policy.schema.js';
 import { approverMris, conversationReference } from './teams-app.js';
 import type { ApprovalService } from '../approvals/approvals.service.js';
 import { teamsApprovalCard } from './approval.card.js';
+import type { TrustNotice } from '../trust/trust.service.js';
 import { cardAttachment } from './reply.card.js';
 import { incidentCard, teamsStepLine } from './incident.card.js';
 
@@ -129,5 +130,35 @@ export class TeamsNotifier {
       }
       return 'posted';
     });
+  }
+
+  /** Score and tier notices, violations and stale evidence for subscribed Teams channels and `channels.scores.teams`. */
+  async trustNotice(n: TrustNotice): Promise<TeamsOutcome> {
+    if (n.kind === 'score') {
+      const moved = n.previousScore === null ? 0 : Math.abs(n.score - n.previousScore);
+      if (n.tier === n.previousTier && moved <= this.deps.policy.trust.scoreMoveOver) return 'no_channel';
+    }
+    const subs = await this.deps.db.selectFrom('subscriptions').select(['channel', 'kinds']).where('platform', '=', 'teams').where('agent_pattern', 'in', [n.agentId, '*']).execute();
+    const channels = new Set(subs.filter((s) => s.kinds.includes('scores')).map((s) => s.channel));
+    const scores = this.deps.policy.channels.scores?.teams;
+    if (scores) channels.add(scores);
+    if (channels.size === 0) return 'no_channel';
+    const text =
+      n.kind === 'score'
+        ? `${n.agentId}: score ${n.previousScore ?? 'none'} → ${n.score}, tier ${n.tier !== n.previousTier ? `${n.previousTier ?? 'none'} → ${n.tier}` : n.tier}`
+        : n.kind === 'stale'
+          ? `${n.agentId}: evidence is stale, the newest evaluation is ${n.ageDays} days old (${n.newestEvidence})`
+          : `${n.agentId} violated pact ${n.pactId} (${n.severity})${n.description ? `: ${n.description}` : ''}${n.evidenceUrl ? ` · evidence: ${n.evidenceUrl}` : ''}`;
+    let posted = false;
+    for (const channel of channels) {
+      const key = `teams:trust:${n.key}:${channel}`;
+      if (await this.ref(key)) continue;
+      const reference = await conversationReference(this.deps.db, channel);
+      if (!reference) continue;
+      const sent = await this.inConversation(reference, (ctx) => ctx.sendActivity({ type: 'message', text }));
+      await this.remember(key, channel, String(sent?.id));
+      posted = true;
+    }
+    return posted ? 'posted' : 'no_reference';
   }
 }
