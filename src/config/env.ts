@@ -53,6 +53,9 @@ export const envSchema = z
     TEAMS_APP_PASSWORD: optionalText,
     TEAMS_TENANT_ID: optionalText,
     TEAMS_DEV_UNAUTHENTICATED: flag,
+    /** Where inbound Bot Framework tokens' signing keys are published (sovereign clouds, tests). */
+    TEAMS_OPENID_METADATA_URL: optionalText.pipe(urlSchema(['http:', 'https:']).optional()),
+    TEAMS_TOKEN_ISSUER: optionalText,
   })
   .superRefine((env, ctx) => {
     if (env.ARMALO_EVENTS_WEBHOOK_URL && !env.ARMALO_EVENTS_WEBHOOK_SECRET) {
@@ -107,6 +110,8 @@ export interface Config {
     readonly appPassword?: string | undefined;
     readonly tenantId?: string | undefined;
     readonly devUnauthenticated: boolean;
+    readonly openIdMetadataUrl?: string | undefined;
+    readonly tokenIssuer?: string | undefined;
   };
 }
 
@@ -172,6 +177,8 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
       appPassword: e.TEAMS_APP_PASSWORD,
       tenantId: e.TEAMS_TENANT_ID,
       devUnauthenticated: e.TEAMS_DEV_UNAUTHENTICATED,
+      openIdMetadataUrl: e.TEAMS_OPENID_METADATA_URL,
+      tokenIssuer: e.TEAMS_TOKEN_ISSUER,
     },
   });
 }

@@ -1,6 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { AdaptiveCardActionExecuteResponseType, Application, TeamsAdapter, type AdaptiveCard, type TurnState } from '@microsoft/teams-ai';
 import { ActivityTypes, MemoryStorage, TurnContext, type ConversationReference } from 'botbuilder';
+import { AuthenticationConstants } from 'botframework-connector';
 import type { Config } from '../config/env.js';
 import type { Db } from '../db/database.js';
 import type { Clock } from '../core/clock.js';
@@ -55,12 +56,23 @@ export async function conversationReference(db: Db, conversationId: string): Pro
 
 /** The Bot Framework adapter: validates inbound tokens when credentials are set, and sends proactively. */
 export function createBotAdapter(config: Config): TeamsAdapter {
-  const { appId, appPassword, tenantId } = config.teams;
-  return new TeamsAdapter(
-    appId && appPassword
-      ? { MicrosoftAppId: appId, MicrosoftAppPassword: appPassword, MicrosoftAppTenantId: tenantId, MicrosoftAppType: tenantId ? 'SingleTenant' : 'MultiTenant' }
-      : {},
-  );
+  const { appId, appPassword, tenantId, openIdMetadataUrl, tokenIssuer } = config.teams;
+  if (!(appId && appPassword)) return new TeamsAdapter({});
+  const auth = { MicrosoftAppId: appId, MicrosoftAppPassword: appPassword, MicrosoftAppTenantId: tenantId, MicrosoftAppType: tenantId ? 'SingleTenant' : 'MultiTenant' };
+  // Overriding where signing keys come from (a sovereign cloud, or tests with local keys) means
+  // giving the whole set of endpoints; the others keep their public-cloud values.
+  const endpoints = openIdMetadataUrl
+    ? {
+        ToBotFromChannelOpenIdMetadataUrl: openIdMetadataUrl,
+        ToBotFromChannelTokenIssuer: tokenIssuer ?? AuthenticationConstants.ToBotFromChannelTokenIssuer,
+        ToBotFromEmulatorOpenIdMetadataUrl: AuthenticationConstants.ToBotFromEmulatorOpenIdMetadataUrl,
+        ToChannelFromBotLoginUrl: AuthenticationConstants.ToChannelFromBotLoginUrl,
+        ToChannelFromBotOAuthScope: AuthenticationConstants.ToChannelFromBotOAuthScope,
+        OAuthUrl: AuthenticationConstants.OAuthUrl,
+        ValidateAuthority: true,
+      }
+    : {};
+  return new TeamsAdapter({ ...auth, ...endpoints });
 }
 
 /** Teams is on when credentials are set, or explicitly in unauthenticated development mode. */
@@ -160,11 +172,14 @@ export function createTeamsAdapter(deps: { config: Config; db: Db; clock: Clock;
         res.writeHead(400, { 'content-type': 'application/json' }).end(JSON.stringify({ error: { code: 'invalid_input', message: 'expected a Bot Framework activity as JSON' } }));
         return;
       }
-      // botbuilder expects Express-style req/res; this is the thin shim it needs.
+      // botbuilder expects Express-style req/res; this is the thin shim it needs. botbuilder answers
+      // 500 for some token failures (a bad signature surfaces as a plain error): anything refused
+      // before our turn logic ran is an authentication failure, and says 401.
+      let turnStarted = false;
       const shimRes = {
         socket: req.socket,
         status(code: number) {
-          res.statusCode = code;
+          res.statusCode = !turnStarted && code >= 500 ? 401 : code;
           return shimRes;
         },
         header(name: string, value: unknown) {
@@ -182,7 +197,10 @@ export function createTeamsAdapter(deps: { config: Config; db: Db; clock: Clock;
         },
       };
       try {
-        await adapter.process({ body, headers: req.headers as Record<string, string | string[] | undefined>, method: req.method }, shimRes, (context) => app.run(context).then(() => undefined));
+        await adapter.process({ body, headers: req.headers as Record<string, string | string[] | undefined>, method: req.method }, shimRes, (context) => {
+          turnStarted = true;
+          return app.run(context).then(() => undefined);
+        });
       } catch (err) {
         logger.warn({ err: (err as Error).message }, 'Teams activity refused');
         if (!res.headersSent) res.writeHead(401, { 'content-type': 'application/json' }).end(JSON.stringify({ error: { code: 'unauthorized', message: 'activity refused' } }));
