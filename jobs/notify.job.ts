@@ -51,6 +51,14 @@ export async function notify(job: Job, token: string | undefined, deps: NotifyDe
       if (deps.teams) outcomes.push(`teams ${await deps.teams.notifier.approvalCards(p.data.requestId)}`);
       return outcomes.join(', ') || 'no_platform';
     }
+    if (job.name === CONFIRMATION_REQUEST_JOB) {
+      const p = confirmationPayload.safeParse(job.data);
+      if (!p.success) throw new UnrecoverableError('malformed confirmation-request payload');
+      const outcomes = [];
+      if (deps.slack) outcomes.push(`slack ${await deps.slack.notifier.confirmationRequest(p.data.confirmationId)}`);
+      if (deps.teams) outcomes.push(`teams ${await deps.teams.notifier.confirmationRequest(p.data.confirmationId)}`);
+      return outcomes.join(', ') || 'no_platform';
+    }
     if (job.name === TRUST_NOTICE_JOB) {
       const p = trustNoticePayload.safeParse(job.data);
       if (!p.success) throw new UnrecoverableError('malformed trust-notice payload');
@@ -62,11 +70,6 @@ export async function notify(job: Job, token: string | undefined, deps: NotifyDe
     if (!deps.slack) return 'no_platform';
     const { notifier, directory, client } = deps.slack;
     switch (job.name) {
-      case CONFIRMATION_REQUEST_JOB: {
-        const p = confirmationPayload.safeParse(job.data);
-        if (!p.success) throw new UnrecoverableError('malformed confirmation-request payload');
-        return await notifier.confirmationRequest(p.data.confirmationId);
-      }
       case SLACK_HOME_JOB: {
         const p = homePayload.safeParse(job.data);
         if (!p.success) throw new UnrecoverableError('malformed slack-home payload');

@@ -6,13 +6,15 @@ import { writePolicy } from './support/slack-policy.js';
 
 const ONCALL = '00000000-0000-0000-0000-0000000000a1';
 const STRANGER = '00000000-0000-0000-0000-0000000000ff';
+const ONCALL2 = '00000000-0000-0000-0000-0000000000a2';
 const POLICY = `
 roles:
-  security-oncall: { members: [{ teams: ${ONCALL} }, { slack: U0ONCALL2 }] }
+  security-oncall: { members: [{ teams: ${ONCALL} }, { teams: ${ONCALL2} }] }
 permissions:
   contain: [security-oncall]
   narrow: [security-oncall]
-  restore: [security-oncall]
+  revoke: [security-oncall]
+  restore: { roles: [security-oncall], secondPerson: true }
 channels:
   incidents: { teams: "19:incidents@thread.tacv2" }
 `;
@@ -63,10 +65,14 @@ describe('Teams: the same commands as messages to the bot', () => {
     expect(ok).toContain('Contained teams-bot');
     expect((await app.call('POST', '/v1/decisions', { agentId: 'teams-bot', action: 'crm:write' })).body.decision).toBe('deny');
     expect(await say('status teams-bot')).toContain('is contained');
-    const restored = await say('restore teams-bot false alarm');
-    expect(restored).toContain('Restored teams-bot');
+    // Restore needs a second person: the request is recorded, the agent stays contained.
+    expect(await say('restore teams-bot false alarm')).toContain('a second person must confirm');
+    expect((await app.call('POST', '/v1/decisions', { agentId: 'teams-bot', action: 'crm:write' })).body.decision).toBe('deny');
+    const confirmation = await app.db.selectFrom('confirmations').select('id').where('agent_id', '=', 'teams-bot').executeTakeFirstOrThrow();
+    const reply = await app.commands.confirm({ platform: 'teams', userId: ONCALL2, emails: [] }, confirmation.id);
+    expect(reply.title).toContain('Restored teams-bot');
     const audit = (await app.call('GET', '/v1/audit?agentId=teams-bot&limit=2')).body.entries;
-    expect(audit.map((e: any) => e.actor)).toEqual([`teams:${ONCALL}`, `teams:${ONCALL}`]);
+    expect(audit.map((e: any) => e.actor)).toEqual([`teams:${ONCALL2}`, `teams:${ONCALL}`]);
   });
 
   it('refuses a malformed activity with 400', async () => {
@@ -112,6 +118,13 @@ describe('Teams incident notices', () => {
     expect(reply.body.text).toContain('narrowed payments:*');
     await waitFor(() => connector.sent(CHANNEL).some((c) => c.method === 'PUT'), 8000, 'the notice to be updated');
     expect(connector.sent(CHANNEL).filter((c) => c.method === 'POST')).toHaveLength(1);
+
+    // A second-person restore: the request is posted in the notice's thread with a Confirm button.
+    expect(await say('restore notice-bot contained by mistake')).toContain('a second person must confirm');
+    await waitFor(() => connector.sent().some((c) => c.conversationId.startsWith(`${CHANNEL};messageid=`) && JSON.stringify(c.body).includes('asks to restore')), 8000, 'the confirmation request in the thread');
+    const request = connector.sent().find((c) => JSON.stringify(c.body).includes('asks to restore'))!;
+    const card = request.body.attachments[0].content;
+    expect(card.actions[0].verb).toBe('armalo.confirm');
   });
 });
 
@@ -126,6 +139,37 @@ describe('Teams score notices', () => {
     const body = JSON.stringify({ id: 'teams-tier-1', type: 'score.tier_changed', createdAt: new Date().toISOString(), data: { agentId: 'teams-bot', tier: 'silver', score: 600 } });
     await fetch(`${app.url}/webhooks/armalo`, { method: 'POST', headers: { 'content-type': 'application/json', 'x-armalo-signature': signPayload(SECRET, body, Math.floor(Date.now() / 1000)) }, body });
     await waitFor(() => connector.sent(CHANNEL).some((c) => c.method === 'POST' && String(c.body?.text).includes('tier none → silver')), 5000, 'the tier notice in Teams');
+  });
+});
+
+describe('Teams two-step revoke', () => {
+  async function execute(aad: string, verb: string, data: Record<string, unknown>) {
+    const activity = {
+      type: 'invoke',
+      name: 'adaptiveCard/action',
+      id: `inv-${Date.now()}-${Math.random()}`,
+      replyToId: 'act-card',
+      serviceUrl: connector.url,
+      channelId: 'msteams',
+      from: { id: `29:${aad}`, aadObjectId: aad },
+      conversation: { id: `a:personal-${aad}`, conversationType: 'personal', tenantId: 'tenant-1' },
+      recipient: { id: '28:armalo-bot' },
+      value: { action: { type: 'Action.Execute', verb, data }, trigger: 'manual' },
+    };
+    const res = await fetch(`${app.url}/api/messages`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(activity) });
+    expect(res.status).toBe(200);
+    return JSON.stringify(((await res.json()) as any).value);
+  }
+
+  it('asks for confirmation with a button only the requester can use', async () => {
+    await app.call('PUT', '/v1/agents/kill-teams-bot', sampleAgent);
+    const asked = await say('revoke kill-teams-bot leaked key');
+    expect(asked).toContain('armalo.confirm');
+    const id = JSON.parse(asked).actions[0].data.confirmationId as string;
+    expect((await app.call('POST', '/v1/decisions', { agentId: 'kill-teams-bot', action: 'mail:send' })).body.decision).toBe('allow');
+    expect(await execute(STRANGER, 'armalo.confirm', { confirmationId: id })).toContain('Only the person who asked');
+    expect(await execute(ONCALL, 'armalo.confirm', { confirmationId: id })).toContain('Revoked kill-teams-bot');
+    expect((await app.call('POST', '/v1/decisions', { agentId: 'kill-teams-bot', action: 'mail:send' })).body.decision).toBe('deny');
   });
 });
 

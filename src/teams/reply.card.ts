@@ -6,8 +6,17 @@ const COLOR: Record<ChatReply['tone'], string> = { info: 'Default', success: 'Go
 export function replyCard(reply: ChatReply): Record<string, unknown> {
   const body: Record<string, unknown>[] = [{ type: 'TextBlock', text: reply.title, weight: 'Bolder', wrap: true, color: COLOR[reply.tone] }];
   for (const line of reply.lines) body.push({ type: 'TextBlock', text: line, wrap: true, spacing: 'Small' });
+  const actions = reply.confirm
+    ? [
+        { type: 'Action.Execute', title: reply.confirm.label, verb: CONFIRM_VERB, data: { confirmationId: reply.confirm.id }, style: reply.confirm.danger ? 'destructive' : 'positive' },
+        { type: 'Action.Execute', title: 'Cancel', verb: CANCEL_VERB, data: { confirmationId: reply.confirm.id } },
+      ]
+    : [];
   if (reply.usage) body.push({ type: 'TextBlock', text: `Usage:\n\n${reply.usage.split('\n').map((l) => l.replace(/^\/armalo /, '')).join('\n\n')}`, wrap: true, fontType: 'Monospace', isSubtle: true });
-  return { type: 'AdaptiveCard', $schema: 'http://adaptivecards.io/schemas/adaptive-card.json', version: '1.5', body };
+  return { type: 'AdaptiveCard', $schema: 'http://adaptivecards.io/schemas/adaptive-card.json', version: '1.5', body, ...(actions.length ? { actions } : {}) };
 }
+
+export const CONFIRM_VERB = 'armalo.confirm';
+export const CANCEL_VERB = 'armalo.cancel';
 
 export const cardAttachment = (card: Record<string, unknown>) => ({ contentType: 'application/vnd.microsoft.card.adaptive', content: card });

@@ -10,7 +10,9 @@ import { errorReply } from '../chat/reply.js';
 import type { Route } from '../http/router.js';
 import type { Logger } from '../observability/logger.js';
 import { readRawBody } from '../http/body.js';
-import { cardAttachment, replyCard } from './reply.card.js';
+import { CANCEL_VERB, CONFIRM_VERB, cardAttachment, replyCard } from './reply.card.js';
+import type { ChatIdentity } from '../chat/authorization.js';
+import type { ChatReply } from '../chat/reply.js';
 import type { ApprovalService } from '../approvals/approvals.service.js';
 import { CodedError } from '../domain/errors.js';
 import { APPROVE_VERB, DENY_VERB, REFRESH_VERB, teamsApprovalCard } from './approval.card.js';
@@ -158,6 +160,14 @@ export function createTeamsAdapter(deps: { config: Config; db: Db; clock: Clock;
   };
   app.adaptiveCards.actionExecute(APPROVE_VERB, decideFromCard('approve'));
   app.adaptiveCards.actionExecute(DENY_VERB, decideFromCard('deny'));
+  // Two-step commands (revoke, second-person restore): the same confirmations as in Slack.
+  const confirmation = (run: (who: ChatIdentity, id: string) => Promise<ChatReply>) => async (context: TurnContext, _state: TurnState, data: Record<string, unknown>) => {
+    const id = typeof data.confirmationId === 'string' ? data.confirmationId : '';
+    const aad = (context.activity.from?.aadObjectId ?? '').toLowerCase();
+    return replyCard(await run({ platform: 'teams', userId: aad, emails: [] }, id)) as unknown as AdaptiveCard;
+  };
+  app.adaptiveCards.actionExecute(CONFIRM_VERB, confirmation((who, id) => commands.confirm(who, id)));
+  app.adaptiveCards.actionExecute(CANCEL_VERB, confirmation((who, id) => commands.cancel(who, id)));
   app.adaptiveCards.actionExecute(REFRESH_VERB, async (_context, _state, data: Record<string, unknown>) => {
     const id = requestIdOf(data);
     return (id ? await cardFor(id) : errorCard('That card is not valid.')) as unknown as AdaptiveCard;

@@ -11,7 +11,7 @@ import { approverMris, conversationReference } from './teams-app.js';
 import type { ApprovalService } from '../approvals/approvals.service.js';
 import { teamsApprovalCard } from './approval.card.js';
 import type { TrustNotice } from '../trust/trust.service.js';
-import { cardAttachment } from './reply.card.js';
+import { cardAttachment, replyCard } from './reply.card.js';
 import { incidentCard, teamsStepLine } from './incident.card.js';
 
 /** The Bot Connector answered 429 (or 412/502/504): retry after this long, per Retry-After. */
@@ -160,5 +160,29 @@ export class TeamsNotifier {
       posted = true;
     }
     return posted ? 'posted' : 'no_reference';
+  }
+
+  /** A restore waiting for a second person: a card with Confirm in the Teams incident thread. */
+  async confirmationRequest(confirmationId: string): Promise<TeamsOutcome> {
+    const channel = this.deps.policy.channels.incidents?.teams;
+    if (!channel) return 'no_channel';
+    const reference = await conversationReference(this.deps.db, channel);
+    if (!reference) return 'no_reference';
+    const row = await this.deps.db.selectFrom('confirmations').selectAll().where('id', '=', confirmationId).executeTakeFirst();
+    if (!row) return 'gone';
+    const key = `teams:confirmation:${row.id}`;
+    if (await this.ref(key)) return 'posted';
+    const incident = await this.deps.db.selectFrom('incidents').select('id').where('agent_id', '=', row.agent_id).where('status', '=', 'open').executeTakeFirst();
+    const root = incident ? await this.ref(`teams:incident:${incident.id}`) : undefined;
+    const target = root ? ({ ...reference, conversation: { ...(reference.conversation as object), id: `${channel};messageid=${root.ts}` } } as Partial<ConversationReference>) : reference;
+    const card = replyCard({
+      tone: 'info',
+      title: `${row.requested_by} asks to restore ${row.agent_id}: ${String(row.payload.reason ?? '')}`,
+      lines: ['A second person with the restore role must confirm.'],
+      confirm: { id: row.id, label: `Confirm restore of ${row.agent_id}`, danger: false, expiresAt: row.expires_at.toISOString() },
+    });
+    const sent = await this.inConversation(target, (ctx) => ctx.sendActivity({ attachments: [cardAttachment(card)] }));
+    await this.remember(key, channel, String(sent?.id));
+    return 'posted';
   }
 }
