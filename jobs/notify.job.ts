@@ -4,6 +4,7 @@ import { INCIDENT_UPDATE_JOB } from '../src/agents/agents.service.js';
 import { CONFIRMATION_REQUEST_JOB } from '../src/chat/chat-commands.js';
 import { APPROVAL_CARDS_JOB } from '../src/approvals/approvals.service.js';
 import { TRUST_NOTICE_JOB, type TrustNotice } from '../src/trust/trust.service.js';
+import { PACKET_DELIVERY_JOB } from '../src/packets/packets.service.js';
 import type { SlackNotifier } from '../src/slack/slack-notifier.js';
 import { SlackRateLimited } from '../src/slack/slack-notifier.js';
 import type { SlackDirectory } from '../src/slack/slack-directory.js';
@@ -18,6 +19,7 @@ const trustNoticePayload = z.discriminatedUnion('kind', [
   z.object({ agentId: z.string(), key: z.string(), kind: z.literal('violation'), pactId: z.string(), severity: z.string(), description: z.string().nullable(), evidenceUrl: z.string().nullable() }),
   z.object({ agentId: z.string(), key: z.string(), kind: z.literal('stale'), newestEvidence: z.string(), ageDays: z.number() }),
 ]);
+const packetPayload = z.object({ packetId: z.uuid() });
 const homePayload = z.object({ userId: z.string().regex(/^[UW][A-Z0-9]{1,20}$/) });
 const approvalCardsPayload = z.object({ requestId: z.uuid(), remind: z.boolean().optional(), escalated: z.boolean().optional() });
 
@@ -70,6 +72,11 @@ export async function notify(job: Job, token: string | undefined, deps: NotifyDe
     if (!deps.slack) return 'no_platform';
     const { notifier, directory, client } = deps.slack;
     switch (job.name) {
+      case PACKET_DELIVERY_JOB: {
+        const p = packetPayload.safeParse(job.data);
+        if (!p.success) throw new UnrecoverableError('malformed packet-delivery payload');
+        return await notifier.packetDelivery(p.data.packetId);
+      }
       case SLACK_HOME_JOB: {
         const p = homePayload.safeParse(job.data);
         if (!p.success) throw new UnrecoverableError('malformed slack-home payload');

@@ -1,4 +1,8 @@
-import { Worker, type Job } from 'bullmq';
+import { UnrecoverableError, Worker, type Job } from 'bullmq';
+import { z } from 'zod';
+import { BUILD_PACKET_JOB, type PacketService } from '../src/packets/packets.service.js';
+
+const packetPayload = z.object({ packetId: z.uuid() });
 import type { Redis } from 'ioredis';
 import type { Db } from '../src/db/database.js';
 import type { Clock } from '../src/core/clock.js';
@@ -31,6 +35,7 @@ export interface WorkerDeps {
   approvals: ApprovalService;
   consequences: ConsequenceService;
   trust: TrustService;
+  packets: PacketService;
   queues: Queues;
   webhook: { url: string; secret: string } | undefined;
   notify: NotifyDeps;
@@ -65,6 +70,11 @@ export async function startWorkers(deps: WorkerDeps): Promise<Worker[]> {
       if (job.name === APPROVAL_TIMER_JOB) return approvalTimer(job, deps.approvals);
       if (job.name === CONSEQUENCES_JOB) return applyConsequences(job, deps.consequences);
       if (job.name === TRUST_DAILY_JOB) return deps.trust.dailyPass();
+      if (job.name === BUILD_PACKET_JOB) {
+        const p = packetPayload.safeParse(job.data);
+        if (!p.success) throw new UnrecoverableError('malformed build-packet payload');
+        return deps.packets.build(p.data.packetId);
+      }
       if (job.name === APPROVAL_TIMERS_CANCEL_JOB) return cancelApprovalTimers(job, { db: deps.db, timers: deps.queues.timers });
       throw new Error(`unknown timers job ${job.name}`);
     },

@@ -28,6 +28,13 @@ import { ApprovalService } from './approvals/approvals.service.js';
 import { addTrustRoutes } from './http/routes/trust.routes.js';
 import { TrustService } from './trust/trust.service.js';
 import { ConsequenceService } from './trust/consequences.service.js';
+import { PacketService } from './packets/packets.service.js';
+import { addPacketRoutes, type PacketRenderers } from './http/routes/packets.routes.js';
+
+async function loadPacketRenderers(): Promise<PacketRenderers> {
+  const [{ renderPacketMarkdown }, { renderPacketPdf }] = await Promise.all([import('./packets/render-markdown.js'), import('./packets/render-pdf.js')]);
+  return { markdown: renderPacketMarkdown, pdf: renderPacketPdf };
+}
 import { addOpsRoutes } from './http/routes/ops.routes.js';
 import { startWorkers } from '../jobs/worker.js';
 import type { NotifyDeps } from '../jobs/notify.job.js';
@@ -148,7 +155,8 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
     const agents = new AgentService({ db, clock, publisher, onOutboxWrite: () => relay?.wake(), approvals });
 
     const trust = new TrustService({ db, clock, settings: policy.trust });
-    const commands = new ChatCommands({ db, clock, agents, policy, approvals, trust });
+    const packets = new PacketService({ db, clock, policy });
+    const commands = new ChatCommands({ db, clock, agents, policy, approvals, trust, packets });
     const directory = new SlackDirectory({ db, clock, policy });
 
     const metrics = createMetrics({
@@ -170,7 +178,7 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
       const notify: NotifyDeps = {};
       if (config.slack.botToken) {
         const client = createSlackWebClient(config.slack.botToken, config.slack.apiUrl);
-        notify.slack = { client, directory, notifier: new SlackNotifier({ db, client, policy, clock, approvals }) };
+        notify.slack = { client, directory, notifier: new SlackNotifier({ db, client, policy, clock, approvals, packets, renderPdf: async (p) => (await loadPacketRenderers()).pdf(p) }) };
         if (!policy.channels.incidents?.slack) logger.warn('the policy names no Slack incidents channel (channels.incidents.slack): incident notices are not posted');
       }
       if (teamsEnabled(config)) {
@@ -187,6 +195,7 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
         agents,
         approvals,
         consequences: new ConsequenceService({ db, clock, policy, agents, logger }),
+        packets,
         trust,
         queues,
         webhook: config.eventsWebhook,
@@ -223,6 +232,7 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
       addDecisionRoutes(router, { view, clock, metrics, approvals });
       addApprovalRoutes(router, { approvals, callbacksSigned: !!config.eventsWebhook });
       addTrustRoutes(router, { db, clock, trust, webhookSecret: config.inboundWebhookSecret });
+      addPacketRoutes(router, { packets, renderers: loadPacketRenderers });
       addAgentRoutes(router, { db, clock, agents });
       addAuditRoutes(router, { db });
       if (config.apiTokens.length === 0) logger.warn('ARMALO_API_TOKENS is empty: every /v1 call will be refused');

@@ -21,6 +21,8 @@ describe('parseCommand', () => {
     ['help', { kind: 'help' }],
     ['approvals', { kind: 'approvals' }],
     ['score bot', { kind: 'score', agentId: 'bot' }],
+    ['packet bot for Fortress Bank workflow vendor review', { kind: 'packet', agentId: 'bot', audience: 'Fortress Bank', workflow: 'vendor review' }],
+    ['packet verify 0F8FAD5B-D9CB-469F-A165-70867728950E', { kind: 'packet-verify', packetId: '0f8fad5b-d9cb-469f-a165-70867728950e' }],
     ['subscribe * scores', { kind: 'subscribe', agentPattern: '*', kinds: ['scores'] }],
     ['unsubscribe bot', { kind: 'unsubscribe', agentPattern: 'bot', kinds: ['scores', 'incidents', 'approvals'] }],
     ['HELP', { kind: 'help' }],
@@ -55,7 +57,8 @@ describe('parseCommand', () => {
     ['narrow bot Payments:X', '"Payments:X" is not a scope', '/armalo narrow'],
     ['contain ../etc', 'is not an agent id', '/armalo contain'],
     ['contain bøt', 'is not an agent id', '/armalo contain'],
-    ['packet bot for Fortress Bank', 'not available yet', '/armalo help'],
+    ['packet bot for', 'expected "for <company>"', '/armalo packet'],
+    ['packet verify nope', 'packet verify needs a packet id', '/armalo packet'],
   ])('%j is refused with a specific error and the usage', (text, error, usage) => {
     const result = parseCommand(text);
     expect(result.ok).toBe(false);

@@ -18,6 +18,7 @@ import {
   decisionInputSchema,
   decisionOutputSchema,
   errorSchema,
+  packetInputSchema,
 } from './schemas.js';
 
 type JsonObject = Record<string, unknown>;
@@ -151,6 +152,30 @@ export function buildOpenApiDocument(): JsonObject {
           },
         },
       },
+      '/v1/trust-packets': {
+        post: {
+          summary: 'Request a trust packet; it is built by a job (202, then GET it)',
+          requestBody: { required: true, ...json(ref('TrustPacketRequest')) },
+          responses: { '202': { description: 'Accepted: building' }, ...errors(400, 401, 404, 413, 415) },
+        },
+      },
+      '/v1/trust-packets/{id}': {
+        get: {
+          summary: 'The packet: status and content as JSON, or ?format=markdown|pdf once ready',
+          parameters: [
+            { name: 'id', in: 'path', required: true, schema: { type: 'string', format: 'uuid' } },
+            { name: 'format', in: 'query', required: false, schema: { type: 'string', enum: ['json', 'markdown', 'pdf'], default: 'json' } },
+          ],
+          responses: { '200': { description: 'The packet' }, ...errors(400, 401, 404, 409) },
+        },
+      },
+      '/v1/trust-packets/{id}/verify': {
+        get: {
+          summary: 'Recompute the stored packet hash (intact or tampered) and report how current its evidence still is',
+          parameters: [{ name: 'id', in: 'path', required: true, schema: { type: 'string', format: 'uuid' } }],
+          responses: { '200': { description: 'Verification' }, ...errors(400, 401, 404) },
+        },
+      },
       '/v1/audit': {
         get: {
           summary: 'Audit entries, newest first',
@@ -184,6 +209,7 @@ export function buildOpenApiDocument(): JsonObject {
         PactInput: jsonSchema(pactInputSchema, 'input'),
         EvaluationInput: jsonSchema(evaluationInputSchema, 'input'),
         InboundEvent: jsonSchema(inboundEventSchema, 'input'),
+        TrustPacketRequest: jsonSchema(packetInputSchema, 'input'),
         Error: jsonSchema(errorSchema, 'output'),
       },
     },

@@ -368,3 +368,11 @@ export const inboundEventSchema = z.discriminatedUnion('type', [
     }),
   }),
 ]);
+
+// ---- trust packets -------------------------------------------------------------------------
+
+export const packetInputSchema = z.strictObject({
+  agentId: agentIdSchema,
+  audience: z.string().trim().min(1).max(200).optional().meta({ description: 'Who the packet is for, e.g. "Fortress Bank"' }),
+  workflow: z.string().trim().min(1).max(200).optional(),
+});

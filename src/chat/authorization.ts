@@ -7,7 +7,7 @@ export interface ChatIdentity {
   emails: string[];
 }
 
-export type Permission = 'contain' | 'narrow' | 'revoke' | 'restore' | 'read';
+export type Permission = 'contain' | 'narrow' | 'revoke' | 'restore' | 'packet' | 'read';
 
 export type Authorization = { ok: true; roles: string[] } | { ok: false; needed: string[]; message: string };
 

@@ -5,6 +5,7 @@ import type { Clock } from '../core/clock.js';
 import type { AgentService, ActionResult } from '../agents/agents.service.js';
 import type { ApprovalService } from '../approvals/approvals.service.js';
 import type { TrustService } from '../trust/trust.service.js';
+import type { PacketService } from '../packets/packets.service.js';
 import { sparkline } from './sparkline.js';
 import { loadAgent, recentActions, findOpenIncident } from '../agents/agents.repository.js';
 import { appendAudit, listAudit, verifyAudit } from '../audit/audit.repository.js';
@@ -28,6 +29,7 @@ export interface ChatCommandDeps {
   policy: Policy;
   approvals?: ApprovalService;
   trust?: TrustService;
+  packets?: PacketService;
 }
 
 /** `slack:U0ONCALL1`: how a chat user appears as an actor in actions and the audit log. */
@@ -41,6 +43,9 @@ const PERMISSION_FOR: Record<ChatCommand['kind'], Permission | null> = {
   audit: 'read',
   'audit-verify': 'read',
   score: 'read',
+  // Checked in the command: the agent's owner may also request its packet.
+  packet: null,
+  'packet-verify': 'read',
   subscribe: 'read',
   unsubscribe: 'read',
   contain: 'contain',
@@ -101,6 +106,15 @@ export class ChatCommands {
         return this.waiting(who);
       case 'score':
         return this.score(command.agentId);
+      case 'packet':
+        return this.packet(who, command, channel);
+      case 'packet-verify': {
+        if (!this.deps.packets) return errorReply('Trust packets are not enabled on this server.');
+        const v = await this.deps.packets.verify(command.packetId);
+        return v.intact
+          ? { tone: 'success', title: `Trust packet ${command.packetId} is intact`, lines: [`Hash ${v.storedHash?.slice(0, 16)}…; built from audit entry ${v.builtFromAuditHead.seq}`, `Evidence was ${v.evidenceAtBuild} when built; it is ${v.evidenceNow} now`] }
+          : { tone: 'error', title: `Trust packet ${command.packetId} has been TAMPERED with (or is not built)`, lines: [`Stored hash ${v.storedHash ?? 'none'}; content hashes to ${v.computedHash ?? 'nothing'}`] };
+      }
       case 'subscribe':
       case 'unsubscribe':
         return this.subscription(who, command, channel);
@@ -237,6 +251,26 @@ export class ChatCommands {
     return Number(updated.numUpdatedRows) === 1
       ? { tone: 'info', title: 'Cancelled. Nothing was changed.', lines: [] }
       : errorReply('Only the person who asked can cancel, and only while it is pending.');
+  }
+
+  private async packet(who: ChatIdentity, command: Extract<ChatCommand, { kind: 'packet' }>, channel: string | undefined): Promise<ChatReply> {
+    const { packets, db, policy } = this.deps;
+    if (!packets) return errorReply('Trust packets are not enabled on this server.');
+    const agent = await db.selectFrom('agents').select(['id', 'owner']).where('id', '=', command.agentId).executeTakeFirst();
+    if (!agent) return errorReply(`Unknown agent ${command.agentId}.`, `/armalo ${USAGE.packet}`);
+    const auth = authorize(policy, who, 'packet');
+    const owner = agent.owner.toLowerCase();
+    const isOwner = owner === who.userId.toLowerCase() || owner === actorOf(who).toLowerCase() || who.emails.some((e) => e.toLowerCase() === owner);
+    if (!auth.ok && !isOwner) return errorReply(`Not allowed: ${auth.message}, or be the agent's owner. Nothing was built.`, `/armalo ${USAGE.packet}`);
+    const status = await packets.request(
+      { agentId: agent.id, audience: command.audience, workflow: command.workflow, ...(channel ? { deliverTo: { platform: who.platform, channel } } : {}) },
+      actorOf(who),
+    );
+    return {
+      tone: 'info',
+      title: `Building the trust packet for ${agent.id}${command.audience ? ` (for ${command.audience})` : ''}`,
+      lines: [`It will be posted in this channel in a few seconds. Packet ${status.id}; check it later with \`/armalo packet verify ${status.id}\`.`],
+    };
   }
 
   private async score(agentId: string): Promise<ChatReply> {

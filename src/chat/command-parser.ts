@@ -20,17 +20,20 @@ export const USAGE: Record<string, string> = {
   approvals: 'approvals',
   score: 'score <agent>',
   subscribe: 'subscribe <agent|*> [scores|incidents|approvals|all]',
+  packet: 'packet <agent> [for <company>] [workflow <name>] | packet verify <id>',
   unsubscribe: 'unsubscribe <agent|*> [scores|incidents|approvals|all]',
 };
 
 /** Commands of the grammar that later capabilities provide; they answer that they are not available yet. */
-export const NOT_YET = ['packet'] as const;
+export const NOT_YET = [] as const;
 export const SUBSCRIPTION_KINDS = ['scores', 'incidents', 'approvals'] as const;
 
 export type ChatCommand =
   | { kind: 'help' }
   | { kind: 'approvals' }
   | { kind: 'score'; agentId: string }
+  | { kind: 'packet'; agentId: string; audience?: string; workflow?: string }
+  | { kind: 'packet-verify'; packetId: string }
   | { kind: 'subscribe' | 'unsubscribe'; agentPattern: string; kinds: (typeof SUBSCRIPTION_KINDS)[number][] }
   | { kind: 'status'; agentId: string }
   | { kind: 'audit'; agentId: string }
@@ -146,6 +149,29 @@ export function parseCommand(text: string): ParseResult {
     case 'approvals':
       if (tokens.length) return fail(`approvals takes nothing more; unexpected "${tokens[0]}"`, sub);
       return { ok: true, command: { kind: 'approvals' } };
+    case 'packet': {
+      if (tokens[0]?.toLowerCase() === 'verify') {
+        const id = tokens[1];
+        if (!id || !/^[0-9a-f-]{36}$/i.test(id) || tokens.length > 2) return fail('packet verify needs a packet id', sub);
+        return { ok: true, command: { kind: 'packet-verify', packetId: id.toLowerCase() } };
+      }
+      const a = agentArg(tokens, sub);
+      if (isResult(a)) return a;
+      let audience: string | undefined;
+      let workflow: string | undefined;
+      const rest = tokens.slice(1);
+      for (let i = 0; i < rest.length; ) {
+        const word = rest[i]!.toLowerCase();
+        const next = rest.slice(i + 1);
+        const stop = next.findIndex((t) => ['for', 'workflow'].includes(t.toLowerCase()));
+        const value = (stop === -1 ? next : next.slice(0, stop)).join(' ').trim();
+        if ((word !== 'for' && word !== 'workflow') || !value) return fail(`expected "for <company>" or "workflow <name>", got "${rest.slice(i).join(' ').slice(0, 60)}"`, sub);
+        if (word === 'for') audience = value.slice(0, 200);
+        else workflow = value.slice(0, 200);
+        i += 1 + (stop === -1 ? next.length : stop);
+      }
+      return { ok: true, command: { kind: 'packet', agentId: a.agentId, ...(audience ? { audience } : {}), ...(workflow ? { workflow } : {}) } };
+    }
     case 'score': {
       const a = agentArg(tokens, sub);
       if (isResult(a)) return a;

@@ -226,6 +226,23 @@ export interface TeamsConversationsTable {
   updated_at: Timestamp;
 }
 
+export interface TrustPacketsTable {
+  id: string;
+  agent_id: string;
+  status: 'building' | 'ready' | 'failed';
+  requested_by: string;
+  audience: string | null;
+  workflow: string | null;
+  deliver_to: Json<Record<string, unknown>> | null;
+  content: Json<unknown> | null;
+  content_hash: string | null;
+  audit_head_seq: BigIntColumn | null;
+  audit_head_hash: string | null;
+  error: string | null;
+  created_at: Timestamp;
+  ready_at: Timestamp | null;
+}
+
 export interface Database {
   agents: AgentsTable;
   grants: GrantsTable;
@@ -246,6 +263,7 @@ export interface Database {
   inbound_events: InboundEventsTable;
   subscriptions: SubscriptionsTable;
   teams_conversations: TeamsConversationsTable;
+  trust_packets: TrustPacketsTable;
 }
 
 export type AgentRow = Selectable<AgentsTable>;

@@ -20,6 +20,8 @@ export interface HttpResult {
   body?: unknown;
   /** Plain text instead of JSON (e.g. Prometheus exposition). */
   text?: string;
+  /** Binary content (e.g. a PDF); give its content-type in headers. */
+  buffer?: Buffer;
   headers?: Record<string, string>;
 }
 

@@ -48,6 +48,11 @@ function parseTarget(target: string | undefined): { pathname: string; searchPara
 }
 
 function send(res: ServerResponse, result: HttpResult, requestId: string): void {
+  if (result.buffer) {
+    res.writeHead(result.status, { 'content-length': result.buffer.length, 'x-request-id': requestId, ...result.headers });
+    res.end(result.buffer);
+    return;
+  }
   const text = result.text !== undefined;
   const payload = text ? result.text! : result.body === undefined ? '' : JSON.stringify(result.body);
   // A flat [name, value, …] list: the cheapest form of headers for Node to validate and write.

@@ -12,6 +12,8 @@ import { CANCEL_ACTION, CONFIRM_ACTION, escapeMrkdwn, type Block } from './reply
 import type { ApprovalService } from '../approvals/approvals.service.js';
 import { approvalCard } from './approval.blocks.js';
 import { homeView } from './home.blocks.js';
+import type { PacketService } from '../packets/packets.service.js';
+import type { TrustPacket } from '../packets/packet.js';
 import type { TrustNotice } from '../trust/trust.service.js';
 
 /** Slack answered 429: the job should wait this long without counting an attempt. */
@@ -31,7 +33,17 @@ export type NoticeOutcome = 'posted' | 'no_channel' | 'gone';
  * (an advisory lock), so two quick actions never race to post the same root.
  */
 export class SlackNotifier {
-  constructor(private readonly deps: { db: Db; client: WebClient; policy: Policy; clock: Clock; approvals: ApprovalService }) {}
+  constructor(
+    private readonly deps: {
+      db: Db;
+      client: WebClient;
+      policy: Policy;
+      clock: Clock;
+      approvals: ApprovalService;
+      packets?: PacketService;
+      renderPdf?: (packet: TrustPacket) => Promise<Buffer>;
+    },
+  ) {}
 
   private get channel(): string | undefined {
     return this.deps.policy.channels.incidents?.slack;
@@ -232,6 +244,48 @@ export class SlackNotifier {
     }
     for (const channel of channels) {
       await this.post(`slack:trust:${n.key}:${channel}`, channel, { text, blocks: [{ type: 'section', text: { type: 'mrkdwn', text } }] });
+    }
+    return 'posted';
+  }
+
+  /**
+   * A built trust packet: summary blocks in the channel it was asked in, and the full PDF uploaded
+   * there through the Web API's external upload flow (files.uploadV2).
+   */
+  async packetDelivery(packetId: string): Promise<NoticeOutcome> {
+    const { packets, renderPdf } = this.deps;
+    if (!packets || !renderPdf) return 'no_channel';
+    const target = await packets.deliveryTarget(packetId);
+    const packet = await packets.content(packetId);
+    if (!target || target.platform !== 'slack' || !packet) return 'gone';
+    const status = await packets.status(packetId);
+    const s = packet.summary;
+    const lines = [
+      `*Score:* ${s.score ?? 'none'}${s.tier ? ` (${s.tier})` : ''} · trend ${s.trend}${s.change30d !== null ? ` (${s.change30d >= 0 ? '+' : ''}${s.change30d} in 30 days)` : ''} · evidence ${s.evidence}`,
+      `_${escapeMrkdwn(s.verdict)}_`,
+      packet.evidence.staleCount ? `:warning: *${packet.evidence.staleCount} stale evidence item${packet.evidence.staleCount === 1 ? '' : 's'}*` : 'No stale evidence',
+      `*Pacts:* ${packet.pacts.items.map((p) => `${escapeMrkdwn(p.title)} (${p.lastResult ?? 'unverified'}, ${p.freshness})`).join('; ') || 'none'}`,
+      `*Status:* ${packet.agent.status} · incidents (listed): ${packet.incidents.items.length} · approvals in 90 days: ${packet.approvals.counts.approved} approved, ${packet.approvals.counts.denied} denied`,
+      `*Audit:* chain ${packet.auditIntegrity.verified ? 'verified' : 'BROKEN'} at entry ${packet.auditIntegrity.headSeq}`,
+    ];
+    const title = `Trust packet: ${packet.agent.name} (${packet.agent.id})${packet.audience ? ` for ${packet.audience}` : ''}`;
+    const text = `${title}\n${lines.join('\n')}`;
+    await this.post(`slack:packet:${packetId}:summary`, target.channel, {
+      text: title,
+      blocks: [
+        { type: 'section', text: { type: 'mrkdwn', text: `:page_facing_up: *${escapeMrkdwn(title)}*` } },
+        { type: 'section', text: { type: 'mrkdwn', text: lines.join('\n').slice(0, 2900) } },
+        { type: 'context', elements: [{ type: 'mrkdwn', text: `Packet ${packetId} · sha256 ${status?.contentHash?.slice(0, 16)}… · verify with \`/armalo packet verify ${packetId}\`` }] },
+      ],
+    });
+    const fileKey = `slack:packet:${packetId}:file`;
+    if (!(await this.ref(fileKey))) {
+      const pdf = await renderPdf(packet);
+      const res = await this.call(() =>
+        this.deps.client.files.uploadV2({ channel_id: target.channel, file: pdf, filename: `trust-packet-${packet.agent.id}.pdf`, title, initial_comment: text.slice(0, 3000) }),
+      );
+      const files = (res as { files?: { files?: { id?: string }[] }[] }).files ?? [];
+      await this.remember(fileKey, target.channel, files[0]?.files?.[0]?.id ?? 'uploaded');
     }
     return 'posted';
   }

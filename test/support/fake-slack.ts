@@ -19,6 +19,9 @@ export class FakeSlack {
   readonly calls: SlackCall[] = [];
   readonly responses: { id: string; body: Record<string, any>; at: number }[] = [];
   readonly users = new Map<string, string>();
+  /** Files uploaded through the external upload flow, by file id. */
+  readonly uploads = new Map<string, Buffer>();
+  private fileCounter = 0;
   /** Answer for apps.connections.open (Socket Mode): the WebSocket URL to connect to. */
   socketUrl = '';
   private readonly failures = new Map<string, Failure[]>();
@@ -32,8 +35,15 @@ export class FakeSlack {
 
   async start(): Promise<string> {
     this.server = createServer(async (req, res) => {
-      const raw = await readBody(req);
       const path = req.url ?? '/';
+      if (path.startsWith('/upload/')) {
+        const chunks: Buffer[] = [];
+        for await (const c of req) chunks.push(c as Buffer);
+        this.uploads.set(path.slice('/upload/'.length), Buffer.concat(chunks));
+        res.writeHead(200, { 'content-type': 'text/plain' }).end(`OK - ${Buffer.concat(chunks).length}`);
+        return;
+      }
+      const raw = await readBody(req);
       if (path.startsWith('/respond/')) {
         this.responses.push({ id: path.slice('/respond/'.length), body: JSON.parse(raw || '{}'), at: Date.now() });
         res.writeHead(200, { 'content-type': 'text/plain' }).end('ok');
@@ -70,6 +80,14 @@ export class FakeSlack {
       case 'users.lookupByEmail': {
         const id = this.users.get(String(args.email).toLowerCase());
         return id ? { ok: true, user: { id, profile: { email: args.email } } } : { ok: false, error: 'users_not_found' };
+      }
+      case 'files.getUploadURLExternal': {
+        const id = `F0FILE${++this.fileCounter}`;
+        return { ok: true, upload_url: `${this.url}/upload/${id}`, file_id: id };
+      }
+      case 'files.completeUploadExternal': {
+        const files = typeof args.files === 'string' ? JSON.parse(args.files) : args.files;
+        return { ok: true, files: (files as { id: string; title?: string }[]).map((f) => ({ id: f.id, title: f.title })) };
       }
       case 'apps.connections.open':
         return this.socketUrl ? { ok: true, url: this.socketUrl } : { ok: false, error: 'not_allowed_token_type' };
