@@ -61,6 +61,14 @@ export async function notify(job: Job, token: string | undefined, deps: NotifyDe
       if (deps.teams) outcomes.push(`teams ${await deps.teams.notifier.confirmationRequest(p.data.confirmationId)}`);
       return outcomes.join(', ') || 'no_platform';
     }
+    if (job.name === PACKET_DELIVERY_JOB) {
+      const p = packetPayload.safeParse(job.data);
+      if (!p.success) throw new UnrecoverableError('malformed packet-delivery payload');
+      const outcomes = [];
+      if (deps.slack) outcomes.push(`slack ${await deps.slack.notifier.packetDelivery(p.data.packetId)}`);
+      if (deps.teams) outcomes.push(`teams ${await deps.teams.notifier.packetDelivery(p.data.packetId)}`);
+      return outcomes.join(', ') || 'no_platform';
+    }
     if (job.name === TRUST_NOTICE_JOB) {
       const p = trustNoticePayload.safeParse(job.data);
       if (!p.success) throw new UnrecoverableError('malformed trust-notice payload');
@@ -72,11 +80,6 @@ export async function notify(job: Job, token: string | undefined, deps: NotifyDe
     if (!deps.slack) return 'no_platform';
     const { notifier, directory, client } = deps.slack;
     switch (job.name) {
-      case PACKET_DELIVERY_JOB: {
-        const p = packetPayload.safeParse(job.data);
-        if (!p.success) throw new UnrecoverableError('malformed packet-delivery payload');
-        return await notifier.packetDelivery(p.data.packetId);
-      }
       case SLACK_HOME_JOB: {
         const p = homePayload.safeParse(job.data);
         if (!p.success) throw new UnrecoverableError('malformed slack-home payload');

@@ -182,7 +182,7 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
         if (!policy.channels.incidents?.slack) logger.warn('the policy names no Slack incidents channel (channels.incidents.slack): incident notices are not posted');
       }
       if (teamsEnabled(config)) {
-        notify.teams = { notifier: new TeamsNotifier({ db, clock, policy, adapter: createBotAdapter(config), appId: config.teams.appId ?? '', approvals }) };
+        notify.teams = { notifier: new TeamsNotifier({ db, clock, policy, adapter: createBotAdapter(config), appId: config.teams.appId ?? '', approvals, packets, ...(config.links ? { links: config.links } : {}) }) };
       }
       workers = await startWorkers({
         notify,
@@ -232,7 +232,7 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
       addDecisionRoutes(router, { view, clock, metrics, approvals });
       addApprovalRoutes(router, { approvals, callbacksSigned: !!config.eventsWebhook });
       addTrustRoutes(router, { db, clock, trust, webhookSecret: config.inboundWebhookSecret });
-      addPacketRoutes(router, { packets, renderers: loadPacketRenderers });
+      addPacketRoutes(router, { packets, renderers: loadPacketRenderers, clock, ...(config.links ? { links: config.links } : {}) });
       addAgentRoutes(router, { db, clock, agents });
       addAuditRoutes(router, { db });
       if (config.apiTokens.length === 0) logger.warn('ARMALO_API_TOKENS is empty: every /v1 call will be refused');

@@ -44,6 +44,10 @@ export const envSchema = z
     ARMALO_EVENTS_WEBHOOK_URL: optionalText.pipe(urlSchema(['http:', 'https:']).optional()),
     ARMALO_EVENTS_WEBHOOK_SECRET: optionalText,
     /** How long a process may go without confirming its permission view before it fails closed. */
+    /** Public base URL of this service (for links in chat, e.g. trust packet downloads in Teams). */
+    ARMALO_PUBLIC_URL: optionalText.pipe(urlSchema(['http:', 'https:']).optional()),
+    /** Signs expiring download links. At least 32 characters. */
+    ARMALO_LINK_SECRET: optionalText.pipe(z.string().min(32, 'must be at least 32 characters').optional()),
     ARMALO_VIEW_STALE_AFTER_MS: z.coerce.number().int().min(500).max(60_000).default(3000),
     SLACK_SIGNING_SECRET: optionalText,
     SLACK_BOT_TOKEN: optionalText,
@@ -99,6 +103,7 @@ export interface Config {
   readonly inboundWebhookSecret: string | undefined;
   readonly eventsWebhook: { readonly url: string; readonly secret: string } | undefined;
   readonly viewStaleAfterMs: number;
+  readonly links: { readonly publicUrl: string; readonly secret: string } | undefined;
   readonly slack: {
     readonly signingSecret?: string | undefined;
     readonly botToken?: string | undefined;
@@ -166,6 +171,7 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
         ? { url: e.ARMALO_EVENTS_WEBHOOK_URL, secret: e.ARMALO_EVENTS_WEBHOOK_SECRET }
         : undefined,
     viewStaleAfterMs: e.ARMALO_VIEW_STALE_AFTER_MS,
+    links: e.ARMALO_PUBLIC_URL && e.ARMALO_LINK_SECRET ? { publicUrl: e.ARMALO_PUBLIC_URL.replace(/\/$/, ''), secret: e.ARMALO_LINK_SECRET } : undefined,
     slack: {
       signingSecret: e.SLACK_SIGNING_SECRET,
       botToken: e.SLACK_BOT_TOKEN,

@@ -11,6 +11,8 @@ import { approverMris, conversationReference } from './teams-app.js';
 import type { ApprovalService } from '../approvals/approvals.service.js';
 import { teamsApprovalCard } from './approval.card.js';
 import type { TrustNotice } from '../trust/trust.service.js';
+import type { PacketService } from '../packets/packets.service.js';
+import { packetLink } from '../packets/packet-links.js';
 import { cardAttachment, replyCard } from './reply.card.js';
 import { incidentCard, teamsStepLine } from './incident.card.js';
 
@@ -43,7 +45,18 @@ export type TeamsOutcome = 'posted' | 'no_channel' | 'no_reference' | 'gone';
  * instead of posting twice, and jobs for one incident take turns.
  */
 export class TeamsNotifier {
-  constructor(private readonly deps: { db: Db; clock: Clock; policy: Policy; adapter: TeamsAdapter; appId: string; approvals: ApprovalService }) {}
+  constructor(
+    private readonly deps: {
+      db: Db;
+      clock: Clock;
+      policy: Policy;
+      adapter: TeamsAdapter;
+      appId: string;
+      approvals: ApprovalService;
+      packets?: PacketService;
+      links?: { publicUrl: string; secret: string };
+    },
+  ) {}
 
   private async ref(key: string) {
     return this.deps.db.selectFrom('chat_messages').select(['channel', 'ts']).where('key', '=', key).executeTakeFirst();
@@ -183,6 +196,45 @@ export class TeamsNotifier {
     });
     const sent = await this.inConversation(target, (ctx) => ctx.sendActivity({ attachments: [cardAttachment(card)] }));
     await this.remember(key, channel, String(sent?.id));
+    return 'posted';
+  }
+
+  /** A built trust packet asked for in Teams: a summary card with a signed, expiring PDF link. */
+  async packetDelivery(packetId: string): Promise<TeamsOutcome> {
+    const { packets, links } = this.deps;
+    if (!packets) return 'no_channel';
+    const target = await packets.deliveryTarget(packetId);
+    const packet = await packets.content(packetId);
+    if (!target || target.platform !== 'teams' || !packet) return 'gone';
+    const key = `teams:packet:${packetId}`;
+    if (await this.ref(key)) return 'posted';
+    const reference = await conversationReference(this.deps.db, target.channel);
+    if (!reference) return 'no_reference';
+    const s = packet.summary;
+    const body: Record<string, unknown>[] = [
+      { type: 'TextBlock', text: `Trust packet: ${packet.agent.name} (${packet.agent.id})${packet.audience ? ` for ${packet.audience}` : ''}`, weight: 'Bolder', size: 'Medium', wrap: true },
+      { type: 'TextBlock', text: s.verdict, wrap: true, isSubtle: true },
+      {
+        type: 'FactSet',
+        facts: [
+          { title: 'Score', value: s.score === null ? 'none' : `${s.score} (${s.tier}), trend ${s.trend}` },
+          { title: 'Evidence', value: `${s.evidence}${packet.evidence.staleCount ? `, ${packet.evidence.staleCount} stale evidence item(s)` : ''}` },
+          { title: 'Pacts', value: packet.pacts.items.map((p) => `${p.title} (${p.lastResult ?? 'unverified'})`).join('; ') || 'none' },
+          { title: 'Status', value: packet.agent.status },
+          { title: 'Audit', value: packet.auditIntegrity.verified ? `verified at entry ${packet.auditIntegrity.headSeq}` : 'BROKEN' },
+        ],
+      },
+    ];
+    if (!links) body.push({ type: 'TextBlock', text: `The PDF: GET /v1/trust-packets/${packetId}?format=pdf with an API token (download links need ARMALO_PUBLIC_URL and ARMALO_LINK_SECRET).`, wrap: true, isSubtle: true });
+    const card = {
+      type: 'AdaptiveCard',
+      $schema: 'http://adaptivecards.io/schemas/adaptive-card.json',
+      version: '1.5',
+      body,
+      ...(links ? { actions: [{ type: 'Action.OpenUrl', title: 'Download the full packet (PDF, link valid 24 h)', url: packetLink(links.publicUrl, links.secret, packetId, this.deps.clock.now()) }] } : {}),
+    };
+    const sent = await this.inConversation(reference, (ctx) => ctx.sendActivity({ attachments: [cardAttachment(card)] }));
+    await this.remember(key, target.channel, String(sent?.id));
     return 'posted';
   }
 }

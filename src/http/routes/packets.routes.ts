@@ -6,6 +6,9 @@ import type { HttpResult, Router } from '../router.js';
 import type { TrustPacket } from '../../packets/packet.js';
 import { parseInput } from '../validate.js';
 import { apiActor } from './agents.routes.js';
+import type { Clock } from '../../core/clock.js';
+import { checkPacketLink } from '../../packets/packet-links.js';
+import { HttpError } from '../body.js';
 
 const packetIdSchema = z.uuid({ error: 'expected a trust packet id (a UUID)' });
 const formatSchema = z.strictObject({ format: z.enum(['json', 'markdown', 'pdf']).default('json') });
@@ -16,7 +19,25 @@ export interface PacketRenderers {
   pdf(packet: TrustPacket): Promise<Buffer>;
 }
 
-export function addPacketRoutes(router: Router, deps: { packets: PacketService; renderers: () => Promise<PacketRenderers> }): void {
+export function addPacketRoutes(router: Router, deps: { packets: PacketService; renderers: () => Promise<PacketRenderers>; links?: { secret: string }; clock: Clock }): void {
+  // The signed download link Teams cards carry: no API token, a signature and an expiry instead.
+  router.add({
+    method: 'GET',
+    path: '/packets/{file}',
+    auth: false,
+    handler: async (ctx): Promise<HttpResult> => {
+      const id = /^([0-9a-f-]{36})\.pdf$/.exec(ctx.params.file ?? '')?.[1];
+      if (!id || !deps.links) throw notFound('no such packet download');
+      const check = checkPacketLink(deps.links.secret, id, ctx.query.get('exp'), ctx.query.get('sig'), deps.clock.now());
+      if (check === 'bad_signature') throw new CodedError(ErrorCode.Forbidden, 'this download link is not valid');
+      if (check === 'expired') throw new HttpError(410, ErrorCode.InvalidInput, 'this download link has expired; ask for the packet again');
+      const packet = await deps.packets.content(id);
+      if (!packet) throw notFound(`unknown trust packet ${id}`);
+      const pdf = await (await deps.renderers()).pdf(packet);
+      return { status: 200, buffer: pdf, headers: { 'content-type': 'application/pdf', 'content-disposition': `attachment; filename="trust-packet-${packet.agent.id}.pdf"` } };
+    },
+  });
+
   router.add({
     method: 'POST',
     path: '/v1/trust-packets',
