@@ -178,7 +178,7 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
       const notify: NotifyDeps = {};
       if (config.slack.botToken) {
         const client = createSlackWebClient(config.slack.botToken, config.slack.apiUrl);
-        notify.slack = { client, directory, notifier: new SlackNotifier({ db, client, policy, clock, approvals, packets, renderPdf: async (p) => (await loadPacketRenderers()).pdf(p) }) };
+        notify.slack = { client, directory, notifier: new SlackNotifier({ db, client, policy, clock, approvals, packets, renderPdf: async (p) => (await loadPacketRenderers()).pdf(p), renderChart: async (p) => (await import('./packets/score-chart.js')).renderScoreChartPng(p.scoreHistory.points) }) };
         if (!policy.channels.incidents?.slack) logger.warn('the policy names no Slack incidents channel (channels.incidents.slack): incident notices are not posted');
       }
       if (teamsEnabled(config)) {

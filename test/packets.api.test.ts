@@ -1,6 +1,6 @@
 import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { cleanRedisPrefix, sampleAgent, startTestApp, testConfig, waitFor, type TestApp } from './support/app.js';
+import { cleanRedisPrefix, sampleAgent, startTestApp, testConfig, waitFor, TOKEN, type TestApp } from './support/app.js';
 import { createTestDatabase, testPrefix, type TestDatabase } from './support/database.js';
 
 let database: TestDatabase;
@@ -64,6 +64,20 @@ describe('trust packets', () => {
     for (const section of ['summary', 'pacts', 'evidence', 'scoreHistory', 'runtimeControls', 'incidents', 'approvals', 'auditIntegrity']) {
       expect(packet[section].asOf, section).toBe(packet.generatedAt);
     }
+  });
+
+  it('renders as Markdown and PDF over REST', async () => {
+    const { id } = await requestPacket();
+    const md = await app.call('GET', `/v1/trust-packets/${id}?format=markdown`);
+    expect(md.status).toBe(200);
+    expect(md.headers.get('content-type')).toContain('text/markdown');
+    expect(md.body).toContain('Never sends PII outside the company');
+    expect(md.body).toContain('stale evidence');
+    const pdf = await fetch(`${app.url}/v1/trust-packets/${id}?format=pdf`, { headers: { authorization: `Bearer ${TOKEN}` } });
+    expect(pdf.status).toBe(200);
+    expect(pdf.headers.get('content-type')).toBe('application/pdf');
+    expect(Buffer.from(await pdf.arrayBuffer()).subarray(0, 5).toString()).toBe('%PDF-');
+    expect((await app.call('GET', `/v1/trust-packets/${id}?format=docx`)).status).toBe(400);
   });
 
   it('verify reports intact for an untouched packet and tampered after its stored content is altered', async () => {

@@ -48,10 +48,12 @@ describe('/armalo packet', () => {
     await waitFor(() => slack.calls.some((c) => c.method === 'files.completeUploadExternal'), 10_000, 'the PDF upload');
     const complete = slack.calls.find((c) => c.method === 'files.completeUploadExternal')!;
     expect(complete.args.channel_id).toBe('C0VENDORS');
-    const [pdf] = [...slack.uploads.values()];
-    // The upload arrives as multipart form data carrying the PDF.
-    expect(pdf!.includes('%PDF-')).toBe(true);
-    expect(pdf!.includes('%%EOF')).toBe(true);
+    await waitFor(() => slack.uploads.size >= 2, 5000, 'both files');
+    const files = [...slack.uploads.values()];
+    // Uploads arrive as multipart form data: one carries the PDF, the other the chart PNG.
+    expect(files.some((f) => f.includes('%PDF-') && f.includes('%%EOF'))).toBe(true);
+    expect(files.some((f) => f.includes(Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a])))).toBe(true);
+    expect(JSON.stringify(complete.args.files)).toContain('Score, last 90 days');
   });
 
   it('refuses a requester without the role, and an unknown agent; nothing is built', async () => {

@@ -42,6 +42,7 @@ export class SlackNotifier {
       approvals: ApprovalService;
       packets?: PacketService;
       renderPdf?: (packet: TrustPacket) => Promise<Buffer>;
+      renderChart?: (packet: TrustPacket) => Promise<Buffer>;
     },
   ) {}
 
@@ -280,9 +281,17 @@ export class SlackNotifier {
     });
     const fileKey = `slack:packet:${packetId}:file`;
     if (!(await this.ref(fileKey))) {
-      const pdf = await renderPdf(packet);
+      const [pdf, chart] = await Promise.all([renderPdf(packet), this.deps.renderChart ? this.deps.renderChart(packet) : Promise.resolve(undefined)]);
+      // The PDF and the score chart (a PNG) go up together, with the summary as the message.
       const res = await this.call(() =>
-        this.deps.client.files.uploadV2({ channel_id: target.channel, file: pdf, filename: `trust-packet-${packet.agent.id}.pdf`, title, initial_comment: text.slice(0, 3000) }),
+        this.deps.client.files.uploadV2({
+          channel_id: target.channel,
+          initial_comment: text.slice(0, 3000),
+          file_uploads: [
+            { file: pdf, filename: `trust-packet-${packet.agent.id}.pdf`, title },
+            ...(chart ? [{ file: chart, filename: `score-${packet.agent.id}.png`, title: `Score, last 90 days: ${packet.agent.id}` }] : []),
+          ],
+        }),
       );
       const files = (res as { files?: { files?: { id?: string }[] }[] }).files ?? [];
       await this.remember(fileKey, target.channel, files[0]?.files?.[0]?.id ?? 'uploaded');
