@@ -6,6 +6,8 @@ import type { AddressInfo } from 'node:net';
 export const FAKE_SLACK_COUNTS_PATH = '/__bench/counts';
 /** The bench reads the approval cards posted here: GET /__bench/cards?from=<index> (see CardLog). */
 export const FAKE_SLACK_CARDS_PATH = '/__bench/cards';
+/** The bench reads trust packet deliveries here: GET /__bench/packets?from=<index> (see PacketLog). */
+export const FAKE_SLACK_PACKETS_PATH = '/__bench/packets';
 
 /**
  * Slack's posting limit as the fake enforces it: a token bucket per `channel` value of
@@ -26,6 +28,21 @@ export interface CardLog {
   limited: Record<string, number>;
 }
 
+/**
+ * What GET /__bench/packets answers: trust packet deliveries, from index `from` on. A `summary` is a
+ * chat.postMessage whose blocks hold `Packet <id>` (src/slack/slack-notifier.ts, packetDelivery);
+ * a `file` is a files.completeUploadExternal, with the bytes uploaded for its first file.
+ */
+export interface PacketLog {
+  /** [kind, channel, when Slack accepted it (epoch ms), packet id (summary) or file id (file), bytes uploaded (file), upload starts with %PDF- (file)] */
+  events: PacketEvent[];
+  next: number;
+}
+export type PacketEvent = ['summary', string, number, string, 0, false] | ['file', string, number, string, number, boolean];
+
+/** A trust packet summary's context line: `Packet <id> · sha256 ...`. */
+const PACKET_ID = /Packet ([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})/;
+
 /** The id in an approval card's blocks: its context line ends with `request <id>` (src/slack/approval.blocks.ts). */
 const CARD_REQUEST_ID = /request ([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})/;
 
@@ -33,7 +50,11 @@ const CARD_REQUEST_ID = /request ([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4
  * The least of the Slack Web API the app needs while the benchmark runs: `{ok: true, ...}` answers
  * to POST /api/<method>, 200 "ok" to response_url posts under /respond/. It counts calls and keeps
  * no bodies, except for approval cards: each chat.postMessage whose blocks hold `request <id>` is
- * recorded (id, channel, time) once Slack would have accepted it.
+ * recorded (id, channel, time) once Slack would have accepted it; and trust packet deliveries (see
+ * PacketLog). It supports the external file upload flow (files.uploadV2 in the web client):
+ * files.getUploadURLExternal answers an upload URL on this server (`/upload/<file id>`), a POST
+ * there is read whole (its size and whether it holds a PDF are kept, not the bytes) and answered
+ * `OK - <bytes>`, and files.completeUploadExternal echoes the files.
  *
  * With `limit`, chat.postMessage is rate limited per channel the way Slack does it (about one
  * message a second per channel, short bursts allowed): over the limit it answers HTTP 429 with
@@ -45,6 +66,10 @@ export function createFakeSlack(limit?: PostLimit): { server: Server; counts: Ma
   const cards: [string, string, number][] = [];
   const limited = new Map<string, number>();
   const buckets = new Map<string, { tokens: number; at: number }>();
+  const packetEvents: PacketEvent[] = [];
+  /** Uploads received at /upload/<file id>: bytes, and whether they hold a PDF. */
+  const uploads = new Map<string, { bytes: number; pdf: boolean }>();
+  let fileCounter = 0;
   /** Seconds until `channel` may post again; 0 (and a token taken) when it may post now. */
   const take = (channel: string): number => {
     if (!limit) return 0;
@@ -72,9 +97,23 @@ export function createFakeSlack(limit?: PostLimit): { server: Server; counts: Ma
       res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(log));
       return;
     }
+    if (req.method === 'GET' && path.startsWith(FAKE_SLACK_PACKETS_PATH)) {
+      const from = Math.max(0, Number(new URL(path, 'http://x').searchParams.get('from') ?? 0) || 0);
+      const log: PacketLog = { events: packetEvents.slice(from), next: packetEvents.length };
+      res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(log));
+      return;
+    }
     const chunks: Buffer[] = [];
     req.on('data', (c: Buffer) => chunks.push(c));
     req.on('end', () => {
+      if (path.startsWith('/upload/')) {
+        const body = Buffer.concat(chunks);
+        counts.set('upload', (counts.get('upload') ?? 0) + 1);
+        // The web client sends the file as multipart form data: the PDF is inside, not at byte 0.
+        uploads.set(path.slice('/upload/'.length), { bytes: body.length, pdf: body.includes('%PDF-') && body.includes('%%EOF') });
+        res.writeHead(200, { 'content-type': 'text/plain' }).end(`OK - ${body.length}`);
+        return;
+      }
       const raw = Buffer.concat(chunks).toString('utf8');
       if (path.startsWith('/respond/')) {
         counts.set('response_url', (counts.get('response_url') ?? 0) + 1);
@@ -98,6 +137,28 @@ export function createFakeSlack(limit?: PostLimit): { server: Server; counts: Ma
         const blocks = typeof args.blocks === 'string' ? args.blocks : JSON.stringify(args.blocks ?? '');
         const id = CARD_REQUEST_ID.exec(blocks)?.[1];
         if (id) cards.push([id, channel, performance.timeOrigin + performance.now()]);
+        const packetId = blocks.includes('Trust packet') ? PACKET_ID.exec(blocks)?.[1] : undefined;
+        if (packetId) packetEvents.push(['summary', channel, performance.timeOrigin + performance.now(), packetId, 0, false]);
+      }
+      if (method === 'files.getUploadURLExternal') {
+        const fileId = `F0BENCH${++fileCounter}`;
+        const upload = `http://${req.headers.host ?? '127.0.0.1'}/upload/${fileId}`;
+        res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ ok: true, upload_url: upload, file_id: fileId }));
+        return;
+      }
+      if (method === 'files.completeUploadExternal') {
+        let files: { id?: string; title?: string }[] = [];
+        try {
+          const parsed: unknown = typeof args.files === 'string' ? JSON.parse(args.files) : args.files;
+          if (Array.isArray(parsed)) files = parsed as typeof files;
+        } catch {
+          files = [];
+        }
+        const first = files[0]?.id ?? '';
+        const upload = uploads.get(first);
+        packetEvents.push(['file', String(args.channel_id ?? ''), performance.timeOrigin + performance.now(), first, upload?.bytes ?? 0, upload?.pdf ?? false]);
+        res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ ok: true, files: files.map((f) => ({ id: f.id, title: f.title })) }));
+        return;
       }
       res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(answer(method, args, () => ++ts)));
     });

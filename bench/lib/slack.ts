@@ -19,12 +19,12 @@ export function slackHeaders(secret: string, rawBody: string, timestamp = Math.f
 let trigger = 0;
 
 /** A `/armalo <text>` slash command as Slack sends it: form-encoded fields, a fresh trigger id each time. */
-export function slashCommandBody(fields: { userId: string; text: string; responseUrl: string }): string {
+export function slashCommandBody(fields: { userId: string; text: string; responseUrl: string; channelId?: string }): string {
   return new URLSearchParams({
     token: 'deprecated-verification-token',
     team_id: 'T0BENCH',
     team_domain: 'bench',
-    channel_id: 'C0BENCH',
+    channel_id: fields.channelId ?? 'C0BENCH',
     channel_name: 'ops',
     user_id: fields.userId,
     user_name: fields.userId.toLowerCase(),
