@@ -35,47 +35,29 @@ export interface NotifyDeps {
  */
 export async function notify(job: Job, token: string | undefined, deps: NotifyDeps): Promise<string> {
   try {
-    if (job.name === INCIDENT_UPDATE_JOB) {
-      const p = incidentUpdatePayload.safeParse(job.data);
-      if (!p.success) throw new UnrecoverableError('malformed incident-update payload');
-      // Each platform's posts are remembered by key, so a retry after one platform failed does
-      // not post again on the other.
+    // Jobs that every platform handles: each platform's posts are remembered by key, so a retry
+    // after one platform failed does not post again on the other.
+    const fanOut = async <T>(schema: z.ZodType<T>, what: string, slack: (p: T) => Promise<string>, teams: (p: T) => Promise<string>) => {
+      const p = schema.safeParse(job.data);
+      if (!p.success) throw new UnrecoverableError(`malformed ${what} payload`);
       const outcomes = [];
-      if (deps.slack) outcomes.push(`slack ${await deps.slack.notifier.incidentUpdate(p.data)}`);
-      if (deps.teams) outcomes.push(`teams ${await deps.teams.notifier.incidentUpdate(p.data)}`);
+      if (deps.slack) outcomes.push(`slack ${await slack(p.data)}`);
+      if (deps.teams) outcomes.push(`teams ${await teams(p.data)}`);
       return outcomes.join(', ') || 'no_platform';
-    }
-    if (job.name === APPROVAL_CARDS_JOB) {
-      const p = approvalCardsPayload.safeParse(job.data);
-      if (!p.success) throw new UnrecoverableError('malformed approval-cards payload');
-      const outcomes = [];
-      if (deps.slack) outcomes.push(`slack ${await deps.slack.notifier.approvalCards(p.data.requestId, { remind: p.data.remind })}`);
-      if (deps.teams) outcomes.push(`teams ${await deps.teams.notifier.approvalCards(p.data.requestId)}`);
-      return outcomes.join(', ') || 'no_platform';
-    }
-    if (job.name === CONFIRMATION_REQUEST_JOB) {
-      const p = confirmationPayload.safeParse(job.data);
-      if (!p.success) throw new UnrecoverableError('malformed confirmation-request payload');
-      const outcomes = [];
-      if (deps.slack) outcomes.push(`slack ${await deps.slack.notifier.confirmationRequest(p.data.confirmationId)}`);
-      if (deps.teams) outcomes.push(`teams ${await deps.teams.notifier.confirmationRequest(p.data.confirmationId)}`);
-      return outcomes.join(', ') || 'no_platform';
-    }
-    if (job.name === PACKET_DELIVERY_JOB) {
-      const p = packetPayload.safeParse(job.data);
-      if (!p.success) throw new UnrecoverableError('malformed packet-delivery payload');
-      const outcomes = [];
-      if (deps.slack) outcomes.push(`slack ${await deps.slack.notifier.packetDelivery(p.data.packetId)}`);
-      if (deps.teams) outcomes.push(`teams ${await deps.teams.notifier.packetDelivery(p.data.packetId)}`);
-      return outcomes.join(', ') || 'no_platform';
-    }
-    if (job.name === TRUST_NOTICE_JOB) {
-      const p = trustNoticePayload.safeParse(job.data);
-      if (!p.success) throw new UnrecoverableError('malformed trust-notice payload');
-      const outcomes = [];
-      if (deps.slack) outcomes.push(`slack ${await deps.slack.notifier.trustNotice(p.data as TrustNotice)}`);
-      if (deps.teams) outcomes.push(`teams ${await deps.teams.notifier.trustNotice(p.data as TrustNotice)}`);
-      return outcomes.join(', ') || 'no_platform';
+    };
+    const slackN = deps.slack?.notifier;
+    const teamsN = deps.teams?.notifier;
+    switch (job.name) {
+      case INCIDENT_UPDATE_JOB:
+        return await fanOut(incidentUpdatePayload, 'incident-update', (p) => slackN!.incidentUpdate(p), (p) => teamsN!.incidentUpdate(p));
+      case APPROVAL_CARDS_JOB:
+        return await fanOut(approvalCardsPayload, 'approval-cards', (p) => slackN!.approvalCards(p.requestId, { remind: p.remind }), (p) => teamsN!.approvalCards(p.requestId));
+      case CONFIRMATION_REQUEST_JOB:
+        return await fanOut(confirmationPayload, 'confirmation-request', (p) => slackN!.confirmationRequest(p.confirmationId), (p) => teamsN!.confirmationRequest(p.confirmationId));
+      case PACKET_DELIVERY_JOB:
+        return await fanOut(packetPayload, 'packet-delivery', (p) => slackN!.packetDelivery(p.packetId), (p) => teamsN!.packetDelivery(p.packetId));
+      case TRUST_NOTICE_JOB:
+        return await fanOut(trustNoticePayload, 'trust-notice', (p) => slackN!.trustNotice(p as TrustNotice), (p) => teamsN!.trustNotice(p as TrustNotice));
     }
     if (!deps.slack) return 'no_platform';
     const { notifier, directory, client } = deps.slack;

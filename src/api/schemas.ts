@@ -8,6 +8,18 @@ import { ACTION_PATTERN, SCOPE_PATTERN } from '../domain/scope.js';
  * OpenAPI document is generated from them, so the two cannot disagree.
  */
 
+/** An absolute http(s) URL (webhook targets, evidence links). */
+const httpUrl = z
+  .string()
+  .max(2000)
+  .refine((v) => {
+    try {
+      return ['http:', 'https:'].includes(new URL(v).protocol);
+    } catch {
+      return false;
+    }
+  }, 'expected an http(s) URL');
+
 export const agentIdSchema = z
   .string()
   .regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/, 'expected 1-128 letters, digits, dots, dashes or underscores, starting with a letter or digit')
@@ -248,16 +260,7 @@ export const approvalRequestInputSchema = z.strictObject({
   context: decisionContextSchema.optional(),
   justification: z.string().trim().min(1).max(4000).meta({ description: 'Why the agent wants to do this; shown to approvers' }),
   idempotencyKey: z.string().min(1).max(200).optional().meta({ description: 'Same key (per API token) → the same request' }),
-  callbackUrl: z
-    .string()
-    .max(2000)
-    .refine((v) => {
-      try {
-        return ['http:', 'https:'].includes(new URL(v).protocol);
-      } catch {
-        return false;
-      }
-    }, 'expected an http(s) URL')
+  callbackUrl: httpUrl
     .optional()
     .meta({ description: 'Receives the outcome as a signed webhook (X-Armalo-Signature, signed with ARMALO_EVENTS_WEBHOOK_SECRET)' }),
 });
@@ -298,16 +301,6 @@ export const approvalOutputSchema = z.object({
 
 const SEVERITIES = ['low', 'medium', 'high', 'critical'] as const;
 const refId = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._:-]{0,199}$/, 'expected an id of letters, digits, ".", "_", ":" or "-"');
-const httpUrl = z
-  .string()
-  .max(2000)
-  .refine((v) => {
-    try {
-      return ['http:', 'https:'].includes(new URL(v).protocol);
-    } catch {
-      return false;
-    }
-  }, 'expected an http(s) URL');
 
 export const pactInputSchema = z.strictObject({
   id: refId,
