@@ -1,7 +1,8 @@
 /**
  * POST /v1/decisions against a bare node:http baseline, measured in the same run on the same
  * machine, then (bench/slack.ts) Slack acknowledgement latency and containment time-to-effect,
- * then (bench/approvals.ts) approval requests and their cards under Slack's posting limit.
+ * then (bench/approvals.ts) approval requests and their cards under Slack's posting limit, then
+ * (bench/packets.ts) trust packets built over REST and asked for in Slack.
  * Servers run in child processes; the load generators (autocannon, and our own for Slack) run
  * here. See bench/README.md for what is measured, why, and how to read the tables.
  */
@@ -20,6 +21,7 @@ import { ROOT, startChild, type ServerChild } from './lib/children.js';
 import { Samples, fmtInt, fmtMs, median, table } from './lib/stats.js';
 import { runSlackBench, slackBudgetSeconds } from './slack.js';
 import { approvalsBudgetSeconds, runApprovalsBench } from './approvals.js';
+import { packetsBudgetSeconds, runPacketsBench } from './packets.js';
 
 // Only ever local services: this script creates and force-drops a database.
 const HOST = '127.0.0.1';
@@ -54,8 +56,10 @@ const TTE_AGENTS = intFromEnv('BENCH_TTE_AGENTS', 30, 1, 500);
 const APPROVALS_RATE = intFromEnv('BENCH_APPROVALS_RATE', 5, 1, 50);
 /** Seconds to wait, after the approvals run, for the cards still queued. */
 const APPROVALS_DRAIN = intFromEnv('BENCH_APPROVALS_DRAIN', 60, 0, 600);
+/** Trust packets measured per path (REST and Slack). */
+const PACKET_RUNS = intFromEnv('BENCH_PACKET_RUNS', 5, 1, 50);
 
-const PART_NAMES = ['decisions', 'slack', 'approvals'] as const;
+const PART_NAMES = ['decisions', 'slack', 'approvals', 'packets'] as const;
 type Part = (typeof PART_NAMES)[number];
 
 /** BENCH_ONLY: unset or `all` for every part, else one part or a comma-separated list of them. */
@@ -65,7 +69,7 @@ function partsFromEnv(): Record<Part, boolean> {
   const chosen = all ? [...PART_NAMES] : raw.split(',').map((p) => p.trim());
   const unknown = chosen.filter((p) => !(PART_NAMES as readonly string[]).includes(p));
   if (unknown.length || chosen.length === 0) throw new Error(`BENCH_ONLY must be ${PART_NAMES.join(', ')} (or a comma-separated list of them), or all (got "${raw}")`);
-  return { decisions: chosen.includes('decisions'), slack: chosen.includes('slack'), approvals: chosen.includes('approvals') };
+  return { decisions: chosen.includes('decisions'), slack: chosen.includes('slack'), approvals: chosen.includes('approvals'), packets: chosen.includes('packets') };
 }
 const PARTS = partsFromEnv();
 const PROFILE_DIR = path.join(ROOT, 'bench', '.profiles');
@@ -367,7 +371,8 @@ async function main(): Promise<number> {
   const decisionChildren: ServerChild[] = [];
   const slackChildren: ServerChild[] = [];
   const approvalsChildren: ServerChild[] = [];
-  const allChildren = () => [...decisionChildren, ...slackChildren, ...approvalsChildren];
+  const packetsChildren: ServerChild[] = [];
+  const allChildren = () => [...decisionChildren, ...slackChildren, ...approvalsChildren, ...packetsChildren];
   const profileDir = (name: string) => path.join(PROFILE_DIR, runId, name);
   const profileArgs = (name: string) => (CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${profileDir(name)}`] : []);
   let dbCreated = false;
@@ -402,11 +407,14 @@ async function main(): Promise<number> {
 
   // Bounded in time whatever happens. Decisions: rounds x 4 runs, warm-ups, start-up and cleanup
   // slack. Slack: start-ups, warm-up, the ack run, and every time-to-effect measurement timing out.
-  // Approvals: start-ups, the sample, the run and the whole drain.
+  // Approvals: start-ups, the sample, the run and the whole drain. Packets: start-ups, seeding,
+  // and every run timing out.
   const decisionBudget = ROUNDS * 4 * (DURATION + 3) + 2 * (WARMUP + 3) + 90;
   const slackBudget = slackBudgetSeconds({ duration: DURATION, warmup: WARMUP, tteAgents: TTE_AGENTS });
   const approvalsBudget = approvalsBudgetSeconds({ duration: DURATION, drain: APPROVALS_DRAIN });
-  const budgetSeconds = (PARTS.decisions ? decisionBudget : 0) + (PARTS.slack ? slackBudget : 0) + (PARTS.approvals ? approvalsBudget : 0);
+  const packetsBudget = packetsBudgetSeconds({ runs: PACKET_RUNS });
+  const budgetSeconds =
+    (PARTS.decisions ? decisionBudget : 0) + (PARTS.slack ? slackBudget : 0) + (PARTS.approvals ? approvalsBudget : 0) + (PARTS.packets ? packetsBudget : 0);
   const watchdog = setTimeout(() => {
     console.error(`watchdog: the benchmark ran over its ${budgetSeconds} s budget; cleaning up and exiting`);
     void withTimeout('cleanup', 30_000, cleanup()).finally(() => process.exit(2));
@@ -422,6 +430,7 @@ async function main(): Promise<number> {
     if (PARTS.decisions) console.log('POST /v1/decisions vs a bare node:http server');
     if (PARTS.slack) console.log(`${PARTS.decisions ? 'then ' : ''}Slack: acknowledgement latency of /armalo commands, containment time-to-effect across two instances`);
     if (PARTS.approvals) console.log(`${PARTS.decisions || PARTS.slack ? 'then ' : ''}approvals: acknowledgement of approval requests, and time to their last card under Slack's posting limit`);
+    if (PARTS.packets) console.log(`${PARTS.decisions || PARTS.slack || PARTS.approvals ? 'then ' : ''}packets: trust packets for an agent with a year of evidence, over REST and in Slack`);
     console.log(`node ${process.version}, ${cpus().length} CPU(s) (${cpus()[0]?.model.trim() ?? 'unknown'}), ${new Date().toISOString()}`);
     console.log(`load average ${loadAvg()} (other work on the machine skews results; compare rows of the same run)`);
     if (PARTS.decisions) {
@@ -432,6 +441,10 @@ async function main(): Promise<number> {
     }
     if (PARTS.approvals) {
       console.log(`approvals: POST /v1/approval-requests at ${fmtInt(APPROVALS_RATE)}/s for ${DURATION} s, then up to ${APPROVALS_DRAIN} s for the remaining cards`);
+    }
+
+    if (PARTS.packets) {
+      console.log(`packets: ${PACKET_RUNS} packet(s) over REST and ${PACKET_RUNS} asked for in Slack, one at a time, after one warm-up each`);
     }
 
     await ensureDatabaseExists(databaseUrl);
@@ -446,7 +459,7 @@ async function main(): Promise<number> {
 
     if (PARTS.decisions) await decisionPart({ databaseUrl, prefix, token, children: decisionChildren, profileArgs });
 
-    if (PARTS.slack || PARTS.approvals) tempDir = mkdtempSync(path.join(tmpdir(), 'armalo-bench-'));
+    if (PARTS.slack || PARTS.approvals || PARTS.packets) tempDir = mkdtempSync(path.join(tmpdir(), 'armalo-bench-'));
     if (PARTS.slack) {
       if (PARTS.decisions) console.log('');
       if (PARTS.decisions) await migrate();
@@ -481,6 +494,21 @@ async function main(): Promise<number> {
         tempDir: tempDir!,
         agent: AGENT,
         track: (child) => approvalsChildren.push(child),
+      });
+    }
+    if (PARTS.packets) {
+      if (PARTS.decisions || PARTS.slack || PARTS.approvals) await migrate();
+      await runPacketsBench({
+        host: HOST,
+        databaseUrl,
+        redisUrl: REDIS_URL,
+        // Its own queues under the run's prefix, as the approvals part has.
+        queuePrefix: `${prefix}:packets`,
+        apiToken: token,
+        runs: PACKET_RUNS,
+        tempDir: tempDir!,
+        agent: AGENT,
+        track: (child) => packetsChildren.push(child),
       });
     }
     return 0;

@@ -31,10 +31,14 @@ export interface CardLog {
 /**
  * What GET /__bench/packets answers: trust packet deliveries, from index `from` on. A `summary` is a
  * chat.postMessage whose blocks hold `Packet <id>` (src/slack/slack-notifier.ts, packetDelivery);
- * a `file` is a files.completeUploadExternal, with the bytes uploaded for its first file.
+ * a `file` is a files.completeUploadExternal, with what was uploaded for its files (the app may
+ * attach more than the PDF, e.g. the score chart as a PNG).
  */
 export interface PacketLog {
-  /** [kind, channel, when Slack accepted it (epoch ms), packet id (summary) or file id (file), bytes uploaded (file), upload starts with %PDF- (file)] */
+  /**
+   * [kind, channel, when Slack accepted it (epoch ms), packet id (summary) or the file ids, comma-separated (file),
+   * bytes uploaded for those files, multipart bodies included (file), whether one of them held a whole PDF (file)]
+   */
   events: PacketEvent[];
   next: number;
 }
@@ -154,9 +158,10 @@ export function createFakeSlack(limit?: PostLimit): { server: Server; counts: Ma
         } catch {
           files = [];
         }
-        const first = files[0]?.id ?? '';
-        const upload = uploads.get(first);
-        packetEvents.push(['file', String(args.channel_id ?? ''), performance.timeOrigin + performance.now(), first, upload?.bytes ?? 0, upload?.pdf ?? false]);
+        const got = files.map((f) => uploads.get(f.id ?? ''));
+        const bytes = got.reduce((n, u) => n + (u?.bytes ?? 0), 0);
+        const ids = files.map((f) => f.id ?? '?').join(',');
+        packetEvents.push(['file', String(args.channel_id ?? ''), performance.timeOrigin + performance.now(), ids, bytes, got.some((u) => u?.pdf === true)]);
         res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ ok: true, files: files.map((f) => ({ id: f.id, title: f.title })) }));
         return;
       }
