@@ -234,6 +234,25 @@ describe('/armalo incident commands over signed HTTP', () => {
     expect(await app.db.selectFrom('confirmations').select('id').where('agent_id', '=', 'nochan-bot').execute()).toHaveLength(0);
   });
 
+  it('under restore.freshEvaluation, restore waits for an evaluation newer than the incident', async () => {
+    const policy = parsePolicyText(SLACK_TEST_POLICY.replace('restore: { roles: [security-oncall, ciso], secondPerson: true }', 'restore: { roles: [security-oncall, ciso], freshEvaluation: true }'));
+    expect(policy.permissions.restore.freshEvaluation).toBe(true);
+    const commands = new ChatCommands({ db: app.db, clock: systemClock, agents: app.agents, policy });
+    const who = { platform: 'slack' as const, userId: 'U0ONCALL1', emails: [] };
+    await app.call('PUT', '/v1/agents/fresh-eval-bot', sampleAgent);
+    await app.call('POST', '/v1/agents/fresh-eval-bot/evaluations', { id: 'fe-old', dimension: 'safety', passed: true, observedAt: new Date(Date.now() - 86_400_000).toISOString(), source: 'redteam' });
+    await app.call('POST', '/v1/agents/fresh-eval-bot/actions', { action: 'contain', reason: 'x' });
+    const refused = await commands.handle(who, 'restore fresh-eval-bot looks fine');
+    expect(refused.tone).toBe('error');
+    expect(refused.title).toContain('Restore needs a fresh evaluation');
+    expect(await decision('fresh-eval-bot', 'crm:write')).toBe('deny');
+    await new Promise((r) => setTimeout(r, 10));
+    await app.call('POST', '/v1/agents/fresh-eval-bot/evaluations', { id: 'fe-new', dimension: 'safety', passed: true, observedAt: new Date().toISOString(), source: 'redteam' });
+    const restored = await commands.handle(who, 'restore fresh-eval-bot re-evaluated');
+    expect(restored.title).toContain('Restored fresh-eval-bot');
+    expect(await decision('fresh-eval-bot', 'crm:write')).toBe('allow');
+  });
+
   it('refuses unsigned, badly signed and stale requests with 401 and changes nothing', async () => {
     await app.call('PUT', '/v1/agents/sig-bot', sampleAgent);
     const body = slashCommandBody({ user_id: 'U0ONCALL1', text: 'contain sig-bot forged', response_url: slack.responseUrl('forged') });

@@ -162,7 +162,9 @@ export class ChatCommands {
         const preview = await agents.act(command.agentId, { kind: 'restore', reason: command.reason, actor }, { dryRun: true });
         if (command.dryRun) return { tone: 'info', title: `Dry run: restore ${command.agentId} would change this (nothing was changed)`, lines: actionLines(preview) };
         const rule = this.deps.policy.permissions.restore;
-        const notes = rule.freshEvaluation ? ['Note: the policy asks for a fresh evaluation before restore; evaluations are not tracked yet, so this is not checked.'] : [];
+        const stale = await this.missingFreshEvaluation(command.agentId);
+        if (stale) return errorReply(stale, `/armalo ${USAGE.restore}`);
+        const notes = rule.freshEvaluation ? ['A fresh evaluation since the incident began was found, as the policy requires.'] : [];
         if (rule.secondPerson) {
           // The confirm button goes into the incidents channel: without one, nobody would see it.
           if (!this.deps.policy.channels.incidents) {
@@ -179,6 +181,20 @@ export class ChatCommands {
         return { tone: 'success', title: `Restored ${command.agentId}${r.replayed ? ' (already applied)' : ''}`, lines: [...actionLines(r), ...notes] };
       }
     }
+  }
+
+  /**
+   * Under `restore.freshEvaluation`, an agent comes back only with evidence newer than the incident:
+   * an evaluation observed after the open incident began. Returns why not, or undefined.
+   */
+  private async missingFreshEvaluation(agentId: string): Promise<string | undefined> {
+    if (!this.deps.policy.permissions.restore.freshEvaluation) return undefined;
+    const { db } = this.deps;
+    const incident = await db.selectFrom('incidents').select('opened_at').where('agent_id', '=', agentId).where('status', '=', 'open').executeTakeFirst();
+    if (!incident) return undefined;
+    const fresh = await db.selectFrom('evaluations').select('id').where('agent_id', '=', agentId).where('observed_at', '>', incident.opened_at).executeTakeFirst();
+    if (fresh) return undefined;
+    return `Restore needs a fresh evaluation (the policy's restore.freshEvaluation): none of ${agentId} was observed since the incident began at ${incident.opened_at.toISOString()}. Record one (POST /v1/agents/${agentId}/evaluations) and ask again. Nothing was changed.`;
   }
 
   private async createConfirmation(kind: 'revoke' | 'restore', agentId: string, actor: string, payload: Record<string, unknown>, ttlMs: number): Promise<string> {
@@ -218,6 +234,10 @@ export class ChatCommands {
     if (row.decided_at) return errorReply(`This confirmation was ${row.outcome} by ${row.decided_by}. Nothing was changed.`);
     if (row.expires_at.getTime() <= clock.now().getTime()) return errorReply(`This confirmation expired at ${row.expires_at.toISOString()}. Ask again. Nothing was changed.`);
 
+    if (row.kind === 'restore') {
+      const stale = await this.missingFreshEvaluation(row.agent_id);
+      if (stale) return errorReply(stale);
+    }
     const fullReason = row.kind === 'restore' ? `${reason} (requested by ${row.requested_by}, confirmed by ${actor})` : reason;
     let result: ActionResult;
     try {
