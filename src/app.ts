@@ -230,7 +230,7 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
     }
     if (web && view) {
       addDecisionRoutes(router, { view, clock, metrics, approvals });
-      addApprovalRoutes(router, { approvals, callbacksSigned: !!config.eventsWebhook });
+      addApprovalRoutes(router, { approvals, callbacksSigned: !!config.eventsWebhook, callbackHosts: config.callbackHosts });
       addTrustRoutes(router, { db, clock, trust, webhookSecret: config.inboundWebhookSecret });
       addPacketRoutes(router, { packets, renderers: loadPacketRenderers, clock, ...(config.links ? { links: config.links } : {}) });
       addAgentRoutes(router, { db, clock, agents });

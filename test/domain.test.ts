@@ -172,3 +172,17 @@ describe('the decision body fast path', () => {
     }
   });
 });
+
+describe('approval callback hosts', () => {
+  it('allows any host when no list is set, else exact hosts and *.domain', async () => {
+    const { callbackHostAllowed } = await import('../src/http/routes/approvals.routes.js');
+    expect(callbackHostAllowed('https://anything.example.org/x', [])).toBe(true);
+    const allowed = ['hooks.example.com', '*.agents.example.com', '127.0.0.1:8080'];
+    expect(callbackHostAllowed('https://hooks.example.com/cb', allowed)).toBe(true);
+    expect(callbackHostAllowed('https://a.agents.example.com/cb', allowed)).toBe(true);
+    expect(callbackHostAllowed('http://127.0.0.1:8080/cb', allowed)).toBe(true);
+    expect(callbackHostAllowed('http://127.0.0.1:9090/cb', allowed)).toBe(false);
+    expect(callbackHostAllowed('https://hooks.example.com.evil.net/cb', allowed)).toBe(false);
+    expect(callbackHostAllowed('http://169.254.169.254/latest/meta-data', allowed)).toBe(false);
+  });
+});

@@ -44,6 +44,12 @@ export const envSchema = z
     ARMALO_EVENTS_WEBHOOK_URL: optionalText.pipe(urlSchema(['http:', 'https:']).optional()),
     ARMALO_EVENTS_WEBHOOK_SECRET: optionalText,
     /** How long a process may go without confirming its permission view before it fails closed. */
+    /** Hosts approval callbacks may go to (comma-separated); unset allows any host. */
+    ARMALO_CALLBACK_HOSTS: z
+      .string()
+      .default('')
+      .transform((v) => v.split(',').map((h) => h.trim().toLowerCase()).filter(Boolean))
+      .pipe(z.array(z.string().regex(/^(\*\.)?[a-z0-9.-]+(:\d+)?$/, 'each entry must be a host name such as hooks.example.com or *.example.com'))),
     /** Public base URL of this service (for links in chat, e.g. trust packet downloads in Teams). */
     ARMALO_PUBLIC_URL: optionalText.pipe(urlSchema(['http:', 'https:']).optional()),
     /** Signs expiring download links. At least 32 characters. */
@@ -104,6 +110,8 @@ export interface Config {
   readonly eventsWebhook: { readonly url: string; readonly secret: string } | undefined;
   readonly viewStaleAfterMs: number;
   readonly links: { readonly publicUrl: string; readonly secret: string } | undefined;
+  /** Allowed approval callback hosts; empty allows any. */
+  readonly callbackHosts: readonly string[];
   readonly slack: {
     readonly signingSecret?: string | undefined;
     readonly botToken?: string | undefined;
@@ -171,6 +179,7 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
         ? { url: e.ARMALO_EVENTS_WEBHOOK_URL, secret: e.ARMALO_EVENTS_WEBHOOK_SECRET }
         : undefined,
     viewStaleAfterMs: e.ARMALO_VIEW_STALE_AFTER_MS,
+    callbackHosts: e.ARMALO_CALLBACK_HOSTS,
     links: e.ARMALO_PUBLIC_URL && e.ARMALO_LINK_SECRET ? { publicUrl: e.ARMALO_PUBLIC_URL.replace(/\/$/, ''), secret: e.ARMALO_LINK_SECRET } : undefined,
     slack: {
       signingSecret: e.SLACK_SIGNING_SECRET,

@@ -5,7 +5,16 @@ import type { Router } from '../router.js';
 import { parseInput } from '../validate.js';
 import { apiActor } from './agents.routes.js';
 
-export function addApprovalRoutes(router: Router, deps: { approvals: ApprovalService; callbacksSigned: boolean }): void {
+/** Is this callback URL's host allowed? Entries are exact hosts (with an optional port) or `*.domain`. */
+export function callbackHostAllowed(url: string, allowed: readonly string[]): boolean {
+  if (allowed.length === 0) return true;
+  const u = new URL(url);
+  const host = u.host.toLowerCase();
+  const name = u.hostname.toLowerCase();
+  return allowed.some((a) => (a.startsWith('*.') ? name.endsWith(a.slice(1)) : a === host || a === name));
+}
+
+export function addApprovalRoutes(router: Router, deps: { approvals: ApprovalService; callbacksSigned: boolean; callbackHosts?: readonly string[] }): void {
   router.add({
     method: 'POST',
     path: '/v1/approval-requests',
@@ -14,6 +23,10 @@ export function addApprovalRoutes(router: Router, deps: { approvals: ApprovalSer
       const body = parseInput(approvalRequestInputSchema, ctx.body, 'approval request');
       if (body.callbackUrl && !deps.callbacksSigned) {
         throw new CodedError(ErrorCode.InvalidInput, 'callbackUrl needs ARMALO_EVENTS_WEBHOOK_SECRET on the server (callbacks are always signed)');
+      }
+      // The server makes requests to this URL: keep it to the hosts the operator allows.
+      if (body.callbackUrl && !callbackHostAllowed(body.callbackUrl, deps.callbackHosts ?? [])) {
+        throw new CodedError(ErrorCode.InvalidInput, `callbackUrl: host ${new URL(body.callbackUrl).host} is not in ARMALO_CALLBACK_HOSTS`);
       }
       const { created, request } = await deps.approvals.create({ ...body, context: body.context ?? {} }, apiActor(ctx.tokenName));
       return { status: created ? 201 : 200, body: request };
