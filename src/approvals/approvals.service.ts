@@ -270,19 +270,35 @@ export class ApprovalService {
     return views.filter((v): v is ApprovalView => v !== undefined);
   }
 
-  /** Pending requests this person may decide and has not decided yet, oldest first. */
+  /**
+   * Pending requests this person may decide and has not decided yet, oldest first. Three queries
+   * for any number of pending requests; only the ones returned are loaded in full.
+   */
   async waitingOn(who: Approver, limit = 20): Promise<ApprovalView[]> {
-    const rows = await this.deps.db.selectFrom('approval_requests').select('id').where('status', '=', 'pending').orderBy('created_at').limit(500).execute();
-    const out: ApprovalView[] = [];
-    for (const { id } of rows) {
-      if (out.length >= limit) break;
+    const { db } = this.deps;
+    const rows = await db.selectFrom('approval_requests').select(['id', 'agent_id', 'requested_by', 'route', 'expires_at']).where('status', '=', 'pending').orderBy('created_at').limit(500).execute();
+    if (rows.length === 0) return [];
+    const now = this.deps.clock.now().getTime();
+    const [owners, decided] = await Promise.all([
+      db.selectFrom('agents').select(['id', 'owner']).where('id', 'in', [...new Set(rows.map((r) => r.agent_id))]).execute(),
+      db.selectFrom('approval_decisions').select(['request_id', 'person_key']).where('request_id', 'in', rows.map((r) => r.id)).execute(),
+    ]);
+    const ids: string[] = [];
+    for (const row of rows) {
+      if (ids.length >= limit) break;
+      if (row.expires_at.getTime() <= now) continue;
+      let person: Person;
       try {
-        out.push(await this.checkDecider(id, who));
+        person = this.personFor(row.route, who, { requested_by: row.requested_by, agent_owner: owners.find((o) => o.id === row.agent_id)?.owner ?? '' });
       } catch (err) {
-        if (!(err instanceof CodedError)) throw err;
+        if (err instanceof CodedError) continue;
+        throw err;
       }
+      if (decided.some((d) => d.request_id === row.id && d.person_key === person.key)) continue;
+      ids.push(row.id);
     }
-    return out;
+    const views = await Promise.all(ids.map((id) => this.get(id)));
+    return views.filter((v): v is ApprovalView => v !== undefined);
   }
 
   /** Throws the same refusal `decide` would, without deciding (used before opening the denial form). */
