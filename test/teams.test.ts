@@ -75,6 +75,20 @@ describe('Teams: the same commands as messages to the bot', () => {
     expect(audit.map((e: any) => e.actor)).toEqual([`teams:${ONCALL2}`, `teams:${ONCALL}`]);
   });
 
+  it('in a channel, an error goes to the person privately when the bot has a chat with them', async () => {
+    await say('help', STRANGER); // the stranger's personal chat with the bot is now known
+    const CHANNEL = '19:general@thread.tacv2';
+    const before = connector.calls.length;
+    const activity = teamsMessage(connector.url, { text: '<at>Armalo</at> contain teams-bot not mine to do', aadObjectId: STRANGER, conversationId: CHANNEL, conversationType: 'channel' });
+    await fetch(`${app.url}/api/messages`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(activity) });
+    await waitFor(() => connector.calls.length >= before + 2, 5000, 'the private answer and the channel note');
+    const recent = connector.calls.slice(before);
+    const privateAnswer = recent.find((c) => c.conversationId === `a:personal-${STRANGER}`)!;
+    expect(JSON.stringify(privateAnswer.body)).toContain('contain needs one of these roles');
+    const inChannel = recent.filter((c) => c.conversationId === CHANNEL);
+    expect(inChannel.map((c) => c.body.text)).toEqual(['I answered you in our private chat.']);
+  });
+
   it('refuses a malformed activity with 400', async () => {
     const res = await fetch(`${app.url}/api/messages`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"type":' });
     expect(res.status).toBe(400);

@@ -46,7 +46,7 @@ export async function rememberConversation(db: Db, clock: Clock, context: TurnCo
   const kind = a.conversation.conversationType ?? 'personal';
   await db
     .insertInto('teams_conversations')
-    .values({ conversation_id: a.conversation.id, kind, reference: JSON.stringify(reference), aad_object_id: kind === 'personal' ? (a.from?.aadObjectId ?? null) : null, updated_at: clock.now() })
+    .values({ conversation_id: a.conversation.id, kind, reference: JSON.stringify(reference), aad_object_id: kind === 'personal' ? a.from?.aadObjectId?.toLowerCase() ?? null : null, updated_at: clock.now() })
     .onConflict((oc) => oc.column('conversation_id').doUpdateSet({ reference: JSON.stringify(reference), updated_at: clock.now() }))
     .execute();
 }
@@ -126,7 +126,20 @@ export function createTeamsAdapter(deps: { config: Config; db: Db; clock: Clock;
     const who = { platform: 'teams' as const, userId: (a.from?.aadObjectId ?? a.from?.id ?? '').toLowerCase(), emails: [] as string[] };
     // The activity id is unique per message: a redelivered message is answered, not applied again.
     const reply = await commands.handle(who, text, { idempotencyKey: `teams:${a.conversation?.id}:${a.id}`, channel: a.conversation?.id });
-    await context.sendActivity({ attachments: [cardAttachment(replyCard(reply))] });
+    const card = { attachments: [cardAttachment(replyCard(reply))] };
+    // Teams has no private replies in channels: an error goes to the person's chat with the bot when
+    // we know it, and the channel only hears that they were answered privately.
+    if (reply.tone === 'error' && a.conversation?.conversationType !== 'personal' && a.from?.aadObjectId) {
+      const personal = await db.selectFrom('teams_conversations').select('reference').where('kind', '=', 'personal').where('aad_object_id', '=', a.from.aadObjectId.toLowerCase()).executeTakeFirst();
+      if (personal) {
+        await adapter.continueConversationAsync(appId ?? '', personal.reference as Partial<ConversationReference>, async (ctx) => {
+          await ctx.sendActivity(card);
+        });
+        await context.sendActivity({ type: 'message', text: 'I answered you in our private chat.' });
+        return;
+      }
+    }
+    await context.sendActivity(card);
   });
 
   // Approval cards (Universal Actions). The invoke response carries the card as it now is; a
