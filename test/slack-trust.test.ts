@@ -75,6 +75,17 @@ describe('trust in chat', () => {
     expect(text).toMatch(/Trend, 30 days: [▁-█]{2}/);
   });
 
+  it('a channel subscribed to incidents gets its own incident notice and thread', async () => {
+    await app.call('PUT', '/v1/agents/watched-bot', sampleAgent);
+    expect(await say('subscribe watched-bot incidents', 'C0WATCH')).toContain('incidents notices for watched-bot');
+    await app.call('POST', '/v1/agents/watched-bot/actions', { action: 'contain', reason: 'watched' });
+    await waitFor(() => slack.posts('C0WATCH').some((p) => JSON.stringify(p.args.blocks).includes('watched-bot') && !p.args.thread_ts), 5000, 'the notice in the subscribed channel');
+    await waitFor(() => slack.posts('C0INCIDENTS').some((p) => JSON.stringify(p.args.blocks).includes('watched-bot')), 5000, 'the notice in the incidents channel');
+    await app.call('POST', '/v1/agents/watched-bot/actions', { action: 'narrow', scopes: ['crm:*'], reason: 'more' });
+    await waitFor(() => slack.posts('C0WATCH').some((p) => p.args.thread_ts && JSON.stringify(p.args.blocks).includes('narrowed')), 5000, 'the thread reply in the subscribed channel');
+    expect(slack.posts('C0WATCH').filter((p) => !p.args.thread_ts && JSON.stringify(p.args.blocks).includes('watched-bot'))).toHaveLength(1);
+  });
+
   it('refuses bad subscribe input privately', async () => {
     expect(await say('subscribe scored-bot everything')).toContain('unknown kind');
     expect(await say('subscribe')).toContain('needs an agent or *');

@@ -92,23 +92,33 @@ export class SlackNotifier {
   }
 
   async incidentUpdate(update: IncidentUpdate): Promise<NoticeOutcome> {
-    const channel = this.channel;
-    if (!channel) return 'no_channel';
     return this.exclusive(update.incidentId, async () => {
       const view = await loadIncidentView(this.deps.db, update.incidentId, this.deps.clock.now());
       if (!view) return 'gone';
-      const root = await this.post(`slack:incident:${view.id}`, channel, incidentRoot(view));
-      const step = view.steps.find((s) => s.actionId === update.actionId);
-      if (step && update.event === 'expired') {
-        await this.post(`slack:expiry:${step.actionId}`, root.channel, { text: expiryLine(step), blocks: [{ type: 'section', text: { type: 'mrkdwn', text: expiryLine(step) } }], thread_ts: root.ts });
-      } else if (step && step.actionId !== view.openedByActionId) {
-        await this.post(`slack:action:${step.actionId}`, root.channel, { text: stepLine(step), blocks: [{ type: 'section', text: { type: 'mrkdwn', text: stepLine(step) } }], thread_ts: root.ts });
+      // The policy's incidents channel, and every channel subscribed to this agent's incidents: each
+      // gets its own notice and thread (keys for extra channels carry the channel id).
+      const subs = await this.deps.db.selectFrom('subscriptions').select(['channel', 'kinds']).where('platform', '=', 'slack').where('agent_pattern', 'in', [view.agent.id, '*']).execute();
+      const targets: { channel: string; suffix: string }[] = [];
+      if (this.channel) targets.push({ channel: this.channel, suffix: '' });
+      for (const sub of subs) {
+        if (sub.kinds.includes('incidents') && sub.channel !== this.channel && !targets.some((t) => t.channel === sub.channel)) targets.push({ channel: sub.channel, suffix: `:${sub.channel}` });
       }
-      // The root always shows the current state.
-      await this.call(() => this.deps.client.chat.update({ channel: root.channel, ts: root.ts, ...incidentRoot(view) }));
+      if (targets.length === 0) return 'no_channel';
+      const step = view.steps.find((s) => s.actionId === update.actionId);
+      for (const { channel, suffix } of targets) {
+        const root = await this.post(`slack:incident:${view.id}${suffix}`, channel, incidentRoot(view));
+        if (step && update.event === 'expired') {
+          await this.post(`slack:expiry:${step.actionId}${suffix}`, root.channel, { text: expiryLine(step), blocks: [{ type: 'section', text: { type: 'mrkdwn', text: expiryLine(step) } }], thread_ts: root.ts });
+        } else if (step && step.actionId !== view.openedByActionId) {
+          await this.post(`slack:action:${step.actionId}${suffix}`, root.channel, { text: stepLine(step), blocks: [{ type: 'section', text: { type: 'mrkdwn', text: stepLine(step) } }], thread_ts: root.ts });
+        }
+        // The root always shows the current state.
+        await this.call(() => this.deps.client.chat.update({ channel: root.channel, ts: root.ts, ...incidentRoot(view) }));
+      }
       return 'posted';
     });
   }
+
 
   /** A restore waiting for a second person: a button in the incident's thread. */
   async confirmationRequest(confirmationId: string): Promise<NoticeOutcome> {
