@@ -133,6 +133,16 @@ describe('approval cards in Slack', () => {
     await waitFor(() => slack.updates().filter((u) => textOf(u.args).includes('DENIED') && textOf(u.args).includes(id)).length >= 3, 5000, 'every copy to show DENIED');
   });
 
+  it("a channel subscribed to an agent's approvals gets a copy of its cards", async () => {
+    const sub = await postSigned(app.url, slashCommandBody({ user_id: 'U0CISO', text: 'subscribe pay-bot approvals', channel_id: 'C0FINANCE', response_url: slack.responseUrl(`s${++n}`) }));
+    expect(textOf(sub.body)).toContain('approvals notices for pay-bot');
+    const created = await app.call('POST', '/v1/approval-requests', { agentId: 'pay-bot', action: 'payments:transfer', context: { amount: 15_000 }, justification: 'subscribed copy' });
+    await waitFor(() => slack.posts('C0FINANCE').some((p) => textOf(p.args).includes(created.body.id)), 5000, 'the copy in the subscribed channel');
+    // Leave nothing behind for the tests that follow.
+    await app.call('POST', `/v1/approval-requests/${created.body.id}/cancel`);
+    await postSigned(app.url, slashCommandBody({ user_id: 'U0CISO', text: 'unsubscribe pay-bot approvals', channel_id: 'C0FINANCE', response_url: slack.responseUrl(`s${++n}`) }));
+  });
+
   it('/armalo approvals lists what waits on the caller, privately', async () => {
     const created = await app.call('POST', '/v1/approval-requests', { agentId: 'pay-bot', action: 'mail:send', justification: 'renewal reminders' });
     const id = created.body.id as string;

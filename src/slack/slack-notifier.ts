@@ -208,6 +208,11 @@ export class SlackNotifier {
         const channelName = route.channel ?? (this.deps.policy.channels.approvals ? 'approvals' : null);
         const channel = channelName ? this.deps.policy.channels[channelName]?.slack : undefined;
         if (channel) await attempt(() => this.post(`slack:approval:${requestId}:channel`, channel, card));
+        // Channels subscribed to this agent's approvals get a copy too.
+        const subs = await this.deps.db.selectFrom('subscriptions').select(['channel', 'kinds']).where('platform', '=', 'slack').where('agent_pattern', 'in', [view.agentId, '*']).execute();
+        for (const sub of subs) {
+          if (sub.kinds.includes('approvals') && sub.channel !== channel) await attempt(() => this.post(`slack:approval:${requestId}:sub:${sub.channel}`, sub.channel, card));
+        }
       }
       const copies = await this.deps.db.selectFrom('chat_messages').select(['channel', 'ts']).where('key', 'like', `slack:approval:${requestId}:%`).execute();
       for (const copy of copies) await attempt(() => this.call(() => this.deps.client.chat.update({ channel: copy.channel, ts: copy.ts, ...card })));
