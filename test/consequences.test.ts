@@ -64,7 +64,9 @@ describe('consequences act on their own', () => {
     await waitFor(async () => (await decision('leaky-bot', 'crm:write')).decision === 'deny', 5000, 'the containment');
     expect((await decision('leaky-bot', 'mail:send')).decision).toBe('allow'); // kept in containment
     await waitFor(() => slack.posts('C0INCIDENTS').some((p) => JSON.stringify(p.args.blocks).includes('policy:critical-violation')), 5000, 'the incident notice');
-    const notice = JSON.stringify(slack.posts('C0INCIDENTS').find((p) => JSON.stringify(p.args.blocks).includes('leaky-bot'))!.args.blocks);
+    // The low-tier narrow may land first (the violation also lowers the score), so the contain is
+    // either the notice itself or a step in its thread; either way it names the rule and the restore.
+    const notice = JSON.stringify(slack.posts('C0INCIDENTS').find((p) => JSON.stringify(p.args.blocks).includes('policy:critical-violation'))!.args.blocks);
     expect(notice).toContain('pact no-pii violated (critical)');
     expect(notice).toContain('/armalo restore leaky-bot');
 
