@@ -70,7 +70,8 @@ describe('audit log', () => {
 
   it('notices entries removed from the end of the chain', async () => {
     const fresh = await createTestDatabase();
-    const other = await startTestApp(testConfig(fresh.url, testPrefix(), { ARMALO_ROLE: 'web' }));
+    const otherPrefix = testPrefix();
+    const other = await startTestApp(testConfig(fresh.url, otherPrefix, { ARMALO_ROLE: 'web' }));
     try {
       await other.call('PUT', '/v1/agents/tail-bot', sampleAgent);
       await other.call('POST', '/v1/agents/tail-bot/actions', { action: 'revoke', reason: 'covering tracks' });
@@ -85,6 +86,7 @@ describe('audit log', () => {
     } finally {
       await other.stop();
       await fresh.drop();
+      await cleanRedisPrefix(otherPrefix);
     }
   });
 });
