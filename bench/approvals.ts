@@ -12,7 +12,7 @@ import path from 'node:path';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
-import { startChild, type ServerChild } from './lib/children.js';
+import { childGroup, type ServerChild } from './lib/children.js';
 import { FAKE_SLACK_CARDS_PATH, FAKE_SLACK_COUNTS_PATH, type CardLog } from './lib/fake-slack.js';
 import { HttpPool, type Answer } from './lib/http.js';
 import { steady } from './lib/steady.js';
@@ -136,18 +136,8 @@ function censoredPercentiles(known: number[], censoredBounds: number[], qs: numb
 export async function runApprovalsBench(o: ApprovalsBenchOptions): Promise<void> {
   const policyFile = path.join(o.tempDir, 'approvals-policy.yaml');
   writeFileSync(policyFile, POLICY);
-  const children: ServerChild[] = [];
+  const { children, start, ensureAlive } = childGroup(o.track, 'approvals');
   const pools: HttpPool[] = [];
-  const start = async (name: string, script: string, env: Record<string, string>) => {
-    const child = await startChild(name, script, env);
-    o.track(child);
-    children.push(child);
-    return child;
-  };
-  const ensureAlive = () => {
-    const dead = children.find((c) => c.exited());
-    if (dead) throw new Error(`${dead.name} exited during the approvals benchmark`);
-  };
 
   try {
     const fake = await start('fake-slack (limited)', FAKE_SLACK_SCRIPT, { HOST: o.host, POST_PER_SECOND: String(POSTS_PER_SECOND), POST_BURST: String(POST_BURST) });

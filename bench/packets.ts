@@ -12,7 +12,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import { tierOf } from '../src/domain/trust-score.js';
-import { startChild, type ServerChild } from './lib/children.js';
+import { childGroup, type ServerChild } from './lib/children.js';
 import { FAKE_SLACK_COUNTS_PATH, FAKE_SLACK_PACKETS_PATH, type PacketEvent, type PacketLog } from './lib/fake-slack.js';
 import { HttpPool } from './lib/http.js';
 import { SLACK_EVENTS_PATH, checkAck, slackHeaders, slashCommandBody } from './lib/slack.js';
@@ -151,18 +151,8 @@ async function decideApprovals(databaseUrl: string, approved: string[], denied: 
 export async function runPacketsBench(o: PacketsBenchOptions): Promise<void> {
   const policyFile = path.join(o.tempDir, 'packets-policy.yaml');
   writeFileSync(policyFile, POLICY);
-  const children: ServerChild[] = [];
+  const { children, start, ensureAlive } = childGroup(o.track, 'packets');
   const pools: HttpPool[] = [];
-  const start = async (name: string, script: string, env: Record<string, string>) => {
-    const child = await startChild(name, script, env);
-    o.track(child);
-    children.push(child);
-    return child;
-  };
-  const ensureAlive = () => {
-    const dead = children.find((c) => c.exited());
-    if (dead) throw new Error(`${dead.name} exited during the packets benchmark`);
-  };
 
   try {
     const fake = await start('fake-slack (packets)', FAKE_SLACK_SCRIPT, { HOST: o.host });

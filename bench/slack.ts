@@ -11,7 +11,7 @@ import path from 'node:path';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
-import { startChild, type ServerChild } from './lib/children.js';
+import { childGroup, type ServerChild } from './lib/children.js';
 import { FAKE_SLACK_COUNTS_PATH } from './lib/fake-slack.js';
 import { HttpPool, type Answer } from './lib/http.js';
 import { SLACK_EVENTS_PATH, checkAck, slackHeaders, slashCommandBody } from './lib/slack.js';
@@ -135,17 +135,7 @@ export async function runSlackBench(o: SlackBenchOptions): Promise<void> {
     pools.push(p);
     return p;
   };
-  const children: ServerChild[] = [];
-  const start = async (name: string, script: string, env: Record<string, string>) => {
-    const child = await startChild(name, script, env);
-    o.track(child);
-    children.push(child);
-    return child;
-  };
-  const ensureAlive = () => {
-    const dead = children.find((c) => c.exited());
-    if (dead) throw new Error(`${dead.name} exited during the Slack benchmark`);
-  };
+  const { children, start, ensureAlive } = childGroup(o.track, 'Slack');
 
   try {
     const fake = await start('fake-slack', FAKE_SLACK_SCRIPT, { HOST: o.host });

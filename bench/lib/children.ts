@@ -108,3 +108,24 @@ export async function startChild(name: string, script: string, options: Record<s
     throw err;
   }
 }
+
+/**
+ * The children one benchmark part starts: each is registered for cleanup (`track`) as it starts,
+ * and `ensureAlive` fails the part loudly if any of them has died.
+ */
+export function childGroup(track: (child: ServerChild) => void, part: string) {
+  const children: ServerChild[] = [];
+  return {
+    children,
+    async start(name: string, script: string, env: Record<string, string>): Promise<ServerChild> {
+      const child = await startChild(name, script, env);
+      track(child);
+      children.push(child);
+      return child;
+    },
+    ensureAlive(): void {
+      const dead = children.find((c) => c.exited());
+      if (dead) throw new Error(`${dead.name} exited during the ${part} benchmark`);
+    },
+  };
+}
