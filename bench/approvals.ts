@@ -12,7 +12,7 @@ import path from 'node:path';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
-import { childGroup, type ServerChild } from './lib/children.js';
+import { appEnv, childGroup, type ServerChild } from './lib/children.js';
 import { FAKE_SLACK_CARDS_PATH, FAKE_SLACK_COUNTS_PATH, type CardLog } from './lib/fake-slack.js';
 import { HttpPool, type Answer } from './lib/http.js';
 import { steady } from './lib/steady.js';
@@ -142,21 +142,12 @@ export async function runApprovalsBench(o: ApprovalsBenchOptions): Promise<void>
   try {
     const fake = await start('fake-slack (limited)', FAKE_SLACK_SCRIPT, { HOST: o.host, POST_PER_SECOND: String(POSTS_PER_SECOND), POST_BURST: String(POST_BURST) });
     const fakeUrl = `http://${o.host}:${fake.port}`;
-    const app = await start('app (all)', APP_SCRIPT, {
-      NODE_ENV: 'production',
-      ARMALO_ROLE: 'all',
-      DATABASE_URL: o.databaseUrl,
-      REDIS_URL: o.redisUrl,
-      HOST: o.host,
-      PORT: '0',
-      LOG_LEVEL: 'warn',
-      ARMALO_QUEUE_PREFIX: o.queuePrefix,
-      ARMALO_API_TOKENS: `bench:${o.apiToken}`,
+    const app = await start('app (all)', APP_SCRIPT, appEnv(o, 'all', {
       ARMALO_POLICY_FILE: policyFile,
       SLACK_SIGNING_SECRET: 'bench-approvals-signing-secret-unused',
       SLACK_BOT_TOKEN: 'xoxb-bench-approvals',
       SLACK_API_URL: `${fakeUrl}/api/`,
-    });
+    }));
     const appUrl = `http://${o.host}:${app.port}`;
     const headers = { 'content-type': 'application/json', authorization: `Bearer ${o.apiToken}` };
 

@@ -12,7 +12,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import { tierOf } from '../src/domain/trust-score.js';
-import { childGroup, type ServerChild } from './lib/children.js';
+import { appEnv, childGroup, type ServerChild } from './lib/children.js';
 import { FAKE_SLACK_COUNTS_PATH, FAKE_SLACK_PACKETS_PATH, type PacketEvent, type PacketLog } from './lib/fake-slack.js';
 import { HttpPool } from './lib/http.js';
 import { SLACK_EVENTS_PATH, checkAck, slackHeaders, slashCommandBody } from './lib/slack.js';
@@ -157,21 +157,12 @@ export async function runPacketsBench(o: PacketsBenchOptions): Promise<void> {
   try {
     const fake = await start('fake-slack (packets)', FAKE_SLACK_SCRIPT, { HOST: o.host });
     const fakeUrl = `http://${o.host}:${fake.port}`;
-    const app = await start('app (all, packets)', APP_SCRIPT, {
-      NODE_ENV: 'production',
-      ARMALO_ROLE: 'all',
-      DATABASE_URL: o.databaseUrl,
-      REDIS_URL: o.redisUrl,
-      HOST: o.host,
-      PORT: '0',
-      LOG_LEVEL: 'warn',
-      ARMALO_QUEUE_PREFIX: o.queuePrefix,
-      ARMALO_API_TOKENS: `bench:${o.apiToken}`,
+    const app = await start('app (all, packets)', APP_SCRIPT, appEnv(o, 'all', {
       ARMALO_POLICY_FILE: policyFile,
       SLACK_SIGNING_SECRET: SIGNING_SECRET,
       SLACK_BOT_TOKEN: 'xoxb-bench-packets',
       SLACK_API_URL: `${fakeUrl}/api/`,
-    });
+    }));
     const appUrl = `http://${o.host}:${app.port}`;
     const headers = { 'content-type': 'application/json', authorization: `Bearer ${o.apiToken}` };
     const call = async (method: string, p: string, body?: unknown): Promise<{ status: number; json: Record<string, unknown> }> => {

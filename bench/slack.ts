@@ -11,7 +11,7 @@ import path from 'node:path';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
-import { childGroup, type ServerChild } from './lib/children.js';
+import { appEnv, childGroup, type ServerChild } from './lib/children.js';
 import { FAKE_SLACK_COUNTS_PATH } from './lib/fake-slack.js';
 import { HttpPool, type Answer } from './lib/http.js';
 import { SLACK_EVENTS_PATH, checkAck, slackHeaders, slashCommandBody } from './lib/slack.js';
@@ -140,22 +140,14 @@ export async function runSlackBench(o: SlackBenchOptions): Promise<void> {
   try {
     const fake = await start('fake-slack', FAKE_SLACK_SCRIPT, { HOST: o.host });
     const fakeUrl = `http://${o.host}:${fake.port}`;
-    const appEnv = (role: 'all' | 'web') => ({
-      NODE_ENV: 'production',
-      ARMALO_ROLE: role,
-      DATABASE_URL: o.databaseUrl,
-      REDIS_URL: o.redisUrl,
-      HOST: o.host,
-      PORT: '0',
-      LOG_LEVEL: 'warn',
-      ARMALO_QUEUE_PREFIX: o.prefix,
-      ARMALO_API_TOKENS: `bench:${o.apiToken}`,
-      ARMALO_POLICY_FILE: policyFile,
-      SLACK_SIGNING_SECRET: secret,
-      SLACK_BOT_TOKEN: `xoxb-bench-${randomBytes(8).toString('hex')}`,
-      SLACK_API_URL: `${fakeUrl}/api/`,
-    });
-    const a = await start('app A (all)', APP_SCRIPT, appEnv('all'));
+    const slackAppEnv = (role: 'all' | 'web') =>
+      appEnv({ ...o, queuePrefix: o.prefix }, role, {
+        ARMALO_POLICY_FILE: policyFile,
+        SLACK_SIGNING_SECRET: secret,
+        SLACK_BOT_TOKEN: `xoxb-bench-${randomBytes(8).toString('hex')}`,
+        SLACK_API_URL: `${fakeUrl}/api/`,
+      });
+    const a = await start('app A (all)', APP_SCRIPT, slackAppEnv('all'));
     const aUrl = `http://${o.host}:${a.port}`;
 
     // Agents: a few for status (never contained), one per contain/restore pair, warm-up ones and
@@ -237,7 +229,7 @@ export async function runSlackBench(o: SlackBenchOptions): Promise<void> {
     console.log(line(series.restore, 'ack /armalo restore, after contain'));
 
     // Time-to-effect: B answers decisions from its own view; the contain goes to A.
-    const b = await start('app B (web)', APP_SCRIPT, appEnv('web'));
+    const b = await start('app B (web)', APP_SCRIPT, slackAppEnv('web'));
     const poller = pool(b.port, 1);
     const commander = pool(a.port, 1);
     const tte = new Series('time-to-effect');

@@ -129,3 +129,19 @@ export function childGroup(track: (child: ServerChild) => void, part: string) {
     },
   };
 }
+
+/** The environment every benchmark starts our app with; parts add their own settings on top. */
+export function appEnv(o: { databaseUrl: string; redisUrl: string; host: string; queuePrefix: string; apiToken: string }, role: 'web' | 'all', extra: Record<string, string> = {}): Record<string, string> {
+  return {
+    NODE_ENV: 'production',
+    ARMALO_ROLE: role,
+    DATABASE_URL: o.databaseUrl,
+    REDIS_URL: o.redisUrl,
+    HOST: o.host,
+    PORT: '0',
+    LOG_LEVEL: 'warn',
+    ARMALO_QUEUE_PREFIX: o.queuePrefix,
+    ARMALO_API_TOKENS: `bench:${o.apiToken}`,
+    ...extra,
+  };
+}
