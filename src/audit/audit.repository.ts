@@ -55,15 +55,31 @@ export interface AuditVerification {
   firstBroken?: { seq: string; problem: string };
 }
 
-/** Walks the whole chain in order, recomputing every hash, and names the first broken entry. */
+/**
+ * Walks the whole chain in order, recomputing every hash, and names the first broken entry.
+ *
+ * Writers keep appending while we walk, so the head and the rows must be read from one snapshot:
+ * a head read before the walk and rows committed during it would look like "entries were removed"
+ * (a false tamper alarm). Given a plain database handle, the walk runs in a REPEATABLE READ,
+ * read-only transaction; inside a caller's transaction, it is also bounded by the head it read.
+ */
 export async function verifyAudit(db: DbOrTrx, batchSize = 1000): Promise<AuditVerification> {
+  if (db.isTransaction) return verifyAuditIn(db, batchSize, false);
+  return db
+    .transaction()
+    .setIsolationLevel('repeatable read')
+    .setAccessMode('read only')
+    .execute((trx) => verifyAuditIn(trx, batchSize, true));
+}
+
+async function verifyAuditIn(db: DbOrTrx, batchSize: number, snapshot: boolean): Promise<AuditVerification> {
   const head = await db.selectFrom('audit_head').select(['seq', 'hash']).where('id', '=', 1).executeTakeFirstOrThrow();
   let prevHash = '0'.repeat(64);
   let expectedSeq = 1n;
   let after = '0';
   let entries = 0;
   for (;;) {
-    const rows = await db.selectFrom('audit_log').selectAll().where('seq', '>', after).orderBy('seq').limit(batchSize).execute();
+    const rows = await db.selectFrom('audit_log').selectAll().where('seq', '>', after).where('seq', '<=', head.seq).orderBy('seq').limit(batchSize).execute();
     for (const row of rows) {
       entries++;
       const broken = (problem: string): AuditVerification => ({ ok: false, entries, head, firstBroken: { seq: row.seq, problem } });
@@ -76,6 +92,12 @@ export async function verifyAudit(db: DbOrTrx, batchSize = 1000): Promise<AuditV
       after = row.seq;
     }
     if (rows.length < batchSize) break;
+  }
+  // On a snapshot, a row past the head can only have been forged in (appends move the head with
+  // them); outside one it may be a write that committed during the walk, so it is not judged.
+  if (snapshot && after === head.seq) {
+    const beyond = await db.selectFrom('audit_log').select('seq').where('seq', '>', head.seq).orderBy('seq').limit(1).executeTakeFirst();
+    if (beyond) return { ok: false, entries, head, firstBroken: { seq: beyond.seq, problem: `entry ${beyond.seq} lies beyond the head (${head.seq}): entries were inserted outside the chain` } };
   }
   if (after !== head.seq || prevHash !== head.hash) {
     return {

@@ -88,6 +88,19 @@ export interface ConfirmationsTable {
   decided_at: Timestamp | null;
   decided_by: string | null;
   outcome: string | null;
+  /** Who asked, as a person (0008): `slack`, `teams` or `api`; null on older rows. */
+  requested_platform: 'slack' | 'teams' | 'api' | null;
+  requested_user_id: string | null;
+  requested_emails: ColumnType<string[], string | undefined, string>;
+  /** The policy member key of the requester when they are in the policy. */
+  requested_person: string | null;
+  /** The incident open when it was asked; a click after that incident ended is refused. */
+  incident_id: string | null;
+  /** Restricting actions in force when it was asked; a newer one makes the click refused. */
+  action_ids: ColumnType<string[], string | undefined, string>;
+  agent_version: BigIntColumn | null;
+  /** Why it ended when nobody clicked (e.g. the incident ended). */
+  decided_reason: string | null;
 }
 
 export interface ChatIdentitiesTable {
@@ -124,6 +137,8 @@ export interface OutboxTable {
   published_at: Timestamp | null;
   attempts: Generated<number>;
   last_error: string | null;
+  /** Set when the row failed too often: kept for inspection, no longer retried. */
+  parked_at: Timestamp | null;
 }
 
 export interface EventDeliveriesTable {
@@ -200,6 +215,22 @@ export interface TrustScoresTable {
   computed_at: Timestamp;
 }
 
+/** An inbound webhook event for an agent not registered yet, applied when it is. */
+export interface HeldEventsTable {
+  id: string;
+  type: string;
+  agent_id: string;
+  event: Json<unknown>;
+  received_at: Timestamp;
+  applied_at: Timestamp | null;
+}
+
+/** Slack requests already acted on: a replay is acknowledged and changes nothing. */
+export interface SlackRequestsTable {
+  key: string;
+  received_at: Timestamp;
+}
+
 export interface InboundEventsTable {
   id: string;
   type: string;
@@ -261,6 +292,8 @@ export interface Database {
   evaluations: EvaluationsTable;
   trust_scores: TrustScoresTable;
   inbound_events: InboundEventsTable;
+  held_events: HeldEventsTable;
+  slack_requests: SlackRequestsTable;
   subscriptions: SubscriptionsTable;
   teams_conversations: TeamsConversationsTable;
   trust_packets: TrustPacketsTable;
