@@ -5,6 +5,7 @@ import type { Clock } from '../core/clock.js';
 import { loadAgent } from '../agents/agents.repository.js';
 import { appendAudit } from '../audit/audit.repository.js';
 import { computeRoute, escalate, isApproved, isPerson, isReachable, matchReasons, policyPeople, ruleMatches, type Person, type RouteSnapshot } from '../domain/approval-route.js';
+import { approvalCovers } from '../domain/approval-match.js';
 import { conflict, CodedError, ErrorCode, notFound } from '../domain/errors.js';
 import type { EventType } from '../domain/events.js';
 import { addOutboxJob, emitEvent, QUEUES } from '../outbox/outbox.repository.js';
@@ -233,17 +234,30 @@ export class ApprovalService {
     return (await this.get(id))!;
   }
 
-  /** Cancels every pending request of an agent (containment): inside the caller's transaction. */
+  /**
+   * Containment (contain or revoke), inside the caller's transaction: cancels every pending request of
+   * the agent, and ends every approval it has not used yet (one-shot approvals not consumed, and
+   * grant windows still open), so a restore does not bring back approvals given before the incident.
+   * Answers the ids of the pending requests cancelled (what `pendingApprovalsCancelled` reports).
+   */
   async cancelPendingForAgent(trx: DbOrTrx, agentId: string, actor: string, now: Date): Promise<string[]> {
-    const rows = await trx
+    const pending = await trx
       .updateTable('approval_requests')
-      .set({ status: 'cancelled', decided_at: now, final_reason: `cancelled: agent ${agentId} was contained or revoked by ${actor}` })
+      .set({ status: 'cancelled', decided_at: now, final_reason: `agent contained: cancelled while pending, agent ${agentId} was contained or revoked by ${actor}` })
       .where('agent_id', '=', agentId)
       .where('status', '=', 'pending')
       .returning('id')
       .execute();
-    for (const { id } of rows) await this.afterFinal(trx, id, agentId, 'cancelled', actor, now);
-    return rows.map((r) => r.id);
+    const unused = await trx
+      .updateTable('approval_requests')
+      .set({ status: 'cancelled', decided_at: now, final_reason: `agent contained: approved but unused, withdrawn when agent ${agentId} was contained or revoked by ${actor}` })
+      .where('agent_id', '=', agentId)
+      .where('status', '=', 'approved')
+      .where((eb) => eb.or([eb('grant_until', '>', now), eb.and([eb('grant_until', 'is', null), eb('consumed_at', 'is', null)])]))
+      .returning('id')
+      .execute();
+    for (const { id } of [...pending, ...unused]) await this.afterFinal(trx, id, agentId, 'cancelled', actor, now);
+    return pending.map((r) => r.id);
   }
 
   /** The person on the route this approver is, or why they may not decide. */
@@ -410,10 +424,8 @@ export class ApprovalService {
       .orderBy('decided_at')
       .execute();
     for (const c of candidates) {
-      // An approval covers at most the amount it was asked for.
-      const approved = c.context.amount;
-      const asked = context.amount;
-      if (typeof approved === 'number' && (typeof asked !== 'number' || asked > approved)) continue;
+      // Bound to the whole context the approvers saw: amount as a ceiling, every other key equal.
+      if (!approvalCovers(c.context, context).covers) continue;
       if (c.grant_until) return c.id;
       const used = await db.updateTable('approval_requests').set({ consumed_at: now }).where('id', '=', c.id).where('consumed_at', 'is', null).executeTakeFirst();
       if (Number(used.numUpdatedRows) === 1) return c.id;
@@ -421,8 +433,17 @@ export class ApprovalService {
     return undefined;
   }
 
-  async pendingFor(agentId: string, action: string): Promise<string | undefined> {
-    const row = await this.deps.db.selectFrom('approval_requests').select('id').where('agent_id', '=', agentId).where('action', '=', action).where('status', '=', 'pending').orderBy('created_at', 'desc').executeTakeFirst();
-    return row?.id;
+  /** The newest pending request whose approval would cover this action and context, if any. */
+  async pendingFor(agentId: string, action: string, context: Record<string, unknown> = {}): Promise<string | undefined> {
+    const rows = await this.deps.db
+      .selectFrom('approval_requests')
+      .select(['id', 'context'])
+      .where('agent_id', '=', agentId)
+      .where('action', '=', action)
+      .where('status', '=', 'pending')
+      .orderBy('created_at', 'desc')
+      .limit(50)
+      .execute();
+    return rows.find((r) => approvalCovers(r.context, context).covers)?.id;
   }
 }

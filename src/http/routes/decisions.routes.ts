@@ -2,9 +2,12 @@ import type { Clock } from '../../core/clock.js';
 import { decide, type Decision } from '../../domain/decide.js';
 import type { ApprovalService } from '../../approvals/approvals.service.js';
 import type { Metrics } from '../../observability/metrics.js';
+import type { LimitedLog } from '../../observability/logger.js';
+import { isCodedError } from '../../domain/errors.js';
 import type { PermissionView } from '../../permissions/permission-view.js';
 import { decisionInputSchema } from '../../api/schemas.js';
 import { ACTION_PATTERN } from '../../domain/scope.js';
+import { assertAgentInScope } from '../auth.js';
 import type { Router } from '../router.js';
 import { parseInput } from '../validate.js';
 
@@ -35,7 +38,7 @@ export function quickDecisionInput(body: unknown): DecisionInput | undefined {
 }
 
 /** The hot path: answered from this replica's in-memory view, never from Postgres. */
-export function addDecisionRoutes(router: Router, deps: { view: PermissionView; clock: Clock; metrics: Metrics; approvals?: ApprovalService }): void {
+export function addDecisionRoutes(router: Router, deps: { view: PermissionView; clock: Clock; metrics: Metrics; approvals?: ApprovalService; limitedLog?: LimitedLog }): void {
   const answer = (decision: Decision, agentStatus: string | null, approvalRequestId?: string) => {
     deps.metrics.decisions.inc({ decision: decision.decision });
     return {
@@ -54,13 +57,14 @@ export function addDecisionRoutes(router: Router, deps: { view: PermissionView; 
   router.add({
     method: 'POST',
     path: '/v1/decisions',
-    auth: true,
+    auth: 'platform',
     handler: (ctx) => {
       let body = quickDecisionInput(ctx.body);
       if (!body) {
         const parsed = parseInput(decisionInputSchema, ctx.body, 'decision request');
         body = { agentId: parsed.agentId, action: parsed.action, context: parsed.context ?? {} };
       }
+      assertAgentInScope(ctx.token, body.agentId);
       const agent = deps.view.get(body.agentId);
       const result = decide(agent, body, deps.clock.now(), deps.view.isFresh());
       const status = agent?.status ?? null;
@@ -70,14 +74,14 @@ export function addDecisionRoutes(router: Router, deps: { view: PermissionView; 
       if (result.decision !== 'allow' || !agent || !deps.approvals?.hasRouting) return answer(result, status);
       const approvals = deps.approvals;
       const input = body;
-      return (async () => {
+      const routedAnswer = async () => {
         const rule = await approvals.ruleRequiring(agent, input.action, input.context);
         if (!rule) return answer(result, status);
         const used = await approvals.useApproval(agent.id, input.action, input.context);
         if (used) {
           return answer({ ...result, reasons: [...result.reasons, { code: 'approved', message: `approved by request ${used} (rule ${rule.id})` }] }, status, used);
         }
-        const pending = await approvals.pendingFor(agent.id, input.action);
+        const pending = await approvals.pendingFor(agent.id, input.action, input.context);
         return answer(
           {
             decision: 'approval_required',
@@ -91,6 +95,17 @@ export function addDecisionRoutes(router: Router, deps: { view: PermissionView; 
           status,
           pending,
         );
+      };
+      return (async () => {
+        try {
+          return await routedAnswer();
+        } catch (err) {
+          // Routing needs Postgres (rules over evidence, approvals to use). If it cannot be asked,
+          // fail closed with a decision, never a 500: the caller must not proceed.
+          if (isCodedError(err)) throw err;
+          deps.limitedLog?.('warn', 'decision-routing-unavailable', { err: (err as Error).message }, 'cannot check approval routing; denying');
+          return answer({ decision: 'deny', reasons: [{ code: 'view_stale', message: 'cannot check approval routing right now; failing closed' }] }, status);
+        }
       })();
     },
   });
