@@ -26,6 +26,7 @@ import { addDecisionRoutes } from './http/routes/decisions.routes.js';
 import { addApprovalRoutes } from './http/routes/approvals.routes.js';
 import { ApprovalService } from './approvals/approvals.service.js';
 import { addTrustRoutes } from './http/routes/trust.routes.js';
+import { InboundEvents } from './webhooks/inbound-events.js';
 import { TrustService } from './trust/trust.service.js';
 import { ConsequenceService } from './trust/consequences.service.js';
 import { PacketService } from './packets/packets.service.js';
@@ -152,9 +153,11 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
 
     let relay: OutboxRelay | undefined;
     const approvals = new ApprovalService({ db, clock, policy });
-    const agents = new AgentService({ db, clock, publisher, onOutboxWrite: () => relay?.wake(), approvals });
+    // Held webhook events (for agents unknown when they came) apply once their agent is registered.
+    const agents = new AgentService({ db, clock, publisher, onOutboxWrite: () => relay?.wake(), approvals, onRegistered: (id) => inbound.applyHeld(id) });
 
     const trust = new TrustService({ db, clock, settings: policy.trust });
+    const inbound = new InboundEvents({ db, clock, trust, logger });
     const packets = new PacketService({ db, clock, policy });
     const commands = new ChatCommands({ db, clock, agents, policy, approvals, trust, packets });
     const directory = new SlackDirectory({ db, clock, policy });
@@ -231,7 +234,7 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
     if (web && view) {
       addDecisionRoutes(router, { view, clock, metrics, approvals });
       addApprovalRoutes(router, { approvals, callbacksSigned: !!config.eventsWebhook, callbackHosts: config.callbackHosts });
-      addTrustRoutes(router, { db, clock, trust, webhookSecret: config.inboundWebhookSecret });
+      addTrustRoutes(router, { db, clock, trust, webhookSecret: config.inboundWebhookSecret, inbound });
       addPacketRoutes(router, { packets, renderers: loadPacketRenderers, clock, ...(config.links ? { links: config.links } : {}) });
       addAgentRoutes(router, { db, clock, agents });
       addAuditRoutes(router, { db });

@@ -103,7 +103,7 @@ describe('signed Armalo webhooks', () => {
     const e = await webhook({ id: 'evt-8', type: 'eval.completed', createdAt: new Date().toISOString(), data: { agentId: 'trust-bot', evaluationId: 'ev-armalo-1', dimension: 'safety', passed: true, observedAt: new Date().toISOString() } });
     expect(e.body.status).toBe('applied');
     const unknown = await webhook({ id: 'evt-9', type: 'pact.violated', createdAt: new Date().toISOString(), data: { agentId: 'ghost-bot', pactId: 'x', severity: 'low' } });
-    expect(unknown).toMatchObject({ status: 202, body: { status: 'ignored' } });
+    expect(unknown).toMatchObject({ status: 202, body: { status: 'held' } });
   });
 });
 

@@ -33,6 +33,8 @@ export interface AgentServiceDeps {
   publisher: PermissionChangePublisher;
   /** Called after commit when outbox rows were written, to wake the relay early. */
   onOutboxWrite?: () => void;
+  /** Called after a registration (or update) commits; never throws. */
+  onRegistered?: (agentId: string) => Promise<unknown>;
   /** Containing or revoking an agent cancels its pending approval requests. */
   approvals?: {
     cancelPendingForAgent(trx: DbOrTrx, agentId: string, actor: string, now: Date): Promise<string[]>;
@@ -134,6 +136,8 @@ export class AgentService {
       return { created: !before, changed: true, agent, version };
     });
     if (result.version !== null) await this.afterCommit(reg.id, result.version);
+    // After the commit: webhook events held for this agent (it was unknown when they came) apply now.
+    await this.deps.onRegistered?.(reg.id);
     return { created: result.created, changed: result.changed, agent: result.agent };
   }
 

@@ -147,7 +147,7 @@ export function buildOpenApiDocument(): JsonObject {
           requestBody: { required: true, ...json(ref('InboundEvent')) },
           responses: {
             '200': { description: 'Applied, or a duplicate id (acknowledged, nothing changed)' },
-            '202': { description: 'Unknown agent: ignored' },
+            '202': { description: 'Unknown agent: held (status "held"), applied when the agent is registered' },
             ...errors(400, 401, 413),
           },
         },

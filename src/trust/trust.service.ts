@@ -6,6 +6,7 @@ import { addOutboxJob, emitEvent, QUEUES } from '../outbox/outbox.repository.js'
 import type { TrustTrigger } from '../domain/consequences.js';
 import { CONSEQUENCES_JOB } from './consequences.service.js';
 import { notFound } from '../domain/errors.js';
+import { assertNotInFuture } from '../domain/clock-skew.js';
 import { computeScore, DEFAULT_TIER_THRESHOLDS, freshnessOf, tierOf, type Freshness, type TrustTier } from '../domain/trust-score.js';
 import type { Policy } from '../policy/policy.schema.js';
 
@@ -103,6 +104,7 @@ export class TrustService {
   /** Records an evaluation (idempotent by its id) and recomputes the Score. */
   async recordEvaluation(agentId: string, ev: EvaluationRecord, actor: string): Promise<{ created: boolean; score: ScoreView }> {
     const { db, clock } = this.deps;
+    assertNotInFuture('observedAt', ev.observedAt, clock.now());
     await agentExists(db, agentId);
     const created = await db.transaction().execute((trx) => this.recordEvaluationIn(trx, agentId, ev, actor, clock.now()));
     return { created, score: await this.scoreOf(agentId) };

@@ -4,12 +4,13 @@ import type { TrustService } from '../../trust/trust.service.js';
 import { agentIdSchema, evaluationInputSchema, inboundEventSchema, pactInputSchema } from '../../api/schemas.js';
 import { CodedError, ErrorCode } from '../../domain/errors.js';
 import { SIGNATURE_HEADER, verifySignature } from '../../webhooks/signature.js';
+import type { InboundEvents } from '../../webhooks/inbound-events.js';
 import { HttpError, parseJsonText } from '../body.js';
 import type { Router } from '../router.js';
 import { parseInput } from '../validate.js';
 import { apiActor } from './agents.routes.js';
 
-export function addTrustRoutes(router: Router, deps: { db: Db; clock: Clock; trust: TrustService; webhookSecret: string | undefined }): void {
+export function addTrustRoutes(router: Router, deps: { db: Db; clock: Clock; trust: TrustService; webhookSecret: string | undefined; inbound: InboundEvents }): void {
   const { trust } = deps;
 
   router.add({
@@ -53,7 +54,8 @@ export function addTrustRoutes(router: Router, deps: { db: Db; clock: Clock; tru
   /**
    * Armalo-style signed events. Order matters: the signature is checked on the exact bytes before
    * anything is parsed; a replayed event id is acknowledged and ignored; dedupe and effect commit
-   * together, so a failure leaves the event to be sent again.
+   * together, so a failure leaves the event to be sent again. An event for an agent not registered
+   * yet is held (202) and applied when the agent is, so neither it nor its resend is lost.
    */
   router.add({
     method: 'POST',
@@ -67,37 +69,9 @@ export function addTrustRoutes(router: Router, deps: { db: Db; clock: Clock; tru
       const check = verifySignature(deps.webhookSecret, raw, Array.isArray(header) ? header[0] : header, Math.floor(deps.clock.now().getTime() / 1000));
       if (!check.ok) throw new HttpError(401, ErrorCode.Unauthorized, `webhook refused: ${check.reason}`);
       const event = parseInput(inboundEventSchema, parseJsonText(raw), 'event');
-      const actor = `armalo:${event.type}`;
-      const outcome = await deps.db.transaction().execute(async (trx) => {
-        const now = deps.clock.now();
-        const fresh = await trx
-          .insertInto('inbound_events')
-          .values({ id: event.id, type: event.type, agent_id: event.data.agentId, received_at: now })
-          .onConflict((oc) => oc.column('id').doNothing())
-          .executeTakeFirst();
-        if (Number(fresh.numInsertedOrUpdatedRows ?? 0) === 0) return 'duplicate' as const;
-        const agent = await trx.selectFrom('agents').select('id').where('id', '=', event.data.agentId).executeTakeFirst();
-        if (!agent) return 'unknown_agent' as const;
-        switch (event.type) {
-          case 'score.changed':
-          case 'score.tier_changed': {
-            const tier = event.data.tier ?? trust.tierOf(event.data.score);
-            await trust.storeScore(trx, agent.id, event.data.score, tier, 'external', { eventId: event.id, type: event.type }, now, actor);
-            break;
-          }
-          case 'pact.violated':
-            await trust.recordViolation(trx, agent.id, { eventId: event.id, ...event.data }, actor, now);
-            break;
-          case 'eval.completed': {
-            const d = event.data;
-            await trust.recordEvaluationIn(trx, agent.id, { id: d.evaluationId, pactId: d.pactId, dimension: d.dimension, passed: d.passed, score: d.score, observedAt: new Date(d.observedAt), source: 'armalo', evidenceUrl: d.evidenceUrl }, actor, now);
-            break;
-          }
-        }
-        return 'applied' as const;
-      });
+      const outcome = await deps.inbound.receive(event);
       if (outcome === 'duplicate') return { status: 200, body: { status: 'duplicate', id: event.id, message: 'this event id was already received; nothing changed' } };
-      if (outcome === 'unknown_agent') return { status: 202, body: { status: 'ignored', id: event.id, message: `unknown agent ${event.data.agentId}; nothing changed` } };
+      if (outcome === 'held') return { status: 202, body: { status: 'held', id: event.id, message: `unknown agent ${event.data.agentId}: the event is held and will be applied when the agent is registered` } };
       return { status: 200, body: { status: 'applied', id: event.id } };
     },
   });

@@ -1,0 +1,125 @@
+import type { z } from 'zod';
+import type { Db, DbOrTrx } from '../db/database.js';
+import type { Clock } from '../core/clock.js';
+import type { Logger } from '../observability/logger.js';
+import type { TrustService } from '../trust/trust.service.js';
+import { inboundEventSchema } from '../api/schemas.js';
+import { assertNotInFuture } from '../domain/clock-skew.js';
+
+export type InboundEvent = z.output<typeof inboundEventSchema>;
+
+/**
+ * `applied`: its effect committed now. `duplicate`: this id was applied before; nothing changed.
+ * `held`: its agent is not registered yet; it is kept and applied when the agent is.
+ */
+export type InboundOutcome = 'applied' | 'duplicate' | 'held';
+
+/**
+ * Inbound Armalo events. The event id is the dedupe key, but it is only spent when the event is
+ * applied: an event for an agent we do not know yet is held (a critical `pact.violated` that
+ * arrives before the registration must not be lost, nor its resend dropped as a duplicate).
+ */
+export class InboundEvents {
+  constructor(private readonly deps: { db: Db; clock: Clock; trust: TrustService; logger: Logger }) {}
+
+  /** Refuses times dated more than 5 minutes ahead (fresh-forever evidence), naming the field. */
+  checkTimes(event: InboundEvent, now: Date): void {
+    assertNotInFuture('createdAt', new Date(event.createdAt), now);
+    if (event.type === 'eval.completed') assertNotInFuture('data.observedAt', new Date(event.data.observedAt), now);
+  }
+
+  /** Dedupes and applies an event in one transaction, or holds it for an agent not registered yet. */
+  async receive(event: InboundEvent): Promise<InboundOutcome> {
+    const { db, clock } = this.deps;
+    this.checkTimes(event, clock.now());
+    const outcome = await db.transaction().execute(async (trx): Promise<InboundOutcome> => {
+      const now = clock.now();
+      const agent = await trx.selectFrom('agents').select('id').where('id', '=', event.data.agentId).executeTakeFirst();
+      if (!agent) {
+        if (await alreadyApplied(trx, event.id)) return 'duplicate';
+        // A resend while it is still held finds the row there: held again, not a duplicate.
+        await trx
+          .insertInto('held_events')
+          .values({ id: event.id, type: event.type, agent_id: event.data.agentId, event: JSON.stringify(event), received_at: now })
+          .onConflict((oc) => oc.column('id').doNothing())
+          .execute();
+        return 'held';
+      }
+      if (!(await spend(trx, event, now))) return 'duplicate';
+      await this.apply(trx, event, now);
+      return 'applied';
+    });
+    if (outcome !== 'held') return outcome;
+    // The agent may have been registered while we held the event, and its hook may have looked for
+    // held events before our row committed: look once more now that it has.
+    await this.applyHeld(event.data.agentId);
+    const row = await db.selectFrom('held_events').select('applied_at').where('id', '=', event.id).executeTakeFirst();
+    return row?.applied_at ? 'applied' : 'held';
+  }
+
+  /**
+   * Applies every event held for an agent, each in its own transaction, once (the row lock and the
+   * dedupe table make a concurrent call skip it). Called after a registration commits; never throws:
+   * the registration stands, and what could not be applied stays held for the next attempt.
+   */
+  async applyHeld(agentId: string): Promise<number> {
+    const { db, clock, logger } = this.deps;
+    let applied = 0;
+    try {
+      const waiting = await db.selectFrom('held_events').select('id').where('agent_id', '=', agentId).where('applied_at', 'is', null).orderBy('received_at').execute();
+      for (const { id } of waiting) {
+        const done = await db.transaction().execute(async (trx) => {
+          const row = await trx.selectFrom('held_events').select(['event', 'applied_at']).where('id', '=', id).forUpdate().skipLocked().executeTakeFirst();
+          if (!row || row.applied_at) return false;
+          const now = clock.now();
+          const event = inboundEventSchema.parse(row.event);
+          const fresh = await spend(trx, event, now);
+          if (fresh) await this.apply(trx, event, now);
+          await trx.updateTable('held_events').set({ applied_at: now }).where('id', '=', id).execute();
+          return fresh;
+        });
+        if (done) applied++;
+      }
+      if (applied) logger.info({ agentId, applied }, 'held webhook events applied after the agent was registered');
+    } catch (err) {
+      logger.error({ err, agentId }, 'cannot apply held webhook events now; they stay held and are retried at the next registration or resend');
+    }
+    return applied;
+  }
+
+  private async apply(trx: DbOrTrx, event: InboundEvent, now: Date): Promise<void> {
+    const { trust } = this.deps;
+    const actor = `armalo:${event.type}`;
+    const agentId = event.data.agentId;
+    switch (event.type) {
+      case 'score.changed':
+      case 'score.tier_changed': {
+        const tier = event.data.tier ?? trust.tierOf(event.data.score);
+        await trust.storeScore(trx, agentId, event.data.score, tier, 'external', { eventId: event.id, type: event.type }, now, actor);
+        break;
+      }
+      case 'pact.violated':
+        await trust.recordViolation(trx, agentId, { eventId: event.id, ...event.data }, actor, now);
+        break;
+      case 'eval.completed': {
+        const d = event.data;
+        await trust.recordEvaluationIn(trx, agentId, { id: d.evaluationId, pactId: d.pactId, dimension: d.dimension, passed: d.passed, score: d.score, observedAt: new Date(d.observedAt), source: 'armalo', evidenceUrl: d.evidenceUrl }, actor, now);
+        break;
+      }
+    }
+  }
+}
+
+async function alreadyApplied(trx: DbOrTrx, id: string): Promise<boolean> {
+  return !!(await trx.selectFrom('inbound_events').select('id').where('id', '=', id).executeTakeFirst());
+}
+
+/** Records the event id as applied; false when it already was (a replay). */
+async function spend(trx: DbOrTrx, event: InboundEvent, now: Date): Promise<boolean> {
+  const fresh = await trx
+    .insertInto('inbound_events')
+    .values({ id: event.id, type: event.type, agent_id: event.data.agentId, received_at: now })
+    .onConflict((oc) => oc.column('id').doNothing())
+    .executeTakeFirst();
+  return Number(fresh.numInsertedOrUpdatedRows ?? 0) > 0;
+}

@@ -1,0 +1,76 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { cleanRedisPrefix, sampleAgent, startTestApp, testConfig, waitFor, type TestApp } from './support/app.js';
+import { createTestDatabase, testPrefix, type TestDatabase } from './support/database.js';
+import { writePolicy } from './support/slack-policy.js';
+import { signPayload } from '../src/webhooks/signature.js';
+
+const POLICY = `
+roles:
+  security-oncall: { members: [{ slack: U0ONCALL1 }] }
+permissions:
+  contain: [security-oncall]
+  restore: [security-oncall]
+consequences:
+  - id: critical-violation
+    when: { pactViolated: critical }
+    then: { contain: true }
+`;
+const SECRET = 'armalo_inbound_secret_0123456789';
+let database: TestDatabase;
+let app: TestApp;
+const prefix = testPrefix();
+
+beforeAll(async () => {
+  database = await createTestDatabase();
+  app = await startTestApp(testConfig(database.url, prefix, { ARMALO_WEBHOOK_SECRET: SECRET, ARMALO_POLICY_FILE: writePolicy(POLICY) }), { relayPollMs: 200 });
+});
+
+afterAll(async () => {
+  await app?.stop();
+  await database?.drop();
+  await cleanRedisPrefix(prefix);
+});
+
+async function webhook(event: unknown): Promise<{ status: number; body: any }> {
+  const body = JSON.stringify(event);
+  const res = await fetch(`${app.url}/webhooks/armalo`, { method: 'POST', headers: { 'content-type': 'application/json', 'x-armalo-signature': signPayload(SECRET, body, Math.floor(Date.now() / 1000)) }, body });
+  return { status: res.status, body: await res.json() };
+}
+const violation = (id: string, agentId: string) => ({ id, type: 'pact.violated', createdAt: new Date().toISOString(), data: { agentId, pactId: 'no-pii', severity: 'critical', evidenceUrl: 'https://evals.example.com/v' } });
+const decision = async (agentId: string, action: string) => (await app.call('POST', '/v1/decisions', { agentId, action, context: { amount: 1 } })).body;
+
+describe('a webhook for an agent that is not registered yet', () => {
+  it('is held (a resend is held again, not a duplicate) and applied with its consequence once the agent is registered', async () => {
+    const first = await webhook(violation('early-1', 'late-bot'));
+    expect(first).toMatchObject({ status: 202, body: { status: 'held', id: 'early-1' } });
+    // The sender retries while the agent is still unknown: the id is not spent.
+    const resend = await webhook(violation('early-1', 'late-bot'));
+    expect(resend).toMatchObject({ status: 202, body: { status: 'held' } });
+    expect(await app.db.selectFrom('inbound_events').select('id').where('id', '=', 'early-1').execute()).toHaveLength(0);
+
+    expect((await app.call('PUT', '/v1/agents/late-bot', sampleAgent)).status).toBe(201);
+
+    // Applied right after the registration committed: audited, counted against the score...
+    const audit = (await app.call('GET', '/v1/audit?agentId=late-bot&limit=20')).body.entries.map((e: any) => e.action);
+    expect(audit).toContain('trust.pact_violated');
+    const score = (await app.call('GET', '/v1/agents/late-bot/score')).body;
+    expect(score.score).not.toBeNull();
+    // ...and the policy's consequence follows: a critical violation contains the agent.
+    await waitFor(async () => (await app.call('GET', '/v1/agents/late-bot')).body.status === 'contained', 10_000, 'the containment');
+    expect((await decision('late-bot', 'crm:write')).decision).toBe('deny');
+
+    // Now the id is spent: another resend is a duplicate and changes nothing more.
+    const after = await webhook(violation('early-1', 'late-bot'));
+    expect(after).toMatchObject({ status: 200, body: { status: 'duplicate' } });
+    const violations = await app.db.selectFrom('audit_log').select('seq').where('subject', '=', 'late-bot').where('action', '=', 'trust.pact_violated').execute();
+    expect(violations).toHaveLength(1);
+  });
+
+  it('a held event that arrives again after the registration is applied once, not twice', async () => {
+    expect((await webhook(violation('early-2', 'later-bot'))).body.status).toBe('held');
+    expect((await app.call('PUT', '/v1/agents/later-bot', { ...sampleAgent, riskTier: 'low' })).status).toBe(201);
+    expect((await webhook(violation('early-2', 'later-bot'))).body.status).toBe('duplicate');
+    const violations = await app.db.selectFrom('audit_log').select('seq').where('subject', '=', 'later-bot').where('action', '=', 'trust.pact_violated').execute();
+    expect(violations).toHaveLength(1);
+  });
+});
