@@ -7,7 +7,8 @@ export interface ChatIdentity {
   emails: string[];
 }
 
-export type Permission = 'contain' | 'narrow' | 'revoke' | 'restore' | 'packet' | 'read';
+/** `subscribe` covers subscribe and unsubscribe (policy `permissions.subscribe`, default: the contain roles). */
+export type Permission = 'contain' | 'narrow' | 'revoke' | 'restore' | 'packet' | 'subscribe' | 'read';
 
 export type Authorization = { ok: true; roles: string[] } | { ok: false; needed: string[]; message: string };
 

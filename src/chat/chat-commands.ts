@@ -46,8 +46,9 @@ const PERMISSION_FOR: Record<ChatCommand['kind'], Permission | null> = {
   // Checked in the command: the agent's owner may also request its packet.
   packet: null,
   'packet-verify': 'read',
-  subscribe: 'read',
-  unsubscribe: 'read',
+  // Subscribing sends security notices (amounts, recipients) into a channel: a permission of its own.
+  subscribe: 'subscribe',
+  unsubscribe: 'subscribe',
   contain: 'contain',
   narrow: 'narrow',
   revoke: 'revoke',

@@ -147,7 +147,15 @@ const permissionsSchema = strictObject({
   revoke: roleListSchema.default([]).describe('Roles that may revoke an agent (kill switch).'),
   restore: restoreSchema.default({ roles: [], secondPerson: false, freshEvaluation: false }),
   packet: roleListSchema.default([]).describe('Roles that may request a trust packet in chat.'),
-}).describe('Who may use each incident command. A missing entry means nobody (fail closed).');
+  subscribe: roleListSchema
+    .optional()
+    .describe(
+      'Roles that may subscribe or unsubscribe a channel to notices (approval cards carry amounts and recipients). Default when left out: the roles that may contain.',
+    ),
+})
+  // A channel subscription sends security notices out: by default only responders may route them.
+  .transform(({ subscribe, ...rest }) => ({ ...rest, subscribe: subscribe ?? rest.contain }))
+  .describe('Who may use each incident command. A missing entry means nobody (fail closed); subscribe defaults to contain.');
 
 // ---------------------------------------------------------------------------------------------------
 // Routing
@@ -460,7 +468,9 @@ export const policySchema = strictObject({
   };
   const peopleIn = (roles: readonly string[]) => countDistinctPeople(roles.flatMap((role) => policy.roles[role]?.members ?? []));
 
-  for (const action of ['contain', 'narrow', 'revoke', 'packet'] as const) {
+  for (const action of ['contain', 'narrow', 'revoke', 'packet', 'subscribe'] as const) {
+    // A subscribe left out is the contain list itself: its roles are checked (and reported) once, there.
+    if (action === 'subscribe' && policy.permissions.subscribe === policy.permissions.contain) continue;
     checkRoles(policy.permissions[action], ['permissions', action]);
   }
   const restore = policy.permissions.restore;
