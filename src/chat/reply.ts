@@ -6,8 +6,14 @@ export type Tone = 'info' | 'success' | 'warning' | 'error';
 
 export interface ChatReply {
   tone: Tone;
+  /** Plain words (no markup); may contain user-supplied text, escaped by each renderer. */
   title: string;
-  /** Paragraphs; `*bold*`, `_italic_` and `code` in backticks are the only markup used. */
+  /**
+   * Paragraphs; `*bold*`, `_italic_` and `code` in backticks are the only markup used. Title and lines
+   * carry user-supplied text (names, owners, reasons, justifications, audiences), so every renderer
+   * escapes them with its platform's one helper (`src/slack/escape.ts`, `src/teams/escape.ts`):
+   * Slack keeps the markup and loses mentions, links and broadcasts; Teams shows the text as typed.
+   */
   lines: string[];
   /** The usage line(s) to show after an error. */
   usage?: string;

@@ -1,7 +1,8 @@
 import type { types } from '@slack/bolt';
 import type { ApprovalView } from '../approvals/approvals.service.js';
 import { slackActor } from './incident.blocks.js';
-import { escapeMrkdwn, type Block } from './reply.blocks.js';
+import { escapeMrkdwn } from './escape.js';
+import type { Block } from './reply.blocks.js';
 
 export const APPROVE_ACTION = 'armalo_approve';
 export const DENY_ACTION = 'armalo_deny';
@@ -32,8 +33,8 @@ export function approvalCard(view: ApprovalView, agentName: string): { text: str
   const approvals = view.decisions.filter((d) => d.decision === 'approve').length;
   const pending = view.status === 'pending';
   const header = pending
-    ? `:raised_hand: *Approval needed:* ${escapeMrkdwn(agentName)} (\`${view.agentId}\`) wants to \`${escapeMrkdwn(view.action)}\``
-    : `${FINAL[view.status]}: ${escapeMrkdwn(agentName)} (\`${view.agentId}\`) \`${escapeMrkdwn(view.action)}\``;
+    ? `:raised_hand: *Approval needed:* ${escapeMrkdwn(agentName)} (\`${escapeMrkdwn(view.agentId)}\`) wants to \`${escapeMrkdwn(view.action)}\``
+    : `${FINAL[view.status]}: ${escapeMrkdwn(agentName)} (\`${escapeMrkdwn(view.agentId)}\`) \`${escapeMrkdwn(view.action)}\``;
   const lines = [
     `*Context:* ${contextText(view.context)}`,
     `*Why:* ${escapeMrkdwn(view.justification)}`,
@@ -62,7 +63,8 @@ export function approvalCard(view: ApprovalView, agentName: string): { text: str
     });
   }
   blocks.push({ type: 'context', elements: [{ type: 'mrkdwn', text: pending ? `Expires ${view.expiresAt} · request ${view.id}` : `Request ${view.id}` }] });
-  return { text: pending ? `Approval needed: ${view.agentId} wants to ${view.action}` : `${view.status}: ${view.agentId} ${view.action}`, blocks };
+  const fallback = pending ? `Approval needed: ${view.agentId} wants to ${view.action}` : `${view.status}: ${view.agentId} ${view.action}`;
+  return { text: escapeMrkdwn(fallback), blocks };
 }
 
 /** The modal a denial goes through: a reason is required. */

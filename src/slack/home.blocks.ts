@@ -1,10 +1,10 @@
 import type { types } from '@slack/bolt';
 import type { ApprovalView } from '../approvals/approvals.service.js';
-import { escapeMrkdwn } from './reply.blocks.js';
+import { escapeMrkdwn } from './escape.js';
 
 const line = (v: ApprovalView) => {
   const amount = typeof v.context.amount === 'number' ? ` (amount ${v.context.amount})` : '';
-  return `\`${escapeMrkdwn(v.agentId)}\` → \`${escapeMrkdwn(v.action)}\`${amount}: ${escapeMrkdwn(v.justification).slice(0, 200)}`;
+  return `\`${escapeMrkdwn(v.agentId)}\` → \`${escapeMrkdwn(v.action)}\`${amount}: ${escapeMrkdwn(v.justification.slice(0, 200))}`;
 };
 
 /** The App Home tab: what waits on you, and what you decided lately. */

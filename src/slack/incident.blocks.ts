@@ -1,5 +1,6 @@
 import type { IncidentStep, IncidentView } from '../incidents/incident-view.js';
-import { escapeMrkdwn, type Block } from './reply.blocks.js';
+import { escapeMrkdwn } from './escape.js';
+import type { Block } from './reply.blocks.js';
 
 /** How an actor reads in Slack: people as mentions, tokens and the system by name. */
 export function slackActor(actor: string): string {
@@ -30,8 +31,8 @@ export function incidentRoot(view: IncidentView): { text: string; blocks: Block[
   const { agent } = view;
   const closed = view.status === 'closed';
   const title = closed
-    ? `:white_check_mark: Resolved: ${escapeMrkdwn(agent.name)} (\`${agent.id}\`) is ${agent.status}`
-    : `${STATUS_ICON[agent.status] ?? ':warning:'} Incident: ${escapeMrkdwn(agent.name)} (\`${agent.id}\`) is *${agent.status.toUpperCase()}*`;
+    ? `:white_check_mark: Resolved: ${escapeMrkdwn(agent.name)} (\`${escapeMrkdwn(agent.id)}\`) is ${agent.status}`
+    : `${STATUS_ICON[agent.status] ?? ':warning:'} Incident: ${escapeMrkdwn(agent.name)} (\`${escapeMrkdwn(agent.id)}\`) is *${agent.status.toUpperCase()}*`;
   const opener = view.steps.find((s) => s.actionId === view.openedByActionId) ?? view.steps[0];
   const blocks: Block[] = [{ type: 'section', text: { type: 'mrkdwn', text: title } }];
   const lines: string[] = [];
@@ -41,8 +42,8 @@ export function incidentRoot(view: IncidentView): { text: string; blocks: Block[
   const lifts = view.steps.filter((s) => s.expiresAt && !s.liftedAt);
   for (const s of lifts) lines.push(`*Lifts itself* ${time(s.expiresAt!)} (${s.kind})`);
   if (closed) lines.push(`*Closed* ${view.closedAt ? time(view.closedAt) : ''} by ${view.closedBy ? slackActor(view.closedBy) : 'unknown'}`);
-  else lines.push(`*To restore:* \`/armalo restore ${agent.id} <reason>\``);
+  else lines.push(`*To restore:* \`/armalo restore ${escapeMrkdwn(agent.id)} &lt;reason&gt;\``);
   blocks.push({ type: 'section', text: { type: 'mrkdwn', text: lines.join('\n').slice(0, 2900) } });
   blocks.push({ type: 'context', elements: [{ type: 'mrkdwn', text: `Owner: ${escapeMrkdwn(agent.owner)} · risk tier: ${agent.riskTier} · ${view.steps.length} step(s) · incident ${view.id}` }] });
-  return { text: `${closed ? 'Resolved' : 'Incident'}: ${agent.id} is ${agent.status}`, blocks };
+  return { text: escapeMrkdwn(`${closed ? 'Resolved' : 'Incident'}: ${agent.id} is ${agent.status}`), blocks };
 }

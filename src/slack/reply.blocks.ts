@@ -1,4 +1,8 @@
 import type { ChatReply } from '../chat/reply.js';
+import { escapeMrkdwn } from './escape.js';
+
+// Kept here too so renderers that imported it from this module keep working: one helper, ./escape.ts.
+export { escapeMrkdwn };
 
 /** Block Kit block, loosely typed: we build a handful of shapes and Slack validates them. */
 export type Block = Record<string, unknown>;
@@ -7,11 +11,6 @@ const ICON: Record<ChatReply['tone'], string> = { info: ':information_source:', 
 
 export const CONFIRM_ACTION = 'armalo_confirm';
 export const CANCEL_ACTION = 'armalo_cancel';
-
-/** Slack mrkdwn treats &, < and > as control characters: escape text that came from users. */
-export function escapeMrkdwn(text: string): string {
-  return text.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
-}
 
 /** Renders the neutral reply into Block Kit, plus the plain-text fallback Slack shows in notifications. */
 export function renderReply(reply: ChatReply): { text: string; blocks: Block[] } {
@@ -37,5 +36,6 @@ export function renderReply(reply: ChatReply): { text: string; blocks: Block[] }
       ],
     });
   }
-  return { text: reply.title, blocks };
+  // The fallback text is mrkdwn too (it drives notifications): escaped like the blocks.
+  return { text: escapeMrkdwn(reply.title), blocks };
 }

@@ -8,7 +8,8 @@ import { loadIncidentView } from '../incidents/incident-view.js';
 import type { Policy } from '../policy/policy.schema.js';
 import { classifySlackError } from './slack-web.js';
 import { expiryLine, incidentRoot, slackActor, stepLine } from './incident.blocks.js';
-import { CANCEL_ACTION, CONFIRM_ACTION, escapeMrkdwn, type Block } from './reply.blocks.js';
+import { CANCEL_ACTION, CONFIRM_ACTION, type Block } from './reply.blocks.js';
+import { escapeMrkdwn } from './escape.js';
 import type { ApprovalService } from '../approvals/approvals.service.js';
 import { approvalCard } from './approval.blocks.js';
 import { homeView } from './home.blocks.js';
@@ -129,7 +130,7 @@ export class SlackNotifier {
     const incident = await this.deps.db.selectFrom('incidents').select('id').where('agent_id', '=', row.agent_id).where('status', '=', 'open').executeTakeFirst();
     const post = async () => {
       const root = incident ? await this.ref(`slack:incident:${incident.id}`) : undefined;
-      const text = `${slackActor(row.requested_by)} asks to restore \`${row.agent_id}\`: ${escapeMrkdwn(String(row.payload.reason ?? ''))}. A second person with the restore role must confirm.`;
+      const text = `${slackActor(row.requested_by)} asks to restore \`${escapeMrkdwn(row.agent_id)}\`: ${escapeMrkdwn(String(row.payload.reason ?? ''))}. A second person with the restore role must confirm.`;
       await this.post(`slack:confirmation:${row.id}`, root?.channel ?? channel, {
         text,
         ...(root ? { thread_ts: root.ts } : {}),
@@ -284,12 +285,15 @@ export class SlackNotifier {
       `*Status:* ${packet.agent.status} · incidents (listed): ${packet.incidents.items.length} · approvals in 90 days: ${packet.approvals.counts.approved} approved, ${packet.approvals.counts.denied} denied`,
       `*Audit:* chain ${packet.auditIntegrity.verified ? 'verified' : 'BROKEN'} at entry ${packet.auditIntegrity.headSeq}`,
     ];
+    // The file's title is plain text; the message, its fallback and the upload comment are mrkdwn, where
+    // the agent's name and the audience (both user-supplied) must not mention, broadcast or link.
     const title = `Trust packet: ${packet.agent.name} (${packet.agent.id})${packet.audience ? ` for ${packet.audience}` : ''}`;
-    const text = `${title}\n${lines.join('\n')}`;
+    const mrkdwnTitle = escapeMrkdwn(title);
+    const text = `${mrkdwnTitle}\n${lines.join('\n')}`;
     await this.post(`slack:packet:${packetId}:summary`, target.channel, {
-      text: title,
+      text: mrkdwnTitle,
       blocks: [
-        { type: 'section', text: { type: 'mrkdwn', text: `:page_facing_up: *${escapeMrkdwn(title)}*` } },
+        { type: 'section', text: { type: 'mrkdwn', text: `:page_facing_up: *${mrkdwnTitle}*` } },
         { type: 'section', text: { type: 'mrkdwn', text: lines.join('\n').slice(0, 2900) } },
         { type: 'context', elements: [{ type: 'mrkdwn', text: `Packet ${packetId} · sha256 ${status?.contentHash?.slice(0, 16)}… · verify with \`/armalo packet verify ${packetId}\`` }] },
       ],

@@ -1,11 +1,13 @@
 import type { IncidentStep, IncidentView } from '../incidents/incident-view.js';
+import { escapeMarkdown as md } from './escape.js';
 
 const VERB: Record<IncidentStep['kind'], string> = { narrow: 'narrowed', contain: 'contained', revoke: 'revoked', restore: 'restored' };
 
 export function teamsStepLine(step: IncidentStep): string {
   const scopes = step.scopes.length ? ` ${step.scopes.join(', ')}` : '';
   const ttl = step.expiresAt ? ` until ${step.expiresAt.toISOString()}` : '';
-  return `${step.actor} ${VERB[step.kind]}${scopes}${ttl}: ${step.reason}`;
+  // Scopes match the validated scope pattern; actor and reason are free text.
+  return `${md(step.actor)} ${VERB[step.kind]}${scopes}${ttl}: ${md(step.reason)}`;
 }
 
 /** The incident notice as an Adaptive Card; updated in place as the incident moves on. */
@@ -15,7 +17,7 @@ export function incidentCard(view: IncidentView): Record<string, unknown> {
   const body: Record<string, unknown>[] = [
     {
       type: 'TextBlock',
-      text: closed ? `Resolved: ${view.agent.name} (${view.agent.id}) is ${view.agent.status}` : `Incident: ${view.agent.name} (${view.agent.id}) is ${view.agent.status.toUpperCase()}`,
+      text: closed ? `Resolved: ${md(view.agent.name)} (${md(view.agent.id)}) is ${view.agent.status}` : `Incident: ${md(view.agent.name)} (${md(view.agent.id)}) is ${view.agent.status.toUpperCase()}`,
       weight: 'Bolder',
       size: 'Medium',
       wrap: true,
@@ -24,7 +26,7 @@ export function incidentCard(view: IncidentView): Record<string, unknown> {
   ];
   if (opener) body.push({ type: 'TextBlock', text: `Opened ${view.openedAt.toISOString()}: ${teamsStepLine(opener)}`, wrap: true });
   if (view.heldGrants.length) body.push({ type: 'TextBlock', text: `Not usable now: ${view.heldGrants.map((g) => `${g.scope} ${g.state}`).join(', ')}`, wrap: true });
-  body.push({ type: 'TextBlock', text: closed ? `Closed ${view.closedAt?.toISOString() ?? ''} by ${view.closedBy ?? 'unknown'}` : `To restore: restore ${view.agent.id} <reason>`, wrap: true, isSubtle: true });
+  body.push({ type: 'TextBlock', text: closed ? `Closed ${view.closedAt?.toISOString() ?? ''} by ${view.closedBy ? md(view.closedBy) : 'unknown'}` : `To restore: restore ${md(view.agent.id)} \\<reason\\>`, wrap: true, isSubtle: true });
   body.push({ type: 'TextBlock', text: `Incident ${view.id} · ${view.steps.length} step(s)`, wrap: true, isSubtle: true, size: 'Small' });
   return { type: 'AdaptiveCard', $schema: 'http://adaptivecards.io/schemas/adaptive-card.json', version: '1.5', body };
 }

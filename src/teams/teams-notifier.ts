@@ -15,6 +15,7 @@ import type { PacketService } from '../packets/packets.service.js';
 import { packetLink } from '../packets/packet-links.js';
 import { cardAttachment, replyCard } from './reply.card.js';
 import { incidentCard, teamsStepLine } from './incident.card.js';
+import { escapeMarkdown as md } from './escape.js';
 
 /** The Bot Connector answered 429 (or 412/502/504): retry after this long, per Retry-After. */
 export class TeamsThrottled extends Error {
@@ -99,7 +100,7 @@ export class TeamsNotifier {
       const step = view.steps.find((s) => s.actionId === update.actionId);
       const lineKey = update.event === 'expired' ? `teams:expiry:${update.actionId}` : `teams:action:${update.actionId}`;
       if (step && (update.event === 'expired' || step.actionId !== view.openedByActionId) && !(await this.ref(lineKey))) {
-        const text = update.event === 'expired' ? `The ${step.kind} by ${step.actor} reached its ttl and was lifted.` : teamsStepLine(step);
+        const text = update.event === 'expired' ? `The ${step.kind} by ${md(step.actor)} reached its ttl and was lifted.` : teamsStepLine(step);
         // A reply in the notice's thread: the channel conversation with ;messageid=<root>.
         const threadRef = { ...reference, conversation: { ...(reference.conversation as object), id: `${channel};messageid=${root.ts}` } } as Partial<ConversationReference>;
         const sent = await this.inConversation(threadRef, (ctx) => ctx.sendActivity({ type: 'message', text }));
@@ -156,12 +157,13 @@ export class TeamsNotifier {
     const scores = this.deps.policy.channels.scores?.teams;
     if (scores) channels.add(scores);
     if (channels.size === 0) return 'no_channel';
+    // Message text is Markdown in Teams: user-supplied parts (ids, pact, description, URL) are escaped.
     const text =
       n.kind === 'score'
-        ? `${n.agentId}: score ${n.previousScore ?? 'none'} → ${n.score}, tier ${n.tier !== n.previousTier ? `${n.previousTier ?? 'none'} → ${n.tier}` : n.tier}`
+        ? `${md(n.agentId)}: score ${n.previousScore ?? 'none'} → ${n.score}, tier ${n.tier !== n.previousTier ? `${n.previousTier ?? 'none'} → ${n.tier}` : n.tier}`
         : n.kind === 'stale'
-          ? `${n.agentId}: evidence is stale, the newest evaluation is ${n.ageDays} days old (${n.newestEvidence})`
-          : `${n.agentId} violated pact ${n.pactId} (${n.severity})${n.description ? `: ${n.description}` : ''}${n.evidenceUrl ? ` · evidence: ${n.evidenceUrl}` : ''}`;
+          ? `${md(n.agentId)}: evidence is stale, the newest evaluation is ${n.ageDays} days old (${n.newestEvidence})`
+          : `${md(n.agentId)} violated pact ${md(n.pactId)} (${md(n.severity)})${n.description ? `: ${md(n.description)}` : ''}${n.evidenceUrl ? ` · evidence: ${md(n.evidenceUrl)}` : ''}`;
     let posted = false;
     for (const channel of channels) {
       const key = `teams:trust:${n.key}:${channel}`;
@@ -212,14 +214,14 @@ export class TeamsNotifier {
     if (!reference) return 'no_reference';
     const s = packet.summary;
     const body: Record<string, unknown>[] = [
-      { type: 'TextBlock', text: `Trust packet: ${packet.agent.name} (${packet.agent.id})${packet.audience ? ` for ${packet.audience}` : ''}`, weight: 'Bolder', size: 'Medium', wrap: true },
-      { type: 'TextBlock', text: s.verdict, wrap: true, isSubtle: true },
+      { type: 'TextBlock', text: `Trust packet: ${md(packet.agent.name)} (${md(packet.agent.id)})${packet.audience ? ` for ${md(packet.audience)}` : ''}`, weight: 'Bolder', size: 'Medium', wrap: true },
+      { type: 'TextBlock', text: md(s.verdict), wrap: true, isSubtle: true },
       {
         type: 'FactSet',
         facts: [
           { title: 'Score', value: s.score === null ? 'none' : `${s.score} (${s.tier}), trend ${s.trend}` },
           { title: 'Evidence', value: `${s.evidence}${packet.evidence.staleCount ? `, ${packet.evidence.staleCount} stale evidence item(s)` : ''}` },
-          { title: 'Pacts', value: packet.pacts.items.map((p) => `${p.title} (${p.lastResult ?? 'unverified'})`).join('; ') || 'none' },
+          { title: 'Pacts', value: packet.pacts.items.map((p) => `${md(p.title)} (${p.lastResult ?? 'unverified'})`).join('; ') || 'none' },
           { title: 'Status', value: packet.agent.status },
           { title: 'Audit', value: packet.auditIntegrity.verified ? `verified at entry ${packet.auditIntegrity.headSeq}` : 'BROKEN' },
         ],
