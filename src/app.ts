@@ -219,6 +219,7 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
           directory,
           logger,
           approvals,
+          db,
           // Coalesced: one publish per person per 5 s however often the tab is opened.
           requestHome: async (userId) => {
             await queues.notify.add(SLACK_HOME_JOB, { userId }, { jobId: `home-${userId}-${Math.floor(Date.now() / 5000)}` });

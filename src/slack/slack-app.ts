@@ -10,6 +10,8 @@ import type { SlackDirectory } from './slack-directory.js';
 import type { ApprovalService, Approver } from '../approvals/approvals.service.js';
 import { CodedError } from '../domain/errors.js';
 import { APPROVE_ACTION, DENY_ACTION, DENY_MODAL, denyModal } from './approval.blocks.js';
+import type { Db } from '../db/database.js';
+import { guardSlackRequests } from './slack-request-guard.js';
 
 export const SLACK_EVENTS_PATH = '/slack/events';
 export const SLASH_COMMAND = '/armalo';
@@ -50,6 +52,8 @@ export function createSlackAdapter(deps: {
   directory: SlackDirectory;
   logger: Logger;
   approvals: ApprovalService;
+  /** Where seen request ids are kept (a replayed request is acknowledged and changes nothing). */
+  db: Db;
   /** Asks a worker to publish a person's App Home (slow work belongs in a job). */
   requestHome?: (userId: string) => Promise<void>;
 }): SlackAdapter | undefined {
@@ -193,7 +197,10 @@ export function createSlackAdapter(deps: {
   return {
     mode: socket ? 'socket' : 'http',
     app,
-    ...(receiver ? { route: { method: 'POST' as const, path: SLACK_EVENTS_PATH, auth: false, raw: receiver.requestListener } } : {}),
+    // Signature, clock skew (both ways) and replays are checked before Bolt sees the request.
+    ...(receiver
+      ? { route: { method: 'POST' as const, path: SLACK_EVENTS_PATH, auth: false, raw: guardSlackRequests(receiver.requestListener, { signingSecret: signingSecret!, db: deps.db, logger }) } }
+      : {}),
     start: async () => {
       if (socket) await app.start();
     },

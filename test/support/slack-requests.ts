@@ -12,10 +12,15 @@ export interface SignedOptions {
   json?: boolean;
 }
 
+/** Slack's v0 request signature: `v0=` + hex HMAC-SHA256 of `v0:<timestamp>:<body>`. */
+export function signSlackRequest(secret: string, timestamp: number, body: string): string {
+  return `v0=${createHmac('sha256', secret).update(`v0:${timestamp}:${body}`).digest('hex')}`;
+}
+
 /** Posts a body to /slack/events signed the way Slack signs requests (v0 HMAC-SHA256). */
 export async function postSigned(baseUrl: string, body: string, options: SignedOptions = {}): Promise<{ status: number; body: any; ms: number }> {
   const ts = options.timestamp ?? Math.floor(Date.now() / 1000);
-  const signature = `v0=${createHmac('sha256', options.secret ?? SIGNING_SECRET).update(`v0:${ts}:${body}`).digest('hex')}`;
+  const signature = signSlackRequest(options.secret ?? SIGNING_SECRET, ts, body);
   const headers: Record<string, string> = { 'content-type': options.json ? 'application/json' : 'application/x-www-form-urlencoded' };
   if (!options.omitTimestamp) headers['x-slack-request-timestamp'] = String(ts);
   if (!options.omitSignature) headers['x-slack-signature'] = signature;
