@@ -6,7 +6,7 @@ const packetPayload = z.object({ packetId: z.uuid() });
 import type { Redis } from 'ioredis';
 import type { Db } from '../src/db/database.js';
 import type { Clock } from '../src/core/clock.js';
-import type { Logger } from '../src/observability/logger.js';
+import { createLimitedLog, type Logger } from '../src/observability/logger.js';
 import type { Metrics } from '../src/observability/metrics.js';
 import type { AgentService } from '../src/agents/agents.service.js';
 import type { ApprovalService } from '../src/approvals/approvals.service.js';
@@ -81,6 +81,8 @@ export async function startWorkers(deps: WorkerDeps): Promise<Worker[]> {
     { ...common, concurrency: 4 },
   );
   const notifier = new Worker(QUEUES.notify, (job: Job, token?: string) => notify(job, token, deps.notify), { ...common, concurrency: 8 });
+  // While Redis is away every worker reports each failed reconnect: keep it to a few lines a minute.
+  const limitedLog = createLimitedLog(deps.logger);
   for (const worker of [events, timers, notifier]) {
     worker.on('failed', (job, err) => {
       const final = !job || job.attemptsMade >= (job.opts.attempts ?? 1) || err.name === 'UnrecoverableError';
@@ -93,7 +95,7 @@ export async function startWorkers(deps: WorkerDeps): Promise<Worker[]> {
         deps.logger.warn(entry, 'job failed; it will be retried');
       }
     });
-    worker.on('error', (err) => deps.logger.warn({ queue: worker.name, err: err.message }, 'worker error'));
+    worker.on('error', (err) => limitedLog('warn', `worker-error:${worker.name}`, { queue: worker.name, err: err.message }, 'worker error'));
   }
   await deps.queues.timers.upsertJobScheduler(SWEEP_JOB, { every: SWEEP_EVERY_MS }, { name: SWEEP_JOB });
   await deps.queues.timers.upsertJobScheduler(TRUST_DAILY_JOB, { every: TRUST_DAILY_EVERY_MS }, { name: TRUST_DAILY_JOB });

@@ -7,7 +7,7 @@ export type Db = Kysely<Database>;
 export type DbOrTrx = Kysely<Database> | Transaction<Database>;
 
 // bigint columns (sequence values) stay strings: JS numbers cannot hold every int8.
-export function createDb(databaseUrl: string, options: { max?: number } = {}): Db {
+export function createDb(databaseUrl: string, options: { max?: number; onConnectionError?: (err: Error) => void } = {}): Db {
   const pool = new pg.Pool({
     connectionString: databaseUrl,
     max: options.max ?? 10,
@@ -16,8 +16,17 @@ export function createDb(databaseUrl: string, options: { max?: number } = {}): D
     application_name: 'armalo-chatops',
   });
   // An idle client that loses its connection emits 'error' on the pool; without a listener that
-  // would crash the process. The next query gets a fresh connection.
+  // would crash the process. The next query gets a fresh connection. (Reported once, below.)
+  const onError = options.onConnectionError ?? (() => {});
   pool.on('error', () => {});
+  // A client that loses its connection while checked out (a query or transaction in flight) emits
+  // 'error' on the client itself, where the pool listens only while it is idle: without this
+  // listener one dropped connection kills the process. The query in flight fails with the same
+  // error, and the pool discards a client that is no longer queryable when it is released, so a
+  // broken connection is never handed out again.
+  pool.on('connect', (client) => {
+    client.on('error', (err) => onError(err));
+  });
   return new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
 }
 

@@ -56,3 +56,45 @@ export function redactUrl(raw: string): string {
     return '[unparseable url]';
   }
 }
+
+type LogLevel = 'info' | 'warn' | 'error';
+
+/**
+ * Logs a repeated condition (Redis or Postgres away, a flood of bad messages) at most once per
+ * window and key; the next line for that key says how many were suppressed in between. An outage
+ * produces a few lines a minute, not one per reconnect attempt.
+ */
+export interface LimitedLog {
+  (level: LogLevel, key: string, fields: Record<string, unknown>, msg: string): void;
+  /** Forgets a key (the condition ended), so its next occurrence is logged at once. */
+  reset(key: string): void;
+}
+
+/** Keys are few (one per call site and queue); the cap only guards against a caller keying by input. */
+const MAX_LIMITED_KEYS = 1000;
+
+export function createLimitedLog(logger: Logger, options: { everyMs?: number; now?: () => number } = {}): LimitedLog {
+  const everyMs = options.everyMs ?? 60_000;
+  const now = options.now ?? Date.now;
+  const seen = new Map<string, { at: number; suppressed: number }>();
+  const log = ((level, key, fields, msg) => {
+    const t = now();
+    const entry = seen.get(key);
+    if (entry && t - entry.at < everyMs) {
+      entry.suppressed += 1;
+      return;
+    }
+    if (!entry && seen.size >= MAX_LIMITED_KEYS) {
+      const oldest = seen.keys().next().value;
+      if (oldest !== undefined) seen.delete(oldest);
+    }
+    const suppressed = entry?.suppressed ?? 0;
+    seen.delete(key);
+    seen.set(key, { at: t, suppressed: 0 });
+    logger[level](suppressed ? { ...fields, suppressed } : fields, suppressed ? `${msg} (${suppressed} more like this since the last line)` : msg);
+  }) as LimitedLog;
+  log.reset = (key) => {
+    seen.delete(key);
+  };
+  return log;
+}

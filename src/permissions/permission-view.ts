@@ -1,9 +1,10 @@
 import { randomUUID } from 'node:crypto';
 import type { Redis } from 'ioredis';
+import { z } from 'zod';
 import type { Db } from '../db/database.js';
 import type { Clock } from '../core/clock.js';
 import type { Agent } from '../domain/agent.js';
-import type { Logger } from '../observability/logger.js';
+import { createLimitedLog, type LimitedLog, type Logger } from '../observability/logger.js';
 import { loadAgents } from '../agents/agents.repository.js';
 import type { PermissionChangePublisher } from '../agents/agents.service.js';
 
@@ -22,13 +23,39 @@ export interface PermissionViewOptions {
   heartbeatMs?: number;
 }
 
-/** Tells every replica that an agent's permissions changed (used directly by worker-only processes). */
+/** How long a publish may take before we stop waiting: the change is committed, the poll catches up. */
+export const PUBLISH_WAIT_MS = 1000;
+
+/**
+ * Tells every replica that an agent's permissions changed (used directly by worker-only processes).
+ * Bounded: with Redis unreachable (or reachable but silent) the caller gets an error within
+ * `PUBLISH_WAIT_MS` instead of waiting for ever. Other replicas then learn of the change by their
+ * version poll, within the staleness bound.
+ */
 export async function publishPermissionChange(publisher: Redis, channel: string, agentId: string, version: bigint): Promise<void> {
   const msg: Message = { t: 'changed', agentId, version: version.toString() };
-  await publisher.publish(channel, JSON.stringify(msg));
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    await Promise.race([
+      publisher.publish(channel, JSON.stringify(msg)),
+      new Promise((_, reject) => {
+        timer = setTimeout(() => reject(new Error(`permission change not published within ${PUBLISH_WAIT_MS} ms`)), PUBLISH_WAIT_MS);
+      }),
+    ]);
+  } finally {
+    clearTimeout(timer);
+  }
 }
 
-type Message = { t: 'changed'; agentId: string; version: string } | { t: 'ping'; from: string };
+/**
+ * What travels on the channel. Anyone who can reach Redis can publish there, so every message is
+ * checked before use: a bad one is ignored (and logged, rate-limited), never allowed to throw.
+ */
+const messageSchema = z.discriminatedUnion('t', [
+  z.object({ t: z.literal('changed'), agentId: z.string().min(1).max(256), version: z.string().regex(/^\d{1,19}$/) }),
+  z.object({ t: z.literal('ping'), from: z.string().min(1).max(100) }),
+]);
+type Message = z.infer<typeof messageSchema>;
 
 /**
  * Each process's in-memory copy of permission state, which the decision path reads.
@@ -58,9 +85,12 @@ export class PermissionView implements PermissionChangePublisher {
   private stopped = false;
   /** Serializes reloads so an older read never overwrites a newer one. */
   private reloadChain: Promise<unknown> = Promise.resolve();
+  private readonly limitedLog: LimitedLog;
+  private pollFailing = false;
 
   constructor(private readonly opts: PermissionViewOptions) {
     this.heartbeatMs = opts.heartbeatMs ?? Math.max(200, Math.floor(opts.staleAfterMs / 3));
+    this.limitedLog = createLimitedLog(opts.logger);
   }
 
   async start(): Promise<void> {
@@ -119,12 +149,19 @@ export class PermissionView implements PermissionChangePublisher {
   }
 
   private onMessage(raw: string): void {
-    let msg: Message;
+    let parsed: unknown;
     try {
-      msg = JSON.parse(raw) as Message;
+      parsed = JSON.parse(raw);
     } catch {
+      parsed = undefined;
+    }
+    const checked = messageSchema.safeParse(parsed);
+    if (!checked.success) {
+      // Never the raw text: it is whatever someone published, and could be huge.
+      this.limitedLog('warn', 'bad-permission-message', { channel: this.opts.channel, length: raw.length }, 'ignored a malformed message on the permission channel');
       return;
     }
+    const msg = checked.data;
     if (msg.t === 'ping') {
       if (msg.from !== this.id) return;
       const now = Date.now();
@@ -140,13 +177,11 @@ export class PermissionView implements PermissionChangePublisher {
       this.lastPushAt = now;
       return;
     }
-    if (msg.t === 'changed' && typeof msg.agentId === 'string') {
-      const known = this.agents.get(msg.agentId);
-      if (known && known.version >= BigInt(msg.version)) return;
-      void this.reload([msg.agentId]).catch((err: unknown) =>
-        this.opts.logger.error({ err, agentId: msg.agentId }, 'reloading agent after a change failed; the poll will retry'),
-      );
-    }
+    const known = this.agents.get(msg.agentId);
+    if (known && known.version >= BigInt(msg.version)) return;
+    void this.reload([msg.agentId]).catch((err: unknown) =>
+      this.limitedLog('error', 'reload-after-change', { err: (err as Error).message, agentId: msg.agentId }, 'reloading agent after a change failed; the poll will retry'),
+    );
   }
 
   private tick(): void {
@@ -178,9 +213,15 @@ export class PermissionView implements PermissionChangePublisher {
         this.apply(changed);
       });
       this.lastPollOkAt = startedAt;
+      if (this.pollFailing) {
+        this.pollFailing = false;
+        this.limitedLog.reset('poll-failed');
+        this.opts.logger.info('permission poll succeeds again');
+      }
     } catch (err) {
       if (initial) throw err;
-      this.opts.logger.warn({ err: (err as Error).message }, 'permission poll failed');
+      this.pollFailing = true;
+      this.limitedLog('warn', 'poll-failed', { err: (err as Error).message }, 'permission poll failed; this replica fails closed until one succeeds');
     }
   }
 

@@ -1,0 +1,133 @@
+import { Redis } from 'ioredis';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { cleanRedisPrefix, sampleAgent, startTestApp, testConfig, TOKEN, waitFor, type TestApp } from './support/app.js';
+import { createTestDatabase, REDIS_URL, testPrefix, type TestDatabase } from './support/database.js';
+import { TcpProxy } from './support/tcp-proxy.js';
+
+// `app` (web + worker) reaches Redis through a proxy the test cuts: Redis is gone for it alone,
+// never for the shared server. `peer` is a web replica on Redis directly, with a long poll interval,
+// so what it learns quickly it learns from the permission channel.
+const STALE_AFTER_MS = 1500;
+const redisTarget = new URL(REDIS_URL);
+const proxy = new TcpProxy(redisTarget.hostname, Number(redisTarget.port || 6379));
+const prefix = testPrefix();
+const channel = `${prefix}:permissions`;
+let database: TestDatabase;
+let app: TestApp;
+let peer: TestApp;
+let direct: Redis;
+
+async function decision(on: TestApp, agentId: string, action = 'crm:write') {
+  const res = await on.call('POST', '/v1/decisions', { agentId, action, context: { amount: 10 } });
+  expect(res.status).toBe(200);
+  return res.body as { decision: string; reasonCodes: string[] };
+}
+
+beforeAll(async () => {
+  database = await createTestDatabase();
+  const port = await proxy.start();
+  direct = new Redis(REDIS_URL);
+  app = await startTestApp(
+    testConfig(database.url, prefix, { REDIS_URL: `redis://127.0.0.1:${port}`, ARMALO_VIEW_STALE_AFTER_MS: String(STALE_AFTER_MS) }),
+    { relayPollMs: 200 },
+  );
+  peer = await startTestApp(testConfig(database.url, prefix, { ARMALO_ROLE: 'web', ARMALO_VIEW_STALE_AFTER_MS: '60000' }), { heartbeatMs: 20_000 });
+});
+
+afterAll(async () => {
+  await proxy.stop();
+  await proxy.start().catch(() => undefined);
+  await peer?.stop();
+  await app?.stop();
+  await proxy.stop();
+  direct?.disconnect();
+  await database?.drop();
+  await cleanRedisPrefix(prefix);
+});
+
+describe('the permission channel', () => {
+  it('ignores malformed messages (logging once) and still carries valid changes', async () => {
+    expect((await app.call('PUT', '/v1/agents/chan-bot', sampleAgent)).status).toBe(201);
+    await waitFor(async () => (await decision(peer, 'chan-bot')).decision === 'allow', 5000, 'the peer to see the agent');
+
+    const malformed = [
+      '{"t":"changed","agentId":"chan-bot","version":"not-a-number"}',
+      '{"t":"changed","agentId":"chan-bot","version":"1.5"}',
+      '{"t":"changed","agentId":"chan-bot","version":12}',
+      '{"t":"changed","agentId":["chan-bot"],"version":"99"}',
+      '{"t":"changed"}',
+      '{"t":"ping"}',
+      '{"t":"ping","from":{"x":1}}',
+      '{"t":"unknown"}',
+      '{}',
+      'null',
+      '[]',
+      '[{"t":"ping"}]',
+      '42',
+      '"changed"',
+      'true',
+      'not json at all',
+      '',
+    ];
+    for (let round = 0; round < 3; round++) {
+      for (const raw of malformed) await direct.publish(channel, raw);
+    }
+
+    // Both replicas are still up and answering.
+    expect((await decision(peer, 'chan-bot')).decision).toBe('allow');
+    expect((await decision(app, 'chan-bot')).decision).toBe('allow');
+
+    // A valid change published after the garbage still reaches the peer through the channel (its
+    // own poll runs only every 20 s).
+    expect((await app.call('POST', '/v1/agents/chan-bot/actions', { action: 'contain', reason: 'channel test' })).status).toBe(201);
+    await waitFor(async () => (await decision(peer, 'chan-bot')).decision === 'deny', 5000, 'the peer to see the contain');
+    expect((await decision(peer, 'chan-bot')).reasonCodes).toEqual(['agent_contained']);
+
+    // 51 bad messages, one log line per replica (the next would say how many were suppressed).
+    for (const replica of [peer, app]) {
+      const lines = replica.logs.lines.filter((l) => String(l.msg).startsWith('ignored a malformed message'));
+      expect(lines).toHaveLength(1);
+      expect(replica.logs.text()).not.toContain('not-a-number');
+    }
+  });
+});
+
+describe('Redis unreachable for one replica', () => {
+  it('contain answers promptly (committed in Postgres), the logs stay quiet, and everything recovers', async () => {
+    expect((await app.call('PUT', '/v1/agents/cut-bot', sampleAgent)).status).toBe(201);
+    expect((await decision(app, 'cut-bot')).decision).toBe('allow');
+    let reconnects = 0;
+    app.redis.on('reconnecting', () => reconnects++);
+    const logsBefore = app.logs.lines.length;
+
+    await proxy.cut();
+    await waitFor(() => app.redis.status !== 'ready', 5000, 'the app to notice Redis is gone');
+
+    // The action is committed in Postgres; the answer does not wait for Redis.
+    const started = Date.now();
+    const res = await fetch(`${app.url}/v1/agents/cut-bot/actions`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ action: 'contain', reason: 'redis is down' }),
+      signal: AbortSignal.timeout(5000),
+    });
+    expect(res.status).toBe(201);
+    expect(Date.now() - started).toBeLessThan(5000);
+    const row = await app.db.selectFrom('agents').select('status').where('id', '=', 'cut-bot').executeTakeFirstOrThrow();
+    expect(row.status).toBe('contained');
+    // Other replicas learn it by their version poll (the publish was lost); this one fails closed
+    // while it cannot vouch for its view.
+    expect((await decision(app, 'cut-bot')).decision).toBe('deny');
+
+    // Redis stays away through several reconnect attempts of every connection: the web role,
+    // the three BullMQ workers, their queues and the outbox relay write a handful of lines, not
+    // one (or more) per attempt.
+    await waitFor(() => reconnects >= 8, 15_000, 'eight reconnect attempts');
+    const during = app.logs.lines.slice(logsBefore);
+    expect(during.length, JSON.stringify(during.map((l) => l.msg))).toBeLessThanOrEqual(12);
+
+    await proxy.start();
+    await waitFor(async () => (await app.call('GET', '/readyz')).status === 200, 15_000, 'the app to be ready again');
+    expect((await decision(app, 'cut-bot')).reasonCodes).toEqual(['agent_contained']);
+  }, 40_000);
+});
