@@ -6,7 +6,7 @@ import type { Config } from './config/env.js';
 import { createDb, type Db } from './db/database.js';
 import { pendingMigrations } from './db/migrator.js';
 import { systemClock, type Clock } from './core/clock.js';
-import { createLogger, type Logger } from './observability/logger.js';
+import { createLimitedLog, createLogger, type Logger } from './observability/logger.js';
 import { createMetrics, type Metrics } from './observability/metrics.js';
 import { loadPolicyFile } from './policy/load-policy.js';
 import type { Policy } from './policy/policy.schema.js';
@@ -95,7 +95,11 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
   const policy = config.policyFile ? loadPolicyFile(config.policyFile) : parsePolicyData({});
   if (!config.policyFile) logger.warn('ARMALO_POLICY_FILE is not set: running with an empty policy (no roles, no routing rules)');
 
-  const db = createDb(config.databaseUrl);
+  // Repeated errors while Postgres or Redis is away: a few lines a minute, not one per attempt.
+  const limitedLog = createLimitedLog(logger);
+  const db = createDb(config.databaseUrl, {
+    onConnectionError: (err) => limitedLog('warn', 'postgres-connection', { err: err.message }, 'a Postgres connection was lost; the work on it failed and the pool reconnects'),
+  });
   const cleanups: (() => Promise<unknown>)[] = [() => db.destroy()];
   // Each step gets a bounded time: a Redis that is gone must not keep the process from stopping.
   const stopAll = async () => {
@@ -116,15 +120,19 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
     });
     // Producers fail fast while Redis is away (the outbox keeps the rows and retries) instead of
     // queueing commands in memory inside an open database transaction.
+    // The permission-change publish after a commit goes on this connection too: with Redis away it
+    // fails at once (bounded in publishPermissionChange) instead of holding the HTTP answer or the
+    // Slack ack; the change is committed and other replicas catch up by their version poll.
     const producer = createRedis(config.redisUrl, { enableOfflineQueue: false, maxRetriesPerRequest: 1 });
     cleanups.push(() => closeRedis(producer));
-    let queueErrorLogged = 0;
+    if (producer.status !== 'ready') {
+      // Not events.once: a transient 'error' while connecting must not fail the start.
+      await withTimeout(new Promise<void>((resolve) => producer.once('ready', () => resolve())), 5000).catch((err: Error) => {
+        throw new StartupError(`cannot reach Redis: ${err.message}`);
+      });
+    }
     const queues = createQueues(producer, config.queuePrefix, (queue, err) => {
-      // One line per minute at most: a Redis outage must not flood the logs.
-      if (Date.now() - queueErrorLogged > 60_000) {
-        queueErrorLogged = Date.now();
-        logger.warn({ queue, err: err.message }, 'queue connection error');
-      }
+      limitedLog('warn', `queue-error:${queue}`, { queue, err: err.message }, 'queue connection error');
     });
     cleanups.push(() => closeQueues(queues));
     const channel = `${config.queuePrefix}:permissions`;
@@ -136,7 +144,7 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
       view = new PermissionView({
         db,
         subscriber,
-        publisher: redis,
+        publisher: producer,
         channel,
         clock,
         logger,
@@ -148,7 +156,7 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
       cleanups.push(() => started.stop());
     }
     const publisher: PermissionChangePublisher = view ?? {
-      publishChanged: (agentId, version) => publishPermissionChange(redis, channel, agentId, version),
+      publishChanged: (agentId, version) => publishPermissionChange(producer, channel, agentId, version),
     };
 
     let relay: OutboxRelay | undefined;
@@ -233,7 +241,7 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
       cleanups.push(() => slack.stop());
     }
     if (web && view) {
-      addDecisionRoutes(router, { view, clock, metrics, approvals });
+      addDecisionRoutes(router, { view, clock, metrics, approvals, limitedLog });
       addApprovalRoutes(router, { approvals, callbacksSigned: !!config.eventsWebhook, callbackHosts: config.callbackHosts });
       addTrustRoutes(router, { db, clock, trust, webhookSecret: config.inboundWebhookSecret, inbound });
       addPacketRoutes(router, { packets, renderers: loadPacketRenderers, clock, ...(config.links ? { links: config.links } : {}) });

@@ -1,7 +1,7 @@
 import pg from 'pg';
 import type { Db } from '../db/database.js';
 import type { Clock } from '../core/clock.js';
-import type { Logger } from '../observability/logger.js';
+import { createLimitedLog, type LimitedLog, type Logger } from '../observability/logger.js';
 import type { Queues } from '../queue/queues.js';
 import { claimUnpublished, markPublished, markPublishFailed, type ClaimedOutboxRow } from './outbox.repository.js';
 import type { QueueName } from './outbox.repository.js';
@@ -33,8 +33,10 @@ export class OutboxRelay {
   private stopped = false;
   private listener: pg.Client | undefined;
   private failing = false;
+  private readonly limitedLog: LimitedLog;
 
   constructor(private readonly opts: OutboxRelayOptions) {
+    this.limitedLog = createLimitedLog(opts.logger);
     this.pollMs = opts.pollMs ?? 1000;
     this.batchSize = opts.batchSize ?? 100;
   }
@@ -96,7 +98,7 @@ export class OutboxRelay {
       this.failing = false;
       return count;
     } catch (err) {
-      if (!this.failing) logger.warn({ err: (err as Error).message }, 'outbox relay cannot publish; rows stay in Postgres and will be retried');
+      if (!this.failing) this.limitedLog('warn', 'cannot-publish', { err: (err as Error).message }, 'outbox relay cannot publish; rows stay in Postgres and will be retried');
       this.failing = true;
       return 0;
     }
@@ -135,7 +137,7 @@ export class OutboxRelay {
       await client.query(`listen ${OUTBOX_NOTIFY_CHANNEL}`);
       this.listener = client;
     } catch (err) {
-      this.opts.logger.warn({ err: (err as Error).message }, 'outbox relay cannot LISTEN; polling only');
+      this.limitedLog('warn', 'cannot-listen', { err: (err as Error).message }, 'outbox relay cannot LISTEN; polling only');
       await client.end().catch(() => undefined);
       if (!this.stopped) setTimeout(() => void this.listen().catch(() => undefined), 5000).unref();
     }
