@@ -5,6 +5,8 @@ import type { Db } from '../src/db/database.js';
 import type { Clock } from '../src/core/clock.js';
 import type { ApprovalService } from '../src/approvals/approvals.service.js';
 import { signPayload } from '../src/webhooks/signature.js';
+import { checkCallbackTarget } from '../src/net/callback-guard.js';
+import { postPinned } from '../src/net/pinned-post.js';
 
 const timerPayload = z.object({ requestId: z.uuid(), kind: z.enum(['remind', 'escalate', 'expire']) });
 const callbackPayload = z.object({ requestId: z.uuid() });
@@ -24,7 +26,7 @@ export async function approvalTimer(job: Pick<Job, 'data'>, approvals: ApprovalS
  */
 export async function deliverApprovalCallback(
   job: Pick<Job, 'data' | 'id' | 'attemptsMade'>,
-  deps: { db: Db; clock: Clock; approvals: ApprovalService; secret: string | undefined },
+  deps: { db: Db; clock: Clock; approvals: ApprovalService; secret: string | undefined; callbackHosts?: readonly string[] },
 ): Promise<string> {
   const p = callbackPayload.safeParse(job.data);
   if (!p.success) throw new UnrecoverableError('malformed approval-callback payload');
@@ -36,9 +38,15 @@ export async function deliverApprovalCallback(
   const target = row.callback_url;
   const done = await deps.db.selectFrom('event_deliveries').select('event_id').where('event_id', '=', deliveryId).where('target', '=', target).executeTakeFirst();
   if (done) return 'already_delivered';
+  // Checked again at every delivery (the allow-list or DNS may have changed since the request was
+  // made), and the connection goes to the address that was checked.
+  const checked = await checkCallbackTarget(target, deps.callbackHosts ?? deps.approvals.callbackHosts);
+  if (!checked.ok) {
+    if (checked.retryable) throw new Error(`approval callback: ${checked.reason}`);
+    throw new UnrecoverableError(`approval callback refused: ${checked.reason}`);
+  }
   const body = JSON.stringify({ id: deliveryId, type: `approval.${view.status}`, createdAt: deps.clock.now().toISOString(), data: { agentId: view.agentId, request: view } });
-  const res = await fetch(target, {
-    method: 'POST',
+  const res = await postPinned(checked.url, checked.address, {
     headers: {
       'content-type': 'application/json',
       'x-armalo-signature': signPayload(deps.secret, body, Math.floor(deps.clock.now().getTime() / 1000)),
@@ -46,12 +54,12 @@ export async function deliverApprovalCallback(
       'x-armalo-event': `approval.${view.status}`,
     },
     body,
-    redirect: 'manual',
-    signal: AbortSignal.timeout(10_000),
+    timeoutMs: 10_000,
   }).catch((err: Error) => {
     throw new Error(`approval callback failed: ${err.message}`);
   });
-  await res.arrayBuffer().catch(() => undefined);
+  // A redirect is not followed: its target was never checked, and a receiver has no reason to move.
+  if (res.status >= 300 && res.status < 400) throw new UnrecoverableError(`approval callback answered ${res.status} (a redirect; redirects are not followed)`);
   if (res.status >= 200 && res.status < 300) {
     await deps.db
       .insertInto('event_deliveries')

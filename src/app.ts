@@ -160,7 +160,7 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
     };
 
     let relay: OutboxRelay | undefined;
-    const approvals = new ApprovalService({ db, clock, policy });
+    const approvals = new ApprovalService({ db, clock, policy, callbackHosts: config.callbackHosts });
     // Held webhook events (for agents unknown when they came) apply once their agent is registered.
     const agents = new AgentService({ db, clock, publisher, onOutboxWrite: () => relay?.wake(), approvals, onRegistered: (id) => inbound.applyHeld(id) });
 

@@ -17,7 +17,7 @@ beforeAll(async () => {
   database = await createTestDatabase();
   const url = await receiver.start();
   app = await startTestApp(
-    testConfig(database.url, prefix, { ARMALO_POLICY_FILE: writePolicy(APPROVALS_TEST_POLICY), ARMALO_EVENTS_WEBHOOK_URL: url, ARMALO_EVENTS_WEBHOOK_SECRET: SECRET }),
+    testConfig(database.url, prefix, { ARMALO_POLICY_FILE: writePolicy(APPROVALS_TEST_POLICY), ARMALO_EVENTS_WEBHOOK_URL: url, ARMALO_EVENTS_WEBHOOK_SECRET: SECRET, ARMALO_CALLBACK_HOSTS: '127.0.0.1' }),
     { relayPollMs: 200 },
   );
   await app.call('PUT', '/v1/agents/pay-bot', agent);

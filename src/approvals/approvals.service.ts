@@ -75,8 +75,13 @@ const describePerson = (p: Person) => p.emails[0] ?? (p.slack[0] ? `slack:${p.sl
 export class ApprovalService {
   private readonly people: Person[];
 
-  constructor(private readonly deps: { db: Db; clock: Clock; policy: Policy }) {
+  constructor(private readonly deps: { db: Db; clock: Clock; policy: Policy; callbackHosts?: readonly string[] }) {
     this.people = policyPeople(deps.policy);
+  }
+
+  /** ARMALO_CALLBACK_HOSTS: the hosts callbacks may go to, internal ones included (empty: public addresses only). */
+  get callbackHosts(): readonly string[] {
+    return this.deps.callbackHosts ?? [];
   }
 
   /** True when the policy has routing rules at all (the decision path skips the check otherwise). */

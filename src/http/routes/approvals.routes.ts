@@ -1,17 +1,17 @@
 import type { ApprovalService } from '../../approvals/approvals.service.js';
 import { CodedError, ErrorCode, notFound } from '../../domain/errors.js';
 import { approvalIdSchema, approvalRequestInputSchema, approvalWaitQuerySchema } from '../../api/schemas.js';
+import { callbackHostListed, checkCallbackTarget } from '../../net/callback-guard.js';
 import type { Router } from '../router.js';
 import { parseInput } from '../validate.js';
 import { apiActor } from './agents.routes.js';
 
-/** Is this callback URL's host allowed? Entries are exact hosts (with an optional port) or `*.domain`. */
+/**
+ * Is this callback URL's host on the allow-list (an empty list: no list)? Entries are exact hosts
+ * (with an optional port) or `*.domain`. The full check, addresses included, is `checkCallbackTarget`.
+ */
 export function callbackHostAllowed(url: string, allowed: readonly string[]): boolean {
-  if (allowed.length === 0) return true;
-  const u = new URL(url);
-  const host = u.host.toLowerCase();
-  const name = u.hostname.toLowerCase();
-  return allowed.some((a) => (a.startsWith('*.') ? name.endsWith(a.slice(1)) : a === host || a === name));
+  return allowed.length === 0 || callbackHostListed(new URL(url), allowed);
 }
 
 export function addApprovalRoutes(router: Router, deps: { approvals: ApprovalService; callbacksSigned: boolean; callbackHosts?: readonly string[] }): void {
@@ -24,9 +24,11 @@ export function addApprovalRoutes(router: Router, deps: { approvals: ApprovalSer
       if (body.callbackUrl && !deps.callbacksSigned) {
         throw new CodedError(ErrorCode.InvalidInput, 'callbackUrl needs ARMALO_EVENTS_WEBHOOK_SECRET on the server (callbacks are always signed)');
       }
-      // The server makes requests to this URL: keep it to the hosts the operator allows.
-      if (body.callbackUrl && !callbackHostAllowed(body.callbackUrl, deps.callbackHosts ?? [])) {
-        throw new CodedError(ErrorCode.InvalidInput, `callbackUrl: host ${new URL(body.callbackUrl).host} is not in ARMALO_CALLBACK_HOSTS`);
+      // The server makes requests to this URL: public addresses only (after DNS), or the operator's
+      // allow-list. Checked again at every delivery (src/net/callback-guard.ts).
+      if (body.callbackUrl) {
+        const checked = await checkCallbackTarget(body.callbackUrl, deps.callbackHosts ?? []);
+        if (!checked.ok) throw new CodedError(ErrorCode.InvalidInput, `callbackUrl refused: ${checked.reason}`);
       }
       const { created, request } = await deps.approvals.create({ ...body, context: body.context ?? {} }, apiActor(ctx.tokenName));
       return { status: created ? 201 : 200, body: request };
