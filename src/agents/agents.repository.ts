@@ -4,6 +4,7 @@ import type { AgentActionRow, AgentRow, GrantRow } from '../db/schema.js';
 import type { ActiveAction, Agent, GrantConstraints, RestrictingKind, RiskTier, TouchedGrant } from '../domain/agent.js';
 import type { TrustTier } from '../domain/trust-score.js';
 import { deriveStatus } from '../domain/agent.js';
+import { cancelOpenRestoreConfirmations } from '../confirmations/confirmations.repository.js';
 
 function toAgent(row: AgentRow, grants: GrantRow[], actions: AgentActionRow[]): Agent {
   const activeActions: ActiveAction[] = actions.map((a) => ({
@@ -273,10 +274,14 @@ export async function findOpenIncident(db: DbOrTrx, agentId: string): Promise<{ 
   return db.selectFrom('incidents').select('id').where('agent_id', '=', agentId).where('status', '=', 'open').executeTakeFirst();
 }
 
-export async function openIncident(trx: DbOrTrx, id: string, agentId: string, actionId: string, now: Date): Promise<void> {
+/** Opens an incident; restore confirmations still open from before cannot carry over into it. */
+export async function openIncident(trx: DbOrTrx, id: string, agentId: string, actionId: string, now: Date, actor = 'system'): Promise<void> {
   await trx.insertInto('incidents').values({ id, agent_id: agentId, status: 'open', opened_by_action_id: actionId, opened_at: now }).execute();
+  await cancelOpenRestoreConfirmations(trx, agentId, { actor, reason: `incident ${id} opened`, now });
 }
 
+/** Closes an incident and, in the same transaction, the restore confirmations asked during it. */
 export async function closeIncident(trx: DbOrTrx, id: string, actor: string, now: Date): Promise<void> {
-  await trx.updateTable('incidents').set({ status: 'closed', closed_at: now, closed_by: actor }).where('id', '=', id).execute();
+  const closed = await trx.updateTable('incidents').set({ status: 'closed', closed_at: now, closed_by: actor }).where('id', '=', id).returning('agent_id').executeTakeFirst();
+  if (closed) await cancelOpenRestoreConfirmations(trx, closed.agent_id, { actor, reason: `incident ${id} ended`, now });
 }

@@ -8,6 +8,7 @@ import { notFound } from '../domain/errors.js';
 import type { EventType } from '../domain/events.js';
 import { appendAudit } from '../audit/audit.repository.js';
 import { addOutboxJob, emitEvent, QUEUES } from '../outbox/outbox.repository.js';
+import { claimConfirmation } from '../confirmations/confirmations.repository.js';
 import {
   closeIncident,
   findActionByIdempotencyKey,
@@ -141,8 +142,12 @@ export class AgentService {
     return { created: result.created, changed: result.changed, agent: result.agent };
   }
 
-  /** Narrow, contain, revoke or restore. With dryRun, reports the blast radius and changes nothing. */
-  async act(agentId: string, cmd: ActionCommand, options: { dryRun?: boolean; idempotencyKey?: string } = {}): Promise<ActionResult> {
+  /**
+   * Narrow, contain, revoke or restore. With dryRun, reports the blast radius and changes nothing.
+   * With `confirmation`, the action is what that confirmation asked for: it is claimed in the same
+   * transaction, after the agent row is locked, and the action is refused if it may not be used.
+   */
+  async act(agentId: string, cmd: ActionCommand, options: { dryRun?: boolean; idempotencyKey?: string; confirmation?: { id: string } } = {}): Promise<ActionResult> {
     const { db, clock } = this.deps;
     const { idempotencyKey } = options;
     if (idempotencyKey && !options.dryRun) {
@@ -160,19 +165,27 @@ export class AgentService {
       }
       return result;
     }
-    const out = await this.applyOnce(idempotencyKey, () => db.transaction().execute(async (trx) => {
+    type Applied = { result: ActionResult; version: bigint } | { replayed: ActionResult };
+    const out = await this.applyOnce(idempotencyKey, () => db.transaction().execute(async (trx): Promise<Applied> => {
       // The row lock makes two responders acting at once take turns: the second sees the first's result.
       const agent = await loadAgent(trx, agentId, { forUpdate: true });
       if (!agent) throw notFound(`unknown agent ${agentId}`);
+      // A request with the same key that committed while we waited for the lock: its answer, not a second action.
+      const prior = idempotencyKey ? await findActionByIdempotencyKey(trx, idempotencyKey) : undefined;
+      if (prior) return { replayed: { ...(prior.result as ActionResult), replayed: true } };
       const now = clock.now();
+      const openIncidentId = (await findOpenIncident(trx, agentId))?.id ?? null;
+      if (options.confirmation) {
+        await claimConfirmation(trx, options.confirmation.id, { agentId, openIncidentId, activeActionIds: agent.activeActions.map((a) => a.id), actor: cmd.actor, now });
+      }
       const plan = planAction(agent, cmd, now);
       const id = randomUUID();
       const version = await nextPermissionVersion(trx);
       // One incident per agent from the first restriction until restore: every step joins it.
-      let incidentId = (await findOpenIncident(trx, agentId))?.id ?? null;
+      let incidentId = openIncidentId;
       if (!incidentId && cmd.kind !== 'restore') {
         incidentId = randomUUID();
-        await openIncident(trx, incidentId, agentId, id, now);
+        await openIncident(trx, incidentId, agentId, id, now, cmd.actor);
       }
       if (incidentId && plan.statusAfter === 'active') await closeIncident(trx, incidentId, cmd.actor, now);
       const result: ActionResult = { ...resultOf(agentId, cmd, plan, id, now, false), incidentId };

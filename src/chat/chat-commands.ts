@@ -1,4 +1,3 @@
-import { randomUUID } from 'node:crypto';
 import { sql } from 'kysely';
 import type { Db } from '../db/database.js';
 import type { Clock } from '../core/clock.js';
@@ -12,15 +11,15 @@ import { appendAudit, listAudit, verifyAudit } from '../audit/audit.repository.j
 import { grantStatus } from '../domain/agent.js';
 import { formatDuration } from '../domain/duration.js';
 import { isCodedError } from '../domain/errors.js';
-import { addOutboxJob, QUEUES } from '../outbox/outbox.repository.js';
 import type { Policy } from '../policy/policy.schema.js';
 import { authorize, type ChatIdentity, type Permission } from './authorization.js';
 import { parseCommand, usageText, USAGE, type ChatCommand } from './command-parser.js';
 import { errorReply, type ChatReply } from './reply.js';
+import { ConfirmationService, CONFIRMATION_REQUEST_JOB, RESTORE_CONFIRM_MS, REVOKE_CONFIRM_MS } from '../confirmations/confirmations.service.js';
+import { findConfirmation, incidentEnded, requesterOfRow } from '../confirmations/confirmations.repository.js';
+import { requesterOf, samePerson } from '../confirmations/same-person.js';
 
-export const REVOKE_CONFIRM_MS = 5 * 60_000;
-export const RESTORE_CONFIRM_MS = 60 * 60_000;
-export const CONFIRMATION_REQUEST_JOB = 'confirmation-request';
+export { CONFIRMATION_REQUEST_JOB, RESTORE_CONFIRM_MS, REVOKE_CONFIRM_MS };
 
 export interface ChatCommandDeps {
   db: Db;
@@ -77,7 +76,11 @@ function actionLines(r: ActionResult): string[] {
  * act through the same AgentService the REST API uses, and answer with the neutral reply model.
  */
 export class ChatCommands {
-  constructor(private readonly deps: ChatCommandDeps) {}
+  private readonly confirmations: ConfirmationService;
+
+  constructor(private readonly deps: ChatCommandDeps) {
+    this.confirmations = new ConfirmationService({ db: deps.db, clock: deps.clock, policy: deps.policy, agents: deps.agents });
+  }
 
   async handle(who: ChatIdentity, text: string, options: { idempotencyKey?: string; channel?: string } = {}): Promise<ChatReply> {
     const parsed = parseCommand(text);
@@ -98,7 +101,7 @@ export class ChatCommands {
   }
 
   private async run(who: ChatIdentity, command: ChatCommand, idempotencyKey: string | undefined, channel: string | undefined): Promise<ChatReply> {
-    const { agents, db, clock } = this.deps;
+    const { agents, db } = this.deps;
     const actor = actorOf(who);
     switch (command.kind) {
       case 'help':
@@ -150,8 +153,7 @@ export class ChatCommands {
       case 'revoke': {
         const preview = await agents.act(command.agentId, { kind: 'revoke', reason: command.reason, actor }, { dryRun: true });
         if (command.dryRun) return { tone: 'info', title: `Dry run: revoke ${command.agentId} would change this (nothing was changed)`, lines: actionLines(preview) };
-        const id = await this.createConfirmation('revoke', command.agentId, actor, { reason: command.reason }, REVOKE_CONFIRM_MS);
-        const expiresAt = new Date(clock.now().getTime() + REVOKE_CONFIRM_MS).toISOString();
+        const { id, expiresAt } = await this.createConfirmation('revoke', command.agentId, who, { reason: command.reason }, REVOKE_CONFIRM_MS);
         return {
           tone: 'warning',
           title: `Revoke ${command.agentId}? This is the kill switch: every grant stops, kept-in-containment ones too.`,
@@ -163,7 +165,7 @@ export class ChatCommands {
         const preview = await agents.act(command.agentId, { kind: 'restore', reason: command.reason, actor }, { dryRun: true });
         if (command.dryRun) return { tone: 'info', title: `Dry run: restore ${command.agentId} would change this (nothing was changed)`, lines: actionLines(preview) };
         const rule = this.deps.policy.permissions.restore;
-        const stale = await this.missingFreshEvaluation(command.agentId);
+        const stale = await this.confirmations.missingFreshEvaluation(command.agentId);
         if (stale) return errorReply(stale, `/armalo ${USAGE.restore}`);
         const notes = rule.freshEvaluation ? ['A fresh evaluation since the incident began was found, as the policy requires.'] : [];
         if (rule.secondPerson) {
@@ -171,7 +173,7 @@ export class ChatCommands {
           if (!this.deps.policy.channels.incidents) {
             return errorReply('Restore needs a second person, but the policy names no incidents channel (channels.incidents) to ask in. Nothing was changed.');
           }
-          await this.createConfirmation('restore', command.agentId, actor, { reason: command.reason }, RESTORE_CONFIRM_MS);
+          await this.createConfirmation('restore', command.agentId, who, { reason: command.reason }, RESTORE_CONFIRM_MS);
           return {
             tone: 'info',
             title: `Restore of ${command.agentId} requested: a second person must confirm`,
@@ -184,47 +186,25 @@ export class ChatCommands {
     }
   }
 
-  /**
-   * Under `restore.freshEvaluation`, an agent comes back only with evidence newer than the incident:
-   * an evaluation observed after the open incident began. Returns why not, or undefined.
-   */
-  private async missingFreshEvaluation(agentId: string): Promise<string | undefined> {
-    if (!this.deps.policy.permissions.restore.freshEvaluation) return undefined;
-    const { db } = this.deps;
-    const incident = await db.selectFrom('incidents').select('opened_at').where('agent_id', '=', agentId).where('status', '=', 'open').executeTakeFirst();
-    if (!incident) return undefined;
-    const fresh = await db.selectFrom('evaluations').select('id').where('agent_id', '=', agentId).where('observed_at', '>', incident.opened_at).executeTakeFirst();
-    if (fresh) return undefined;
-    return `Restore needs a fresh evaluation (the policy's restore.freshEvaluation): none of ${agentId} was observed since the incident began at ${incident.opened_at.toISOString()}. Record one (POST /v1/agents/${agentId}/evaluations) and ask again. Nothing was changed.`;
-  }
-
-  private async createConfirmation(kind: 'revoke' | 'restore', agentId: string, actor: string, payload: Record<string, unknown>, ttlMs: number): Promise<string> {
-    const { db, clock } = this.deps;
-    const now = clock.now();
-    const id = randomUUID();
-    await db.transaction().execute(async (trx) => {
-      await trx
-        .insertInto('confirmations')
-        .values({ id, kind, agent_id: agentId, requested_by: actor, payload: JSON.stringify(payload), created_at: now, expires_at: new Date(now.getTime() + ttlMs) })
-        .execute();
-      // A restore needs a second person: the request goes into the incident's thread for them.
-      if (kind === 'restore') await addOutboxJob(trx, { queue: QUEUES.notify, jobName: CONFIRMATION_REQUEST_JOB, payload: { confirmationId: id } }, now);
-    });
-    return id;
+  /** Records a two-step action; who asked is kept as a person (ids, resolved emails, policy member). */
+  private async createConfirmation(kind: 'revoke' | 'restore', agentId: string, who: ChatIdentity, payload: Record<string, unknown>, ttlMs: number) {
+    const person = await this.confirmations.withResolvedEmails(who);
+    return this.confirmations.request({ kind, agentId, actor: actorOf(who), requester: requesterOf(this.deps.policy, person), payload, ttlMs });
   }
 
   /** A click on a confirmation button. Double clicks and retries apply once. */
   async confirm(who: ChatIdentity, confirmationId: string): Promise<ChatReply> {
     const { db, clock, agents, policy } = this.deps;
     if (!/^[0-9a-f-]{36}$/.test(confirmationId)) return errorReply('That confirmation is not valid.');
-    const row = await db.selectFrom('confirmations').selectAll().where('id', '=', confirmationId).executeTakeFirst();
+    const row = await findConfirmation(db, confirmationId);
     if (!row) return errorReply('That confirmation does not exist.');
     const actor = actorOf(who);
     const reason = String(row.payload.reason ?? 'no reason given');
     if (row.kind === 'revoke') {
       if (row.requested_by !== actor) return errorReply(`Only the person who asked (${row.requested_by}) can confirm this revoke. Nothing was changed.`);
-    } else {
-      if (row.requested_by === actor) return errorReply('A second person must confirm this restore; you asked for it. Nothing was changed.');
+    } else if (samePerson(policy, requesterOfRow(row), await this.confirmations.withResolvedEmails(who))) {
+      // The same person on another platform (or under another id of the same policy member) is still the requester.
+      return errorReply(`A second person must confirm this restore; you asked for it${row.requested_by === actor ? '' : ` (as ${row.requested_by})`}. Nothing was changed.`);
     }
     const auth = authorize(policy, who, row.kind);
     if (!auth.ok) return errorReply(`Not allowed: ${auth.message}. Nothing was changed.`);
@@ -232,44 +212,56 @@ export class ChatCommands {
       const before = await agents.act(row.agent_id, { kind: row.kind, reason, actor }, { idempotencyKey: `confirmation:${row.id}` }).catch(() => undefined);
       return { tone: 'info', title: `Already confirmed by ${row.decided_by}`, lines: before ? actionLines(before) : [] };
     }
-    if (row.decided_at) return errorReply(`This confirmation was ${row.outcome} by ${row.decided_by}. Nothing was changed.`);
+    const ended = incidentEnded(row, (await findOpenIncident(db, row.agent_id))?.id ?? null);
+    if (ended) return errorReply(`${ended}. Nothing was changed.`);
+    if (row.decided_at) return errorReply(`This confirmation was ${row.outcome} by ${row.decided_by}${row.decided_reason ? ` (${row.decided_reason})` : ''}. Nothing was changed.`);
     if (row.expires_at.getTime() <= clock.now().getTime()) return errorReply(`This confirmation expired at ${row.expires_at.toISOString()}. Ask again. Nothing was changed.`);
 
     if (row.kind === 'restore') {
-      const stale = await this.missingFreshEvaluation(row.agent_id);
+      const stale = await this.confirmations.missingFreshEvaluation(row.agent_id);
       if (stale) return errorReply(stale);
     }
     const fullReason = row.kind === 'restore' ? `${reason} (requested by ${row.requested_by}, confirmed by ${actor})` : reason;
     let result: ActionResult;
     try {
-      // The confirmation id is the idempotency key: two clicks, one action.
-      result = await agents.act(row.agent_id, { kind: row.kind, reason: fullReason, actor }, { idempotencyKey: `confirmation:${row.id}` });
+      // The confirmation id is the idempotency key: two clicks, one action. The confirmation is
+      // claimed in the action's transaction, which checks its incident and state once more.
+      result = await agents.act(row.agent_id, { kind: row.kind, reason: fullReason, actor }, { idempotencyKey: `confirmation:${row.id}`, confirmation: { id: row.id } });
     } catch (err) {
       if (isCodedError(err)) return errorReply(`${err.message}. Nothing was changed.`);
       throw err;
     }
-    await db
-      .updateTable('confirmations')
-      .set({ decided_at: clock.now(), decided_by: actor, outcome: 'confirmed' })
-      .where('id', '=', row.id)
-      .where('decided_at', 'is', null)
-      .execute();
     const verb = row.kind === 'revoke' ? 'Revoked' : 'Restored';
     return { tone: 'success', title: `${verb} ${row.agent_id}${result.replayed ? ' (already applied)' : ''}`, lines: actionLines(result) };
   }
 
+  /**
+   * Cancel: the person who asked (on any platform). A restore asked for over the API has no person
+   * behind it, so any holder of a restore role may cancel it.
+   */
   async cancel(who: ChatIdentity, confirmationId: string): Promise<ChatReply> {
-    const { db, clock } = this.deps;
+    const { db, clock, policy } = this.deps;
     if (!/^[0-9a-f-]{36}$/.test(confirmationId)) return errorReply('That confirmation is not valid.');
+    const row = await findConfirmation(db, confirmationId);
     const actor = actorOf(who);
-    const updated = await db
-      .updateTable('confirmations')
-      .set({ decided_at: clock.now(), decided_by: actor, outcome: 'cancelled' })
-      .where('id', '=', confirmationId)
-      .where('requested_by', '=', actor)
-      .where('decided_at', 'is', null)
-      .executeTakeFirst();
-    return Number(updated.numUpdatedRows) === 1
+    const requester = row ? requesterOfRow(row) : undefined;
+    const allowed =
+      row !== undefined &&
+      requester !== undefined &&
+      (row.kind === 'revoke'
+        ? row.requested_by === actor
+        : requester.platform === 'api'
+          ? authorize(policy, who, 'restore').ok
+          : samePerson(policy, requester, await this.confirmations.withResolvedEmails(who)));
+    const updated = allowed
+      ? await db
+          .updateTable('confirmations')
+          .set({ decided_at: clock.now(), decided_by: actor, outcome: 'cancelled' })
+          .where('id', '=', confirmationId)
+          .where('decided_at', 'is', null)
+          .executeTakeFirst()
+      : undefined;
+    return updated && Number(updated.numUpdatedRows) === 1
       ? { tone: 'info', title: 'Cancelled. Nothing was changed.', lines: [] }
       : errorReply('Only the person who asked can cancel, and only while it is pending.');
   }

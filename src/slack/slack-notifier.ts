@@ -126,11 +126,13 @@ export class SlackNotifier {
     const channel = this.channel;
     if (!channel) return 'no_channel';
     const row = await this.deps.db.selectFrom('confirmations').selectAll().where('id', '=', confirmationId).executeTakeFirst();
-    if (!row) return 'gone';
-    const incident = await this.deps.db.selectFrom('incidents').select('id').where('agent_id', '=', row.agent_id).where('status', '=', 'open').executeTakeFirst();
+    // Decided (or cancelled because its incident ended) before we got to it: nothing to ask.
+    if (!row || row.decided_at) return 'gone';
+    // The thread of the incident it was asked about (bound when asked), not whichever is open now.
+    const incident = row.incident_id ? { id: row.incident_id } : await this.deps.db.selectFrom('incidents').select('id').where('agent_id', '=', row.agent_id).where('status', '=', 'open').executeTakeFirst();
     const post = async () => {
       const root = incident ? await this.ref(`slack:incident:${incident.id}`) : undefined;
-      const text = `${slackActor(row.requested_by)} asks to restore \`${escapeMrkdwn(row.agent_id)}\`: ${escapeMrkdwn(String(row.payload.reason ?? ''))}. A second person with the restore role must confirm.`;
+      const text = `${slackActor(row.requested_by)} asks to restore \`${escapeMrkdwn(row.agent_id)}\`: ${escapeMrkdwn(String(row.payload.reason ?? ''))}. ${row.requested_platform === 'api' ? 'An API token is not a person: anyone with the restore role may confirm.' : 'A second person with the restore role must confirm.'}`;
       await this.post(`slack:confirmation:${row.id}`, root?.channel ?? channel, {
         text,
         ...(root ? { thread_ts: root.ts } : {}),

@@ -184,16 +184,18 @@ export class TeamsNotifier {
     const reference = await conversationReference(this.deps.db, channel);
     if (!reference) return 'no_reference';
     const row = await this.deps.db.selectFrom('confirmations').selectAll().where('id', '=', confirmationId).executeTakeFirst();
-    if (!row) return 'gone';
+    // Decided (or cancelled because its incident ended) before we got to it: nothing to ask.
+    if (!row || row.decided_at) return 'gone';
     const key = `teams:confirmation:${row.id}`;
     if (await this.ref(key)) return 'posted';
-    const incident = await this.deps.db.selectFrom('incidents').select('id').where('agent_id', '=', row.agent_id).where('status', '=', 'open').executeTakeFirst();
+    // The thread of the incident it was asked about (bound when asked), not whichever is open now.
+    const incident = row.incident_id ? { id: row.incident_id } : await this.deps.db.selectFrom('incidents').select('id').where('agent_id', '=', row.agent_id).where('status', '=', 'open').executeTakeFirst();
     const root = incident ? await this.ref(`teams:incident:${incident.id}`) : undefined;
     const target = root ? ({ ...reference, conversation: { ...(reference.conversation as object), id: `${channel};messageid=${root.ts}` } } as Partial<ConversationReference>) : reference;
     const card = replyCard({
       tone: 'info',
       title: `${row.requested_by} asks to restore ${row.agent_id}: ${String(row.payload.reason ?? '')}`,
-      lines: ['A second person with the restore role must confirm.'],
+      lines: [row.requested_platform === 'api' ? 'An API token is not a person: anyone with the restore role may confirm.' : 'A second person with the restore role must confirm.'],
       confirm: { id: row.id, label: `Confirm restore of ${row.agent_id}`, danger: false, expiresAt: row.expires_at.toISOString() },
     });
     const sent = await this.inConversation(target, (ctx) => ctx.sendActivity({ attachments: [cardAttachment(card)] }));

@@ -1,0 +1,126 @@
+import { randomUUID } from 'node:crypto';
+import type { Db } from '../db/database.js';
+import type { Clock } from '../core/clock.js';
+import type { ActionResult, AgentService } from '../agents/agents.service.js';
+import { findOpenIncident, loadAgent } from '../agents/agents.repository.js';
+import type { ChatIdentity } from '../chat/authorization.js';
+import { conflict, notFound } from '../domain/errors.js';
+import { addOutboxJob, QUEUES } from '../outbox/outbox.repository.js';
+import type { Policy } from '../policy/policy.schema.js';
+import { findConfirmation, insertConfirmation, statusOf, type ConfirmationKind, type ConfirmationStatus } from './confirmations.repository.js';
+import { apiRequester, type Requester } from './same-person.js';
+
+export const REVOKE_CONFIRM_MS = 5 * 60_000;
+export const RESTORE_CONFIRM_MS = 60 * 60_000;
+/** Posts a restore's confirmation request in the incident thread (queue `notify`). */
+export const CONFIRMATION_REQUEST_JOB = 'confirmation-request';
+
+/** A confirmation as `GET /v1/confirmations/{id}` shows it. */
+export interface ConfirmationView {
+  id: string;
+  status: ConfirmationStatus;
+  agentId: string;
+  kind: ConfirmationKind;
+  requestedBy: string;
+  decidedBy?: string;
+  decidedAt?: string;
+  /** Why it was cancelled when nobody clicked Cancel (e.g. its incident ended). */
+  reason?: string;
+  expiresAt: string;
+  incidentId: string | null;
+}
+
+export type ApiRestoreOutcome = { applied: ActionResult } | { awaiting: ConfirmationView };
+
+/**
+ * Two-step actions: revoke (its requester confirms) and restore under `secondPerson` (another
+ * person confirms in the incident thread). A confirmation is bound to the incident and the
+ * restrictions in force when it was asked (see claimConfirmation).
+ */
+export class ConfirmationService {
+  constructor(private readonly deps: { db: Db; clock: Clock; policy: Policy; agents: AgentService }) {}
+
+  /** The chat user with every email the directory resolved for them (Slack or Teams). */
+  async withResolvedEmails(who: ChatIdentity): Promise<ChatIdentity> {
+    const rows = await this.deps.db.selectFrom('chat_identities').select('email').where('platform', '=', who.platform).where('user_id', '=', who.userId).execute();
+    return { ...who, emails: [...new Set([...who.emails, ...rows.map((r) => r.email)].map((e) => e.toLowerCase()))] };
+  }
+
+  async request(c: { kind: ConfirmationKind; agentId: string; actor: string; requester: Requester; payload: Record<string, unknown>; ttlMs: number }): Promise<ConfirmationView> {
+    const { db, clock } = this.deps;
+    const now = clock.now();
+    const id = randomUUID();
+    await db.transaction().execute(async (trx) => {
+      // Locked so the incident and the restrictions recorded are the ones in force together.
+      const agent = await loadAgent(trx, c.agentId, { forUpdate: true });
+      if (!agent) throw notFound(`unknown agent ${c.agentId}`);
+      const incident = await findOpenIncident(trx, c.agentId);
+      await insertConfirmation(trx, {
+        id,
+        kind: c.kind,
+        agentId: c.agentId,
+        actor: c.actor,
+        requester: c.requester,
+        payload: c.payload,
+        now,
+        expiresAt: new Date(now.getTime() + c.ttlMs),
+        incidentId: incident?.id ?? null,
+        actionIds: agent.activeActions.map((a) => a.id),
+        agentVersion: agent.version,
+      });
+      // A restore needs a second person: the request goes into the incident's thread for them.
+      if (c.kind === 'restore') await addOutboxJob(trx, { queue: QUEUES.notify, jobName: CONFIRMATION_REQUEST_JOB, payload: { confirmationId: id } }, now);
+    });
+    return (await this.get(id))!;
+  }
+
+  async get(id: string): Promise<ConfirmationView | undefined> {
+    const row = await findConfirmation(this.deps.db, id);
+    if (!row) return undefined;
+    const status = statusOf(row, this.deps.clock.now());
+    return {
+      id: row.id,
+      status,
+      agentId: row.agent_id,
+      kind: row.kind,
+      requestedBy: row.requested_by,
+      ...(row.decided_by && row.decided_at ? { decidedBy: row.decided_by, decidedAt: row.decided_at.toISOString() } : {}),
+      ...(status === 'cancelled' && row.decided_reason ? { reason: row.decided_reason } : {}),
+      expiresAt: row.expires_at.toISOString(),
+      incidentId: row.incident_id,
+    };
+  }
+
+  /**
+   * Under `restore.freshEvaluation`, an agent comes back only with evidence newer than the incident:
+   * an evaluation observed after the open incident began. Returns why not, or undefined.
+   */
+  async missingFreshEvaluation(agentId: string): Promise<string | undefined> {
+    if (!this.deps.policy.permissions.restore.freshEvaluation) return undefined;
+    const { db } = this.deps;
+    const incident = await db.selectFrom('incidents').select('opened_at').where('agent_id', '=', agentId).where('status', '=', 'open').executeTakeFirst();
+    if (!incident) return undefined;
+    const fresh = await db.selectFrom('evaluations').select('id').where('agent_id', '=', agentId).where('observed_at', '>', incident.opened_at).executeTakeFirst();
+    if (fresh) return undefined;
+    return `Restore needs a fresh evaluation (the policy's restore.freshEvaluation): none of ${agentId} was observed since the incident began at ${incident.opened_at.toISOString()}. Record one (POST /v1/agents/${agentId}/evaluations) and ask again. Nothing was changed.`;
+  }
+
+  /**
+   * A restore asked for with an API token. The policy binds tokens as it binds people: fresh
+   * evaluation first; under `secondPerson` a token is not a person, so the restore waits for one
+   * (any holder of a restore role) to confirm in the incident thread.
+   */
+  async restoreOverApi(agentId: string, reason: string, tokenName: string, actor: string): Promise<ApiRestoreOutcome> {
+    const { agents, policy } = this.deps;
+    const rule = policy.permissions.restore;
+    // Unknown agent (404) and nothing to restore (409) answer the same as a direct restore.
+    await agents.act(agentId, { kind: 'restore', reason, actor }, { dryRun: true });
+    const stale = await this.missingFreshEvaluation(agentId);
+    if (stale) throw conflict(stale.replace(/ Nothing was changed\.$/, ''));
+    if (!rule.secondPerson) return { applied: await agents.act(agentId, { kind: 'restore', reason, actor }) };
+    if (!policy.channels.incidents) {
+      throw conflict('restore needs a second person (permissions.restore.secondPerson), but the policy names no incidents channel (channels.incidents) to ask in');
+    }
+    return { awaiting: await this.request({ kind: 'restore', agentId, actor, requester: apiRequester(tokenName), payload: { reason }, ttlMs: RESTORE_CONFIRM_MS }) };
+  }
+}
