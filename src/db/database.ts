@@ -12,6 +12,10 @@ export function createDb(databaseUrl: string, options: { max?: number; onConnect
     connectionString: databaseUrl,
     max: options.max ?? 10,
     connectionTimeoutMillis: 5000,
+    // Lets the OS notice a peer that vanished without closing the connection (a failover, a
+    // dropped route), so a query waiting on it fails instead of waiting for ever.
+    keepAlive: true,
+    keepAliveInitialDelayMillis: 10_000,
     // Postgres reports application_name in pg_stat_activity: useful to tell our replicas apart.
     application_name: 'armalo-chatops',
   });

@@ -34,17 +34,20 @@ export const PUBLISH_WAIT_MS = 1000;
  */
 export async function publishPermissionChange(publisher: Redis, channel: string, agentId: string, version: bigint): Promise<void> {
   const msg: Message = { t: 'changed', agentId, version: version.toString() };
+  await withDeadline(publisher.publish(channel, JSON.stringify(msg)), PUBLISH_WAIT_MS, 'publishing a permission change');
+}
+
+/** How long one read of permission state may take before the view stops waiting for it. */
+const RELOAD_WAIT_MS = 10_000;
+
+function withDeadline<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
-  try {
-    await Promise.race([
-      publisher.publish(channel, JSON.stringify(msg)),
-      new Promise((_, reject) => {
-        timer = setTimeout(() => reject(new Error(`permission change not published within ${PUBLISH_WAIT_MS} ms`)), PUBLISH_WAIT_MS);
-      }),
-    ]);
-  } finally {
-    clearTimeout(timer);
-  }
+  return Promise.race([
+    promise,
+    new Promise<T>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`${what}: no answer within ${ms} ms`)), ms);
+    }),
+  ]).finally(() => clearTimeout(timer));
 }
 
 /**
@@ -211,7 +214,7 @@ export class PermissionView implements PermissionChangePublisher {
       await this.enqueueReload(async () => {
         const changed = await loadAgents(this.opts.db, initial ? {} : { versionAbove: this.maxVersion });
         this.apply(changed);
-      });
+      }, initial ? undefined : RELOAD_WAIT_MS);
       this.lastPollOkAt = startedAt;
       if (this.pollFailing) {
         this.pollFailing = false;
@@ -228,11 +231,17 @@ export class PermissionView implements PermissionChangePublisher {
   private reload(ids: string[]): Promise<void> {
     return this.enqueueReload(async () => {
       this.apply(await loadAgents(this.opts.db, { ids }));
-    });
+    }, RELOAD_WAIT_MS);
   }
 
-  private enqueueReload(work: () => Promise<void>): Promise<void> {
-    const next = this.reloadChain.then(work, work);
+  /**
+   * A read on a connection that went silent (no error, no answer) must not hold the chain for ever:
+   * after `waitMs` the chain moves on and the caller gets an error (a poll then counts as failed).
+   * A late answer is still applied, which is safe because `apply` never lowers a version.
+   */
+  private enqueueReload(work: () => Promise<void>, waitMs?: number): Promise<void> {
+    const bounded = waitMs === undefined ? work : () => withDeadline(work(), waitMs, 'reading permission state from Postgres');
+    const next = this.reloadChain.then(bounded, bounded);
     this.reloadChain = next.catch(() => undefined);
     return next;
   }
