@@ -71,7 +71,8 @@ function findBadValue(value: unknown, depth = 0): string | undefined {
     }
   } else if (value && typeof value === 'object') {
     for (const [k, v] of Object.entries(value)) {
-      const problem = badText(k) ?? findBadValue(v, depth + 1);
+      // zod drops an own __proto__ key from a record (a decision's context) without a word: refuse it.
+      const problem = (k === '__proto__' ? 'has an unknown field: __proto__ (never allowed, at any depth)' : badText(k)) ?? findBadValue(v, depth + 1);
       if (problem) return problem;
     }
   }
@@ -99,7 +100,7 @@ export function parseJsonText(raw: string): unknown {
   // NUL and lone surrogates can only arrive as \u escapes (raw bytes are invalid JSON or decode to
   // U+FFFD), so bodies without a \u escape skip the walk: the common case on the hot path.
   // Likewise nesting deeper than 64 needs more than 64 opening brackets.
-  const problem = raw.includes('\\u') || openingBrackets(raw) > 64 ? findBadValue(value) : undefined;
+  const problem = raw.includes('\\u') || raw.includes('__proto__') || openingBrackets(raw) > 64 ? findBadValue(value) : undefined;
   if (problem) throw new HttpError(400, ErrorCode.InvalidInput, `request body ${problem}`);
   return value;
 }

@@ -69,9 +69,25 @@ export function loadPolicyFile(path: string): Policy {
 
 /** Validates already-parsed policy data (for example from JSON); same errors as {@link parsePolicyText}. */
 export function parsePolicyData(data: unknown, source: string = DEFAULT_SOURCE): Policy {
+  const proto = protoKeyPath(data);
+  if (proto) throw new PolicyError(source, [`${formatIssuePath([...proto, '__proto__'])}: unknown key (a key named __proto__ is never allowed)`]);
   const result = policySchema.safeParse(data, { error: fallbackMessage, reportInput: true });
   if (result.success) return result.data;
   throw new PolicyError(source, formatPolicyIssues(result.error.issues));
+}
+
+/**
+ * Where the data holds an own `__proto__` key (YAML and JSON.parse make one), if anywhere. zod drops
+ * such a key from a record (roles, channels) without a word; in a security policy it must be an error.
+ */
+function protoKeyPath(value: unknown, path: PropertyKey[] = []): PropertyKey[] | undefined {
+  if (value === null || typeof value !== 'object' || path.length > 64) return undefined;
+  if (!Array.isArray(value) && Object.hasOwn(value, '__proto__')) return path;
+  for (const [key, inner] of Object.entries(value)) {
+    const found = protoKeyPath(inner, [...path, Array.isArray(value) ? Number(key) : key]);
+    if (found) return found;
+  }
+  return undefined;
 }
 
 // ---------------------------------------------------------------------------------------------------
