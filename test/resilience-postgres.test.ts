@@ -1,22 +1,29 @@
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { cleanRedisPrefix, sampleAgent, startTestApp, testConfig, waitFor, type TestApp } from './support/app.js';
 import { createTestDatabase, PG_BASE, testPrefix, type TestDatabase } from './support/database.js';
 import { TcpProxy } from './support/tcp-proxy.js';
 import { createDb, type Db } from '../src/db/database.js';
+import { APPROVALS_TEST_POLICY } from './support/approvals-policy.js';
 
 // The app reaches Postgres through a proxy the test cuts, like a database failover or a network
 // partition: every connection (including those with a query in flight) drops and new ones are refused.
 const STALE_AFTER_MS = 1500;
 const pgTarget = new URL(PG_BASE);
 const proxy = new TcpProxy(pgTarget.hostname, Number(pgTarget.port || 5432));
+const routedProxy = new TcpProxy(pgTarget.hostname, Number(pgTarget.port || 5432));
 const prefix = testPrefix();
 let database: TestDatabase;
 let direct: Db;
 let app: TestApp;
+/** With routing rules and a long staleness bound: its view stays fresh while Postgres is gone. */
+let routed: TestApp;
 
-async function decision(agentId: string, action: string) {
-  const res = await app.call('POST', '/v1/decisions', { agentId, action, context: { amount: 10 } });
+async function decision(agentId: string, action: string, on: TestApp = app) {
+  const res = await on.call('POST', '/v1/decisions', { agentId, action, context: { amount: 10 } });
   expect(res.status).toBe(200);
   return res.body as { decision: string; reasonCodes: string[] };
 }
@@ -38,6 +45,14 @@ beforeAll(async () => {
     testConfig(proxied.toString(), prefix, { ARMALO_VIEW_STALE_AFTER_MS: String(STALE_AFTER_MS) }),
     { relayPollMs: 200 },
   );
+  const policyFile = join(mkdtempSync(join(tmpdir(), 'armalo-resilience-')), 'policy.yaml');
+  writeFileSync(policyFile, APPROVALS_TEST_POLICY);
+  const routedUrl = new URL(database.url);
+  routedUrl.port = String(await routedProxy.start());
+  routed = await startTestApp(
+    testConfig(routedUrl.toString(), `${prefix}-routed`, { ARMALO_ROLE: 'web', ARMALO_POLICY_FILE: policyFile, ARMALO_VIEW_STALE_AFTER_MS: '60000' }),
+    { heartbeatMs: 20_000 },
+  );
 });
 
 afterAll(async () => {
@@ -46,9 +61,14 @@ afterAll(async () => {
   await proxy.start().catch(() => undefined);
   await app?.stop();
   await proxy.stop();
+  await routedProxy.stop();
+  await routedProxy.start().catch(() => undefined);
+  await routed?.stop();
+  await routedProxy.stop();
   await direct?.destroy();
   await database?.drop();
   await cleanRedisPrefix(prefix);
+  await cleanRedisPrefix(`${prefix}-routed`);
 });
 
 describe('Postgres connections dropping under the app', () => {
@@ -92,4 +112,23 @@ describe('Postgres connections dropping under the app', () => {
     expect((await app.call('POST', '/v1/agents/pg-bot/actions', { action: 'contain', reason: 'after the outage' })).status).toBe(201);
     expect((await decision('pg-bot', 'crm:write')).reasonCodes).toEqual(['agent_contained']);
   }, 60_000);
+});
+
+describe('a decision that needs Postgres (approval routing) while Postgres is gone', () => {
+  it('is a deny, never a 500, and routing works again once Postgres is back', async () => {
+    expect((await routed.call('PUT', '/v1/agents/routed-bot', sampleAgent)).status).toBe(201);
+    // mail:send is under the mail-out routing rule: answering it reads trust state and approvals.
+    expect((await decision('routed-bot', 'mail:send', routed)).decision).toBe('approval_required');
+
+    await routedProxy.cut();
+    const during = await decision('routed-bot', 'mail:send', routed);
+    expect(during.decision).toBe('deny');
+    expect(during.reasonCodes).toEqual(['view_stale']);
+    // With routing rules every allowed action is checked against them (trust state lives in
+    // Postgres), so it too fails closed rather than allowing without the check.
+    expect((await decision('routed-bot', 'crm:write', routed)).decision).toBe('deny');
+
+    await routedProxy.start();
+    await waitFor(async () => (await decision('routed-bot', 'mail:send', routed)).decision === 'approval_required', 10_000, 'routing to work again');
+  });
 });
