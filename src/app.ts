@@ -90,6 +90,13 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
   const clock = options.clock ?? systemClock;
   const web = config.role !== 'worker';
   const worker = config.role !== 'web';
+  // Said at every start, so nobody runs a public development setup without seeing it in the log.
+  if (config.insecureDevDefaults) {
+    logger.warn(
+      { insecureDevDefaults: true, nodeEnv: config.nodeEnv },
+      'INSECURE: ARMALO_INSECURE_DEV_DEFAULTS=1 accepts the public development token and short secrets even in production. For a laptop only: never expose this service, and unset it anywhere else',
+    );
+  }
 
   // Refuse to run on a policy that does not validate: nothing may run on a half-understood policy.
   const policy = config.policyFile ? loadPolicyFile(config.policyFile) : parsePolicyData({});

@@ -1,5 +1,5 @@
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createConnection, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -9,7 +9,7 @@ import { ConfigError, loadConfig, type Config } from '../src/config/env.js';
 import { startApp, StartupError } from '../src/app.js';
 import { createLogger } from '../src/observability/logger.js';
 import { PolicyError } from '../src/policy/load-policy.js';
-import { cleanRedisPrefix, LogCapture, testConfig } from './support/app.js';
+import { cleanRedisPrefix, LogCapture, startTestApp, testConfig } from './support/app.js';
 import { createTestDatabase, REDIS_URL, testPrefix, type TestDatabase } from './support/database.js';
 
 const repoRoot = fileURLToPath(new URL('..', import.meta.url));
@@ -29,7 +29,18 @@ const SECRETS = {
   tokenA: 'tok_first_0123456789abcdef',
   tokenB: 'tok_second_0123456789abcdef',
   webhookSecret: 'shorthook',
+  scopedToken: 'tok_scoped_0123456789abcdef',
+  devToken: 'change-me-dev-token-0123456789',
+  shortProdToken: 'tok_22_chars_012345678',
+  shortProdSecret: 'secret-of-31-characters-0123456',
 };
+
+/** Production with every secret strong enough: each production case below weakens one. */
+const PROD = {
+  ...BASE,
+  NODE_ENV: 'production',
+  ARMALO_API_TOKENS: 'platform:tok_production_0123456789abcdef:platform',
+} as const;
 
 function configError(env: Record<string, string | undefined>): ConfigError {
   try {
@@ -113,6 +124,57 @@ const badEnvCases: BadEnvCase[] = [
   },
   { name: 'TEAMS_DEV_UNAUTHENTICATED=yes', env: { ...BASE, TEAMS_DEV_UNAUTHENTICATED: 'yes' }, variable: 'TEAMS_DEV_UNAUTHENTICATED', says: 'TEAMS_DEV_UNAUTHENTICATED:' },
   { name: 'SLACK_API_URL that is not a URL', env: { ...BASE, SLACK_API_URL: 'slack.example.com' }, variable: 'SLACK_API_URL', says: 'expected a URL' },
+  // Token scopes (DESIGN §5): name:token[:scope], and a token has no ":" so there is one reading.
+  {
+    name: 'ARMALO_API_TOKENS entry with an unknown scope',
+    env: { ...BASE, ARMALO_API_TOKENS: `platform:${SECRETS.tokenA}:platform,ci:${SECRETS.scopedToken}:superuser` },
+    variable: 'ARMALO_API_TOKENS',
+    says: 'ARMALO_API_TOKENS (entry 2): unknown scope: use admin, platform or agent=<agentId>',
+  },
+  {
+    name: 'ARMALO_API_TOKENS entry with an agent scope naming no valid agent id',
+    env: { ...BASE, ARMALO_API_TOKENS: `bot:${SECRETS.scopedToken}:agent=` },
+    variable: 'ARMALO_API_TOKENS',
+    says: 'unknown scope',
+  },
+  {
+    name: 'ARMALO_API_TOKENS entry whose token contains ":" (two readings)',
+    env: { ...BASE, ARMALO_API_TOKENS: `bot:${SECRETS.scopedToken}:platform:extra` },
+    variable: 'ARMALO_API_TOKENS',
+    says: 'a token contains no ":"',
+  },
+  // Production refuses weak settings (issue 10 item 18), naming the variable, never the value.
+  {
+    name: 'production: the development token from the README and docker-compose.yml',
+    env: { ...PROD, ARMALO_API_TOKENS: `platform:tok_production_0123456789abcdef,dev:${SECRETS.devToken}` },
+    variable: 'ARMALO_API_TOKENS',
+    says: 'ARMALO_API_TOKENS (entry 2): is the public development token from the README and docker-compose.yml: refused when NODE_ENV=production',
+  },
+  {
+    name: 'production: an API token shorter than 24 characters',
+    env: { ...PROD, ARMALO_API_TOKENS: `ci:${SECRETS.shortProdToken}` },
+    variable: 'ARMALO_API_TOKENS',
+    says: 'a token shorter than 24 characters is refused when NODE_ENV=production',
+  },
+  {
+    name: 'production: ARMALO_WEBHOOK_SECRET shorter than 32 characters (even 1 character)',
+    env: { ...PROD, ARMALO_WEBHOOK_SECRET: 'x' },
+    variable: 'ARMALO_WEBHOOK_SECRET',
+    says: 'a secret shorter than 32 characters is refused when NODE_ENV=production',
+  },
+  {
+    name: 'production: ARMALO_EVENTS_WEBHOOK_SECRET shorter than 32 characters',
+    env: { ...PROD, ARMALO_EVENTS_WEBHOOK_URL: 'https://siem.example.com/armalo', ARMALO_EVENTS_WEBHOOK_SECRET: SECRETS.shortProdSecret },
+    variable: 'ARMALO_EVENTS_WEBHOOK_SECRET',
+    says: 'a secret shorter than 32 characters is refused when NODE_ENV=production',
+  },
+  {
+    name: 'production: ARMALO_LINK_SECRET shorter than 32 characters',
+    env: { ...PROD, ARMALO_PUBLIC_URL: 'https://armalo.example.com', ARMALO_LINK_SECRET: SECRETS.shortProdSecret },
+    variable: 'ARMALO_LINK_SECRET',
+    says: 'ARMALO_LINK_SECRET:',
+  },
+  { name: 'ARMALO_INSECURE_DEV_DEFAULTS=yes', env: { ...BASE, ARMALO_INSECURE_DEV_DEFAULTS: 'yes' }, variable: 'ARMALO_INSECURE_DEV_DEFAULTS', says: 'ARMALO_INSECURE_DEV_DEFAULTS:' },
 ];
 
 describe('loadConfig refuses a bad environment, naming the variable', () => {
@@ -158,7 +220,7 @@ describe('a loaded config', () => {
       writable.teams.devUnauthenticated = true;
     }).toThrow(TypeError);
     expect(config.port).toBe(3000);
-    expect(config.apiTokens).toEqual([{ name: 'platform', token: SECRETS.tokenA }]);
+    expect(config.apiTokens).toEqual([{ name: 'platform', token: SECRETS.tokenA, scope: { kind: 'admin' } }]);
   });
 
   it('has the documented defaults', () => {
@@ -175,6 +237,7 @@ describe('a loaded config', () => {
       inboundWebhookSecret: undefined,
       eventsWebhook: undefined,
       viewStaleAfterMs: 3000,
+      insecureDevDefaults: false,
       teams: { devUnauthenticated: false },
     });
   });
@@ -194,12 +257,57 @@ describe('a loaded config', () => {
     expect(config.port).toBe(0);
     expect(config.role).toBe('worker');
     expect(config.apiTokens).toEqual([
-      { name: 'platform', token: SECRETS.tokenA },
-      { name: 'ci.bot-1', token: SECRETS.tokenB },
+      { name: 'platform', token: SECRETS.tokenA, scope: { kind: 'admin' } },
+      { name: 'ci.bot-1', token: SECRETS.tokenB, scope: { kind: 'admin' } },
     ]);
     expect(config.policyFile).toBeUndefined();
     expect(config.eventsWebhook).toEqual({ url: 'https://siem.example.com/armalo', secret: 'a-long-enough-webhook-secret' });
     expect(config.teams.devUnauthenticated).toBe(true);
+  });
+});
+
+describe('token scopes and production settings', () => {
+  it('reads name:token:scope; admin when the scope is left out', () => {
+    const config = loadConfig({
+      ...BASE,
+      ARMALO_API_TOKENS: `root:${SECRETS.tokenA},ops:${SECRETS.tokenB}:admin,svc:${SECRETS.scopedToken}:platform,bot:${SECRETS.namelessToken}:agent=underwriting-bot`,
+    });
+    expect(config.apiTokens.map((t) => [t.name, t.scope])).toEqual([
+      ['root', { kind: 'admin' }],
+      ['ops', { kind: 'admin' }],
+      ['svc', { kind: 'platform' }],
+      ['bot', { kind: 'agent', agentId: 'underwriting-bot' }],
+    ]);
+  });
+
+  it('production accepts strong settings', () => {
+    const config = loadConfig({
+      ...PROD,
+      ARMALO_WEBHOOK_SECRET: 'w'.repeat(32),
+      ARMALO_EVENTS_WEBHOOK_URL: 'https://siem.example.com/armalo',
+      ARMALO_EVENTS_WEBHOOK_SECRET: 'e'.repeat(32),
+      ARMALO_PUBLIC_URL: 'https://armalo.example.com',
+      ARMALO_LINK_SECRET: 'l'.repeat(32),
+    });
+    expect(config.nodeEnv).toBe('production');
+    expect(config.insecureDevDefaults).toBe(false);
+  });
+
+  it('outside production the development token and short secrets still load (laptops, tests)', () => {
+    const config = loadConfig({ ...BASE, NODE_ENV: 'development', ARMALO_API_TOKENS: `dev:${SECRETS.devToken}`, ARMALO_WEBHOOK_SECRET: 'x' });
+    expect(config.apiTokens[0]!.token).toBe(SECRETS.devToken);
+  });
+
+  it('ARMALO_INSECURE_DEV_DEFAULTS=1 lets production start on the documented defaults (the compose quick start)', () => {
+    const config = loadConfig({ ...PROD, ARMALO_INSECURE_DEV_DEFAULTS: '1', ARMALO_API_TOKENS: `dev:${SECRETS.devToken},ci:${SECRETS.shortProdToken}`, ARMALO_WEBHOOK_SECRET: 'x' });
+    expect(config.insecureDevDefaults).toBe(true);
+    expect(config.apiTokens.map((t) => t.name)).toEqual(['dev', 'ci']);
+  });
+
+  it('the documented development token is the one in the README and docker-compose.yml', () => {
+    for (const file of ['README.md', 'docker-compose.yml']) {
+      expect(readFileSync(join(repoRoot, file), 'utf8'), file).toContain(SECRETS.devToken);
+    }
   });
 });
 
@@ -284,6 +392,30 @@ describe('startApp refuses to run on what it cannot trust', () => {
     });
     await expect(started).rejects.toThrow(/cannot reach Redis/);
     expect(await isListening(port)).toBe(false);
+  });
+
+  it('ARMALO_INSECURE_DEV_DEFAULTS=1 in production: starts on the development token, and warns loudly at start', async () => {
+    const app = await startTestApp(
+      testConfig(migrated.url, prefix, { NODE_ENV: 'production', ARMALO_INSECURE_DEV_DEFAULTS: '1', ARMALO_API_TOKENS: `dev:${SECRETS.devToken}` }),
+    );
+    try {
+      const warning = app.logs.lines.find((l) => String(l.msg).startsWith('INSECURE: ARMALO_INSECURE_DEV_DEFAULTS=1'));
+      expect(warning, app.logs.text()).toBeDefined();
+      expect(warning!.level).toBe('warn');
+      expect(app.logs.text()).not.toContain(SECRETS.devToken);
+      expect((await app.call('GET', '/v1/audit/verify', undefined, { token: SECRETS.devToken })).status).toBe(200);
+    } finally {
+      await app.stop();
+    }
+  });
+
+  it('without the flag nothing warns about it', async () => {
+    const app = await startTestApp(testConfig(migrated.url, prefix));
+    try {
+      expect(app.logs.text()).not.toContain('ARMALO_INSECURE_DEV_DEFAULTS');
+    } finally {
+      await app.stop();
+    }
   });
 
   it('a policy file that does not exist: PolicyError naming the path, and nothing listening', async () => {

@@ -4,6 +4,7 @@ import pg from 'pg';
 import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
 import { PG_BASE } from './support/database.js';
+import { ConfigError, DEV_API_TOKEN, loadConfig } from '../src/config/env.js';
 
 const root = new URL('..', import.meta.url).pathname;
 const read = (file: string) => readFileSync(new URL(`../${file}`, import.meta.url), 'utf8');
@@ -22,6 +23,36 @@ describe('what a fresh machine runs', () => {
     // The files those commands run are what the build produces from these sources.
     for (const src of ['src/cli/migrate.ts', 'src/main.ts']) expect(existsSync(new URL(`../${src}`, import.meta.url))).toBe(true);
     expect(read('Dockerfile')).toMatch(/CMD \["node", "--enable-source-maps", "dist\/src\/main.js"\]/);
+  });
+
+  it('the quick start still starts under NODE_ENV=production: compose sets ARMALO_INSECURE_DEV_DEFAULTS and binds loopback only', () => {
+    const compose = parse(read('docker-compose.yml'), { merge: true }) as any;
+    const app = compose.services.app;
+    // What `docker compose up` hands the app with nothing in .env: ${VAR:-default} takes the default,
+    // bare names (pass-through) are absent. The image adds NODE_ENV=production.
+    const env: Record<string, string> = {};
+    for (const entry of app.environment as string[]) {
+      const i = entry.indexOf('=');
+      if (i === -1) continue;
+      env[entry.slice(0, i)] = entry.slice(i + 1).replace(/\$\{[A-Z_]+:-([^}]*)\}/g, '$1');
+    }
+    expect(read('Dockerfile')).toMatch(/^ENV NODE_ENV=production$/m);
+    expect(env.ARMALO_INSECURE_DEV_DEFAULTS).toBe('1');
+    expect(app.ports).toEqual(['127.0.0.1:3000:3000']);
+    const config = loadConfig({ ...env, NODE_ENV: 'production' });
+    expect(config.insecureDevDefaults).toBe(true);
+    expect(config.apiTokens).toEqual([{ name: 'dev', token: DEV_API_TOKEN, scope: { kind: 'admin' } }]);
+    // The README's curl examples use the same token.
+    expect(read('README.md')).toContain(`Authorization: Bearer ${DEV_API_TOKEN}`);
+    // Without the flag, production refuses that token, naming the variable and not the value.
+    const { ARMALO_INSECURE_DEV_DEFAULTS: _flag, ...strict } = env;
+    expect(() => loadConfig({ ...strict, NODE_ENV: 'production' })).toThrow(/ARMALO_API_TOKENS \(entry 1\): is the public development token/);
+    try {
+      loadConfig({ ...strict, NODE_ENV: 'production' });
+    } catch (err) {
+      expect(err).toBeInstanceOf(ConfigError);
+      expect((err as Error).message).not.toContain(DEV_API_TOKEN);
+    }
   });
 
   it('docker-compose.yml passes `docker-compose config` where that validator is installed', () => {

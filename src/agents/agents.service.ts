@@ -4,7 +4,8 @@ import type { Clock } from '../core/clock.js';
 import type { Agent, TouchedGrant } from '../domain/agent.js';
 import { grantStatus } from '../domain/agent.js';
 import { planAction, planLift, type ActionCommand, type ActionPlan } from '../domain/actions.js';
-import { notFound } from '../domain/errors.js';
+import { conflict, notFound } from '../domain/errors.js';
+import { wideningChanges } from '../domain/widening.js';
 import type { EventType } from '../domain/events.js';
 import { appendAudit } from '../audit/audit.repository.js';
 import { addOutboxJob, emitEvent, QUEUES } from '../outbox/outbox.repository.js';
@@ -121,6 +122,20 @@ export class AgentService {
       const now = clock.now();
       const before = await loadAgent(trx, reg.id, { forUpdate: true });
       if (before && sameRegistration(before, reg)) return { created: false, changed: false, agent: before, version: null };
+      // A held agent gets nothing back through registration: restore (which follows the policy) is the way out.
+      if (before && (before.status === 'contained' || before.status === 'revoked')) {
+        const widening = wideningChanges(before, reg);
+        if (widening.length) {
+          throw conflict(`agent ${reg.id} is ${before.status}: this update would widen it (${widening.map((w) => w.message).join('; ')}); nothing changed. Narrowing updates are allowed; restore the agent first to widen it`, widening);
+        }
+      }
+      // A held agent gets nothing back through registration: restore (which follows the policy) is the way out.
+      if (before && (before.status === 'contained' || before.status === 'revoked')) {
+        const widening = wideningChanges(before, reg);
+        if (widening.length) {
+          throw conflict(`agent ${reg.id} is ${before.status}: this update would widen it (${widening.map((w) => w.message).join('; ')}); nothing changed. Narrowing updates are allowed; restore the agent first to widen it`, widening);
+        }
+      }
       const version = await nextPermissionVersion(trx);
       await saveRegistration(trx, reg, actor, now, version, before?.status ?? 'active');
       const agent = (await loadAgent(trx, reg.id))!;

@@ -45,7 +45,7 @@ const agentIdParam = { name: 'agentId', in: 'path', required: true, schema: json
 /** The OpenAPI 3.1 document of the REST API, generated from the same zod schemas the handlers use. */
 export function buildOpenApiDocument(): JsonObject {
   const auditQuery = jsonSchema(auditQuerySchema, 'input') as { properties: Record<string, JsonObject> };
-  return {
+  return withTokenScopes({
     openapi: '3.1.0',
     info: {
       title: 'Armalo chat-ops API',
@@ -54,7 +54,7 @@ export function buildOpenApiDocument(): JsonObject {
         'Register agents and their grants, ask for runtime decisions, act on agents (narrow, contain, revoke, restore) and read the hash-chained audit log. Every call needs `Authorization: Bearer <token>` (ARMALO_API_TOKENS).',
     },
     servers: [{ url: '/' }],
-    security: [{ bearer: [] }],
+    security: [{ bearerAuth: [] }],
     paths: {
       '/v1/agents/{agentId}': {
         put: {
@@ -65,6 +65,7 @@ export function buildOpenApiDocument(): JsonObject {
             '200': { description: 'Updated (or unchanged)', ...json(ref('Agent')) },
             '201': { description: 'Registered', ...json(ref('Agent')) },
             ...errors(400, 401, 413, 415),
+            '409': { description: 'The agent is contained or revoked and this update would widen it (a new grant, a higher or removed limit, a new keepInContainment, a removed or later expiry, a lower risk tier); nothing changed. `error.details` lists each widening', ...json(ref('Error')) },
           },
         },
         get: {
@@ -194,7 +195,14 @@ export function buildOpenApiDocument(): JsonObject {
       },
     },
     components: {
-      securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } },
+      securitySchemes: {
+        bearerAuth: {
+          type: 'http',
+          scheme: 'bearer',
+          description:
+            'A token from ARMALO_API_TOKENS (`name:token[:scope]`). Scope `admin` (the default) may call every operation; `platform` only operations marked `x-token-scope: platform`; `agent=<agentId>` the same as platform, for that one agent only.',
+        },
+      },
       schemas: {
         AgentInput: jsonSchema(agentInputSchema, 'input'),
         Agent: jsonSchema(agentOutputSchema, 'output'),
@@ -213,7 +221,45 @@ export function buildOpenApiDocument(): JsonObject {
         Error: jsonSchema(errorSchema, 'output'),
       },
     },
-  };
+  });
+}
+
+/** What a token needs for each operation (DESIGN §5); every other authenticated operation needs admin. */
+const PLATFORM_OPERATIONS = new Set([
+  'get /v1/agents/{agentId}',
+  'get /v1/agents/{agentId}/score',
+  'post /v1/decisions',
+  'post /v1/approval-requests',
+  'get /v1/approval-requests/{id}',
+  'post /v1/approval-requests/{id}/cancel',
+  'get /v1/confirmations/{id}',
+  'get /v1/stream',
+]);
+
+/**
+ * Marks every authenticated operation with the token scope it needs (`x-token-scope`), the bearer
+ * requirement and its 403. Operations with `security: []` are public and left alone. The router's
+ * `auth` on each route says the same; a test calls every operation with each scope to hold them together.
+ */
+function withTokenScopes(doc: JsonObject): JsonObject {
+  for (const [path, item] of Object.entries(doc.paths as Record<string, Record<string, JsonObject>>)) {
+    for (const [method, op] of Object.entries(item)) {
+      if (Array.isArray(op.security) && op.security.length === 0) continue;
+      const scope = PLATFORM_OPERATIONS.has(`${method} ${path}`) ? 'platform' : 'admin';
+      op['x-token-scope'] = scope;
+      op.security = [{ bearerAuth: [] }];
+      const responses = op.responses as Record<string, JsonObject>;
+      responses['403'] = {
+        description:
+          scope === 'admin'
+            ? 'The token\'s scope is not admin (platform and agent tokens may not call this)'
+            : 'An `agent=<agentId>` token used for another agent',
+        ...json(ref('Error')),
+      };
+      op.responses = Object.fromEntries(Object.entries(responses).sort(([a], [b]) => a.localeCompare(b)));
+    }
+  }
+  return doc;
 }
 
 /** The checked-in file's exact text (a test keeps docs/openapi.json equal to it). */

@@ -1,9 +1,44 @@
 import { z } from 'zod';
 
-/** A named API token: `name:secret`. The name becomes the actor in the audit log. */
-const apiTokenSchema = z
-  .string()
-  .regex(/^[A-Za-z0-9._-]{1,64}:[^\s,]{16,}$/, 'each entry must be name:token with a token of at least 16 characters');
+/**
+ * What an API token may do (DESIGN §5): `admin` every endpoint; `platform` decisions, approval
+ * requests and reading agents and scores; `agent` the same as platform for one agent only.
+ */
+export type TokenScope = { readonly kind: 'admin' } | { readonly kind: 'platform' } | { readonly kind: 'agent'; readonly agentId: string };
+
+/** The token documented in the README and docker-compose.yml: public, so refused in production. */
+export const DEV_API_TOKEN = 'change-me-dev-token-0123456789';
+/** Shortest API token, and shortest webhook or link secret, accepted when NODE_ENV=production. */
+export const MIN_PRODUCTION_TOKEN_LENGTH = 24;
+export const MIN_PRODUCTION_SECRET_LENGTH = 32;
+
+const TOKEN_NAME = /^[A-Za-z0-9._-]{1,64}$/;
+// The same shape as agent ids in the REST API (agentIdSchema).
+const AGENT_ID = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
+const ENTRY_SHAPE = 'each entry must be name:token or name:token:scope (a token contains no ":", "," or spaces)';
+
+/**
+ * A named API token: `name:token[:scope]`. The name becomes the actor in the audit log. A token
+ * contains no `:`, so every entry has one reading. Messages never echo the entry: it is a secret.
+ */
+const apiTokenSchema = z.string().transform((entry, ctx): ApiToken => {
+  const parts = entry.split(':');
+  const fail = (message: string) => {
+    ctx.addIssue({ code: 'custom', message });
+    return z.NEVER;
+  };
+  if (parts.length < 2 || parts.length > 3) return fail(ENTRY_SHAPE);
+  const [name, token, scopeText] = parts as [string, string, string | undefined];
+  if (!TOKEN_NAME.test(name)) return fail(`${ENTRY_SHAPE}; the name has 1-64 letters, digits, ".", "_" or "-"`);
+  if (!/^\S+$/.test(token)) return fail(ENTRY_SHAPE);
+  if (token.length < 16) return fail('each entry must be name:token with a token of at least 16 characters');
+  let scope: TokenScope;
+  if (scopeText === undefined || scopeText === 'admin') scope = { kind: 'admin' };
+  else if (scopeText === 'platform') scope = { kind: 'platform' };
+  else if (scopeText.startsWith('agent=') && AGENT_ID.test(scopeText.slice(6))) scope = { kind: 'agent', agentId: scopeText.slice(6) };
+  else return fail('unknown scope: use admin, platform or agent=<agentId> (or leave it out for admin)');
+  return { name, token, scope };
+});
 
 const urlSchema = (protocols: string[]) =>
   z.string().refine((v) => {
@@ -54,6 +89,8 @@ export const envSchema = z
     ARMALO_PUBLIC_URL: optionalText.pipe(urlSchema(['http:', 'https:']).optional()),
     /** Signs expiring download links. At least 32 characters. */
     ARMALO_LINK_SECRET: optionalText.pipe(z.string().min(32, 'must be at least 32 characters').optional()),
+    /** Accept the public development defaults in production (laptop quick start only; loud warning). */
+    ARMALO_INSECURE_DEV_DEFAULTS: flag,
     ARMALO_VIEW_STALE_AFTER_MS: z.coerce.number().int().min(500).max(60_000).default(3000),
     SLACK_SIGNING_SECRET: optionalText,
     SLACK_BOT_TOKEN: optionalText,
@@ -85,14 +122,33 @@ export const envSchema = z
         message: 'refused when NODE_ENV=production: it disables Bot Framework authentication',
       });
     }
-    const names = env.ARMALO_API_TOKENS.map((t) => t.slice(0, t.indexOf(':')));
+    const names = env.ARMALO_API_TOKENS.map((t) => t.name);
     const dup = names.find((n, i) => names.indexOf(n) !== i);
     if (dup) ctx.addIssue({ code: 'custom', path: ['ARMALO_API_TOKENS'], message: `token name "${dup}" is used twice` });
+    // Production refuses what anyone could guess or brute-force, unless the operator says loudly
+    // that this is a laptop (docker-compose.yml's quick start). Messages name the variable, never the value.
+    if (env.NODE_ENV === 'production' && !env.ARMALO_INSECURE_DEV_DEFAULTS) {
+      const hint = 'refused when NODE_ENV=production (ARMALO_INSECURE_DEV_DEFAULTS=1 allows it on a laptop)';
+      env.ARMALO_API_TOKENS.forEach((t, i) => {
+        if (t.token === DEV_API_TOKEN) {
+          ctx.addIssue({ code: 'custom', path: ['ARMALO_API_TOKENS', i], message: `is the public development token from the README and docker-compose.yml: ${hint}` });
+        } else if (t.token.length < MIN_PRODUCTION_TOKEN_LENGTH) {
+          ctx.addIssue({ code: 'custom', path: ['ARMALO_API_TOKENS', i], message: `a token shorter than ${MIN_PRODUCTION_TOKEN_LENGTH} characters is ${hint}` });
+        }
+      });
+      for (const name of ['ARMALO_WEBHOOK_SECRET', 'ARMALO_EVENTS_WEBHOOK_SECRET', 'ARMALO_LINK_SECRET'] as const) {
+        const secret = env[name];
+        if (secret !== undefined && secret.length < MIN_PRODUCTION_SECRET_LENGTH) {
+          ctx.addIssue({ code: 'custom', path: [name], message: `a secret shorter than ${MIN_PRODUCTION_SECRET_LENGTH} characters is ${hint}` });
+        }
+      }
+    }
   });
 
 export interface ApiToken {
   readonly name: string;
   readonly token: string;
+  readonly scope: TokenScope;
 }
 
 export interface Config {
@@ -109,6 +165,8 @@ export interface Config {
   readonly inboundWebhookSecret: string | undefined;
   readonly eventsWebhook: { readonly url: string; readonly secret: string } | undefined;
   readonly viewStaleAfterMs: number;
+  /** ARMALO_INSECURE_DEV_DEFAULTS=1: production accepted the public development defaults (warned at every start). */
+  readonly insecureDevDefaults: boolean;
   readonly links: { readonly publicUrl: string; readonly secret: string } | undefined;
   /** Allowed approval callback hosts; empty allows any. */
   readonly callbackHosts: readonly string[];
@@ -167,10 +225,7 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
     port: e.PORT,
     host: e.HOST,
     logLevel: e.LOG_LEVEL,
-    apiTokens: e.ARMALO_API_TOKENS.map((t) => {
-      const i = t.indexOf(':');
-      return { name: t.slice(0, i), token: t.slice(i + 1) };
-    }),
+    apiTokens: e.ARMALO_API_TOKENS,
     policyFile: e.ARMALO_POLICY_FILE,
     queuePrefix: e.ARMALO_QUEUE_PREFIX,
     inboundWebhookSecret: e.ARMALO_WEBHOOK_SECRET,
@@ -179,6 +234,7 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
         ? { url: e.ARMALO_EVENTS_WEBHOOK_URL, secret: e.ARMALO_EVENTS_WEBHOOK_SECRET }
         : undefined,
     viewStaleAfterMs: e.ARMALO_VIEW_STALE_AFTER_MS,
+    insecureDevDefaults: e.ARMALO_INSECURE_DEV_DEFAULTS,
     callbackHosts: e.ARMALO_CALLBACK_HOSTS,
     links: e.ARMALO_PUBLIC_URL && e.ARMALO_LINK_SECRET ? { publicUrl: e.ARMALO_PUBLIC_URL.replace(/\/$/, ''), secret: e.ARMALO_LINK_SECRET } : undefined,
     slack: {

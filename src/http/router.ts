@@ -1,4 +1,5 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { ApiPrincipal, RouteAuth } from './auth.js';
 
 export interface RequestContext {
   method: string;
@@ -10,6 +11,8 @@ export interface RequestContext {
   body: unknown;
   /** The API token's name, on authenticated routes. */
   tokenName: string | undefined;
+  /** The API token's name and scope, on authenticated routes (routes check per-agent limits with it). */
+  token: ApiPrincipal | undefined;
   /** The body as received, on `rawBody` routes. */
   rawBody?: string;
   requestId: string;
@@ -31,8 +34,12 @@ export interface Route {
   method: 'GET' | 'PUT' | 'POST' | 'DELETE';
   /** `/v1/agents/{agentId}`: literal segments and `{name}` parameters. */
   path: string;
-  /** Bearer token required. */
-  auth: boolean;
+  /**
+   * Which API tokens may call it: `false` none needed; `'platform'` platform and agent tokens too
+   * (an `agent=` token only for its own agent: a `{agentId}` path parameter is checked for every
+   * route, the body or the stored record by the handler); `'admin'` (or `true`) admin tokens only.
+   */
+  auth: false | RouteAuth;
   /** A POST that may come without a body (e.g. `…/cancel`). */
   bodyOptional?: boolean;
   /** The handler gets the raw body (signed webhooks verify the exact bytes). */

@@ -3,7 +3,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import { ErrorCode, isCodedError } from '../domain/errors.js';
 import type { Logger } from '../observability/logger.js';
 import type { Metrics } from '../observability/metrics.js';
-import type { TokenAuthenticator } from './auth.js';
+import { assertAgentInScope, scopeAllows, scopeRefusal, type ApiPrincipal, type TokenAuthenticator } from './auth.js';
 import { HttpError, readJsonBody, readRawBody } from './body.js';
 import type { HttpResult, RequestContext, Router } from './router.js';
 
@@ -121,21 +121,24 @@ async function handle(deps: HttpServerDeps, req: IncomingMessage, res: ServerRes
       route.raw(req, res);
       return;
     }
-    let tokenName: string | undefined;
+    let token: ApiPrincipal | undefined;
     if (route.auth) {
-      tokenName = deps.auth.authenticate(req.headers.authorization);
-      if (!tokenName) {
+      token = deps.auth.authenticate(req.headers.authorization);
+      if (!token) {
         throw new HttpError(
           401,
           ErrorCode.Unauthorized,
           req.headers.authorization ? 'the bearer token is not valid' : 'missing Authorization: Bearer <token> header',
         );
       }
+      // Scope before the body is read: a refused call costs us nothing more.
+      if (!scopeAllows(token.scope, route.auth)) throw scopeRefusal(token, method, route.path);
+      if (params.agentId !== undefined) assertAgentInScope(token, params.agentId);
     }
     const hasBody = Number(req.headers['content-length'] ?? 0) > 0 || req.headers['transfer-encoding'] !== undefined;
     const rawBody = route.rawBody ? await readRawBody(req) : undefined;
     const body = !route.rawBody && (method === 'PUT' || method === 'POST') && (hasBody || !route.bodyOptional) ? await readJsonBody(req) : undefined;
-    const ctx: RequestContext = { method, path: url.pathname, params, query: url.searchParams, headers: req.headers, body, tokenName, requestId, ...(rawBody !== undefined ? { rawBody } : {}) };
+    const ctx: RequestContext = { method, path: url.pathname, params, query: url.searchParams, headers: req.headers, body, tokenName: token?.name, token, requestId, ...(rawBody !== undefined ? { rawBody } : {}) };
     const pending = route.handler!(ctx);
     // Synchronous handlers (the decision path) skip a needless await.
     const result = pending instanceof Promise ? await pending : pending;

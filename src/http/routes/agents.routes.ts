@@ -14,7 +14,7 @@ export function addAgentRoutes(router: Router, deps: { db: Db; clock: Clock; age
   router.add({
     method: 'PUT',
     path: '/v1/agents/{agentId}',
-    auth: true,
+    auth: 'admin',
     handler: async (ctx) => {
       const id = parseInput(agentIdSchema, ctx.params.agentId, 'agent id');
       const body = parseInput(agentInputSchema, ctx.body, 'agent');
@@ -40,7 +40,7 @@ export function addAgentRoutes(router: Router, deps: { db: Db; clock: Clock; age
   router.add({
     method: 'GET',
     path: '/v1/agents/{agentId}',
-    auth: true,
+    auth: 'platform',
     handler: async (ctx) => {
       const id = parseInput(agentIdSchema, ctx.params.agentId, 'agent id');
       const agent = await loadAgent(deps.db, id);
@@ -53,7 +53,7 @@ export function addAgentRoutes(router: Router, deps: { db: Db; clock: Clock; age
   router.add({
     method: 'POST',
     path: '/v1/agents/{agentId}/actions',
-    auth: true,
+    auth: 'admin',
     handler: async (ctx) => {
       const id = parseInput(agentIdSchema, ctx.params.agentId, 'agent id');
       const body = parseInput(actionInputSchema, ctx.body, 'action');

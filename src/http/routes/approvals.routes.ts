@@ -1,6 +1,7 @@
 import type { ApprovalService } from '../../approvals/approvals.service.js';
 import { CodedError, ErrorCode, notFound } from '../../domain/errors.js';
 import { approvalIdSchema, approvalRequestInputSchema, approvalWaitQuerySchema } from '../../api/schemas.js';
+import { assertAgentInScope, assertRecordInScope } from '../auth.js';
 import { callbackHostListed, checkCallbackTarget } from '../../net/callback-guard.js';
 import type { Router } from '../router.js';
 import { parseInput } from '../validate.js';
@@ -18,9 +19,10 @@ export function addApprovalRoutes(router: Router, deps: { approvals: ApprovalSer
   router.add({
     method: 'POST',
     path: '/v1/approval-requests',
-    auth: true,
+    auth: 'platform',
     handler: async (ctx) => {
       const body = parseInput(approvalRequestInputSchema, ctx.body, 'approval request');
+      assertAgentInScope(ctx.token, body.agentId);
       if (body.callbackUrl && !deps.callbacksSigned) {
         throw new CodedError(ErrorCode.InvalidInput, 'callbackUrl needs ARMALO_EVENTS_WEBHOOK_SECRET on the server (callbacks are always signed)');
       }
@@ -38,10 +40,11 @@ export function addApprovalRoutes(router: Router, deps: { approvals: ApprovalSer
   router.add({
     method: 'GET',
     path: '/v1/approval-requests/{id}',
-    auth: true,
+    auth: 'platform',
     handler: async (ctx) => {
       const id = parseInput(approvalIdSchema, ctx.params.id, 'approval request id');
       const { wait } = parseInput(approvalWaitQuerySchema, Object.fromEntries(ctx.query), 'query');
+      await assertRecordInScope(ctx.token, async () => (await deps.approvals.get(id))?.agentId, () => notFound(`unknown approval request ${id}`));
       const view = wait ? await deps.approvals.waitFor(id, wait) : await deps.approvals.get(id);
       if (!view) throw notFound(`unknown approval request ${id}`);
       return { status: 200, body: view };
@@ -51,10 +54,11 @@ export function addApprovalRoutes(router: Router, deps: { approvals: ApprovalSer
   router.add({
     method: 'POST',
     path: '/v1/approval-requests/{id}/cancel',
-    auth: true,
+    auth: 'platform',
     bodyOptional: true,
     handler: async (ctx) => {
       const id = parseInput(approvalIdSchema, ctx.params.id, 'approval request id');
+      await assertRecordInScope(ctx.token, async () => (await deps.approvals.get(id))?.agentId, () => notFound(`unknown approval request ${id}`));
       return { status: 200, body: await deps.approvals.cancel(id, apiActor(ctx.tokenName)) };
     },
   });

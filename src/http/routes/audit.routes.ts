@@ -8,7 +8,7 @@ export function addAuditRoutes(router: Router, deps: { db: Db }): void {
   router.add({
     method: 'GET',
     path: '/v1/audit',
-    auth: true,
+    auth: 'admin',
     handler: async (ctx) => {
       const query = parseInput(auditQuerySchema, Object.fromEntries(ctx.query), 'query');
       const rows = await listAudit(deps.db, { subject: query.agentId, beforeSeq: query.before, limit: query.limit });
@@ -34,7 +34,7 @@ export function addAuditRoutes(router: Router, deps: { db: Db }): void {
   router.add({
     method: 'GET',
     path: '/v1/audit/verify',
-    auth: true,
+    auth: 'admin',
     handler: async () => ({ status: 200, body: await verifyAudit(deps.db) }),
   });
 }

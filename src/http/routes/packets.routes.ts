@@ -41,7 +41,7 @@ export function addPacketRoutes(router: Router, deps: { packets: PacketService; 
   router.add({
     method: 'POST',
     path: '/v1/trust-packets',
-    auth: true,
+    auth: 'admin',
     handler: async (ctx) => {
       const body = parseInput(packetInputSchema, ctx.body, 'trust packet request');
       return { status: 202, body: await deps.packets.request(body, apiActor(ctx.tokenName)) };
@@ -51,7 +51,7 @@ export function addPacketRoutes(router: Router, deps: { packets: PacketService; 
   router.add({
     method: 'GET',
     path: '/v1/trust-packets/{id}',
-    auth: true,
+    auth: 'admin',
     handler: async (ctx): Promise<HttpResult> => {
       const id = parseInput(packetIdSchema, ctx.params.id, 'trust packet id');
       const { format } = parseInput(formatSchema, Object.fromEntries(ctx.query), 'query');
@@ -69,7 +69,7 @@ export function addPacketRoutes(router: Router, deps: { packets: PacketService; 
   router.add({
     method: 'GET',
     path: '/v1/trust-packets/{id}/verify',
-    auth: true,
+    auth: 'admin',
     handler: async (ctx) => ({ status: 200, body: await deps.packets.verify(parseInput(packetIdSchema, ctx.params.id, 'trust packet id')) }),
   });
 }

@@ -16,7 +16,7 @@ export function addTrustRoutes(router: Router, deps: { db: Db; clock: Clock; tru
   router.add({
     method: 'POST',
     path: '/v1/agents/{agentId}/pacts',
-    auth: true,
+    auth: 'admin',
     handler: async (ctx) => {
       const id = parseInput(agentIdSchema, ctx.params.agentId, 'agent id');
       const pact = parseInput(pactInputSchema, ctx.body, 'pact');
@@ -28,14 +28,14 @@ export function addTrustRoutes(router: Router, deps: { db: Db; clock: Clock; tru
   router.add({
     method: 'GET',
     path: '/v1/agents/{agentId}/pacts',
-    auth: true,
+    auth: 'admin',
     handler: async (ctx) => ({ status: 200, body: { pacts: await trust.listPacts(parseInput(agentIdSchema, ctx.params.agentId, 'agent id')) } }),
   });
 
   router.add({
     method: 'POST',
     path: '/v1/agents/{agentId}/evaluations',
-    auth: true,
+    auth: 'admin',
     handler: async (ctx) => {
       const id = parseInput(agentIdSchema, ctx.params.agentId, 'agent id');
       const ev = parseInput(evaluationInputSchema, ctx.body, 'evaluation');
@@ -47,7 +47,7 @@ export function addTrustRoutes(router: Router, deps: { db: Db; clock: Clock; tru
   router.add({
     method: 'GET',
     path: '/v1/agents/{agentId}/score',
-    auth: true,
+    auth: 'platform',
     handler: async (ctx) => ({ status: 200, body: await trust.scoreOf(parseInput(agentIdSchema, ctx.params.agentId, 'agent id')) }),
   });
 
