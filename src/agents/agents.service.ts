@@ -129,13 +129,6 @@ export class AgentService {
           throw conflict(`agent ${reg.id} is ${before.status}: this update would widen it (${widening.map((w) => w.message).join('; ')}); nothing changed. Narrowing updates are allowed; restore the agent first to widen it`, widening);
         }
       }
-      // A held agent gets nothing back through registration: restore (which follows the policy) is the way out.
-      if (before && (before.status === 'contained' || before.status === 'revoked')) {
-        const widening = wideningChanges(before, reg);
-        if (widening.length) {
-          throw conflict(`agent ${reg.id} is ${before.status}: this update would widen it (${widening.map((w) => w.message).join('; ')}); nothing changed. Narrowing updates are allowed; restore the agent first to widen it`, widening);
-        }
-      }
       const version = await nextPermissionVersion(trx);
       await saveRegistration(trx, reg, actor, now, version, before?.status ?? 'active');
       const agent = (await loadAgent(trx, reg.id))!;
