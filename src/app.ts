@@ -16,7 +16,7 @@ import { closeQueues, createQueues, type Queues } from './queue/queues.js';
 import { AgentService, type PermissionChangePublisher } from './agents/agents.service.js';
 import { PermissionView, publishPermissionChange } from './permissions/permission-view.js';
 import { OutboxRelay } from './outbox/outbox-relay.js';
-import { countUnpublished } from './outbox/outbox.repository.js';
+import { countParked, countUnpublished } from './outbox/outbox.repository.js';
 import { TokenAuthenticator } from './http/auth.js';
 import { Router } from './http/router.js';
 import { createHttpServer } from './http/server.js';
@@ -184,6 +184,7 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
         notify: await queues.notify.getJobCounts('waiting', 'active', 'delayed', 'failed'),
       }),
       outboxPending: () => countUnpublished(db),
+      outboxParked: () => countParked(db),
       viewFresh: view ? () => view.isFresh() : undefined,
     });
 

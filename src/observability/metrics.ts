@@ -10,10 +10,11 @@ export interface Metrics {
   jobsFailed: Counter<'queue'>;
   queueDepth: Gauge<'queue' | 'state'>;
   outboxPending: Gauge;
+  outboxParked: Gauge;
   viewFresh: Gauge;
 }
 
-export function createMetrics(collect: { queueCounts?: () => Promise<Record<string, Record<string, number>>>; outboxPending?: () => Promise<number>; viewFresh?: () => boolean } = {}): Metrics {
+export function createMetrics(collect: { queueCounts?: () => Promise<Record<string, Record<string, number>>>; outboxPending?: () => Promise<number>; outboxParked?: () => Promise<number>; viewFresh?: () => boolean } = {}): Metrics {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry, prefix: 'armalo_' });
   const metrics: Metrics = {
@@ -75,6 +76,19 @@ export function createMetrics(collect: { queueCounts?: () => Promise<Record<stri
         if (!collect.outboxPending) return;
         try {
           this.set(await collect.outboxPending());
+        } catch {
+          this.reset();
+        }
+      },
+    }),
+    outboxParked: new Gauge({
+      name: 'armalo_outbox_parked',
+      help: 'Outbox rows parked after repeated failures (kept in Postgres, no longer retried): each needs a look',
+      registers: [registry],
+      async collect() {
+        if (!collect.outboxParked) return;
+        try {
+          this.set(await collect.outboxParked());
         } catch {
           this.reset();
         }

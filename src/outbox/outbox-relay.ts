@@ -3,7 +3,7 @@ import type { Db } from '../db/database.js';
 import type { Clock } from '../core/clock.js';
 import { createLimitedLog, type LimitedLog, type Logger } from '../observability/logger.js';
 import type { Queues } from '../queue/queues.js';
-import { claimUnpublished, markPublished, markPublishFailed, type ClaimedOutboxRow } from './outbox.repository.js';
+import { claimUnpublished, markPublished, recordPublishFailures, type ClaimedOutboxRow, type PublishFailure } from './outbox.repository.js';
 import type { QueueName } from './outbox.repository.js';
 
 export const OUTBOX_NOTIFY_CHANNEL = 'armalo_outbox';
@@ -17,7 +17,12 @@ export interface OutboxRelayOptions {
   /** Fallback poll when no notification arrives (and the retry pace when Redis is down). */
   pollMs?: number;
   batchSize?: number;
+  /** Failed hand-overs after which a row at fault (unknown queue, refused payload) is parked. */
+  maxAttempts?: number;
 }
+
+/** The queue is away (Redis down): every row fails, none is at fault, so none is parked. */
+class QueueUnavailableError extends Error {}
 
 /**
  * Moves committed outbox rows into BullMQ. Each row's id is its job id, so a row handed over twice
@@ -27,6 +32,7 @@ export interface OutboxRelayOptions {
 export class OutboxRelay {
   private readonly pollMs: number;
   private readonly batchSize: number;
+  private readonly maxAttempts: number;
   private timer: NodeJS.Timeout | undefined;
   private running: Promise<void> | undefined;
   private again = false;
@@ -39,6 +45,7 @@ export class OutboxRelay {
     this.limitedLog = createLimitedLog(opts.logger);
     this.pollMs = opts.pollMs ?? 1000;
     this.batchSize = opts.batchSize ?? 100;
+    this.maxAttempts = opts.maxAttempts ?? 5;
   }
 
   async start(): Promise<void> {
@@ -71,55 +78,95 @@ export class OutboxRelay {
     });
   }
 
-  /** Publishes until the outbox is empty or a publish fails. Returns the number of rows moved. */
+  /**
+   * Publishes until the outbox is empty or a hand-over fails. A batch with a failed row ends the
+   * pass, so a row at fault is retried at the poll pace, not in a tight loop.
+   */
   async drain(): Promise<void> {
     for (;;) {
-      const moved = await this.publishBatch();
-      if (moved < this.batchSize) return;
+      const { claimed, failed } = await this.publishBatch();
+      if (claimed < this.batchSize || failed) return;
     }
   }
 
-  private async publishBatch(): Promise<number> {
+  private async publishBatch(): Promise<{ claimed: number; failed: boolean }> {
     const { db, queues, clock, logger } = this.opts;
     try {
-      const count = await db.transaction().execute(async (trx) => {
+      // Failures are recorded in the same transaction as the successes, and it commits: the
+      // bookkeeping is never rolled back with the error, and one bad row does not hold up the others.
+      const { claimed, failures, parked } = await db.transaction().execute(async (trx) => {
         const rows = await claimUnpublished(trx, this.batchSize);
-        if (rows.length === 0) return 0;
-        try {
-          await this.addJobs(queues, rows, clock.now());
-        } catch (err) {
-          await markPublishFailed(trx, rows.map((r) => r.id), (err as Error).message);
-          throw err;
-        }
-        await markPublished(trx, rows.map((r) => r.id), clock.now());
-        return rows.length;
+        if (rows.length === 0) return { claimed: 0, failures: [] as PublishFailure[], parked: [] };
+        const { published, failures } = await this.addJobs(queues, rows, clock.now());
+        await markPublished(trx, published, clock.now());
+        const parked = await recordPublishFailures(trx, failures, { maxAttempts: this.maxAttempts, now: clock.now() });
+        return { claimed: rows.length, failures, parked };
       });
+      for (const row of parked) {
+        // Once per row: it is parked now and never claimed again.
+        logger.error({ outboxId: row.id, queue: row.queue, jobName: row.job_name, attempts: row.attempts, lastError: row.last_error }, 'outbox row parked after repeated failures; it stays in Postgres (outbox.parked_at) for inspection');
+      }
+      const outage = failures.find((f) => !f.rowAtFault);
+      if (outage) throw new QueueUnavailableError(outage.error);
       if (this.failing) logger.info('outbox relay recovered');
       this.failing = false;
-      return count;
+      return { claimed, failed: failures.length > 0 };
     } catch (err) {
       if (!this.failing) this.limitedLog('warn', 'cannot-publish', { err: (err as Error).message }, 'outbox relay cannot publish; rows stay in Postgres and will be retried');
       this.failing = true;
-      return 0;
+      return { claimed: 0, failed: true };
     }
   }
 
-  private async addJobs(queues: Queues, rows: ClaimedOutboxRow[], now: Date): Promise<void> {
+  /**
+   * Hands rows to their queues, a bulk add per queue. When a bulk add fails, its rows go one by one
+   * so a row the queue refuses is isolated; if the queue's connection is not up, the failure is an
+   * outage and the remaining rows are not tried.
+   */
+  private async addJobs(queues: Queues, rows: ClaimedOutboxRow[], now: Date): Promise<{ published: string[]; failures: PublishFailure[] }> {
+    const published: string[] = [];
+    const failures: PublishFailure[] = [];
     const byQueue = new Map<QueueName, ClaimedOutboxRow[]>();
     for (const row of rows) {
       const name = row.queue as QueueName;
-      if (!queues[name]) throw new Error(`outbox row ${row.id} names unknown queue ${row.queue}`);
+      if (!Object.hasOwn(queues, name)) {
+        failures.push({ id: row.id, error: `outbox row names unknown queue ${row.queue}`, rowAtFault: true });
+        continue;
+      }
       byQueue.set(name, [...(byQueue.get(name) ?? []), row]);
     }
+    const job = (row: ClaimedOutboxRow) => ({
+      name: row.job_name,
+      data: row.payload,
+      opts: { jobId: row.id, delay: Math.max(0, new Date(row.run_at).getTime() - now.getTime()) },
+    });
     for (const [name, list] of byQueue) {
-      await queues[name].addBulk(
-        list.map((row) => ({
-          name: row.job_name,
-          data: row.payload,
-          opts: { jobId: row.id, delay: Math.max(0, new Date(row.run_at).getTime() - now.getTime()) },
-        })),
-      );
+      const queue = queues[name];
+      try {
+        await queue.addBulk(list.map(job));
+        published.push(...list.map((r) => r.id));
+        continue;
+      } catch {
+        // Find out which row it was (the job id makes a row added twice one job).
+      }
+      for (const [i, row] of list.entries()) {
+        try {
+          await queue.add(row.job_name, row.payload, job(row).opts);
+          published.push(row.id);
+        } catch (err) {
+          const error = (err as Error).message;
+          // A cheap read tells an outage (it fails too) from a row the queue refuses (it works).
+          const connected = await queue.getJobCounts('waiting').then(() => true, () => false);
+          if (connected) {
+            failures.push({ id: row.id, error, rowAtFault: true });
+            continue;
+          }
+          failures.push(...list.slice(i).map((r) => ({ id: r.id, error: `queue ${name} is unavailable: ${error}`, rowAtFault: false })));
+          break;
+        }
+      }
     }
+    return { published, failures };
   }
 
   /** LISTEN for commits that wrote outbox rows, on a connection of its own; reconnects on loss. */

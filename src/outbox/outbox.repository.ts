@@ -60,12 +60,13 @@ export interface ClaimedOutboxRow {
 
 /**
  * Claims unpublished rows. `skip locked` lets several relays (one per replica) share the table
- * without handing the same row to BullMQ twice at once; BullMQ's job id dedupes the rest.
+ * without handing the same row to BullMQ twice at once; BullMQ's job id dedupes the rest. Parked
+ * rows (failed too often) are no longer claimed.
  */
 export async function claimUnpublished(trx: DbOrTrx, limit: number): Promise<ClaimedOutboxRow[]> {
   const { rows } = await sql<ClaimedOutboxRow>`
     select id, queue, job_name, payload, run_at from outbox
-    where published_at is null
+    where published_at is null and parked_at is null
     order by created_at
     limit ${limit}
     for update skip locked`.execute(trx);
@@ -76,17 +77,49 @@ export async function markPublished(trx: DbOrTrx, ids: string[], now: Date): Pro
   if (ids.length) await trx.updateTable('outbox').set({ published_at: now }).where('id', 'in', ids).execute();
 }
 
-export async function markPublishFailed(trx: DbOrTrx, ids: string[], error: string): Promise<void> {
-  if (ids.length) {
-    await trx
-      .updateTable('outbox')
-      .set((eb) => ({ attempts: eb('attempts', '+', 1), last_error: error.slice(0, 500) }))
-      .where('id', 'in', ids)
-      .execute();
-  }
+export interface PublishFailure {
+  id: string;
+  error: string;
+  /** The row itself is at fault (unknown queue, refused payload), not the queue being away. */
+  rowAtFault: boolean;
 }
 
+/**
+ * Counts a failed hand-over on each row and keeps its last error. A row at fault that has failed
+ * `maxAttempts` times is parked: it stays in the table for inspection and is not claimed again.
+ * A queue outage never parks anything (every row fails then, through no fault of its own).
+ * Returns the rows parked now.
+ */
+export async function recordPublishFailures(
+  trx: DbOrTrx,
+  failures: PublishFailure[],
+  options: { maxAttempts: number; now: Date },
+): Promise<{ id: string; queue: string; job_name: string; attempts: number; last_error: string | null }[]> {
+  const parked = [];
+  for (const f of failures) {
+    const row = await trx
+      .updateTable('outbox')
+      .set((eb) => ({
+        attempts: eb('attempts', '+', 1),
+        last_error: f.error.slice(0, 500),
+        parked_at: f.rowAtFault ? sql<Date | null>`case when attempts + 1 >= ${options.maxAttempts} then ${options.now}::timestamptz else null end` : null,
+      }))
+      .where('id', '=', f.id)
+      .returning(['id', 'queue', 'job_name', 'attempts', 'last_error', 'parked_at'])
+      .executeTakeFirst();
+    if (row?.parked_at) parked.push({ id: row.id, queue: row.queue, job_name: row.job_name, attempts: row.attempts, last_error: row.last_error });
+  }
+  return parked;
+}
+
+/** Rows waiting to be handed over (parked rows are not waiting: they are counted apart). */
 export async function countUnpublished(db: DbOrTrx): Promise<number> {
-  const row = await db.selectFrom('outbox').select((eb) => eb.fn.countAll<string>().as('n')).where('published_at', 'is', null).executeTakeFirst();
+  const row = await db.selectFrom('outbox').select((eb) => eb.fn.countAll<string>().as('n')).where('published_at', 'is', null).where('parked_at', 'is', null).executeTakeFirst();
+  return Number(row?.n ?? 0);
+}
+
+/** Rows parked after failing too often: each needs a person to look at it. */
+export async function countParked(db: DbOrTrx): Promise<number> {
+  const row = await db.selectFrom('outbox').select((eb) => eb.fn.countAll<string>().as('n')).where('published_at', 'is', null).where('parked_at', 'is not', null).executeTakeFirst();
   return Number(row?.n ?? 0);
 }
