@@ -105,6 +105,26 @@ describe('each scope against each endpoint class', () => {
   });
 });
 
+describe('the OpenAPI document and the router agree on what each operation needs', () => {
+  it('every operation marked x-token-scope: admin refuses a platform token; every platform one lets it through', async () => {
+    const doc = (await app.call('GET', '/v1/openapi.json', undefined, { token: null })).body;
+    const checked: string[] = [];
+    for (const [template, item] of Object.entries(doc.paths as Record<string, Record<string, { 'x-token-scope'?: string }>>)) {
+      for (const [method, op] of Object.entries(item)) {
+        const scope = op['x-token-scope'];
+        if (!scope) continue;
+        const path = template.replace('{agentId}', 'bot-a').replace('{id}', '00000000-0000-4000-8000-000000000000');
+        // No body: an allowed call answers 400 or 404, a refused one 403 before the body is read.
+        const res = await call('platform', method.toUpperCase(), path);
+        if (scope === 'admin') expect(res.status, `${method} ${template}`).toBe(403);
+        else expect([401, 403], `${method} ${template}: ${JSON.stringify(res.body)}`).not.toContain(res.status);
+        checked.push(`${scope} ${method} ${template}`);
+      }
+    }
+    expect(checked.length).toBeGreaterThanOrEqual(16);
+  });
+});
+
 describe('what a refusal leaves behind: nothing', () => {
   it('a platform token cannot add a keepInContainment grant or contain; the agent is unchanged', async () => {
     const before = (await call('root', 'GET', '/v1/agents/bot-a')).body;
