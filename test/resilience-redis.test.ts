@@ -3,6 +3,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { cleanRedisPrefix, sampleAgent, startTestApp, testConfig, TOKEN, waitFor, type TestApp } from './support/app.js';
 import { createTestDatabase, REDIS_URL, testPrefix, type TestDatabase } from './support/database.js';
 import { TcpProxy } from './support/tcp-proxy.js';
+import { FakeSlack } from './support/fake-slack.js';
+import { postSigned, SIGNING_SECRET, slashCommandBody } from './support/slack-requests.js';
+import { writePolicy } from './support/slack-policy.js';
 
 // `app` (web + worker) reaches Redis through a proxy the test cuts: Redis is gone for it alone,
 // never for the shared server. `peer` is a web replica on Redis directly, with a long poll interval,
@@ -16,6 +19,7 @@ let database: TestDatabase;
 let app: TestApp;
 let peer: TestApp;
 let direct: Redis;
+const slack = new FakeSlack();
 
 async function decision(on: TestApp, agentId: string, action = 'crm:write') {
   const res = await on.call('POST', '/v1/decisions', { agentId, action, context: { amount: 10 } });
@@ -27,8 +31,16 @@ beforeAll(async () => {
   database = await createTestDatabase();
   const port = await proxy.start();
   direct = new Redis(REDIS_URL);
+  const slackApiUrl = await slack.start();
   app = await startTestApp(
-    testConfig(database.url, prefix, { REDIS_URL: `redis://127.0.0.1:${port}`, ARMALO_VIEW_STALE_AFTER_MS: String(STALE_AFTER_MS) }),
+    testConfig(database.url, prefix, {
+      REDIS_URL: `redis://127.0.0.1:${port}`,
+      ARMALO_VIEW_STALE_AFTER_MS: String(STALE_AFTER_MS),
+      SLACK_SIGNING_SECRET: SIGNING_SECRET,
+      SLACK_BOT_TOKEN: 'xoxb-test-token-0123456789',
+      SLACK_API_URL: slackApiUrl,
+      ARMALO_POLICY_FILE: writePolicy(),
+    }),
     { relayPollMs: 200 },
   );
   peer = await startTestApp(testConfig(database.url, prefix, { ARMALO_ROLE: 'web', ARMALO_VIEW_STALE_AFTER_MS: '60000' }), { heartbeatMs: 20_000 });
@@ -41,6 +53,7 @@ afterAll(async () => {
   await app?.stop();
   await proxy.stop();
   direct?.disconnect();
+  await slack.stop();
   await database?.drop();
   await cleanRedisPrefix(prefix);
 });
@@ -118,6 +131,18 @@ describe('Redis unreachable for one replica', () => {
     // Other replicas learn it by their version poll (the publish was lost); this one fails closed
     // while it cannot vouch for its view.
     expect((await decision(app, 'cut-bot')).decision).toBe('deny');
+
+    // The same from Slack: the acknowledgement comes within Slack's 3 s.
+    expect((await app.call('PUT', '/v1/agents/slack-cut-bot', sampleAgent)).status).toBe(201);
+    const ack = await postSigned(
+      app.url,
+      slashCommandBody({ user_id: 'U0ONCALL1', text: 'contain slack-cut-bot redis is down', response_url: slack.responseUrl('cut-ack') }),
+    );
+    expect(ack.status).toBe(200);
+    expect(ack.ms).toBeLessThan(3000);
+    expect(JSON.stringify(ack.body)).toContain('Contained slack-cut-bot');
+    const slackRow = await app.db.selectFrom('agents').select('status').where('id', '=', 'slack-cut-bot').executeTakeFirstOrThrow();
+    expect(slackRow.status).toBe('contained');
 
     // Redis stays away through several reconnect attempts of every connection: the web role,
     // the three BullMQ workers, their queues and the outbox relay write a handful of lines, not
