@@ -92,13 +92,26 @@ export async function startWorkers(deps: WorkerDeps): Promise<Worker[]> {
         deps.logger.error(entry, 'job failed for good');
         deps.metrics.jobsFailed.inc({ queue: worker.name });
       } else {
-        deps.logger.warn(entry, 'job failed; it will be retried');
+        // Retries of the same kind of job fail alike while Postgres or a platform is away: one line
+        // per queue and job name a minute (the final failure above is always logged).
+        limitedLog('warn', `job-retry:${worker.name}:${job?.name ?? ''}`, entry, 'job failed; it will be retried');
       }
     });
     worker.on('error', (err) => limitedLog('warn', `worker-error:${worker.name}`, { queue: worker.name, err: err.message }, 'worker error'));
   }
   await deps.queues.timers.upsertJobScheduler(SWEEP_JOB, { every: SWEEP_EVERY_MS }, { name: SWEEP_JOB });
   await deps.queues.timers.upsertJobScheduler(TRUST_DAILY_JOB, { every: TRUST_DAILY_EVERY_MS }, { name: TRUST_DAILY_JOB });
+  // A Redis that loses its data (no persistence, a failover) loses the schedulers too, and with them
+  // the sweep that rebuilds every other lost timer: put back any that is gone (only then: upserting
+  // runs the job at once).
+  const reschedule = setInterval(() => {
+    void (async () => {
+      if (!(await deps.queues.timers.getJobScheduler(SWEEP_JOB))) await deps.queues.timers.upsertJobScheduler(SWEEP_JOB, { every: SWEEP_EVERY_MS }, { name: SWEEP_JOB });
+      if (!(await deps.queues.timers.getJobScheduler(TRUST_DAILY_JOB))) await deps.queues.timers.upsertJobScheduler(TRUST_DAILY_JOB, { every: TRUST_DAILY_EVERY_MS }, { name: TRUST_DAILY_JOB });
+    })().catch(() => undefined);
+  }, SWEEP_EVERY_MS);
+  reschedule.unref();
+  timers.on('closing', () => clearInterval(reschedule));
   if (deps.notify.slack) {
     // Resolve policy emails to Slack users now (a job scheduler with `every` runs at once) and every half hour.
     await deps.queues.notify.upsertJobScheduler(SLACK_DIRECTORY_JOB, { every: SLACK_DIRECTORY_EVERY_MS }, { name: SLACK_DIRECTORY_JOB });
