@@ -415,6 +415,9 @@ const eventDataBad: Record<string, fc.Arbitrary<Record<string, unknown>>> = {
     fc.record({ evaluationId: fc.oneof(notString, notMatching(REF_ID)) }),
     fc.record({ score: fc.oneof(notNumber, fc.double({ min: 1.001, max: 100, noNaN: true })) }),
     fc.record({ passed: notBoolean }),
+    // Exactly one of passed or score, as on POST …/evaluations.
+    fc.double({ min: 0, max: 1, noNaN: true }).map((score) => ({ score })),
+    fc.constant({ passed: undefined }),
   ),
 };
 /** A signed event that is wrong in shape, type, event type or agent id. */
@@ -670,6 +673,16 @@ describe(`generated bad input (seed ${SEED}; rerun with BAD_INPUT_SEED=${SEED})`
     });
   });
 
+  it('an eval.completed event with both passed and score, or neither, is refused (as on POST …/evaluations)', async () => {
+    for (const patch of [{ score: 0.9 }, { passed: undefined }]) {
+      const base = EVENT_BASES['eval.completed']!();
+      const raw = JSON.stringify({ ...base, data: { ...(base.data as object), ...patch } });
+      const res = await send('POST', '/webhooks/armalo', { 'content-type': 'application/json', 'x-armalo-signature': signPayload(WEBHOOK_SECRET, raw, Math.floor(Date.now() / 1000)) }, raw);
+      expectRefused(res, `webhook ${raw}`, [400]);
+      expect(res.body.error.message).toContain('exactly one of passed or score');
+    }
+  });
+
   it('webhook events with a missing, malformed, stale or wrong signature get a 401', async () => {
     const header = (raw: string) =>
       fc.oneof(
@@ -752,6 +765,13 @@ describe(`generated bad input (seed ${SEED}; rerun with BAD_INPUT_SEED=${SEED})`
       count('policy');
       loadOrPolicyError(() => parsePolicyText(t, 'generated.yaml'), `text ${JSON.stringify(t.slice(0, 200))}`);
     });
+  });
+
+  it('a __proto__ key inside a decision or approval context is refused, not dropped silently', async () => {
+    for (const [path, base] of [['/v1/decisions', decisionBody], ['/v1/approval-requests', approvalBody]] as const) {
+      const raw = JSON.stringify(base).replace('"context":{', '"context":{"__proto__":{"amount":1},');
+      expectRefused(await send('POST', path, json, raw), `${path} ${raw}`, [400]);
+    }
   });
 
   it('a __proto__ key anywhere in a policy mapping is an error, not a silently dropped entry', () => {

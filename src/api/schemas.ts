@@ -358,6 +358,9 @@ export const inboundEventSchema = z.discriminatedUnion('type', [
       score: z.number().min(0).max(1).optional(),
       observedAt: z.iso.datetime({ offset: true }),
       evidenceUrl: httpUrl.optional(),
+    }).superRefine((d, ctx) => {
+      // As on POST …/evaluations: a result is either pass/fail or graded, never both or neither.
+      if ((d.passed === undefined) === (d.score === undefined)) ctx.addIssue({ code: 'custom', path: ['passed'], message: 'give exactly one of passed or score' });
     }),
   }),
 ]);
