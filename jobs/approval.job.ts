@@ -3,7 +3,7 @@ import { sql } from 'kysely';
 import { z } from 'zod';
 import type { Db } from '../src/db/database.js';
 import type { Clock } from '../src/core/clock.js';
-import type { ApprovalService } from '../src/approvals/approvals.service.js';
+import { approvalTimerJobId, type ApprovalService } from '../src/approvals/approvals.service.js';
 import { signPayload } from '../src/webhooks/signature.js';
 import { checkCallbackTarget } from '../src/net/callback-guard.js';
 import { postPinned } from '../src/net/pinned-post.js';
@@ -86,8 +86,10 @@ export async function cancelApprovalTimers(job: Pick<Job, 'data'>, deps: { db: D
     .where('job_name', '=', 'approval-timer')
     .where(sql<boolean>`payload->>'requestId' = ${p.data.requestId}`)
     .execute();
+  // The outbox rows are trimmed after a week; the deterministic ids find the timers of older requests.
+  const ids = new Set([...rows.map((r) => r.id), ...(['remind', 'escalate', 'expire'] as const).map((kind) => approvalTimerJobId(p.data.requestId, kind))]);
   let removed = 0;
-  for (const { id } of rows) {
+  for (const id of ids) {
     const timer = await deps.timers.getJob(id);
     if (timer && (await timer.isDelayed())) {
       await timer.remove();

@@ -1,33 +1,64 @@
 import { sql } from 'kysely';
+import type { Queue } from 'bullmq';
 import type { Db } from '../src/db/database.js';
 import type { Clock } from '../src/core/clock.js';
 import type { AgentService } from '../src/agents/agents.service.js';
 import { expiredActionIds } from '../src/agents/agents.repository.js';
-import type { ApprovalService } from '../src/approvals/approvals.service.js';
+import { APPROVAL_TIMER_JOB, type ApprovalService } from '../src/approvals/approvals.service.js';
 
 export const SWEEP_JOB = 'sweep';
 export const SWEEP_EVERY_MS = 30_000;
 
 /**
- * The safety net under timed work: lifts any action whose ttl ran out but is still in force (a
- * delayed job lost with a Redis that keeps nothing on disk), expires overdue approval requests for
- * the same reason, and trims outbox rows that were
- * published more than a week ago.
+ * The safety net under timed work, for a Redis that lost its data (one that keeps nothing on disk,
+ * a failover): lifts any action whose ttl ran out but is still in force, expires overdue approval
+ * requests at once, re-adds the reminders, escalations and expiries of pending requests from
+ * Postgres, and trims outbox rows that were published more than a week ago.
  */
-export async function sweep(deps: { db: Db; clock: Clock; agents: AgentService; approvals?: ApprovalService }): Promise<{ lifted: number; expired: number; trimmed: number }> {
+export async function sweep(deps: {
+  db: Db;
+  clock: Clock;
+  agents: AgentService;
+  approvals?: ApprovalService;
+  queues?: { timers: Pick<Queue, 'addBulk'> };
+}): Promise<{ lifted: number; expired: number; timers: number; trimmed: number }> {
   let lifted = 0;
   for (const row of await expiredActionIds(deps.db, deps.clock.now())) {
     if ((await deps.agents.liftExpired(row.id, row.agent_id)) === 'lifted') lifted++;
   }
   // Approval requests past their expiry whose timer job was lost: expire them now.
   let expired = 0;
+  let timers = 0;
   if (deps.approvals) {
     const overdue = await deps.db.selectFrom('approval_requests').select('id').where('status', '=', 'pending').where('expires_at', '<=', deps.clock.now()).limit(100).execute();
     for (const { id } of overdue) if ((await deps.approvals.timer(id, 'expire')) === 'expired') expired++;
+    if (deps.queues) timers = await rebuildApprovalTimers(deps.approvals, deps.queues.timers, deps.clock);
   }
   const trimmed = await deps.db
     .deleteFrom('outbox')
     .where('published_at', '<', sql<Date>`now() - interval '7 days'`)
     .executeTakeFirst();
-  return { lifted, expired, trimmed: Number(trimmed.numDeletedRows) };
+  return { lifted, expired, timers, trimmed: Number(trimmed.numDeletedRows) };
+}
+
+/**
+ * Re-adds every pending request's timers under their deterministic job ids. BullMQ ignores an add
+ * whose id it already holds (delayed, done or failed), so this is a no-op while Redis is intact and
+ * a rebuild after it lost its data. Answers how many timers were offered.
+ */
+export async function rebuildApprovalTimers(approvals: ApprovalService, timersQueue: Pick<Queue, 'addBulk'>, clock: Clock): Promise<number> {
+  let offered = 0;
+  let after: { createdAt: Date; id: string } | null = null;
+  do {
+    const page = await approvals.pendingTimers(after);
+    const now = clock.now().getTime();
+    if (page.timers.length) {
+      await timersQueue.addBulk(
+        page.timers.map((t) => ({ name: APPROVAL_TIMER_JOB, data: { requestId: t.requestId, kind: t.kind }, opts: { jobId: t.jobId, delay: Math.max(0, t.runAt.getTime() - now) } })),
+      );
+    }
+    offered += page.timers.length;
+    after = page.next;
+  } while (after);
+  return offered;
 }

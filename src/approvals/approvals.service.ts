@@ -1,4 +1,4 @@
-import { randomUUID } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import type { Db, DbOrTrx } from '../db/database.js';
 import type { ApprovalStatus } from '../db/schema.js';
 import type { Clock } from '../core/clock.js';
@@ -66,6 +66,15 @@ export interface ApprovalView {
 }
 
 const invalid = (message: string) => new CodedError(ErrorCode.InvalidInput, message);
+
+/**
+ * The job id of a request's reminder, escalation or expiry: a UUID derived from the request id and
+ * the kind, so the same timer always has the same id (BullMQ ignores an add whose id it holds).
+ */
+export function approvalTimerJobId(requestId: string, kind: TimerKind): string {
+  const hex = createHash('sha256').update(`approval-timer:${requestId}:${kind}`).digest('hex');
+  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-5${hex.slice(13, 16)}-${((parseInt(hex.slice(16, 18), 16) & 0x3f) | 0x80).toString(16)}${hex.slice(18, 20)}-${hex.slice(20, 32)}`;
+}
 const describePerson = (p: Person) => p.emails[0] ?? (p.slack[0] ? `slack:${p.slack[0]}` : `teams:${p.teams[0]}`);
 
 /**
@@ -168,7 +177,8 @@ export class ApprovalService {
         ];
         for (const [kind, after] of timers) {
           if (after === null) continue;
-          await addOutboxJob(trx, { queue: QUEUES.timers, jobName: APPROVAL_TIMER_JOB, payload: { requestId: id, kind }, runAt: new Date(now.getTime() + after) }, now);
+          // A deterministic id: the sweep can re-add a timer Redis lost under the same job id.
+          await addOutboxJob(trx, { queue: QUEUES.timers, jobName: APPROVAL_TIMER_JOB, payload: { requestId: id, kind }, runAt: new Date(now.getTime() + after) }, now, approvalTimerJobId(id, kind));
         }
       });
     } catch (err) {
@@ -388,6 +398,11 @@ export class ApprovalService {
         await this.afterFinal(trx, id, row.agent_id, 'expired', 'system:timer', now);
         return 'expired';
       }
+      if (kind === 'remind') {
+        // Once: a timer rebuilt after Redis lost its data (or re-run) must not remind again.
+        if (row.reminded_at) return 'already_reminded';
+        await trx.updateTable('approval_requests').set({ reminded_at: now }).where('id', '=', id).execute();
+      }
       if (kind === 'escalate') {
         if (row.escalated_at) return 'already_escalated';
         const escalatePeople = this.people.filter((p) => p.roles.some((r) => row.route.escalateTo.includes(r)) && row.route.people[p.key] !== undefined).map((p) => p.key);
@@ -400,6 +415,38 @@ export class ApprovalService {
       await addOutboxJob(trx, { queue: QUEUES.notify, jobName: APPROVAL_CARDS_JOB, payload: { requestId: id, [kind === 'remind' ? 'remind' : 'escalated']: true } }, now);
       return kind === 'remind' ? 'reminded' : 'escalated';
     });
+  }
+
+  /**
+   * The timers a pending request still needs, from Postgres alone (for the sweep to re-add after Redis
+   * lost its delayed jobs): reminder unless sent, escalation unless done, expiry always. Ids are the
+   * deterministic ones the request was created with, so re-adding is a no-op for a timer Redis still
+   * holds. Pages through pending requests oldest first.
+   */
+  async pendingTimers(after: { createdAt: Date; id: string } | null, limit = 500): Promise<{ timers: { jobId: string; requestId: string; kind: TimerKind; runAt: Date }[]; next: { createdAt: Date; id: string } | null }> {
+    const { db } = this.deps;
+    let query = db
+      .selectFrom('approval_requests')
+      .select(['id', 'route', 'created_at', 'expires_at', 'escalated_at', 'reminded_at'])
+      .where('status', '=', 'pending')
+      .orderBy('created_at')
+      .orderBy('id')
+      .limit(limit);
+    if (after) query = query.where((eb) => eb.or([eb('created_at', '>', after.createdAt), eb.and([eb('created_at', '=', after.createdAt), eb('id', '>', after.id)])]));
+    const rows = await query.execute();
+    if (rows.length === 0) return { timers: [], next: null };
+    // (A request made before timer ids were deterministic may get a second copy of a timer under the
+    // new id: harmless, since every timer is idempotent in Postgres: reminded_at, escalated_at, status.)
+    const idOf = approvalTimerJobId;
+    const timers: { jobId: string; requestId: string; kind: TimerKind; runAt: Date }[] = [];
+    for (const row of rows) {
+      const created = row.created_at.getTime();
+      if (row.route.remindAfterMs !== null && !row.reminded_at) timers.push({ jobId: idOf(row.id, 'remind'), requestId: row.id, kind: 'remind', runAt: new Date(created + row.route.remindAfterMs) });
+      if (row.route.escalateAfterMs !== null && !row.escalated_at) timers.push({ jobId: idOf(row.id, 'escalate'), requestId: row.id, kind: 'escalate', runAt: new Date(created + row.route.escalateAfterMs) });
+      timers.push({ jobId: idOf(row.id, 'expire'), requestId: row.id, kind: 'expire', runAt: row.expires_at });
+    }
+    const last = rows[rows.length - 1]!;
+    return { timers, next: rows.length < limit ? null : { createdAt: last.created_at, id: last.id } };
   }
 
   private async afterFinal(trx: DbOrTrx, id: string, agentId: string, status: ApprovalStatus, actor: string, now: Date): Promise<void> {

@@ -165,6 +165,8 @@ export interface ApprovalRequestsTable {
   created_at: Timestamp;
   expires_at: Timestamp;
   escalated_at: Timestamp | null;
+  /** When the reminder went out (migration 0009): the timer rebuild never reminds twice. */
+  reminded_at: ColumnType<Date | null, Date | string | null | undefined, Date | string | null>;
   decided_at: Timestamp | null;
   final_reason: string | null;
   grant_until: Timestamp | null;
