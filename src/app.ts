@@ -21,6 +21,8 @@ import { TokenAuthenticator } from './http/auth.js';
 import { Router } from './http/router.js';
 import { createHttpServer } from './http/server.js';
 import { addAgentRoutes } from './http/routes/agents.routes.js';
+import { addConfirmationRoutes } from './http/routes/confirmations.routes.js';
+import { ConfirmationService } from './confirmations/confirmations.service.js';
 import { addAuditRoutes } from './http/routes/audit.routes.js';
 import { addDecisionRoutes } from './http/routes/decisions.routes.js';
 import { addApprovalRoutes } from './http/routes/approvals.routes.js';
@@ -253,7 +255,9 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
       addApprovalRoutes(router, { approvals, callbacksSigned: !!config.eventsWebhook, callbackHosts: config.callbackHosts });
       addTrustRoutes(router, { db, clock, trust, webhookSecret: config.inboundWebhookSecret, inbound });
       addPacketRoutes(router, { packets, renderers: loadPacketRenderers, clock, ...(config.links ? { links: config.links } : {}) });
-      addAgentRoutes(router, { db, clock, agents });
+      const confirmations = new ConfirmationService({ db, clock, policy, agents });
+      addAgentRoutes(router, { db, clock, agents, confirmations });
+      addConfirmationRoutes(router, { confirmations });
       addAuditRoutes(router, { db });
       if (config.apiTokens.length === 0) logger.warn('ARMALO_API_TOKENS is empty: every /v1 call will be refused');
     }

@@ -1,7 +1,10 @@
 import { z } from 'zod';
 import {
+  actionAwaitingConfirmationSchema,
   actionInputSchema,
   actionResultSchema,
+  confirmationIdSchema,
+  confirmationOutputSchema,
   agentIdSchema,
   agentInputSchema,
   agentOutputSchema,
@@ -82,8 +85,20 @@ export function buildOpenApiDocument(): JsonObject {
           responses: {
             '200': { description: 'Dry run: what would change; nothing changed', ...json(ref('ActionResult')) },
             '201': { description: 'Applied', ...json(ref('ActionResult')) },
+            '202': {
+              description:
+                "A restore under the policy's `permissions.restore.secondPerson`: nothing changed yet; a person with a restore role is asked in the incident thread. `GET /v1/confirmations/{id}` tells how it ended",
+              ...json(ref('ActionAwaitingConfirmation')),
+            },
             ...errors(400, 401, 404, 409, 413, 415),
           },
+        },
+      },
+      '/v1/confirmations/{id}': {
+        get: {
+          summary: 'A two-step action waiting for a person (a restore asked for over the API): pending, confirmed, cancelled or expired',
+          parameters: [{ name: 'id', in: 'path', required: true, schema: jsonSchema(confirmationIdSchema, 'input') }],
+          responses: { '200': { description: 'The confirmation', ...json(ref('Confirmation')) }, ...errors(400, 401), '404': { description: 'Unknown confirmation', ...json(ref('Error')) } },
         },
       },
       '/v1/decisions': {
@@ -208,6 +223,8 @@ export function buildOpenApiDocument(): JsonObject {
         Agent: jsonSchema(agentOutputSchema, 'output'),
         ActionInput: jsonSchema(actionInputSchema, 'input'),
         ActionResult: jsonSchema(actionResultSchema, 'output'),
+        ActionAwaitingConfirmation: jsonSchema(actionAwaitingConfirmationSchema, 'output'),
+        Confirmation: jsonSchema(confirmationOutputSchema, 'output'),
         DecisionInput: jsonSchema(decisionInputSchema, 'input'),
         Decision: jsonSchema(decisionOutputSchema, 'output'),
         AuditPage: jsonSchema(auditListSchema, 'output'),

@@ -297,6 +297,32 @@ export const approvalOutputSchema = z.object({
   grantUntil: z.string().nullable(),
 });
 
+// ---- confirmations -------------------------------------------------------------------------
+
+export const confirmationIdSchema = z.uuid({ error: 'expected a confirmation id (a UUID)' });
+
+export const actionAwaitingConfirmationSchema = z
+  .object({
+    status: z.literal('awaiting_confirmation'),
+    confirmationId: z.string().meta({ description: 'GET /v1/confirmations/{id} tells how it ended' }),
+    expiresAt: z.string(),
+    incidentId: z.string().nullable(),
+  })
+  .meta({ description: 'A restore under the policy\'s restore.secondPerson: a person must confirm it in the incident thread' });
+
+export const confirmationOutputSchema = z.object({
+  id: z.string(),
+  status: z.enum(['pending', 'confirmed', 'cancelled', 'expired']),
+  agentId: z.string(),
+  kind: z.enum(['restore', 'revoke']),
+  requestedBy: z.string(),
+  decidedBy: z.string().optional(),
+  decidedAt: z.string().optional(),
+  reason: z.string().optional().meta({ description: 'Why it was cancelled without a click (e.g. its incident ended)' }),
+  expiresAt: z.string(),
+  incidentId: z.string().nullable().meta({ description: 'The incident it was asked about; a confirmation ends with it' }),
+});
+
 // ---- trust data ----------------------------------------------------------------------------
 
 const SEVERITIES = ['low', 'medium', 'high', 'critical'] as const;

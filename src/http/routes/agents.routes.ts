@@ -4,13 +4,14 @@ import { presentAgent, type AgentService } from '../../agents/agents.service.js'
 import { loadAgent } from '../../agents/agents.repository.js';
 import { notFound } from '../../domain/errors.js';
 import { actionInputSchema, agentIdSchema, agentInputSchema } from '../../api/schemas.js';
+import type { ConfirmationService } from '../../confirmations/confirmations.service.js';
 import type { Router } from '../router.js';
 import { parseInput } from '../validate.js';
 
 /** REST actor for API tokens: `api:<token name>`. */
 export const apiActor = (tokenName: string | undefined) => `api:${tokenName ?? 'unknown'}`;
 
-export function addAgentRoutes(router: Router, deps: { db: Db; clock: Clock; agents: AgentService }): void {
+export function addAgentRoutes(router: Router, deps: { db: Db; clock: Clock; agents: AgentService; confirmations?: ConfirmationService }): void {
   router.add({
     method: 'PUT',
     path: '/v1/agents/{agentId}',
@@ -57,6 +58,15 @@ export function addAgentRoutes(router: Router, deps: { db: Db; clock: Clock; age
     handler: async (ctx) => {
       const id = parseInput(agentIdSchema, ctx.params.agentId, 'agent id');
       const body = parseInput(actionInputSchema, ctx.body, 'action');
+      // The policy binds tokens too: a restore follows permissions.restore (fresh evaluation, second person).
+      if (body.action === 'restore' && !body.dryRun && deps.confirmations) {
+        const outcome = await deps.confirmations.restoreOverApi(id, body.reason, ctx.tokenName ?? 'unknown', apiActor(ctx.tokenName));
+        if ('awaiting' in outcome) {
+          const { id: confirmationId, expiresAt, incidentId } = outcome.awaiting;
+          return { status: 202, body: { status: 'awaiting_confirmation', confirmationId, expiresAt, incidentId } };
+        }
+        return { status: 201, body: outcome.applied };
+      }
       const result = await deps.agents.act(
         id,
         { kind: body.action, scopes: body.scopes, reason: body.reason, actor: apiActor(ctx.tokenName), ttlMs: body.ttl },

@@ -1,0 +1,143 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { cleanRedisPrefix, sampleAgent, startTestApp, testConfig, waitFor, type TestApp } from './support/app.js';
+import { createTestDatabase, testPrefix, type TestDatabase } from './support/database.js';
+import { FakeSlack } from './support/fake-slack.js';
+import { blockActionBody, postSigned, SIGNING_SECRET } from './support/slack-requests.js';
+import { writePolicy } from './support/slack-policy.js';
+
+// Issue 10, item 6 (restore over the API): an API token is not a person, so a restore under
+// `secondPerson` waits for one, asked in the incident thread; GET /v1/confirmations/{id} tells how it ended.
+const POLICY = `
+roles:
+  security-oncall: { members: [{ slack: U0ONCALL1 }, { slack: U0ONCALL2 }] }
+  procurement: { members: [{ slack: U0PROC }] }
+permissions:
+  contain: [security-oncall]
+  narrow: [security-oncall]
+  revoke: [security-oncall]
+  restore: { roles: [security-oncall], secondPerson: true, freshEvaluation: true }
+channels:
+  incidents: { slack: C0INCIDENTS }
+`;
+
+let database: TestDatabase;
+let app: TestApp;
+const slack = new FakeSlack();
+const prefix = testPrefix();
+let seq = 0;
+
+beforeAll(async () => {
+  database = await createTestDatabase();
+  const apiUrl = await slack.start();
+  app = await startTestApp(
+    testConfig(database.url, prefix, { SLACK_SIGNING_SECRET: SIGNING_SECRET, SLACK_BOT_TOKEN: 'xoxb-test-token-0123456789', SLACK_API_URL: apiUrl, ARMALO_POLICY_FILE: writePolicy(POLICY) }),
+    { relayPollMs: 200 },
+  );
+});
+
+afterAll(async () => {
+  await app?.stop();
+  await slack.stop();
+  await database?.drop();
+  await cleanRedisPrefix(prefix);
+});
+
+const textOf = (body: unknown): string => JSON.stringify((body as { blocks?: unknown })?.blocks ?? body);
+
+async function click(user: string, value: string): Promise<string> {
+  const id = `click-${++seq}`;
+  const res = await postSigned(app.url, blockActionBody({ user_id: user, action_id: 'armalo_confirm', value, response_url: slack.responseUrl(id) }));
+  expect(res.status).toBe(200);
+  await waitFor(() => slack.responses.some((r) => r.id === id), 5000, `the answer to ${id}`);
+  return textOf(slack.responses.find((r) => r.id === id)!.body);
+}
+
+const decision = async (agentId: string) => (await app.call('POST', '/v1/decisions', { agentId, action: 'crm:write' })).body.decision as string;
+const freshEvaluation = (agentId: string, id: string) =>
+  app.call('POST', `/v1/agents/${agentId}/evaluations`, { id, dimension: 'safety', passed: true, observedAt: new Date().toISOString(), source: 'redteam' });
+
+describe('POST /v1/agents/{id}/actions restore under the policy', () => {
+  it('needs a fresh evaluation, then answers 202 awaiting_confirmation; a person with the restore role confirms in the thread', async () => {
+    await app.call('PUT', '/v1/agents/api-bot', sampleAgent);
+    expect((await app.call('POST', '/v1/agents/api-bot/actions', { action: 'contain', reason: 'drill' })).status).toBe(201);
+
+    // freshEvaluation binds the token as it binds people: 409, nothing changed.
+    const stale = await app.call('POST', '/v1/agents/api-bot/actions', { action: 'restore', reason: 'all clear' });
+    expect(stale.status).toBe(409);
+    expect(stale.body.error.message).toContain('fresh evaluation');
+    expect(await app.db.selectFrom('confirmations').select('id').where('agent_id', '=', 'api-bot').execute()).toHaveLength(0);
+
+    expect((await freshEvaluation('api-bot', 'api-bot-eval-1')).status).toBe(201);
+    const asked = await app.call('POST', '/v1/agents/api-bot/actions', { action: 'restore', reason: 'all clear' });
+    expect(asked.status).toBe(202);
+    expect(asked.body).toMatchObject({ status: 'awaiting_confirmation', confirmationId: expect.any(String) });
+    const id = asked.body.confirmationId as string;
+    // Nothing restored yet: the token is not a person.
+    expect(await decision('api-bot')).toBe('deny');
+    const incidentId = (await app.db.selectFrom('incidents').select('id').where('agent_id', '=', 'api-bot').where('status', '=', 'open').executeTakeFirstOrThrow()).id;
+    const pending = await app.call('GET', `/v1/confirmations/${id}`);
+    expect(pending.status).toBe(200);
+    expect(pending.body).toMatchObject({ id, status: 'pending', agentId: 'api-bot', kind: 'restore', requestedBy: 'api:platform', incidentId });
+    expect(pending.body.decidedBy).toBeUndefined();
+
+    // Asked in the incident's thread, saying who asked and who may confirm.
+    await waitFor(() => slack.posts('C0INCIDENTS').some((p) => textOf(p.args).includes(id)), 5000, 'the confirmation request in Slack');
+    const request = slack.posts('C0INCIDENTS').find((p) => textOf(p.args).includes(id))!;
+    expect(request.args.thread_ts).toBeDefined();
+    expect(textOf(request.args)).toContain('API token `platform` asks to restore');
+    expect(textOf(request.args)).toContain('anyone with the restore role may confirm');
+
+    // Only the policy decides who: a role holder other than the restore roles is refused.
+    expect(await click('U0PROC', id)).toContain('Not allowed');
+    expect(await decision('api-bot')).toBe('deny');
+    expect(await click('U0ONCALL1', id)).toContain('Restored api-bot');
+    expect(await decision('api-bot')).toBe('allow');
+
+    const confirmed = await app.call('GET', `/v1/confirmations/${id}`);
+    expect(confirmed.body).toMatchObject({ status: 'confirmed', decidedBy: 'slack:U0ONCALL1', decidedAt: expect.any(String) });
+    const audit = await app.call('GET', '/v1/audit?agentId=api-bot&limit=1');
+    expect(audit.body.entries[0]).toMatchObject({ action: 'agent.restore', actor: 'slack:U0ONCALL1' });
+    expect(audit.body.entries[0].payload.action.reason).toContain('requested by api:platform');
+  });
+
+  it('a confirmation asked over the API is cancelled when its incident ends another way, and GET says so', async () => {
+    await app.call('PUT', '/v1/agents/ttl-bot', sampleAgent);
+    expect((await app.call('POST', '/v1/agents/ttl-bot/actions', { action: 'contain', reason: 'drill', ttl: '1h' })).status).toBe(201);
+    await freshEvaluation('ttl-bot', 'ttl-bot-eval-1');
+    const asked = await app.call('POST', '/v1/agents/ttl-bot/actions', { action: 'restore', reason: 'all clear' });
+    expect(asked.status).toBe(202);
+    const id = asked.body.confirmationId as string;
+
+    const action = await app.db.selectFrom('agent_actions').select('id').where('agent_id', '=', 'ttl-bot').where('lifted_at', 'is', null).executeTakeFirstOrThrow();
+    await app.db.updateTable('agent_actions').set({ expires_at: new Date(Date.now() - 1000) }).where('id', '=', action.id).execute();
+    expect(await app.agents.liftExpired(action.id, 'ttl-bot')).toBe('lifted');
+    const ended = await app.call('GET', `/v1/confirmations/${id}`);
+    expect(ended.body).toMatchObject({ status: 'cancelled', decidedBy: 'system:ttl', reason: `incident ${asked.body.incidentId} ended` });
+
+    // Contained again (a new incident): the old button does nothing.
+    await app.call('POST', '/v1/agents/ttl-bot/actions', { action: 'contain', reason: 'again' });
+    expect(await click('U0ONCALL2', id)).toContain('which has ended');
+    expect(await decision('ttl-bot')).toBe('deny');
+  });
+
+  it('refuses what cannot be restored the same way as before: unknown agent 404, active agent 409; dry runs change nothing', async () => {
+    expect((await app.call('POST', '/v1/agents/nobody-bot/actions', { action: 'restore', reason: 'x' })).status).toBe(404);
+    await app.call('PUT', '/v1/agents/calm-bot', sampleAgent);
+    const active = await app.call('POST', '/v1/agents/calm-bot/actions', { action: 'restore', reason: 'x' });
+    expect(active.status).toBe(409);
+    expect(active.body.error.message).toContain('nothing to restore');
+    expect((await app.call('POST', '/v1/agents/calm-bot/actions', { action: 'contain', reason: 'x' })).status).toBe(201);
+    const dry = await app.call('POST', '/v1/agents/calm-bot/actions', { action: 'restore', reason: 'x', dryRun: true });
+    expect(dry.status).toBe(200);
+    expect(dry.body.dryRun).toBe(true);
+    expect(await app.db.selectFrom('confirmations').select('id').where('agent_id', '=', 'calm-bot').execute()).toHaveLength(0);
+  });
+
+  it('GET /v1/confirmations/{id}: 400 for a malformed id, 404 for an unknown one, 401 without a token', async () => {
+    expect((await app.call('GET', '/v1/confirmations/not-a-uuid')).status).toBe(400);
+    const unknown = await app.call('GET', '/v1/confirmations/00000000-0000-4000-8000-000000000000');
+    expect(unknown.status).toBe(404);
+    expect(unknown.body.error.code).toBe('not_found');
+    expect((await app.call('GET', '/v1/confirmations/00000000-0000-4000-8000-000000000000', undefined, { token: null })).status).toBe(401);
+  });
+});
