@@ -41,7 +41,7 @@ describe('health, readiness, metrics and the API document', () => {
       // The tables are gone, so the schema is behind: the replica must not take traffic.
       const res = await app.call('GET', '/readyz');
       expect(res.status).toBe(503);
-      expect(res.body.checks.migrations).toContain('pending migrations: 0007_trust_packets');
+      expect(res.body.checks.migrations).toContain('pending migrations: 0010_integrity');
     } finally {
       await createMigrator(db).migrateToLatest();
       await db.destroy();
@@ -90,11 +90,11 @@ describe('migrations', () => {
         (await db.introspection.getTables()).map((t) => t.name).filter((n) => !n.startsWith('kysely_')).sort();
       expect(await tables()).toEqual([]);
       expect((await createMigrator(db).migrateToLatest()).error).toBeUndefined();
-      expect(await tables()).toEqual(['agent_actions', 'agents', 'approval_decisions', 'approval_requests', 'audit_head', 'audit_log', 'chat_identities', 'chat_messages', 'confirmations', 'evaluations', 'event_deliveries', 'grants', 'inbound_events', 'incidents', 'outbox', 'pacts', 'subscriptions', 'teams_conversations', 'trust_packets', 'trust_scores']);
+      expect(await tables()).toEqual(['agent_actions', 'agents', 'approval_decisions', 'approval_requests', 'audit_head', 'audit_log', 'chat_identities', 'chat_messages', 'confirmations', 'evaluations', 'event_deliveries', 'grants', 'held_events', 'inbound_events', 'incidents', 'outbox', 'pacts', 'slack_requests', 'subscriptions', 'teams_conversations', 'trust_packets', 'trust_scores']);
       expect((await createMigrator(db).migrateTo(NO_MIGRATIONS)).error).toBeUndefined();
       expect(await tables()).toEqual([]);
       expect((await createMigrator(db).migrateToLatest()).error).toBeUndefined();
-      expect(await tables()).toHaveLength(20);
+      expect(await tables()).toHaveLength(22);
     } finally {
       await db.destroy();
       await fresh.drop();
