@@ -183,6 +183,7 @@ describe('the guard', () => {
     ['::ffff:a9fe:a9fe', 'a link-local address (cloud metadata lives here) (as IPv6 ::ffff:a9fe:a9fe)'],
     ['64:ff9b::a00:1', 'a private address (as IPv6 64:ff9b::a00:1)'],
     ['::7f00:1', 'an IPv4-compatible address'],
+    ['fe80::1%eth0', 'a link-local address'],
   ])('%s is %s', (address, reason) => {
     expect(forbiddenAddressReason(address)).toBe(reason);
   });

@@ -89,7 +89,9 @@ function expandIpv6(address: string): number[] | undefined {
 }
 
 /** Why a callback may not reach this IP address, or null when it is a public address. */
-export function forbiddenAddressReason(address: string): string | null {
+export function forbiddenAddressReason(rawAddress: string): string | null {
+  // A scoped IPv6 address (fe80::1%eth0) is judged by its address; the zone only picks the interface.
+  const address = rawAddress.replace(/%.*$/, '');
   const version = isIP(address);
   if (version === 0) return 'not an IP address';
   if (version === 6) {
