@@ -112,17 +112,6 @@ export async function startWorkers(deps: WorkerDeps): Promise<Worker[]> {
   }, SWEEP_EVERY_MS);
   reschedule.unref();
   timers.on('closing', () => clearInterval(reschedule));
-  // A Redis that loses its data (no persistence, a failover) loses the schedulers too, and with them
-  // the sweep that rebuilds every other lost timer: put back any that is gone (only then: upserting
-  // runs the job at once).
-  const reschedule = setInterval(() => {
-    void (async () => {
-      if (!(await deps.queues.timers.getJobScheduler(SWEEP_JOB))) await deps.queues.timers.upsertJobScheduler(SWEEP_JOB, { every: SWEEP_EVERY_MS }, { name: SWEEP_JOB });
-      if (!(await deps.queues.timers.getJobScheduler(TRUST_DAILY_JOB))) await deps.queues.timers.upsertJobScheduler(TRUST_DAILY_JOB, { every: TRUST_DAILY_EVERY_MS }, { name: TRUST_DAILY_JOB });
-    })().catch(() => undefined);
-  }, SWEEP_EVERY_MS);
-  reschedule.unref();
-  timers.on('closing', () => clearInterval(reschedule));
   if (deps.notify.slack) {
     // Resolve policy emails to Slack users now (a job scheduler with `every` runs at once) and every half hour.
     await deps.queues.notify.upsertJobScheduler(SLACK_DIRECTORY_JOB, { every: SLACK_DIRECTORY_EVERY_MS }, { name: SLACK_DIRECTORY_JOB });
