@@ -5,6 +5,7 @@ import type { Clock } from '../src/core/clock.js';
 import type { AgentService } from '../src/agents/agents.service.js';
 import { expiredActionIds } from '../src/agents/agents.repository.js';
 import { APPROVAL_TIMER_JOB, type ApprovalService } from '../src/approvals/approvals.service.js';
+import type { InboundEvents } from '../src/webhooks/inbound-events.js';
 
 export const SWEEP_JOB = 'sweep';
 export const SWEEP_EVERY_MS = 30_000;
@@ -13,7 +14,9 @@ export const SWEEP_EVERY_MS = 30_000;
  * The safety net under timed work, for a Redis that lost its data (one that keeps nothing on disk,
  * a failover): lifts any action whose ttl ran out but is still in force, expires overdue approval
  * requests at once, re-adds the reminders, escalations and expiries of pending requests from
- * Postgres, and trims outbox rows that were published more than a week ago.
+ * Postgres, applies held webhook events whose agent is registered by now (the registration hook
+ * could not: nothing held may wait for a resend that never comes), and trims outbox rows that were
+ * published more than a week ago.
  */
 export async function sweep(deps: {
   db: Db;
@@ -21,7 +24,8 @@ export async function sweep(deps: {
   agents: AgentService;
   approvals?: ApprovalService;
   queues?: { timers: Pick<Queue, 'addBulk'> };
-}): Promise<{ lifted: number; expired: number; timers: number; trimmed: number }> {
+  inbound?: Pick<InboundEvents, 'applyHeldForRegistered'>;
+}): Promise<{ lifted: number; expired: number; timers: number; held: number; trimmed: number }> {
   let lifted = 0;
   for (const row of await expiredActionIds(deps.db, deps.clock.now())) {
     if ((await deps.agents.liftExpired(row.id, row.agent_id)) === 'lifted') lifted++;
@@ -34,11 +38,13 @@ export async function sweep(deps: {
     for (const { id } of overdue) if ((await deps.approvals.timer(id, 'expire')) === 'expired') expired++;
     if (deps.queues) timers = await rebuildApprovalTimers(deps.approvals, deps.queues.timers, deps.clock);
   }
+  // Bounded (a batch per sweep) and idempotent: the same path and row lock as the registration hook.
+  const held = deps.inbound ? await deps.inbound.applyHeldForRegistered() : 0;
   const trimmed = await deps.db
     .deleteFrom('outbox')
     .where('published_at', '<', sql<Date>`now() - interval '7 days'`)
     .executeTakeFirst();
-  return { lifted, expired, timers, trimmed: Number(trimmed.numDeletedRows) };
+  return { lifted, expired, timers, held, trimmed: Number(trimmed.numDeletedRows) };
 }
 
 /**

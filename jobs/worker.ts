@@ -22,6 +22,7 @@ import { deliverEvent } from './deliver-event.job.js';
 import { liftAction } from './lift-action.job.js';
 import { sweep, SWEEP_EVERY_MS, SWEEP_JOB } from './sweep.job.js';
 import { notify, type NotifyDeps } from './notify.job.js';
+import type { InboundEvents } from '../src/webhooks/inbound-events.js';
 import { SLACK_DIRECTORY_EVERY_MS, SLACK_DIRECTORY_JOB } from '../src/slack/slack-directory.js';
 
 export interface WorkerDeps {
@@ -39,6 +40,8 @@ export interface WorkerDeps {
   queues: Queues;
   webhook: { url: string; secret: string } | undefined;
   notify: NotifyDeps;
+  /** Held webhook events, for the sweep to apply those whose agent is registered by now. */
+  inbound?: InboundEvents;
   /** For tests: how long a job's lock lasts before another worker may take it over. */
   lockDurationMs?: number;
   stalledIntervalMs?: number;

@@ -219,6 +219,7 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
         packets,
         trust,
         queues,
+        inbound,
         webhook: config.eventsWebhook,
         lockDurationMs: options.worker?.lockDurationMs,
         stalledIntervalMs: options.worker?.stalledIntervalMs,

@@ -3,6 +3,8 @@ import { cleanRedisPrefix, sampleAgent, startTestApp, testConfig, waitFor, type 
 import { createTestDatabase, testPrefix, type TestDatabase } from './support/database.js';
 import { writePolicy } from './support/slack-policy.js';
 import { signPayload } from '../src/webhooks/signature.js';
+import { InboundEvents } from '../src/webhooks/inbound-events.js';
+import { sweep, SWEEP_JOB } from '../jobs/sweep.job.js';
 
 const POLICY = `
 roles:
@@ -72,5 +74,45 @@ describe('a webhook for an agent that is not registered yet', () => {
     expect((await webhook(violation('early-2', 'later-bot'))).body.status).toBe('duplicate');
     const violations = await app.db.selectFrom('audit_log').select('seq').where('subject', '=', 'later-bot').where('action', '=', 'trust.pact_violated').execute();
     expect(violations).toHaveLength(1);
+  });
+});
+
+describe('a held event whose agent is registered but whose registration hook could not apply it', () => {
+  // As if the hook's apply had failed (Postgres dropped the connection): the agent is registered,
+  // the event is still held, and no registration or resend is coming to apply it.
+  async function holdForRegistered(id: string, agentId: string) {
+    expect((await app.call('PUT', `/v1/agents/${agentId}`, sampleAgent)).status).toBe(201);
+    const event = violation(id, agentId);
+    await app.db.insertInto('held_events').values({ id, type: event.type, agent_id: agentId, event: JSON.stringify(event), received_at: new Date() }).execute();
+  }
+  const violationsOf = async (agentId: string) => (await app.db.selectFrom('audit_log').select('seq').where('subject', '=', agentId).where('action', '=', 'trust.pact_violated').execute()).length;
+  const appliedAt = async (id: string) => (await app.db.selectFrom('held_events').select('applied_at').where('id', '=', id).executeTakeFirstOrThrow()).applied_at;
+
+  it('is applied by the sweep, exactly once however often the sweep runs', async () => {
+    await holdForRegistered('missed-1', 'missed-bot');
+    expect(await violationsOf('missed-bot')).toBe(0);
+
+    const clock = { now: () => new Date() };
+    const inbound = new InboundEvents({ db: app.db, clock, trust: app.trust, logger: app.logger });
+    const runSweep = () => sweep({ db: app.db, clock, agents: app.agents, inbound });
+    await runSweep();
+
+    // Applied: audited, its id spent, and the policy's consequence follows (a critical violation contains).
+    expect(await violationsOf('missed-bot')).toBe(1);
+    expect(await appliedAt('missed-1')).not.toBeNull();
+    await waitFor(async () => (await app.call('GET', '/v1/agents/missed-bot')).body.status === 'contained', 10_000, 'the containment');
+
+    // Idempotent: the next sweeps (every 30 s) and a late resend change nothing more.
+    expect((await runSweep()).held).toBe(0);
+    await runSweep();
+    expect((await webhook(violation('missed-1', 'missed-bot'))).body.status).toBe('duplicate');
+    expect(await violationsOf('missed-bot')).toBe(1);
+  });
+
+  it('is applied by the worker\'s scheduled sweep job', async () => {
+    await holdForRegistered('missed-2', 'missed-too-bot');
+    await app.queues.timers.add(SWEEP_JOB, {}, { jobId: `sweep-now-${Date.now()}` });
+    await waitFor(async () => (await appliedAt('missed-2')) !== null, 10_000, 'the sweep job to apply the held event');
+    expect(await violationsOf('missed-too-bot')).toBe(1);
   });
 });

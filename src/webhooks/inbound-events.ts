@@ -8,6 +8,9 @@ import { assertNotInFuture } from '../domain/clock-skew.js';
 
 export type InboundEvent = z.output<typeof inboundEventSchema>;
 
+/** How many held events one sweep applies at most (the rest wait 30 s for the next). */
+export const HELD_SWEEP_BATCH = 100;
+
 /**
  * `applied`: its effect committed now. `duplicate`: this id was applied before; nothing changed.
  * `held`: its agent is not registered yet; it is kept and applied when the agent is.
@@ -60,31 +63,73 @@ export class InboundEvents {
   /**
    * Applies every event held for an agent, each in its own transaction, once (the row lock and the
    * dedupe table make a concurrent call skip it). Called after a registration commits; never throws:
-   * the registration stands, and what could not be applied stays held for the next attempt.
+   * the registration stands, and what could not be applied stays held for the sweep, the next
+   * registration or a resend.
    */
   async applyHeld(agentId: string): Promise<number> {
-    const { db, clock, logger } = this.deps;
+    const { db, logger } = this.deps;
     let applied = 0;
     try {
       const waiting = await db.selectFrom('held_events').select('id').where('agent_id', '=', agentId).where('applied_at', 'is', null).orderBy('received_at').execute();
-      for (const { id } of waiting) {
-        const done = await db.transaction().execute(async (trx) => {
-          const row = await trx.selectFrom('held_events').select(['event', 'applied_at']).where('id', '=', id).forUpdate().skipLocked().executeTakeFirst();
-          if (!row || row.applied_at) return false;
-          const now = clock.now();
-          const event = inboundEventSchema.parse(row.event);
-          const fresh = await spend(trx, event, now);
-          if (fresh) await this.apply(trx, event, now);
-          await trx.updateTable('held_events').set({ applied_at: now }).where('id', '=', id).execute();
-          return fresh;
-        });
-        if (done) applied++;
-      }
+      for (const { id } of waiting) if (await this.applyOne(id)) applied++;
       if (applied) logger.info({ agentId, applied }, 'held webhook events applied after the agent was registered');
     } catch (err) {
-      logger.error({ err, agentId }, 'cannot apply held webhook events now; they stay held and are retried at the next registration or resend');
+      logger.error({ err, agentId }, 'cannot apply held webhook events now; they stay held and are retried by the sweep, at the next registration or resend');
     }
     return applied;
+  }
+
+  /**
+   * The sweep's safety net (every 30 s): applies held events whose agent is registered by now but
+   * whose registration hook could not apply them (Postgres dropped the connection, the process
+   * stopped). The same path as the hook, so an event applied meanwhile is skipped; oldest first, at
+   * most `limit` per call. One failing event does not stop the others; never throws.
+   */
+  async applyHeldForRegistered(limit = HELD_SWEEP_BATCH): Promise<number> {
+    const { db, logger } = this.deps;
+    let applied = 0;
+    let failed = 0;
+    let firstError: unknown;
+    try {
+      const ready = await db
+        .selectFrom('held_events')
+        .innerJoin('agents', 'agents.id', 'held_events.agent_id')
+        .select('held_events.id')
+        .where('held_events.applied_at', 'is', null)
+        .orderBy('held_events.received_at')
+        .limit(limit)
+        .execute();
+      for (const { id } of ready) {
+        try {
+          if (await this.applyOne(id)) applied++;
+        } catch (err) {
+          failed++;
+          firstError ??= err;
+        }
+      }
+    } catch (err) {
+      failed++;
+      firstError ??= err;
+    }
+    if (applied) logger.info({ applied }, 'held webhook events of registered agents applied by the sweep');
+    // One line per sweep, whatever the number of failures.
+    if (failed) logger.error({ err: firstError, failed }, 'cannot apply held webhook events now; they stay held for the next sweep');
+    return applied;
+  }
+
+  /** Applies one held event unless it already was (or another caller holds it now): true when applied now. */
+  private async applyOne(id: string): Promise<boolean> {
+    const { db, clock } = this.deps;
+    return db.transaction().execute(async (trx) => {
+      const row = await trx.selectFrom('held_events').select(['event', 'applied_at']).where('id', '=', id).forUpdate().skipLocked().executeTakeFirst();
+      if (!row || row.applied_at) return false;
+      const now = clock.now();
+      const event = inboundEventSchema.parse(row.event);
+      const fresh = await spend(trx, event, now);
+      if (fresh) await this.apply(trx, event, now);
+      await trx.updateTable('held_events').set({ applied_at: now }).where('id', '=', id).execute();
+      return fresh;
+    });
   }
 
   private async apply(trx: DbOrTrx, event: InboundEvent, now: Date): Promise<void> {
