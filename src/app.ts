@@ -231,7 +231,8 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
     }
 
     const router = new Router();
-    addOpsRoutes(router, { db, redis, metrics, view, role: config.role });
+    // Readiness pings on the fail-fast producer: with Redis away each probe answers 503 at once.
+    addOpsRoutes(router, { db, redis: producer, metrics, view, role: config.role });
     const slack = web ? createSlackAdapter({
           config,
           commands,

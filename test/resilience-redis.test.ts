@@ -144,6 +144,23 @@ describe('Redis unreachable for one replica', () => {
     const slackRow = await app.db.selectFrom('agents').select('status').where('id', '=', 'slack-cut-bot').executeTakeFirstOrThrow();
     expect(slackRow.status).toBe('contained');
 
+    // Readiness probes answer 503 at once: the ping goes on a connection without an offline queue,
+    // so probes neither wait for their timeout nor pile up in memory until Redis is back.
+    const probes = await Promise.all(
+      Array.from({ length: 5 }, async () => {
+        const t0 = Date.now();
+        const probe = await fetch(`${app.url}/readyz`, { signal: AbortSignal.timeout(5000) });
+        return { status: probe.status, body: (await probe.json()) as { status: string; checks: Record<string, string> }, ms: Date.now() - t0 };
+      }),
+    );
+    for (const probe of probes) {
+      expect(probe.status).toBe(503);
+      expect(probe.body).toMatchObject({ status: 'not ready', checks: { postgres: 'ok' } });
+      expect(probe.body.checks.redis).not.toBe('ok');
+      expect(probe.body.checks.redis).not.toMatch(/no answer within/);
+      expect(probe.ms).toBeLessThan(1500);
+    }
+
     // Redis stays away through several reconnect attempts of every connection: the web role,
     // the three BullMQ workers, their queues and the outbox relay write a handful of lines, not
     // one (or more) per attempt.

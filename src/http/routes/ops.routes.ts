@@ -25,7 +25,21 @@ async function check(fn: () => Promise<unknown>, timeoutMs = 2000): Promise<stri
 }
 
 /** Liveness, readiness, metrics and the API description. No token needed; nothing secret is shown. */
-export function addOpsRoutes(router: Router, deps: { db: Db; redis: Redis; metrics: Metrics; view: PermissionView | undefined; role: string }): void {
+export function addOpsRoutes(
+  router: Router,
+  deps: {
+    db: Db;
+    /**
+     * Pinged by /readyz. Must be a connection without an offline queue (`enableOfflineQueue: false`):
+     * while Redis is away a probe then fails at once (503) instead of piling up pings that wait in
+     * memory for a reconnect.
+     */
+    redis: Pick<Redis, 'ping'>;
+    metrics: Metrics;
+    view: PermissionView | undefined;
+    role: string;
+  },
+): void {
   router.add({ method: 'GET', path: '/healthz', auth: false, handler: () => ({ status: 200, body: { status: 'ok' } }) });
 
   router.add({
