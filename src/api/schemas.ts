@@ -262,7 +262,15 @@ export const approvalRequestInputSchema = z.strictObject({
   idempotencyKey: z.string().min(1).max(200).optional().meta({ description: 'Same key (per API token) → the same request' }),
   callbackUrl: httpUrl
     .optional()
-    .meta({ description: 'Receives the outcome as a signed webhook (X-Armalo-Signature, signed with ARMALO_EVENTS_WEBHOOK_SECRET)' }),
+    .meta({
+      description:
+        'Receives the outcome as a signed webhook (X-Armalo-Signature, signed with ARMALO_EVENTS_WEBHOOK_SECRET); refused (400) unless the ' +
+        'server signs callbacks (ARMALO_EVENTS_WEBHOOK_URL and ARMALO_EVENTS_WEBHOOK_SECRET set). http or https only. By default only public ' +
+        'addresses may be called: a host that resolves to a loopback, private, link-local or metadata address is refused. When ' +
+        'ARMALO_CALLBACK_HOSTS is set, only hosts on that allow-list may be called (and they may resolve to private addresses). The host is ' +
+        'checked after DNS resolution when the request is created (a refused URL is a 400 naming the callback) and again at every ' +
+        'delivery; redirects are not followed.',
+    }),
 });
 
 export const approvalIdSchema = z.uuid({ error: 'expected an approval request id (a UUID)' });
