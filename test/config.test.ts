@@ -437,7 +437,8 @@ describe('the real entry point', () => {
       // Only what is given here: no DATABASE_URL leaks in from the test runner's environment.
       env: { PATH: process.env.PATH ?? '', NODE_ENV: 'test', ...env },
       encoding: 'utf8',
-      timeout: 20_000,
+      // tsx compiles the whole app first: tens of seconds on a loaded 2-core CI machine.
+      timeout: 50_000,
     });
   }
 
@@ -452,5 +453,5 @@ describe('the real entry point', () => {
     expect(result.stderr).not.toContain(SECRETS.shortToken);
     // A clear message, not a crash: no stack trace.
     expect(result.stderr).not.toMatch(/\n\s+at /);
-  });
+  }, 60_000);
 });

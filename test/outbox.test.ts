@@ -180,5 +180,7 @@ describe('outbox to signed event webhook', () => {
     expect(new Set(ids).size).toBe(1);
     const receipts = await web.db.selectFrom('event_deliveries').selectAll().execute();
     expect(receipts).toHaveLength(1);
-  });
+    // A child process compiles the app with tsx on start: slow on a loaded CI machine. Every wait
+    // above is for a condition, so a longer bound costs nothing when the machine is quiet.
+  }, 60_000);
 });
