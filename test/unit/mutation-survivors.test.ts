@@ -1,10 +1,11 @@
 import { describe, expect, it } from 'vitest';
 import { parseCommand } from '../../src/chat/command-parser.js';
 import { planAction } from '../../src/domain/actions.js';
-import type { ActiveAction, Agent, Grant } from '../../src/domain/agent.js';
-import { computeRoute, policyPeople } from '../../src/domain/approval-route.js';
+import { grantStatus, type ActiveAction, type Agent, type Grant } from '../../src/domain/agent.js';
+import { computeRoute, filledSlots, isApproved, policyPeople } from '../../src/domain/approval-route.js';
 import { firedConsequences } from '../../src/domain/consequences.js';
 import { decide } from '../../src/domain/decide.js';
+import { durationSchema, formatDuration } from '../../src/domain/duration.js';
 import { globMatches, scopesOverlap } from '../../src/domain/scope.js';
 import { computeScore } from '../../src/domain/trust-score.js';
 import { parsePolicyText } from '../../src/policy/load-policy.js';
@@ -121,5 +122,50 @@ describe('command text', () => {
 
   it('empty entries in a scope list are skipped', () => {
     expect(parseCommand('narrow bot payments:*,,crm:write')).toMatchObject({ ok: true, command: { scopes: ['payments:*', 'crm:write'] } });
+  });
+});
+
+describe('second round', () => {
+  it('of two equally strong actions holding a grant, the first is named', () => {
+    const g = grant('g1', 'crm:write');
+    const n = (id: string): ActiveAction => ({ id, kind: 'narrow', scopes: ['crm:*'], reason: 'r', actor: 'x', createdAt: now, expiresAt: null, touched: [{ grantId: 'g1', scope: 'crm:write' }] });
+    expect(grantStatus(agent([g], [n('n1'), n('n2')]), g, now).heldBy?.id).toBe('n1');
+  });
+
+  it('one person never fills two slots, even when an augmenting path moves them', () => {
+    const policy = parsePolicyText(`
+roles:
+  main: { members: [{ slack: U0A }, { slack: U0B }] }
+  onlyb: { members: [{ slack: U0B }] }
+  onlya: { members: [{ slack: U0A }] }
+routing:
+  - id: main
+    approvers: [main]
+  - id: b
+    addApprovers: [onlyb]
+  - id: a
+    addApprovers: [onlya]
+`);
+    const route = computeRoute(policy, { action: 'x', context: {}, riskTier: 'low', evidenceAgeMs: 0 }, () => false)!;
+    // Three slots, two people: B takes the main slot, then A's path moves B to B's own slot.
+    expect(filledSlots(route, ['slack:U0B', 'slack:U0A'])).toBe(2);
+    expect(isApproved(route, ['slack:U0B', 'slack:U0A'])).toBe(false);
+  });
+
+  it('a person’s Slack and Teams ids are sorted; a Teams-only person is keyed by Teams id', () => {
+    const people = policyPeople(
+      parsePolicyText(`
+roles:
+  a: { members: [{ email: p@example.com, slack: U0B, teams: 00000000-0000-0000-0000-00000000000b }, { email: p@example.com, slack: U0A, teams: 00000000-0000-0000-0000-00000000000a }] }
+  b: { members: [{ teams: 00000000-0000-0000-0000-0000000000cc }] }
+`),
+    );
+    expect(people[0]).toMatchObject({ slack: ['U0A', 'U0B'], teams: ['00000000-0000-0000-0000-00000000000a', '00000000-0000-0000-0000-00000000000b'] });
+    expect(people[1]!.key).toBe('teams:00000000-0000-0000-0000-0000000000cc');
+  });
+
+  it('durations: the schema quotes the trimmed text; a negative length is a RangeError that says what it got', () => {
+    expect(durationSchema.parse(' 2h ')).toEqual({ text: '2h', ms: 7_200_000 });
+    expect(() => formatDuration(-1)).toThrow(new RangeError('formatDuration: expected a non-negative finite number, got -1'));
   });
 });
