@@ -14,7 +14,8 @@ import { parsePolicyData } from './policy/load-policy.js';
 import { createRedis } from './queue/connection.js';
 import { closeQueues, createQueues, type Queues } from './queue/queues.js';
 import { AgentService, type PermissionChangePublisher } from './agents/agents.service.js';
-import { PermissionView, publishPermissionChange } from './permissions/permission-view.js';
+import { PermissionView, publishApprovalsChange, publishPermissionChange } from './permissions/permission-view.js';
+import { DecisionService } from './decisions/decision.service.js';
 import { OutboxRelay } from './outbox/outbox-relay.js';
 import { countParked, countUnpublished } from './outbox/outbox.repository.js';
 import { TokenAuthenticator } from './http/auth.js';
@@ -169,11 +170,13 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
     };
 
     let relay: OutboxRelay | undefined;
-    const approvals = new ApprovalService({ db, clock, policy, callbackHosts: config.callbackHosts });
+    // Approval request changes reach every replica's view (the decision path reads them from memory).
+    const approvalsChanged = view ? (agentId: string) => view.publishApprovalsChanged(agentId) : (agentId: string) => publishApprovalsChange(producer, channel, agentId);
+    const approvals = new ApprovalService({ db, clock, policy, callbackHosts: config.callbackHosts, onChanged: approvalsChanged });
     // Held webhook events (for agents unknown when they came) apply once their agent is registered.
     const agents = new AgentService({ db, clock, publisher, onOutboxWrite: () => relay?.wake(), approvals, onRegistered: (id) => inbound.applyHeld(id) });
 
-    const trust = new TrustService({ db, clock, settings: policy.trust });
+    const trust = new TrustService({ db, clock, settings: policy.trust, publisher });
     const inbound = new InboundEvents({ db, clock, trust, logger });
     const packets = new PacketService({ db, clock, policy });
     const commands = new ChatCommands({ db, clock, agents, policy, approvals, trust, packets });
@@ -253,7 +256,7 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
       cleanups.push(() => slack.stop());
     }
     if (web && view) {
-      addDecisionRoutes(router, { view, clock, metrics, approvals, limitedLog });
+      addDecisionRoutes(router, { view, decisions: new DecisionService({ view, clock, metrics, rules: policy.routing, approvals, limitedLog }) });
       addApprovalRoutes(router, { approvals, callbacksSigned: !!config.eventsWebhook, callbackHosts: config.callbackHosts });
       addTrustRoutes(router, { db, clock, trust, webhookSecret: config.inboundWebhookSecret, inbound });
       addPacketRoutes(router, { packets, renderers: loadPacketRenderers, clock, ...(config.links ? { links: config.links } : {}) });

@@ -114,21 +114,38 @@ describe('Postgres connections dropping under the app', () => {
   }, 60_000);
 });
 
-describe('a decision that needs Postgres (approval routing) while Postgres is gone', () => {
-  it('is a deny, never a 500, and routing works again once Postgres is back', async () => {
-    expect((await routed.call('PUT', '/v1/agents/routed-bot', sampleAgent)).status).toBe(201);
-    // mail:send is under the mail-out routing rule: answering it reads trust state and approvals.
+describe('routed decisions while Postgres is gone', () => {
+  it('answer from memory, and one that must use up an approval is a deny (view_stale, counted), never a 500', async () => {
+    // No maxAmount: a big transfer is allowed by the grant, then the big-payments rule needs approval.
+    const agent = { ...sampleAgent, grants: [{ scope: 'payments:transfer' }, { scope: 'mail:send' }, { scope: 'crm:write' }] };
+    expect((await routed.call('PUT', '/v1/agents/routed-bot', agent)).status).toBe(201);
     expect((await decision('routed-bot', 'mail:send', routed)).decision).toBe('approval_required');
+    const big = { amount: 20_000 };
+    const created = await routed.call('POST', '/v1/approval-requests', { agentId: 'routed-bot', action: 'payments:transfer', context: big, justification: 'quarter-end payout' });
+    expect(created.status).toBe(201);
+    for (const slack of ['U0RISK', 'U0CISO']) await routed.approvals.decide(created.body.id, { actor: `slack:${slack}`, platform: 'slack', slack, emails: [] }, 'approve', null);
+    const transfer = async () => {
+      const res = await routed.call('POST', '/v1/decisions', { agentId: 'routed-bot', action: 'payments:transfer', context: big });
+      expect(res.status).toBe(200);
+      return res.body as { decision: string; reasonCodes: string[]; approvalRequestId?: string };
+    };
+    const errors = async () => Number(/armalo_decision_errors_total\{reason="view_stale"\} (\d+)/.exec(String((await routed.call('GET', '/metrics')).body))?.[1] ?? 0);
 
     await routedProxy.cut();
-    const during = await decision('routed-bot', 'mail:send', routed);
+    // The view is fresh (long bound) and holds trust and approvals: the real answers, from memory.
+    expect((await decision('routed-bot', 'mail:send', routed)).decision).toBe('approval_required');
+    expect((await decision('routed-bot', 'crm:write', routed)).decision).toBe('allow');
+    // Using the single-use approval needs Postgres: fail closed, and say so in the metrics.
+    const before = await errors();
+    const during = await transfer();
     expect(during.decision).toBe('deny');
     expect(during.reasonCodes).toEqual(['view_stale']);
-    // With routing rules every allowed action is checked against them (trust state lives in
-    // Postgres), so it too fails closed rather than allowing without the check.
-    expect((await decision('routed-bot', 'crm:write', routed)).decision).toBe('deny');
+    expect(await errors()).toBe(before + 1);
 
     await routedProxy.start();
-    await waitFor(async () => (await decision('routed-bot', 'mail:send', routed)).decision === 'approval_required', 10_000, 'routing to work again');
+    // The approval was not used while Postgres was gone: once back, it allows exactly once.
+    await waitFor(async () => (await transfer()).decision === 'allow', 10_000, 'the approval to be usable again');
+    const after = await transfer();
+    expect(after.decision).toBe('approval_required');
   });
 });

@@ -54,7 +54,7 @@ export async function loadAgents(
   const rows = await q.execute();
   if (rows.length === 0) return [];
   const ids = rows.map((r) => r.id);
-  const [grants, actions, tiers] = await Promise.all([
+  const [grants, actions, tiers, newest] = await Promise.all([
     db
       .selectFrom('grants')
       .selectAll()
@@ -70,20 +70,38 @@ export async function loadAgents(
       .where('kind', '!=', 'restore')
       .orderBy('created_at')
       .execute(),
-    // The latest trust tier of each agent (grants may require a minimum tier).
-    sql<{ agent_id: string; tier: string }>`
-      select distinct on (agent_id) agent_id, tier from trust_scores
+    // The latest trust score and tier of each agent (grants may require a minimum tier; routing
+    // rules match on tier and score).
+    sql<{ agent_id: string; tier: string; score: number }>`
+      select distinct on (agent_id) agent_id, tier, score from trust_scores
       where agent_id in (${sql.join(ids)})
       order by agent_id, computed_at desc, id desc`.execute(db),
+    // The newest evidence of each agent (routing's evidenceOlderThan).
+    db
+      .selectFrom('evaluations')
+      .select('agent_id')
+      .select((eb) => eb.fn.max('observed_at').as('at'))
+      .where('agent_id', 'in', ids)
+      .groupBy('agent_id')
+      .execute(),
   ]);
+  const trust = new Map(tiers.rows.map((t) => [t.agent_id, t]));
+  const evidence = new Map(newest.map((e) => [e.agent_id, e.at]));
   return rows.map((row) => ({
     ...toAgent(
       row,
       grants.filter((g) => g.agent_id === row.id),
       actions.filter((a) => a.agent_id === row.id),
     ),
-    trustTier: (tiers.rows.find((t) => t.agent_id === row.id)?.tier as TrustTier | undefined) ?? null,
+    trustTier: (trust.get(row.id)?.tier as TrustTier | undefined) ?? null,
+    trustScore: trust.get(row.id)?.score ?? null,
+    newestEvidenceAt: toDate(evidence.get(row.id)),
   }));
+}
+
+function toDate(value: unknown): Date | null {
+  if (value === null || value === undefined) return null;
+  return value instanceof Date ? value : new Date(value as string);
 }
 
 export async function loadAgent(db: DbOrTrx, id: string, options: { forUpdate?: boolean } = {}): Promise<Agent | undefined> {

@@ -4,8 +4,8 @@ import type { ApprovalStatus } from '../db/schema.js';
 import type { Clock } from '../core/clock.js';
 import { loadAgent } from '../agents/agents.repository.js';
 import { appendAudit } from '../audit/audit.repository.js';
-import { computeRoute, escalate, isApproved, isPerson, isReachable, matchReasons, policyPeople, ruleMatches, type Person, type RouteSnapshot } from '../domain/approval-route.js';
-import { approvalCovers } from '../domain/approval-match.js';
+import { computeRoute, escalate, isApproved, isPerson, isReachable, policyPeople, type Person, type RouteSnapshot } from '../domain/approval-route.js';
+import { consumeApproval } from './open-approvals.repository.js';
 import { conflict, CodedError, ErrorCode, notFound } from '../domain/errors.js';
 import type { EventType } from '../domain/events.js';
 import { addOutboxJob, emitEvent, QUEUES } from '../outbox/outbox.repository.js';
@@ -84,7 +84,19 @@ const describePerson = (p: Person) => p.emails[0] ?? (p.slack[0] ? `slack:${p.sl
 export class ApprovalService {
   private readonly people: Person[];
 
-  constructor(private readonly deps: { db: Db; clock: Clock; policy: Policy; callbackHosts?: readonly string[] }) {
+  constructor(
+    private readonly deps: {
+      db: Db;
+      clock: Clock;
+      policy: Policy;
+      callbackHosts?: readonly string[];
+      /**
+       * Called after a commit that changed an agent's approval requests (created, ended), so every
+       * replica's view reloads them (the decision path reads them from memory). Must not throw.
+       */
+      onChanged?: (agentId: string) => Promise<void>;
+    },
+  ) {
     this.people = policyPeople(deps.policy);
   }
 
@@ -98,7 +110,7 @@ export class ApprovalService {
     return this.deps.policy.routing.some((r) => r.approvers.length > 0);
   }
 
-  /** The agent's trust as routing sees it: latest score and tier, age of the newest evidence. */
+  /** The agent's trust as routing sees it when a request is created: latest score and tier, age of the newest evidence. */
   async trustState(agentId: string): Promise<{ score: number | null; tier: TrustTier | null; evidenceAgeMs: number | null }> {
     const { db, clock } = this.deps;
     const [latest, newest] = await Promise.all([
@@ -107,13 +119,6 @@ export class ApprovalService {
     ]);
     const at = newest?.at ? new Date(newest.at as unknown as string) : null;
     return { score: latest?.score ?? null, tier: (latest?.tier as TrustTier | undefined) ?? null, evidenceAgeMs: at ? clock.now().getTime() - at.getTime() : null };
-  }
-
-  /** The id of the routing rule that puts this action under approval, or null (no people are resolved). */
-  async ruleRequiring(agent: { id: string; riskTier: Parameters<typeof computeRoute>[1]['riskTier'] }, action: string, context: Record<string, unknown>): Promise<{ id: string; why: string[] } | null> {
-    const input = { action, context, riskTier: agent.riskTier, ...(await this.trustState(agent.id)) };
-    const rule = this.deps.policy.routing.find((r) => r.approvers.length > 0 && ruleMatches(r.match, input));
-    return rule ? { id: rule.id, why: matchReasons(rule.match, input) } : null;
   }
 
   /** The route a request would take, or null. */
@@ -186,6 +191,7 @@ export class ApprovalService {
       if ((err as { code?: string }).code === '23505' && input.idempotencyKey) return this.create(input, requester);
       throw err;
     }
+    await this.changed(agent.id);
     return { created: true, request: (await this.get(id))! };
   }
 
@@ -245,7 +251,8 @@ export class ApprovalService {
       const now = clock.now();
       await trx.updateTable('approval_requests').set({ status: 'cancelled', decided_at: now, final_reason: reason }).where('id', '=', id).execute();
       await this.afterFinal(trx, id, row.agent_id, 'cancelled', requester, now);
-    });
+      return row.agent_id;
+    }).then((agentId) => this.changed(agentId));
     return (await this.get(id))!;
   }
 
@@ -380,15 +387,17 @@ export class ApprovalService {
       } else {
         await addOutboxJob(trx, { queue: QUEUES.notify, jobName: APPROVAL_CARDS_JOB, payload: { requestId: id } }, now);
       }
-      return { final: final !== null };
+      return { final: final !== null, agentId: row.agent_id };
     });
+    if (out.final) await this.changed(out.agentId);
     return { view: (await this.get(id))!, final: out.final };
   }
 
   /** A timer fired: remind, escalate or expire. Idempotent: a request that is no longer pending is left alone. */
   async timer(id: string, kind: TimerKind): Promise<string> {
     const { db, clock } = this.deps;
-    return db.transaction().execute(async (trx) => {
+    let expiredFor: string | undefined;
+    const outcome = await db.transaction().execute(async (trx) => {
       const row = await trx.selectFrom('approval_requests').selectAll().where('id', '=', id).forUpdate().executeTakeFirst();
       if (!row || row.status !== 'pending') return 'not_pending';
       const now = clock.now();
@@ -396,6 +405,7 @@ export class ApprovalService {
         if (row.expires_at.getTime() > now.getTime()) return 'not_due';
         await trx.updateTable('approval_requests').set({ status: 'expired', decided_at: now, final_reason: `expired at ${row.expires_at.toISOString()} without a decision` }).where('id', '=', id).execute();
         await this.afterFinal(trx, id, row.agent_id, 'expired', 'system:timer', now);
+        expiredFor = row.agent_id;
         return 'expired';
       }
       if (kind === 'remind') {
@@ -415,6 +425,13 @@ export class ApprovalService {
       await addOutboxJob(trx, { queue: QUEUES.notify, jobName: APPROVAL_CARDS_JOB, payload: { requestId: id, [kind === 'remind' ? 'remind' : 'escalated']: true } }, now);
       return kind === 'remind' ? 'reminded' : 'escalated';
     });
+    if (expiredFor) await this.changed(expiredFor);
+    return outcome;
+  }
+
+  /** Tells the views; a failure only delays them until their next poll. */
+  private async changed(agentId: string): Promise<void> {
+    await this.deps.onChanged?.(agentId).catch(() => undefined);
   }
 
   /**
@@ -460,42 +477,11 @@ export class ApprovalService {
   }
 
   /**
-   * The decision path's question: is there an approval that allows this action now? Uses it up
-   * when the rule grants once; within a `grantFor` window it stays valid.
+   * The decision path's one statement: uses up the first still-unused of these single-use approvals
+   * (found in the replica's view), exactly once across replicas. Answers its id, or undefined when
+   * another request got there first.
    */
-  async useApproval(agentId: string, action: string, context: Record<string, unknown>): Promise<string | undefined> {
-    const { db, clock } = this.deps;
-    const now = clock.now();
-    const candidates = await db
-      .selectFrom('approval_requests')
-      .select(['id', 'context', 'grant_until', 'consumed_at'])
-      .where('agent_id', '=', agentId)
-      .where('action', '=', action)
-      .where('status', '=', 'approved')
-      .where((eb) => eb.or([eb('grant_until', '>', now), eb.and([eb('grant_until', 'is', null), eb('consumed_at', 'is', null)])]))
-      .orderBy('decided_at')
-      .execute();
-    for (const c of candidates) {
-      // Bound to the whole context the approvers saw: amount as a ceiling, every other key equal.
-      if (!approvalCovers(c.context, context).covers) continue;
-      if (c.grant_until) return c.id;
-      const used = await db.updateTable('approval_requests').set({ consumed_at: now }).where('id', '=', c.id).where('consumed_at', 'is', null).executeTakeFirst();
-      if (Number(used.numUpdatedRows) === 1) return c.id;
-    }
-    return undefined;
-  }
-
-  /** The newest pending request whose approval would cover this action and context, if any. */
-  async pendingFor(agentId: string, action: string, context: Record<string, unknown> = {}): Promise<string | undefined> {
-    const rows = await this.deps.db
-      .selectFrom('approval_requests')
-      .select(['id', 'context'])
-      .where('agent_id', '=', agentId)
-      .where('action', '=', action)
-      .where('status', '=', 'pending')
-      .orderBy('created_at', 'desc')
-      .limit(50)
-      .execute();
-    return rows.find((r) => approvalCovers(r.context, context).covers)?.id;
+  async consume(agentId: string, candidateIds: readonly string[]): Promise<string | undefined> {
+    return consumeApproval(this.deps.db, agentId, candidateIds, this.deps.clock.now());
   }
 }

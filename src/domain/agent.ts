@@ -64,6 +64,26 @@ export interface Agent {
   updatedAt: Date;
   /** The latest trust tier, or null when the agent has no score yet. */
   trustTier?: TrustTier | null;
+  /** The latest trust score, or null when the agent has no score yet (routing's `scoreBelow`). */
+  trustScore?: number | null;
+  /** When the newest evaluation evidence was observed, or null when there is none (`evidenceOlderThan`). */
+  newestEvidenceAt?: Date | null;
+}
+
+/**
+ * An approval request the decision path may need: pending (its id answers `approval_required`) or
+ * approved and not used up yet (single use and not consumed, or inside its `grantFor` window).
+ */
+export interface OpenApproval {
+  id: string;
+  agentId: string;
+  action: string;
+  context: Record<string, unknown>;
+  status: 'pending' | 'approved';
+  createdAt: Date;
+  decidedAt: Date | null;
+  /** End of the `grantFor` window; null for a single-use approval. */
+  grantUntil: Date | null;
 }
 
 export type GrantState = 'active' | 'suspended' | 'revoked' | 'expired';

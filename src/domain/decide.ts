@@ -1,5 +1,8 @@
-import type { ActiveAction, Agent, Grant } from './agent.js';
+import type { Policy } from '../policy/policy.schema.js';
+import type { ActiveAction, Agent, Grant, OpenApproval } from './agent.js';
 import { grantStatus } from './agent.js';
+import { approvalCovers } from './approval-match.js';
+import { matchReasons, ruleMatches, type RouteInput } from './approval-route.js';
 import { globMatches } from './scope.js';
 import { TRUST_TIERS } from './trust-score.js';
 
@@ -7,6 +10,8 @@ export type DecisionOutcome = 'allow' | 'deny' | 'approval_required';
 
 export type ReasonCode =
   | 'view_stale'
+  /** The caller asked for `atLeastVersion` and this replica's view did not reach it in time. */
+  | 'view_behind'
   | 'unknown_agent'
   | 'agent_revoked'
   | 'agent_contained'
@@ -19,7 +24,9 @@ export type ReasonCode =
   | 'tier_below_minimum'
   | 'granted'
   | 'approved'
-  | 'approval_required';
+  | 'approval_required'
+  /** Something went wrong while deciding: fail closed (counted in armalo_decision_errors_total). */
+  | 'decision_error';
 
 export interface Reason {
   code: ReasonCode;
@@ -147,4 +154,74 @@ export function decide(agent: Agent | undefined, request: DecisionRequest, now: 
 function dedupe(reasons: Reason[]): Reason[] {
   const seen = new Set<string>();
   return reasons.filter((r) => (seen.has(r.message) ? false : (seen.add(r.message), true)));
+}
+
+/** The routing rules as the decision path reads them (the policy's `routing`). */
+export type RoutingRules = Policy['routing'];
+
+/**
+ * The second step of a decision, after the grants allowed it: may a routing rule put it under
+ * approval? Pure and in memory: the agent's trust (score, tier, newest evidence) and its open
+ * approvals come from the replica's view. The answer is final, except when a single-use approval
+ * would allow it: then the caller must consume one of `consume.candidates` (in Postgres, exactly
+ * once across replicas) and answer with `approvedBy` on success, `approvalRequired` otherwise.
+ */
+export type RoutedStep =
+  | { kind: 'final'; decision: Decision; approvalRequestId?: string }
+  | { kind: 'consume'; rule: MatchedRule; candidates: string[]; pendingId?: string };
+
+export interface MatchedRule {
+  id: string;
+  why: string[];
+}
+
+export function hasApprovalRouting(rules: RoutingRules): boolean {
+  return rules.some((r) => r.approvers.length > 0);
+}
+
+export function routeDecision(allowed: Decision, agent: Agent, request: DecisionRequest, rules: RoutingRules, approvals: readonly OpenApproval[], now: Date): RoutedStep {
+  const input: RouteInput = {
+    action: request.action,
+    context: request.context,
+    riskTier: agent.riskTier,
+    score: agent.trustScore ?? null,
+    tier: agent.trustTier ?? null,
+    evidenceAgeMs: agent.newestEvidenceAt ? now.getTime() - agent.newestEvidenceAt.getTime() : null,
+  };
+  const found = rules.find((r) => r.approvers.length > 0 && ruleMatches(r.match, input));
+  if (!found) return { kind: 'final', decision: allowed };
+  const rule: MatchedRule = { id: found.id, why: matchReasons(found.match, input) };
+  // Bound to the whole context the approvers saw: amount as a ceiling, every other key equal.
+  const covering = approvals.filter((a) => a.action === request.action && approvalCovers(a.context, request.context).covers);
+  const nowMs = now.getTime();
+  const windowed = covering
+    .filter((a) => a.status === 'approved' && a.grantUntil !== null && a.grantUntil.getTime() > nowMs)
+    .sort(byTime((a) => a.decidedAt))[0];
+  if (windowed) return { kind: 'final', decision: approvedBy(allowed, rule, windowed.id), approvalRequestId: windowed.id };
+  const pendingId = covering.filter((a) => a.status === 'pending').sort(byTime((a) => a.createdAt, -1))[0]?.id;
+  const singleUse = covering.filter((a) => a.status === 'approved' && a.grantUntil === null).sort(byTime((a) => a.decidedAt));
+  if (singleUse.length) return { kind: 'consume', rule, candidates: singleUse.map((a) => a.id), ...(pendingId ? { pendingId } : {}) };
+  return { kind: 'final', decision: approvalRequired(request, rule, pendingId), ...(pendingId ? { approvalRequestId: pendingId } : {}) };
+}
+
+/** The allow, with the approval that let it through. */
+export function approvedBy(allowed: Decision, rule: MatchedRule, requestId: string): Decision {
+  return { ...allowed, reasons: [...allowed.reasons, { code: 'approved', message: `approved by request ${requestId} (rule ${rule.id})` }] };
+}
+
+/** The answer when a rule requires approval and none is usable: names the pending request, if any. */
+export function approvalRequired(request: DecisionRequest, rule: MatchedRule, pendingId: string | undefined): Decision {
+  return {
+    decision: 'approval_required',
+    reasons: [
+      {
+        code: 'approval_required',
+        message: `${request.action} needs approval under routing rule ${rule.id} (${rule.why.join(', ')})${pendingId ? `; request ${pendingId} is pending` : '; create one with POST /v1/approval-requests'}`,
+      },
+    ],
+  };
+}
+
+function byTime<T>(at: (item: T) => Date | null, direction: 1 | -1 = 1): (a: T, b: T) => number {
+  return (a, b) => direction * ((at(a)?.getTime() ?? 0) - (at(b)?.getTime() ?? 0));
 }

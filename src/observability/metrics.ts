@@ -6,6 +6,8 @@ export interface Metrics {
   httpRequests: Counter<'method' | 'route' | 'status'>;
   httpDuration: Histogram<'method' | 'route'>;
   decisions: Counter<'decision'>;
+  /** Decisions that failed closed because something went wrong while deciding (never a 500). */
+  decisionErrors: Counter<'reason'>;
   eventDeliveries: Counter<'outcome'>;
   jobsFailed: Counter<'queue'>;
   queueDepth: Gauge<'queue' | 'state'>;
@@ -36,6 +38,12 @@ export function createMetrics(collect: { queueCounts?: () => Promise<Record<stri
       name: 'armalo_decisions_total',
       help: 'Runtime decisions by outcome',
       labelNames: ['decision'],
+      registers: [registry],
+    }),
+    decisionErrors: new Counter({
+      name: 'armalo_decision_errors_total',
+      help: 'Decisions answered deny because deciding failed (reason: view_stale when Postgres could not be asked, decision_error otherwise)',
+      labelNames: ['reason'],
       registers: [registry],
     }),
     eventDeliveries: new Counter({

@@ -3,10 +3,11 @@ import type { Redis } from 'ioredis';
 import { z } from 'zod';
 import type { Db } from '../db/database.js';
 import type { Clock } from '../core/clock.js';
-import type { Agent } from '../domain/agent.js';
+import type { Agent, OpenApproval } from '../domain/agent.js';
 import { createLimitedLog, type LimitedLog, type Logger } from '../observability/logger.js';
 import { loadAgents } from '../agents/agents.repository.js';
 import type { PermissionChangePublisher } from '../agents/agents.service.js';
+import { loadOpenApprovals } from '../approvals/open-approvals.repository.js';
 
 export interface PermissionViewOptions {
   db: Db;
@@ -37,6 +38,16 @@ export async function publishPermissionChange(publisher: Redis, channel: string,
   await withDeadline(publisher.publish(channel, JSON.stringify(msg)), PUBLISH_WAIT_MS, 'publishing a permission change');
 }
 
+/**
+ * Tells every replica that an agent's approval requests changed (created, decided, ended, used), so
+ * their views reload that agent's open approvals. Bounded like `publishPermissionChange`; a lost
+ * message is caught by the poll, which reloads every open approval.
+ */
+export async function publishApprovalsChange(publisher: Redis, channel: string, agentId: string): Promise<void> {
+  const msg: Message = { t: 'approvals', agentId };
+  await withDeadline(publisher.publish(channel, JSON.stringify(msg)), PUBLISH_WAIT_MS, 'publishing an approval change');
+}
+
 /** How long one read of permission state may take before the view stops waiting for it. */
 const RELOAD_WAIT_MS = 10_000;
 
@@ -57,6 +68,7 @@ function withDeadline<T>(promise: Promise<T>, ms: number, what: string): Promise
 const messageSchema = z.discriminatedUnion('t', [
   z.object({ t: z.literal('changed'), agentId: z.string().min(1).max(256), version: z.string().regex(/^\d{1,19}$/) }),
   z.object({ t: z.literal('ping'), from: z.string().min(1).max(100) }),
+  z.object({ t: z.literal('approvals'), agentId: z.string().min(1).max(256) }),
 ]);
 type Message = z.infer<typeof messageSchema>;
 
@@ -71,9 +83,25 @@ type Message = z.infer<typeof messageSchema>;
  *   reports itself stale and the decision path denies everything until a poll that started after
  *   the channel came back has completed.
  * So a decision never uses state older than `staleAfterMs` plus one poll round trip.
+ *
+ * Everything a decision reads lives here, so the decision path asks Postgres nothing: grants and
+ * actions in force, each agent's trust score, tier and newest-evidence time (loaded with the agent;
+ * a new evaluation or score bumps the agent's version), and each agent's open approval requests
+ * (pending, or approved and not used up). Approvals carry no version: a change publishes an
+ * `approvals` message for the agent, an agent reload takes its approvals along, and every poll
+ * reloads all open approvals. A stale approval is harmless: using a single-use one is a conditional
+ * UPDATE in Postgres that only one replica wins, and containment reloads the agent with it.
  */
 export class PermissionView implements PermissionChangePublisher {
   private readonly agents = new Map<string, Agent>();
+  private readonly approvals = new Map<string, OpenApproval[]>();
+  /**
+   * Reads of approvals are numbered when they start; a read only replaces what an earlier-started
+   * read wrote (a late answer after a deadline must not bring back a request that has ended).
+   */
+  private approvalReads = 0;
+  private readonly approvalsReadAt = new Map<string, number>();
+  private allApprovalsReadAt = 0;
   private readonly id = randomUUID();
   private readonly heartbeatMs: number;
   private maxVersion = 0n;
@@ -137,6 +165,24 @@ export class PermissionView implements PermissionChangePublisher {
     return this.agents.get(agentId);
   }
 
+  /** The agent's open approval requests (pending, or approved and not used up), as last loaded. */
+  approvalsFor(agentId: string): readonly OpenApproval[] {
+    return this.approvals.get(agentId) ?? NO_APPROVALS;
+  }
+
+  /** A single-use approval was consumed here: drop it at once, and tell the other replicas. */
+  async approvalUsed(agentId: string, requestId: string): Promise<void> {
+    const list = this.approvals.get(agentId);
+    if (list) this.approvals.set(agentId, list.filter((a) => a.id !== requestId));
+    await publishApprovalsChange(this.opts.publisher, this.opts.channel, agentId);
+  }
+
+  /** An approval request changed: reload the agent's open approvals here, then tell the other replicas. */
+  async publishApprovalsChanged(agentId: string): Promise<void> {
+    await this.reloadApprovals([agentId]);
+    await publishApprovalsChange(this.opts.publisher, this.opts.channel, agentId);
+  }
+
   get size(): number {
     return this.agents.size;
   }
@@ -180,6 +226,12 @@ export class PermissionView implements PermissionChangePublisher {
       this.lastPushAt = now;
       return;
     }
+    if (msg.t === 'approvals') {
+      void this.reloadApprovals([msg.agentId]).catch((err: unknown) =>
+        this.limitedLog('error', 'reload-approvals', { err: (err as Error).message, agentId: msg.agentId }, 'reloading approvals after a change failed; the poll will retry'),
+      );
+      return;
+    }
     const known = this.agents.get(msg.agentId);
     if (known && known.version >= BigInt(msg.version)) return;
     void this.reload([msg.agentId]).catch((err: unknown) =>
@@ -212,8 +264,13 @@ export class PermissionView implements PermissionChangePublisher {
     const startedAt = Date.now();
     try {
       await this.enqueueReload(async () => {
-        const changed = await loadAgents(this.opts.db, initial ? {} : { versionAbove: this.maxVersion });
+        const seq = ++this.approvalReads;
+        const [changed, approvals] = await Promise.all([
+          loadAgents(this.opts.db, initial ? {} : { versionAbove: this.maxVersion }),
+          loadOpenApprovals(this.opts.db, this.opts.clock.now()),
+        ]);
         this.apply(changed);
+        this.applyAllApprovals(approvals, seq);
       }, initial ? undefined : RELOAD_WAIT_MS);
       this.lastPollOkAt = startedAt;
       if (this.pollFailing) {
@@ -230,8 +287,42 @@ export class PermissionView implements PermissionChangePublisher {
 
   private reload(ids: string[]): Promise<void> {
     return this.enqueueReload(async () => {
-      this.apply(await loadAgents(this.opts.db, { ids }));
+      const seq = ++this.approvalReads;
+      const [agents, approvals] = await Promise.all([loadAgents(this.opts.db, { ids }), loadOpenApprovals(this.opts.db, this.opts.clock.now(), ids)]);
+      this.apply(agents);
+      this.applyApprovals(ids, approvals, seq);
     }, RELOAD_WAIT_MS);
+  }
+
+  private reloadApprovals(ids: string[]): Promise<void> {
+    return this.enqueueReload(async () => {
+      const seq = ++this.approvalReads;
+      this.applyApprovals(ids, await loadOpenApprovals(this.opts.db, this.opts.clock.now(), ids), seq);
+    }, RELOAD_WAIT_MS);
+  }
+
+  private applyApprovals(agentIds: readonly string[], rows: OpenApproval[], seq: number): void {
+    const byAgent = groupByAgent(rows);
+    for (const id of agentIds) {
+      if ((this.approvalsReadAt.get(id) ?? 0) > seq || this.allApprovalsReadAt > seq) continue;
+      this.approvalsReadAt.set(id, seq);
+      const list = byAgent.get(id);
+      if (list) this.approvals.set(id, list);
+      else this.approvals.delete(id);
+    }
+  }
+
+  private applyAllApprovals(rows: OpenApproval[], seq: number): void {
+    if (this.allApprovalsReadAt > seq) return;
+    this.allApprovalsReadAt = seq;
+    const byAgent = groupByAgent(rows);
+    for (const id of new Set([...this.approvals.keys(), ...byAgent.keys()])) {
+      if ((this.approvalsReadAt.get(id) ?? 0) > seq) continue;
+      this.approvalsReadAt.delete(id);
+      const list = byAgent.get(id);
+      if (list) this.approvals.set(id, list);
+      else this.approvals.delete(id);
+    }
   }
 
   /**
@@ -253,4 +344,16 @@ export class PermissionView implements PermissionChangePublisher {
       if (agent.version > this.maxVersion) this.maxVersion = agent.version;
     }
   }
+}
+
+const NO_APPROVALS: readonly OpenApproval[] = Object.freeze([]);
+
+function groupByAgent(rows: readonly OpenApproval[]): Map<string, OpenApproval[]> {
+  const out = new Map<string, OpenApproval[]>();
+  for (const row of rows) {
+    const list = out.get(row.agentId);
+    if (list) list.push(row);
+    else out.set(row.agentId, [row]);
+  }
+  return out;
 }

@@ -9,6 +9,7 @@ import { notFound } from '../domain/errors.js';
 import { assertNotInFuture } from '../domain/clock-skew.js';
 import { computeScore, DEFAULT_TIER_THRESHOLDS, freshnessOf, tierOf, type Freshness, type TrustTier } from '../domain/trust-score.js';
 import type { Policy } from '../policy/policy.schema.js';
+import type { PermissionChangePublisher } from '../agents/agents.service.js';
 
 export interface PactInput {
   id: string;
@@ -61,7 +62,8 @@ async function agentExists(db: DbOrTrx, agentId: string): Promise<void> {
 
 /** Pacts, evaluation evidence and the Score. Every change is audited and emitted as an event. */
 export class TrustService {
-  constructor(private readonly deps: { db: Db; clock: Clock; settings?: Policy['trust'] }) {}
+  /** `publisher`: tells every replica's view at once that an agent's trust changed (score, tier, newest evidence). */
+  constructor(private readonly deps: { db: Db; clock: Clock; settings?: Policy['trust']; publisher?: PermissionChangePublisher }) {}
 
   private get thresholds() {
     return this.deps.settings?.tiers ?? DEFAULT_TIER_THRESHOLDS;
@@ -107,7 +109,20 @@ export class TrustService {
     assertNotInFuture('observedAt', ev.observedAt, clock.now());
     await agentExists(db, agentId);
     const created = await db.transaction().execute((trx) => this.recordEvaluationIn(trx, agentId, ev, actor, clock.now()));
+    if (created) await this.publishTrustChange(agentId);
     return { created, score: await this.scoreOf(agentId) };
+  }
+
+  /** After a commit that bumped the agent's version: the views reload it now, not at their next poll. */
+  private async publishTrustChange(agentId: string): Promise<void> {
+    const publisher = this.deps.publisher;
+    if (!publisher) return;
+    try {
+      const row = await this.deps.db.selectFrom('agents').select('version').where('id', '=', agentId).executeTakeFirst();
+      if (row) await publisher.publishChanged(agentId, BigInt(row.version));
+    } catch {
+      // Committed: the views' version poll catches up within the staleness bound.
+    }
   }
 
   /** The same, inside the caller's transaction (inbound webhooks dedupe and apply in one). */
@@ -132,7 +147,9 @@ export class TrustService {
     const payload = { evaluationId: ev.id, pactId: ev.pactId ?? null, dimension: ev.dimension, passed: ev.passed ?? null, score: ev.score ?? null, observedAt: ev.observedAt.toISOString(), source: ev.source, evidenceUrl: ev.evidenceUrl ?? null };
     await appendAudit(trx, { actor, action: 'trust.evaluation_recorded', subject: agentId, payload, at: now });
     await emitEvent(trx, 'trust.evaluation_recorded', { agentId, ...payload }, now);
-    await this.recompute(trx, agentId, now, actor);
+    // New evidence changes routing (evidenceOlderThan) even when the score stays: bump the agent's
+    // permission version so every replica's view reloads it (storeScore bumps it on a new score).
+    if (!(await this.recompute(trx, agentId, now, actor))) await sql`update agents set version = nextval('permission_version_seq') where id = ${agentId}`.execute(trx);
     return true;
   }
 
@@ -150,11 +167,11 @@ export class TrustService {
   }
 
   /** Stores a new computed score when it differs from the latest one (history stays exact). */
-  async recompute(trx: DbOrTrx, agentId: string, now: Date, actor: string): Promise<void> {
+  async recompute(trx: DbOrTrx, agentId: string, now: Date, actor: string): Promise<boolean> {
     const evals = await trx.selectFrom('evaluations').select(['dimension', 'passed', 'score', 'observed_at']).where('agent_id', '=', agentId).execute();
     const result = computeScore(evals.map((e) => ({ dimension: e.dimension, passed: e.passed, score: e.score, observedAt: e.observed_at })), now, { thresholds: this.thresholds, weights: this.deps.settings?.weights });
-    if (result.score === null || result.tier === null) return;
-    await this.storeScore(trx, agentId, result.score, result.tier, 'computed', { raw: result.raw, decay: result.decay, dimensions: result.dimensions, evaluationsCounted: result.evaluationsCounted }, now, actor);
+    if (result.score === null || result.tier === null) return false;
+    return this.storeScore(trx, agentId, result.score, result.tier, 'computed', { raw: result.raw, decay: result.decay, dimensions: result.dimensions, evaluationsCounted: result.evaluationsCounted }, now, actor);
   }
 
   /** A score from an external source (Armalo's `score.changed`): stored as is. */

@@ -1,0 +1,106 @@
+import type { Clock } from '../core/clock.js';
+import type { Agent, AgentStatus, OpenApproval } from '../domain/agent.js';
+import { approvalRequired, approvedBy, decide, hasApprovalRouting, routeDecision, type Decision, type DecisionRequest, type RoutingRules } from '../domain/decide.js';
+import type { Metrics } from '../observability/metrics.js';
+import type { LimitedLog } from '../observability/logger.js';
+
+/** What a decision reads: this replica's in-memory view (the `PermissionView`). */
+export interface DecisionView {
+  get(agentId: string): Agent | undefined;
+  isFresh(): boolean;
+  approvalsFor(agentId: string): readonly OpenApproval[];
+  /** A single-use approval was consumed here: forget it, and tell the other replicas. */
+  approvalUsed(agentId: string, requestId: string): Promise<void>;
+}
+
+/** The one write a decision may make: use up a single-use approval, exactly once across replicas. */
+export interface ApprovalConsumer {
+  consume(agentId: string, candidateIds: readonly string[]): Promise<string | undefined>;
+}
+
+export interface DecisionAnswer {
+  decision: Decision;
+  agentStatus: AgentStatus | null;
+  approvalRequestId?: string;
+}
+
+/** How long using up an approval may take before the decision fails closed. */
+export const CONSUME_WAIT_MS = 2000;
+
+/**
+ * The decision use case: may this agent do this now? Owns the whole answer: grants, containment,
+ * routing rules and approvals. Answered from the replica's view; Postgres is asked only to use up
+ * a single-use approval a matching rule needs (one statement). Never throws: whatever goes wrong
+ * answers `deny` with a reason code and counts in `armalo_decision_errors_total`.
+ *
+ * Synchronous whenever no approval has to be used up, so the hot path allocates no promise.
+ */
+export class DecisionService {
+  private readonly routing: boolean;
+
+  constructor(
+    private readonly deps: {
+      view: DecisionView;
+      clock: Clock;
+      metrics: Metrics;
+      rules: RoutingRules;
+      approvals?: ApprovalConsumer;
+      limitedLog?: LimitedLog;
+      consumeWaitMs?: number;
+    },
+  ) {
+    this.routing = hasApprovalRouting(deps.rules);
+  }
+
+  decide(request: DecisionRequest): DecisionAnswer | Promise<DecisionAnswer> {
+    let agent: Agent | undefined;
+    try {
+      const { view, clock } = this.deps;
+      agent = view.get(request.agentId);
+      const now = clock.now();
+      const allowed = decide(agent, request, now, view.isFresh());
+      if (allowed.decision !== 'allow' || !agent || !this.routing) return this.answer(allowed, agent);
+      const step = routeDecision(allowed, agent, request, this.deps.rules, view.approvalsFor(agent.id), now);
+      if (step.kind === 'final') return this.answer(step.decision, agent, step.approvalRequestId);
+      const consumer = this.deps.approvals;
+      if (!consumer) return this.answer(approvalRequired(request, step.rule, step.pendingId), agent, step.pendingId);
+      const routedAgent = agent;
+      return withDeadline(consumer.consume(routedAgent.id, step.candidates), this.deps.consumeWaitMs ?? CONSUME_WAIT_MS).then(
+        (used) => {
+          if (!used) return this.answer(approvalRequired(request, step.rule, step.pendingId), routedAgent, step.pendingId);
+          void view.approvalUsed(routedAgent.id, used).catch(() => undefined);
+          return this.answer(approvedBy(allowed, step.rule, used), routedAgent, used);
+        },
+        (err: unknown) => this.failed('view_stale', err, routedAgent, 'cannot reach Postgres to use the approval this action needs; failing closed'),
+      ).catch((err: unknown) => this.failed('decision_error', err, routedAgent, 'the decision could not be made; failing closed'));
+    } catch (err) {
+      return this.failed('decision_error', err, agent, 'the decision could not be made; failing closed');
+    }
+  }
+
+  private answer(decision: Decision, agent: Agent | undefined, approvalRequestId?: string): DecisionAnswer {
+    this.deps.metrics.decisions.inc({ decision: decision.decision });
+    return { decision, agentStatus: agent?.status ?? null, ...(approvalRequestId ? { approvalRequestId } : {}) };
+  }
+
+  private failed(code: 'view_stale' | 'decision_error', err: unknown, agent: Agent | undefined, message: string): DecisionAnswer {
+    try {
+      this.deps.metrics.decisionErrors.inc({ reason: code });
+      this.deps.metrics.decisions.inc({ decision: 'deny' });
+      this.deps.limitedLog?.('warn', `decision-failed:${code}`, { err: err instanceof Error ? err.message : String(err) }, message);
+    } catch {
+      // Counting or logging must not turn a fail-closed answer into a 500.
+    }
+    return { decision: { decision: 'deny', reasons: [{ code, message }] }, agentStatus: agent?.status ?? null };
+  }
+}
+
+function withDeadline<T>(promise: Promise<T>, ms: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  return Promise.race([
+    promise,
+    new Promise<T>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`no answer from Postgres within ${ms} ms`)), ms);
+    }),
+  ]).finally(() => clearTimeout(timer));
+}
