@@ -79,6 +79,10 @@ describe('authorize', () => {
     });
   });
 
+  it('a policy without roles lets nobody read, and says so', () => {
+    expect(authorize(parsePolicyText('roles: {}\n'), slack('U0ONCALL'), 'read')).toEqual({ ok: false, needed: [], message: 'nobody may read agent state under the current policy' });
+  });
+
   it('a command no role may use says so (fail closed)', () => {
     expect(authorize(policy, slack('U0ONCALL'), 'revoke')).toEqual({ ok: false, needed: [], message: 'nobody may revoke under the current policy' });
   });
