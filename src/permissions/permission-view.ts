@@ -43,8 +43,8 @@ export async function publishPermissionChange(publisher: Redis, channel: string,
  * their views reload that agent's open approvals. Bounded like `publishPermissionChange`; a lost
  * message is caught by the poll, which reloads every open approval.
  */
-export async function publishApprovalsChange(publisher: Redis, channel: string, agentId: string): Promise<void> {
-  const msg: Message = { t: 'approvals', agentId };
+export async function publishApprovalsChange(publisher: Redis, channel: string, agentId: string, from?: string): Promise<void> {
+  const msg: Message = { t: 'approvals', agentId, ...(from ? { from } : {}) };
   await withDeadline(publisher.publish(channel, JSON.stringify(msg)), PUBLISH_WAIT_MS, 'publishing an approval change');
 }
 
@@ -68,7 +68,8 @@ function withDeadline<T>(promise: Promise<T>, ms: number, what: string): Promise
 const messageSchema = z.discriminatedUnion('t', [
   z.object({ t: z.literal('changed'), agentId: z.string().min(1).max(256), version: z.string().regex(/^\d{1,19}$/) }),
   z.object({ t: z.literal('ping'), from: z.string().min(1).max(100) }),
-  z.object({ t: z.literal('approvals'), agentId: z.string().min(1).max(256) }),
+  // `from`: the replica that sent it has applied the change already.
+  z.object({ t: z.literal('approvals'), agentId: z.string().min(1).max(256), from: z.string().min(1).max(100).optional() }),
 ]);
 type Message = z.infer<typeof messageSchema>;
 
@@ -174,13 +175,13 @@ export class PermissionView implements PermissionChangePublisher {
   async approvalUsed(agentId: string, requestId: string): Promise<void> {
     const list = this.approvals.get(agentId);
     if (list) this.approvals.set(agentId, list.filter((a) => a.id !== requestId));
-    await publishApprovalsChange(this.opts.publisher, this.opts.channel, agentId);
+    await publishApprovalsChange(this.opts.publisher, this.opts.channel, agentId, this.id);
   }
 
   /** An approval request changed: reload the agent's open approvals here, then tell the other replicas. */
   async publishApprovalsChanged(agentId: string): Promise<void> {
     await this.reloadApprovals([agentId]);
-    await publishApprovalsChange(this.opts.publisher, this.opts.channel, agentId);
+    await publishApprovalsChange(this.opts.publisher, this.opts.channel, agentId, this.id);
   }
 
   get size(): number {
@@ -227,6 +228,7 @@ export class PermissionView implements PermissionChangePublisher {
       return;
     }
     if (msg.t === 'approvals') {
+      if (msg.from === this.id) return;
       void this.reloadApprovals([msg.agentId]).catch((err: unknown) =>
         this.limitedLog('error', 'reload-approvals', { err: (err as Error).message, agentId: msg.agentId }, 'reloading approvals after a change failed; the poll will retry'),
       );
