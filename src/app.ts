@@ -47,7 +47,7 @@ import { createSlackAdapter, type SlackAdapter } from './slack/slack-app.js';
 import { SlackDirectory, SLACK_HOME_JOB } from './slack/slack-directory.js';
 import { SlackNotifier } from './slack/slack-notifier.js';
 import { createSlackWebClient } from './slack/slack-web.js';
-import { createBotAdapter, createTeamsAdapter, teamsEnabled } from './teams/teams-app.js';
+import { createTeamsAdapter, lazyBotAdapter, teamsEnabled } from './teams/teams-app.js';
 import { TeamsNotifier } from './teams/teams-notifier.js';
 
 /** Raised when the process must not start (unmigrated database, bad policy): the message says why. */
@@ -206,7 +206,7 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
         if (!policy.channels.incidents?.slack) logger.warn('the policy names no Slack incidents channel (channels.incidents.slack): incident notices are not posted');
       }
       if (teamsEnabled(config)) {
-        notify.teams = { notifier: new TeamsNotifier({ db, clock, policy, adapter: createBotAdapter(config), appId: config.teams.appId ?? '', approvals, packets, ...(config.links ? { links: config.links } : {}) }) };
+        notify.teams = { notifier: new TeamsNotifier({ db, clock, policy, adapter: lazyBotAdapter(config), appId: config.teams.appId ?? '', approvals, packets, ...(config.links ? { links: config.links } : {}) }) };
       }
       workers = await startWorkers({
         notify,

@@ -51,7 +51,8 @@ export class TeamsNotifier {
       db: Db;
       clock: Clock;
       policy: Policy;
-      adapter: TeamsAdapter;
+      /** Created on first use (the Teams SDK loads then): see lazyBotAdapter. */
+      adapter: () => Promise<TeamsAdapter>;
       appId: string;
       approvals: ApprovalService;
       packets?: PacketService;
@@ -70,7 +71,8 @@ export class TeamsNotifier {
   private async inConversation<T>(reference: Partial<ConversationReference>, work: (ctx: TurnContext) => Promise<T>): Promise<T> {
     let out: T | undefined;
     try {
-      await this.deps.adapter.continueConversationAsync(this.deps.appId, reference, async (ctx) => {
+      const adapter = await this.deps.adapter();
+      await adapter.continueConversationAsync(this.deps.appId, reference, async (ctx) => {
         out = await work(ctx);
       });
     } catch (err) {
