@@ -10,7 +10,8 @@ import { conflict, CodedError, ErrorCode, notFound } from '../domain/errors.js';
 import type { EventType } from '../domain/events.js';
 import { addOutboxJob, emitEvent, QUEUES } from '../outbox/outbox.repository.js';
 import type { Policy } from '../policy/policy.schema.js';
-import type { TrustTier } from '../domain/trust-score.js';
+import type { Agent } from '../domain/agent.js';
+import { routeInputOf } from '../domain/decide.js';
 
 export const APPROVAL_TIMER_JOB = 'approval-timer';
 export const APPROVAL_CARDS_JOB = 'approval-cards';
@@ -110,22 +111,11 @@ export class ApprovalService {
     return this.deps.policy.routing.some((r) => r.approvers.length > 0);
   }
 
-  /** The agent's trust as routing sees it when a request is created: latest score and tier, age of the newest evidence. */
-  async trustState(agentId: string): Promise<{ score: number | null; tier: TrustTier | null; evidenceAgeMs: number | null }> {
-    const { db, clock } = this.deps;
-    const [latest, newest] = await Promise.all([
-      db.selectFrom('trust_scores').select(['score', 'tier']).where('agent_id', '=', agentId).orderBy('computed_at', 'desc').orderBy('id', 'desc').executeTakeFirst(),
-      db.selectFrom('evaluations').select((eb) => eb.fn.max('observed_at').as('at')).where('agent_id', '=', agentId).executeTakeFirst(),
-    ]);
-    const at = newest?.at ? new Date(newest.at as unknown as string) : null;
-    return { score: latest?.score ?? null, tier: (latest?.tier as TrustTier | undefined) ?? null, evidenceAgeMs: at ? clock.now().getTime() - at.getTime() : null };
-  }
-
-  /** The route a request would take, or null. */
-  async routeFor(agent: { id: string; riskTier: Parameters<typeof computeRoute>[1]['riskTier']; owner: string }, action: string, context: Record<string, unknown>, requester?: string): Promise<RouteSnapshot | null> {
+  /** The route a request would take, or null: from the agent as loaded (its trust data included). */
+  routeFor(agent: Agent, action: string, context: Record<string, unknown>, requester?: string): RouteSnapshot | null {
     return computeRoute(
       this.deps.policy,
-      { action, context, riskTier: agent.riskTier, ...(await this.trustState(agent.id)) },
+      routeInputOf(agent, action, context, this.deps.clock.now()),
       (p) => isPerson(p, { text: agent.owner }) || (requester !== undefined && isPerson(p, { text: requester })),
     );
   }
@@ -141,7 +131,7 @@ export class ApprovalService {
     if (agent.status === 'contained' || agent.status === 'revoked') {
       throw conflict(`agent ${agent.id} is ${agent.status}: approval requests are refused until it is restored`);
     }
-    const route = await this.routeFor(agent, input.action, input.context, requester);
+    const route = this.routeFor(agent, input.action, input.context, requester);
     if (!route) {
       // A request no rule covers is refused rather than sent to a default route: a security policy
       // should say who approves, not leave it to us. (Documented in docs/approvals.md.)

@@ -179,15 +179,20 @@ export function hasApprovalRouting(rules: RoutingRules): boolean {
   return rules.some((r) => r.approvers.length > 0);
 }
 
-export function routeDecision(allowed: Decision, agent: Agent, request: DecisionRequest, rules: RoutingRules, approvals: readonly OpenApproval[], now: Date): RoutedStep {
-  const input: RouteInput = {
-    action: request.action,
-    context: request.context,
+/** What routing rules match on, from the agent's picture (its trust data included) at `now`. */
+export function routeInputOf(agent: Agent, action: string, context: Record<string, unknown>, now: Date): RouteInput {
+  return {
+    action,
+    context,
     riskTier: agent.riskTier,
     score: agent.trustScore ?? null,
     tier: agent.trustTier ?? null,
     evidenceAgeMs: agent.newestEvidenceAt ? now.getTime() - agent.newestEvidenceAt.getTime() : null,
   };
+}
+
+export function routeDecision(allowed: Decision, agent: Agent, request: DecisionRequest, rules: RoutingRules, approvals: readonly OpenApproval[], now: Date): RoutedStep {
+  const input = routeInputOf(agent, request.action, request.context, now);
   const found = rules.find((r) => r.approvers.length > 0 && ruleMatches(r.match, input));
   if (!found) return { kind: 'final', decision: allowed };
   const rule: MatchedRule = { id: found.id, why: matchReasons(found.match, input) };
