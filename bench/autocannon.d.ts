@@ -11,6 +11,8 @@ declare module 'autocannon' {
       method?: 'GET' | 'POST' | 'PUT' | 'DELETE';
       headers?: Record<string, string>;
       body?: string | Buffer;
+      /** Requests sent in turn on each connection (each overrides the defaults above). */
+      requests?: { method?: 'GET' | 'POST' | 'PUT' | 'DELETE'; path?: string; body?: string; headers?: Record<string, string> }[];
       connections?: number;
       pipelining?: number;
       /** Seconds. */

@@ -19,6 +19,8 @@ import { createDb, ensureDatabaseExists } from '../src/db/database.js';
 import { migrateToLatest } from '../src/db/migrator.js';
 import { ROOT, startChild, type ServerChild } from './lib/children.js';
 import { Samples, fmtInt, fmtMs, median, table } from './lib/stats.js';
+import { HttpPool } from './lib/http.js';
+import { BENCH_POLICY_NOTE, INSTANCE_NODE_FLAGS, configuredInstanceEnv, mb, writeBenchPolicy } from './lib/instance.js';
 import { runSlackBench, slackBudgetSeconds } from './slack.js';
 import { approvalsBudgetSeconds, runApprovalsBench } from './approvals.js';
 import { packetsBudgetSeconds, runPacketsBench } from './packets.js';
@@ -31,8 +33,12 @@ const REDIS_URL = `redis://${HOST}:6379`;
 const MAX_CONNECTIONS = 32;
 const RATE = 1000;
 const RATE_CONNECTIONS = 10;
-const GOAL_RATIO = 0.5;
-const GOAL_P99_MS = 5;
+/** Goals (issue 11): throughput vs bare for an action no rule covers, and for one a rule covers. */
+const GOAL_RATIO_UNCOVERED = 0.7;
+const GOAL_RATIO_COVERED = 0.5;
+const GOAL_P99_MS = 2;
+const GOAL_TTE_P99_MS = 100;
+const GOAL_RSS_MB = 180;
 
 function intFromEnv(name: string, fallback: number, min: number, max: number): number {
   const raw = process.env[name];
@@ -56,6 +62,8 @@ const TTE_AGENTS = intFromEnv('BENCH_TTE_AGENTS', 30, 1, 500);
 const APPROVALS_RATE = intFromEnv('BENCH_APPROVALS_RATE', 5, 1, 50);
 /** Seconds to wait, after the approvals run, for the cards still queued. */
 const APPROVALS_DRAIN = intFromEnv('BENCH_APPROVALS_DRAIN', 60, 0, 600);
+/** Contain/restore cycles in the decision part's time-to-effect series. */
+const TTE_CYCLES = intFromEnv('BENCH_TTE_CYCLES', 30, 1, 500);
 /** Trust packets measured per path (REST and Slack). */
 const PACKET_RUNS = intFromEnv('BENCH_PACKET_RUNS', 5, 1, 50);
 
@@ -77,8 +85,8 @@ const PROFILE_DIR = path.join(ROOT, 'bench', '.profiles');
 const here = (p: string) => fileURLToPath(new URL(p, import.meta.url));
 const APP_SCRIPT = here('./servers/app-server.ts');
 const BARE_SCRIPT = here('./servers/bare-server.ts');
+const FAKE_SLACK_SCRIPT = here('./servers/fake-slack-server.ts');
 
-const AGENT_ID = 'bench-underwriting-bot';
 const AGENT = {
   name: 'Benchmark underwriting bot',
   owner: 'bench@example.com',
@@ -91,10 +99,23 @@ const AGENT = {
     { scope: 'crm:read' },
   ],
 };
-const DECISION_REQUEST = JSON.stringify({ agentId: AGENT_ID, action: 'payments:transfer', context: { amount: 500 } });
+/**
+ * The decision part's agents: medium risk (the example policy routes every action of a high or
+ * critical agent) with fresh evidence (its stale-evidence rule adds an approver otherwise), so
+ * that which rules cover a request depends on the request alone.
+ */
+const DECISION_AGENT_ID = 'bench-decisions-bot';
+const TTE_AGENT_ID = 'bench-tte-bot';
+const DECISION_AGENT = { ...AGENT, name: 'Benchmark decisions bot', riskTier: 'medium' };
+/** An action no routing rule of the example policy covers. */
+const UNCOVERED_REQUEST = JSON.stringify({ agentId: DECISION_AGENT_ID, action: 'crm:read' });
+/** An action the large-payments rule covers (payments:*) whose context does not trigger it (amount 500, rule over 10,000). */
+const COVERED_REQUEST = JSON.stringify({ agentId: DECISION_AGENT_ID, action: 'payments:transfer', context: { amount: 500 } });
+const TTE_REQUEST = JSON.stringify({ agentId: TTE_AGENT_ID, action: 'payments:transfer', context: { amount: 500 } });
 const isAllow = (body: string) => body.includes('"decision":"allow"');
 
-type Server = 'bare' | 'app';
+type Server = 'bare' | 'uncovered' | 'covered';
+const SERVERS: readonly Server[] = ['bare', 'uncovered', 'covered'];
 type Mode = 'max' | 'rate';
 
 interface RunResult {
@@ -113,7 +134,7 @@ interface RunResult {
 }
 
 /** One autocannon run; latencies are collected here at sub-millisecond resolution. */
-async function load(server: ServerChild, token: string, mode: Mode, seconds: number): Promise<RunResult> {
+async function load(server: ServerChild, token: string, mode: Mode, seconds: number, body: string): Promise<RunResult> {
   const samples = new Samples();
   let responses = 0;
   const url = `http://${HOST}:${server.port}`;
@@ -127,7 +148,7 @@ async function load(server: ServerChild, token: string, mode: Mode, seconds: num
         url: `${url}/v1/decisions`,
         method: 'POST',
         headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` },
-        body: DECISION_REQUEST,
+        body,
         connections: mode === 'max' ? MAX_CONNECTIONS : RATE_CONNECTIONS,
         pipelining: 1,
         duration: seconds,
@@ -175,8 +196,8 @@ async function post(url: string, body: string, headers: Record<string, string>):
 }
 
 /** Fails loudly unless the server answers the benchmark request with 200 and decision allow. */
-async function checkSample(name: string, url: string, token: string): Promise<string> {
-  const res = await post(`${url}/v1/decisions`, DECISION_REQUEST, { authorization: `Bearer ${token}` });
+async function checkSample(name: string, url: string, token: string, body: string): Promise<string> {
+  const res = await post(`${url}/v1/decisions`, body, { authorization: `Bearer ${token}` });
   if (res.status !== 200 || !isAllow(res.text)) {
     throw new Error(`${name}: sample decision is not a 200 allow; got ${res.status} ${res.text}`);
   }
@@ -227,76 +248,170 @@ interface DecisionRun {
   databaseUrl: string;
   prefix: string;
   token: string;
+  tempDir: string;
   /** This part's children; the run's cleanup stops them too. */
   children: ServerChild[];
   profileArgs(name: string): string[];
 }
 
-/** The decision endpoint against the bare baseline: per-run lines, the table and the two goals. */
-async function decisionPart({ databaseUrl, prefix, token, children, profileArgs }: DecisionRun): Promise<void> {
-  children.push(
-    await startChild(
-      'app',
-      APP_SCRIPT,
-      {
-        NODE_ENV: 'production',
-        ARMALO_ROLE: 'web',
-        DATABASE_URL: databaseUrl,
-        REDIS_URL,
-        HOST,
-        PORT: '0',
-        LOG_LEVEL: 'warn',
-        ARMALO_QUEUE_PREFIX: prefix,
-        ARMALO_API_TOKENS: `bench:${token}`,
-      },
-      { execArgv: profileArgs('app') },
-    ),
-  );
-  const appUrl = `http://${HOST}:${children[0]!.port}`;
-  const put = await fetch(`${appUrl}/v1/agents/${AGENT_ID}`, {
-    method: 'PUT',
+async function putJson(url: string, token: string, method: 'PUT' | 'POST', body: unknown): Promise<void> {
+  const res = await fetch(url, {
+    method,
     headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` },
-    body: JSON.stringify(AGENT),
+    body: JSON.stringify(body),
     signal: AbortSignal.timeout(5000),
   });
-  if (put.status !== 201 && put.status !== 200) throw new Error(`registering the agent failed: ${put.status} ${await put.text()}`);
-  const answer = await checkSample('app', appUrl, token);
+  if (res.status >= 300) throw new Error(`${method} ${new URL(url).pathname} failed: ${res.status} ${await res.text()}`);
+}
 
-  children.push(await startChild('bare', BARE_SCRIPT, { BODY: answer }, { execArgv: profileArgs('bare') }));
-  const bareUrl = `http://${HOST}:${children[1]!.port}`;
-  const bareAnswer = await checkSample('bare', bareUrl, token);
-  if (Buffer.byteLength(bareAnswer) !== Buffer.byteLength(answer)) throw new Error('the bare server does not answer the same bytes');
-  console.log(`request body ${Buffer.byteLength(DECISION_REQUEST)} bytes; answer body ${Buffer.byteLength(answer)} bytes (both servers): ${answer}`);
+interface TteResult {
+  contain: Samples;
+  restore: Samples;
+  /** B's answers to the contain and restore calls. */
+  acks: Samples;
+  failures: string[];
+  /** The background decision load on A while the cycles ran. */
+  load: { rps: number; non2xx: number; errors: number; mismatches: number };
+  generatorStallP99: number;
+}
 
-  const servers: Record<Server, ServerChild> = { app: children[0]!, bare: children[1]! };
+/**
+ * Containment time-to-effect on another instance: a 1,000 req/s decision load runs against A
+ * while a poller asks A about the TTE agent back to back on its own connection; `contain` goes to
+ * B over REST. Measured from just before the contain is handed to node:http until the poller's
+ * first `deny` from A. Then `restore` (which the bench policy lets through at once) goes to B and
+ * the time until A allows again is measured the same way.
+ */
+async function timeToEffect(a: ServerChild, b: ServerChild, token: string): Promise<TteResult> {
+  const headers = { 'content-type': 'application/json', authorization: `Bearer ${token}` };
+  const poller = new HttpPool(HOST, a.port, 1);
+  const commander = new HttpPool(HOST, b.port, 1);
+  const out: TteResult = { contain: new Samples(), restore: new Samples(), acks: new Samples(), failures: [], load: { rps: 0, non2xx: 0, errors: 0, mismatches: 0 }, generatorStallP99: 0 };
+  const loopDelay = monitorEventLoopDelay({ resolution: 5 });
+  let background: autocannon.Instance | undefined;
+  const backgroundDone = new Promise<void>((resolve, reject) => {
+    background = autocannon(
+      { url: `http://${HOST}:${a.port}/v1/decisions`, method: 'POST', headers, body: UNCOVERED_REQUEST, connections: RATE_CONNECTIONS, pipelining: 1, duration: 3600, timeout: 10, overallRate: RATE, verifyBody: isAllow },
+      (err, r) => {
+        if (err) return reject(err);
+        out.load = { rps: r['2xx'] / r.duration, non2xx: r.non2xx, errors: r.errors, mismatches: r.mismatches };
+        resolve();
+      },
+    );
+  });
+  /** Polls A until its answer is `want`; resolves with when that answer arrived, or undefined after 5 s. */
+  const pollUntil = async (want: 'allow' | 'deny', since: number): Promise<number | undefined> => {
+    for (;;) {
+      const ans = await poller.post('/v1/decisions', headers, TTE_REQUEST, 5000);
+      if (ans.status !== 200) throw new Error(`decision on A: HTTP ${ans.status} ${ans.body.slice(0, 300)}`);
+      if (ans.body.includes(`"decision":"${want}"`)) return ans.doneAt;
+      if (ans.doneAt - since > 5000) return undefined;
+    }
+  };
+  const act = (action: 'contain' | 'restore') => commander.post(`/v1/agents/${TTE_AGENT_ID}/actions`, headers, JSON.stringify({ action, reason: 'bench time-to-effect' }), 5000);
+  try {
+    await new Promise((r) => setTimeout(r, 1000)); // the load settles
+    loopDelay.enable();
+    for (let i = 0; i < TTE_CYCLES && out.failures.length < 3; i++) {
+      if ((await pollUntil('allow', performance.now())) === undefined) {
+        out.failures.push(`cycle ${i + 1}: A did not allow before the contain`);
+        continue;
+      }
+      for (const [action, want, samples] of [['contain', 'deny', out.contain], ['restore', 'allow', out.restore]] as const) {
+        const sentAt = performance.now();
+        const answer = act(action).then((ans) => {
+          if (ans.status !== 201 && ans.status !== 200) out.failures.push(`cycle ${i + 1}: ${action} on B answered ${ans.status} ${ans.body.slice(0, 300)}`);
+          else out.acks.add(ans.ms);
+        });
+        const at = await pollUntil(want, sentAt);
+        await answer;
+        if (at === undefined) out.failures.push(`cycle ${i + 1}: A did not ${want} within 5 s of the ${action}`);
+        else samples.add(at - sentAt);
+      }
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  } finally {
+    loopDelay.disable();
+    background?.stop();
+    await backgroundDone.catch((err: Error) => out.failures.push(`background load: ${err.message}`));
+    poller.close();
+    commander.close();
+  }
+  out.generatorStallP99 = Math.max(0, loopDelay.percentile(99) / 1e6 - 5);
+  return out;
+}
+
+/**
+ * The decision endpoint against the bare baseline, the way a deployment runs it: two instances
+ * (`ARMALO_ROLE=all`, Slack and Teams configured against local fakes, the example policy with an
+ * immediate restore), throughput and latency on A, containment time-to-effect from B to A, and
+ * each instance's RSS at the end. Per-run lines, the table and the goals.
+ */
+async function decisionPart({ databaseUrl, prefix, token, tempDir, children, profileArgs }: DecisionRun): Promise<void> {
+  const fake = await startChild('fake-slack', FAKE_SLACK_SCRIPT, { HOST });
+  children.push(fake);
+  const instanceEnv = configuredInstanceEnv({ databaseUrl, redisUrl: REDIS_URL, host: HOST, queuePrefix: prefix, apiToken: token, policyFile: writeBenchPolicy(tempDir), fakeUrl: `http://${HOST}:${fake.port}` });
+  const a = await startChild('app A', APP_SCRIPT, instanceEnv, { execArgv: [...INSTANCE_NODE_FLAGS, ...profileArgs('app')] });
+  children.push(a);
+  const b = await startChild('app B', APP_SCRIPT, instanceEnv, { execArgv: [...INSTANCE_NODE_FLAGS, ...profileArgs('app-b')] });
+  children.push(b);
+  const rssAtStart = [await a.cpuUsage(), await b.cpuUsage()].map((u) => u.rss);
+  const appUrl = `http://${HOST}:${a.port}`;
+  for (const id of [DECISION_AGENT_ID, TTE_AGENT_ID]) {
+    await putJson(`${appUrl}/v1/agents/${id}`, token, 'PUT', DECISION_AGENT);
+    // Fresh evidence, so the example policy's stale-evidence rule does not match.
+    await putJson(`${appUrl}/v1/agents/${id}/evaluations`, token, 'POST', { id: `bench-eval-${id}`, dimension: 'safety', passed: true, observedAt: new Date().toISOString(), source: 'bench' });
+  }
+  const answers = { uncovered: await checkSample('app (no rule covers)', appUrl, token, UNCOVERED_REQUEST), covered: await checkSample('app (a rule covers)', appUrl, token, COVERED_REQUEST) };
+  await checkSample('app B', `http://${HOST}:${b.port}`, token, TTE_REQUEST);
+
+  const bare = await startChild('bare', BARE_SCRIPT, { BODY: answers.uncovered }, { execArgv: profileArgs('bare') });
+  children.push(bare);
+  const bareUrl = `http://${HOST}:${bare.port}`;
+  const bareAnswer = await checkSample('bare', bareUrl, token, UNCOVERED_REQUEST);
+  if (Buffer.byteLength(bareAnswer) !== Buffer.byteLength(answers.uncovered)) throw new Error('the bare server does not answer the same bytes');
+  console.log(BENCH_POLICY_NOTE);
+  console.log(`no rule covers: ${UNCOVERED_REQUEST} → ${answers.uncovered}`);
+  console.log(`a rule covers, context does not trigger it: ${COVERED_REQUEST} → ${answers.covered}`);
+
+  const targets: Record<Server, { child: ServerChild; body: string }> = {
+    bare: { child: bare, body: UNCOVERED_REQUEST },
+    uncovered: { child: a, body: UNCOVERED_REQUEST },
+    covered: { child: a, body: COVERED_REQUEST },
+  };
   const ensureAlive = () => {
     const dead = children.find((c) => c.exited());
-    if (dead) throw new Error(`${dead.name} server exited during the benchmark`);
+    if (dead) throw new Error(`${dead.name} exited during the benchmark`);
   };
 
   if (WARMUP > 0) {
-    for (const server of ['bare', 'app'] as const) {
-      await load(servers[server], token, 'max', WARMUP);
+    for (const server of SERVERS) {
+      await load(targets[server].child, token, 'max', WARMUP, targets[server].body);
       ensureAlive();
     }
   }
 
-  // Interleaved (bare, app, bare, app ...) so drift on the machine hits both servers alike.
-  const results: Record<Server, Record<Mode, RunResult[]>> = { bare: { max: [], rate: [] }, app: { max: [], rate: [] } };
+  // Interleaved (bare, ours, ours, bare ...) so drift on the machine hits both servers alike.
+  const results: Record<Server, Record<Mode, RunResult[]>> = { bare: { max: [], rate: [] }, uncovered: { max: [], rate: [] }, covered: { max: [], rate: [] } };
   for (let round = 1; round <= ROUNDS; round++) {
     for (const mode of ['max', 'rate'] as const) {
-      for (const server of ['bare', 'app'] as const) {
-        const r = await load(servers[server], token, mode, DURATION);
+      for (const server of SERVERS) {
+        const r = await load(targets[server].child, token, mode, DURATION, targets[server].body);
         ensureAlive();
         results[server][mode].push(r);
         const label = mode === 'max' ? `max load (${MAX_CONNECTIONS} conn)` : `${fmtInt(RATE)} req/s (${RATE_CONNECTIONS} conn)`;
         console.log(
-          `round ${round}/${ROUNDS} ${server.padEnd(4)} ${label.padEnd(24)} ${fmtInt(r.rps).padStart(7)} req/s  p50 ${fmtMs(r.p50)} ms  p99 ${fmtMs(r.p99)} ms` +
+          `round ${round}/${ROUNDS} ${server.padEnd(9)} ${label.padEnd(24)} ${fmtInt(r.rps).padStart(7)} req/s  p50 ${fmtMs(r.p50)} ms  p99 ${fmtMs(r.p99)} ms` +
             `  server CPU/req ${fmtInt(r.userPerRequest)}+${fmtInt(r.systemPerRequest)} µs  generator stall p99 ${fmtMs(r.generatorStallP99)} ms  non-2xx ${r.non2xx}  errors ${r.errors}${r.mismatches ? `  not-allow answers ${r.mismatches}` : ''}`,
         );
       }
     }
   }
+
+  console.log(`time-to-effect: ${TTE_CYCLES} contain/restore cycle(s) sent to B, decisions polled on A under ${fmtInt(RATE)} req/s`);
+  const tte = await timeToEffect(a, b, token);
+  ensureAlive();
+  const rssAtEnd = [await a.cpuUsage(), await b.cpuUsage()].map((u) => u.rss);
 
   const summary = (server: Server) => {
     const max = results[server].max;
@@ -317,48 +432,56 @@ async function decisionPart({ databaseUrl, prefix, token, children, profileArgs 
       mismatches: all.reduce((n, r) => n + r.mismatches, 0),
     };
   };
-  const s = { bare: summary('bare'), app: summary('app') };
-  const names: Record<Server, string> = { bare: 'bare node:http', app: 'POST /v1/decisions' };
+  const s = { bare: summary('bare'), uncovered: summary('uncovered'), covered: summary('covered') };
+  const names: Record<Server, string> = { bare: 'bare node:http', uncovered: 'ours, no rule covers', covered: 'ours, rule not triggered' };
 
   console.log('');
   console.log(
     table(
       [
         ['', 'max load', 'max load', 'max load', `@${fmtInt(RATE)}/s`, `@${fmtInt(RATE)}/s`, '', ''],
-        ['server', 'req/s', 'p50 ms', 'p99 ms', 'p50 ms', 'p99 ms', 'non-2xx', 'errors'],
+        ['server (ours: ARMALO_ROLE=all)', 'req/s', 'p50 ms', 'p99 ms', 'p50 ms', 'p99 ms', 'non-2xx', 'errors'],
       ],
-      (['bare', 'app'] as const).map((k) => [
-        names[k],
-        fmtInt(s[k].rps),
-        fmtMs(s[k].maxP50),
-        fmtMs(s[k].maxP99),
-        fmtMs(s[k].rateP50),
-        fmtMs(s[k].rateP99),
-        String(s[k].non2xx),
-        String(s[k].errors),
-      ]),
+      SERVERS.map((k) => [names[k], fmtInt(s[k].rps), fmtMs(s[k].maxP50), fmtMs(s[k].maxP99), fmtMs(s[k].rateP50), fmtMs(s[k].rateP99), String(s[k].non2xx), String(s[k].errors)]),
     ),
   );
   console.log(`(medians of ${ROUNDS} round(s) of ${DURATION} s; max load = ${MAX_CONNECTIONS} connections, pipelining 1; non-2xx and errors are totals over all runs)`);
-  for (const k of ['bare', 'app'] as const) {
+  for (const k of SERVERS) {
     if (s[k].timeouts || s[k].mismatches) console.log(`${names[k]}: errors include ${s[k].timeouts} timeout(s) and ${s[k].mismatches} answer(s) that were not "allow"`);
     if (s[k].rateRps < RATE * 0.95) console.log(`${names[k]}: the fixed-rate runs reached only ${fmtInt(s[k].rateRps)} req/s of ${fmtInt(RATE)}`);
   }
-
   const cpu = (k: Server) => `${fmtInt(s[k].userPerRequest)} user + ${fmtInt(s[k].systemPerRequest)} system`;
-  console.log(`server CPU per request at max load, µs (median): bare ${cpu('bare')}, ours ${cpu('app')}`);
-  const allRuns = [...results.bare.max, ...results.app.max, ...results.bare.rate, ...results.app.rate];
+  console.log(`server CPU per request at max load, µs (median): bare ${cpu('bare')}; no rule covers ${cpu('uncovered')}; rule not triggered ${cpu('covered')}`);
+  const allRuns = SERVERS.flatMap((k) => [...results[k].max, ...results[k].rate]);
   console.log(`load generator event-loop stall p99, median of runs: ${fmtMs(median(allRuns.map((r) => r.generatorStallP99)))} ms (its stalls count as server latency)`);
+  const c = tte.contain.percentiles([0.5, 0.99, 1]);
+  const r = tte.restore.percentiles([0.5, 0.99, 1]);
+  const ack = tte.acks.percentiles([0.5, 0.99]);
+  console.log(
+    `time-to-effect on A of a contain sent to B: n ${tte.contain.count}  p50 ${fmtMs(c[0]!)} ms  p99 ${fmtMs(c[1]!)} ms  max ${fmtMs(c[2]!)} ms; of the restore: p50 ${fmtMs(r[0]!)} ms  p99 ${fmtMs(r[1]!)} ms; B's answer to the call p50 ${fmtMs(ack[0]!)} ms p99 ${fmtMs(ack[1]!)} ms` +
+      `  (background load on A ${fmtInt(tte.load.rps)} req/s, non-2xx ${tte.load.non2xx}, errors ${tte.load.errors + tte.load.mismatches}; generator stall p99 ${fmtMs(tte.generatorStallP99)} ms)`,
+  );
+  for (const f of tte.failures) console.log(`time-to-effect failure: ${f}`);
+  console.log(`RSS per instance, MB: A ${mb(rssAtStart[0]!)} at start → ${mb(rssAtEnd[0]!)} after the run; B ${mb(rssAtStart[1]!)} → ${mb(rssAtEnd[1]!)} (node flags ${INSTANCE_NODE_FLAGS.join(' ')}, under tsx)`);
   console.log(`load average at the end ${loadAvg()}`);
 
-  const ratio = s.app.rps / s.bare.rps;
   const verdict = (ok: boolean) => (ok ? 'PASS' : 'MISS');
-  console.log(`throughput ratio ours/bare: ${ratio.toFixed(2)} (${fmtInt(s.app.rps)} / ${fmtInt(s.bare.rps)} req/s)`);
-  console.log(`goal "at least half the bare server's throughput":  ${verdict(ratio >= GOAL_RATIO)} (${ratio.toFixed(2)})`);
+  const ratioU = s.uncovered.rps / s.bare.rps;
+  const ratioC = s.covered.rps / s.bare.rps;
+  const worstP99 = Math.max(s.uncovered.rateP99, s.covered.rateP99);
+  const worstRss = Math.max(...rssAtEnd) / 1024 / 1024;
   const floor = s.bare.rateP99 >= GOAL_P99_MS * 0.8 ? `; inconclusive here: the bare server's own p99 is ${fmtMs(s.bare.rateP99)} ms` : `; bare server ${fmtMs(s.bare.rateP99)} ms`;
-  console.log(`goal "p99 under ${GOAL_P99_MS} ms at ${fmtInt(RATE)} requests/s":         ${verdict(s.app.rateP99 < GOAL_P99_MS)} (${fmtMs(s.app.rateP99)} ms${floor})`);
+  const goals: [string, boolean, string][] = [
+    [`throughput, no rule covers >= ${GOAL_RATIO_UNCOVERED}x bare`, ratioU >= GOAL_RATIO_UNCOVERED, `${ratioU.toFixed(2)}x (${fmtInt(s.uncovered.rps)} / ${fmtInt(s.bare.rps)} req/s)`],
+    [`throughput, a rule covers, not triggered >= ${GOAL_RATIO_COVERED}x bare`, ratioC >= GOAL_RATIO_COVERED, `${ratioC.toFixed(2)}x (${fmtInt(s.covered.rps)} / ${fmtInt(s.bare.rps)} req/s)`],
+    [`p99 <= ${GOAL_P99_MS} ms at ${fmtInt(RATE)} req/s`, worstP99 <= GOAL_P99_MS && s.uncovered.errors + s.covered.errors === 0, `${fmtMs(s.uncovered.rateP99)} / ${fmtMs(s.covered.rateP99)} ms${floor}`],
+    [`containment time-to-effect on another instance p99 <= ${GOAL_TTE_P99_MS} ms`, tte.failures.length === 0 && tte.contain.count > 0 && c[1]! <= GOAL_TTE_P99_MS, `${fmtMs(c[1]!)} ms over ${tte.contain.count} cycle(s)${tte.failures.length ? `, ${tte.failures.length} failure(s)` : ''}`],
+    [`RSS per instance after the run <= ${GOAL_RSS_MB} MB`, worstRss <= GOAL_RSS_MB, `A ${mb(rssAtEnd[0]!)} MB, B ${mb(rssAtEnd[1]!)} MB`],
+  ];
+  console.log('');
+  console.log(table([['goal', 'verdict', 'measured']], goals.map(([goal, ok, measured]) => [goal, verdict(ok), measured])));
   // The next part gets the machine to itself.
-  await Promise.all(children.map((c) => c.stop()));
+  await Promise.all(children.map((child) => child.stop()));
 }
 
 async function main(): Promise<number> {
@@ -409,7 +532,7 @@ async function main(): Promise<number> {
   // slack. Slack: start-ups, warm-up, the ack run, and every time-to-effect measurement timing out.
   // Approvals: start-ups, the sample, the run and the whole drain. Packets: start-ups, seeding,
   // and every run timing out.
-  const decisionBudget = ROUNDS * 4 * (DURATION + 3) + 2 * (WARMUP + 3) + 90;
+  const decisionBudget = ROUNDS * 6 * (DURATION + 3) + 3 * (WARMUP + 3) + TTE_CYCLES * 11 + 120;
   const slackBudget = slackBudgetSeconds({ duration: DURATION, warmup: WARMUP, tteAgents: TTE_AGENTS });
   const approvalsBudget = approvalsBudgetSeconds({ duration: DURATION, drain: APPROVALS_DRAIN });
   const packetsBudget = packetsBudgetSeconds({ runs: PACKET_RUNS });
@@ -457,9 +580,9 @@ async function main(): Promise<number> {
     };
     await migrate();
 
-    if (PARTS.decisions) await decisionPart({ databaseUrl, prefix, token, children: decisionChildren, profileArgs });
+    tempDir = mkdtempSync(path.join(tmpdir(), 'armalo-bench-'));
+    if (PARTS.decisions) await decisionPart({ databaseUrl, prefix, token, tempDir, children: decisionChildren, profileArgs });
 
-    if (PARTS.slack || PARTS.approvals || PARTS.packets) tempDir = mkdtempSync(path.join(tmpdir(), 'armalo-bench-'));
     if (PARTS.slack) {
       if (PARTS.decisions) console.log('');
       if (PARTS.decisions) await migrate();

@@ -92,3 +92,55 @@ console.log('percentages below are of busy time');
 print('self time by area', selfByArea, busy, (k) => k === '(idle)');
 print('self time by function', selfByFn, busy, (k) => k.startsWith('(idle)'));
 print('inclusive time by function', inclusiveByFn, busy, (k) => k.startsWith('(root)') || k.startsWith('(idle)'));
+
+// Long tasks: runs of consecutive busy samples (no idle sample between them) of at least
+// LONG_TASK_MS. At a fixed rate each request is a short task, so these runs are what holds a burst
+// of requests up (p99). Runs longer than SATURATED_MS are the max-load runs, when the loop is never
+// idle, and are left out. Each run is named by the frames of ours or of a package that took most of
+// it (inclusive), so a timer's poll, a job or a GC shows up by name.
+const LONG_TASK_MS = Number(process.env.LONG_TASK_MS ?? 3);
+const SATURATED_MS = 200;
+const GENERIC = /^(processTicksAndRejections|runMicrotasks|listOnTimeout|processTimers|emit|\(anonymous\)) /;
+const isOurs = (frame: CallFrame) => {
+  const a = area(frame);
+  return a === '(garbage collector)' || a.startsWith('npm ') || a.startsWith('src/') || a.startsWith('jobs/');
+};
+const tasks = new Map<string, { count: number; total: number; max: number }>();
+let runMs = 0;
+let runFrames = new Map<string, number>();
+const closeRun = () => {
+  if (runMs >= LONG_TASK_MS && runMs < SATURATED_MS) {
+    const named = [...runFrames].filter(([k]) => !GENERIC.test(k)).sort((a, b) => b[1] - a[1]).slice(0, 2).map(([k]) => k);
+    const key = named.join('  <  ') || '(node internals only)';
+    const t = tasks.get(key) ?? { count: 0, total: 0, max: 0 };
+    t.count++;
+    t.total += runMs;
+    t.max = Math.max(t.max, runMs);
+    tasks.set(key, t);
+  }
+  runMs = 0;
+  runFrames = new Map();
+};
+for (let i = 0; i < profile.samples.length; i++) {
+  const node = byId.get(profile.samples[i]!);
+  const dt = (profile.timeDeltas[i + 1] ?? profile.timeDeltas[i] ?? 0) / 1000;
+  if (!node || node.callFrame.functionName === '(idle)') {
+    closeRun();
+    continue;
+  }
+  runMs += dt;
+  const seen = new Set<string>();
+  for (let id: number | undefined = node.id; id !== undefined; id = parent.get(id)) {
+    const frame = byId.get(id)!.callFrame;
+    if (!isOurs(frame)) continue;
+    const key = label(frame);
+    if (seen.has(key)) continue;
+    seen.add(key);
+    runFrames.set(key, (runFrames.get(key) ?? 0) + dt);
+  }
+}
+closeRun();
+console.log(`\nlong tasks (busy runs of ${LONG_TASK_MS}-${SATURATED_MS} ms), by the two frames of ours or a package that took most of them`);
+for (const [k, t] of [...tasks].sort((a, b) => b[1].total - a[1].total).slice(0, top)) {
+  console.log(`${String(t.count).padStart(5)} x  max ${t.max.toFixed(1).padStart(6)} ms  total ${t.total.toFixed(0).padStart(6)} ms  ${k}`);
+}

@@ -21,6 +21,9 @@ export interface ServerChild {
 export interface CpuUsage {
   user: number;
   system: number;
+  /** Resident set size and V8 heap in use at the time of the query, bytes. */
+  rss: number;
+  heapUsed: number;
 }
 
 export interface StartChildOptions {
@@ -97,7 +100,7 @@ export async function startChild(name: string, script: string, options: Record<s
           if (!isChildMessage(msg) || msg.type !== 'usage') return;
           clearTimeout(timer);
           child.off('message', onMessage);
-          resolve({ user: msg.user, system: msg.system });
+          resolve({ user: msg.user, system: msg.system, rss: msg.rss, heapUsed: msg.heapUsed });
         };
         child.on('message', onMessage);
         child.send({ type: 'usage' } satisfies ParentMessage);

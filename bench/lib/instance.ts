@@ -1,0 +1,60 @@
+/**
+ * How the decisions and memory parts run an instance the way a deployment does: `ARMALO_ROLE=all`,
+ * the example policy in policy/ (routing rules, trust settings), Slack and Teams both configured
+ * against local fakes. Only the restore rule differs from the example (see benchPolicyYaml).
+ */
+import { readFileSync, writeFileSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import path from 'node:path';
+import { parseDocument } from 'yaml';
+import { ROOT, appEnv } from './children.js';
+
+export const EXAMPLE_POLICY = path.join(ROOT, 'policy', 'armalo-policy.example.yaml');
+
+/**
+ * The example policy with one change: `permissions.restore` keeps its roles but turns
+ * `secondPerson` and `freshEvaluation` off, so a contain/restore cycle in the bench is let through
+ * at once (the example asks a second person to confirm, and waits for a fresh evaluation).
+ */
+export function benchPolicyYaml(): string {
+  const doc = parseDocument(readFileSync(EXAMPLE_POLICY, 'utf8'));
+  doc.setIn(['permissions', 'restore', 'secondPerson'], false);
+  doc.setIn(['permissions', 'restore', 'freshEvaluation'], false);
+  return doc.toString();
+}
+
+export function writeBenchPolicy(dir: string): string {
+  const file = path.join(dir, 'bench-policy.yaml');
+  writeFileSync(file, benchPolicyYaml());
+  return file;
+}
+
+export const BENCH_POLICY_NOTE = 'policy: policy/armalo-policy.example.yaml with only permissions.restore.secondPerson and .freshEvaluation turned off';
+
+/**
+ * The environment of one instance: role all, Slack (signing secret, bot token, Web API at the fake)
+ * and Teams (app id and password; its OpenID metadata at the fake, which it reads only when an
+ * activity arrives) configured.
+ */
+export function configuredInstanceEnv(o: { databaseUrl: string; redisUrl: string; host: string; queuePrefix: string; apiToken: string; policyFile: string; fakeUrl: string }): Record<string, string> {
+  return appEnv(o, 'all', {
+    ARMALO_POLICY_FILE: o.policyFile,
+    SLACK_SIGNING_SECRET: randomBytes(16).toString('hex'),
+    SLACK_BOT_TOKEN: `xoxb-bench-${randomBytes(8).toString('hex')}`,
+    SLACK_API_URL: `${o.fakeUrl}/api/`,
+    TEAMS_APP_ID: '00000000-0000-0000-0000-00000000b0b0',
+    TEAMS_APP_PASSWORD: randomBytes(16).toString('hex'),
+    TEAMS_OPENID_METADATA_URL: `${o.fakeUrl}/teams/openid-configuration`,
+  });
+}
+
+export const mb = (bytes: number) => (bytes / 1024 / 1024).toFixed(0);
+
+/**
+ * The node flags every instance runs with, the same as `npm start` and the Docker image: a small
+ * young generation (V8 grows it to 3 × 16 MB under allocation pressure, about 30 MB of RSS that a
+ * request path allocating little does not need; scavenges get shorter, too).
+ */
+export const DEFAULT_NODE_FLAGS = ['--max-semi-space-size=2'];
+/** BENCH_NODE_FLAGS (space-separated, may be empty) replaces them, to compare settings. */
+export const INSTANCE_NODE_FLAGS = process.env.BENCH_NODE_FLAGS === undefined ? DEFAULT_NODE_FLAGS : process.env.BENCH_NODE_FLAGS.split(' ').filter(Boolean);
