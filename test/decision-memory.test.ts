@@ -4,6 +4,7 @@ import { cleanRedisPrefix, startTestApp, testConfig, waitFor, type TestApp } fro
 import { createTestDatabase, PG_BASE, testPrefix, type TestDatabase } from './support/database.js';
 import { TcpProxy } from './support/tcp-proxy.js';
 import { writePolicy } from './support/slack-policy.js';
+import { SIGNATURE_HEADER, signPayload } from '../src/webhooks/signature.js';
 
 /**
  * Issue 11 items 1-2: a decision is answered from the replica's view, routing rules and trust
@@ -35,6 +36,7 @@ const agent = {
   riskTier: 'low',
   grants: [{ scope: 'payments:transfer' }, { scope: 'payments:refund' }, { scope: 'docs:read' }, { scope: 'crm:write' }, { scope: 'mail:send' }],
 };
+const WEBHOOK_SECRET = 'whsec-decision-memory-0123456789abcdef';
 const risk = { actor: 'slack:U0RISK', platform: 'slack' as const, slack: 'U0RISK', emails: [] as string[] };
 
 const prefix = testPrefix();
@@ -64,8 +66,8 @@ beforeAll(async () => {
   pg.Client.prototype.query = patched as typeof pg.Client.prototype.query;
   const policy = writePolicy(POLICY);
   // A: its own heartbeat is slow, so nothing but the decisions under test talks to Postgres.
-  a = await startTestApp(testConfig(proxied.toString(), prefix, { ARMALO_ROLE: 'web', ARMALO_POLICY_FILE: policy, ARMALO_VIEW_STALE_AFTER_MS: '60000' }), { heartbeatMs: 25_000 });
-  b = await startTestApp(testConfig(database.url, prefix, { ARMALO_ROLE: 'web', ARMALO_POLICY_FILE: policy }));
+  a = await startTestApp(testConfig(proxied.toString(), prefix, { ARMALO_ROLE: 'web', ARMALO_POLICY_FILE: policy, ARMALO_VIEW_STALE_AFTER_MS: '60000', ARMALO_WEBHOOK_SECRET: WEBHOOK_SECRET }), { heartbeatMs: 25_000 });
+  b = await startTestApp(testConfig(database.url, prefix, { ARMALO_ROLE: 'web', ARMALO_POLICY_FILE: policy, ARMALO_WEBHOOK_SECRET: WEBHOOK_SECRET }));
 });
 
 afterAll(async () => {
@@ -170,5 +172,22 @@ describe('decisions under routing rules, from memory', () => {
     const refund = await decide(b, 'trust-bot', 'payments:refund', { amount: 10 });
     expect(refund.decision).toBe('approval_required');
     expect(refund.reasons[0]).toMatch(/score \d+ below 500/);
+  });
+
+  it('an external score (signed webhook) that changes the tier reaches the next decision on both replicas', async () => {
+    await a.call('PUT', '/v1/agents/score-bot', agent);
+    await a.call('POST', '/v1/agents/score-bot/evaluations', evaluation('sc-1', 0, true));
+    for (const on of [a, b]) expect((await decide(on, 'score-bot', 'mail:send')).decision).toBe('allow');
+    const body = JSON.stringify({ id: 'evt-score-1', type: 'score.changed', createdAt: new Date().toISOString(), data: { agentId: 'score-bot', score: 300, tier: 'bronze' } });
+    const res = await fetch(`${b.url}/webhooks/armalo`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', [SIGNATURE_HEADER]: signPayload(WEBHOOK_SECRET, body, Math.floor(Date.now() / 1000)) },
+      body,
+    });
+    expect(res.status).toBe(200);
+    for (const on of [b, a]) {
+      await waitFor(async () => (await decide(on, 'score-bot', 'mail:send')).decision === 'approval_required', 5000, 'the new tier to route mail');
+    }
+    expect((await decide(a, 'score-bot', 'payments:refund', { amount: 10 })).reasons[0]).toContain('score 300 below 500');
   });
 });
