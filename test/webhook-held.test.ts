@@ -59,7 +59,8 @@ describe('a webhook for an agent that is not registered yet', () => {
     expect(score.score).not.toBeNull();
     // ...and the policy's consequence follows: a critical violation contains the agent.
     await waitFor(async () => (await app.call('GET', '/v1/agents/late-bot')).body.status === 'contained', 10_000, 'the containment');
-    expect((await decision('late-bot', 'crm:write')).decision).toBe('deny');
+    // The worker commits the containment, then its view applies it: wait for that, not for the row alone.
+    await waitFor(async () => (await decision('late-bot', 'crm:write')).decision === 'deny', 2000, 'the view to deny');
 
     // Now the id is spent: another resend is a duplicate and changes nothing more.
     const after = await webhook(violation('early-1', 'late-bot'));

@@ -109,9 +109,38 @@ export async function loadAgent(db: DbOrTrx, id: string, options: { forUpdate?: 
   return agent;
 }
 
-export async function nextPermissionVersion(db: DbOrTrx): Promise<bigint> {
-  const { rows } = await sql<{ v: string }>`select nextval('permission_version_seq')::text as v`.execute(db);
+/**
+ * Takes the next permission version inside the caller's transaction, in commit order.
+ *
+ * The number is drawn while holding the audit head's row lock, which every permission-changing
+ * transaction takes (through `appendAudit`) and keeps until it commits. So a transaction can only
+ * draw a version after every transaction holding a lower one has committed (or rolled back): one
+ * read of `version > N` that sees version M sees every change up to M, and a replica's poll
+ * (versions above the highest it holds) can never skip a change whose publish was lost.
+ * Call it late in the transaction, after the other row locks it needs, to keep lock order simple
+ * (agent row, then the rest, then the audit head).
+ */
+export async function nextPermissionVersion(trx: DbOrTrx): Promise<bigint> {
+  if (!trx.isTransaction) throw new Error('a permission version must be taken inside the transaction that commits it');
+  const { rows } = await sql<{ v: string }>`
+    select nextval('permission_version_seq')::text as v
+    from (select 1 from audit_head where id = 1 for update) as head`.execute(trx);
   return BigInt(rows[0]!.v);
+}
+
+/**
+ * Gives an agent the next permission version (see `nextPermissionVersion`) in one statement: for
+ * changes whose rows are already written, so the audit head is held only from here to the commit.
+ */
+export async function assignPermissionVersion(trx: DbOrTrx, agentId: string): Promise<bigint> {
+  if (!trx.isTransaction) throw new Error('a permission version must be taken inside the transaction that commits it');
+  const { rows } = await sql<{ v: string }>`
+    update agents set version = next.v
+    from (select nextval('permission_version_seq') as v from (select 1 from audit_head where id = 1 for update) as head) as next
+    where agents.id = ${agentId}
+    returning agents.version::text as v`.execute(trx);
+  if (!rows[0]) throw new Error(`cannot version unknown agent ${agentId}`);
+  return BigInt(rows[0].v);
 }
 
 export async function maxPermissionVersion(db: DbOrTrx): Promise<bigint> {

@@ -18,6 +18,7 @@ import {
   insertAction,
   liftActions,
   loadAgent,
+  assignPermissionVersion,
   nextPermissionVersion,
   saveRegistration,
   setAgentState,
@@ -79,6 +80,11 @@ export interface ActionResult {
   incidentId: string | null;
   /** True when the same request (same idempotency key) was applied before: this is that answer. */
   replayed?: boolean;
+  /**
+   * The permission version this action committed (decimal string; absent on a dry run). A decision
+   * with `atLeastVersion` set to it is answered only by a replica that already sees this action.
+   */
+  version?: string;
 }
 
 const EVENT_FOR: Record<ActionCommand['kind'], EventType> = {
@@ -129,9 +135,12 @@ export class AgentService {
           throw conflict(`agent ${reg.id} is ${before.status}: this update would widen it (${widening.map((w) => w.message).join('; ')}); nothing changed. Narrowing updates are allowed; restore the agent first to widen it`, widening);
         }
       }
-      const version = await nextPermissionVersion(trx);
-      await saveRegistration(trx, reg, actor, now, version, before?.status ?? 'active');
-      const agent = (await loadAgent(trx, reg.id))!;
+      await saveRegistration(trx, reg, actor, now, before?.version ?? 0n, before?.status ?? 'active');
+      // Late, after the rows are written: the version is drawn under the audit head lock (commit order),
+      // which every writer shares, so it is held for as little as possible.
+      const saved = (await loadAgent(trx, reg.id))!;
+      const version = await assignPermissionVersion(trx, reg.id);
+      const agent = { ...saved, version };
       const type: EventType = before ? 'agent.updated' : 'agent.registered';
       const payload = {
         name: reg.name,
@@ -188,7 +197,6 @@ export class AgentService {
       }
       const plan = planAction(agent, cmd, now);
       const id = randomUUID();
-      const version = await nextPermissionVersion(trx);
       // One incident per agent from the first restriction until restore: every step joins it.
       let incidentId = openIncidentId;
       if (!incidentId && cmd.kind !== 'restore') {
@@ -200,6 +208,9 @@ export class AgentService {
       if ((cmd.kind === 'contain' || cmd.kind === 'revoke') && this.deps.approvals) {
         result.pendingApprovalsCancelled = await this.deps.approvals.cancelPendingForAgent(trx, agentId, cmd.actor, now);
       }
+      // Late, after the other row locks: the version is drawn under the audit head lock (commit order).
+      const version = await nextPermissionVersion(trx);
+      result.version = version.toString();
       await insertAction(trx, {
         id,
         agentId,
@@ -264,10 +275,10 @@ export class AgentService {
       const now = clock.now();
       if (!action.expiresAt || action.expiresAt.getTime() > now.getTime()) return { outcome: 'not_due' as const };
       const plan = planLift(agent, actionId, now);
-      const version = await nextPermissionVersion(trx);
       const actor = 'system:ttl';
       const reason = `ttl of ${action.kind} ${actionId} ran out`;
       await liftActions(trx, [actionId], { actor, reason, byActionId: null, now });
+      const version = await nextPermissionVersion(trx);
       await setAgentState(trx, agentId, plan.statusAfter, version, actor, now);
       const payload = {
         actionId,

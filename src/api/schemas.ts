@@ -120,6 +120,9 @@ export const decisionContextSchema = z
   })
   .meta({ description: 'Facts about the action: `amount` (number), `currency`, `recipientDomain`, anything else for routing' });
 
+/** A permission version on the wire: a decimal string (a bigint in Postgres). */
+export const VERSION_PATTERN = /^\d{1,19}$/;
+
 export const decisionInputSchema = z.strictObject({
   // Not held to the id pattern: an unknown or odd id is simply an unknown agent, and is denied.
   agentId: z.string().min(1).max(256),
@@ -128,6 +131,11 @@ export const decisionInputSchema = z.strictObject({
     .max(200)
     .regex(ACTION_PATTERN, 'expected a concrete scope such as payments:transfer (no wildcards)'),
   context: decisionContextSchema.optional(),
+  atLeastVersion: z
+    .string()
+    .regex(VERSION_PATTERN, 'expected a version: a decimal string of at most 19 digits, such as the `version` an action answered')
+    .optional()
+    .meta({ description: 'Answer only from a view at least this new (the `version` an action or agent update answered). A replica that is behind waits up to 250 ms for it, then answers `deny` with reason code `view_behind`' }),
 });
 
 export const auditQuerySchema = z.strictObject({
@@ -213,6 +221,10 @@ export const actionResultSchema = z
     grantsRestored: z.array(touchedGrantSchema),
     liftedActions: z.array(z.string()),
     pendingApprovalsCancelled: z.array(z.string()),
+    version: z
+      .string()
+      .optional()
+      .meta({ description: 'The permission version this action committed (decimal string; absent on a dry run). Pass it as `atLeastVersion` on POST /v1/decisions to be sure the answer already reflects this action' }),
   })
   ;
 

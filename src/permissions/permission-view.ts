@@ -105,7 +105,13 @@ export class PermissionView implements PermissionChangePublisher {
   private allApprovalsReadAt = 0;
   private readonly id = randomUUID();
   private readonly heartbeatMs: number;
+  /**
+   * The view's version: it holds every committed change up to here. Only reads of "every agent above
+   * it" advance it (see `catchUp`).
+   */
   private maxVersion = 0n;
+  /** Decisions waiting for `atLeastVersion` (settled by `apply`, or by their timeout). */
+  private readonly versionWaiters = new Set<VersionWaiter>();
   private loaded = false;
   private lastPushAt = 0;
   private pushLostAt: number | null = null;
@@ -151,6 +157,7 @@ export class PermissionView implements PermissionChangePublisher {
   async stop(): Promise<void> {
     this.stopped = true;
     if (this.timer) clearInterval(this.timer);
+    for (const waiter of [...this.versionWaiters]) waiter.settle(false);
     await this.polling?.catch(() => undefined);
     await this.reloadChain.catch(() => undefined);
   }
@@ -192,9 +199,31 @@ export class PermissionView implements PermissionChangePublisher {
     return this.maxVersion;
   }
 
+  /**
+   * Resolves true once this view holds every change up to `version` (at once if it already does),
+   * false after `waitMs`. Event-driven, no polling of its own: waiters are settled when a read
+   * advances the view (the catch-up a push triggers, or the heartbeat poll).
+   */
+  waitForVersion(version: bigint, waitMs: number): Promise<boolean> {
+    if (this.maxVersion >= version) return Promise.resolve(true);
+    if (this.stopped) return Promise.resolve(false);
+    return new Promise((resolve) => {
+      const waiter: VersionWaiter = {
+        version,
+        settle: (reached) => {
+          clearTimeout(timer);
+          this.versionWaiters.delete(waiter);
+          resolve(reached);
+        },
+      };
+      const timer = setTimeout(() => waiter.settle(false), waitMs);
+      this.versionWaiters.add(waiter);
+    });
+  }
+
   async publishChanged(agentId: string, version: bigint): Promise<void> {
     // Apply locally at once: the caller's next decision must already see its own change.
-    await this.reload([agentId]);
+    await this.catchUp([agentId]);
     await publishPermissionChange(this.opts.publisher, this.opts.channel, agentId, version);
   }
 
@@ -234,9 +263,9 @@ export class PermissionView implements PermissionChangePublisher {
       );
       return;
     }
-    const known = this.agents.get(msg.agentId);
-    if (known && known.version >= BigInt(msg.version)) return;
-    void this.reload([msg.agentId]).catch((err: unknown) =>
+    // At or below the view's version, the change is already here (versions follow commit order).
+    if (BigInt(msg.version) <= this.maxVersion) return;
+    void this.catchUp([msg.agentId]).catch((err: unknown) =>
       this.limitedLog('error', 'reload-after-change', { err: (err as Error).message, agentId: msg.agentId }, 'reloading agent after a change failed; the poll will retry'),
     );
   }
@@ -287,10 +316,16 @@ export class PermissionView implements PermissionChangePublisher {
     }
   }
 
-  private reload(ids: string[]): Promise<void> {
+  /**
+   * After a change to `ids` was announced: reads every agent above the view's version (the changed
+   * ones, and any whose publish was lost), not just `ids`. Only such reads may advance the view's
+   * version: versions are drawn in commit order, so a read that sees version M sees every change up
+   * to M, while a reload of one agent at M says nothing about the others below M.
+   */
+  private catchUp(ids: string[]): Promise<void> {
     return this.enqueueReload(async () => {
       const seq = ++this.approvalReads;
-      const [agents, approvals] = await Promise.all([loadAgents(this.opts.db, { ids }), loadOpenApprovals(this.opts.db, this.opts.clock.now(), ids)]);
+      const [agents, approvals] = await Promise.all([loadAgents(this.opts.db, { versionAbove: this.maxVersion }), loadOpenApprovals(this.opts.db, this.opts.clock.now(), ids)]);
       this.apply(agents);
       this.applyApprovals(ids, approvals, seq);
     }, RELOAD_WAIT_MS);
@@ -345,7 +380,13 @@ export class PermissionView implements PermissionChangePublisher {
       if (!known || agent.version >= known.version) this.agents.set(agent.id, agent);
       if (agent.version > this.maxVersion) this.maxVersion = agent.version;
     }
+    for (const waiter of [...this.versionWaiters]) if (waiter.version <= this.maxVersion) waiter.settle(true);
   }
+}
+
+interface VersionWaiter {
+  version: bigint;
+  settle(reached: boolean): void;
 }
 
 const NO_APPROVALS: readonly OpenApproval[] = Object.freeze([]);

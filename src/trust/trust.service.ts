@@ -1,4 +1,3 @@
-import { sql } from 'kysely';
 import type { Db, DbOrTrx } from '../db/database.js';
 import type { Clock } from '../core/clock.js';
 import { appendAudit } from '../audit/audit.repository.js';
@@ -10,6 +9,7 @@ import { assertNotInFuture } from '../domain/clock-skew.js';
 import { computeScore, DEFAULT_TIER_THRESHOLDS, freshnessOf, tierOf, type Freshness, type TrustTier } from '../domain/trust-score.js';
 import type { Policy } from '../policy/policy.schema.js';
 import type { PermissionChangePublisher } from '../agents/agents.service.js';
+import { assignPermissionVersion } from '../agents/agents.repository.js';
 
 export interface PactInput {
   id: string;
@@ -113,8 +113,11 @@ export class TrustService {
     return { created, score: await this.scoreOf(agentId) };
   }
 
-  /** After a commit that bumped the agent's version: the views reload it now, not at their next poll. */
-  private async publishTrustChange(agentId: string): Promise<void> {
+  /**
+   * After a commit that bumped the agent's version: the views reload it now, not at their next poll.
+   * Never throws. Callers that applied trust data in their own transaction call it after commit.
+   */
+  async publishTrustChange(agentId: string): Promise<void> {
     const publisher = this.deps.publisher;
     if (!publisher) return;
     try {
@@ -149,7 +152,7 @@ export class TrustService {
     await emitEvent(trx, 'trust.evaluation_recorded', { agentId, ...payload }, now);
     // New evidence changes routing (evidenceOlderThan) even when the score stays: bump the agent's
     // permission version so every replica's view reloads it (storeScore bumps it on a new score).
-    if (!(await this.recompute(trx, agentId, now, actor))) await sql`update agents set version = nextval('permission_version_seq') where id = ${agentId}`.execute(trx);
+    if (!(await this.recompute(trx, agentId, now, actor))) await assignPermissionVersion(trx, agentId);
     return true;
   }
 
@@ -179,9 +182,10 @@ export class TrustService {
     const latest = await trx.selectFrom('trust_scores').select(['score', 'tier']).where('agent_id', '=', agentId).orderBy('computed_at', 'desc').orderBy('id', 'desc').executeTakeFirst();
     if (latest && latest.score === score && latest.tier === tier) return false;
     const row = await trx.insertInto('trust_scores').values({ agent_id: agentId, score, tier, source, inputs: JSON.stringify(inputs), computed_at: now }).returning('id').executeTakeFirstOrThrow();
-    // A new tier can change decisions (grants with minTier): bump the agent's permission version so
-    // every replica's view reloads it (through its version poll, within a heartbeat).
-    await sql`update agents set version = nextval('permission_version_seq') where id = ${agentId}`.execute(trx);
+    // A new score or tier can change decisions (minTier grants, routing rules): bump the agent's
+    // permission version so every replica's view reloads it (published after commit; a lost publish
+    // is caught by the version poll).
+    await assignPermissionVersion(trx, agentId);
     const payload = { score, tier, previousScore: latest?.score ?? null, previousTier: latest?.tier ?? null, source };
     await appendAudit(trx, { actor, action: 'trust.score_changed', subject: agentId, payload, at: now });
     await emitEvent(trx, 'trust.score_changed', { agentId, ...payload }, now);
@@ -239,6 +243,7 @@ export class TrustService {
     let stale = 0;
     for (const row of agents) {
       const newest = new Date(row.newest as unknown as string);
+      const rescoredBefore = rescored;
       await db.transaction().execute(async (trx) => {
         const latest = await trx.selectFrom('trust_scores').select('source').where('agent_id', '=', row.agent_id).orderBy('computed_at', 'desc').orderBy('id', 'desc').executeTakeFirst();
         if (!latest || latest.source === 'computed') {
@@ -259,6 +264,7 @@ export class TrustService {
           await addOutboxJob(trx, { queue: QUEUES.timers, jobName: CONSEQUENCES_JOB, payload: { agentId: row.agent_id, trigger } }, now);
         }
       });
+      if (rescored > rescoredBefore) await this.publishTrustChange(row.agent_id);
     }
     return { rescored, stale };
   }

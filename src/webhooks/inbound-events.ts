@@ -52,6 +52,8 @@ export class InboundEvents {
       await this.apply(trx, event, now);
       return 'applied';
     });
+    // Committed: the views reload the agent's new trust data now, not at their next poll.
+    if (outcome === 'applied') await this.deps.trust.publishTrustChange(event.data.agentId);
     if (outcome !== 'held') return outcome;
     // The agent may have been registered while we held the event, and its hook may have looked for
     // held events before our row committed: look once more now that it has.
@@ -120,16 +122,19 @@ export class InboundEvents {
   /** Applies one held event unless it already was (or another caller holds it now): true when applied now. */
   private async applyOne(id: string): Promise<boolean> {
     const { db, clock } = this.deps;
-    return db.transaction().execute(async (trx) => {
+    const applied = await db.transaction().execute(async (trx) => {
       const row = await trx.selectFrom('held_events').select(['event', 'applied_at']).where('id', '=', id).forUpdate().skipLocked().executeTakeFirst();
-      if (!row || row.applied_at) return false;
+      if (!row || row.applied_at) return undefined;
       const now = clock.now();
       const event = inboundEventSchema.parse(row.event);
       const fresh = await spend(trx, event, now);
       if (fresh) await this.apply(trx, event, now);
       await trx.updateTable('held_events').set({ applied_at: now }).where('id', '=', id).execute();
-      return fresh;
+      return fresh ? event.data.agentId : undefined;
     });
+    if (applied === undefined) return false;
+    await this.deps.trust.publishTrustChange(applied);
+    return true;
   }
 
   private async apply(trx: DbOrTrx, event: InboundEvent, now: Date): Promise<void> {

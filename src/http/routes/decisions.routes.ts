@@ -1,12 +1,15 @@
 import type { DecisionAnswer, DecisionService } from '../../decisions/decision.service.js';
 import type { PermissionView } from '../../permissions/permission-view.js';
-import { decisionInputSchema } from '../../api/schemas.js';
+import { decisionInputSchema, VERSION_PATTERN } from '../../api/schemas.js';
 import { ACTION_PATTERN } from '../../domain/scope.js';
 import { assertAgentInScope } from '../auth.js';
 import type { Router } from '../router.js';
 import { parseInput } from '../validate.js';
 
-type DecisionInput = { agentId: string; action: string; context: Record<string, unknown> };
+type DecisionInput = { agentId: string; action: string; context: Record<string, unknown>; atLeastVersion?: string };
+
+/** How long a decision with `atLeastVersion` waits for this replica's view to reach it (DESIGN §5). */
+export const AT_LEAST_VERSION_WAIT_MS = 250;
 
 const isPlainObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
 
@@ -16,11 +19,13 @@ const isPlainObject = (v: unknown): v is Record<string, unknown> => typeof v ===
  */
 export function quickDecisionInput(body: unknown): DecisionInput | undefined {
   if (!isPlainObject(body)) return undefined;
-  for (const key in body) if (key !== 'agentId' && key !== 'action' && key !== 'context') return undefined;
-  const { agentId, action, context } = body;
+  for (const key in body) if (key !== 'agentId' && key !== 'action' && key !== 'context' && key !== 'atLeastVersion') return undefined;
+  const { agentId, action, context, atLeastVersion } = body;
   if (typeof agentId !== 'string' || agentId.length < 1 || agentId.length > 256) return undefined;
   if (typeof action !== 'string' || action.length > 200 || !ACTION_PATTERN.test(action)) return undefined;
-  if (context === undefined) return { agentId, action, context: {} };
+  if (atLeastVersion !== undefined && (typeof atLeastVersion !== 'string' || !VERSION_PATTERN.test(atLeastVersion))) return undefined;
+  const wanted = atLeastVersion === undefined ? {} : { atLeastVersion };
+  if (context === undefined) return { agentId, action, context: {}, ...wanted };
   if (!isPlainObject(context)) return undefined;
   for (const key in context) if (key.length > 100) return undefined;
   if ('amount' in context) {
@@ -29,7 +34,7 @@ export function quickDecisionInput(body: unknown): DecisionInput | undefined {
   }
   if ('currency' in context && typeof context.currency !== 'string') return undefined;
   if ('recipientDomain' in context && typeof context.recipientDomain !== 'string') return undefined;
-  return { agentId, action, context };
+  return { agentId, action, context, ...wanted };
 }
 
 /**
@@ -52,6 +57,18 @@ export function addDecisionRoutes(router: Router, deps: { view: PermissionView; 
       },
     };
   };
+  const viewBehind = (agentId: string, wanted: bigint): DecisionAnswer => ({
+    decision: {
+      decision: 'deny',
+      reasons: [
+        {
+          code: 'view_behind',
+          message: `this replica's view is at version ${deps.view.version}, older than the requested ${wanted} after ${AT_LEAST_VERSION_WAIT_MS} ms; failing closed: retry shortly`,
+        },
+      ],
+    },
+    agentStatus: deps.view.get(agentId)?.status ?? null,
+  });
   router.add({
     method: 'POST',
     path: '/v1/decisions',
@@ -60,10 +77,22 @@ export function addDecisionRoutes(router: Router, deps: { view: PermissionView; 
       let body = quickDecisionInput(ctx.body);
       if (!body) {
         const parsed = parseInput(decisionInputSchema, ctx.body, 'decision request');
-        body = { agentId: parsed.agentId, action: parsed.action, context: parsed.context ?? {} };
+        body = { agentId: parsed.agentId, action: parsed.action, context: parsed.context ?? {}, ...(parsed.atLeastVersion === undefined ? {} : { atLeastVersion: parsed.atLeastVersion }) };
       }
       assertAgentInScope(ctx.token, body.agentId);
-      const answer = deps.decisions.decide(body);
+      const request = { agentId: body.agentId, action: body.action, context: body.context };
+      // Fresh on demand: a caller holding a version (from an action it just took) is answered only
+      // from a view that already holds it. This replica waits for its view to get there (a push or
+      // poll settles the wait); if it does not in time, it fails closed rather than answer from older state.
+      const wanted = body.atLeastVersion === undefined ? undefined : BigInt(body.atLeastVersion);
+      if (wanted !== undefined && deps.view.version < wanted) {
+        return deps.view.waitForVersion(wanted, AT_LEAST_VERSION_WAIT_MS).then((reached) => {
+          if (!reached) return toHttp(viewBehind(request.agentId, wanted));
+          const answer = deps.decisions.decide(request);
+          return answer instanceof Promise ? answer.then(toHttp) : toHttp(answer);
+        });
+      }
+      const answer = deps.decisions.decide(request);
       return answer instanceof Promise ? answer.then(toHttp) : toHttp(answer);
     },
   });
