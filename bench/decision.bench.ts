@@ -62,6 +62,8 @@ const TTE_AGENTS = intFromEnv('BENCH_TTE_AGENTS', 30, 1, 500);
 const APPROVALS_RATE = intFromEnv('BENCH_APPROVALS_RATE', 5, 1, 50);
 /** Seconds to wait, after the approvals run, for the cards still queued. */
 const APPROVALS_DRAIN = intFromEnv('BENCH_APPROVALS_DRAIN', 60, 0, 600);
+/** Decisions: the role of the two instances; `web` (no worker on their event loop) is for comparison only. */
+const ROLE = (process.env.BENCH_ROLE ?? 'all') === 'web' ? 'web' : 'all';
 /** Contain/restore cycles in the decision part's time-to-effect series. */
 const TTE_CYCLES = intFromEnv('BENCH_TTE_CYCLES', 30, 1, 500);
 /** Trust packets measured per path (REST and Slack). */
@@ -350,7 +352,8 @@ async function timeToEffect(a: ServerChild, b: ServerChild, token: string): Prom
 async function decisionPart({ databaseUrl, prefix, token, tempDir, children, profileArgs }: DecisionRun): Promise<void> {
   const fake = await startChild('fake-slack', FAKE_SLACK_SCRIPT, { HOST });
   children.push(fake);
-  const instanceEnv = configuredInstanceEnv({ databaseUrl, redisUrl: REDIS_URL, host: HOST, queuePrefix: prefix, apiToken: token, policyFile: writeBenchPolicy(tempDir), fakeUrl: `http://${HOST}:${fake.port}` });
+  const instanceEnv = configuredInstanceEnv({ databaseUrl, redisUrl: REDIS_URL, host: HOST, queuePrefix: prefix, apiToken: token, policyFile: writeBenchPolicy(tempDir), fakeUrl: `http://${HOST}:${fake.port}` }, ROLE);
+  if (ROLE !== 'all') console.log(`BENCH_ROLE=${ROLE}: the instances run without a worker (comparison only; the goals are for the all role)`);
   const a = await startChild('app A', APP_SCRIPT, instanceEnv, { execArgv: [...INSTANCE_NODE_FLAGS, ...profileArgs('app')] });
   children.push(a);
   const b = await startChild('app B', APP_SCRIPT, instanceEnv, { execArgv: [...INSTANCE_NODE_FLAGS, ...profileArgs('app-b')] });
@@ -440,7 +443,7 @@ async function decisionPart({ databaseUrl, prefix, token, tempDir, children, pro
     table(
       [
         ['', 'max load', 'max load', 'max load', `@${fmtInt(RATE)}/s`, `@${fmtInt(RATE)}/s`, '', ''],
-        ['server (ours: ARMALO_ROLE=all)', 'req/s', 'p50 ms', 'p99 ms', 'p50 ms', 'p99 ms', 'non-2xx', 'errors'],
+        [`server (ours: ARMALO_ROLE=${ROLE})`, 'req/s', 'p50 ms', 'p99 ms', 'p50 ms', 'p99 ms', 'non-2xx', 'errors'],
       ],
       SERVERS.map((k) => [names[k], fmtInt(s[k].rps), fmtMs(s[k].maxP50), fmtMs(s[k].maxP99), fmtMs(s[k].rateP50), fmtMs(s[k].rateP99), String(s[k].non2xx), String(s[k].errors)]),
     ),

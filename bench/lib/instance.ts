@@ -36,8 +36,8 @@ export const BENCH_POLICY_NOTE = 'policy: policy/armalo-policy.example.yaml with
  * and Teams (app id and password; its OpenID metadata at the fake, which it reads only when an
  * activity arrives) configured.
  */
-export function configuredInstanceEnv(o: { databaseUrl: string; redisUrl: string; host: string; queuePrefix: string; apiToken: string; policyFile: string; fakeUrl: string }): Record<string, string> {
-  return appEnv(o, 'all', {
+export function configuredInstanceEnv(o: { databaseUrl: string; redisUrl: string; host: string; queuePrefix: string; apiToken: string; policyFile: string; fakeUrl: string }, role: 'all' | 'web' = 'all'): Record<string, string> {
+  return appEnv(o, role, {
     ARMALO_POLICY_FILE: o.policyFile,
     SLACK_SIGNING_SECRET: randomBytes(16).toString('hex'),
     SLACK_BOT_TOKEN: `xoxb-bench-${randomBytes(8).toString('hex')}`,
