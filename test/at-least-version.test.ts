@@ -44,8 +44,13 @@ describe('atLeastVersion', () => {
     expect(put.status).toBe(201);
     // Registration answers carry the version too: B can be asked to see the new agent.
     expect(put.body.version).toMatch(/^\d+$/);
-    const seen = await decide(b, { agentId: 'fresh-bot', action: 'crm:write', atLeastVersion: put.body.version });
-    expect(seen.body).toMatchObject({ decision: 'allow' });
+    // B reaches that version by its push (or, on a loaded machine, its next poll): never an allow before.
+    await waitFor(async () => {
+      const seen = await decide(b, { agentId: 'fresh-bot', action: 'crm:write', atLeastVersion: put.body.version });
+      if (seen.body.decision === 'allow') return true;
+      expect(seen.body.reasonCodes).toEqual(['view_behind']);
+      return false;
+    }, 10_000, 'B to reach the registration version');
 
     // B's push channel is held back: without atLeastVersion B could still answer from before.
     proxy.blackhole();
@@ -58,8 +63,18 @@ describe('atLeastVersion', () => {
       expect(BigInt(version)).toBeGreaterThan(BigInt(put.body.version as string));
       const pending = decide(b, { agentId: 'fresh-bot', action: 'crm:write', atLeastVersion: version });
       proxy.resume();
-      const res = await pending;
-      expect(res.status).toBe(200);
+      const first = await pending;
+      expect(first.status).toBe(200);
+      // Within 250 ms B either sees the containment or says it is behind: never the old allow. On a
+      // quiet machine it is the former; a loaded one may need the retry below.
+      expect(first.body.decision).toBe('deny');
+      let res = first;
+      await waitFor(async () => {
+        res = await decide(b, { agentId: 'fresh-bot', action: 'crm:write', atLeastVersion: version });
+        expect(res.body.decision).toBe('deny');
+        return res.body.reasonCodes[0] === 'agent_contained';
+      }, 10_000, 'B to reach the containment version');
+      expect([['agent_contained'], ['view_behind']]).toContainEqual(first.body.reasonCodes);
       expect(res.body).toMatchObject({ decision: 'deny', reasonCodes: ['agent_contained'], agentStatus: 'contained' });
       expect(BigInt(res.body.viewVersion)).toBeGreaterThanOrEqual(BigInt(version));
     } finally {
