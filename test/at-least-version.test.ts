@@ -89,8 +89,12 @@ describe('atLeastVersion', () => {
   it('a version this instance does not reach in time: deny with view_behind, in the usual decision shape', async () => {
     await a.call('PUT', '/v1/agents/behind-bot', sampleAgent);
     await waitFor(async () => (await decide(b, { agentId: 'behind-bot', action: 'crm:write' })).body.decision === 'allow', 3000, 'B to see the agent');
+    const denies = async () => Number(/armalo_decisions_total\{decision="deny"\} (\d+)/.exec((await b.call('GET', '/metrics')).body as string)?.[1] ?? 0);
+    const deniesBefore = await denies();
     const res = await decide(b, { agentId: 'behind-bot', action: 'crm:write', atLeastVersion: '9000000000000000000' });
     expect(res.status).toBe(200);
+    // Counted like every other answer.
+    expect(await denies()).toBe(deniesBefore + 1);
     expect(res.body).toMatchObject({ decision: 'deny', reasonCodes: ['view_behind'], agentStatus: 'active' });
     expect(res.body.reasons[0]).toContain('9000000000000000000');
     expect(res.body.viewVersion).toMatch(/^\d+$/);

@@ -78,6 +78,11 @@ export class DecisionService {
     }
   }
 
+  /** A deny the caller decided before asking the view (`view_behind`), counted like every other answer. */
+  deny(agentId: string, code: Decision['reasons'][number]['code'], message: string): DecisionAnswer {
+    return this.answer({ decision: 'deny', reasons: [{ code, message }] }, this.deps.view.get(agentId));
+  }
+
   private answer(decision: Decision, agent: Agent | undefined, approvalRequestId?: string): DecisionAnswer {
     this.deps.metrics.decisions.inc({ decision: decision.decision });
     return { decision, agentStatus: agent?.status ?? null, ...(approvalRequestId ? { approvalRequestId } : {}) };

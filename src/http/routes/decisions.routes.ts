@@ -57,18 +57,12 @@ export function addDecisionRoutes(router: Router, deps: { view: PermissionView; 
       },
     };
   };
-  const viewBehind = (agentId: string, wanted: bigint): DecisionAnswer => ({
-    decision: {
-      decision: 'deny',
-      reasons: [
-        {
-          code: 'view_behind',
-          message: `this replica's view is at version ${deps.view.version}, older than the requested ${wanted} after ${AT_LEAST_VERSION_WAIT_MS} ms; failing closed: retry shortly`,
-        },
-      ],
-    },
-    agentStatus: deps.view.get(agentId)?.status ?? null,
-  });
+  const viewBehind = (agentId: string, wanted: bigint): DecisionAnswer =>
+    deps.decisions.deny(
+      agentId,
+      'view_behind',
+      `this replica's view is at version ${deps.view.version}, older than the requested ${wanted} after ${AT_LEAST_VERSION_WAIT_MS} ms; failing closed: retry shortly`,
+    );
   router.add({
     method: 'POST',
     path: '/v1/decisions',
