@@ -13,7 +13,6 @@ import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import path from 'node:path';
 import autocannon from 'autocannon';
-import { Redis } from 'ioredis';
 import pg from 'pg';
 import { createDb, ensureDatabaseExists } from '../src/db/database.js';
 import { migrateToLatest } from '../src/db/migrator.js';
@@ -24,6 +23,7 @@ import { BENCH_POLICY_NOTE, INSTANCE_NODE_FLAGS, configuredInstanceEnv, mb, writ
 import { runSlackBench, slackBudgetSeconds } from './slack.js';
 import { approvalsBudgetSeconds, runApprovalsBench } from './approvals.js';
 import { packetsBudgetSeconds, runPacketsBench } from './packets.js';
+import { deleteRedisPrefix } from './lib/redis-cleanup.js';
 
 // Only ever local services: this script creates and force-drops a database.
 const HOST = '127.0.0.1';
@@ -206,22 +206,7 @@ async function checkSample(name: string, url: string, token: string, body: strin
   return res.text;
 }
 
-async function redisCleanup(prefix: string): Promise<number> {
-  const redis = new Redis(REDIS_URL, { lazyConnect: true, maxRetriesPerRequest: 1, connectTimeout: 3000 });
-  let deleted = 0;
-  try {
-    await redis.connect();
-    let cursor = '0';
-    do {
-      const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}:*`, 'COUNT', 500);
-      cursor = next;
-      if (keys.length) deleted += await redis.del(...keys);
-    } while (cursor !== '0');
-  } finally {
-    redis.disconnect();
-  }
-  return deleted;
-}
+const redisCleanup = (prefix: string) => deleteRedisPrefix(REDIS_URL, prefix);
 
 async function dropDatabase(name: string): Promise<void> {
   const admin = new pg.Client({ connectionString: `${PG_BASE}/postgres`, connectionTimeoutMillis: 5000 });

@@ -19,6 +19,7 @@ import { migrateToLatest } from '../src/db/migrator.js';
 import { startChild, type ServerChild } from './lib/children.js';
 import { BENCH_POLICY_NOTE, INSTANCE_NODE_FLAGS, configuredInstanceEnv, mb, writeBenchPolicy } from './lib/instance.js';
 import { table } from './lib/stats.js';
+import { deleteRedisPrefix } from './lib/redis-cleanup.js';
 
 const HOST = '127.0.0.1';
 const PG_BASE = `postgres://postgres@${HOST}:5432`;
@@ -37,6 +38,7 @@ const AGENT = {
 async function main(): Promise<void> {
   const runId = randomBytes(5).toString('hex');
   const dbName = `armalo_bench_mem_${runId}`;
+  const queuePrefix = `armalo-bench-mem-${runId}`;
   const databaseUrl = `${PG_BASE}/${dbName}`;
   const token = `bench_${randomBytes(24).toString('hex')}`;
   const tempDir = mkdtempSync(path.join(tmpdir(), 'armalo-bench-mem-'));
@@ -51,7 +53,7 @@ async function main(): Promise<void> {
     children.push(bare);
     const fake = await startChild('fake-slack', here('./servers/fake-slack-server.ts'), { HOST });
     children.push(fake);
-    const env = configuredInstanceEnv({ databaseUrl, redisUrl: REDIS_URL, host: HOST, queuePrefix: `armalo-bench-mem-${runId}`, apiToken: token, policyFile: writeBenchPolicy(tempDir), fakeUrl: `http://${HOST}:${fake.port}` });
+    const env = configuredInstanceEnv({ databaseUrl, redisUrl: REDIS_URL, host: HOST, queuePrefix, apiToken: token, policyFile: writeBenchPolicy(tempDir), fakeUrl: `http://${HOST}:${fake.port}` });
     const app = await startChild('app', here('./servers/app-server.ts'), env, { execArgv: INSTANCE_NODE_FLAGS });
     children.push(app);
     const url = `http://${HOST}:${app.port}`;
@@ -120,6 +122,8 @@ async function main(): Promise<void> {
     const admin = new pg.Client({ connectionString: `${PG_BASE}/postgres` });
     await admin.connect();
     await admin.query(`drop database if exists "${dbName}" with (force)`).finally(() => admin.end());
+    // The instances' queues and job records stay in Redis otherwise, one set per run.
+    await deleteRedisPrefix(REDIS_URL, queuePrefix).catch((err: unknown) => console.error(`Redis keys under ${queuePrefix} not deleted: ${String(err)}`));
     rmSync(tempDir, { recursive: true, force: true });
   }
 }
