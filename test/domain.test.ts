@@ -174,15 +174,17 @@ describe('the decision body fast path', () => {
 });
 
 describe('approval callback hosts', () => {
-  it('allows any host when no list is set, else exact hosts and *.domain', async () => {
-    const { callbackHostAllowed } = await import('../src/http/routes/approvals.routes.js');
-    expect(callbackHostAllowed('https://anything.example.org/x', [])).toBe(true);
+  // Which hosts the allow-list names; with no list, the address check decides (test/callback-ssrf.test.ts).
+  it('an allow-list names exact hosts (with a port) and *.domain', async () => {
+    const { callbackHostListed } = await import('../src/net/callback-guard.js');
+    const listed = (url: string, allowed: readonly string[]) => callbackHostListed(new URL(url), allowed);
+    expect(listed('https://anything.example.org/x', [])).toBe(false);
     const allowed = ['hooks.example.com', '*.agents.example.com', '127.0.0.1:8080'];
-    expect(callbackHostAllowed('https://hooks.example.com/cb', allowed)).toBe(true);
-    expect(callbackHostAllowed('https://a.agents.example.com/cb', allowed)).toBe(true);
-    expect(callbackHostAllowed('http://127.0.0.1:8080/cb', allowed)).toBe(true);
-    expect(callbackHostAllowed('http://127.0.0.1:9090/cb', allowed)).toBe(false);
-    expect(callbackHostAllowed('https://hooks.example.com.evil.net/cb', allowed)).toBe(false);
-    expect(callbackHostAllowed('http://169.254.169.254/latest/meta-data', allowed)).toBe(false);
+    expect(listed('https://hooks.example.com/cb', allowed)).toBe(true);
+    expect(listed('https://a.agents.example.com/cb', allowed)).toBe(true);
+    expect(listed('http://127.0.0.1:8080/cb', allowed)).toBe(true);
+    expect(listed('http://127.0.0.1:9090/cb', allowed)).toBe(false);
+    expect(listed('https://hooks.example.com.evil.net/cb', allowed)).toBe(false);
+    expect(listed('http://169.254.169.254/latest/meta-data', allowed)).toBe(false);
   });
 });

@@ -2,18 +2,10 @@ import type { ApprovalService } from '../../approvals/approvals.service.js';
 import { CodedError, ErrorCode, notFound } from '../../domain/errors.js';
 import { approvalIdSchema, approvalRequestInputSchema, approvalWaitQuerySchema } from '../../api/schemas.js';
 import { assertAgentInScope, assertRecordInScope } from '../auth.js';
-import { callbackHostListed, checkCallbackTarget } from '../../net/callback-guard.js';
+import { checkCallbackTarget } from '../../net/callback-guard.js';
 import type { Router } from '../router.js';
 import { parseInput } from '../validate.js';
 import { apiActor } from './agents.routes.js';
-
-/**
- * Is this callback URL's host on the allow-list (an empty list: no list)? Entries are exact hosts
- * (with an optional port) or `*.domain`. The full check, addresses included, is `checkCallbackTarget`.
- */
-export function callbackHostAllowed(url: string, allowed: readonly string[]): boolean {
-  return allowed.length === 0 || callbackHostListed(new URL(url), allowed);
-}
 
 export function addApprovalRoutes(router: Router, deps: { approvals: ApprovalService; callbacksSigned: boolean; callbackHosts?: readonly string[] }): void {
   router.add({
