@@ -66,6 +66,12 @@ const APPROVALS_DRAIN = intFromEnv('BENCH_APPROVALS_DRAIN', 60, 0, 600);
 const ROLE = (process.env.BENCH_ROLE ?? 'all') === 'web' ? 'web' : 'all';
 /** Contain/restore cycles in the decision part's time-to-effect series. */
 const TTE_CYCLES = intFromEnv('BENCH_TTE_CYCLES', 30, 1, 500);
+/**
+ * Decisions: the time-to-effect poller sends one decision every this many ms (0: back to back). A
+ * back-to-back poller is itself thousands of requests a second on A, far above the goal's 1,000/s
+ * load, and on two cores it starves the instances it measures; every 2 ms is 500/s more.
+ */
+const TTE_POLL_MS = intFromEnv('BENCH_TTE_POLL_MS', 2, 0, 50);
 /** Trust packets measured per path (REST and Slack). */
 const PACKET_RUNS = intFromEnv('BENCH_PACKET_RUNS', 5, 1, 50);
 
@@ -293,6 +299,8 @@ async function timeToEffect(a: ServerChild, b: ServerChild, token: string): Prom
       if (ans.status !== 200) throw new Error(`decision on A: HTTP ${ans.status} ${ans.body.slice(0, 300)}`);
       if (ans.body.includes(`"decision":"${want}"`)) return ans.doneAt;
       if (ans.doneAt - since > 5000) return undefined;
+      const wait = ans.sentAt + TTE_POLL_MS - performance.now();
+      if (wait > 0.5) await new Promise((r) => setTimeout(r, wait));
     }
   };
   const act = (action: 'contain' | 'restore') => commander.post(`/v1/agents/${TTE_AGENT_ID}/actions`, headers, JSON.stringify({ action, reason: 'bench time-to-effect' }), 5000);
@@ -396,7 +404,7 @@ async function decisionPart({ databaseUrl, prefix, token, tempDir, children, pro
     }
   }
 
-  console.log(`time-to-effect: ${TTE_CYCLES} contain/restore cycle(s) sent to B, decisions polled on A under ${fmtInt(RATE)} req/s`);
+  console.log(`time-to-effect: ${TTE_CYCLES} contain/restore cycle(s) sent to B, decisions polled on A ${TTE_POLL_MS ? `every ${TTE_POLL_MS} ms` : "back to back"} under ${fmtInt(RATE)} req/s`);
   const tte = await timeToEffect(a, b, token);
   ensureAlive();
   const rssAtEnd = [await a.cpuUsage(), await b.cpuUsage()].map((u) => u.rss);

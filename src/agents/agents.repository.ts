@@ -1,22 +1,55 @@
 import { sql } from 'kysely';
 import type { DbOrTrx } from '../db/database.js';
-import type { AgentActionRow, AgentRow, GrantRow } from '../db/schema.js';
+import type { AgentActionRow, AgentRow } from '../db/schema.js';
 import type { ActiveAction, Agent, GrantConstraints, RestrictingKind, RiskTier, TouchedGrant } from '../domain/agent.js';
 import type { TrustTier } from '../domain/trust-score.js';
 import { deriveStatus } from '../domain/agent.js';
 import { cancelOpenRestoreConfirmations } from '../confirmations/confirmations.repository.js';
 
-function toAgent(row: AgentRow, grants: GrantRow[], actions: AgentActionRow[]): Agent {
-  const activeActions: ActiveAction[] = actions.map((a) => ({
-    id: a.id,
-    kind: a.kind as RestrictingKind,
-    scopes: a.scopes,
-    reason: a.reason,
-    actor: a.actor,
-    createdAt: a.created_at,
-    expiresAt: a.expires_at,
-    touched: a.touched_grants,
-  }));
+/** A grant as `loadAgents` reads it: timestamps arrive as JSON text. */
+interface GrantJson {
+  id: string;
+  scope: string;
+  constraints: GrantConstraints;
+  keep_in_containment: boolean;
+  expires_at: string | null;
+  granted_by: string;
+  granted_at: string;
+}
+
+/** An action in force as `loadAgents` reads it. */
+interface ActionJson {
+  id: string;
+  kind: RestrictingKind;
+  scopes: string[];
+  reason: string;
+  actor: string;
+  created_at: string;
+  expires_at: string | null;
+  touched_grants: TouchedGrant[];
+}
+
+interface AgentWithState extends AgentRow {
+  grants_json: GrantJson[];
+  actions_json: ActionJson[];
+  trust_tier: string | null;
+  trust_score: number | null;
+  newest_evidence_at: Date | string | null;
+}
+
+function toAgent(row: AgentWithState): Agent {
+  const activeActions: ActiveAction[] = row.actions_json
+    .map((a) => ({
+      id: a.id,
+      kind: a.kind,
+      scopes: a.scopes,
+      reason: a.reason,
+      actor: a.actor,
+      createdAt: new Date(a.created_at),
+      expiresAt: toDate(a.expires_at),
+      touched: a.touched_grants,
+    }))
+    .sort((x, y) => x.createdAt.getTime() - y.createdAt.getTime());
   return {
     id: row.id,
     name: row.name,
@@ -26,77 +59,89 @@ function toAgent(row: AgentRow, grants: GrantRow[], actions: AgentActionRow[]): 
     status: deriveStatus(activeActions),
     version: BigInt(row.version),
     updatedAt: row.updated_at,
-    grants: grants.map((g) => ({
-      id: g.id,
-      scope: g.scope,
-      constraints: g.constraints as GrantConstraints,
-      keepInContainment: g.keep_in_containment,
-      expiresAt: g.expires_at,
-      grantedBy: g.granted_by,
-      grantedAt: g.granted_at,
-    })),
+    grants: row.grants_json
+      .map((g) => ({
+        id: g.id,
+        scope: g.scope,
+        constraints: g.constraints,
+        keepInContainment: g.keep_in_containment,
+        expiresAt: toDate(g.expires_at),
+        grantedBy: g.granted_by,
+        grantedAt: new Date(g.granted_at),
+      }))
+      .sort((x, y) => (x.scope < y.scope ? -1 : x.scope > y.scope ? 1 : 0)),
     activeActions,
+    trustTier: (row.trust_tier as TrustTier | null) ?? null,
+    trustScore: row.trust_score ?? null,
+    newestEvidenceAt: toDate(row.newest_evidence_at),
   };
 }
 
-/** Loads agents with their current grants and the actions in force. */
+/**
+ * Loads agents with their current grants, the actions in force, the latest trust score and tier
+ * (grants may require a minimum tier; routing rules match on tier and score) and the newest
+ * evidence time (routing's `evidenceOlderThan`): one statement, one round trip and one connection,
+ * whatever the number of agents (the view's catch-up and poll run it on every change).
+ *
+ * With `forUpdate`, the agent rows are locked by a statement of their own first. In READ
+ * COMMITTED each statement reads a fresh snapshot, so the read that follows the lock sees all
+ * that a transaction we waited for committed (one statement that locked and read at once would
+ * read the other tables as they were before that wait).
+ */
 export async function loadAgents(
   db: DbOrTrx,
   filter: { ids?: string[]; versionAbove?: bigint; forUpdate?: boolean },
 ): Promise<Agent[]> {
-  let q = db.selectFrom('agents').selectAll();
-  if (filter.ids) {
-    if (filter.ids.length === 0) return [];
-    q = q.where('id', 'in', filter.ids);
+  let ids = filter.ids;
+  if (ids && ids.length === 0) return [];
+  if (filter.forUpdate) {
+    let lock = db.selectFrom('agents').select('id');
+    if (ids) lock = lock.where('id', 'in', ids);
+    if (filter.versionAbove !== undefined) lock = lock.where('version', '>', filter.versionAbove.toString());
+    const locked = await lock.forUpdate().execute();
+    if (locked.length === 0) return [];
+    ids = locked.map((r) => r.id);
   }
-  if (filter.versionAbove !== undefined) q = q.where('version', '>', filter.versionAbove.toString());
-  if (filter.forUpdate) q = q.forUpdate();
-  const rows = await q.execute();
-  if (rows.length === 0) return [];
-  const ids = rows.map((r) => r.id);
-  const [grants, actions, tiers, newest] = await Promise.all([
-    db
-      .selectFrom('grants')
-      .selectAll()
-      .where('agent_id', 'in', ids)
-      .where('removed_at', 'is', null)
-      .orderBy('scope')
-      .execute(),
-    db
-      .selectFrom('agent_actions')
-      .selectAll()
-      .where('agent_id', 'in', ids)
-      .where('lifted_at', 'is', null)
-      .where('kind', '!=', 'restore')
-      .orderBy('created_at')
-      .execute(),
-    // The latest trust score and tier of each agent (grants may require a minimum tier; routing
-    // rules match on tier and score).
-    sql<{ agent_id: string; tier: string; score: number }>`
-      select distinct on (agent_id) agent_id, tier, score from trust_scores
-      where agent_id in (${sql.join(ids)})
-      order by agent_id, computed_at desc, id desc`.execute(db),
-    // The newest evidence of each agent (routing's evidenceOlderThan).
-    db
-      .selectFrom('evaluations')
-      .select('agent_id')
-      .select((eb) => eb.fn.max('observed_at').as('at'))
-      .where('agent_id', 'in', ids)
-      .groupBy('agent_id')
-      .execute(),
-  ]);
-  const trust = new Map(tiers.rows.map((t) => [t.agent_id, t]));
-  const evidence = new Map(newest.map((e) => [e.agent_id, e.at]));
-  return rows.map((row) => ({
-    ...toAgent(
-      row,
-      grants.filter((g) => g.agent_id === row.id),
-      actions.filter((a) => a.agent_id === row.id),
-    ),
-    trustTier: (trust.get(row.id)?.tier as TrustTier | undefined) ?? null,
-    trustScore: trust.get(row.id)?.score ?? null,
-    newestEvidenceAt: toDate(evidence.get(row.id)),
-  }));
+  let q = db
+    .selectFrom('agents as a')
+    .selectAll('a')
+    .select((eb) => [
+      sql<GrantJson[]>`coalesce((
+        select json_agg(json_build_object('id', g.id, 'scope', g.scope, 'constraints', g.constraints,
+          'keep_in_containment', g.keep_in_containment, 'expires_at', g.expires_at,
+          'granted_by', g.granted_by, 'granted_at', g.granted_at))
+        from grants g where g.agent_id = a.id and g.removed_at is null), '[]'::json)`.as('grants_json'),
+      sql<ActionJson[]>`coalesce((
+        select json_agg(json_build_object('id', x.id, 'kind', x.kind, 'scopes', x.scopes, 'reason', x.reason,
+          'actor', x.actor, 'created_at', x.created_at, 'expires_at', x.expires_at,
+          'touched_grants', x.touched_grants))
+        from agent_actions x where x.agent_id = a.id and x.lifted_at is null and x.kind <> 'restore'), '[]'::json)`.as('actions_json'),
+      eb
+        .selectFrom('trust_scores as t')
+        .select('t.tier')
+        .whereRef('t.agent_id', '=', 'a.id')
+        .orderBy('t.computed_at', 'desc')
+        .orderBy('t.id', 'desc')
+        .limit(1)
+        .as('trust_tier'),
+      eb
+        .selectFrom('trust_scores as t')
+        .select('t.score')
+        .whereRef('t.agent_id', '=', 'a.id')
+        .orderBy('t.computed_at', 'desc')
+        .orderBy('t.id', 'desc')
+        .limit(1)
+        .as('trust_score'),
+      eb
+        .selectFrom('evaluations as e')
+        .select((e) => e.fn.max('e.observed_at').as('at'))
+        .whereRef('e.agent_id', '=', 'a.id')
+        .as('newest_evidence_at'),
+    ]);
+  if (ids) q = q.where('a.id', 'in', ids);
+  if (filter.versionAbove !== undefined && !filter.forUpdate) q = q.where('a.version', '>', filter.versionAbove.toString());
+  const rows = (await q.execute()) as unknown as AgentWithState[];
+  return rows.map(toAgent);
 }
 
 function toDate(value: unknown): Date | null {

@@ -1,3 +1,4 @@
+import { sql } from 'kysely';
 import type { DbOrTrx } from '../db/database.js';
 import type { AuditRow } from '../db/schema.js';
 import { auditEntryHash } from '../domain/audit-chain.js';
@@ -20,20 +21,13 @@ export async function appendAudit(trx: DbOrTrx, input: AuditInput): Promise<{ se
   // Round-trip the payload through JSON so what we hash is exactly what jsonb stores.
   const payload: unknown = JSON.parse(JSON.stringify(input.payload ?? {}));
   const hash = auditEntryHash(head.hash, { seq, at: input.at, actor: input.actor, action: input.action, subject: input.subject, payload });
-  await trx
-    .insertInto('audit_log')
-    .values({
-      seq,
-      at: input.at,
-      actor: input.actor,
-      action: input.action,
-      subject: input.subject,
-      payload: JSON.stringify(payload),
-      prev_hash: head.hash,
-      hash,
-    })
-    .execute();
-  await trx.updateTable('audit_head').set({ seq, hash }).where('id', '=', 1).execute();
+  // The entry and the new head in one statement (one round trip inside the transaction).
+  await sql`
+    with entry as (
+      insert into audit_log (seq, at, actor, action, subject, payload, prev_hash, hash)
+      values (${seq}, ${input.at}, ${input.actor}, ${input.action}, ${input.subject}, ${JSON.stringify(payload)}::jsonb, ${head.hash}, ${hash})
+      returning seq)
+    update audit_head set seq = ${seq}, hash = ${hash} where id = 1 and exists (select 1 from entry)`.execute(trx);
   return { seq, hash };
 }
 

@@ -22,19 +22,15 @@ export interface OutboxJob {
 
 /** Writes a job into the outbox inside the caller's transaction; the relay hands it to BullMQ. */
 export async function addOutboxJob(trx: DbOrTrx, job: OutboxJob, now: Date, id: string = randomUUID()): Promise<string> {
-  await trx
-    .insertInto('outbox')
-    .values({
-      id,
-      queue: job.queue,
-      job_name: job.jobName,
-      payload: JSON.stringify(job.payload),
-      run_at: job.runAt ?? now,
-      created_at: now,
-    })
-    .execute();
-  // Delivered on commit (and collapsed with others of the same transaction): wakes every relay.
-  await sql`select pg_notify('armalo_outbox', '')`.execute(trx);
+  // One statement: the row, and a notification delivered on commit (collapsed with the others of
+  // the same transaction) that wakes every relay.
+  const runAt = job.runAt ?? now;
+  await sql`
+    with added as (
+      insert into outbox (id, queue, job_name, payload, run_at, created_at)
+      values (${id}, ${job.queue}, ${job.jobName}, ${JSON.stringify(job.payload)}::jsonb, ${runAt}, ${now})
+      returning id)
+    select pg_notify('armalo_outbox', '') from added`.execute(trx);
   return id;
 }
 

@@ -33,8 +33,8 @@ export const PUBLISH_WAIT_MS = 1000;
  * `PUBLISH_WAIT_MS` instead of waiting for ever. Other replicas then learn of the change by their
  * version poll, within the staleness bound.
  */
-export async function publishPermissionChange(publisher: Redis, channel: string, agentId: string, version: bigint): Promise<void> {
-  const msg: Message = { t: 'changed', agentId, version: version.toString() };
+export async function publishPermissionChange(publisher: Redis, channel: string, agentId: string, version: bigint, from?: string): Promise<void> {
+  const msg: Message = { t: 'changed', agentId, version: version.toString(), ...(from ? { from } : {}) };
   await withDeadline(publisher.publish(channel, JSON.stringify(msg)), PUBLISH_WAIT_MS, 'publishing a permission change');
 }
 
@@ -66,7 +66,8 @@ function withDeadline<T>(promise: Promise<T>, ms: number, what: string): Promise
  * checked before use: a bad one is ignored (and logged, rate-limited), never allowed to throw.
  */
 const messageSchema = z.discriminatedUnion('t', [
-  z.object({ t: z.literal('changed'), agentId: z.string().min(1).max(256), version: z.string().regex(/^\d{1,19}$/) }),
+  // `from`: the replica that sent it, which reads the change itself.
+  z.object({ t: z.literal('changed'), agentId: z.string().min(1).max(256), version: z.string().regex(/^\d{1,19}$/), from: z.string().min(1).max(100).optional() }),
   z.object({ t: z.literal('ping'), from: z.string().min(1).max(100) }),
   // `from`: the replica that sent it has applied the change already.
   z.object({ t: z.literal('approvals'), agentId: z.string().min(1).max(256), from: z.string().min(1).max(100).optional() }),
@@ -222,9 +223,13 @@ export class PermissionView implements PermissionChangePublisher {
   }
 
   async publishChanged(agentId: string, version: bigint): Promise<void> {
-    // Apply locally at once: the caller's next decision must already see its own change.
+    // Tell the other replicas and apply it here at the same time: the publish does not wait for our
+    // own read, and the caller's next decision here must already see its own change (we wait for
+    // both). A failed publish is reported after the local read, which happens either way.
+    const published = publishPermissionChange(this.opts.publisher, this.opts.channel, agentId, version, this.id);
+    published.catch(() => undefined);
     await this.catchUp([agentId]);
-    await publishPermissionChange(this.opts.publisher, this.opts.channel, agentId, version);
+    await published;
   }
 
   private onMessage(raw: string): void {
@@ -263,8 +268,9 @@ export class PermissionView implements PermissionChangePublisher {
       );
       return;
     }
-    // At or below the view's version, the change is already here (versions follow commit order).
-    if (BigInt(msg.version) <= this.maxVersion) return;
+    // Our own change is read by `publishChanged`; at or below the view's version, the change is
+    // already here (versions follow commit order).
+    if (msg.from === this.id || BigInt(msg.version) <= this.maxVersion) return;
     void this.catchUp([msg.agentId]).catch((err: unknown) =>
       this.limitedLog('error', 'reload-after-change', { err: (err as Error).message, agentId: msg.agentId }, 'reloading agent after a change failed; the poll will retry'),
     );
