@@ -12,6 +12,8 @@ ARG NODE_IMAGE=node:22-bookworm-slim
 FROM ${NODE_IMAGE} AS build
 WORKDIR /app
 COPY package.json package-lock.json ./
+# npm workspaces: the agent SDK's manifest must be there for npm ci.
+COPY sdk/package.json ./sdk/package.json
 RUN npm ci --no-audit --no-fund
 COPY tsconfig.json tsconfig.build.json ./
 COPY src ./src
@@ -26,6 +28,7 @@ FROM ${NODE_IMAGE} AS runtime
 ENV NODE_ENV=production
 WORKDIR /app
 COPY package.json package-lock.json ./
+COPY sdk/package.json ./sdk/package.json
 # Fonts for the text in trust-packet charts (rendered to PNG without a browser).
 RUN apt-get update && apt-get install -y --no-install-recommends fonts-dejavu-core && rm -rf /var/lib/apt/lists/*
 RUN npm ci --omit=dev --no-audit --no-fund && npm cache clean --force

@@ -40,6 +40,8 @@ async function loadPacketRenderers(): Promise<PacketRenderers> {
   return { markdown: renderPacketMarkdown, pdf: renderPacketPdf };
 }
 import { addOpsRoutes } from './http/routes/ops.routes.js';
+import { addStreamRoutes } from './stream/stream.routes.js';
+import { addMcpRoutes } from './mcp/mcp.routes.js';
 import { startWorkers } from '../jobs/worker.js';
 import type { NotifyDeps } from '../jobs/notify.job.js';
 import { ChatCommands } from './chat/chat-commands.js';
@@ -256,7 +258,10 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
       cleanups.push(() => slack.stop());
     }
     if (web && view) {
-      addDecisionRoutes(router, { view, decisions: new DecisionService({ view, clock, metrics, rules: policy.routing, approvals, limitedLog }) });
+      const decisions = new DecisionService({ view, clock, metrics, rules: policy.routing, approvals, limitedLog });
+      addDecisionRoutes(router, { view, decisions });
+      addStreamRoutes(router, { view, db, clock, logger, routing: policy.routing });
+      addMcpRoutes(router, { view, decisions, approvals, db, clock, logger, policy });
       addApprovalRoutes(router, { approvals, callbacksSigned: !!config.eventsWebhook, callbackHosts: config.callbackHosts });
       addTrustRoutes(router, { db, clock, trust, webhookSecret: config.inboundWebhookSecret, inbound });
       addPacketRoutes(router, { packets, renderers: loadPacketRenderers, clock, ...(config.links ? { links: config.links } : {}) });
