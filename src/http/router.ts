@@ -30,6 +30,17 @@ export interface HttpResult {
 
 export type Handler = (ctx: RequestContext) => HttpResult | Promise<HttpResult>;
 
+/**
+ * What a `raw` route gets besides the request: on a route with `auth`, the token was checked (and its
+ * scope, and a `{agentId}` path parameter against it) before the route saw the request.
+ */
+export interface RawContext {
+  params: Record<string, string>;
+  query: URLSearchParams;
+  token: ApiPrincipal | undefined;
+  requestId: string;
+}
+
 export interface Route {
   method: 'GET' | 'PUT' | 'POST' | 'DELETE';
   /** `/v1/agents/{agentId}`: literal segments and `{name}` parameters. */
@@ -49,7 +60,7 @@ export interface Route {
    * A platform adapter that reads the request itself (Slack's signature covers the raw body,
    * so it must see the bytes untouched).
    */
-  raw?: (req: IncomingMessage, res: ServerResponse) => void;
+  raw?: (req: IncomingMessage, res: ServerResponse, ctx: RawContext) => void;
 }
 
 interface CompiledRoute extends Route {

@@ -116,9 +116,9 @@ async function handle(deps: HttpServerDeps, req: IncomingMessage, res: ServerRes
     }
     const { route, params } = match;
     routeLabel = route.path;
-    if (route.raw) {
+    if (route.raw && !route.auth) {
       res.on('finish', () => record(deps, method, routeLabel, res.statusCode, started));
-      route.raw(req, res);
+      route.raw(req, res, { params, query: url.searchParams, token: undefined, requestId });
       return;
     }
     let token: ApiPrincipal | undefined;
@@ -134,6 +134,12 @@ async function handle(deps: HttpServerDeps, req: IncomingMessage, res: ServerRes
       // Scope before the body is read: a refused call costs us nothing more.
       if (!scopeAllows(token.scope, route.auth)) throw scopeRefusal(token, method, route.path);
       if (params.agentId !== undefined) assertAgentInScope(token, params.agentId);
+    }
+    if (route.raw) {
+      // An authenticated route that answers by itself (a stream, a protocol adapter).
+      res.on('finish', () => record(deps, method, routeLabel, res.statusCode, started));
+      route.raw(req, res, { params, query: url.searchParams, token, requestId });
+      return;
     }
     const hasBody = Number(req.headers['content-length'] ?? 0) > 0 || req.headers['transfer-encoding'] !== undefined;
     const rawBody = route.rawBody ? await readRawBody(req) : undefined;
