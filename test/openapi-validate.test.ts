@@ -100,6 +100,7 @@ describe('docs/openapi.json', () => {
         'post /v1/approval-requests/{id}/cancel',
         ...(checkedIn.paths['/v1/confirmations/{id}'] ? ['get /v1/confirmations/{id}'] : []),
         ...(checkedIn.paths['/v1/stream'] ? ['get /v1/stream'] : []),
+        ...(checkedIn.paths['/mcp'] ? ['post /mcp'] : []),
       ].sort(),
     );
     expect(checkedIn.paths['/v1/agents/{agentId}'].put.responses['409'].description).toMatch(/contained or revoked.*widen/);

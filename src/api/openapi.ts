@@ -45,6 +45,49 @@ const errors = (...codes: number[]): JsonObject =>
   );
 const agentIdParam = { name: 'agentId', in: 'path', required: true, schema: jsonSchema(agentIdSchema, 'input') };
 
+/** The change stream's contract (docs/stream.md); the events are the `Wire*` shapes of src/domain/wire.ts. */
+const STREAM_DESCRIPTION = [
+  'Keeps an agent\'s (or a platform\'s) copy of permission state current; the agent SDK answers `check()` from it. Send `Accept: text/event-stream`. Errors before the stream starts are JSON as usual.',
+  '',
+  'Every event\'s `data:` is one line of JSON (dates as ISO-8601 strings, versions as decimal strings):',
+  '',
+  '| event | `id:` | `data` | when |',
+  '|---|---|---|---|',
+  '| `snapshot` | view version | `{version, agents, approvals, routing}`: every agent in scope, their open approval requests, the policy\'s routing rules (role names, never people) | first, and whenever a resume cannot be replayed |',
+  '| `agent` | the agent\'s version | `{version, agent}`: one agent\'s whole new state (status, grants, actions in force, trust) | every change to an agent in scope |',
+  '| `approval` | view version | `{approval}`: a request\'s new status (`pending`, `approved`, `denied`, `expired`, `cancelled`, `consumed`) | every change to an approval request of an agent in scope |',
+  '',
+  'A comment heartbeat (`: ok <version>`) arrives at least every 15 seconds while the replica\'s view is fresh; a replica that cannot confirm its view stops sending them, so a client\'s staleness bound trips. `retry: 1000` is sent once. Reconnect with `Last-Event-ID` to resume.',
+].join('\n');
+
+/** The MCP endpoint's contract (DESIGN §5); the protocol itself is the MCP specification's. */
+const MCP_DESCRIPTION = [
+  'A stateless Streamable HTTP endpoint of the Model Context Protocol: the body is one JSON-RPC 2.0 message (`initialize`, `tools/list`, `tools/call`, …) as the MCP specification defines it, and the client accepts both `application/json` and `text/event-stream`.',
+  '',
+  'Tools: `check_action {action, context?}`, `request_approval {action, context?, justification, idempotencyKey?}`, `get_approval {id}`, `wait_for_approval {id, timeoutSeconds}` (at most 50), `request_permission {tool_name, input}` (answers `{"behavior":"allow","updatedInput":{…}}` or `{"behavior":"deny","message":"…"}`), `my_status {}`.',
+  '',
+  'The bearer token and its scope are checked before any message is read. What the tools answer (allow, deny, approval required, a request\'s status) is a tool result inside a 200, never an HTTP error status.',
+].join('\n');
+
+/** A JSON-RPC 2.0 message (request, notification or response); MCP defines the methods and their params. */
+const JSON_RPC_MESSAGE: JsonObject = {
+  type: 'object',
+  description: 'A JSON-RPC 2.0 message; see the Model Context Protocol specification for methods, params and results',
+  properties: {
+    jsonrpc: { const: '2.0' },
+    id: { type: ['string', 'integer'] },
+    method: { type: 'string', examples: ['tools/call'] },
+    params: { type: 'object' },
+    result: { type: 'object' },
+    error: {
+      type: 'object',
+      properties: { code: { type: 'integer' }, message: { type: 'string' }, data: {} },
+      required: ['code', 'message'],
+    },
+  },
+  required: ['jsonrpc'],
+};
+
 /** The OpenAPI 3.1 document of the REST API, generated from the same zod schemas the handlers use. */
 export function buildOpenApiDocument(): JsonObject {
   const auditQuery = jsonSchema(auditQuerySchema, 'input') as { properties: Record<string, JsonObject> };
@@ -61,6 +104,7 @@ export function buildOpenApiDocument(): JsonObject {
     paths: {
       '/v1/agents/{agentId}': {
         put: {
+          operationId: 'putAgent',
           summary: 'Register or update an agent; its grant set becomes exactly the list sent',
           parameters: [agentIdParam],
           requestBody: { required: true, ...json(ref('AgentInput')) },
@@ -72,6 +116,7 @@ export function buildOpenApiDocument(): JsonObject {
           },
         },
         get: {
+          operationId: 'getAgent',
           summary: 'Agent status, grants with their state, actions in force',
           parameters: [agentIdParam],
           responses: { '200': { description: 'The agent', ...json(ref('Agent')) }, ...errors(400, 401, 404) },
@@ -79,6 +124,7 @@ export function buildOpenApiDocument(): JsonObject {
       },
       '/v1/agents/{agentId}/actions': {
         post: {
+          operationId: 'actOnAgent',
           summary: 'Narrow, contain, revoke or restore an agent (or a dry run of it)',
           parameters: [agentIdParam],
           requestBody: { required: true, ...json(ref('ActionInput')) },
@@ -96,6 +142,7 @@ export function buildOpenApiDocument(): JsonObject {
       },
       '/v1/confirmations/{id}': {
         get: {
+          operationId: 'getConfirmation',
           summary: 'A two-step action waiting for a person (a restore asked for over the API): pending, confirmed, cancelled or expired',
           parameters: [{ name: 'id', in: 'path', required: true, schema: jsonSchema(confirmationIdSchema, 'input') }],
           responses: { '200': { description: 'The confirmation', ...json(ref('Confirmation')) }, ...errors(400, 401), '404': { description: 'Unknown confirmation', ...json(ref('Error')) } },
@@ -103,6 +150,7 @@ export function buildOpenApiDocument(): JsonObject {
       },
       '/v1/decisions': {
         post: {
+          operationId: 'createDecision',
           summary: 'May this agent do this now? Unknown agents are denied (fail closed).',
           requestBody: { required: true, ...json(ref('DecisionInput')) },
           responses: { '200': { description: 'The decision with its reasons', ...json(ref('Decision')) }, ...errors(400, 401, 413, 415) },
@@ -110,6 +158,7 @@ export function buildOpenApiDocument(): JsonObject {
       },
       '/v1/approval-requests': {
         post: {
+          operationId: 'createApprovalRequest',
           summary: 'Ask for approval of an action; routed by the policy. Same idempotencyKey (per token) → the same request.',
           requestBody: { required: true, ...json(ref('ApprovalRequestInput')) },
           responses: {
@@ -121,6 +170,7 @@ export function buildOpenApiDocument(): JsonObject {
       },
       '/v1/approval-requests/{id}': {
         get: {
+          operationId: 'getApprovalRequest',
           summary: 'A request with its route and decisions; `?wait=N` long-polls until it ends (at most N seconds)',
           parameters: [
             { name: 'id', in: 'path', required: true, schema: jsonSchema(approvalIdSchema, 'input') },
@@ -131,22 +181,86 @@ export function buildOpenApiDocument(): JsonObject {
       },
       '/v1/approval-requests/{id}/cancel': {
         post: {
+          operationId: 'cancelApprovalRequest',
           summary: 'Cancel a pending request (the requesting token only); no body needed',
           parameters: [{ name: 'id', in: 'path', required: true, schema: jsonSchema(approvalIdSchema, 'input') }],
           responses: { '200': { description: 'Cancelled', ...json(ref('ApprovalRequest')) }, ...errors(400, 401, 404, 409) },
         },
       },
+      '/v1/stream': {
+        get: {
+          operationId: 'streamChanges',
+          summary: 'Server-Sent Events: the permission state of the agents in scope, then every change to it',
+          description: STREAM_DESCRIPTION,
+          parameters: [
+            {
+              name: 'agentId',
+              in: 'query',
+              required: false,
+              description: 'Only this agent. Admin and platform tokens see every agent without it; an `agent=<agentId>` token sees only its own agent (naming another is 403).',
+              schema: jsonSchema(agentIdSchema, 'input'),
+            },
+            {
+              name: 'Last-Event-ID',
+              in: 'header',
+              required: false,
+              description:
+                'Resume: the last `id:` (a version) this client saw. Changes after it are replayed as `agent` events; a version the replica can no longer replay (too old, unknown or ahead of its view) gets a fresh `snapshot` instead.',
+              schema: { type: 'string', pattern: '^[0-9]+$', example: '1042' },
+            },
+          ],
+          responses: {
+            '200': {
+              description: 'The stream (`Cache-Control: no-store`); it stays open until the client or the server closes it',
+              content: { 'text/event-stream': { schema: { type: 'string', description: 'Server-Sent Events as described above; every `data:` is one line of JSON' } } },
+            },
+            ...errors(400, 401),
+            '503': { description: 'This replica cannot confirm its permission view is fresh (`view_stale`); try again or another replica', ...json(ref('Error')) },
+          },
+        },
+      },
+      '/mcp': {
+        post: {
+          operationId: 'sendMcpMessage',
+          summary: 'Model Context Protocol server (Streamable HTTP) with the agent tools: check_action, request_approval, get_approval, wait_for_approval, request_permission, my_status',
+          description: MCP_DESCRIPTION,
+          parameters: [
+            {
+              name: 'agentId',
+              in: 'query',
+              required: false,
+              description: 'The agent the tools act for. Required with an admin or platform token; an `agent=<agentId>` token fixes the agent (naming another is 403).',
+              schema: jsonSchema(agentIdSchema, 'input'),
+            },
+          ],
+          requestBody: { required: true, description: 'One JSON-RPC 2.0 message as the MCP specification defines it', ...json(ref('JsonRpcMessage')) },
+          responses: {
+            '200': {
+              description: 'The JSON-RPC response to a request, as JSON or as a short Server-Sent Events stream ending with it (the client sends `Accept: application/json, text/event-stream`)',
+              content: {
+                'application/json': { schema: ref('JsonRpcMessage') },
+                'text/event-stream': { schema: { type: 'string', description: 'Server-Sent Events whose `data:` are JSON-RPC messages' } },
+              },
+            },
+            '202': { description: 'A notification or a response was accepted; no body' },
+            '400': { description: 'Not a valid MCP message, or an admin or platform token without `agentId`; nothing ran' },
+            ...errors(401),
+          },
+        },
+      },
       '/v1/agents/{agentId}/pacts': {
         post: {
+          operationId: 'upsertPact',
           summary: "Create or update one of the agent's pacts (by pact id)",
           parameters: [agentIdParam],
           requestBody: { required: true, ...json(ref('PactInput')) },
           responses: { '200': { description: 'Updated; all pacts' }, '201': { description: 'Created; all pacts' }, ...errors(400, 401, 404, 413, 415) },
         },
-        get: { summary: "The agent's pacts", parameters: [agentIdParam], responses: { '200': { description: 'Pacts' }, ...errors(400, 401, 404) } },
+        get: { operationId: 'listPacts', summary: "The agent's pacts", parameters: [agentIdParam], responses: { '200': { description: 'Pacts' }, ...errors(400, 401, 404) } },
       },
       '/v1/agents/{agentId}/evaluations': {
         post: {
+          operationId: 'recordEvaluation',
           summary: 'Record an evaluation result (idempotent by its id) and recompute the Score',
           parameters: [agentIdParam],
           requestBody: { required: true, ...json(ref('EvaluationInput')) },
@@ -154,10 +268,11 @@ export function buildOpenApiDocument(): JsonObject {
         },
       },
       '/v1/agents/{agentId}/score': {
-        get: { summary: 'Score, tier, 30-day trend, evidence freshness per pact', parameters: [agentIdParam], responses: { '200': { description: 'The score (null when there is no data)' }, ...errors(400, 401, 404) } },
+        get: { operationId: 'getAgentScore', summary: 'Score, tier, 30-day trend, evidence freshness per pact', parameters: [agentIdParam], responses: { '200': { description: 'The score (null when there is no data)' }, ...errors(400, 401, 404) } },
       },
       '/webhooks/armalo': {
         post: {
+          operationId: 'receiveArmaloEvent',
           summary: 'Signed Armalo events (X-Armalo-Signature: t=<unix>,v1=<hex HMAC-SHA256 of "<t>.<raw body>">, 5 minutes of skew at most; deduped by id)',
           security: [],
           requestBody: { required: true, ...json(ref('InboundEvent')) },
@@ -170,6 +285,7 @@ export function buildOpenApiDocument(): JsonObject {
       },
       '/v1/trust-packets': {
         post: {
+          operationId: 'createTrustPacket',
           summary: 'Request a trust packet; it is built by a job (202, then GET it)',
           requestBody: { required: true, ...json(ref('TrustPacketRequest')) },
           responses: { '202': { description: 'Accepted: building' }, ...errors(400, 401, 404, 413, 415) },
@@ -177,6 +293,7 @@ export function buildOpenApiDocument(): JsonObject {
       },
       '/v1/trust-packets/{id}': {
         get: {
+          operationId: 'getTrustPacket',
           summary: 'The packet: status and content as JSON, or ?format=markdown|pdf once ready',
           parameters: [
             { name: 'id', in: 'path', required: true, schema: { type: 'string', format: 'uuid' } },
@@ -187,6 +304,7 @@ export function buildOpenApiDocument(): JsonObject {
       },
       '/v1/trust-packets/{id}/verify': {
         get: {
+          operationId: 'verifyTrustPacket',
           summary: 'Recompute the stored packet hash (intact or tampered) and report how current its evidence still is',
           parameters: [{ name: 'id', in: 'path', required: true, schema: { type: 'string', format: 'uuid' } }],
           responses: { '200': { description: 'Verification' }, ...errors(400, 401, 404) },
@@ -194,6 +312,7 @@ export function buildOpenApiDocument(): JsonObject {
       },
       '/v1/audit': {
         get: {
+          operationId: 'listAuditEntries',
           summary: 'Audit entries, newest first',
           parameters: Object.entries(auditQuery.properties).map(([name, schema]) => ({ name, in: 'query', required: false, schema })),
           responses: { '200': { description: 'A page of entries', ...json(ref('AuditPage')) }, ...errors(400, 401) },
@@ -201,12 +320,13 @@ export function buildOpenApiDocument(): JsonObject {
       },
       '/v1/audit/verify': {
         get: {
+          operationId: 'verifyAuditChain',
           summary: 'Walk the hash chain and name the first broken entry',
           responses: { '200': { description: 'Verification result', ...json(ref('AuditVerification')) }, ...errors(401) },
         },
       },
       '/v1/openapi.json': {
-        get: { summary: 'This document', security: [], responses: { '200': { description: 'OpenAPI 3.1 document' } } },
+        get: { operationId: 'getOpenApiDocument', summary: 'This document', security: [], responses: { '200': { description: 'OpenAPI 3.1 document' } } },
       },
     },
     components: {
@@ -235,6 +355,7 @@ export function buildOpenApiDocument(): JsonObject {
         EvaluationInput: jsonSchema(evaluationInputSchema, 'input'),
         InboundEvent: jsonSchema(inboundEventSchema, 'input'),
         TrustPacketRequest: jsonSchema(packetInputSchema, 'input'),
+        JsonRpcMessage: JSON_RPC_MESSAGE,
         Error: jsonSchema(errorSchema, 'output'),
       },
     },
@@ -251,6 +372,7 @@ const PLATFORM_OPERATIONS = new Set([
   'post /v1/approval-requests/{id}/cancel',
   'get /v1/confirmations/{id}',
   'get /v1/stream',
+  'post /mcp',
 ]);
 
 /**
