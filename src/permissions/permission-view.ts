@@ -74,6 +74,25 @@ const messageSchema = z.discriminatedUnion('t', [
 ]);
 type Message = z.infer<typeof messageSchema>;
 
+/** One agent whose open approval requests changed: its list before and after (either may be empty). */
+export interface ApprovalsChange {
+  agentId: string;
+  before: readonly OpenApproval[];
+  after: readonly OpenApproval[];
+}
+
+/**
+ * Told of every change the view stores (the change stream fans them out). Called synchronously
+ * while the view applies a read, so the view's state already holds the change; a listener that
+ * throws is logged and ignored, never allowed to break the view.
+ */
+export interface PermissionViewListener {
+  /** Agents stored at a newer version than the view held, in version order. */
+  agentsChanged?(agents: readonly Agent[]): void;
+  /** Agents whose open approvals differ from what the view held (one read's worth at a time). */
+  approvalsChanged?(changes: readonly ApprovalsChange[]): void;
+}
+
 /**
  * Each process's in-memory copy of permission state, which the decision path reads.
  *
@@ -126,6 +145,7 @@ export class PermissionView implements PermissionChangePublisher {
   private reloadChain: Promise<unknown> = Promise.resolve();
   private readonly limitedLog: LimitedLog;
   private pollFailing = false;
+  private readonly listeners = new Set<PermissionViewListener>();
 
   constructor(private readonly opts: PermissionViewOptions) {
     this.heartbeatMs = opts.heartbeatMs ?? Math.max(200, Math.floor(opts.staleAfterMs / 3));
@@ -179,10 +199,30 @@ export class PermissionView implements PermissionChangePublisher {
     return this.approvals.get(agentId) ?? NO_APPROVALS;
   }
 
+  /** Every agent the view holds (the change stream's snapshot). */
+  allAgents(): IterableIterator<Agent> {
+    return this.agents.values();
+  }
+
+  /** Every open approval request the view holds, grouped by agent. */
+  *allApprovals(): IterableIterator<OpenApproval> {
+    for (const list of this.approvals.values()) yield* list;
+  }
+
+  /** Registers a listener for stored changes; the returned function removes it. */
+  onChange(listener: PermissionViewListener): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
   /** A single-use approval was consumed here: drop it at once, and tell the other replicas. */
   async approvalUsed(agentId: string, requestId: string): Promise<void> {
     const list = this.approvals.get(agentId);
-    if (list) this.approvals.set(agentId, list.filter((a) => a.id !== requestId));
+    if (list) {
+      const after = list.filter((a) => a.id !== requestId);
+      this.approvals.set(agentId, after);
+      if (after.length !== list.length) this.notifyApprovals([{ agentId, before: list, after }]);
+    }
     await publishApprovalsChange(this.opts.publisher, this.opts.channel, agentId, this.id);
   }
 
@@ -346,25 +386,47 @@ export class PermissionView implements PermissionChangePublisher {
 
   private applyApprovals(agentIds: readonly string[], rows: OpenApproval[], seq: number): void {
     const byAgent = groupByAgent(rows);
+    const changes: ApprovalsChange[] = [];
     for (const id of agentIds) {
       if ((this.approvalsReadAt.get(id) ?? 0) > seq || this.allApprovalsReadAt > seq) continue;
       this.approvalsReadAt.set(id, seq);
-      const list = byAgent.get(id);
-      if (list) this.approvals.set(id, list);
-      else this.approvals.delete(id);
+      this.storeApprovals(id, byAgent.get(id), changes);
     }
+    this.notifyApprovals(changes);
   }
 
   private applyAllApprovals(rows: OpenApproval[], seq: number): void {
     if (this.allApprovalsReadAt > seq) return;
     this.allApprovalsReadAt = seq;
     const byAgent = groupByAgent(rows);
+    const changes: ApprovalsChange[] = [];
     for (const id of new Set([...this.approvals.keys(), ...byAgent.keys()])) {
       if ((this.approvalsReadAt.get(id) ?? 0) > seq) continue;
       this.approvalsReadAt.delete(id);
-      const list = byAgent.get(id);
-      if (list) this.approvals.set(id, list);
-      else this.approvals.delete(id);
+      this.storeApprovals(id, byAgent.get(id), changes);
+    }
+    this.notifyApprovals(changes);
+  }
+
+  /** Replaces one agent's open approvals, noting the change when listeners would see a difference. */
+  private storeApprovals(agentId: string, list: OpenApproval[] | undefined, changes: ApprovalsChange[]): void {
+    const before = this.approvals.get(agentId) ?? NO_APPROVALS;
+    if (list) this.approvals.set(agentId, list);
+    else this.approvals.delete(agentId);
+    const after = list ?? NO_APPROVALS;
+    if (this.listeners.size > 0 && !sameApprovals(before, after)) changes.push({ agentId, before, after });
+  }
+
+  private notifyApprovals(changes: readonly ApprovalsChange[]): void {
+    if (changes.length === 0) return;
+    for (const listener of this.listeners) this.callListener(() => listener.approvalsChanged?.(changes));
+  }
+
+  private callListener(fn: () => void): void {
+    try {
+      fn();
+    } catch (err) {
+      this.limitedLog('error', 'view-listener', { err: (err as Error).message }, 'a permission view listener failed; the view carries on');
     }
   }
 
@@ -381,10 +443,16 @@ export class PermissionView implements PermissionChangePublisher {
   }
 
   private apply(agents: Agent[]): void {
+    const newer: Agent[] = [];
     for (const agent of agents) {
       const known = this.agents.get(agent.id);
       if (!known || agent.version >= known.version) this.agents.set(agent.id, agent);
+      if (!known || agent.version > known.version) newer.push(agent);
       if (agent.version > this.maxVersion) this.maxVersion = agent.version;
+    }
+    if (newer.length > 0 && this.listeners.size > 0) {
+      newer.sort((x, y) => (x.version < y.version ? -1 : x.version > y.version ? 1 : 0));
+      for (const listener of this.listeners) this.callListener(() => listener.agentsChanged?.(newer));
     }
     for (const waiter of [...this.versionWaiters]) if (waiter.version <= this.maxVersion) waiter.settle(true);
   }
@@ -396,6 +464,17 @@ interface VersionWaiter {
 }
 
 const NO_APPROVALS: readonly OpenApproval[] = Object.freeze([]);
+
+/** Same requests with the same status and dates (a poll re-reads every list; most are unchanged). */
+function sameApprovals(a: readonly OpenApproval[], b: readonly OpenApproval[]): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) {
+    const x = a[i]!;
+    const y = b.find((r) => r.id === x.id);
+    if (!y || x.status !== y.status || x.decidedAt?.getTime() !== y.decidedAt?.getTime() || x.grantUntil?.getTime() !== y.grantUntil?.getTime()) return false;
+  }
+  return true;
+}
 
 function groupByAgent(rows: readonly OpenApproval[]): Map<string, OpenApproval[]> {
   const out = new Map<string, OpenApproval[]>();

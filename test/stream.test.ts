@@ -1,0 +1,319 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { cleanRedisPrefix, OTHER_TOKEN, sampleAgent, startTestApp, testConfig, TOKEN, waitFor, type TestApp } from './support/app.js';
+import { createTestDatabase, testPrefix, type TestDatabase } from './support/database.js';
+import { writePolicy } from './support/slack-policy.js';
+import { APPROVALS_TEST_POLICY } from './support/approvals-policy.js';
+
+// `GET /v1/stream` on two replicas (A: web and worker; B: web only, with a replay buffer of 4
+// changes) sharing one Postgres and one Redis prefix, as in production.
+const PLATFORM = 'tok_platform_scope_0123456789';
+const BOT = 'tok_agent_scope_stream_a_0123';
+const SMALL_BUFFER = 4;
+
+let database: TestDatabase;
+let a: TestApp;
+let b: TestApp;
+const prefix = testPrefix();
+const agent = { ...sampleAgent, owner: 'owner@example.com' };
+const streams: StreamClient[] = [];
+
+const config = (env: Record<string, string> = {}) =>
+  testConfig(database.url, prefix, {
+    ARMALO_POLICY_FILE: policyFile,
+    ARMALO_API_TOKENS: `platform:${TOKEN},automation:${OTHER_TOKEN},plat:${PLATFORM}:platform,bot:${BOT}:agent=stream-a`,
+    ...env,
+  });
+let policyFile: string;
+const startB = () => startTestApp(config({ ARMALO_ROLE: 'web' }), { stream: { replayBufferSize: SMALL_BUFFER } });
+
+interface SseMessage {
+  event: string;
+  id: string;
+  data: any;
+}
+
+/** A small SSE reader: fetch, then `event:` / `id:` / `data:` lines and `:` comments as they arrive. */
+class StreamClient {
+  readonly events: SseMessage[] = [];
+  readonly comments: string[] = [];
+  retry: number | undefined;
+  ended = false;
+  private readonly abort = new AbortController();
+
+  private constructor(
+    readonly status: number,
+    readonly headers: Headers,
+    readonly errorBody: any,
+  ) {}
+
+  static async open(app: TestApp, opts: { token?: string | null; query?: string; lastEventId?: string } = {}): Promise<StreamClient> {
+    const token = opts.token === undefined ? PLATFORM : opts.token;
+    const client = new StreamClient(0, new Headers(), undefined);
+    const res = await fetch(`${app.url}/v1/stream${opts.query ?? ''}`, {
+      headers: {
+        accept: 'text/event-stream',
+        ...(token ? { authorization: `Bearer ${token}` } : {}),
+        ...(opts.lastEventId !== undefined ? { 'last-event-id': opts.lastEventId } : {}),
+      },
+      signal: client.abort.signal,
+    });
+    const opened = Object.assign(client, { status: res.status, headers: res.headers });
+    if (res.status !== 200) {
+      Object.assign(opened, { errorBody: await res.json() });
+      return opened;
+    }
+    streams.push(opened);
+    void opened.read(res.body!);
+    return opened;
+  }
+
+  private async read(body: ReadableStream<Uint8Array>): Promise<void> {
+    const decoder = new TextDecoder();
+    let buffer = '';
+    let event: Partial<SseMessage> & { data?: string } = {};
+    try {
+      for await (const chunk of body) {
+        buffer += decoder.decode(chunk, { stream: true });
+        let nl: number;
+        while ((nl = buffer.indexOf('\n')) !== -1) {
+          const line = buffer.slice(0, nl);
+          buffer = buffer.slice(nl + 1);
+          if (line === '') {
+            if (event.data !== undefined) this.events.push({ event: event.event ?? 'message', id: event.id ?? '', data: JSON.parse(event.data) });
+            event = {};
+          } else if (line.startsWith(':')) this.comments.push(line.slice(1).trim());
+          else if (line.startsWith('event: ')) event.event = line.slice(7);
+          else if (line.startsWith('id: ')) event.id = line.slice(4);
+          else if (line.startsWith('data: ')) event.data = (event.data === undefined ? '' : `${event.data}\n`) + line.slice(6);
+          else if (line.startsWith('retry: ')) this.retry = Number(line.slice(7));
+        }
+      }
+    } catch {
+      // Aborted by close(), or the server ended the connection.
+    }
+    this.ended = true;
+  }
+
+  /** The first event (from `from` on) that matches, waiting for it. */
+  async next(match: (e: SseMessage) => boolean, what: string, from = 0, timeoutMs = 5000): Promise<SseMessage> {
+    await waitFor(() => this.events.slice(from).some(match), timeoutMs, what);
+    return this.events.slice(from).find(match)!;
+  }
+
+  /** Waits for a heartbeat sent after this call: everything written before it has arrived. */
+  async settle(): Promise<void> {
+    const seen = this.comments.length;
+    await waitFor(() => this.comments.length > seen + 1, 5000, 'two heartbeats');
+  }
+
+  /** The last `id:` seen, as a client resuming would send it. */
+  lastId(): string {
+    return this.events[this.events.length - 1]!.id;
+  }
+
+  close(): void {
+    this.abort.abort();
+  }
+}
+
+const agentEvent = (id: string, status?: string) => (e: SseMessage) => e.event === 'agent' && e.data.agent.id === id && (!status || e.data.agent.status === status);
+
+async function act(app: TestApp, agentId: string, body: Record<string, unknown>): Promise<string> {
+  const res = await app.call('POST', `/v1/agents/${agentId}/actions`, body);
+  expect(res.status).toBe(201);
+  return res.body.version as string;
+}
+
+beforeAll(async () => {
+  database = await createTestDatabase();
+  policyFile = writePolicy(APPROVALS_TEST_POLICY);
+  a = await startTestApp(config(), { relayPollMs: 200 });
+  b = await startB();
+  for (const id of ['stream-a', 'stream-b']) expect((await a.call('PUT', `/v1/agents/${id}`, agent)).status).toBeLessThan(300);
+  await waitFor(() => b.view!.get('stream-b') !== undefined, 3000, 'B to see the agents');
+}, 60_000);
+
+afterAll(async () => {
+  for (const s of streams) s.close();
+  await b?.stop();
+  await a?.stop();
+  await database?.drop();
+  await cleanRedisPrefix(prefix);
+}, 60_000);
+
+describe('GET /v1/stream', () => {
+  it('refuses a missing token, unknown query keys, a bad agentId and another agent', async () => {
+    const none = await StreamClient.open(a, { token: null });
+    expect(none.status).toBe(401);
+    const unknownKey = await StreamClient.open(a, { query: '?agent=stream-a' });
+    expect(unknownKey.status).toBe(400);
+    expect(unknownKey.errorBody.error).toMatchObject({ code: 'invalid_input' });
+    expect(unknownKey.errorBody.error.message).toContain('"agent"');
+    const badId = await StreamClient.open(a, { query: '?agentId=%2Fetc%2Fpasswd' });
+    expect(badId.status).toBe(400);
+    expect(badId.errorBody.error.message).toContain('agentId');
+    const twice = await StreamClient.open(a, { query: '?agentId=stream-a&agentId=stream-b' });
+    expect(twice.status).toBe(400);
+    const other = await StreamClient.open(a, { token: BOT, query: '?agentId=stream-b' });
+    expect(other.status).toBe(403);
+    expect(other.errorBody.error.message).toContain('agent=stream-a');
+  });
+
+  it('starts with a snapshot of the agents in scope: every agent for a platform token, one for an agent token', async () => {
+    const platform = await StreamClient.open(a);
+    expect(platform.status).toBe(200);
+    expect(platform.headers.get('content-type')).toBe('text/event-stream; charset=utf-8');
+    expect(platform.headers.get('cache-control')).toBe('no-store');
+    const snap = await platform.next((e) => e.event === 'snapshot', 'the snapshot');
+    expect(platform.events[0]).toBe(snap);
+    expect(platform.retry).toBe(1000);
+    expect(snap.id).toBe(snap.data.version);
+    expect(BigInt(snap.data.version)).toBe(a.view!.version);
+    expect(snap.data.agents.map((x: any) => x.id).sort()).toEqual(['stream-a', 'stream-b']);
+    expect(snap.data.agents[0].grants.map((g: any) => g.scope)).toContain('payments:transfer');
+    // The routing rules travel (ids and roles), the people in the roles do not.
+    expect(snap.data.routing.map((r: any) => r.id)).toEqual(['big-payments', 'mail-out']);
+    expect(JSON.stringify(snap.data)).not.toContain('U0ONCALL1');
+
+    const bot = await StreamClient.open(a, { token: BOT });
+    const botSnap = await bot.next((e) => e.event === 'snapshot', 'the agent token snapshot');
+    expect(botSnap.data.agents.map((x: any) => x.id)).toEqual(['stream-a']);
+
+    const one = await StreamClient.open(b, { query: '?agentId=stream-b' });
+    const oneSnap = await one.next((e) => e.event === 'snapshot', 'the snapshot for one agent');
+    expect(oneSnap.data.agents.map((x: any) => x.id)).toEqual(['stream-b']);
+    for (const s of [platform, bot, one]) s.close();
+  });
+
+  it('sends heartbeats with the view version while the view is fresh', async () => {
+    const client = await StreamClient.open(b);
+    await waitFor(() => client.comments.length >= 2, 5000, 'heartbeats');
+    expect(client.comments[0]).toMatch(/^ok \d+$/);
+    expect(BigInt(client.comments[0]!.slice(3))).toBeGreaterThanOrEqual(BigInt(client.events[0]!.id));
+    client.close();
+  });
+
+  it('a contain through the REST API arrives as an agent event, on both replicas, only where in scope', async () => {
+    const bot = await StreamClient.open(a, { token: BOT });
+    const onB = await StreamClient.open(b);
+    const otherAgent = await StreamClient.open(b, { query: '?agentId=stream-b' });
+    await otherAgent.next((e) => e.event === 'snapshot', 'the snapshot');
+
+    const version = await act(a, 'stream-a', { action: 'contain', reason: 'stream test' });
+    for (const client of [bot, onB]) {
+      const event = await client.next(agentEvent('stream-a', 'contained'), 'the contain event');
+      expect(event.id).toBe(version);
+      expect(event.data.version).toBe(version);
+      expect(event.data.agent.activeActions[0]).toMatchObject({ kind: 'contain', reason: 'stream test' });
+    }
+    // B sent the event to onB before this heartbeat, and otherAgent shares B: nothing for stream-a came.
+    await otherAgent.settle();
+    expect(otherAgent.events.filter((e) => e.event === 'agent')).toEqual([]);
+
+    const restored = await act(a, 'stream-a', { action: 'restore', reason: 'all clear' });
+    expect((await bot.next(agentEvent('stream-a', 'active'), 'the restore event')).id).toBe(restored);
+    for (const s of [bot, onB, otherAgent]) s.close();
+  });
+
+  it('an approval request arrives as pending, its cancellation as cancelled, for its agent only', async () => {
+    const bot = await StreamClient.open(a, { token: BOT });
+    const onB = await StreamClient.open(b);
+    const otherAgent = await StreamClient.open(a, { query: '?agentId=stream-b' });
+    await otherAgent.next((e) => e.event === 'snapshot', 'the snapshot');
+
+    const created = await a.call('POST', '/v1/approval-requests', { agentId: 'stream-a', action: 'mail:send', justification: 'newsletter' });
+    expect(created.status).toBe(201);
+    const id = created.body.id as string;
+    const isRequest = (status: string) => (e: SseMessage) => e.event === 'approval' && e.data.approval.id === id && e.data.approval.status === status;
+    for (const client of [bot, onB]) {
+      const pending = await client.next(isRequest('pending'), 'the pending request');
+      expect(pending.data.approval).toMatchObject({ agentId: 'stream-a', action: 'mail:send' });
+      expect(pending.id).toMatch(/^\d+$/);
+    }
+    // A new stream's snapshot holds the open request.
+    const late = await StreamClient.open(b, { token: BOT });
+    const snap = await late.next((e) => e.event === 'snapshot', 'the snapshot');
+    expect(snap.data.approvals.map((x: any) => x.id)).toEqual([id]);
+
+    const cancelled = await a.call('POST', `/v1/approval-requests/${id}/cancel`);
+    expect(cancelled.status).toBe(200);
+    for (const client of [bot, onB, late]) await client.next(isRequest('cancelled'), 'the cancellation');
+    await otherAgent.settle();
+    expect(otherAgent.events.filter((e) => e.event === 'approval')).toEqual([]);
+    for (const s of [bot, onB, otherAgent, late]) s.close();
+  });
+
+  it('several clients on both replicas all receive a change made on A', async () => {
+    const clients = await Promise.all([a, a, a, b, b, b].map((app, i) => StreamClient.open(app, i % 2 ? { token: BOT } : {})));
+    const version = await act(a, 'stream-a', { action: 'narrow', scopes: ['crm:write'], reason: 'fan out' });
+    await Promise.all(clients.map(async (c) => expect((await c.next(agentEvent('stream-a', 'narrowed'), 'the narrow event')).id).toBe(version)));
+    await act(a, 'stream-a', { action: 'restore', reason: 'fan out over' });
+    for (const c of clients) c.close();
+  });
+
+  it('a client resuming on the other replica gets exactly the agents it missed', async () => {
+    const first = await StreamClient.open(a);
+    await first.next((e) => e.event === 'snapshot', 'the snapshot');
+    const lastId = first.lastId();
+    first.close();
+
+    await act(a, 'stream-a', { action: 'contain', reason: 'while away' });
+    const restored = await act(a, 'stream-a', { action: 'restore', reason: 'still away' });
+    await waitFor(() => b.view!.version >= BigInt(restored), 3000, 'B to hold the change');
+
+    const resumed = await StreamClient.open(b, { lastEventId: lastId });
+    await resumed.settle();
+    // No snapshot: one event for the one agent that changed, with its current state.
+    expect(resumed.events.map((e) => [e.event, e.id, e.data.agent?.id, e.data.agent?.status])).toEqual([['agent', restored, 'stream-a', 'active']]);
+    resumed.close();
+  });
+
+  it('a resume from further back than the replay buffer, or from an unknown version, gets a snapshot', async () => {
+    const first = await StreamClient.open(a);
+    await first.next((e) => e.event === 'snapshot', 'the snapshot');
+    const lastId = first.lastId();
+    first.close();
+    let newest = '';
+    for (let i = 0; i <= SMALL_BUFFER; i++) {
+      const res = await a.call('PUT', `/v1/agents/fill-${i}`, agent);
+      expect(res.status).toBeLessThan(300);
+      newest = res.body.version as string;
+    }
+    await waitFor(() => b.view!.version >= BigInt(newest), 3000, 'B to hold the changes');
+
+    const onB = await StreamClient.open(b, { lastEventId: lastId });
+    const snap = await onB.next(() => true, 'the first event');
+    expect(snap.event).toBe('snapshot');
+    expect(snap.data.agents.map((x: any) => x.id)).toContain(`fill-${SMALL_BUFFER}`);
+
+    // A keeps 10,000 changes: the same resume is a replay there, in version order.
+    const onA = await StreamClient.open(a, { lastEventId: lastId });
+    await onA.settle();
+    expect(onA.events.map((e) => e.data.agent?.id)).toEqual(Array.from({ length: SMALL_BUFFER + 1 }, (_, i) => `fill-${i}`));
+
+    const garbage = await StreamClient.open(a, { lastEventId: 'not-a-version' });
+    expect((await garbage.next(() => true, 'the first event')).event).toBe('snapshot');
+    const ahead = await StreamClient.open(a, { lastEventId: '999999999999' });
+    expect((await ahead.next(() => true, 'the first event')).event).toBe('snapshot');
+    for (const s of [onB, onA, garbage, ahead]) s.close();
+  });
+
+  it('a replica that restarts ends its streams; a client resuming on the new one catches up', async () => {
+    const client = await StreamClient.open(b);
+    await client.next((e) => e.event === 'snapshot', 'the snapshot');
+    const lastId = client.lastId();
+    await b.stop();
+    await waitFor(() => client.ended, 5000, 'the stream to end');
+
+    const contained = await act(a, 'stream-b', { action: 'contain', reason: 'while B was down' });
+    b = await startB();
+    const resumed = await StreamClient.open(b, { lastEventId: lastId });
+    const snap = await resumed.next(() => true, 'the first event');
+    expect(snap.event).toBe('snapshot');
+    expect(snap.data.agents.find((x: any) => x.id === 'stream-b')).toMatchObject({ status: 'contained', version: contained });
+
+    const restored = await act(a, 'stream-b', { action: 'restore', reason: 'B is back' });
+    expect((await resumed.next(agentEvent('stream-b', 'active'), 'the live event after restart')).id).toBe(restored);
+    resumed.close();
+  }, 60_000);
+});
