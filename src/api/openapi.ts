@@ -245,6 +245,10 @@ export function buildOpenApiDocument(): JsonObject {
             '202': { description: 'A notification or a response was accepted; no body' },
             '400': { description: 'Not a valid MCP message, or an admin or platform token without `agentId`; nothing ran' },
             ...errors(401),
+            '403': {
+              description: 'An `agent=<agentId>` token used for another agent, or a request from a browser origin other than this service (the MCP specification asks servers to check `Origin`)',
+              ...json(ref('Error')),
+            },
           },
         },
       },
@@ -388,7 +392,8 @@ function withTokenScopes(doc: JsonObject): JsonObject {
       op['x-token-scope'] = scope;
       op.security = [{ bearerAuth: [] }];
       const responses = op.responses as Record<string, JsonObject>;
-      responses['403'] = {
+      // An operation that documents its own 403 (more reasons than the scope) keeps it.
+      responses['403'] ??= {
         description:
           scope === 'admin'
             ? 'The token\'s scope is not admin (platform and agent tokens may not call this)'
