@@ -25,7 +25,6 @@ import { addAgentRoutes } from './http/routes/agents.routes.js';
 import { addConfirmationRoutes } from './http/routes/confirmations.routes.js';
 import { ConfirmationService } from './confirmations/confirmations.service.js';
 import { addAuditRoutes } from './http/routes/audit.routes.js';
-import { addIncidentRoutes } from './http/routes/incidents.routes.js';
 import { addDecisionRoutes } from './http/routes/decisions.routes.js';
 import { addApprovalRoutes } from './http/routes/approvals.routes.js';
 import { ApprovalService } from './approvals/approvals.service.js';
@@ -264,7 +263,7 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
       const decisions = new DecisionService({ view, clock, metrics, rules: policy.routing, approvals, limitedLog });
       addDecisionRoutes(router, { view, decisions });
       addStreamRoutes(router, { view, db, clock, logger, routing: policy.routing, onStop: (stop) => cleanups.push(stop), ...options.stream });
-      addMcpRoutes(router, { view, decisions, approvals, db, clock, logger, policy, publicUrl: config.publicUrl });
+      addMcpRoutes(router, { view, decisions, approvals, db, clock, logger, policy });
       addApprovalRoutes(router, { approvals, callbacksSigned: !!config.eventsWebhook, callbackHosts: config.callbackHosts });
       addTrustRoutes(router, { db, clock, trust, webhookSecret: config.inboundWebhookSecret, inbound });
       addPacketRoutes(router, { packets, renderers: loadPacketRenderers, clock, ...(config.links ? { links: config.links } : {}) });
@@ -272,7 +271,6 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
       addAgentRoutes(router, { db, clock, agents, confirmations });
       addConfirmationRoutes(router, { confirmations });
       addAuditRoutes(router, { db });
-      addIncidentRoutes(router, { db, clock });
       if (config.apiTokens.length === 0) logger.warn('ARMALO_API_TOKENS is empty: every /v1 call will be refused');
     }
     const server = createHttpServer({ router, auth: new TokenAuthenticator(config.apiTokens), logger, metrics });
