@@ -243,6 +243,32 @@ describe('GET /v1/stream', () => {
     for (const s of [bot, onB, otherAgent, late]) s.close();
   });
 
+  it('an approval that is decided arrives as approved or denied, and a single-use one as consumed once used', async () => {
+    const payer = { ...agent, grants: [{ scope: 'payments:transfer', constraints: { maxAmount: 100_000 } }, { scope: 'mail:send' }] };
+    expect((await a.call('PUT', '/v1/agents/stream-c', payer)).status).toBeLessThan(300);
+    const client = await StreamClient.open(b, { query: '?agentId=stream-c' });
+    await client.next((e) => e.event === 'snapshot', 'the snapshot');
+    const person = (slack: string, emails: string[] = []) => ({ actor: `slack:${slack}`, platform: 'slack' as const, slack, emails });
+    const statusOf = (id: string, status: string) => (e: SseMessage) => e.event === 'approval' && e.data.approval.id === id && e.data.approval.status === status;
+
+    const big = await a.call('POST', '/v1/approval-requests', { agentId: 'stream-c', action: 'payments:transfer', context: { amount: 50_000 }, justification: 'reinsurer' });
+    expect(big.status).toBe(201);
+    await client.next(statusOf(big.body.id, 'pending'), 'the pending payment');
+    await a.approvals.decide(big.body.id, person('U0RISK'), 'approve', null);
+    await a.approvals.decide(big.body.id, person('U0CISO', ['ciso@example.com']), 'approve', null);
+    const approved = await client.next(statusOf(big.body.id, 'approved'), 'the approval');
+    expect(approved.data.approval.decidedAt).not.toBeNull();
+    const used = await a.call('POST', '/v1/decisions', { agentId: 'stream-c', action: 'payments:transfer', context: { amount: 50_000 } });
+    expect(used.body).toMatchObject({ decision: 'allow', approvalRequestId: big.body.id });
+    await client.next(statusOf(big.body.id, 'consumed'), 'the approval used up');
+
+    const mail = await a.call('POST', '/v1/approval-requests', { agentId: 'stream-c', action: 'mail:send', justification: 'blast' });
+    await client.next(statusOf(mail.body.id, 'pending'), 'the pending mail');
+    await a.approvals.decide(mail.body.id, person('U0ONCALL1'), 'deny', 'not today');
+    await client.next(statusOf(mail.body.id, 'denied'), 'the denial');
+    client.close();
+  });
+
   it('several clients on both replicas all receive a change made on A', async () => {
     const clients = await Promise.all([a, a, a, b, b, b].map((app, i) => StreamClient.open(app, i % 2 ? { token: BOT } : {})));
     const version = await act(a, 'stream-a', { action: 'narrow', scopes: ['crm:write'], reason: 'fan out' });
