@@ -263,7 +263,7 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
       const decisions = new DecisionService({ view, clock, metrics, rules: policy.routing, approvals, limitedLog });
       addDecisionRoutes(router, { view, decisions });
       addStreamRoutes(router, { view, db, clock, logger, routing: policy.routing, onStop: (stop) => cleanups.push(stop), ...options.stream });
-      addMcpRoutes(router, { view, decisions, approvals, db, clock, logger, policy });
+      addMcpRoutes(router, { view, decisions, approvals, db, clock, logger, policy, publicUrl: config.publicUrl });
       addApprovalRoutes(router, { approvals, callbacksSigned: !!config.eventsWebhook, callbackHosts: config.callbackHosts });
       addTrustRoutes(router, { db, clock, trust, webhookSecret: config.inboundWebhookSecret, inbound });
       addPacketRoutes(router, { packets, renderers: loadPacketRenderers, clock, ...(config.links ? { links: config.links } : {}) });

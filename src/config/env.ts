@@ -168,6 +168,8 @@ export interface Config {
   /** ARMALO_INSECURE_DEV_DEFAULTS=1: production accepted the public development defaults (warned at every start). */
   readonly insecureDevDefaults: boolean;
   readonly links: { readonly publicUrl: string; readonly secret: string } | undefined;
+  /** ARMALO_PUBLIC_URL without a trailing slash: this service's own origin (MCP refuses other origins). */
+  readonly publicUrl?: string | undefined;
   /** Allowed approval callback hosts; empty allows any. */
   readonly callbackHosts: readonly string[];
   readonly slack: {
@@ -236,6 +238,7 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
     viewStaleAfterMs: e.ARMALO_VIEW_STALE_AFTER_MS,
     insecureDevDefaults: e.ARMALO_INSECURE_DEV_DEFAULTS,
     callbackHosts: e.ARMALO_CALLBACK_HOSTS,
+    publicUrl: e.ARMALO_PUBLIC_URL?.replace(/\/$/, ''),
     links: e.ARMALO_PUBLIC_URL && e.ARMALO_LINK_SECRET ? { publicUrl: e.ARMALO_PUBLIC_URL.replace(/\/$/, ''), secret: e.ARMALO_LINK_SECRET } : undefined,
     slack: {
       signingSecret: e.SLACK_SIGNING_SECRET,

@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { RISK_TIERS } from '../domain/agent.js';
 import { durationSchema } from '../domain/duration.js';
+import { ACTION_PATTERN } from '../domain/scope.js';
 
 /**
  * The policy file (DESIGN §3 "Policy as code"): who is who (roles), who may do what (permissions), who
@@ -435,6 +436,29 @@ const trustSettingsSchema = strictObject({
     .describe('Score moves larger than this (without a tier change) are announced. Default 50.'),
 }).describe('Trust Score settings.');
 
+/**
+ * The MCP server's settings (docs/mcp.md). `toolActions` maps a coding agent's tool names (globs, `*`
+ * for any run of characters) to the action `request_permission` asks the decision API about; the
+ * first matching entry, in file order, wins. Unmapped tools ask about `tool:<name>`.
+ */
+const mcpSettingsSchema = strictObject({
+  toolActions: z
+    .record(
+      z
+        .string()
+        .min(1, { error: 'expected a tool name or glob such as Bash or mcp__github__*' })
+        .max(200, { error: 'expected a tool name or glob of at most 200 characters' })
+        .refine((name) => ![...name].some((c) => c < ' '), { error: 'a tool name or glob may not contain control characters' }),
+      z
+        .string({ error: 'expected an action such as shell:exec' })
+        .max(200, { error: 'expected an action of at most 200 characters' })
+        .regex(ACTION_PATTERN, { error: 'expected a concrete action such as shell:exec (lowercase segments separated by ":", no wildcards)' }),
+      { error: 'expected a mapping of tool name (or glob) to action' },
+    )
+    .default({})
+    .describe('Tool name (or glob) to the action request_permission asks about; first match in file order wins. Unmapped tools ask about tool:<name>.'),
+}).describe('MCP server settings.');
+
 export const policySchema = strictObject({
   version: z.literal(1, { error: 'expected 1 (the only policy format version so far)' }).optional().describe('Policy format version. Optional; 1.'),
   roles: z.record(roleNameSchema, roleSchema, { error: 'expected a mapping of role name to { members }' }).default({}).describe('Roles by name.'),
@@ -454,6 +478,7 @@ export const policySchema = strictObject({
     .default({})
     .describe('Channels by name; "incidents", "scores" and "approvals" are the well-known names.'),
   trust: trustSettingsSchema.prefault({}),
+  mcp: mcpSettingsSchema.prefault({}),
 }).superRefine((policy, ctx) => {
   const roleNames = Object.keys(policy.roles);
   const known = roleNames.length > 0 ? `known roles: ${roleNames.join(', ')}` : 'no roles are defined';
