@@ -2,6 +2,7 @@ import { z } from 'zod';
 import { AGENT_STATUSES, RISK_TIERS } from '../domain/agent.js';
 import { parseDuration } from '../domain/duration.js';
 import { ACTION_PATTERN, SCOPE_PATTERN } from '../domain/scope.js';
+import { decodeCursor, type CursorKind } from '../core/cursor.js';
 
 /**
  * Every REST body, parameter and answer, as zod schemas. Handlers validate with them and the
@@ -417,4 +418,150 @@ export const packetInputSchema = z.strictObject({
   agentId: agentIdSchema,
   audience: z.string().trim().min(1).max(200).optional().meta({ description: 'Who the packet is for, e.g. "Fortress Bank"' }),
   workflow: z.string().trim().min(1).max(200).optional(),
+});
+
+// ---- listings ------------------------------------------------------------------------------
+
+/** Page size of the listing endpoints: 50 unless asked, at most 200. */
+export const LIST_LIMIT_DEFAULT = 50;
+export const LIST_LIMIT_MAX = 200;
+
+const listLimitSchema = z
+  .string()
+  .regex(/^\d{1,6}$/, `expected a whole number from 1 to ${LIST_LIMIT_MAX}`)
+  .transform(Number)
+  .pipe(z.number().int().min(1, `limit must be at least 1`).max(LIST_LIMIT_MAX, `limit must be at most ${LIST_LIMIT_MAX}`))
+  .optional()
+  .transform((v) => v ?? LIST_LIMIT_DEFAULT)
+  .meta({ description: `Page size, 1 to ${LIST_LIMIT_MAX} (default ${LIST_LIMIT_DEFAULT})` });
+
+/** A `cursor` query parameter: the `nextCursor` of the previous page, decoded into its position. */
+function cursorParam(kind: CursorKind) {
+  return z
+    .string()
+    .transform((value, ctx) => {
+      const decoded = decodeCursor(kind, value);
+      if (!decoded.ok) {
+        ctx.addIssue({ code: 'custom', message: decoded.error });
+        return z.NEVER;
+      }
+      return decoded.position;
+    })
+    .optional()
+    .meta({ description: 'The `nextCursor` of the previous page, unchanged (opaque); leave it out for the first page' });
+}
+
+const enumParam = <const T extends readonly [string, ...string[]]>(values: T, what: string) =>
+  z.enum(values, { error: `expected one of ${values.join(', ')} (${what})` });
+
+export const agentListQuerySchema = z.strictObject({
+  status: enumParam(AGENT_STATUSES, 'agent status').optional(),
+  owner: z.string().trim().min(1).max(320).optional().meta({ description: "Agents with this owner (exact, case-insensitive)" }),
+  riskTier: enumParam(RISK_TIERS, 'risk tier').optional(),
+  scope: scopeSchema
+    .optional()
+    .meta({ description: 'Agents holding a grant (not removed) whose scope this glob matches: `payments:*` matches `payments:transfer`; without `*` the scope must be equal' }),
+  q: z.string().trim().min(1).max(200).optional().meta({ description: "Case-insensitive substring of the agent's id or name" }),
+  limit: listLimitSchema,
+  cursor: cursorParam('agents'),
+});
+
+const INCIDENT_STATUSES = ['open', 'closed'] as const;
+
+export const incidentListQuerySchema = z.strictObject({
+  status: enumParam(INCIDENT_STATUSES, 'incident status').optional(),
+  agentId: agentIdSchema.optional(),
+  limit: listLimitSchema,
+  cursor: cursorParam('incidents'),
+});
+
+export const incidentIdSchema = z.uuid({ error: 'expected an incident id (a UUID)' });
+
+/** A person as the `approver` filter names them: `slack:<user id>`, `teams:<AAD object id>` or an email. */
+export const approverParamSchema = z
+  .string()
+  .trim()
+  .max(320)
+  .transform((value, ctx) => {
+    const slack = /^slack:([UW][A-Z0-9]{2,40})$/.exec(value);
+    if (slack) return { kind: 'slack' as const, id: slack[1]! };
+    const teams = /^teams:([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12})$/.exec(value);
+    if (teams) return { kind: 'teams' as const, id: teams[1]!.toLowerCase() };
+    if (/^[^@\s:]+@[^@\s]+\.[^@\s]+$/.test(value)) return { kind: 'email' as const, id: value.toLowerCase() };
+    ctx.addIssue({ code: 'custom', message: 'expected slack:<user id> (e.g. slack:U0CISO), teams:<AAD object id> or an email address' });
+    return z.NEVER;
+  });
+
+export type ApproverIdentity = z.output<typeof approverParamSchema>;
+
+export const approvalListQuerySchema = z.strictObject({
+  status: enumParam(['pending', 'approved', 'denied', 'expired', 'cancelled'], 'approval request status').optional(),
+  agentId: agentIdSchema.optional(),
+  approver: approverParamSchema
+    .optional()
+    .meta({
+      description:
+        'One person: `slack:<Slack user id>`, `teams:<Teams AAD object id>` or an email address (case-insensitive). Matches the requests whose ' +
+        'route asks that person to decide (a person in `route.requirements`, as fixed from the policy when the request was made; escalation ' +
+        'targets who are in no requirement do not count), and the requests on which that person recorded a decision (by that chat user id, or ' +
+        'as a route person with that identity)',
+    }),
+  limit: listLimitSchema,
+  cursor: cursorParam('approvals'),
+});
+
+/** A listing page: the items and the cursor of the next page (null on the last page). */
+export const pageOf = <T extends z.ZodType>(item: T) =>
+  z.object({
+    items: z.array(item),
+    nextCursor: z.string().nullable().meta({ description: 'Pass as `cursor` for the next page; null when this is the last page' }),
+  });
+
+export const agentListItemSchema = agentOutputSchema.meta({ description: 'The same shape as GET /v1/agents/{agentId}' });
+
+const actorField = z.string().meta({ description: 'Who: `slack:<user>`, `teams:<user>`, `api:<token name>`, `console:<person>` or `system:<part>`' });
+const viaField = z.string().meta({ description: 'Through which platform: slack, teams, api, console or system' });
+
+export const incidentSummarySchema = z.object({
+  id: z.string(),
+  agentId: z.string(),
+  agentName: z.string(),
+  agentStatus: z.enum(AGENT_STATUSES).meta({ description: "The agent's status now" }),
+  status: z.enum(INCIDENT_STATUSES),
+  openedAt: z.string(),
+  openedBy: actorField,
+  openedVia: viaField,
+  openedWith: z.enum(ACTIONS).meta({ description: 'The action that opened it' }),
+  reason: z.string().meta({ description: 'The reason given by the action that opened it' }),
+  closedAt: z.string().nullable(),
+  closedBy: z.string().nullable(),
+  steps: z.number().int().meta({ description: 'How many actions belong to the incident' }),
+});
+
+export const incidentTimelineEntrySchema = z.object({
+  at: z.string(),
+  actor: actorField,
+  via: viaField,
+  event: z
+    .enum(['narrow', 'contain', 'revoke', 'restore', 'expired', 'restore_requested', 'revoke_requested', 'closed'])
+    .meta({ description: 'An action (narrow, contain, revoke, restore); `expired`: an action lifted by its ttl; `…_requested`: a two-step revoke or restore asked for (with its outcome); `closed`: the incident ended' }),
+  actionId: z.string().optional(),
+  reason: z.string().optional(),
+  scopes: z.array(z.string()).optional(),
+  grants: z.array(z.string()).optional().meta({ description: 'Scopes of the grants the action took away or gave back' }),
+  expiresAt: z.string().nullable().optional(),
+  liftedAt: z.string().nullable().optional(),
+  liftedBy: z.string().nullable().optional(),
+  approvalsCancelled: z.array(z.string()).optional(),
+  confirmationId: z.string().optional(),
+  outcome: z.string().nullable().optional().meta({ description: 'A request: confirmed, cancelled, expired, or null while pending' }),
+  decidedBy: z.string().nullable().optional(),
+  decidedAt: z.string().nullable().optional(),
+  auditSeq: z.string().nullable().optional().meta({ description: 'The audit log entry recording it (GET /v1/audit), when there is one' }),
+});
+
+export const incidentDetailSchema = incidentSummarySchema.extend({
+  agent: z.object({ id: z.string(), name: z.string(), owner: z.string(), riskTier: z.enum(RISK_TIERS), status: z.enum(AGENT_STATUSES) }),
+  heldGrants: z.array(z.object({ scope: z.string(), state: z.string() })).meta({ description: 'Grants not usable now, with why' }),
+  timeline: z.array(incidentTimelineEntrySchema).meta({ description: 'Who did what, when, via which platform; oldest first' }),
 });

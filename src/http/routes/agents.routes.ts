@@ -3,7 +3,10 @@ import type { Clock } from '../../core/clock.js';
 import { presentAgent, type AgentService } from '../../agents/agents.service.js';
 import { loadAgent } from '../../agents/agents.repository.js';
 import { notFound } from '../../domain/errors.js';
-import { actionInputSchema, agentIdSchema, agentInputSchema } from '../../api/schemas.js';
+import { actionInputSchema, agentIdSchema, agentInputSchema, agentListQuerySchema } from '../../api/schemas.js';
+import { listAgents } from '../../agents/agent-listing.js';
+import { encodeCursor } from '../../core/cursor.js';
+import { queryObject } from '../query.js';
 import type { ConfirmationService } from '../../confirmations/confirmations.service.js';
 import type { Router } from '../router.js';
 import { parseInput } from '../validate.js';
@@ -35,6 +38,32 @@ export function addAgentRoutes(router: Router, deps: { db: Db; clock: Clock; age
         apiActor(ctx.tokenName),
       );
       return { status: created ? 201 : 200, body: presentAgent(agent, deps.clock.now()) };
+    },
+  });
+
+  router.add({
+    method: 'GET',
+    path: '/v1/agents',
+    auth: 'platform',
+    handler: async (ctx) => {
+      const query = parseInput(agentListQuerySchema, queryObject(ctx.query), 'query');
+      // An agent token lists its own agent only; admin and platform tokens list every agent.
+      const scope = ctx.token?.scope;
+      const onlyId = scope?.kind === 'agent' ? scope.agentId : undefined;
+      const { agents, nextAfterId } = await listAgents(
+        deps.db,
+        { status: query.status, owner: query.owner, riskTier: query.riskTier, scope: query.scope, q: query.q, onlyId },
+        { limit: query.limit, afterId: query.cursor?.id },
+      );
+      const now = deps.clock.now();
+      return {
+        status: 200,
+        body: {
+          // The shape of GET /v1/agents/{agentId}: score and tier are the latest trust score's.
+          items: agents.map((agent) => ({ ...presentAgent(agent, now), score: agent.trustScore ?? null, tier: agent.trustTier ?? null })),
+          nextCursor: nextAfterId === null ? null : encodeCursor('agents', { id: nextAfterId }),
+        },
+      };
     },
   });
 

@@ -1,13 +1,33 @@
 import type { ApprovalService } from '../../approvals/approvals.service.js';
 import { CodedError, ErrorCode, notFound } from '../../domain/errors.js';
-import { approvalIdSchema, approvalRequestInputSchema, approvalWaitQuerySchema } from '../../api/schemas.js';
+import { approvalIdSchema, approvalListQuerySchema, approvalRequestInputSchema, approvalWaitQuerySchema } from '../../api/schemas.js';
+import { listApprovals } from '../../approvals/approvals-list.repository.js';
+import { encodeCursor } from '../../core/cursor.js';
+import type { Db } from '../../db/database.js';
+import { queryObject } from '../query.js';
 import { assertAgentInScope, assertRecordInScope } from '../auth.js';
 import { checkCallbackTarget } from '../../net/callback-guard.js';
 import type { Router } from '../router.js';
 import { parseInput } from '../validate.js';
 import { apiActor } from './agents.routes.js';
 
-export function addApprovalRoutes(router: Router, deps: { approvals: ApprovalService; callbacksSigned: boolean; callbackHosts?: readonly string[] }): void {
+export function addApprovalRoutes(router: Router, deps: { approvals: ApprovalService; callbacksSigned: boolean; callbackHosts?: readonly string[]; db: Db }): void {
+  router.add({
+    method: 'GET',
+    path: '/v1/approval-requests',
+    auth: 'platform',
+    handler: async (ctx) => {
+      const query = parseInput(approvalListQuerySchema, queryObject(ctx.query), 'query');
+      // An agent token lists its own agent's requests only (asking for another agent's is a 403).
+      if (query.agentId !== undefined) assertAgentInScope(ctx.token, query.agentId);
+      const scope = ctx.token?.scope;
+      const agentId = scope?.kind === 'agent' ? scope.agentId : query.agentId;
+      const after = query.cursor?.at !== undefined ? { at: query.cursor.at, id: query.cursor.id } : undefined;
+      const page = await listApprovals(deps.db, { status: query.status, agentId, approver: query.approver }, { limit: query.limit, after });
+      return { status: 200, body: { items: page.items, nextCursor: page.nextAfter ? encodeCursor('approvals', page.nextAfter) : null } };
+    },
+  });
+
   router.add({
     method: 'POST',
     path: '/v1/approval-requests',
