@@ -25,6 +25,7 @@ import { addAgentRoutes } from './http/routes/agents.routes.js';
 import { addConfirmationRoutes } from './http/routes/confirmations.routes.js';
 import { ConfirmationService } from './confirmations/confirmations.service.js';
 import { addAuditRoutes } from './http/routes/audit.routes.js';
+import { addIncidentRoutes } from './http/routes/incidents.routes.js';
 import { addDecisionRoutes } from './http/routes/decisions.routes.js';
 import { addApprovalRoutes } from './http/routes/approvals.routes.js';
 import { ApprovalService } from './approvals/approvals.service.js';
@@ -66,7 +67,7 @@ export interface AppOptions {
   worker?: { lockDurationMs?: number; stalledIntervalMs?: number };
   relayPollMs?: number;
   /** Change stream tuning, for tests (a small replay buffer, a faster heartbeat). */
-  stream?: { replayBufferSize?: number; heartbeatMs?: number };
+  stream?: { replayBufferSize?: number; heartbeatMs?: number; resumeWindowMs?: number };
 }
 
 export interface App {
@@ -264,13 +265,14 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
       addDecisionRoutes(router, { view, decisions });
       addStreamRoutes(router, { view, db, clock, logger, routing: policy.routing, onStop: (stop) => cleanups.push(stop), ...options.stream });
       addMcpRoutes(router, { view, decisions, approvals, db, clock, logger, policy, publicUrl: config.publicUrl });
-      addApprovalRoutes(router, { approvals, callbacksSigned: !!config.eventsWebhook, callbackHosts: config.callbackHosts });
+      addApprovalRoutes(router, { approvals, callbacksSigned: !!config.eventsWebhook, callbackHosts: config.callbackHosts, db });
       addTrustRoutes(router, { db, clock, trust, webhookSecret: config.inboundWebhookSecret, inbound });
       addPacketRoutes(router, { packets, renderers: loadPacketRenderers, clock, ...(config.links ? { links: config.links } : {}) });
       const confirmations = new ConfirmationService({ db, clock, policy, agents });
       addAgentRoutes(router, { db, clock, agents, confirmations });
       addConfirmationRoutes(router, { confirmations });
       addAuditRoutes(router, { db });
+      addIncidentRoutes(router, { db, clock });
       if (config.apiTokens.length === 0) logger.warn('ARMALO_API_TOKENS is empty: every /v1 call will be refused');
     }
     const server = createHttpServer({ router, auth: new TokenAuthenticator(config.apiTokens), logger, metrics });
