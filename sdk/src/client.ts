@@ -103,6 +103,8 @@ export class ArmaloClient {
   // The connection.
   private connection: AbortController | undefined;
   private connected = false;
+  /** When the current connection's response arrived (performance.now()). */
+  private connectedAt = 0;
   private lastEventId = '';
   private serverRetryMs: number | undefined;
   private closed = false;
@@ -143,7 +145,8 @@ export class ArmaloClient {
     // A connection that went quiet (a replica failing closed stops its heartbeats) is dropped, so
     // the next attempt may reach a healthy replica.
     this.watchdog = setInterval(() => {
-      if (this.connected && this.lastAliveAt !== undefined && performance.now() - this.lastAliveAt > this.idleReconnectMs) this.connection?.abort();
+      const heardAt = Math.max(this.lastAliveAt ?? 0, this.connectedAt);
+      if (this.connected && performance.now() - heardAt > this.idleReconnectMs) this.connection?.abort();
     }, 1000);
     this.watchdog.unref();
     void this.run();
@@ -213,6 +216,8 @@ export class ArmaloClient {
     if (!isApprovalView(created)) throw new ArmaloError(200, 'bad_response', 'POST /v1/approval-requests: the answer is not an approval request');
     const requestId = created.id;
     let view = created;
+    // The stream may have told us the outcome before the POST answered; look once, not on every turn.
+    let lookLocally = true;
     for (;;) {
       const final = outcomeStatus(view.status);
       if (final) return { status: final, requestId, decisions: view.decisions };
@@ -226,7 +231,8 @@ export class ArmaloClient {
       }
       try {
         if (this.staleness() === undefined) {
-          await this.waitForApprovalChange(requestId, Math.min(remaining, APPROVAL_SAFETY_POLL_MS), signal);
+          await this.waitForApprovalChange(requestId, Math.min(remaining, APPROVAL_SAFETY_POLL_MS), signal, lookLocally);
+          lookLocally = false;
           view = await this.getApproval(requestId, 0, signal);
         } else if (remaining >= 1000) {
           view = await this.getApproval(requestId, Math.min(LONG_POLL_MAX_S, Math.floor(remaining / 1000)), signal);
@@ -375,12 +381,12 @@ export class ArmaloClient {
     }
   }
 
-  private waitForApprovalChange(id: string, ms: number, signal: AbortSignal | undefined): Promise<void> {
+  /** Waits until the stream says request `id` changed (or reconnects), or `ms` passed. */
+  private waitForApprovalChange(id: string, ms: number, signal: AbortSignal | undefined, lookLocally = false): Promise<void> {
     return new Promise<void>((resolve, reject) => {
       if (this.closed) return reject(new ArmaloError(0, 'client_closed', 'the client was closed'));
       if (signal?.aborted) return reject(new ArmaloError(0, 'aborted', 'requireApproval: aborted'));
-      const known = this.recentFinal.has(id) || this.approvals.get(id)?.status === 'approved';
-      if (known) return resolve();
+      if (lookLocally && (this.recentFinal.has(id) || this.approvals.get(id)?.status === 'approved')) return resolve();
       let waiters = this.approvalWaiters.get(id);
       if (!waiters) this.approvalWaiters.set(id, (waiters = new Set()));
       const set = waiters;
@@ -439,6 +445,7 @@ export class ArmaloClient {
         return false;
       }
       this.connected = true;
+      this.connectedAt = performance.now();
       // Requests waiting for an approval ask again: events during the gap are not replayed.
       this.wakeAllApprovalWaiters();
       const parser = new SseParser(
