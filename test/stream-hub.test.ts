@@ -29,6 +29,7 @@ class FakeView {
   listener: PermissionViewListener | undefined;
   fresh = true;
   version = 0n;
+  staleAfterMs = 1000;
   readonly agents = new Map<string, Agent>();
   onChange(listener: PermissionViewListener) {
     this.listener = listener;
@@ -170,33 +171,47 @@ describe('ReplayBuffer', () => {
   });
   const everyAgent = () => true;
 
-  it('replays each agent changed after the version once, in version order, and the newest status of each request', () => {
-    const buffer = new ReplayBuffer(10, 0n);
-    buffer.add({ version: 1n, agentId: 'x' });
-    buffer.add({ version: 2n, agentId: 'y' });
-    buffer.add({ version: 3n, agentId: 'x' });
-    buffer.add({ version: 3n, agentId: 'x', approval: approval('r1', 'pending') });
-    buffer.add({ version: 3n, agentId: 'x', approval: approval('r2', 'pending') });
-    buffer.add({ version: 4n, agentId: 'x', approval: approval('r1', 'cancelled') });
-    expect(buffer.since(1n, everyAgent)).toEqual({ agentIds: ['y', 'x'], approvals: [approval('r2', 'pending'), approval('r1', 'cancelled')] });
-    // Approvals at the resume version itself are sent again: several may share one version.
-    expect(buffer.since(3n, everyAgent)).toEqual({ agentIds: [], approvals: [approval('r2', 'pending'), approval('r1', 'cancelled')] });
+  it('replays each agent changed after the version once, in version order, and every request status seen within the lag window', () => {
+    const buffer = new ReplayBuffer(10, 0n, 0, 100);
+    buffer.add({ version: 1n, agentId: 'x', at: 1000 });
+    buffer.add({ version: 2n, agentId: 'y', at: 1010 });
+    // Seen while our view was at 2; another replica may have been at 3 already.
+    buffer.add({ version: 2n, agentId: 'x', at: 1015, approval: approval('r0', 'denied') });
+    buffer.add({ version: 3n, agentId: 'x', at: 1020 });
+    buffer.add({ version: 3n, agentId: 'x', at: 1020, approval: approval('r1', 'pending') });
+    buffer.add({ version: 3n, agentId: 'x', at: 1030, approval: approval('r2', 'pending') });
+    buffer.add({ version: 3n, agentId: 'x', at: 1040, approval: approval('r1', 'cancelled') });
+    expect(buffer.since(1n, everyAgent)).toEqual({ agentIds: ['y', 'x'], approvals: [approval('r0', 'denied'), approval('r2', 'pending'), approval('r1', 'cancelled')] });
+    expect(buffer.since(3n, everyAgent)).toEqual({ agentIds: [], approvals: [approval('r0', 'denied'), approval('r2', 'pending'), approval('r1', 'cancelled')] });
     expect(buffer.since(1n, (id) => id === 'y')).toEqual({ agentIds: ['y'], approvals: [] });
+    // Long after: request changes from before the window are not sent again.
+    buffer.add({ version: 4n, agentId: 'y', at: 5000 });
+    expect(buffer.since(4n, everyAgent)).toEqual({ agentIds: [], approvals: [] });
   });
 
-  it('cannot serve a resume from before what it holds, nor from its start when requests may have changed unseen', () => {
-    const buffer = new ReplayBuffer(2, 10n);
+  it('cannot serve a resume from before what it holds, nor one whose window reaches back before it started', () => {
+    const buffer = new ReplayBuffer(2, 10n, 1000, 100);
     expect(buffer.since(10n, everyAgent)).toBeUndefined();
     expect(buffer.since(9n, everyAgent)).toBeUndefined();
-    buffer.add({ version: 11n, agentId: 'x' });
-    buffer.add({ version: 12n, agentId: 'y' });
-    expect(buffer.since(11n, everyAgent)).toEqual({ agentIds: ['y'], approvals: [] });
-    buffer.add({ version: 13n, agentId: 'x' });
-    expect(buffer.since(11n, everyAgent)).toEqual({ agentIds: ['y', 'x'], approvals: [] });
-    buffer.add({ version: 14n, agentId: 'z' });
+    buffer.add({ version: 11n, agentId: 'x', at: 1050 });
+    // Reached 11 within the window after the start: request changes before the start may be missing.
     expect(buffer.since(11n, everyAgent)).toBeUndefined();
-    expect(buffer.since(12n, everyAgent)).toEqual({ agentIds: ['x', 'z'], approvals: [] });
-    buffer.forgetUpTo(14n);
-    expect(buffer.since(13n, everyAgent)).toBeUndefined();
+    expect(buffer.since(10n, everyAgent)).toBeUndefined();
+    buffer.add({ version: 12n, agentId: 'y', at: 2000 });
+    expect(buffer.since(12n, everyAgent)).toEqual({ agentIds: [], approvals: [] });
+    buffer.add({ version: 13n, agentId: 'x', at: 2010 });
+    // 11 was forgotten (and reached too soon after the start); 12 was reached at 2000.
+    expect(buffer.since(11n, everyAgent)).toBeUndefined();
+    expect(buffer.since(12n, everyAgent)).toEqual({ agentIds: ['x'], approvals: [] });
+    buffer.add({ version: 13n, agentId: 'x', at: 2020, approval: approval('r1', 'pending') });
+    buffer.add({ version: 14n, agentId: 'z', at: 2030 });
+    // The request change at 2020 was forgotten when z came: a resume whose window covers it cannot be served.
+    buffer.add({ version: 15n, agentId: 'z', at: 2040 });
+    expect(buffer.since(14n, everyAgent)).toBeUndefined();
+    buffer.add({ version: 16n, agentId: 'z', at: 3000 });
+    expect(buffer.since(15n, everyAgent)).toBeUndefined();
+    expect(buffer.since(16n, everyAgent)).toEqual({ agentIds: [], approvals: [] });
+    buffer.forgetUpTo(16n, 3500);
+    expect(buffer.since(16n, everyAgent)).toBeUndefined();
   });
 });

@@ -240,6 +240,11 @@ export class PermissionView implements PermissionChangePublisher {
     return this.maxVersion;
   }
 
+  /** The staleness bound: while fresh, the view holds every change committed longer ago than this. */
+  get staleAfterMs(): number {
+    return this.opts.staleAfterMs;
+  }
+
   /**
    * Resolves true once this view holds every change up to `version` (at once if it already does),
    * false after `waitMs`. Event-driven, no polling of its own: waiters are settled when a read

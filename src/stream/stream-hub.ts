@@ -20,6 +20,11 @@ export interface StreamHubOptions {
   heartbeatMs?: number;
   /** Unsent output a connection may hold beyond its first snapshot before it is dropped (default 1 MB). */
   maxBufferedBytes?: number;
+  /**
+   * How far this view may lag the database while fresh (default twice its staleness bound plus a
+   * second): a resume replays request changes seen this long before the view reached its version.
+   */
+  resumeWindowMs?: number;
 }
 
 export const DEFAULT_REPLAY_BUFFER_SIZE = 10_000;
@@ -59,7 +64,8 @@ export class StreamHub {
   private stopped = false;
 
   constructor(private readonly opts: StreamHubOptions) {
-    this.buffer = new ReplayBuffer(opts.replayBufferSize ?? DEFAULT_REPLAY_BUFFER_SIZE, opts.view.version);
+    const window = opts.resumeWindowMs ?? 2 * opts.view.staleAfterMs + 1000;
+    this.buffer = new ReplayBuffer(opts.replayBufferSize ?? DEFAULT_REPLAY_BUFFER_SIZE, opts.view.version, Date.now(), window);
     this.routingJson = JSON.stringify(opts.routing);
     this.maxBufferedBytes = opts.maxBufferedBytes ?? DEFAULT_MAX_BUFFERED_BYTES;
     this.limitedLog = createLimitedLog(opts.logger);
@@ -182,7 +188,7 @@ export class StreamHub {
 
   private onAgents(agents: readonly Agent[]): void {
     for (const agent of agents) {
-      this.buffer.add({ version: agent.version, agentId: agent.id });
+      this.buffer.add({ version: agent.version, agentId: agent.id, at: Date.now() });
       if (this.hasListeners(agent.id)) this.send(agent.id, this.agentEvent(agent));
     }
   }
@@ -221,7 +227,7 @@ export class StreamHub {
         }
         // Streams in scope would keep these requests open: end them, and make resumes start afresh.
         this.limitedLog('warn', 'stream-final-status', { err: (err as Error).message, requests: ended.length }, 'could not learn how approval requests ended; the affected streams restart with a snapshot');
-        this.buffer.forgetUpTo(this.opts.view.version);
+        this.buffer.forgetUpTo(this.opts.view.version, Date.now());
         const agentIds = new Set(ended.map((a) => a.agentId));
         for (const conn of [...this.all, ...[...agentIds].flatMap((id) => [...(this.byAgent.get(id) ?? [])])]) conn.res.destroy();
         return;
@@ -257,7 +263,7 @@ export class StreamHub {
 
   private emitApproval(approval: WireApproval): void {
     const { view } = this.opts;
-    this.buffer.add({ version: view.version, agentId: approval.agentId, approval });
+    this.buffer.add({ version: view.version, agentId: approval.agentId, at: Date.now(), approval });
     if (this.hasListeners(approval.agentId)) this.send(approval.agentId, approvalEvent(approval, view.version.toString()));
   }
 

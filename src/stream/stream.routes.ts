@@ -22,6 +22,8 @@ export interface StreamDeps {
   replayBufferSize?: number;
   /** How often a fresh view sends a heartbeat comment (default 1 s). */
   heartbeatMs?: number;
+  /** How far back a resume replays request changes (see StreamHubOptions.resumeWindowMs). */
+  resumeWindowMs?: number;
 }
 
 const HTTP_STATUS: Partial<Record<ErrorCode, number>> = {
@@ -43,6 +45,7 @@ export function addStreamRoutes(router: Router, deps: StreamDeps): StreamHub {
     routing: deps.routing,
     ...(deps.replayBufferSize !== undefined ? { replayBufferSize: deps.replayBufferSize } : {}),
     ...(deps.heartbeatMs !== undefined ? { heartbeatMs: deps.heartbeatMs } : {}),
+    ...(deps.resumeWindowMs !== undefined ? { resumeWindowMs: deps.resumeWindowMs } : {}),
   });
   deps.onStop?.(async () => hub.stop());
   router.add({
