@@ -18,6 +18,9 @@ import { errorReply, type ChatReply } from './reply.js';
 import { ConfirmationService, CONFIRMATION_REQUEST_JOB, RESTORE_CONFIRM_MS, REVOKE_CONFIRM_MS } from '../confirmations/confirmations.service.js';
 import { findConfirmation, incidentEnded, requesterOfRow } from '../confirmations/confirmations.repository.js';
 import { requesterOf, samePerson } from '../confirmations/same-person.js';
+import { listAgents } from '../agents/agent-listing.js';
+import { listIncidents } from '../incidents/incidents.repository.js';
+import { decodeCursor, encodeCursor } from '../core/cursor.js';
 
 export { CONFIRMATION_REQUEST_JOB, RESTORE_CONFIRM_MS, REVOKE_CONFIRM_MS };
 
@@ -41,6 +44,9 @@ const PERMISSION_FOR: Record<ChatCommand['kind'], Permission | null> = {
   status: 'read',
   audit: 'read',
   'audit-verify': 'read',
+  // Listings show security state like status does: anyone holding a role in the policy.
+  agents: 'read',
+  incidents: 'read',
   score: 'read',
   // Checked in the command: the agent's owner may also request its packet.
   packet: null,
@@ -122,6 +128,10 @@ export class ChatCommands {
       case 'subscribe':
       case 'unsubscribe':
         return this.subscription(who, command, channel);
+      case 'agents':
+        return this.agentPage(command);
+      case 'incidents':
+        return this.incidentPage(command);
       case 'status':
         return this.status(command.agentId);
       case 'audit':
@@ -391,4 +401,47 @@ export class ChatCommands {
       lines: rows.map((r) => `#${r.seq} ${r.at.toISOString()} ${r.actor}: ${r.action}`),
     };
   }
+
+  /**
+   * The next page behind a "more" button. The button's value is command text; only a listing is
+   * accepted, so a forged value cannot run any other command through a click.
+   */
+  async more(who: ChatIdentity, text: string): Promise<ChatReply> {
+    const parsed = parseCommand(text.slice(0, 1000));
+    if (!parsed.ok || (parsed.command.kind !== 'agents' && parsed.command.kind !== 'incidents')) return errorReply('That button is not valid.');
+    return this.handle(who, text);
+  }
+
+  /** A page of agents, privately: id order, the same listing as GET /v1/agents. */
+  private async agentPage(command: Extract<ChatCommand, { kind: 'agents' }>): Promise<ChatReply> {
+    const after = command.after ? decodeCursor('agents', command.after) : undefined;
+    const { agents, nextAfterId } = await listAgents(this.deps.db, { status: command.status }, { limit: CHAT_PAGE_SIZE, afterId: after?.ok ? after.position.id : undefined });
+    const what = command.status ? `${command.status} agents` : 'agents';
+    const lines = agents.map((a) => `\`${a.id}\` ${a.name.slice(0, 60)} · *${a.status}* · risk ${a.riskTier} · owner ${a.owner.slice(0, 60)}${a.trustTier ? ` · ${a.trustTier}` : ''}`);
+    if (agents.length === 0) return { tone: 'info', title: command.after ? `No more ${what}` : `No ${what}`, lines: [] };
+    const next = nextAfterId === null ? undefined : `agents ${command.status ?? 'all'} --after ${encodeCursor('agents', { id: nextAfterId })}`;
+    return withNextPage({ tone: 'info', title: `${command.after ? 'More ' : ''}${what[0]!.toUpperCase()}${what.slice(1)} (${agents.length}${next ? ', more follow' : ''})`, lines }, next);
+  }
+
+  /** A page of open incidents, newest first, privately. */
+  private async incidentPage(command: Extract<ChatCommand, { kind: 'incidents' }>): Promise<ChatReply> {
+    const after = command.after ? decodeCursor('incidents', command.after) : undefined;
+    const position = after?.ok && after.position.at !== undefined ? { at: after.position.at, id: after.position.id } : undefined;
+    const { items, nextAfter } = await listIncidents(this.deps.db, { status: 'open' }, { limit: CHAT_PAGE_SIZE, after: position });
+    if (items.length === 0) return { tone: 'info', title: command.after ? 'No more open incidents' : 'No open incidents', lines: [] };
+    const lines = items.map(
+      (i) => `\`${i.agentId}\` is *${i.agentStatus}* · ${i.openedWith} by ${i.openedBy} at ${i.openedAt}: ${i.reason.slice(0, 80)} · ${i.steps} step${i.steps === 1 ? '' : 's'} · incident ${i.id}`,
+    );
+    const next = nextAfter ? `incidents --after ${encodeCursor('incidents', nextAfter)}` : undefined;
+    return withNextPage({ tone: 'warning', title: `${command.after ? 'More open' : 'Open'} incidents (${items.length}${next ? ', more follow' : ''})`, lines }, next);
+  }
+}
+
+/** Items per chat listing page: a Slack section holds 3000 characters. */
+export const CHAT_PAGE_SIZE = 15;
+
+/** Adds the next page: a "more" button (Slack) and the words to type for it (every platform). */
+function withNextPage(reply: ChatReply, next: string | undefined): ChatReply {
+  if (!next) return reply;
+  return { ...reply, lines: [...reply.lines, `Next page: \`${next}\``], more: { label: 'More', command: next } };
 }

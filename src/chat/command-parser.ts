@@ -1,5 +1,7 @@
 import { parseDuration } from '../domain/duration.js';
 import { SCOPE_PATTERN } from '../domain/scope.js';
+import { AGENT_STATUSES, type AgentStatus } from '../domain/agent.js';
+import { decodeCursor, type CursorKind } from '../core/cursor.js';
 
 /**
  * The `/armalo` grammar, shared by every chat platform (Slack slash command text, a message to the
@@ -22,6 +24,8 @@ export const USAGE: Record<string, string> = {
   subscribe: 'subscribe <agent|*> [scores|incidents|approvals|all]',
   packet: 'packet <agent> [for <company>] [workflow <name>] | packet verify <id>',
   unsubscribe: 'unsubscribe <agent|*> [scores|incidents|approvals|all]',
+  agents: 'agents [all|active|narrowed|contained|revoked]',
+  incidents: 'incidents',
 };
 
 /** Commands of the grammar that later capabilities provide; they answer that they are not available yet. */
@@ -36,6 +40,10 @@ export type ChatCommand =
   | { kind: 'packet-verify'; packetId: string }
   | { kind: 'subscribe' | 'unsubscribe'; agentPattern: string; kinds: (typeof SUBSCRIPTION_KINDS)[number][] }
   | { kind: 'status'; agentId: string }
+  /** A page of agents (every status unless one is named); `after` is the cursor a "more" button carries. */
+  | { kind: 'agents'; status?: AgentStatus; after?: string }
+  /** A page of open incidents, newest first. */
+  | { kind: 'incidents'; after?: string }
   | { kind: 'audit'; agentId: string }
   | { kind: 'audit-verify' }
   | { kind: 'contain'; agentId: string; ttlMs?: number; dryRun: boolean; reason: string }
@@ -193,6 +201,9 @@ export function parseCommand(text: string): ParseResult {
       const kinds = kind === 'all' ? [...SUBSCRIPTION_KINDS] : [kind as (typeof SUBSCRIPTION_KINDS)[number]];
       return { ok: true, command: { kind: sub, agentPattern: target, kinds } };
     }
+    case 'agents':
+    case 'incidents':
+      return parseListing(sub, tokens);
     case 'status': {
       const a = agentArg(tokens, sub);
       if (isResult(a)) return a;
@@ -236,4 +247,33 @@ export function parseCommand(text: string): ParseResult {
     }
   }
   return fail(`unknown command "${sub}"`);
+}
+
+/**
+ * `agents [status] [--after <cursor>]` and `incidents [--after <cursor>]`. The cursor is the one the
+ * previous page's "more" button (or its "next page" line) carries; a bad one is refused here.
+ */
+function parseListing(sub: 'agents' | 'incidents', tokens: string[]): ParseResult {
+  let status: AgentStatus | 'all' | undefined;
+  let after: string | undefined;
+  for (let i = 0; i < tokens.length; i++) {
+    const token = tokens[i]!;
+    const normalized = token.replace(/^[—–]/, '--');
+    if (normalized === '--after' || normalized.startsWith('--after=')) {
+      const value = normalized === '--after' ? tokens[++i] : normalized.slice('--after='.length);
+      if (!value) return fail('--after needs the cursor of the previous page', sub);
+      if (after !== undefined) return fail('--after is given twice', sub);
+      const decoded = decodeCursor(sub as CursorKind, value);
+      if (!decoded.ok) return fail(`--after: ${decoded.error}`, sub);
+      after = value;
+    } else if (normalized.startsWith('--')) {
+      return fail(`unknown option ${normalized.slice(0, 40)} for ${sub} (options: --after)`, sub);
+    } else if (sub === 'agents' && status === undefined && ['all', ...AGENT_STATUSES].includes(token.toLowerCase())) {
+      status = token.toLowerCase() as AgentStatus | 'all';
+    } else {
+      return fail(sub === 'agents' ? `"${token.slice(0, 40)}" is not a status to list (all, active, narrowed, contained or revoked)` : `incidents lists the open incidents and takes nothing more; unexpected "${token.slice(0, 40)}"`, sub);
+    }
+  }
+  if (sub === 'incidents') return { ok: true, command: { kind: 'incidents', ...(after ? { after } : {}) } };
+  return { ok: true, command: { kind: 'agents', ...(status && status !== 'all' ? { status } : {}), ...(after ? { after } : {}) } };
 }

@@ -19,6 +19,8 @@ export interface ChatReply {
   usage?: string;
   /** A two-step command waiting for a click. */
   confirm?: { id: string; label: string; danger: boolean; expiresAt: string };
+  /** A listing with another page: the command text that shows it (a "more" button where the platform has one). */
+  more?: { label: string; command: string };
 }
 
 export const errorReply = (title: string, usage?: string): ChatReply => ({ tone: 'error', title, lines: [], ...(usage ? { usage } : {}) });

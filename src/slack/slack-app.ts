@@ -5,7 +5,7 @@ import type { ChatCommands } from '../chat/chat-commands.js';
 import { errorReply, type ChatReply } from '../chat/reply.js';
 import type { Logger } from '../observability/logger.js';
 import type { Route } from '../http/router.js';
-import { CANCEL_ACTION, CONFIRM_ACTION, renderReply } from './reply.blocks.js';
+import { CANCEL_ACTION, CONFIRM_ACTION, MORE_ACTION, renderReply } from './reply.blocks.js';
 import type { SlackDirectory } from './slack-directory.js';
 import type { ApprovalService, Approver } from '../approvals/approvals.service.js';
 import { CodedError } from '../domain/errors.js';
@@ -121,6 +121,17 @@ export function createSlackAdapter(deps: {
     };
   app.action<BlockAction>(CONFIRM_ACTION, button((who, value) => commands.confirm(who, value)));
   app.action<BlockAction>(CANCEL_ACTION, button((who, value) => commands.cancel(who, value)));
+  // A listing's "more" button: the next page goes to the clicker only, below the pages already shown.
+  app.action<BlockAction>(MORE_ACTION, async ({ ack, body, action, respond }) => {
+    await ack();
+    const value = 'value' in action && typeof action.value === 'string' ? action.value : '';
+    try {
+      const reply = await commands.more(await directory.identify(body.user.id), value);
+      await respond({ response_type: 'ephemeral', replace_original: false, ...renderReply(reply) });
+    } catch (err) {
+      await respond({ response_type: 'ephemeral', replace_original: false, ...failed(err, 'more') });
+    }
+  });
 
   // Approval cards. Refusals (not on the route, own request, already decided) go to the clicker only;
   // the cards themselves are updated by a job after every decision.
