@@ -180,14 +180,19 @@ describe('MCP over Streamable HTTP', () => {
     expect((await call(client, 'check_action', { action: 'mail:send', context: { recipientDomain: 'attacker.example' } })).json.decision).toBe('approval_required');
   }, 60_000);
 
-  it('wait_for_approval clamps long waits and answers a still-pending request as pending', async () => {
+  it('wait_for_approval: 0 answers a pending request at once; a wait above 50 s is accepted (clamped) and ends when the request does', async () => {
     const client = await connect(AGENT_TOKEN);
     const asked = await call(client, 'request_approval', { action: 'payments:transfer', context: { amount: 50_000 }, justification: 'pay the reinsurer' });
-    const pending = await call(client, 'wait_for_approval', { id: asked.json.id, timeoutSeconds: 0 });
-    expect(pending.json).toMatchObject({ id: asked.json.id, status: 'pending' });
-    const tooLong = await client.listTools();
-    expect(tooLong.tools.find((t) => t.name === 'wait_for_approval')!.description).toContain('50');
-  });
+    const id = asked.json.id as string;
+    expect((await call(client, 'wait_for_approval', { id, timeoutSeconds: 0 })).json).toMatchObject({ id, status: 'pending' });
+    const waiting = call(client, 'wait_for_approval', { id, timeoutSeconds: 3600 });
+    await waitFor(() => cardPosted(id), 10_000, 'the approval card');
+    expect((await app.call('POST', `/v1/approval-requests/${id}/cancel`, undefined, { token: AGENT_TOKEN })).status).toBe(200);
+    const ended = await waiting;
+    expect(ended.isError).toBe(false);
+    expect(ended.json).toMatchObject({ id, status: 'cancelled' });
+    expect((await client.listTools()).tools.find((t) => t.name === 'wait_for_approval')!.description).toContain('50');
+  }, 60_000);
 
   it('request_permission: allow passes the input back, deny says why, mcp.toolActions maps tool names', async () => {
     const client = await connect(AGENT_TOKEN);
@@ -238,6 +243,14 @@ describe('MCP refusals', () => {
   it('401 without a token or with a wrong one', async () => {
     expect((await rawPost('/mcp', {})).status).toBe(401);
     expect((await rawPost('/mcp', { authorization: 'Bearer nope' })).status).toBe(401);
+  });
+
+  it('GET and DELETE answer 405: the endpoint is stateless', async () => {
+    for (const method of ['GET', 'DELETE']) {
+      const res = await fetch(`${app.url}/mcp`, { method, headers: { authorization: `Bearer ${AGENT_TOKEN}`, accept: 'text/event-stream' } });
+      expect(res.status, method).toBe(405);
+      await res.body?.cancel();
+    }
   });
 
   it('403 for a request from another origin; the own origin is served', async () => {

@@ -185,7 +185,8 @@ export function createArmaloMcpServer(deps: McpToolDeps, session: McpSession): M
       description:
         'The permission-prompt contract of coding agents (e.g. Claude Code --permission-prompt-tool): answers {"behavior":"allow","updatedInput":…} or {"behavior":"deny","message":…}. ' +
         `When people must approve, asks them and waits up to ${MAX_WAIT_SECONDS} s.`,
-      inputSchema: z.strictObject({
+      // Not strict: coding agents may add fields to their permission prompt; only these two matter.
+      inputSchema: z.object({
         tool_name: z.string().min(1).max(190).describe('The tool the coding agent wants to use, e.g. Bash'),
         input: z.record(z.string(), z.unknown()).describe('The tool input, passed back unchanged when allowed'),
         tool_use_id: z.string().max(200).optional().describe('The coding agent\'s id for this tool use (ignored)'),
