@@ -118,6 +118,17 @@ describe('agent SDK against the service', () => {
     expect(c.check('payments:transfer', context).decision).toBe('approval_required');
   });
 
+  it('requireApproval resolves denied when an approver denies, with their reason', async () => {
+    const c = client();
+    await c.ready();
+    const requested = nextRequestId(c);
+    const outcome = c.requireApproval('payments:transfer', { amount: 70_000 }, { justification: 'bonus payout', timeoutMs: 30_000 });
+    const id = await requested;
+    await app.approvals.decide(id, slackUser('U0RISK'), 'deny', 'not budgeted');
+    expect(await outcome).toEqual({ status: 'denied', requestId: id, decisions: [expect.objectContaining({ by: 'slack:U0RISK', decision: 'deny', reason: 'not budgeted', via: 'slack' })] });
+    expect(c.check('payments:transfer', { amount: 70_000 }).approvalRequestId).toBeUndefined();
+  });
+
   it('requireApproval: the same idempotencyKey is the same request; an unanswered one resolves timeout', async () => {
     const c = client();
     await c.ready();

@@ -14,6 +14,10 @@
  *     -H "authorization: Bearer <admin token>" -H 'content-type: application/json' \
  *     -d '{"name":"Payments bot","owner":"owner@example.com","riskTier":"medium",
  *          "grants":[{"scope":"payments:transfer","constraints":{"maxAmount":50000}}]}'
+ *   # Evidence, so the example policy's stale-evidence rule does not add a third approver:
+ *   curl -X POST http://localhost:3000/v1/agents/pay-bot/evaluations \
+ *     -H "authorization: Bearer <admin token>" -H 'content-type: application/json' \
+ *     -d "{\"id\":\"eval-1\",\"dimension\":\"safety\",\"passed\":true,\"observedAt\":\"$(date -u +%FT%TZ)\",\"source\":\"ci\"}"
  *   npm run build -w @armalo/agent-sdk
  *   ARMALO_URL=http://localhost:3000 ARMALO_TOKEN=<agent token> ARMALO_AGENT_ID=pay-bot \
  *     npx tsx sdk/examples/payments-agent.ts
@@ -75,12 +79,18 @@ async function handle(transfer: Transfer): Promise<void> {
     if (used.decision === 'deny') return log(`NOT PAID ${transfer.id}: ${used.reasons.join('; ')}`);
   }
   log(`${transfer.id} needs approval: asking`);
-  // The same idempotencyKey after a restart finds the same request instead of asking twice.
-  const outcome = await armalo.requireApproval('payments:transfer', context, {
-    justification: `Transfer ${transfer.id}: ${transfer.amount} ${transfer.currency} to ${transfer.to}`,
-    idempotencyKey: `transfer-${transfer.id}`,
-    timeoutMs: 120_000,
-  });
+  let outcome;
+  try {
+    // The same idempotencyKey after a restart finds the same request instead of asking twice.
+    outcome = await armalo.requireApproval('payments:transfer', context, {
+      justification: `Transfer ${transfer.id}: ${transfer.amount} ${transfer.currency} to ${transfer.to}`,
+      idempotencyKey: `transfer-${transfer.id}`,
+      timeoutMs: 120_000,
+    });
+  } catch (err) {
+    if (!(err instanceof ArmaloError) || err.status === 0) throw err;
+    return log(`NOT PAID ${transfer.id}: the approval request was refused: ${err.message}`);
+  }
   log(`${transfer.id}: approval ${outcome.requestId} ${outcome.status}${outcome.decisions.map((d) => `; ${d.by} ${d.decision}`).join('')}`);
   if (outcome.status !== 'approved') return;
   const final = await armalo.decide('payments:transfer', context);
