@@ -118,6 +118,30 @@ async function approveInSlack(user: string, requestId: string): Promise<void> {
   expect(res.status).toBe(200);
 }
 
+/** A Slack denial: the Deny button, then the reason modal. */
+async function denyInSlack(user: string, requestId: string, reason: string): Promise<void> {
+  const base = { user: { id: user, username: user.toLowerCase(), team_id: 'T0TEAM' }, team: { id: 'T0TEAM', domain: 'example' }, api_app_id: 'A0APP', token: 'x' };
+  const id = `r${++n}`;
+  const click = {
+    ...base,
+    type: 'block_actions',
+    trigger_id: `${Date.now()}.${n}.trig`,
+    response_url: slack.responseUrl(id),
+    container: { type: 'message', channel_id: user, message_ts: '1' },
+    channel: { id: user },
+    actions: [{ type: 'button', action_id: 'armalo_deny', block_id: `approval:${requestId}`, value: requestId, action_ts: '1' }],
+  };
+  expect((await postSigned(app.url, new URLSearchParams({ payload: JSON.stringify(click) }).toString())).status).toBe(200);
+  await waitFor(() => slack.calls.some((c) => c.method === 'views.open' && c.args.view?.private_metadata === requestId), 5000, 'the deny modal');
+  const submit = {
+    ...base,
+    type: 'view_submission',
+    trigger_id: `${Date.now()}.${++n}.trig`,
+    view: { id: `V${n}`, type: 'modal', callback_id: 'armalo_deny_modal', private_metadata: requestId, state: { values: { reason: { reason_input: { type: 'plain_text_input', value: reason } } } } },
+  };
+  expect((await postSigned(app.url, new URLSearchParams({ payload: JSON.stringify(submit) }).toString())).status).toBe(200);
+}
+
 const cardPosted = (requestId: string) => slack.posts().some((p) => JSON.stringify(p.args).includes(requestId));
 
 describe('MCP over Streamable HTTP', () => {
@@ -236,6 +260,29 @@ describe('MCP over Streamable HTTP', () => {
     expect(cancelled.behavior).toBe('deny');
     expect(cancelled.message).toContain(second);
     expect(cancelled.message).toContain('cancelled');
+  }, 60_000);
+
+  it('request_permission: a denial in Slack is the answer, and the same call is not put to people again', async () => {
+    const client = await connect(AGENT_TOKEN);
+    const input = { to: 'press@news.example', subject: 'leak' };
+    const key = 'mcp-permission:%';
+    const count = async () => (await app.db.selectFrom('approval_requests').select('id').where('idempotency_key', 'like', key).execute()).length;
+    const before = await count();
+    const asking = call(client, 'request_permission', { tool_name: 'mcp__mail__send', input });
+    let requestId: string | undefined;
+    await waitFor(async () => {
+      const rows = await app.db.selectFrom('approval_requests').select(['id', 'justification']).where('idempotency_key', 'like', key).where('status', '=', 'pending').execute();
+      requestId = rows.find((r) => r.justification.includes('press@news.example'))?.id;
+      return requestId !== undefined && cardPosted(requestId);
+    }, 10_000, 'the permission request and its card');
+    await denyInSlack('U0ONCALL1', requestId!, 'no mail to the press');
+    const denied = (await asking).json;
+    expect(denied).toMatchObject({ behavior: 'deny' });
+    expect(denied.message).toContain('no mail to the press');
+    const again = (await call(client, 'request_permission', { tool_name: 'mcp__mail__send', input: { subject: 'leak', to: 'press@news.example' } })).json;
+    expect(again.behavior).toBe('deny');
+    expect(again.message).toContain('no mail to the press');
+    expect(await count()).toBe(before + 1);
   }, 60_000);
 });
 
