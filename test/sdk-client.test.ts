@@ -267,6 +267,16 @@ describe('SDK client against a local stream', () => {
     expect(c.check('payments:transfer', big)).toMatchObject({ approvalRequestId: 'req-2', reasonCodes: ['granted', 'approved'], grantId: 'g-pay' });
   });
 
+  it('bad input to check() answers deny (decision_error) and never throws', async () => {
+    const c = client();
+    await c.ready();
+    const loose = c as unknown as { check(action: unknown, context?: unknown): ReturnType<ArmaloClient['check']> };
+    for (const [action, context] of [[undefined, {}], [42, {}], ['payments:transfer', null], ['payments:transfer', [1]], ['payments:transfer', 'amount=5']] as const) {
+      expect(loose.check(action, context)).toMatchObject({ decision: 'deny', reasonCodes: ['decision_error'], agentStatus: 'active' });
+    }
+    expect(c.check('payments:transfer', { amount: 5 }).decision).toBe('allow');
+  });
+
   it('close(): checks deny, ready() of a never-connected client rejects with client_closed', async () => {
     fake.onConnect = () => undefined;
     const c = client();

@@ -159,6 +159,18 @@ export class ArmaloClient {
    * here: such an action answers `approval_required` naming it, and `decide()` uses it.
    */
   check(action: string, context: ActionContext = {}): DecisionAnswer {
+    try {
+      return this.checkLocally(action, context);
+    } catch (err) {
+      // A check always answers, whatever a JavaScript caller passes: anything unexpected denies.
+      const message = `the check could not be made (${err instanceof Error ? err.message : String(err)}); failing closed`;
+      return { decision: 'deny', reasons: [message], reasonCodes: ['decision_error'], agentStatus: this.agents.get(this.agentId)?.status ?? null, viewVersion: this.version };
+    }
+  }
+
+  private checkLocally(action: string, context: ActionContext): DecisionAnswer {
+    if (typeof action !== 'string') throw new TypeError('action must be a string');
+    if (typeof context !== 'object' || context === null || Array.isArray(context)) throw new TypeError('context must be an object');
     const stale = this.staleness();
     if (stale) return { decision: 'deny', reasons: [stale], reasonCodes: ['view_stale'], agentStatus: this.agents.get(this.agentId)?.status ?? null, viewVersion: this.version };
     const agent = this.agents.get(this.agentId);
