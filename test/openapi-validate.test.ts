@@ -101,6 +101,11 @@ describe('docs/openapi.json', () => {
         ...(checkedIn.paths['/v1/confirmations/{id}'] ? ['get /v1/confirmations/{id}'] : []),
         ...(checkedIn.paths['/v1/stream'] ? ['get /v1/stream'] : []),
         ...(checkedIn.paths['/mcp'] ? ['post /mcp'] : []),
+        // Listing (issue 18): reading agents, incidents and approval requests.
+        'get /v1/agents',
+        'get /v1/incidents',
+        'get /v1/incidents/{id}',
+        'get /v1/approval-requests',
       ].sort(),
     );
     expect(checkedIn.paths['/v1/agents/{agentId}'].put.responses['409'].description).toMatch(/contained or revoked.*widen/);

@@ -22,6 +22,16 @@ import {
   decisionOutputSchema,
   errorSchema,
   packetInputSchema,
+  agentListItemSchema,
+  agentListQuerySchema,
+  approvalListQuerySchema,
+  incidentDetailSchema,
+  incidentIdSchema,
+  incidentListQuerySchema,
+  incidentSummarySchema,
+  LIST_LIMIT_DEFAULT,
+  LIST_LIMIT_MAX,
+  pageOf,
 } from './schemas.js';
 
 type JsonObject = Record<string, unknown>;
@@ -88,6 +98,96 @@ const JSON_RPC_MESSAGE: JsonObject = {
   required: ['jsonrpc'],
 };
 
+/** JSON content with an example answer. */
+const jsonExample = (schemaRef: JsonObject, example: unknown) => ({ content: { 'application/json': { schema: schemaRef, example } } });
+
+/** Descriptions for listing filters whose schema carries none (plain enums and ids). */
+const LIST_PARAM_HELP: Record<string, string> = {
+  status: 'Only items with this status',
+  riskTier: 'Only agents with this risk tier',
+  agentId: "Only this agent's items (an `agent=<agentId>` token: its own agent only; naming another is 403)",
+};
+
+/** A listing's query parameters, from the zod schema its handler validates with (unknown parameters are a 400). */
+function listParams(schema: z.ZodType): JsonObject[] {
+  const { properties } = jsonSchema(schema, 'input') as { properties: Record<string, JsonObject> };
+  return Object.entries(properties).map(([name, raw]) => {
+    const { description, ...rest } = raw as { description?: string } & JsonObject;
+    const paramSchema = name === 'limit' ? { type: 'integer', minimum: 1, maximum: LIST_LIMIT_MAX, default: LIST_LIMIT_DEFAULT } : rest;
+    return { name, in: 'query', required: false, description: description ?? LIST_PARAM_HELP[name] ?? name, schema: paramSchema };
+  });
+}
+
+const LIST_400 = 'Bad query input: an unknown parameter or value, a parameter given twice, a limit outside 1-200, or a cursor that is not the `nextCursor` of this listing';
+const EXAMPLE_CURSOR = 'eyJrIjoiYSIsImlkIjoidW5kZXJ3cml0aW5nLWJvdCJ9';
+const EXAMPLE_AGENT = {
+  id: 'underwriting-bot',
+  name: 'Underwriting bot',
+  owner: 'ana@example.com',
+  riskTier: 'high',
+  status: 'contained',
+  score: 712,
+  tier: 'gold',
+  grants: [
+    { id: '41', scope: 'mail:send', constraints: {}, keepInContainment: true, expiresAt: null, state: 'active', heldBy: null, grantedBy: 'api:platform', grantedAt: '2026-12-01T09:00:00.000Z' },
+    { id: '42', scope: 'payments:transfer', constraints: { maxAmount: 10000 }, keepInContainment: false, expiresAt: null, state: 'suspended', heldBy: { actionId: '9b2f3c4e-1a2b-4c3d-8e9f-0a1b2c3d4e5f', kind: 'contain' }, grantedBy: 'api:platform', grantedAt: '2026-12-01T09:00:00.000Z' },
+  ],
+  activeActions: [
+    { id: '9b2f3c4e-1a2b-4c3d-8e9f-0a1b2c3d4e5f', kind: 'contain', scopes: [], reason: 'prompt injection suspected', actor: 'slack:U0ONCALL1', createdAt: '2026-12-02T08:14:03.120Z', expiresAt: null, grants: [{ grantId: '42', scope: 'payments:transfer' }] },
+  ],
+  updatedAt: '2026-12-02T08:14:03.120Z',
+  version: '1042',
+};
+const EXAMPLE_APPROVAL = {
+  id: '0c1d2e3f-4a5b-4c6d-8e7f-8091a2b3c4d5',
+  agentId: 'underwriting-bot',
+  action: 'payments:transfer',
+  context: { amount: 25000, currency: 'USD' },
+  justification: 'Quarterly reinsurance premium',
+  requestedBy: 'api:platform',
+  status: 'pending',
+  route: {
+    ruleId: 'big-payments',
+    matched: ['big-payments'],
+    quorum: 2,
+    requirements: [{ ruleId: 'big-payments', roles: ['risk-owner', 'ciso'], count: 2, approvers: ['risk@example.com', 'ciso@example.com'] }],
+    escalated: false,
+    channel: null,
+    why: { 'big-payments': ['action payments:transfer matches payments:*', 'amount 25000 is over 10000'] },
+    trust: { score: 712, tier: 'gold', evidenceAgeDays: 3 },
+  },
+  decisions: [{ by: 'slack:U0RISK', decision: 'approve', reason: null, at: '2026-12-02T08:03:10.442Z', via: 'slack' }],
+  createdAt: '2026-12-02T08:01:55.000Z',
+  expiresAt: '2026-12-02T12:01:55.000Z',
+  decidedAt: null,
+  finalReason: null,
+  grantUntil: null,
+};
+const EXAMPLE_INCIDENT = {
+  id: '5d6e7f80-91a2-4b3c-8d4e-5f60718293a4',
+  agentId: 'underwriting-bot',
+  agentName: 'Underwriting bot',
+  agentStatus: 'contained',
+  status: 'open',
+  openedAt: '2026-12-02T08:14:03.120Z',
+  openedBy: 'slack:U0ONCALL1',
+  openedVia: 'slack',
+  openedWith: 'contain',
+  reason: 'prompt injection suspected',
+  closedAt: null,
+  closedBy: null,
+  steps: 2,
+};
+const EXAMPLE_INCIDENT_DETAIL = {
+  ...EXAMPLE_INCIDENT,
+  agent: { id: 'underwriting-bot', name: 'Underwriting bot', owner: 'ana@example.com', riskTier: 'high', status: 'contained' },
+  heldGrants: [{ scope: 'payments:transfer', state: 'suspended' }],
+  timeline: [
+    { at: '2026-12-02T08:14:03.120Z', actor: 'slack:U0ONCALL1', via: 'slack', event: 'contain', actionId: '9b2f3c4e-1a2b-4c3d-8e9f-0a1b2c3d4e5f', reason: 'prompt injection suspected', scopes: [], grants: ['payments:transfer'], expiresAt: null, liftedAt: null, liftedBy: null, approvalsCancelled: ['0c1d2e3f-4a5b-4c6d-8e7f-8091a2b3c4d5'], auditSeq: '311' },
+    { at: '2026-12-02T08:20:41.007Z', actor: 'api:platform', via: 'api', event: 'restore_requested', confirmationId: '7a8b9c0d-1e2f-4a3b-8c4d-5e6f7a8b9c0d', reason: 'false alarm', outcome: null, decidedBy: null, decidedAt: null },
+  ],
+};
+
 /** The OpenAPI 3.1 document of the REST API, generated from the same zod schemas the handlers use. */
 export function buildOpenApiDocument(): JsonObject {
   const auditQuery = jsonSchema(auditQuerySchema, 'input') as { properties: Record<string, JsonObject> };
@@ -102,6 +202,20 @@ export function buildOpenApiDocument(): JsonObject {
     servers: [{ url: '/' }],
     security: [{ bearerAuth: [] }],
     paths: {
+      '/v1/agents': {
+        get: {
+          operationId: 'listAgents',
+          summary: 'Agents, page by page in id order, filtered by status, owner, risk tier, a scope glob they hold, or a search',
+          description:
+            'Filters combine (AND). Each item has the shape of GET /v1/agents/{agentId}. Follow `nextCursor` until it is null; a page may hold fewer than `limit` items only when it is the last. An `agent=<agentId>` token sees only its own agent.',
+          parameters: listParams(agentListQuerySchema),
+          responses: {
+            '200': { description: 'A page of agents', ...jsonExample(ref('AgentPage'), { items: [EXAMPLE_AGENT], nextCursor: EXAMPLE_CURSOR }) },
+            '400': { description: LIST_400, ...json(ref('Error')) },
+            ...errors(401),
+          },
+        },
+      },
       '/v1/agents/{agentId}': {
         put: {
           operationId: 'putAgent',
@@ -157,6 +271,17 @@ export function buildOpenApiDocument(): JsonObject {
         },
       },
       '/v1/approval-requests': {
+        get: {
+          operationId: 'listApprovalRequests',
+          summary: 'Approval requests, newest first, filtered by status, agent or approver',
+          description: 'Filters combine (AND). Each item has the shape of GET /v1/approval-requests/{id}. Follow `nextCursor` until it is null. An `agent=<agentId>` token sees only its own agent\'s requests.',
+          parameters: listParams(approvalListQuerySchema),
+          responses: {
+            '200': { description: 'A page of approval requests', ...jsonExample(ref('ApprovalRequestPage'), { items: [EXAMPLE_APPROVAL], nextCursor: null }) },
+            '400': { description: LIST_400, ...json(ref('Error')) },
+            ...errors(401),
+          },
+        },
         post: {
           operationId: 'createApprovalRequest',
           summary: 'Ask for approval of an action; routed by the policy. Same idempotencyKey (per token) → the same request.',
@@ -314,6 +439,33 @@ export function buildOpenApiDocument(): JsonObject {
           responses: { '200': { description: 'Verification' }, ...errors(400, 401, 404) },
         },
       },
+      '/v1/incidents': {
+        get: {
+          operationId: 'listIncidents',
+          summary: 'Incidents, newest first, filtered by status (open or closed) and agent',
+          description: 'An incident runs from the first restriction of an agent until it is active again. Follow `nextCursor` until it is null. An `agent=<agentId>` token sees only its own agent\'s incidents.',
+          parameters: listParams(incidentListQuerySchema),
+          responses: {
+            '200': { description: 'A page of incidents', ...jsonExample(ref('IncidentPage'), { items: [EXAMPLE_INCIDENT], nextCursor: null }) },
+            '400': { description: LIST_400, ...json(ref('Error')) },
+            ...errors(401),
+          },
+        },
+      },
+      '/v1/incidents/{id}': {
+        get: {
+          operationId: 'getIncident',
+          summary: 'One incident with its timeline: who did what, when, via which platform (as the Slack and Teams threads tell it)',
+          description:
+            'The timeline holds the incident\'s actions (narrow, contain, revoke, restore) with the audit entry recording each, lifts by ttl (`expired`), two-step revokes and restores asked for during it with their outcome, and its end (`closed`); oldest first. Nothing else from the audit log.',
+          parameters: [{ name: 'id', in: 'path', required: true, schema: jsonSchema(incidentIdSchema, 'input') }],
+          responses: {
+            '200': { description: 'The incident', ...jsonExample(ref('Incident'), EXAMPLE_INCIDENT_DETAIL) },
+            ...errors(400, 401),
+            '404': { description: 'Unknown incident', ...json(ref('Error')) },
+          },
+        },
+      },
       '/v1/audit': {
         get: {
           operationId: 'listAuditEntries',
@@ -359,6 +511,11 @@ export function buildOpenApiDocument(): JsonObject {
         EvaluationInput: jsonSchema(evaluationInputSchema, 'input'),
         InboundEvent: jsonSchema(inboundEventSchema, 'input'),
         TrustPacketRequest: jsonSchema(packetInputSchema, 'input'),
+        AgentPage: jsonSchema(pageOf(agentListItemSchema), 'output'),
+        ApprovalRequestPage: jsonSchema(pageOf(approvalOutputSchema), 'output'),
+        IncidentSummary: jsonSchema(incidentSummarySchema, 'output'),
+        IncidentPage: jsonSchema(pageOf(incidentSummarySchema), 'output'),
+        Incident: jsonSchema(incidentDetailSchema, 'output'),
         JsonRpcMessage: JSON_RPC_MESSAGE,
         Error: jsonSchema(errorSchema, 'output'),
       },
@@ -368,7 +525,11 @@ export function buildOpenApiDocument(): JsonObject {
 
 /** What a token needs for each operation (DESIGN §5); every other authenticated operation needs admin. */
 const PLATFORM_OPERATIONS = new Set([
+  'get /v1/agents',
   'get /v1/agents/{agentId}',
+  'get /v1/incidents',
+  'get /v1/incidents/{id}',
+  'get /v1/approval-requests',
   'get /v1/agents/{agentId}/score',
   'post /v1/decisions',
   'post /v1/approval-requests',
