@@ -25,7 +25,7 @@ export function rolesOf(policy: Policy, who: ChatIdentity): string[] {
 }
 
 /**
- * Is this person allowed to use this command? `read` (status, audit) is open to anyone who holds
+ * Is this person allowed to use this command? `read` (status, audit, agents, incidents) is open to anyone who holds
  * any role in the policy: it shows security state, so strangers in the workspace do not get it.
  */
 export function authorize(policy: Policy, who: ChatIdentity, permission: Permission): Authorization {
