@@ -83,7 +83,7 @@ class FakeResponse {
   destroy() {
     this.destroyed = true;
   }
-  on() {
+  once() {
     return this;
   }
 }

@@ -4,8 +4,8 @@ import { createTestDatabase, testPrefix, type TestDatabase } from './support/dat
 import { writePolicy } from './support/slack-policy.js';
 import { APPROVALS_TEST_POLICY } from './support/approvals-policy.js';
 
-// `GET /v1/stream` on two replicas (A: web and worker; B: web only, with a replay buffer of 4
-// changes) sharing one Postgres and one Redis prefix, as in production.
+// `GET /v1/stream` on two replicas (A: web and worker; B: web only) sharing one Postgres and one
+// Redis prefix, as in production; a third (C, with a replay buffer of 4 changes) for one test.
 const PLATFORM = 'tok_platform_scope_0123456789';
 const BOT = 'tok_agent_scope_stream_a_0123';
 const SMALL_BUFFER = 4;
@@ -13,6 +13,7 @@ const SMALL_BUFFER = 4;
 let database: TestDatabase;
 let a: TestApp;
 let b: TestApp;
+let c: TestApp;
 const prefix = testPrefix();
 const agent = { ...sampleAgent, owner: 'owner@example.com' };
 const streams: StreamClient[] = [];
@@ -26,7 +27,9 @@ const config = (env: Record<string, string> = {}) =>
 let policyFile: string;
 // A short resume window: here B's view trails A's by milliseconds, not by a staleness bound.
 const RESUME_WINDOW_MS = 500;
-const startB = () => startTestApp(config({ ARMALO_ROLE: 'web' }), { stream: { replayBufferSize: SMALL_BUFFER, resumeWindowMs: RESUME_WINDOW_MS } });
+const startB = () => startTestApp(config({ ARMALO_ROLE: 'web' }), { stream: { resumeWindowMs: RESUME_WINDOW_MS } });
+// C keeps 4 changes, and no lag window, so what it can replay depends on its buffer alone.
+const startC = () => startTestApp(config({ ARMALO_ROLE: 'web' }), { stream: { replayBufferSize: SMALL_BUFFER, resumeWindowMs: 0 } });
 
 interface SseMessage {
   event: string;
@@ -131,12 +134,14 @@ beforeAll(async () => {
   policyFile = writePolicy(APPROVALS_TEST_POLICY);
   a = await startTestApp(config(), { relayPollMs: 200, stream: { resumeWindowMs: RESUME_WINDOW_MS } });
   b = await startB();
+  c = await startC();
   for (const id of ['stream-a', 'stream-b']) expect((await a.call('PUT', `/v1/agents/${id}`, agent)).status).toBeLessThan(300);
   await waitFor(() => b.view!.get('stream-b') !== undefined, 3000, 'B to see the agents');
 }, 60_000);
 
 afterAll(async () => {
   for (const s of streams) s.close();
+  await c?.stop();
   await b?.stop();
   await a?.stop();
   await database?.drop();
@@ -320,18 +325,26 @@ describe('GET /v1/stream', () => {
     await first.next((e) => e.event === 'snapshot', 'the snapshot');
     const lastId = first.lastId();
     first.close();
-    let newest = '';
+    const versions: string[] = [];
     for (let i = 0; i <= SMALL_BUFFER; i++) {
       const res = await a.call('PUT', `/v1/agents/fill-${i}`, agent);
       expect(res.status).toBeLessThan(300);
-      newest = res.body.version as string;
+      versions.push(res.body.version as string);
     }
-    await waitFor(() => b.view!.version >= BigInt(newest), 3000, 'B to hold the changes');
+    const newest = versions[SMALL_BUFFER]!;
+    await waitFor(() => c.view!.version >= BigInt(newest), 3000, 'C to hold the changes');
 
-    const onB = await StreamClient.open(b, { lastEventId: lastId });
-    const snap = await onB.next(() => true, 'the first event');
+    const onC = await StreamClient.open(c, { lastEventId: lastId });
+    const snap = await onC.next(() => true, 'the first event');
     expect(snap.event).toBe('snapshot');
     expect(snap.data.agents.map((x: any) => x.id)).toContain(`fill-${SMALL_BUFFER}`);
+    // From a version C still holds: a replay of the two agents changed since.
+    const recent = await StreamClient.open(c, { lastEventId: versions[SMALL_BUFFER - 2] });
+    await recent.settle();
+    expect(recent.events.map((e) => [e.event, e.id])).toEqual([
+      ['agent', versions[SMALL_BUFFER - 1]],
+      ['agent', newest],
+    ]);
 
     // A keeps 10,000 changes: the same resume is a replay there, in version order.
     const onA = await StreamClient.open(a, { lastEventId: lastId });
@@ -344,7 +357,7 @@ describe('GET /v1/stream', () => {
     expect((await garbage.next(() => true, 'the first event')).event).toBe('snapshot');
     const ahead = await StreamClient.open(a, { lastEventId: '999999999999' });
     expect((await ahead.next(() => true, 'the first event')).event).toBe('snapshot');
-    for (const s of [onB, onA, garbage, ahead]) s.close();
+    for (const s of [onC, recent, onA, garbage, ahead]) s.close();
   });
 
   it('a replica that restarts ends its streams; a client resuming on the new one catches up', async () => {

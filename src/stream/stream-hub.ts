@@ -87,10 +87,16 @@ export class StreamHub {
    */
   async open(res: ServerResponse, agentId: string | undefined, lastEventId: bigint | undefined, requestId: string): Promise<void> {
     const { view } = this.opts;
+    // Listened for from the start: a client may leave while we wait below, and 'close' fires once.
+    const state: { conn?: Connection; closed: boolean } = { closed: false };
+    res.once('close', () => {
+      state.closed = true;
+      if (state.conn) this.unregister(state.conn);
+    });
     if (lastEventId !== undefined && lastEventId > view.version) {
       // Probably resumed from a replica a little ahead of this one: give this view a moment to catch up.
       await view.waitForVersion(lastEventId, RESUME_AHEAD_WAIT_MS);
-      if (res.destroyed || this.stopped) {
+      if (state.closed || this.stopped) {
         res.destroy();
         return;
       }
@@ -106,11 +112,10 @@ export class StreamHub {
     const replay = lastEventId !== undefined && lastEventId <= view.version ? this.buffer.since(lastEventId, inScope) : undefined;
     const first = replay ? this.replayText(replay) : this.snapshotText(agentId);
     res.write(`retry: 1000\n\n${first}`);
+    if (state.closed) return;
     // Registered in the same turn as the snapshot was read: every later change reaches it as an event.
-    const conn: Connection = { res, agentId, limit: res.writableLength + this.maxBufferedBytes };
-    if (res.destroyed) return;
-    this.register(conn);
-    res.on('close', () => this.unregister(conn));
+    state.conn = { res, agentId, limit: res.writableLength + this.maxBufferedBytes };
+    this.register(state.conn);
   }
 
   /** Ends every stream and stops listening (the app is stopping). */
