@@ -4,6 +4,7 @@ import { cleanRedisPrefix, OTHER_TOKEN, sampleAgent, startTestApp, testConfig, T
 import { APPROVALS_TEST_POLICY } from './support/approvals-policy.js';
 import { createTestDatabase, testPrefix, type TestDatabase } from './support/database.js';
 import { writePolicy } from './support/slack-policy.js';
+import { TcpProxy } from './support/tcp-proxy.js';
 
 /**
  * The agent SDK end to end against the real service (its change stream, decisions and approval
@@ -175,6 +176,36 @@ describe('agent SDK against the service', () => {
     const restore = await app.call('POST', '/v1/agents/pay-bot/actions', { action: 'restore', reason: 'false alarm' });
     expect(restore.status).toBeLessThan(300);
     await waitFor(() => c.check('crm:write').decision === 'allow', 5000, 'the restore');
+  });
+
+  it('after a network cut the client fails closed, then resumes with Last-Event-ID and gets the change it missed', async () => {
+    const proxy = new TcpProxy('127.0.0.1', app.port());
+    await proxy.start();
+    try {
+      const resumedFrom: (string | null)[] = [];
+      const recording: typeof fetch = (input, init) => {
+        if (String(input).includes('/v1/stream')) resumedFrom.push(new Headers(init?.headers).get('last-event-id'));
+        return fetch(input, init);
+      };
+      const c = client({ url: `http://127.0.0.1:${proxy.port}`, staleAfterMs: 500, fetch: recording });
+      await c.ready();
+      expect(c.check('crm:write').decision).toBe('allow');
+      const seen = c.viewVersion;
+      await proxy.cut();
+      const contain = await app.call('POST', '/v1/agents/pay-bot/actions', { action: 'contain', reason: 'cut off' });
+      expect(contain.status).toBeLessThan(300);
+      await waitFor(() => c.check('crm:write').reasonCodes[0] === 'view_stale', 5000, 'view_stale while cut off');
+      await proxy.start();
+      await waitFor(() => c.check('crm:write').reasonCodes[0] === 'agent_contained', 10_000, 'the missed containment');
+      // Every reconnect asked to resume from the last version it had (the replica chooses a replay or a snapshot).
+      expect(resumedFrom[0]).toBeNull();
+      expect(resumedFrom.length).toBeGreaterThan(1);
+      expect(resumedFrom.slice(1).every((v) => v === seen)).toBe(true);
+      expect((await app.call('POST', '/v1/agents/pay-bot/actions', { action: 'restore', reason: 'back' })).status).toBeLessThan(300);
+      await waitFor(() => c.check('crm:write').decision === 'allow', 5000, 'the restore');
+    } finally {
+      await proxy.stop();
+    }
   });
 
   it('when the service goes away, check() fails closed with view_stale after staleAfterMs', async () => {
