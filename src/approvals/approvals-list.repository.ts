@@ -58,6 +58,12 @@ export async function listApprovals(
   const decisions = shown.length
     ? await db.selectFrom('approval_decisions').selectAll().where('request_id', 'in', shown.map((r) => r.id)).orderBy('at').execute()
     : [];
+  const decisionsOf = new Map<string, typeof decisions>();
+  for (const d of decisions) {
+    const list = decisionsOf.get(d.request_id);
+    if (list) list.push(d);
+    else decisionsOf.set(d.request_id, [d]);
+  }
   const items: ApprovalView[] = shown.map((row) => {
     const route = row.route;
     return {
@@ -82,9 +88,7 @@ export async function listApprovals(
           evidenceAgeDays: route.trust?.evidenceAgeMs == null ? null : Math.floor(route.trust.evidenceAgeMs / 86_400_000),
         },
       },
-      decisions: decisions
-        .filter((d) => d.request_id === row.id)
-        .map((d) => ({ by: d.actor, decision: d.decision, reason: d.reason, at: d.at.toISOString(), via: d.via })),
+      decisions: (decisionsOf.get(row.id) ?? []).map((d) => ({ by: d.actor, decision: d.decision, reason: d.reason, at: d.at.toISOString(), via: d.via })),
       createdAt: row.created_at.toISOString(),
       expiresAt: row.expires_at.toISOString(),
       decidedAt: row.decided_at?.toISOString() ?? null,

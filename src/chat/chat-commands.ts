@@ -407,9 +407,10 @@ export class ChatCommands {
    * accepted, so a forged value cannot run any other command through a click.
    */
   async more(who: ChatIdentity, text: string): Promise<ChatReply> {
-    const parsed = parseCommand(text.slice(0, 1000));
+    const command = text.slice(0, 1000);
+    const parsed = parseCommand(command);
     if (!parsed.ok || (parsed.command.kind !== 'agents' && parsed.command.kind !== 'incidents')) return errorReply('That button is not valid.');
-    return this.handle(who, text);
+    return this.handle(who, command);
   }
 
   /** A page of agents, privately: id order, the same listing as GET /v1/agents. */
