@@ -164,6 +164,9 @@ describe('GET /v1/stream', () => {
     const other = await StreamClient.open(a, { token: BOT, query: '?agentId=stream-b' });
     expect(other.status).toBe(403);
     expect(other.errorBody.error.message).toContain('agent=stream-a');
+    const own = await StreamClient.open(a, { token: BOT, query: '?agentId=stream-a' });
+    expect(own.status).toBe(200);
+    own.close();
   });
 
   it('starts with a snapshot of the agents in scope: every agent for a platform token, one for an agent token', async () => {
@@ -171,6 +174,7 @@ describe('GET /v1/stream', () => {
     expect(platform.status).toBe(200);
     expect(platform.headers.get('content-type')).toBe('text/event-stream; charset=utf-8');
     expect(platform.headers.get('cache-control')).toBe('no-store');
+    expect(platform.headers.get('x-accel-buffering')).toBe('no');
     const snap = await platform.next((e) => e.event === 'snapshot', 'the snapshot');
     expect(platform.events[0]).toBe(snap);
     expect(platform.retry).toBe(1000);
