@@ -121,6 +121,18 @@ describe('/armalo incidents', () => {
     expect(detail.body.timeline[0]).toMatchObject({ event: 'contain', actor: 'slack:U0ONCALL1', via: 'slack', reason: 'suspicious refunds' });
   });
 
+  it('Teams gets the same answer through the shared command path, with the words for the next page', async () => {
+    const teamsPerson = { platform: 'teams' as const, userId: '00000000-0000-0000-0000-00000000abcd', emails: ['risk@example.com'] };
+    const page = await app.commands.handle(teamsPerson, 'agents');
+    expect(page.lines.filter((l) => l.startsWith('`bot-'))).toHaveLength(15);
+    const next = page.lines.at(-1)!.match(/^Next page: `(agents all --after [A-Za-z0-9_-]+)`$/)?.[1];
+    expect(next).toBeDefined();
+    const rest = await app.commands.handle(teamsPerson, next!);
+    expect(rest.lines.map((l) => l.match(/^`(bot-\d\d)`/)?.[1])).toEqual(AGENT_IDS.slice(15));
+    expect(rest.more).toBeUndefined();
+    expect((await app.commands.handle({ ...teamsPerson, emails: [] }, 'incidents')).title).toContain('Not allowed');
+  });
+
   it('help lists both commands', async () => {
     const help = textOf(await command('U0RANDOM', 'help'));
     expect(help).toContain('/armalo agents [all|active|narrowed|contained|revoked]');
