@@ -119,6 +119,11 @@ describe('/armalo incidents', () => {
     expect(rest.body.items[0]).toMatchObject({ openedBy: 'slack:U0ONCALL1', openedVia: 'slack', status: 'open' });
     const detail = await app.call('GET', `/v1/incidents/${rest.body.items[0].id}`);
     expect(detail.body.timeline[0]).toMatchObject({ event: 'contain', actor: 'slack:U0ONCALL1', via: 'slack', reason: 'suspicious refunds' });
+
+    // A restore waiting for a second person is part of the story, with its outcome once there is one.
+    expect(textOf(await command('U0ONCALL2', 'restore bot-03 refunds explained'))).toContain('a second person must confirm');
+    const asked = (await app.call('GET', `/v1/incidents/${rest.body.items[0].id}`)).body.timeline.at(-1);
+    expect(asked).toMatchObject({ event: 'restore_requested', actor: 'slack:U0ONCALL2', via: 'slack', reason: 'refunds explained', outcome: null, decidedBy: null });
   });
 
   it('Teams gets the same answer through the shared command path, with the words for the next page', async () => {
