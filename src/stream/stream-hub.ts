@@ -54,8 +54,6 @@ export class StreamHub {
   private readonly all = new Set<Connection>();
   private readonly byAgent = new Map<string, Set<Connection>>();
   private readonly buffer: ReplayBuffer;
-  /** Agents' wire JSON, computed once per stored version (the view replaces the object on change). */
-  private readonly agentJson = new WeakMap<Agent, string>();
   private readonly routingJson: string;
   private readonly maxBufferedBytes: number;
   private readonly unsubscribe: () => void;
@@ -177,13 +175,9 @@ export class StreamHub {
     return text;
   }
 
+  /** Not cached: a live change is serialised once for all streams, and a copy per agent would cost memory the view does not. */
   private wireAgent(agent: Agent): string {
-    let json = this.agentJson.get(agent);
-    if (json === undefined) {
-      json = JSON.stringify(agentToWire(agent));
-      this.agentJson.set(agent, json);
-    }
-    return json;
+    return JSON.stringify(agentToWire(agent));
   }
 
   private agentEvent(agent: Agent): string {
