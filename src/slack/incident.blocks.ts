@@ -12,7 +12,7 @@ export function slackActor(actor: string): string {
 }
 
 const VERB: Record<IncidentStep['kind'], string> = { narrow: 'narrowed', contain: 'contained', revoke: 'revoked', restore: 'restored' };
-const STATUS_ICON: Record<string, string> = { active: ':white_check_mark:', narrowed: ':large_orange_diamond:', contained: ':rotating_light:', revoked: ':no_entry:' };
+const STATUS_ICON: Record<string, string> = { active: ':white_check_mark:', narrowed: ':large_orange_diamond:', contained: ':rotating_light:', revoked: ':no_entry:', decommissioned: ':wastebasket:' };
 const time = (d: Date) => `<!date^${Math.floor(d.getTime() / 1000)}^{date_short_pretty} {time}|${d.toISOString()}>`;
 
 export function stepLine(step: IncidentStep): string {

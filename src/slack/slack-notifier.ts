@@ -3,7 +3,7 @@ import { sql } from 'kysely';
 import type { WebClient } from '@slack/web-api';
 import type { Db } from '../db/database.js';
 import type { Clock } from '../core/clock.js';
-import type { IncidentUpdate } from '../agents/agents.service.js';
+import type { DecommissionNotice, IncidentUpdate } from '../agents/agents.service.js';
 import { loadIncidentView } from '../incidents/incident-view.js';
 import type { Policy } from '../policy/policy.schema.js';
 import { classifySlackError } from './slack-web.js';
@@ -120,6 +120,22 @@ export class SlackNotifier {
     });
   }
 
+
+  /**
+   * An agent was decommissioned: one notice in the incidents channel and in every channel subscribed
+   * to this agent's incidents. Posted once per channel (remembered by key), so a retry posts nothing twice.
+   */
+  async decommissionNotice(n: DecommissionNotice): Promise<NoticeOutcome> {
+    const subs = await this.deps.db.selectFrom('subscriptions').select(['channel', 'kinds']).where('platform', '=', 'slack').where('agent_pattern', 'in', [n.agentId, '*']).execute();
+    const channels = new Set(subs.filter((s) => s.kinds.includes('incidents')).map((s) => s.channel));
+    if (this.channel) channels.add(this.channel);
+    if (channels.size === 0) return 'no_channel';
+    const text = `:wastebasket: \`${escapeMrkdwn(n.agentId)}\` was *decommissioned* by ${escapeMrkdwn(n.actor)}: ${escapeMrkdwn(n.reason)}. Its grants are removed and every decision for it is denied (\`agent_decommissioned\`); its history stays.`;
+    for (const channel of channels) {
+      await this.post(`slack:decommissioned:${n.agentId}:${channel}`, channel, { text, blocks: [{ type: 'section', text: { type: 'mrkdwn', text } }] });
+    }
+    return 'posted';
+  }
 
   /** A restore waiting for a second person: a button in the incident's thread. */
   async confirmationRequest(confirmationId: string): Promise<NoticeOutcome> {

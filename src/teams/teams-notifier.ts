@@ -4,7 +4,7 @@ import type { TeamsAdapter } from '@microsoft/teams-ai';
 import type { ConversationReference, TurnContext } from 'botbuilder';
 import type { Db } from '../db/database.js';
 import type { Clock } from '../core/clock.js';
-import type { IncidentUpdate } from '../agents/agents.service.js';
+import type { DecommissionNotice, IncidentUpdate } from '../agents/agents.service.js';
 import { loadIncidentView } from '../incidents/incident-view.js';
 import type { Policy } from '../policy/policy.schema.js';
 import { approverMris, conversationReference } from './teams-app.js';
@@ -177,6 +177,20 @@ export class TeamsNotifier {
       posted = true;
     }
     return posted ? 'posted' : 'no_reference';
+  }
+
+  /** An agent was decommissioned: a message in the Teams incidents channel (once). */
+  async decommissionNotice(n: DecommissionNotice): Promise<TeamsOutcome> {
+    const channel = this.deps.policy.channels.incidents?.teams;
+    if (!channel) return 'no_channel';
+    const key = `teams:decommissioned:${n.agentId}:${channel}`;
+    if (await this.ref(key)) return 'posted';
+    const reference = await conversationReference(this.deps.db, channel);
+    if (!reference) return 'no_reference';
+    const text = `${md(n.agentId)} was decommissioned by ${md(n.actor)}: ${md(n.reason)}. Its grants are removed and every decision for it is denied (agent_decommissioned); its history stays.`;
+    const sent = await this.inConversation(reference, (ctx) => ctx.sendActivity({ type: 'message', text }));
+    await this.remember(key, channel, String(sent?.id));
+    return 'posted';
   }
 
   /** A restore waiting for a second person: a card with Confirm in the Teams incident thread. */
