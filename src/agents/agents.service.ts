@@ -59,6 +59,19 @@ export interface IncidentUpdate {
   event: 'action' | 'expired';
 }
 
+/** A break-glass restore: a loud notice in the incidents channel and a direct message to the other restorers. */
+export const BREAK_GLASS_NOTICE_JOB = 'break-glass';
+
+export interface BreakGlassNotice {
+  agentId: string;
+  actionId: string;
+  /** Who restored: `slack:U…` or `teams:…`. */
+  actor: string;
+  reason: string;
+  incidentId: string | null;
+  at: string;
+}
+
 /** Tells the chat platforms an agent was decommissioned (queue `notify`). */
 export const DECOMMISSION_NOTICE_JOB = 'agent-decommissioned';
 
@@ -138,6 +151,8 @@ export interface ActionResult {
   incidentId: string | null;
   /** True when the same request (same idempotency key) was applied before: this is that answer. */
   replayed?: boolean;
+  /** A restore through the break-glass path: one person, no confirmation (policy `permissions.breakGlass`). */
+  breakGlass?: true;
   /**
    * The permission version this action committed (decimal string; absent on a dry run). A decision
    * with `atLeastVersion` set to it is answered only by a replica that already sees this action.
@@ -265,7 +280,7 @@ export class AgentService {
         await openIncident(trx, incidentId, agentId, id, now, cmd.actor);
       }
       if (incidentId && plan.statusAfter === 'active') await closeIncident(trx, incidentId, cmd.actor, now);
-      const result: ActionResult = { ...resultOf(agentId, cmd, plan, id, now, false), incidentId };
+      const result: ActionResult = { ...resultOf(agentId, cmd, plan, id, now, false), incidentId, ...(cmd.breakGlass && cmd.kind === 'restore' ? { breakGlass: true as const } : {}) };
       if ((cmd.kind === 'contain' || cmd.kind === 'revoke') && this.deps.approvals) {
         result.pendingApprovalsCancelled = await this.deps.approvals.cancelPendingForAgent(trx, agentId, cmd.actor, now);
       }
@@ -298,6 +313,10 @@ export class AgentService {
       if (incidentId) {
         const update: IncidentUpdate = { incidentId, actionId: id, event: 'action' };
         await addOutboxJob(trx, { queue: QUEUES.notify, jobName: INCIDENT_UPDATE_JOB, payload: update }, now);
+      }
+      if (result.breakGlass) {
+        const notice: BreakGlassNotice = { agentId, actionId: id, actor: cmd.actor, reason: cmd.reason, incidentId, at: now.toISOString() };
+        await addOutboxJob(trx, { queue: QUEUES.notify, jobName: BREAK_GLASS_NOTICE_JOB, payload: notice }, now);
       }
       return { result, version };
     }));

@@ -19,7 +19,8 @@ export function stepLine(step: IncidentStep): string {
   const scopes = step.scopes.length ? ` ${step.scopes.map((s) => `\`${escapeMrkdwn(s)}\``).join(', ')}` : '';
   const grants = step.grants.length ? ` (grants: ${step.grants.map((g) => `\`${escapeMrkdwn(g)}\``).join(', ')})` : '';
   const ttl = step.expiresAt ? ` until ${time(step.expiresAt)}` : '';
-  return `${slackActor(step.actor)} ${VERB[step.kind]}${scopes}${ttl}${grants}: ${escapeMrkdwn(step.reason)}`;
+  const glass = step.breakGlass ? ':rotating_light: *BREAK-GLASS* (no second person) ' : '';
+  return `${glass}${slackActor(step.actor)} ${VERB[step.kind]}${scopes}${ttl}${grants}: ${escapeMrkdwn(step.reason)}`;
 }
 
 export function expiryLine(step: IncidentStep): string {
