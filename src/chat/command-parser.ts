@@ -15,7 +15,7 @@ export const USAGE: Record<string, string> = {
   contain: 'contain <agent> [--ttl 2h] [--dry-run] [reason…]',
   narrow: 'narrow <agent> <scope>[,<scope>…] [--ttl 2h] [--dry-run] [reason…]',
   revoke: 'revoke <agent> [reason…]',
-  restore: 'restore <agent> [reason…]  (emergency, alone: restore <agent> --break-glass <reason of 20+ characters>)',
+  restore: 'restore <agent> [reason…]',
   audit: 'audit <agent> | audit verify',
   approvals: 'approvals',
   score: 'score <agent>',
@@ -46,16 +46,17 @@ export type ChatCommand =
 export type ParseResult = { ok: true; command: ChatCommand } | { ok: false; error: string; usage: string };
 
 /** Everything the bot understands, one line per command (the answer to `help` and to a bad command). */
+/** The emergency form of restore (policy `permissions.breakGlass`), listed in the help after the usage lines. */
+export const BREAK_GLASS_USAGE = 'restore <agent> --break-glass <reason of 20+ characters>  (emergency: alone, announced loudly)';
+
 export function usageText(prefix = '/armalo'): string {
-  return Object.values(USAGE)
-    .map((u) => `${prefix} ${u}`)
-    .join('\n');
+  return [...Object.values(USAGE), BREAK_GLASS_USAGE].map((u) => `${prefix} ${u}`).join('\n');
 }
 
 const fail = (error: string, sub?: string): ParseResult => ({
   ok: false,
   error,
-  usage: sub && USAGE[sub] ? `/armalo ${USAGE[sub]}` : usageText(),
+  usage: sub && USAGE[sub] ? `/armalo ${USAGE[sub]}${sub === 'restore' ? `\n/armalo ${BREAK_GLASS_USAGE}` : ''}` : usageText(),
 });
 
 /**

@@ -23,7 +23,9 @@ function accepted(text: string) {
 describe('usage text', () => {
   it('lists one command per line, each with the prefix', () => {
     const lines = usageText().split('\n');
-    expect(lines).toHaveLength(Object.keys(USAGE).length);
+    // Every command's usage line, then the emergency form of restore.
+    expect(lines).toHaveLength(Object.keys(USAGE).length + 1);
+    expect(lines.at(-1)).toContain('restore <agent> --break-glass <reason of 20+ characters>');
     expect(lines.every((l) => l.startsWith('/armalo '))).toBe(true);
     expect(usageText('@Armalo').split('\n')[1]).toBe('@Armalo status <agent>');
   });
