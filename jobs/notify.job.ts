@@ -1,6 +1,6 @@
 import { DelayedError, UnrecoverableError, type Job } from 'bullmq';
 import { z } from 'zod';
-import { INCIDENT_UPDATE_JOB } from '../src/agents/agents.service.js';
+import { BREAK_GLASS_NOTICE_JOB, DECOMMISSION_NOTICE_JOB, INCIDENT_UPDATE_JOB } from '../src/agents/agents.service.js';
 import { CONFIRMATION_REQUEST_JOB } from '../src/chat/chat-commands.js';
 import { APPROVAL_CARDS_JOB } from '../src/approvals/approvals.service.js';
 import { TRUST_NOTICE_JOB, type TrustNotice } from '../src/trust/trust.service.js';
@@ -14,6 +14,8 @@ import { TeamsThrottled, type TeamsNotifier } from '../src/teams/teams-notifier.
 
 const incidentUpdatePayload = z.object({ incidentId: z.uuid(), actionId: z.uuid(), event: z.enum(['action', 'expired']) });
 const confirmationPayload = z.object({ confirmationId: z.uuid() });
+const breakGlassPayload = z.object({ agentId: z.string().min(1), actionId: z.uuid(), actor: z.string(), reason: z.string(), incidentId: z.uuid().nullable(), at: z.string() });
+const decommissionPayload = z.object({ agentId: z.string().min(1), actor: z.string(), reason: z.string(), at: z.string() });
 const trustNoticePayload = z.discriminatedUnion('kind', [
   z.object({ agentId: z.string(), key: z.string(), kind: z.literal('score'), score: z.number(), tier: z.string(), previousScore: z.number().nullable(), previousTier: z.string().nullable() }),
   z.object({ agentId: z.string(), key: z.string(), kind: z.literal('violation'), pactId: z.string(), severity: z.string(), description: z.string().nullable(), evidenceUrl: z.string().nullable() }),
@@ -56,6 +58,10 @@ export async function notify(job: Job, token: string | undefined, deps: NotifyDe
         return await fanOut(confirmationPayload, 'confirmation-request', (p) => slackN!.confirmationRequest(p.confirmationId), (p) => teamsN!.confirmationRequest(p.confirmationId));
       case PACKET_DELIVERY_JOB:
         return await fanOut(packetPayload, 'packet-delivery', (p) => slackN!.packetDelivery(p.packetId), (p) => teamsN!.packetDelivery(p.packetId));
+      case BREAK_GLASS_NOTICE_JOB:
+        return await fanOut(breakGlassPayload, 'break-glass', (p) => slackN!.breakGlassNotice(p), (p) => teamsN!.breakGlassNotice(p));
+      case DECOMMISSION_NOTICE_JOB:
+        return await fanOut(decommissionPayload, 'agent-decommissioned', (p) => slackN!.decommissionNotice(p), (p) => teamsN!.decommissionNotice(p));
       case TRUST_NOTICE_JOB:
         return await fanOut(trustNoticePayload, 'trust-notice', (p) => slackN!.trustNotice(p as TrustNotice), (p) => teamsN!.trustNotice(p as TrustNotice));
     }

@@ -242,7 +242,8 @@ const cases: Case[] = [
   { name: 'audit agentId not an id', method: 'GET', path: '/v1/audit?agentId=a%20b', status: 400, code: 'invalid_input', message: 'agentId:' },
 
   // ---- methods and paths --------------------------------------------------------------------
-  { name: 'DELETE an agent (405)', method: 'DELETE', path: agentPath, status: 405, code: 'invalid_input', message: 'DELETE is not allowed here' },
+  { name: 'DELETE an agent with an unknown query key (400)', method: 'DELETE', path: `${agentPath}?force=1`, status: 400, code: 'invalid_input', message: 'force' },
+  { name: 'DELETE /v1/decisions (405)', method: 'DELETE', path: '/v1/decisions', status: 405, code: 'invalid_input', message: 'DELETE is not allowed here; use POST' },
   { name: 'GET /v1/decisions (405)', method: 'GET', path: '/v1/decisions', status: 405, code: 'invalid_input', message: 'GET is not allowed here; use POST' },
   { name: 'PATCH /v1/audit (405)', method: 'PATCH', path: '/v1/audit', json: {}, status: 405, code: 'invalid_input', message: 'PATCH is not allowed here; use GET' },
   { name: 'POST /healthz (405)', method: 'POST', path: '/healthz', json: {}, status: 405, code: 'invalid_input', message: 'POST is not allowed here' },

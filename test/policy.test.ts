@@ -70,7 +70,7 @@ describe('defaults and normalization', () => {
   it('an empty mapping is a policy where nobody may do anything', () => {
     expect(parsePolicyText('{}')).toEqual({
       roles: {},
-      permissions: { contain: [], narrow: [], revoke: [], restore: { roles: [], secondPerson: false, freshEvaluation: false }, packet: [], subscribe: [] },
+      permissions: { contain: [], narrow: [], revoke: [], restore: { roles: [], secondPerson: false, freshEvaluation: false }, packet: [], breakGlass: { roles: [] }, subscribe: [] },
       routing: [],
       consequences: [],
       channels: {},

@@ -6,13 +6,15 @@
 
 export type DecisionOutcome = 'allow' | 'deny' | 'approval_required';
 
-export type AgentStatus = 'active' | 'narrowed' | 'contained' | 'revoked';
+/** `decommissioned`: retired for good (every check denies with `agent_decommissioned`). */
+export type AgentStatus = 'active' | 'narrowed' | 'contained' | 'revoked' | 'decommissioned';
 
 /** Why a decision came out as it did. New codes may appear; treat unknown ones like any deny reason. */
 export type ReasonCode =
   | 'view_stale'
   | 'view_behind'
   | 'unknown_agent'
+  | 'agent_decommissioned'
   | 'agent_revoked'
   | 'agent_contained'
   | 'scope_narrowed'

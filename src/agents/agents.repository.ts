@@ -56,7 +56,8 @@ function toAgent(row: AgentWithState): Agent {
     owner: row.owner,
     riskTier: row.risk_tier,
     // Stored status is derived from the actions in force; derive again so a reader never disagrees.
-    status: deriveStatus(activeActions),
+    // A decommissioned agent stays decommissioned whatever was in force when it was retired.
+    status: row.decommissioned_at ? 'decommissioned' : deriveStatus(activeActions),
     version: BigInt(row.version),
     updatedAt: row.updated_at,
     grants: row.grants_json
@@ -74,6 +75,7 @@ function toAgent(row: AgentWithState): Agent {
     trustTier: (row.trust_tier as TrustTier | null) ?? null,
     trustScore: row.trust_score ?? null,
     newestEvidenceAt: toDate(row.newest_evidence_at),
+    decommissioned: row.decommissioned_at ? { at: row.decommissioned_at, by: row.decommissioned_by ?? 'unknown', reason: row.decommission_reason ?? '' } : null,
   };
 }
 
@@ -277,6 +279,35 @@ export async function setAgentState(trx: DbOrTrx, id: string, status: Agent['sta
   await trx
     .updateTable('agents')
     .set({ status, version: version.toString(), updated_by: actor, updated_at: now })
+    .where('id', '=', id)
+    .execute();
+}
+
+/** Removes every grant the agent still has (decommissioning); returns what was removed. */
+export async function removeAllGrants(trx: DbOrTrx, agentId: string, actor: string, now: Date): Promise<TouchedGrant[]> {
+  const rows = await trx
+    .updateTable('grants')
+    .set({ removed_at: now, removed_by: actor })
+    .where('agent_id', '=', agentId)
+    .where('removed_at', 'is', null)
+    .returning(['id', 'scope'])
+    .execute();
+  return rows.map((r) => ({ grantId: r.id, scope: r.scope })).sort((a, b) => (a.scope < b.scope ? -1 : a.scope > b.scope ? 1 : 0));
+}
+
+/** Marks the agent decommissioned with its new permission version. */
+export async function markDecommissioned(trx: DbOrTrx, id: string, d: { version: bigint; actor: string; reason: string; now: Date }): Promise<void> {
+  await trx
+    .updateTable('agents')
+    .set({
+      status: 'decommissioned',
+      version: d.version.toString(),
+      updated_by: d.actor,
+      updated_at: d.now,
+      decommissioned_at: d.now,
+      decommissioned_by: d.actor,
+      decommission_reason: d.reason,
+    })
     .where('id', '=', id)
     .execute();
 }

@@ -22,8 +22,11 @@ import {
   nextPermissionVersion,
   saveRegistration,
   setAgentState,
+  markDecommissioned,
+  removeAllGrants,
   type AgentRegistration,
 } from './agents.repository.js';
+import { cancelOpenRestoreConfirmations } from '../confirmations/confirmations.repository.js';
 
 /** Told after a commit that changed an agent's permissions, so every replica's view updates. */
 export interface PermissionChangePublisher {
@@ -40,7 +43,7 @@ export interface AgentServiceDeps {
   onRegistered?: (agentId: string) => Promise<unknown>;
   /** Containing or revoking an agent cancels its pending approval requests. */
   approvals?: {
-    cancelPendingForAgent(trx: DbOrTrx, agentId: string, actor: string, now: Date): Promise<string[]>;
+    cancelPendingForAgent(trx: DbOrTrx, agentId: string, actor: string, now: Date, why?: 'contained' | 'decommissioned'): Promise<string[]>;
   };
 }
 
@@ -54,6 +57,74 @@ export interface IncidentUpdate {
   actionId: string;
   /** `expired`: the action's ttl ran out; otherwise the action itself. */
   event: 'action' | 'expired';
+}
+
+/** A break-glass restore: a loud notice in the incidents channel and a direct message to the other restorers. */
+export const BREAK_GLASS_NOTICE_JOB = 'break-glass';
+
+export interface BreakGlassNotice {
+  agentId: string;
+  actionId: string;
+  /** Who restored: `slack:U…` or `teams:…`. */
+  actor: string;
+  reason: string;
+  incidentId: string | null;
+  at: string;
+}
+
+/** Tells the chat platforms an agent was decommissioned (queue `notify`). */
+export const DECOMMISSION_NOTICE_JOB = 'agent-decommissioned';
+
+export interface DecommissionNotice {
+  agentId: string;
+  actor: string;
+  reason: string;
+  /** ISO time of the decommissioning. */
+  at: string;
+}
+
+export interface DecommissionResult {
+  agentId: string;
+  status: 'decommissioned';
+  statusBefore: Agent['status'];
+  decommissionedAt: string;
+  decommissionedBy: string;
+  reason: string;
+  grantsRemoved: TouchedGrant[];
+  approvalRequestsCancelled: string[];
+  /** The incident that was open and is now closed, if any. */
+  incidentClosed: string | null;
+  /** The permission version this committed (absent on a replay). */
+  version?: string;
+  /** True when the agent was already decommissioned: this is that earlier result, nothing changed. */
+  replayed: boolean;
+}
+
+function decommissionResultOf(
+  agent: Agent,
+  record: { at: Date; by: string; reason: string },
+  grantsRemoved: TouchedGrant[],
+  cancelled: string[],
+  incident: string | null,
+  replayed: boolean,
+): DecommissionResult {
+  return {
+    agentId: agent.id,
+    status: 'decommissioned',
+    statusBefore: replayed ? 'decommissioned' : agent.status,
+    decommissionedAt: record.at.toISOString(),
+    decommissionedBy: record.by,
+    reason: record.reason,
+    grantsRemoved,
+    approvalRequestsCancelled: cancelled,
+    incidentClosed: incident,
+    replayed,
+  };
+}
+
+function decommissionedMessage(agent: Agent, what: string): string {
+  const d = agent.decommissioned;
+  return `agent ${agent.id} was decommissioned${d ? ` by ${d.by} at ${d.at.toISOString()}` : ''}; ${what}`;
 }
 
 export interface ActionResult {
@@ -80,6 +151,8 @@ export interface ActionResult {
   incidentId: string | null;
   /** True when the same request (same idempotency key) was applied before: this is that answer. */
   replayed?: boolean;
+  /** A restore through the break-glass path: one person, no confirmation (policy `permissions.breakGlass`). */
+  breakGlass?: true;
   /**
    * The permission version this action committed (decimal string; absent on a dry run). A decision
    * with `atLeastVersion` set to it is answered only by a replica that already sees this action.
@@ -127,6 +200,7 @@ export class AgentService {
     const result = await db.transaction().execute(async (trx) => {
       const now = clock.now();
       const before = await loadAgent(trx, reg.id, { forUpdate: true });
+      if (before?.status === 'decommissioned') throw conflict(decommissionedMessage(before, 'its id stays reserved: register the agent under a new id'));
       if (before && sameRegistration(before, reg)) return { created: false, changed: false, agent: before, version: null };
       // A held agent gets nothing back through registration: restore (which follows the policy) is the way out.
       if (before && (before.status === 'contained' || before.status === 'revoked')) {
@@ -174,6 +248,7 @@ export class AgentService {
     if (options.dryRun) {
       const agent = await loadAgent(db, agentId);
       if (!agent) throw notFound(`unknown agent ${agentId}`);
+      if (agent.status === 'decommissioned') throw conflict(decommissionedMessage(agent, 'there is nothing left to act on'));
       const now = clock.now();
       const result = resultOf(agentId, cmd, planAction(agent, cmd, now), null, now, true);
       if (cmd.kind === 'contain' || cmd.kind === 'revoke') {
@@ -187,6 +262,7 @@ export class AgentService {
       // The row lock makes two responders acting at once take turns: the second sees the first's result.
       const agent = await loadAgent(trx, agentId, { forUpdate: true });
       if (!agent) throw notFound(`unknown agent ${agentId}`);
+      if (agent.status === 'decommissioned') throw conflict(decommissionedMessage(agent, 'there is nothing left to act on'));
       // A request with the same key that committed while we waited for the lock: its answer, not a second action.
       const prior = idempotencyKey ? await findActionByIdempotencyKey(trx, idempotencyKey) : undefined;
       if (prior) return { replayed: { ...(prior.result as ActionResult), replayed: true } };
@@ -204,7 +280,7 @@ export class AgentService {
         await openIncident(trx, incidentId, agentId, id, now, cmd.actor);
       }
       if (incidentId && plan.statusAfter === 'active') await closeIncident(trx, incidentId, cmd.actor, now);
-      const result: ActionResult = { ...resultOf(agentId, cmd, plan, id, now, false), incidentId };
+      const result: ActionResult = { ...resultOf(agentId, cmd, plan, id, now, false), incidentId, ...(cmd.breakGlass && cmd.kind === 'restore' ? { breakGlass: true as const } : {}) };
       if ((cmd.kind === 'contain' || cmd.kind === 'revoke') && this.deps.approvals) {
         result.pendingApprovalsCancelled = await this.deps.approvals.cancelPendingForAgent(trx, agentId, cmd.actor, now);
       }
@@ -238,6 +314,10 @@ export class AgentService {
         const update: IncidentUpdate = { incidentId, actionId: id, event: 'action' };
         await addOutboxJob(trx, { queue: QUEUES.notify, jobName: INCIDENT_UPDATE_JOB, payload: update }, now);
       }
+      if (result.breakGlass) {
+        const notice: BreakGlassNotice = { agentId, actionId: id, actor: cmd.actor, reason: cmd.reason, incidentId, at: now.toISOString() };
+        await addOutboxJob(trx, { queue: QUEUES.notify, jobName: BREAK_GLASS_NOTICE_JOB, payload: notice }, now);
+      }
       return { result, version };
     }));
     if ('replayed' in out) return out.replayed;
@@ -260,6 +340,45 @@ export class AgentService {
       }
       throw err;
     }
+  }
+
+  /**
+   * Retires an agent for good: every grant is removed and every action in force lifted, its pending
+   * and approved-but-unused approval requests are cancelled, open restore confirmations end, an open
+   * incident closes, and decisions answer `deny` with `agent_decommissioned`. The row, its id and its
+   * history (audit, evaluations, packets, incidents) stay. Audited, announced as an event and in the
+   * incidents channel. Idempotent: a second call answers the first one's result with `replayed`.
+   */
+  async decommission(agentId: string, input: { actor: string; reason: string }): Promise<DecommissionResult> {
+    const { db, clock } = this.deps;
+    const out = await db.transaction().execute(async (trx) => {
+      const agent = await loadAgent(trx, agentId, { forUpdate: true });
+      if (!agent) throw notFound(`unknown agent ${agentId}`);
+      if (agent.status === 'decommissioned' && agent.decommissioned) {
+        return { result: decommissionResultOf(agent, agent.decommissioned, [], [], null, true), version: null };
+      }
+      const now = clock.now();
+      const grantsRemoved = await removeAllGrants(trx, agentId, input.actor, now);
+      const lifted = agent.activeActions.map((a) => a.id);
+      await liftActions(trx, lifted, { actor: input.actor, reason: `agent decommissioned: ${input.reason}`, byActionId: null, now });
+      const cancelled = this.deps.approvals ? await this.deps.approvals.cancelPendingForAgent(trx, agentId, input.actor, now, 'decommissioned') : [];
+      await cancelOpenRestoreConfirmations(trx, agentId, { actor: input.actor, reason: 'agent decommissioned', now });
+      const incident = await findOpenIncident(trx, agentId);
+      if (incident) await closeIncident(trx, incident.id, input.actor, now);
+      const version = await nextPermissionVersion(trx);
+      await markDecommissioned(trx, agentId, { version, actor: input.actor, reason: input.reason, now });
+      const record = { at: now, by: input.actor, reason: input.reason };
+      const result = decommissionResultOf(agent, record, grantsRemoved, cancelled, incident?.id ?? null, false);
+      result.version = version.toString();
+      const { replayed: _replayed, ...payload } = result;
+      await appendAudit(trx, { actor: input.actor, action: 'agent.decommissioned', subject: agentId, payload, at: now });
+      await emitEvent(trx, 'agent.decommissioned', { ...payload, agentId }, now);
+      const notice: DecommissionNotice = { agentId, actor: input.actor, reason: input.reason, at: now.toISOString() };
+      await addOutboxJob(trx, { queue: QUEUES.notify, jobName: DECOMMISSION_NOTICE_JOB, payload: notice }, now);
+      return { result, version };
+    });
+    if (out.version !== null) await this.afterCommit(agentId, out.version);
+    return out.result;
   }
 
   /**
@@ -364,5 +483,6 @@ export function presentAgent(agent: Agent, now: Date) {
     })),
     updatedAt: agent.updatedAt.toISOString(),
     version: agent.version.toString(),
+    ...(agent.decommissioned ? { decommissioned: { at: agent.decommissioned.at.toISOString(), by: agent.decommissioned.by, reason: agent.decommissioned.reason } } : {}),
   };
 }

@@ -3,6 +3,8 @@ import {
   actionAwaitingConfirmationSchema,
   actionInputSchema,
   actionResultSchema,
+  decommissionQuerySchema,
+  decommissionResultSchema,
   confirmationIdSchema,
   confirmationOutputSchema,
   agentIdSchema,
@@ -234,6 +236,20 @@ export function buildOpenApiDocument(): JsonObject {
           summary: 'Agent status, grants with their state, actions in force',
           parameters: [agentIdParam],
           responses: { '200': { description: 'The agent', ...json(ref('Agent')) }, ...errors(400, 401, 404) },
+        },
+        delete: {
+          operationId: 'decommissionAgent',
+          summary: 'Decommission: retire the agent for good; its history stays and its id stays reserved',
+          description:
+            'Removes every grant, lifts the actions in force, cancels its pending and approved-but-unused approval requests, ends open restore confirmations and closes an open incident, in one transaction. Decisions then answer `deny` with reason code `agent_decommissioned`; `PUT` of the same id and actions answer 409. Audited (`agent.decommissioned`, also an outbound event) and announced in the incidents channel. Idempotent: a second call changes nothing and answers the first result with `replayed: true`.',
+          parameters: [agentIdParam, ...listParams(decommissionQuerySchema)],
+          responses: {
+            '200': {
+              description: 'Decommissioned (or already decommissioned: `replayed` is true)',
+              ...{ content: { 'application/json': { schema: ref('DecommissionResult'), example: { agentId: 'underwriting-bot', status: 'decommissioned', statusBefore: 'contained', decommissionedAt: '2026-12-02T09:30:00.000Z', decommissionedBy: 'api:ops', reason: 'replaced by underwriting-bot-v2', grantsRemoved: [{ grantId: '5b0c…', scope: 'payments:transfer' }], approvalRequestsCancelled: [], incidentClosed: null, version: '42', replayed: false } } } },
+            },
+            ...errors(400, 401, 404),
+          },
         },
       },
       '/v1/agents/{agentId}/actions': {
@@ -499,6 +515,7 @@ export function buildOpenApiDocument(): JsonObject {
         Agent: jsonSchema(agentOutputSchema, 'output'),
         ActionInput: jsonSchema(actionInputSchema, 'input'),
         ActionResult: jsonSchema(actionResultSchema, 'output'),
+        DecommissionResult: jsonSchema(decommissionResultSchema, 'output'),
         ActionAwaitingConfirmation: jsonSchema(actionAwaitingConfirmationSchema, 'output'),
         Confirmation: jsonSchema(confirmationOutputSchema, 'output'),
         DecisionInput: jsonSchema(decisionInputSchema, 'input'),

@@ -199,6 +199,10 @@ export const agentOutputSchema = z
     ),
     updatedAt: z.string(),
     version: z.string(),
+    decommissioned: z
+      .object({ at: z.string(), by: z.string(), reason: z.string() })
+      .optional()
+      .meta({ description: 'Present when the agent was decommissioned (status `decommissioned`): when, by whom, why' }),
   })
   ;
 
@@ -565,3 +569,22 @@ export const incidentDetailSchema = incidentSummarySchema.extend({
   heldGrants: z.array(z.object({ scope: z.string(), state: z.string() })).meta({ description: 'Grants not usable now, with why' }),
   timeline: z.array(incidentTimelineEntrySchema).meta({ description: 'Who did what, when, via which platform; oldest first' }),
 });
+/** `DELETE /v1/agents/{agentId}?reason=…`: the reason is recorded in the audit log and the notice. */
+export const decommissionQuerySchema = z.strictObject({
+  reason: z.string().trim().min(1).max(500).optional().meta({ description: 'Why the agent is retired (audit log, notice). Default: "decommissioned over the API"' }),
+});
+
+export const decommissionResultSchema = z
+  .object({
+    agentId: z.string(),
+    status: z.literal('decommissioned'),
+    statusBefore: z.enum(AGENT_STATUSES),
+    decommissionedAt: z.string(),
+    decommissionedBy: z.string(),
+    reason: z.string(),
+    grantsRemoved: z.array(touchedGrantSchema),
+    approvalRequestsCancelled: z.array(z.string()),
+    incidentClosed: z.string().nullable(),
+    version: z.string().optional().meta({ description: 'The permission version this committed (absent on a replay)' }),
+    replayed: z.boolean().meta({ description: 'True when the agent was already decommissioned: the earlier result, nothing changed' }),
+  });

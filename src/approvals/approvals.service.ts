@@ -252,17 +252,18 @@ export class ApprovalService {
    * grant windows still open), so a restore does not bring back approvals given before the incident.
    * Answers the ids of the pending requests cancelled (what `pendingApprovalsCancelled` reports).
    */
-  async cancelPendingForAgent(trx: DbOrTrx, agentId: string, actor: string, now: Date): Promise<string[]> {
+  async cancelPendingForAgent(trx: DbOrTrx, agentId: string, actor: string, now: Date, why: 'contained' | 'decommissioned' = 'contained'): Promise<string[]> {
+    const event = why === 'decommissioned' ? `agent ${agentId} was decommissioned by ${actor}` : `agent ${agentId} was contained or revoked by ${actor}`;
     const pending = await trx
       .updateTable('approval_requests')
-      .set({ status: 'cancelled', decided_at: now, final_reason: `agent contained: cancelled while pending, agent ${agentId} was contained or revoked by ${actor}` })
+      .set({ status: 'cancelled', decided_at: now, final_reason: `agent ${why}: cancelled while pending, ${event}` })
       .where('agent_id', '=', agentId)
       .where('status', '=', 'pending')
       .returning('id')
       .execute();
     const unused = await trx
       .updateTable('approval_requests')
-      .set({ status: 'cancelled', decided_at: now, final_reason: `agent contained: approved but unused, withdrawn when agent ${agentId} was contained or revoked by ${actor}` })
+      .set({ status: 'cancelled', decided_at: now, final_reason: `agent ${why}: approved but unused, withdrawn when ${event}` })
       .where('agent_id', '=', agentId)
       .where('status', '=', 'approved')
       .where((eb) => eb.or([eb('grant_until', '>', now), eb.and([eb('grant_until', 'is', null), eb('consumed_at', 'is', null)])]))

@@ -8,7 +8,8 @@ export interface ChatIdentity {
 }
 
 /** `subscribe` covers subscribe and unsubscribe (policy `permissions.subscribe`, default: the contain roles). */
-export type Permission = 'contain' | 'narrow' | 'revoke' | 'restore' | 'packet' | 'subscribe' | 'read';
+/** `breakGlass`: restore alone in an emergency (policy `permissions.breakGlass`). */
+export type Permission = 'contain' | 'narrow' | 'revoke' | 'restore' | 'packet' | 'subscribe' | 'read' | 'breakGlass';
 
 export type Authorization = { ok: true; roles: string[] } | { ok: false; needed: string[]; message: string };
 
@@ -35,14 +36,17 @@ export function authorize(policy: Policy, who: ChatIdentity, permission: Permiss
       ? Object.keys(policy.roles)
       : permission === 'restore'
         ? policy.permissions.restore.roles
-        : policy.permissions[permission];
+        : permission === 'breakGlass'
+          ? policy.permissions.breakGlass.roles
+          : policy.permissions[permission];
   const granted = held.filter((r) => needed.includes(r));
   if (granted.length) return { ok: true, roles: granted };
+  const what = permission === 'breakGlass' ? 'restore with --break-glass' : permission;
   const message =
     needed.length === 0
-      ? `nobody may ${permission === 'read' ? 'read agent state' : permission} under the current policy`
+      ? `nobody may ${permission === 'read' ? 'read agent state' : what} under the current policy${permission === 'breakGlass' ? ' (permissions.breakGlass)' : ''}`
       : permission === 'read'
         ? 'this needs a role in the policy; you hold none'
-        : `${permission} needs one of these roles: ${needed.join(', ')}${held.length ? ` (you hold: ${held.join(', ')})` : ' (you hold none)'}`;
+        : `${what} needs one of these roles: ${needed.join(', ')}${held.length ? ` (you hold: ${held.join(', ')})` : ' (you hold none)'}`;
   return { ok: false, needed, message };
 }

@@ -93,7 +93,8 @@ export class ChatCommands {
     if (!parsed.ok) return errorReply(parsed.error, parsed.usage);
     const command = parsed.command;
     if (command.kind === 'help') return { tone: 'info', title: 'Armalo commands', lines: [], usage: usageText() };
-    const permission = PERMISSION_FOR[command.kind];
+    // Break-glass is its own permission: holding a restore role is not enough to restore alone.
+    const permission = command.kind === 'restore' && command.breakGlass ? 'breakGlass' : PERMISSION_FOR[command.kind];
     if (permission) {
       const auth = authorize(this.deps.policy, who, permission);
       if (!auth.ok) return errorReply(`Not allowed: ${auth.message}. Nothing was changed.`, `/armalo ${USAGE[command.kind.replace('-verify', '')] ?? ''}`);
@@ -172,6 +173,15 @@ export class ChatCommands {
         };
       }
       case 'restore': {
+        if (command.breakGlass) {
+          // The emergency path: applies at once, alone; the notice job tells everyone who would have confirmed.
+          const r = await agents.act(command.agentId, { kind: 'restore', reason: command.reason, actor, breakGlass: true }, { idempotencyKey });
+          return {
+            tone: 'warning',
+            title: `BREAK-GLASS: restored ${command.agentId}${r.replayed ? ' (already applied)' : ''}`,
+            lines: [...actionLines(r), 'No second person confirmed this. It is marked break-glass in the audit log and the incident, announced in the incidents channel, and every other member of the restore roles is told directly.'],
+          };
+        }
         const preview = await agents.act(command.agentId, { kind: 'restore', reason: command.reason, actor }, { dryRun: true });
         if (command.dryRun) return { tone: 'info', title: `Dry run: restore ${command.agentId} would change this (nothing was changed)`, lines: actionLines(preview) };
         const rule = this.deps.policy.permissions.restore;

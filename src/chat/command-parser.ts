@@ -49,21 +49,22 @@ export type ChatCommand =
   | { kind: 'contain'; agentId: string; ttlMs?: number; dryRun: boolean; reason: string }
   | { kind: 'narrow'; agentId: string; scopes: string[]; ttlMs?: number; dryRun: boolean; reason: string }
   | { kind: 'revoke'; agentId: string; dryRun: boolean; reason: string }
-  | { kind: 'restore'; agentId: string; dryRun: boolean; reason: string };
+  | { kind: 'restore'; agentId: string; dryRun: boolean; reason: string; breakGlass?: true };
 
 export type ParseResult = { ok: true; command: ChatCommand } | { ok: false; error: string; usage: string };
 
 /** Everything the bot understands, one line per command (the answer to `help` and to a bad command). */
+/** The emergency form of restore (policy `permissions.breakGlass`), listed in the help after the usage lines. */
+export const BREAK_GLASS_USAGE = 'restore <agent> --break-glass <reason of 20+ characters>  (emergency: alone, announced loudly)';
+
 export function usageText(prefix = '/armalo'): string {
-  return Object.values(USAGE)
-    .map((u) => `${prefix} ${u}`)
-    .join('\n');
+  return [...Object.values(USAGE), BREAK_GLASS_USAGE].map((u) => `${prefix} ${u}`).join('\n');
 }
 
 const fail = (error: string, sub?: string): ParseResult => ({
   ok: false,
   error,
-  usage: sub && USAGE[sub] ? `/armalo ${USAGE[sub]}` : usageText(),
+  usage: sub && USAGE[sub] ? `/armalo ${USAGE[sub]}${sub === 'restore' ? `\n/armalo ${BREAK_GLASS_USAGE}` : ''}` : usageText(),
 });
 
 /**
@@ -100,10 +101,14 @@ export function tokenize(text: string): string[] {
 interface Flags {
   ttlMs?: number;
   dryRun: boolean;
+  breakGlass?: true;
   rest: string[];
 }
 
-function takeFlags(tokens: string[], sub: string, allowed: { ttl: boolean; dryRun: boolean }): Flags | ParseResult {
+/** A break-glass restore must say why the second person was skipped: at least this many characters. */
+export const BREAK_GLASS_MIN_REASON = 20;
+
+function takeFlags(tokens: string[], sub: string, allowed: { ttl: boolean; dryRun: boolean; breakGlass?: boolean }): Flags | ParseResult {
   const flags: Flags = { dryRun: false, rest: [] };
   for (let i = 0; i < tokens.length; i++) {
     const t = tokens[i]!;
@@ -121,6 +126,9 @@ function takeFlags(tokens: string[], sub: string, allowed: { ttl: boolean; dryRu
     if (name === 'dry-run' && allowed.dryRun) {
       if (inline !== undefined) return fail('--dry-run takes no value', sub);
       flags.dryRun = true;
+    } else if (name === 'break-glass' && allowed.breakGlass) {
+      if (inline !== undefined) return fail('--break-glass takes no value; the reason follows the agent', sub);
+      flags.breakGlass = true;
     } else if (name === 'ttl' && allowed.ttl) {
       const value = inline ?? tokens[++i];
       if (value === undefined) return fail('--ttl needs a duration, e.g. --ttl 2h', sub);
@@ -128,7 +136,7 @@ function takeFlags(tokens: string[], sub: string, allowed: { ttl: boolean; dryRu
       if (ms === undefined || ms > MAX_TTL_MS) return fail(`--ttl ${value}: expected a duration such as 30m, 2h or 1d (at most 30d)`, sub);
       flags.ttlMs = ms;
     } else {
-      const known = [allowed.ttl && '--ttl', allowed.dryRun && '--dry-run'].filter(Boolean).join(', ');
+      const known = [allowed.ttl && '--ttl', allowed.dryRun && '--dry-run', allowed.breakGlass && '--break-glass'].filter(Boolean).join(', ');
       return fail(`unknown option --${name} for ${sub}${known ? ` (options: ${known})` : ' (it takes no options)'}`, sub);
     }
   }
@@ -222,9 +230,9 @@ export function parseCommand(text: string): ParseResult {
     case 'revoke':
     case 'restore': {
       const timed = sub === 'contain' || sub === 'narrow';
-      const flags = takeFlags(tokens, sub, { ttl: timed, dryRun: true });
+      const flags = takeFlags(tokens, sub, { ttl: timed, dryRun: true, breakGlass: sub === 'restore' });
       if (isResult(flags as object)) return flags as ParseResult;
-      const { rest, ttlMs, dryRun } = flags as Flags;
+      const { rest, ttlMs, dryRun, breakGlass } = flags as Flags;
       const a = agentArg(rest, sub);
       if (isResult(a)) return a;
       let words = rest.slice(1);
@@ -243,6 +251,14 @@ export function parseCommand(text: string): ParseResult {
       }
       const reason = (words.join(' ').trim() || 'no reason given').slice(0, 2000);
       if (sub === 'contain') return { ok: true, command: { kind: 'contain', agentId: a.agentId, ttlMs, dryRun, reason } };
+      if (breakGlass) {
+        if (dryRun) return fail('--break-glass cannot be combined with --dry-run: preview with a plain --dry-run first', sub);
+        const said = words.join(' ').trim();
+        if (said.length < BREAK_GLASS_MIN_REASON) {
+          return fail(`--break-glass needs a reason of at least ${BREAK_GLASS_MIN_REASON} characters: why the second person cannot be reached and why now (you gave ${said.length})`, sub);
+        }
+        return { ok: true, command: { kind: 'restore', agentId: a.agentId, dryRun: false, reason: said.slice(0, 2000), breakGlass: true } };
+      }
       return { ok: true, command: { kind: sub, agentId: a.agentId, dryRun, reason } };
     }
   }

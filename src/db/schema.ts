@@ -11,12 +11,15 @@ export interface AgentsTable {
   name: string;
   owner: string;
   risk_tier: 'low' | 'medium' | 'high' | 'critical';
-  status: 'active' | 'narrowed' | 'contained' | 'revoked';
+  status: 'active' | 'narrowed' | 'contained' | 'revoked' | 'decommissioned';
   version: BigIntColumn;
   created_by: string;
   created_at: Timestamp;
   updated_by: string;
   updated_at: Timestamp;
+  decommissioned_at: Timestamp | null;
+  decommissioned_by: string | null;
+  decommission_reason: string | null;
 }
 
 export type GrantConstraints = Record<string, unknown>;

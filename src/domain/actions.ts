@@ -12,6 +12,8 @@ export interface ActionCommand {
   actor: string;
   /** Lift the action automatically after this long (narrow and contain). */
   ttlMs?: number;
+  /** A restore through the break-glass path (policy `permissions.breakGlass`): marked in the audit entry and the incident. */
+  breakGlass?: boolean;
 }
 
 /** What an action will do: computed without side effects, so a dry run shows exactly this. */

@@ -4,7 +4,8 @@ import type { TrustTier } from './trust-score.js';
 export const RISK_TIERS = ['low', 'medium', 'high', 'critical'] as const;
 export type RiskTier = (typeof RISK_TIERS)[number];
 
-export const AGENT_STATUSES = ['active', 'narrowed', 'contained', 'revoked'] as const;
+/** `decommissioned`: retired for good (DELETE /v1/agents/{id}); its id stays reserved and its history readable. */
+export const AGENT_STATUSES = ['active', 'narrowed', 'contained', 'revoked', 'decommissioned'] as const;
 export type AgentStatus = (typeof AGENT_STATUSES)[number];
 
 export const ACTION_KINDS = ['narrow', 'contain', 'revoke', 'restore'] as const;
@@ -68,6 +69,8 @@ export interface Agent {
   trustScore?: number | null;
   /** When the newest evaluation evidence was observed, or null when there is none (`evidenceOlderThan`). */
   newestEvidenceAt?: Date | null;
+  /** Set when the agent was decommissioned (its status is then `decommissioned`). */
+  decommissioned?: { at: Date; by: string; reason: string } | null;
 }
 
 /**

@@ -13,6 +13,8 @@ export type ReasonCode =
   /** The caller asked for `atLeastVersion` and this replica's view did not reach it in time. */
   | 'view_behind'
   | 'unknown_agent'
+  /** The agent was decommissioned (retired for good). */
+  | 'agent_decommissioned'
   | 'agent_revoked'
   | 'agent_contained'
   | 'scope_narrowed'
@@ -91,6 +93,10 @@ export function decide(agent: Agent | undefined, request: DecisionRequest, now: 
   }
   if (!agent) {
     return { decision: 'deny', reasons: [{ code: 'unknown_agent', message: `unknown agent ${request.agentId}` }] };
+  }
+  if (agent.status === 'decommissioned') {
+    const d = agent.decommissioned;
+    return { decision: 'deny', reasons: [{ code: 'agent_decommissioned', message: d ? `agent was decommissioned by ${d.by} at ${d.at.toISOString()}: ${d.reason}` : 'agent was decommissioned' }] };
   }
   const reasons: Reason[] = [];
   const revoke = agent.activeActions.find((a) => a.kind === 'revoke');

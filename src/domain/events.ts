@@ -10,6 +10,7 @@ export const EVENT_TYPES = [
   'agent.revoked',
   'agent.restored',
   'agent.action_expired',
+  'agent.decommissioned',
   'approval.requested',
   'approval.decision',
   'approval.escalated',

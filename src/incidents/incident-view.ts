@@ -28,6 +28,8 @@ export interface IncidentStep {
   liftedAt: Date | null;
   liftedBy: string | null;
   grants: string[];
+  /** A restore through the break-glass path (no second person). */
+  breakGlass?: boolean;
 }
 
 export async function loadIncidentView(db: DbOrTrx, incidentId: string, now: Date): Promise<IncidentView | undefined> {
@@ -55,6 +57,7 @@ export async function loadIncidentView(db: DbOrTrx, incidentId: string, now: Dat
       liftedAt: a.lifted_at,
       liftedBy: a.lifted_by,
       grants: a.touched_grants.map((g) => g.scope),
+      breakGlass: (a.result as { breakGlass?: unknown } | null)?.breakGlass === true,
     })),
     heldGrants: agent.grants
       .map((g) => ({ scope: g.scope, state: grantStatus(agent, g, now).state }))

@@ -122,7 +122,9 @@ export async function buildPacket(
         openedAt: i.opened_at.toISOString(),
         closedAt: i.closed_at?.toISOString() ?? null,
         durationMinutes: i.closed_at ? Math.round((i.closed_at.getTime() - i.opened_at.getTime()) / 60_000) : null,
-        steps: actions.filter((a) => a.incident_id === i.id).map((a) => ({ kind: a.kind, actor: a.actor, reason: a.reason, at: a.created_at.toISOString() })),
+        steps: actions
+          .filter((a) => a.incident_id === i.id)
+          .map((a) => ({ kind: a.kind, actor: a.actor, reason: a.reason, at: a.created_at.toISOString(), ...((a.result as { breakGlass?: unknown } | null)?.breakGlass === true ? { breakGlass: true } : {}) })),
       })),
     },
     approvals: { asOf, days: 90, counts, medianMinutesToDecision: median(decided.map((a) => (a.decided_at!.getTime() - a.created_at.getTime()) / 60_000)) },

@@ -63,7 +63,7 @@ export interface TrustPacket {
   };
   incidents: {
     asOf: string;
-    items: { id: string; openedAt: string; closedAt: string | null; durationMinutes: number | null; steps: { kind: string; actor: string; reason: string; at: string }[] }[];
+    items: { id: string; openedAt: string; closedAt: string | null; durationMinutes: number | null; steps: { kind: string; actor: string; reason: string; at: string; breakGlass?: true }[] }[];
   };
   approvals: {
     asOf: string;

@@ -210,7 +210,7 @@ export function renderPacketMarkdown(packet: TrustPacket): string {
     const minutes = incidentMinutes(inc, packet.incidents.asOf);
     const state = inc.closedAt ? `closed ${md(formatTime(inc.closedAt))}, lasted ${formatMinutes(minutes)}` : `**still open**, ${formatMinutes(minutes)} so far`;
     push(`### Incident ${code(inc.id)}`, '', `Opened ${md(formatTime(inc.openedAt))}; ${state}.`, '');
-    for (const s of inc.steps) push(`- ${md(formatTime(s.at))} — **${md(s.kind)}** by ${md(s.actor)}: ${md(s.reason)}`);
+    for (const s of inc.steps) push(`- ${md(formatTime(s.at))} — **${md(s.kind)}**${s.breakGlass ? ' **(BREAK-GLASS: no second person)**' : ''} by ${md(s.actor)}: ${md(s.reason)}`);
     if (inc.steps.length > 0) push('');
   }
 

@@ -238,7 +238,7 @@ function writeBody(doc: Doc, packet: TrustPacket): void {
     subheading(doc, `Incident ${inc.id}`);
     para(doc, `Opened ${formatTime(inc.openedAt)}; ${inc.closedAt ? `closed ${formatTime(inc.closedAt)}, lasted ${formatMinutes(minutes)}` : `still open, ${formatMinutes(minutes)} so far`}.`,
       inc.closedAt ? {} : { colour: COLOUR_ALERT });
-    for (const s of inc.steps) bullet(doc, `${formatTime(s.at)} - ${s.kind} by ${s.actor}: ${s.reason}`, 6);
+    for (const s of inc.steps) bullet(doc, `${formatTime(s.at)} - ${s.kind}${s.breakGlass ? ' (BREAK-GLASS: no second person)' : ''} by ${s.actor}: ${s.reason}`, 6);
   }
 
   // Approvals

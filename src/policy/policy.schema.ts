@@ -148,6 +148,13 @@ const permissionsSchema = strictObject({
   revoke: roleListSchema.default([]).describe('Roles that may revoke an agent (kill switch).'),
   restore: restoreSchema.default({ roles: [], secondPerson: false, freshEvaluation: false }),
   packet: roleListSchema.default([]).describe('Roles that may request a trust packet in chat.'),
+  breakGlass: strictObject({
+    roles: roleListSchema.describe('Roles whose members may restore alone in an emergency.'),
+  })
+    .default({ roles: [] })
+    .describe(
+      'The emergency path when the second person cannot be reached: members of these roles may `/armalo restore <agent> --break-glass <reason>` alone (no second person, no fresh evaluation). Loudly announced and audited. Default: nobody.',
+    ),
   subscribe: roleListSchema
     .optional()
     .describe(
@@ -498,6 +505,7 @@ export const policySchema = strictObject({
     if (action === 'subscribe' && policy.permissions.subscribe === policy.permissions.contain) continue;
     checkRoles(policy.permissions[action], ['permissions', action]);
   }
+  checkRoles(policy.permissions.breakGlass.roles, ['permissions', 'breakGlass', 'roles']);
   const restore = policy.permissions.restore;
   const restorePath: Path = restoreWrittenAsList.has(restore) ? ['permissions', 'restore'] : ['permissions', 'restore', 'roles'];
   if (checkRoles(restore.roles, restorePath) && restore.secondPerson && peopleIn(restore.roles) < 2) {

@@ -12,14 +12,15 @@ export function slackActor(actor: string): string {
 }
 
 const VERB: Record<IncidentStep['kind'], string> = { narrow: 'narrowed', contain: 'contained', revoke: 'revoked', restore: 'restored' };
-const STATUS_ICON: Record<string, string> = { active: ':white_check_mark:', narrowed: ':large_orange_diamond:', contained: ':rotating_light:', revoked: ':no_entry:' };
+const STATUS_ICON: Record<string, string> = { active: ':white_check_mark:', narrowed: ':large_orange_diamond:', contained: ':rotating_light:', revoked: ':no_entry:', decommissioned: ':wastebasket:' };
 const time = (d: Date) => `<!date^${Math.floor(d.getTime() / 1000)}^{date_short_pretty} {time}|${d.toISOString()}>`;
 
 export function stepLine(step: IncidentStep): string {
   const scopes = step.scopes.length ? ` ${step.scopes.map((s) => `\`${escapeMrkdwn(s)}\``).join(', ')}` : '';
   const grants = step.grants.length ? ` (grants: ${step.grants.map((g) => `\`${escapeMrkdwn(g)}\``).join(', ')})` : '';
   const ttl = step.expiresAt ? ` until ${time(step.expiresAt)}` : '';
-  return `${slackActor(step.actor)} ${VERB[step.kind]}${scopes}${ttl}${grants}: ${escapeMrkdwn(step.reason)}`;
+  const glass = step.breakGlass ? ':rotating_light: *BREAK-GLASS* (no second person) ' : '';
+  return `${glass}${slackActor(step.actor)} ${VERB[step.kind]}${scopes}${ttl}${grants}: ${escapeMrkdwn(step.reason)}`;
 }
 
 export function expiryLine(step: IncidentStep): string {

@@ -3,7 +3,8 @@ import { sql } from 'kysely';
 import type { WebClient } from '@slack/web-api';
 import type { Db } from '../db/database.js';
 import type { Clock } from '../core/clock.js';
-import type { IncidentUpdate } from '../agents/agents.service.js';
+import type { BreakGlassNotice, DecommissionNotice, IncidentUpdate } from '../agents/agents.service.js';
+import { isPerson, policyPeople } from '../domain/approval-route.js';
 import { loadIncidentView } from '../incidents/incident-view.js';
 import type { Policy } from '../policy/policy.schema.js';
 import { classifySlackError } from './slack-web.js';
@@ -120,6 +121,50 @@ export class SlackNotifier {
     });
   }
 
+
+  /**
+   * A break-glass restore: a loud notice in the incidents channel (and channels subscribed to this
+   * agent's incidents), and a direct message to every other member of the restore roles, so that the
+   * people who would have been asked to confirm learn of it at once. Each post is remembered by key.
+   */
+  async breakGlassNotice(n: BreakGlassNotice): Promise<NoticeOutcome> {
+    const { policy, db } = this.deps;
+    const text = `:rotating_light: *BREAK-GLASS restore* of \`${escapeMrkdwn(n.agentId)}\` by ${slackActor(n.actor)}, with no second person: ${escapeMrkdwn(n.reason)}${n.incidentId ? ` (incident \`${n.incidentId.slice(0, 8)}\`)` : ''}.`;
+    const subs = await db.selectFrom('subscriptions').select(['channel', 'kinds']).where('platform', '=', 'slack').where('agent_pattern', 'in', [n.agentId, '*']).execute();
+    const channels = new Set(subs.filter((s) => s.kinds.includes('incidents')).map((s) => s.channel));
+    if (this.channel) channels.add(this.channel);
+    for (const channel of channels) {
+      await this.post(`slack:breakglass:${n.actionId}:${channel}`, channel, { text: `<!here> ${text}`, blocks: [{ type: 'section', text: { type: 'mrkdwn', text: `<!here> ${text}` } }] });
+    }
+    const restorers = policyPeople(policy).filter((p) => p.roles.some((r) => policy.permissions.restore.roles.includes(r)) && !isPerson(p, { text: n.actor }));
+    const users = await this.slackUsersOf(
+      restorers.map((p) => p.key),
+      Object.fromEntries(restorers.map((p) => [p.key, { slack: p.slack, emails: p.emails }])),
+    );
+    const dm = `${text} You hold a restore role, so you would have been asked to confirm it.`;
+    let direct = 0;
+    for (const uid of new Set([...users.values()].flat())) {
+      await this.post(`slack:breakglass-dm:${n.actionId}:${uid}`, uid, { text: dm, blocks: [{ type: 'section', text: { type: 'mrkdwn', text: dm } }] });
+      direct++;
+    }
+    return channels.size + direct > 0 ? 'posted' : 'no_channel';
+  }
+
+  /**
+   * An agent was decommissioned: one notice in the incidents channel and in every channel subscribed
+   * to this agent's incidents. Posted once per channel (remembered by key), so a retry posts nothing twice.
+   */
+  async decommissionNotice(n: DecommissionNotice): Promise<NoticeOutcome> {
+    const subs = await this.deps.db.selectFrom('subscriptions').select(['channel', 'kinds']).where('platform', '=', 'slack').where('agent_pattern', 'in', [n.agentId, '*']).execute();
+    const channels = new Set(subs.filter((s) => s.kinds.includes('incidents')).map((s) => s.channel));
+    if (this.channel) channels.add(this.channel);
+    if (channels.size === 0) return 'no_channel';
+    const text = `:wastebasket: \`${escapeMrkdwn(n.agentId)}\` was *decommissioned* by ${escapeMrkdwn(n.actor)}: ${escapeMrkdwn(n.reason)}. Its grants are removed and every decision for it is denied (\`agent_decommissioned\`); its history stays.`;
+    for (const channel of channels) {
+      await this.post(`slack:decommissioned:${n.agentId}:${channel}`, channel, { text, blocks: [{ type: 'section', text: { type: 'mrkdwn', text } }] });
+    }
+    return 'posted';
+  }
 
   /** A restore waiting for a second person: a button in the incident's thread. */
   async confirmationRequest(confirmationId: string): Promise<NoticeOutcome> {

@@ -7,7 +7,8 @@ export function teamsStepLine(step: IncidentStep): string {
   const scopes = step.scopes.length ? ` ${step.scopes.join(', ')}` : '';
   const ttl = step.expiresAt ? ` until ${step.expiresAt.toISOString()}` : '';
   // Scopes match the validated scope pattern; actor and reason are free text.
-  return `${md(step.actor)} ${VERB[step.kind]}${scopes}${ttl}: ${md(step.reason)}`;
+  const glass = step.breakGlass ? 'BREAK-GLASS (no second person): ' : '';
+  return `${glass}${md(step.actor)} ${VERB[step.kind]}${scopes}${ttl}: ${md(step.reason)}`;
 }
 
 /** The incident notice as an Adaptive Card; updated in place as the incident moves on. */

@@ -4,7 +4,8 @@ import type { TeamsAdapter } from '@microsoft/teams-ai';
 import type { ConversationReference, TurnContext } from 'botbuilder';
 import type { Db } from '../db/database.js';
 import type { Clock } from '../core/clock.js';
-import type { IncidentUpdate } from '../agents/agents.service.js';
+import type { BreakGlassNotice, DecommissionNotice, IncidentUpdate } from '../agents/agents.service.js';
+import { isPerson, policyPeople } from '../domain/approval-route.js';
 import { loadIncidentView } from '../incidents/incident-view.js';
 import type { Policy } from '../policy/policy.schema.js';
 import { approverMris, conversationReference } from './teams-app.js';
@@ -177,6 +178,52 @@ export class TeamsNotifier {
       posted = true;
     }
     return posted ? 'posted' : 'no_reference';
+  }
+
+  /** A break-glass restore: a message in the Teams incidents channel and to the other restorers' personal chats (each once). */
+  async breakGlassNotice(n: BreakGlassNotice): Promise<TeamsOutcome> {
+    const { policy, db } = this.deps;
+    const text = `BREAK-GLASS restore of ${md(n.agentId)} by ${md(n.actor)}, with no second person: ${md(n.reason)}`;
+    let posted = false;
+    const channel = policy.channels.incidents?.teams;
+    const reference = channel ? await conversationReference(db, channel) : undefined;
+    if (channel && reference) {
+      const key = `teams:breakglass:${n.actionId}:${channel}`;
+      if (!(await this.ref(key))) {
+        const sent = await this.inConversation(reference, (ctx) => ctx.sendActivity({ type: 'message', text }));
+        await this.remember(key, channel, String(sent?.id));
+      }
+      posted = true;
+    }
+    const teamsIds = policyPeople(policy)
+      .filter((p) => p.roles.some((r) => policy.permissions.restore.roles.includes(r)) && !isPerson(p, { text: n.actor }))
+      .flatMap((p) => p.teams);
+    const chats = teamsIds.length
+      ? await db.selectFrom('teams_conversations').select(['conversation_id', 'reference', 'aad_object_id']).where('kind', '=', 'personal').where('aad_object_id', 'in', teamsIds).execute()
+      : [];
+    for (const chat of chats) {
+      const key = `teams:breakglass-dm:${n.actionId}:${chat.aad_object_id}`;
+      if (!(await this.ref(key))) {
+        const sent = await this.inConversation(chat.reference as Partial<ConversationReference>, (ctx) => ctx.sendActivity({ type: 'message', text: `${text}. You hold a restore role, so you would have been asked to confirm it.` }));
+        await this.remember(key, chat.conversation_id, String(sent?.id));
+      }
+      posted = true;
+    }
+    return posted ? 'posted' : channel ? 'no_reference' : 'no_channel';
+  }
+
+  /** An agent was decommissioned: a message in the Teams incidents channel (once). */
+  async decommissionNotice(n: DecommissionNotice): Promise<TeamsOutcome> {
+    const channel = this.deps.policy.channels.incidents?.teams;
+    if (!channel) return 'no_channel';
+    const key = `teams:decommissioned:${n.agentId}:${channel}`;
+    if (await this.ref(key)) return 'posted';
+    const reference = await conversationReference(this.deps.db, channel);
+    if (!reference) return 'no_reference';
+    const text = `${md(n.agentId)} was decommissioned by ${md(n.actor)}: ${md(n.reason)}. Its grants are removed and every decision for it is denied (agent_decommissioned); its history stays.`;
+    const sent = await this.inConversation(reference, (ctx) => ctx.sendActivity({ type: 'message', text }));
+    await this.remember(key, channel, String(sent?.id));
+    return 'posted';
   }
 
   /** A restore waiting for a second person: a card with Confirm in the Teams incident thread. */

@@ -236,6 +236,7 @@ describe('contracts other code relies on', () => {
       'agent.revoked',
       'agent.restored',
       'agent.action_expired',
+      'agent.decommissioned',
       'approval.requested',
       'approval.decision',
       'approval.escalated',

@@ -23,7 +23,9 @@ function accepted(text: string) {
 describe('usage text', () => {
   it('lists one command per line, each with the prefix', () => {
     const lines = usageText().split('\n');
-    expect(lines).toHaveLength(Object.keys(USAGE).length);
+    // Every command's usage line, then the emergency form of restore.
+    expect(lines).toHaveLength(Object.keys(USAGE).length + 1);
+    expect(lines.at(-1)).toContain('restore <agent> --break-glass <reason of 20+ characters>');
     expect(lines.every((l) => l.startsWith('/armalo '))).toBe(true);
     expect(usageText('@Armalo').split('\n')[1]).toBe('@Armalo status <agent>');
   });
@@ -70,7 +72,14 @@ describe('options', () => {
   it('an unknown option names the options the command does take', () => {
     expect(refused('contain bot --force').error).toBe('unknown option --force for contain (options: --ttl, --dry-run)');
     expect(refused('revoke bot --ttl 2h').error).toBe('unknown option --ttl for revoke (options: --dry-run)');
-    expect(refused('restore bot --ttl=2h').error).toBe('unknown option --ttl for restore (options: --dry-run)');
+    expect(refused('restore bot --ttl=2h').error).toBe('unknown option --ttl for restore (options: --dry-run, --break-glass)');
+    expect(refused('contain bot --break-glass because the pager is down tonight').error).toBe('unknown option --break-glass for contain (options: --ttl, --dry-run)');
+  });
+
+  it('--break-glass (restore only) takes the rest as a reason of at least 20 characters', () => {
+    expect(accepted('restore bot --break-glass the pager is down and payroll is due')).toEqual({ kind: 'restore', agentId: 'bot', dryRun: false, reason: 'the pager is down and payroll is due', breakGlass: true });
+    expect(refused('restore bot --break-glass too short').error).toContain('at least 20 characters');
+    expect(refused('restore bot --break-glass=yes the pager is down and payroll is due').error).toContain('--break-glass takes no value');
   });
 
   it('narrow takes --ttl like contain', () => {

@@ -3,7 +3,7 @@ import type { Clock } from '../../core/clock.js';
 import { presentAgent, type AgentService } from '../../agents/agents.service.js';
 import { loadAgent } from '../../agents/agents.repository.js';
 import { notFound } from '../../domain/errors.js';
-import { actionInputSchema, agentIdSchema, agentInputSchema, agentListQuerySchema } from '../../api/schemas.js';
+import { actionInputSchema, agentIdSchema, agentInputSchema, agentListQuerySchema, decommissionQuerySchema } from '../../api/schemas.js';
 import { listAgents } from '../../agents/agent-listing.js';
 import { encodeCursor } from '../../core/cursor.js';
 import { queryObject } from '../query.js';
@@ -102,6 +102,18 @@ export function addAgentRoutes(router: Router, deps: { db: Db; clock: Clock; age
         { dryRun: body.dryRun ?? false },
       );
       return { status: result.dryRun ? 200 : 201, body: result };
+    },
+  });
+
+  router.add({
+    method: 'DELETE',
+    path: '/v1/agents/{agentId}',
+    auth: 'admin',
+    handler: async (ctx) => {
+      const id = parseInput(agentIdSchema, ctx.params.agentId, 'agent id');
+      const query = parseInput(decommissionQuerySchema, queryObject(ctx.query), 'query');
+      const result = await deps.agents.decommission(id, { actor: apiActor(ctx.tokenName), reason: query.reason ?? 'decommissioned over the API' });
+      return { status: 200, body: result };
     },
   });
 }
