@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import { decisionAnswerBody } from '../http/routes/decisions.routes.js';
 import { McpServer, type CallToolResult } from '@modelcontextprotocol/server';
 import { z } from 'zod';
 import type { ApprovalService, ApprovalView } from '../approvals/approvals.service.js';
@@ -73,18 +74,7 @@ const json = (value: unknown): CallToolResult => ({ content: [{ type: 'text', te
 const toolError = (message: string): CallToolResult => ({ content: [{ type: 'text', text: message }], isError: true });
 
 /** The answer of `POST /v1/decisions`, field for field. */
-function decisionBody(answer: DecisionAnswer, view: PermissionView) {
-  const { decision } = answer;
-  return {
-    decision: decision.decision,
-    reasons: decision.reasons.map((r) => r.message),
-    reasonCodes: decision.reasons.map((r) => r.code),
-    ...(answer.approvalRequestId ? { approvalRequestId: answer.approvalRequestId } : {}),
-    agentStatus: answer.agentStatus,
-    ...(decision.grantId ? { grantId: decision.grantId } : {}),
-    viewVersion: view.version.toString(),
-  };
-}
+const decisionBody = (answer: DecisionAnswer, view: PermissionView) => decisionAnswerBody(answer, view.version);
 
 /**
  * One MCP server instance for one session (one HTTP request in stateless mode): the six tools of

@@ -37,26 +37,26 @@ export function quickDecisionInput(body: unknown): DecisionInput | undefined {
   return { agentId, action, context, ...wanted };
 }
 
+/** The JSON answer of a decision (`POST /v1/decisions`, and MCP's `check_action`): one shape everywhere. */
+export function decisionAnswerBody(answer: DecisionAnswer, viewVersion: bigint) {
+  const { decision } = answer;
+  return {
+    decision: decision.decision,
+    reasons: decision.reasons.map((r) => r.message),
+    reasonCodes: decision.reasons.map((r) => r.code),
+    ...(answer.approvalRequestId ? { approvalRequestId: answer.approvalRequestId } : {}),
+    agentStatus: answer.agentStatus,
+    ...(decision.grantId ? { grantId: decision.grantId } : {}),
+    viewVersion: viewVersion.toString(),
+  };
+}
+
 /**
  * The hot path, mapped to HTTP only: the `DecisionService` owns the answer (from this replica's
  * in-memory view) and never throws; only a bad body (400) or a token out of scope (403) is refused here.
  */
 export function addDecisionRoutes(router: Router, deps: { view: PermissionView; decisions: DecisionService }): void {
-  const toHttp = (answer: DecisionAnswer) => {
-    const { decision } = answer;
-    return {
-      status: 200,
-      body: {
-        decision: decision.decision,
-        reasons: decision.reasons.map((r) => r.message),
-        reasonCodes: decision.reasons.map((r) => r.code),
-        ...(answer.approvalRequestId ? { approvalRequestId: answer.approvalRequestId } : {}),
-        agentStatus: answer.agentStatus,
-        ...(decision.grantId ? { grantId: decision.grantId } : {}),
-        viewVersion: deps.view.version.toString(),
-      },
-    };
-  };
+  const toHttp = (answer: DecisionAnswer) => ({ status: 200, body: decisionAnswerBody(answer, deps.view.version) });
   const viewBehind = (agentId: string, wanted: bigint): DecisionAnswer =>
     deps.decisions.deny(
       agentId,
