@@ -10,6 +10,7 @@ import { SlackRateLimited } from '../src/slack/slack-notifier.js';
 import type { SlackDirectory } from '../src/slack/slack-directory.js';
 import { SLACK_DIRECTORY_JOB, SLACK_HOME_JOB } from '../src/slack/slack-directory.js';
 import type { WebClient } from '@slack/web-api';
+import { POLICY_INVALID_NOTICE_JOB } from '../src/policy/policy-watcher.js';
 import { TeamsThrottled, type TeamsNotifier } from '../src/teams/teams-notifier.js';
 
 const incidentUpdatePayload = z.object({ incidentId: z.uuid(), actionId: z.uuid(), event: z.enum(['action', 'expired']) });
@@ -23,6 +24,7 @@ const trustNoticePayload = z.discriminatedUnion('kind', [
 ]);
 const packetPayload = z.object({ packetId: z.uuid() });
 const homePayload = z.object({ userId: z.string().regex(/^[UW][A-Z0-9]{1,20}$/) });
+const policyInvalidPayload = z.object({ contentHash: z.string().regex(/^[0-9a-f]{64}$/), file: z.string(), problems: z.array(z.string()), runningHash: z.string(), at: z.string() });
 const approvalCardsPayload = z.object({ requestId: z.uuid(), remind: z.boolean().optional(), escalated: z.boolean().optional() });
 
 export interface NotifyDeps {
@@ -73,6 +75,11 @@ export async function notify(job: Job, token: string | undefined, deps: NotifyDe
         if (!p.success) throw new UnrecoverableError('malformed slack-home payload');
         await notifier.publishHome(p.data.userId);
         return 'published';
+      }
+      case POLICY_INVALID_NOTICE_JOB: {
+        const p = policyInvalidPayload.safeParse(job.data);
+        if (!p.success) throw new UnrecoverableError('malformed policy-invalid payload');
+        return await notifier.policyInvalidNotice(p.data);
       }
       case SLACK_DIRECTORY_JOB: {
         const r = await directory.refresh(client);

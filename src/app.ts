@@ -11,6 +11,8 @@ import { createMetrics, type Metrics } from './observability/metrics.js';
 import { loadPolicyFile } from './policy/load-policy.js';
 import type { Policy } from './policy/policy.schema.js';
 import { parsePolicyData } from './policy/load-policy.js';
+import { PolicyHolder } from './policy/policy-holder.js';
+import { PolicyWatcher, type ReloadOutcome } from './policy/policy-watcher.js';
 import { createRedis } from './queue/connection.js';
 import { closeQueues, createQueues, type Queues } from './queue/queues.js';
 import { AgentService, type PermissionChangePublisher } from './agents/agents.service.js';
@@ -47,7 +49,7 @@ import { startWorkers } from '../jobs/worker.js';
 import type { NotifyDeps } from '../jobs/notify.job.js';
 import { ChatCommands } from './chat/chat-commands.js';
 import { createSlackAdapter, type SlackAdapter } from './slack/slack-app.js';
-import { SlackDirectory, SLACK_HOME_JOB } from './slack/slack-directory.js';
+import { SlackDirectory, SLACK_DIRECTORY_JOB, SLACK_HOME_JOB } from './slack/slack-directory.js';
 import { SlackNotifier } from './slack/slack-notifier.js';
 import { createSlackWebClient } from './slack/slack-web.js';
 import { createTeamsAdapter, lazyBotAdapter, teamsEnabled } from './teams/teams-app.js';
@@ -68,6 +70,8 @@ export interface AppOptions {
   relayPollMs?: number;
   /** Change stream tuning, for tests (a small replay buffer, a faster heartbeat). */
   stream?: { replayBufferSize?: number; heartbeatMs?: number; resumeWindowMs?: number };
+  /** Live policy tuning, for tests: the re-read debounce, and whether to watch the file at all. */
+  policyReload?: { debounceMs?: number; watchFiles?: boolean };
 }
 
 export interface App {
@@ -87,6 +91,13 @@ export interface App {
   readonly workers: Worker[];
   readonly server: Server;
   readonly logger: Logger;
+  /** sha256 of the policy in force (changes on a live reload; `/readyz` shows it). */
+  policyHash(): string;
+  /**
+   * Re-reads the policy file now, as a file change or SIGHUP does: validated exactly as at start,
+   * swapped in only if valid and different, then announced to the other replicas.
+   */
+  reloadPolicy(trigger?: 'SIGHUP' | 'manual'): Promise<ReloadOutcome>;
   /** The bound port (useful with PORT=0). */
   port(): number;
   stop(): Promise<void>;
@@ -107,7 +118,9 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
   }
 
   // Refuse to run on a policy that does not validate: nothing may run on a half-understood policy.
-  const policy = config.policyFile ? loadPolicyFile(config.policyFile) : parsePolicyData({});
+  // Every service gets this one object; a live reload swaps its contents (see PolicyHolder).
+  const holder = new PolicyHolder(config.policyFile ? loadPolicyFile(config.policyFile) : parsePolicyData({}));
+  const policy = holder.policy;
   if (!config.policyFile) logger.warn('ARMALO_POLICY_FILE is not set: running with an empty policy (no roles, no routing rules)');
 
   // Repeated errors while Postgres or Redis is away: a few lines a minute, not one per attempt.
@@ -181,7 +194,7 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
     // Held webhook events (for agents unknown when they came) apply once their agent is registered.
     const agents = new AgentService({ db, clock, publisher, onOutboxWrite: () => relay?.wake(), approvals, onRegistered: (id) => inbound.applyHeld(id) });
 
-    const trust = new TrustService({ db, clock, settings: policy.trust, publisher });
+    const trust = new TrustService({ db, clock, settings: () => policy.trust, publisher });
     const inbound = new InboundEvents({ db, clock, trust, logger });
     const packets = new PacketService({ db, clock, policy });
     const commands = new ChatCommands({ db, clock, agents, policy, approvals, trust, packets });
@@ -196,6 +209,7 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
       outboxPending: () => countUnpublished(db),
       outboxParked: () => countParked(db),
       viewFresh: view ? () => view.isFresh() : undefined,
+      policyHash: () => holder.hash,
     });
 
     let workers: Worker[] = [];
@@ -240,7 +254,7 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
 
     const router = new Router();
     // Readiness pings on the fail-fast producer: with Redis away each probe answers 503 at once.
-    addOpsRoutes(router, { db, redis: producer, metrics, view, role: config.role });
+    addOpsRoutes(router, { db, redis: producer, metrics, view, role: config.role, policyHash: () => holder.hash });
     const slack = web ? createSlackAdapter({
           config,
           commands,
@@ -261,9 +275,14 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
       cleanups.push(() => slack.stop());
     }
     if (web && view) {
-      const decisions = new DecisionService({ view, clock, metrics, rules: policy.routing, approvals, limitedLog });
+      const decisions = new DecisionService({ view, clock, metrics, rules: () => policy.routing, approvals, limitedLog });
       addDecisionRoutes(router, { view, decisions });
-      addStreamRoutes(router, { view, db, clock, logger, routing: policy.routing, onStop: (stop) => cleanups.push(stop), ...options.stream });
+      const hub = addStreamRoutes(router, { view, db, clock, logger, routing: () => policy.routing, onStop: (stop) => cleanups.push(stop), ...options.stream });
+      // Connected SDKs answer check() from the routing in their snapshot: send them the new rules.
+      const unsubscribe = holder.onChange(({ previous, current }) => {
+        if (JSON.stringify(previous.routing) !== JSON.stringify(current.routing)) hub.routingChanged();
+      });
+      cleanups.push(async () => unsubscribe());
       addMcpRoutes(router, { view, decisions, approvals, db, clock, logger, policy, publicUrl: config.publicUrl });
       addApprovalRoutes(router, { approvals, callbacksSigned: !!config.eventsWebhook, callbackHosts: config.callbackHosts, db });
       addTrustRoutes(router, { db, clock, trust, webhookSecret: config.inboundWebhookSecret, inbound });
@@ -287,6 +306,33 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
           server.closeAllConnections();
         }),
     );
+    // Live policy: file watch, SIGHUP (main.ts) and other replicas' announcements (DESIGN §5).
+    let watcher: PolicyWatcher | undefined;
+    if (config.policyFile) {
+      if (config.slack.botToken) {
+        // New members listed by email become Slack users through the directory: resolve them now.
+        const unsubscribe = holder.onChange(({ hash }) => {
+          void queues.notify.add(SLACK_DIRECTORY_JOB, {}, { jobId: `slack-directory-policy-${hash.slice(0, 16)}` }).catch((err: Error) => logger.warn({ err: err.message }, 'could not queue a Slack directory refresh after the policy change'));
+        });
+        cleanups.push(async () => unsubscribe());
+      }
+      const subscriber = createRedis(config.redisUrl);
+      cleanups.push(() => closeRedis(subscriber));
+      watcher = new PolicyWatcher({
+        file: config.policyFile,
+        holder,
+        db,
+        clock,
+        logger,
+        publisher: producer,
+        subscriber,
+        channel: `${config.queuePrefix}:policy`,
+        ...options.policyReload,
+      });
+      await watcher.start();
+      const started = watcher;
+      cleanups.push(async () => started.stop());
+    }
     const port = (server.address() as AddressInfo).port;
     logger.info({ role: config.role, port }, 'armalo chat-ops started');
 
@@ -307,6 +353,8 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
       workers,
       server,
       logger,
+      policyHash: () => holder.hash,
+      reloadPolicy: async (trigger = 'manual') => (watcher ? watcher.reload(trigger) : { outcome: 'no_file', hash: holder.hash }),
       port: () => port,
       stop: stopAll,
     };

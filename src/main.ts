@@ -23,6 +23,14 @@ async function main(): Promise<void> {
     setTimeout(() => process.exit(1), 20_000).unref();
     void app.stop().then(() => process.exit(0));
   };
+  // SIGHUP re-reads the policy file (validated as at start; an invalid file changes nothing).
+  process.on('SIGHUP', () => {
+    if (stopping) return;
+    void app.reloadPolicy('SIGHUP').then(
+      (result) => app.logger.info({ signal: 'SIGHUP', ...result }, `policy re-read on SIGHUP: ${result.outcome}`),
+      (err: Error) => app.logger.error({ signal: 'SIGHUP', err: err.message }, 'policy re-read on SIGHUP failed'),
+    );
+  });
   process.on('SIGTERM', () => shutdown('SIGTERM'));
   process.on('SIGINT', () => shutdown('SIGINT'));
 }

@@ -4,7 +4,8 @@ import type { ApprovalStatus } from '../db/schema.js';
 import type { Clock } from '../core/clock.js';
 import { loadAgent } from '../agents/agents.repository.js';
 import { appendAudit } from '../audit/audit.repository.js';
-import { computeRoute, escalate, isApproved, isPerson, isReachable, policyPeople, type Person, type RouteSnapshot } from '../domain/approval-route.js';
+import { computeRoute, escalate, isApproved, isPerson, isReachable, policyPeople, type Person, type RouteRequirement, type RouteSnapshot } from '../domain/approval-route.js';
+import { derivedFrom } from '../policy/policy-holder.js';
 import { consumeApproval } from './open-approvals.repository.js';
 import { conflict, CodedError, ErrorCode, notFound } from '../domain/errors.js';
 import type { EventType } from '../domain/events.js';
@@ -83,7 +84,11 @@ const describePerson = (p: Person) => p.emails[0] ?? (p.slack[0] ? `slack:${p.sl
  * chat. Every transition locks the request row, so concurrent clicks produce one final state.
  */
 export class ApprovalService {
-  private readonly people: Person[];
+  /** Everyone in the CURRENT policy (re-derived when a reload replaces the roles). */
+  private readonly currentPeople = derivedFrom(
+    () => this.deps.policy.roles,
+    () => policyPeople(this.deps.policy),
+  );
 
   constructor(
     private readonly deps: {
@@ -97,8 +102,10 @@ export class ApprovalService {
        */
       onChanged?: (agentId: string) => Promise<void>;
     },
-  ) {
-    this.people = policyPeople(deps.policy);
+  ) {}
+
+  private get people(): Person[] {
+    return this.currentPeople();
   }
 
   /** ARMALO_CALLBACK_HOSTS: the hosts callbacks may go to, internal ones included (empty: public addresses only). */
@@ -274,7 +281,7 @@ export class ApprovalService {
   }
 
   /** The person on the route this approver is, or why they may not decide. */
-  private personFor(route: RouteSnapshot, who: Approver, row: { requested_by: string; agent_owner: string }): Person {
+  private personFor(route: RouteSnapshot, who: Approver, row: { requested_by: string; agent_owner: string; escalated: boolean }): Person {
     const matches = (p: Person) => isPerson(p, { slack: who.slack, teams: who.teams }) || who.emails.some((e) => isPerson(p, { email: e })) || isPerson(p, { text: who.actor });
     const policyPerson = this.people.find(matches);
     if (row.requested_by === who.actor || (policyPerson && isPerson(policyPerson, { text: row.requested_by }))) {
@@ -284,8 +291,21 @@ export class ApprovalService {
       throw new CodedError(ErrorCode.Forbidden, 'you own this agent; someone else must decide its requests');
     }
     const person = Object.values(route.people).find(matches);
-    if (!person || !route.requirements.some((r) => r.people.includes(person.key))) {
+    const filled = person ? route.requirements.filter((r) => r.people.includes(person.key)) : [];
+    if (!person || filled.length === 0) {
       throw new CodedError(ErrorCode.Forbidden, `you are not on this request's route (${route.requirements.map((r) => r.roles.join('/')).join(' + ')})`);
+    }
+    // The route keeps the people it was made with, but the power to act comes from the policy in
+    // force now: someone removed from the role since may no longer decide.
+    // An escalation widened the first requirement to the escalateTo roles.
+    const rolesOf = (r: RouteRequirement) => (row.escalated && r === route.requirements[0] ? [...r.roles, ...route.escalateTo] : r.roles);
+    const heldNow = policyPerson?.roles ?? [];
+    if (!filled.some((r) => rolesOf(r).some((role) => heldNow.includes(role)))) {
+      const allowed = [...new Set(filled.flatMap(rolesOf))];
+      // Name the roles they held when the request was made (the ones they lost), else every allowed one.
+      const lost = allowed.filter((role) => person.roles.includes(role));
+      const roles = lost.length > 0 ? lost : allowed;
+      throw new CodedError(ErrorCode.Forbidden, `you are no longer in role ${roles.join(' or ')} under the current policy; someone who is must decide this request`);
     }
     return person;
   }
@@ -303,7 +323,7 @@ export class ApprovalService {
    */
   async waitingOn(who: Approver, limit = 20): Promise<ApprovalView[]> {
     const { db } = this.deps;
-    const rows = await db.selectFrom('approval_requests').select(['id', 'agent_id', 'requested_by', 'route', 'expires_at']).where('status', '=', 'pending').orderBy('created_at').limit(500).execute();
+    const rows = await db.selectFrom('approval_requests').select(['id', 'agent_id', 'requested_by', 'route', 'expires_at', 'escalated_at']).where('status', '=', 'pending').orderBy('created_at').limit(500).execute();
     if (rows.length === 0) return [];
     const now = this.deps.clock.now().getTime();
     const [owners, decided] = await Promise.all([
@@ -316,7 +336,7 @@ export class ApprovalService {
       if (row.expires_at.getTime() <= now) continue;
       let person: Person;
       try {
-        person = this.personFor(row.route, who, { requested_by: row.requested_by, agent_owner: owners.find((o) => o.id === row.agent_id)?.owner ?? '' });
+        person = this.personFor(row.route, who, { requested_by: row.requested_by, agent_owner: owners.find((o) => o.id === row.agent_id)?.owner ?? '', escalated: row.escalated_at !== null });
       } catch (err) {
         if (err instanceof CodedError) continue;
         throw err;
@@ -334,7 +354,7 @@ export class ApprovalService {
     if (!row) throw notFound(`unknown approval request ${id}`);
     if (row.status !== 'pending') throw conflict(`this request is already ${row.status}`);
     const agent = await loadAgent(this.deps.db, row.agent_id);
-    const person = this.personFor(row.route, who, { requested_by: row.requested_by, agent_owner: agent?.owner ?? '' });
+    const person = this.personFor(row.route, who, { requested_by: row.requested_by, agent_owner: agent?.owner ?? '', escalated: row.escalated_at !== null });
     const already = await this.deps.db.selectFrom('approval_decisions').select('decision').where('request_id', '=', id).where('person_key', '=', person.key).executeTakeFirst();
     if (already) throw conflict('you have already decided this request');
     return (await this.get(id))!;
@@ -351,7 +371,7 @@ export class ApprovalService {
       const now = clock.now();
       if (row.expires_at.getTime() <= now.getTime()) throw conflict('this request has expired');
       const agent = await loadAgent(trx, row.agent_id);
-      const person = this.personFor(row.route, who, { requested_by: row.requested_by, agent_owner: agent?.owner ?? '' });
+      const person = this.personFor(row.route, who, { requested_by: row.requested_by, agent_owner: agent?.owner ?? '', escalated: row.escalated_at !== null });
       const inserted = await trx
         .insertInto('approval_decisions')
         .values({ request_id: id, person_key: person.key, decision, reason: reason?.trim() || null, actor: who.actor, via: who.platform, at: now })

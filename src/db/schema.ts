@@ -279,6 +279,24 @@ export interface TrustPacketsTable {
   ready_at: Timestamp | null;
 }
 
+/** A policy version a replica ran (migration 0012): inserted only when it differs from the latest. */
+export interface PolicyVersionsTable {
+  id: Generated<string>;
+  hash: string;
+  applied_at: Timestamp;
+  /** What changed from the previous version (null for the first one recorded). */
+  summary: Json<unknown> | null;
+  /** The validated policy itself, so the next change can be summarised against it. */
+  policy: Json<unknown>;
+}
+
+/** An invalid policy file content (by sha256), recorded once so its notice is posted once. */
+export interface PolicyRejectionsTable {
+  content_hash: string;
+  seen_at: Generated<Date>;
+  problems: Json<string[]>;
+}
+
 export interface Database {
   agents: AgentsTable;
   grants: GrantsTable;
@@ -302,6 +320,8 @@ export interface Database {
   subscriptions: SubscriptionsTable;
   teams_conversations: TeamsConversationsTable;
   trust_packets: TrustPacketsTable;
+  policy_versions: PolicyVersionsTable;
+  policy_rejections: PolicyRejectionsTable;
 }
 
 export type AgentRow = Selectable<AgentsTable>;

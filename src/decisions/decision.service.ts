@@ -3,6 +3,7 @@ import type { Agent, AgentStatus, OpenApproval } from '../domain/agent.js';
 import { approvalRequired, approvedBy, decide, hasApprovalRouting, routeDecision, type Decision, type DecisionRequest, type RoutingRules } from '../domain/decide.js';
 import type { Metrics } from '../observability/metrics.js';
 import type { LimitedLog } from '../observability/logger.js';
+import { derivedFrom, readLive, type Live } from '../policy/policy-holder.js';
 
 /** What a decision reads: this replica's in-memory view (the `PermissionView`). */
 export interface DecisionView {
@@ -36,20 +37,24 @@ export const CONSUME_WAIT_MS = 2000;
  * Synchronous whenever no approval has to be used up, so the hot path allocates no promise.
  */
 export class DecisionService {
-  private readonly routing: boolean;
+  /** Whether any rule needs approvals, re-derived when a policy reload replaces the rules. */
+  private readonly routing: () => boolean;
+  private readonly rules: () => RoutingRules;
 
   constructor(
     private readonly deps: {
       view: DecisionView;
       clock: Clock;
       metrics: Metrics;
-      rules: RoutingRules;
+      /** The routing rules, or a function answering the ones in force (live policy). */
+      rules: Live<RoutingRules>;
       approvals?: ApprovalConsumer;
       limitedLog?: LimitedLog;
       consumeWaitMs?: number;
     },
   ) {
-    this.routing = hasApprovalRouting(deps.rules);
+    this.rules = () => readLive(deps.rules);
+    this.routing = derivedFrom(this.rules, hasApprovalRouting);
   }
 
   decide(request: DecisionRequest): DecisionAnswer | Promise<DecisionAnswer> {
@@ -59,8 +64,8 @@ export class DecisionService {
       agent = view.get(request.agentId);
       const now = clock.now();
       const allowed = decide(agent, request, now, view.isFresh());
-      if (allowed.decision !== 'allow' || !agent || !this.routing) return this.answer(allowed, agent);
-      const step = routeDecision(allowed, agent, request, this.deps.rules, view.approvalsFor(agent.id), now);
+      if (allowed.decision !== 'allow' || !agent || !this.routing()) return this.answer(allowed, agent);
+      const step = routeDecision(allowed, agent, request, this.rules(), view.approvalsFor(agent.id), now);
       if (step.kind === 'final') return this.answer(step.decision, agent, step.approvalRequestId);
       const consumer = this.deps.approvals;
       if (!consumer) return this.answer(approvalRequired(request, step.rule, step.pendingId), agent, step.pendingId);

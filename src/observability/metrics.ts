@@ -14,9 +14,11 @@ export interface Metrics {
   outboxPending: Gauge;
   outboxParked: Gauge;
   viewFresh: Gauge;
+  /** `armalo_policy_info{hash}` = 1: the policy this replica runs (one series, the current hash). */
+  policyInfo: Gauge<'hash'>;
 }
 
-export function createMetrics(collect: { queueCounts?: () => Promise<Record<string, Record<string, number>>>; outboxPending?: () => Promise<number>; outboxParked?: () => Promise<number>; viewFresh?: () => boolean } = {}): Metrics {
+export function createMetrics(collect: { queueCounts?: () => Promise<Record<string, Record<string, number>>>; outboxPending?: () => Promise<number>; outboxParked?: () => Promise<number>; viewFresh?: () => boolean; policyHash?: () => string } = {}): Metrics {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry, prefix: 'armalo_' });
   const metrics: Metrics = {
@@ -108,6 +110,18 @@ export function createMetrics(collect: { queueCounts?: () => Promise<Record<stri
       registers: [registry],
       collect() {
         if (collect.viewFresh) this.set(collect.viewFresh() ? 1 : 0);
+      },
+    }),
+    policyInfo: new Gauge({
+      name: 'armalo_policy_info',
+      help: 'The policy this replica runs: 1 for its sha256 hash (the same value /readyz reports as policyHash)',
+      labelNames: ['hash'],
+      registers: [registry],
+      collect() {
+        if (!collect.policyHash) return;
+        // Read at scrape time: after a reload the old hash's series is gone, not left at 1.
+        this.reset();
+        this.set({ hash: collect.policyHash() }, 1);
       },
     }),
   };

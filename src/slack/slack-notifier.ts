@@ -17,6 +17,7 @@ import { homeView } from './home.blocks.js';
 import type { PacketService } from '../packets/packets.service.js';
 import type { TrustPacket } from '../packets/packet.js';
 import type { TrustNotice } from '../trust/trust.service.js';
+import type { PolicyInvalidNotice } from '../policy/policy-watcher.js';
 
 /** Slack answered 429: the job should wait this long without counting an attempt. */
 export class SlackRateLimited extends Error {
@@ -163,6 +164,20 @@ export class SlackNotifier {
     for (const channel of channels) {
       await this.post(`slack:decommissioned:${n.agentId}:${channel}`, channel, { text, blocks: [{ type: 'section', text: { type: 'mrkdwn', text } }] });
     }
+    return 'posted';
+  }
+
+  /**
+   * A policy file that changed but does not validate: said once per file content in the incidents
+   * channel (keyed by the content's hash, so retries and other replicas do not post again).
+   */
+  async policyInvalidNotice(n: PolicyInvalidNotice): Promise<NoticeOutcome> {
+    const channel = this.channel;
+    if (!channel) return 'no_channel';
+    const shown = n.problems.slice(0, 10).map((p) => `• ${escapeMrkdwn(p)}`);
+    if (n.problems.length > shown.length) shown.push(`• …and ${n.problems.length - shown.length} more (see the log)`);
+    const text = `:warning: The policy file \`${escapeMrkdwn(n.file)}\` changed but is *invalid*; nothing changed, the previous policy (\`${n.runningHash.slice(0, 12)}\`) stays in force. Fix it (\`npm run policy:check -- FILE\`):\n${shown.join('\n')}`;
+    await this.post(`slack:policy-invalid:${n.contentHash}`, channel, { text, blocks: [{ type: 'section', text: { type: 'mrkdwn', text: text.slice(0, 2900) } }] });
     return 'posted';
   }
 

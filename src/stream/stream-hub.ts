@@ -7,13 +7,15 @@ import { agentToWire, approvalToWire, type WireApproval } from '../domain/wire.j
 import { createLimitedLog, type LimitedLog, type Logger } from '../observability/logger.js';
 import type { ApprovalsChange, PermissionView } from '../permissions/permission-view.js';
 import { ReplayBuffer } from './replay-buffer.js';
+import { derivedFrom, readLive, type Live } from '../policy/policy-holder.js';
 
 export interface StreamHubOptions {
   view: PermissionView;
   db: Db;
   clock: Clock;
   logger: Logger;
-  routing: RoutingRules;
+  /** The policy's routing rules, or a function answering the ones in force (live policy). */
+  routing: Live<RoutingRules>;
   /** How many recent changes a resume can be served from (default 10,000). */
   replayBufferSize?: number;
   /** How often a fresh view sends `: ok <version>` (default 1 s). */
@@ -54,7 +56,8 @@ export class StreamHub {
   private readonly all = new Set<Connection>();
   private readonly byAgent = new Map<string, Set<Connection>>();
   private readonly buffer: ReplayBuffer;
-  private readonly routingJson: string;
+  /** The routing rules as JSON, re-serialised when a policy reload replaces them. */
+  private readonly routingJson: () => string;
   private readonly maxBufferedBytes: number;
   private readonly unsubscribe: () => void;
   private readonly timer: NodeJS.Timeout;
@@ -64,7 +67,7 @@ export class StreamHub {
   constructor(private readonly opts: StreamHubOptions) {
     const window = opts.resumeWindowMs ?? 2 * opts.view.staleAfterMs + 1000;
     this.buffer = new ReplayBuffer(opts.replayBufferSize ?? DEFAULT_REPLAY_BUFFER_SIZE, opts.view.version, Date.now(), window);
-    this.routingJson = JSON.stringify(opts.routing);
+    this.routingJson = derivedFrom(() => readLive(opts.routing), (rules) => JSON.stringify(rules));
     this.maxBufferedBytes = opts.maxBufferedBytes ?? DEFAULT_MAX_BUFFERED_BYTES;
     this.limitedLog = createLimitedLog(opts.logger);
     this.unsubscribe = opts.view.onChange({
@@ -127,6 +130,19 @@ export class StreamHub {
     this.byAgent.clear();
   }
 
+  /**
+   * The routing rules changed (a policy reload): every open stream gets a fresh snapshot, which
+   * replaces the client's copy, so `check()` answers by the new rules at once.
+   */
+  routingChanged(): void {
+    if (this.stopped) return;
+    for (const conn of this.all) this.write(conn, this.snapshotText(undefined));
+    for (const [agentId, set] of this.byAgent) {
+      const text = this.snapshotText(agentId);
+      for (const conn of set) this.write(conn, text);
+    }
+  }
+
   private register(conn: Connection): void {
     if (conn.agentId === undefined) {
       this.all.add(conn);
@@ -160,7 +176,7 @@ export class StreamHub {
       for (const approval of view.approvalsFor(agentId)) approvals.push(JSON.stringify(approvalToWire(approval)));
     }
     const version = view.version.toString();
-    const data = `{"version":"${version}","agents":[${agents.join(',')}],"approvals":[${approvals.join(',')}],"routing":${this.routingJson}}`;
+    const data = `{"version":"${version}","agents":[${agents.join(',')}],"approvals":[${approvals.join(',')}],"routing":${this.routingJson()}}`;
     return `event: snapshot\nid: ${version}\ndata: ${data}\n\n`;
   }
 

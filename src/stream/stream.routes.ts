@@ -9,13 +9,15 @@ import type { RawContext, Router } from '../http/router.js';
 import type { Logger } from '../observability/logger.js';
 import type { PermissionView } from '../permissions/permission-view.js';
 import { StreamHub } from './stream-hub.js';
+import type { Live } from '../policy/policy-holder.js';
 
 export interface StreamDeps {
   view: PermissionView;
   db: Db;
   clock: Clock;
   logger: Logger;
-  routing: RoutingRules;
+  /** The policy's routing rules, or a function answering the ones in force (live policy). */
+  routing: Live<RoutingRules>;
   /** Registers the hub's shutdown with the app's (it ends every open stream). */
   onStop?: (stop: () => Promise<void>) => void;
   /** How many recent changes a resume can be served from (default 10,000). */

@@ -10,6 +10,7 @@ import { computeScore, DEFAULT_TIER_THRESHOLDS, freshnessOf, tierOf, type Freshn
 import type { Policy } from '../policy/policy.schema.js';
 import type { PermissionChangePublisher } from '../agents/agents.service.js';
 import { assignPermissionVersion } from '../agents/agents.repository.js';
+import { readLive, type Live } from '../policy/policy-holder.js';
 
 export interface PactInput {
   id: string;
@@ -63,14 +64,19 @@ async function agentExists(db: DbOrTrx, agentId: string): Promise<void> {
 /** Pacts, evaluation evidence and the Score. Every change is audited and emitted as an event. */
 export class TrustService {
   /** `publisher`: tells every replica's view at once that an agent's trust changed (score, tier, newest evidence). */
-  constructor(private readonly deps: { db: Db; clock: Clock; settings?: Policy['trust']; publisher?: PermissionChangePublisher }) {}
+  /** `settings`: the policy's trust settings, or a function answering the ones in force (live policy). */
+  constructor(private readonly deps: { db: Db; clock: Clock; settings?: Live<Policy['trust']>; publisher?: PermissionChangePublisher }) {}
+
+  private get settings(): Policy['trust'] | undefined {
+    return this.deps.settings === undefined ? undefined : readLive(this.deps.settings);
+  }
 
   private get thresholds() {
-    return this.deps.settings?.tiers ?? DEFAULT_TIER_THRESHOLDS;
+    return this.settings?.tiers ?? DEFAULT_TIER_THRESHOLDS;
   }
 
   private get freshness() {
-    return this.deps.settings?.freshness ?? { ageingAfterMs: 7 * 86_400_000, staleAfterMs: 30 * 86_400_000 };
+    return this.settings?.freshness ?? { ageingAfterMs: 7 * 86_400_000, staleAfterMs: 30 * 86_400_000 };
   }
 
   /** The tier of a score under the policy's thresholds. */
@@ -172,7 +178,7 @@ export class TrustService {
   /** Stores a new computed score when it differs from the latest one (history stays exact). */
   async recompute(trx: DbOrTrx, agentId: string, now: Date, actor: string): Promise<boolean> {
     const evals = await trx.selectFrom('evaluations').select(['dimension', 'passed', 'score', 'observed_at']).where('agent_id', '=', agentId).execute();
-    const result = computeScore(evals.map((e) => ({ dimension: e.dimension, passed: e.passed, score: e.score, observedAt: e.observed_at })), now, { thresholds: this.thresholds, weights: this.deps.settings?.weights });
+    const result = computeScore(evals.map((e) => ({ dimension: e.dimension, passed: e.passed, score: e.score, observedAt: e.observed_at })), now, { thresholds: this.thresholds, weights: this.settings?.weights });
     if (result.score === null || result.tier === null) return false;
     return this.storeScore(trx, agentId, result.score, result.tier, 'computed', { raw: result.raw, decay: result.decay, dimensions: result.dimensions, evaluationsCounted: result.evaluationsCounted }, now, actor);
   }

@@ -38,6 +38,8 @@ export function addOpsRoutes(
     metrics: Metrics;
     view: PermissionView | undefined;
     role: string;
+    /** The hash of the policy in force on this replica (it changes on a live reload). */
+    policyHash?: () => string;
   },
 ): void {
   router.add({ method: 'GET', path: '/healthz', auth: false, handler: () => ({ status: 200, body: { status: 'ok' } }) });
@@ -58,7 +60,7 @@ export function addOpsRoutes(
       const checks: Record<string, string> = { postgres, redis, migrations };
       if (deps.view) checks.permissionView = deps.view.isFresh() ? 'ok' : 'stale: cannot confirm permission state is current';
       const ready = Object.values(checks).every((v) => v === 'ok');
-      return { status: ready ? 200 : 503, body: { status: ready ? 'ready' : 'not ready', role: deps.role, checks } };
+      return { status: ready ? 200 : 503, body: { status: ready ? 'ready' : 'not ready', role: deps.role, ...(deps.policyHash ? { policyHash: deps.policyHash() } : {}), checks } };
     },
   });
 
