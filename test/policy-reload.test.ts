@@ -1,7 +1,8 @@
 import { renameSync, writeFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { cleanRedisPrefix, sampleAgent, startTestApp, testConfig, TOKEN, waitFor, type TestApp } from './support/app.js';
-import { createTestDatabase, testPrefix, type TestDatabase } from './support/database.js';
+import { createTestDatabase, REDIS_URL, testPrefix, type TestDatabase } from './support/database.js';
+import { Redis } from 'ioredis';
 import { FakeSlack } from './support/fake-slack.js';
 import { blockActionBody, postSigned, slashCommandBody, SIGNING_SECRET } from './support/slack-requests.js';
 import { writePolicy } from './support/slack-policy.js';
@@ -217,6 +218,24 @@ describe('the policy changes without a restart, on every replica', () => {
     rewrite(policyText({ oncall: ['U0ONCALL1', 'U0NEWONCALL'], risk: ['U0RISK2'], amountOver: 1000 }));
     await waitFor(async () => (await a.reloadPolicy()).outcome === 'unchanged' && (await b.reloadPolicy()).outcome === 'unchanged', 10_000, 'the valid file back');
     expect(await policyAudits()).toHaveLength(3);
+  });
+});
+
+describe('announcements on the policy channel', () => {
+  it('malformed or foreign announcements change nothing and break nothing', async () => {
+    const running = await readyHash(b);
+    const redis = new Redis(REDIS_URL);
+    try {
+      for (const message of ['not json', '{"hash": 42}', '{"hash":"zz"}', '[]', 'null', JSON.stringify({ hash: 'f'.repeat(64) })]) {
+        await redis.publish(`${prefix}:policy`, message);
+      }
+    } finally {
+      redis.disconnect();
+    }
+    // A well-formed hash of a policy nobody has only makes B re-read its own file, which is unchanged.
+    expect((await b.call('GET', '/readyz', undefined, { token: null })).status).toBe(200);
+    expect(await readyHash(b)).toBe(running);
+    expect((await b.reloadPolicy()).outcome).toBe('unchanged');
   });
 });
 
