@@ -124,8 +124,8 @@ describe('decommissioning an agent', () => {
   });
 
   it('posts one notice in the incidents channel', async () => {
-    await waitFor(() => slack.posts('C0INCIDENTS').some((p) => String(p.args.text).includes('decommissioned')), 10_000, 'the decommission notice');
-    const notices = slack.posts('C0INCIDENTS').filter((p) => String(p.args.text).includes('decommissioned'));
+    await waitFor(() => slack.posts('C0INCIDENTS').some((p) => String(p.args.text).includes('was *decommissioned*')), 10_000, 'the decommission notice');
+    const notices = slack.posts('C0INCIDENTS').filter((p) => String(p.args.text).includes('was *decommissioned*'));
     expect(notices).toHaveLength(1);
     expect(String(notices[0]!.args.text)).toContain('retiring-bot');
     expect(String(notices[0]!.args.text)).toContain('replaced by payments-bot-v2');

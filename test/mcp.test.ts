@@ -4,7 +4,7 @@ import { cleanRedisPrefix, startTestApp, testConfig, TOKEN, waitFor, type TestAp
 import { createTestDatabase, testPrefix, type TestDatabase } from './support/database.js';
 import { FakeSlack } from './support/fake-slack.js';
 import { APPROVALS_TEST_POLICY } from './support/approvals-policy.js';
-import { postSigned, SIGNING_SECRET } from './support/slack-requests.js';
+import { approvalClickBody, postSigned, SIGNING_SECRET } from './support/slack-requests.js';
 import { writePolicy } from './support/slack-policy.js';
 
 /**
@@ -102,19 +102,7 @@ async function rawPost(path: string, headers: Record<string, string>): Promise<{
 
 async function approveInSlack(user: string, requestId: string): Promise<void> {
   const id = `r${++n}`;
-  const payload = {
-    type: 'block_actions',
-    user: { id: user, username: user.toLowerCase(), team_id: 'T0TEAM' },
-    team: { id: 'T0TEAM', domain: 'example' },
-    api_app_id: 'A0APP',
-    token: 'x',
-    trigger_id: `${Date.now()}.${n}.trig`,
-    response_url: slack.responseUrl(id),
-    container: { type: 'message', channel_id: user, message_ts: '1' },
-    channel: { id: user },
-    actions: [{ type: 'button', action_id: 'armalo_approve', block_id: `approval:${requestId}`, value: requestId, action_ts: '1' }],
-  };
-  const res = await postSigned(app.url, new URLSearchParams({ payload: JSON.stringify(payload) }).toString());
+  const res = await postSigned(app.url, approvalClickBody({ user_id: user, request_id: requestId, response_url: slack.responseUrl(id) }));
   expect(res.status).toBe(200);
 }
 
@@ -122,16 +110,8 @@ async function approveInSlack(user: string, requestId: string): Promise<void> {
 async function denyInSlack(user: string, requestId: string, reason: string): Promise<void> {
   const base = { user: { id: user, username: user.toLowerCase(), team_id: 'T0TEAM' }, team: { id: 'T0TEAM', domain: 'example' }, api_app_id: 'A0APP', token: 'x' };
   const id = `r${++n}`;
-  const click = {
-    ...base,
-    type: 'block_actions',
-    trigger_id: `${Date.now()}.${n}.trig`,
-    response_url: slack.responseUrl(id),
-    container: { type: 'message', channel_id: user, message_ts: '1' },
-    channel: { id: user },
-    actions: [{ type: 'button', action_id: 'armalo_deny', block_id: `approval:${requestId}`, value: requestId, action_ts: '1' }],
-  };
-  expect((await postSigned(app.url, new URLSearchParams({ payload: JSON.stringify(click) }).toString())).status).toBe(200);
+  const click = approvalClickBody({ user_id: user, request_id: requestId, response_url: slack.responseUrl(id), action_id: 'armalo_deny' });
+  expect((await postSigned(app.url, click)).status).toBe(200);
   await waitFor(() => slack.calls.some((c) => c.method === 'views.open' && c.args.view?.private_metadata === requestId), 5000, 'the deny modal');
   const submit = {
     ...base,

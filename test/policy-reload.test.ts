@@ -4,7 +4,7 @@ import { cleanRedisPrefix, sampleAgent, startTestApp, testConfig, TOKEN, waitFor
 import { createTestDatabase, REDIS_URL, testPrefix, type TestDatabase } from './support/database.js';
 import { Redis } from 'ioredis';
 import { FakeSlack } from './support/fake-slack.js';
-import { blockActionBody, postSigned, slashCommandBody, SIGNING_SECRET } from './support/slack-requests.js';
+import { approvalClickBody, blockActionBody, postSigned, slashCommandBody, SIGNING_SECRET } from './support/slack-requests.js';
 import { writePolicy } from './support/slack-policy.js';
 import { parsePolicyText } from '../src/policy/load-policy.js';
 import { derivedFrom, PolicyHolder, policyHash } from '../src/policy/policy-holder.js';
@@ -64,19 +64,7 @@ async function command(app: TestApp, user: string, text: string): Promise<string
 
 async function approveClick(app: TestApp, user: string, requestId: string): Promise<string> {
   const id = `click-${++n}`;
-  const payload = {
-    type: 'block_actions',
-    user: { id: user, username: user.toLowerCase(), team_id: 'T0TEAM' },
-    team: { id: 'T0TEAM', domain: 'example' },
-    api_app_id: 'A0APP',
-    token: 'x',
-    trigger_id: `${Date.now()}.${n}.trig`,
-    response_url: slack.responseUrl(id),
-    container: { type: 'message', channel_id: user, message_ts: '1' },
-    channel: { id: user },
-    actions: [{ type: 'button', action_id: 'armalo_approve', block_id: `approval:${requestId}`, value: requestId, action_ts: '1' }],
-  };
-  const res = await postSigned(app.url, new URLSearchParams({ payload: JSON.stringify(payload) }).toString());
+  const res = await postSigned(app.url, approvalClickBody({ user_id: user, request_id: requestId, response_url: slack.responseUrl(id) }));
   expect(res.status).toBe(200);
   await waitFor(() => slack.responses.some((r) => r.id === id), 5000, `the answer to ${id}`);
   return JSON.stringify(slack.responses.find((r) => r.id === id)!.body);

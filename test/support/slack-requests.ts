@@ -62,6 +62,23 @@ export function slashCommandBody(fields: { user_id: string; text: string; trigge
   }).toString();
 }
 
+/** An Approve (or Deny) click on an approval card in the clicker's DM, as Slack sends it. */
+export function approvalClickBody(fields: { user_id: string; request_id: string; response_url: string; action_id?: 'armalo_approve' | 'armalo_deny' }): string {
+  const payload = {
+    type: 'block_actions',
+    user: { id: fields.user_id, username: fields.user_id.toLowerCase(), team_id: 'T0TEAM' },
+    team: { id: 'T0TEAM', domain: 'example' },
+    api_app_id: 'A0APP',
+    token: 'x',
+    trigger_id: `${Date.now()}.${++trigger}.trig`,
+    response_url: fields.response_url,
+    container: { type: 'message', channel_id: fields.user_id, message_ts: '1' },
+    channel: { id: fields.user_id },
+    actions: [{ type: 'button', action_id: fields.action_id ?? 'armalo_approve', block_id: `approval:${fields.request_id}`, value: fields.request_id, action_ts: '1' }],
+  };
+  return new URLSearchParams({ payload: JSON.stringify(payload) }).toString();
+}
+
 /** A button click (block_actions) as Slack sends it: form-encoded `payload` JSON. */
 export function blockActionBody(fields: { user_id: string; action_id: string; value: string; response_url: string }): string {
   const payload = {
