@@ -1,8 +1,8 @@
 import { sql } from 'kysely';
 import type { DbOrTrx } from '../db/database.js';
 import type { ApprovalStatus } from '../db/schema.js';
-import type { Person } from '../domain/approval-route.js';
 import type { ApprovalView } from './approvals.service.js';
+import { toApprovalView } from './approval-view.js';
 
 /** A person as the `approver` filter names them (emails and Teams ids lower-cased). */
 export interface ApproverIdentity {
@@ -16,7 +16,6 @@ export interface ApprovalListFilter {
   approver?: ApproverIdentity;
 }
 
-const describePerson = (p: Person) => p.emails[0] ?? (p.slack[0] ? `slack:${p.slack[0]}` : `teams:${p.teams[0]}`);
 /** Where a route person keeps this kind of identity (policy emails and Teams ids are stored lower-cased). */
 const FIELD: Record<ApproverIdentity['kind'], string> = { slack: 'slack', teams: 'teams', email: 'emails' };
 
@@ -64,38 +63,7 @@ export async function listApprovals(
     if (list) list.push(d);
     else decisionsOf.set(d.request_id, [d]);
   }
-  const items: ApprovalView[] = shown.map((row) => {
-    const route = row.route;
-    return {
-      id: row.id,
-      agentId: row.agent_id,
-      action: row.action,
-      context: row.context,
-      justification: row.justification,
-      requestedBy: row.requested_by,
-      status: row.status,
-      route: {
-        ruleId: route.ruleId,
-        matched: route.matched,
-        quorum: route.requirements.reduce((n, r) => n + r.count, 0),
-        requirements: route.requirements.map((r) => ({ ruleId: r.ruleId, roles: r.roles, count: r.count, approvers: r.people.map((k) => describePerson(route.people[k]!)) })),
-        escalated: row.escalated_at !== null,
-        channel: route.channel,
-        why: route.why ?? {},
-        trust: {
-          score: route.trust?.score ?? null,
-          tier: route.trust?.tier ?? null,
-          evidenceAgeDays: route.trust?.evidenceAgeMs == null ? null : Math.floor(route.trust.evidenceAgeMs / 86_400_000),
-        },
-      },
-      decisions: (decisionsOf.get(row.id) ?? []).map((d) => ({ by: d.actor, decision: d.decision, reason: d.reason, at: d.at.toISOString(), via: d.via })),
-      createdAt: row.created_at.toISOString(),
-      expiresAt: row.expires_at.toISOString(),
-      decidedAt: row.decided_at?.toISOString() ?? null,
-      finalReason: row.final_reason,
-      grantUntil: row.grant_until?.toISOString() ?? null,
-    };
-  });
+  const items: ApprovalView[] = shown.map((row) => toApprovalView(row, decisionsOf.get(row.id) ?? []));
   const last = shown[shown.length - 1];
   return { items, nextAfter: rows.length > page.limit && last ? { at: last.created_at_exact, id: last.id } : null };
 }

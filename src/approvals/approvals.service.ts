@@ -7,6 +7,7 @@ import { appendAudit } from '../audit/audit.repository.js';
 import { computeRoute, escalate, isApproved, isPerson, isReachable, policyPeople, type Person, type RouteRequirement, type RouteSnapshot } from '../domain/approval-route.js';
 import { derivedFrom } from '../policy/policy-holder.js';
 import { consumeApproval } from './open-approvals.repository.js';
+import { toApprovalView } from './approval-view.js';
 import { conflict, CodedError, ErrorCode, notFound } from '../domain/errors.js';
 import type { EventType } from '../domain/events.js';
 import { addOutboxJob, emitEvent, QUEUES } from '../outbox/outbox.repository.js';
@@ -77,7 +78,6 @@ export function approvalTimerJobId(requestId: string, kind: TimerKind): string {
   const hex = createHash('sha256').update(`approval-timer:${requestId}:${kind}`).digest('hex');
   return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-5${hex.slice(13, 16)}-${((parseInt(hex.slice(16, 18), 16) & 0x3f) | 0x80).toString(16)}${hex.slice(18, 20)}-${hex.slice(20, 32)}`;
 }
-const describePerson = (p: Person) => p.emails[0] ?? (p.slack[0] ? `slack:${p.slack[0]}` : `teams:${p.teams[0]}`);
 
 /**
  * Approval requests: created by agents through the API, routed by the policy, decided by people in
@@ -196,36 +196,7 @@ export class ApprovalService {
     const row = await db.selectFrom('approval_requests').selectAll().where('id', '=', id).executeTakeFirst();
     if (!row) return undefined;
     const decisions = await db.selectFrom('approval_decisions').selectAll().where('request_id', '=', id).orderBy('at').execute();
-    const route = row.route;
-    return {
-      id: row.id,
-      agentId: row.agent_id,
-      action: row.action,
-      context: row.context,
-      justification: row.justification,
-      requestedBy: row.requested_by,
-      status: row.status,
-      route: {
-        ruleId: route.ruleId,
-        matched: route.matched,
-        quorum: route.requirements.reduce((n, r) => n + r.count, 0),
-        requirements: route.requirements.map((r) => ({ ruleId: r.ruleId, roles: r.roles, count: r.count, approvers: r.people.map((k) => describePerson(route.people[k]!)) })),
-        escalated: row.escalated_at !== null,
-        channel: route.channel,
-        why: route.why ?? {},
-        trust: {
-          score: route.trust?.score ?? null,
-          tier: route.trust?.tier ?? null,
-          evidenceAgeDays: route.trust?.evidenceAgeMs == null ? null : Math.floor(route.trust.evidenceAgeMs / 86_400_000),
-        },
-      },
-      decisions: decisions.map((d) => ({ by: d.actor, decision: d.decision, reason: d.reason, at: d.at.toISOString(), via: d.via })),
-      createdAt: row.created_at.toISOString(),
-      expiresAt: row.expires_at.toISOString(),
-      decidedAt: row.decided_at?.toISOString() ?? null,
-      finalReason: row.final_reason,
-      grantUntil: row.grant_until?.toISOString() ?? null,
-    };
+    return toApprovalView(row, decisions);
   }
 
   /** Waits (bounded) until the request is no longer pending; answers its state either way. */
