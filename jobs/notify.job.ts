@@ -60,6 +60,8 @@ export async function notify(job: Job, token: string | undefined, deps: NotifyDe
         return await fanOut(confirmationPayload, 'confirmation-request', (p) => slackN!.confirmationRequest(p.confirmationId), (p) => teamsN!.confirmationRequest(p.confirmationId));
       case PACKET_DELIVERY_JOB:
         return await fanOut(packetPayload, 'packet-delivery', (p) => slackN!.packetDelivery(p.packetId), (p) => teamsN!.packetDelivery(p.packetId));
+      case POLICY_INVALID_NOTICE_JOB:
+        return await fanOut(policyInvalidPayload, 'policy-invalid', (p) => slackN!.policyInvalidNotice(p), (p) => teamsN!.policyInvalidNotice(p));
       case BREAK_GLASS_NOTICE_JOB:
         return await fanOut(breakGlassPayload, 'break-glass', (p) => slackN!.breakGlassNotice(p), (p) => teamsN!.breakGlassNotice(p));
       case DECOMMISSION_NOTICE_JOB:
@@ -75,11 +77,6 @@ export async function notify(job: Job, token: string | undefined, deps: NotifyDe
         if (!p.success) throw new UnrecoverableError('malformed slack-home payload');
         await notifier.publishHome(p.data.userId);
         return 'published';
-      }
-      case POLICY_INVALID_NOTICE_JOB: {
-        const p = policyInvalidPayload.safeParse(job.data);
-        if (!p.success) throw new UnrecoverableError('malformed policy-invalid payload');
-        return await notifier.policyInvalidNotice(p.data);
       }
       case SLACK_DIRECTORY_JOB: {
         const r = await directory.refresh(client);

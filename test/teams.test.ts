@@ -1,3 +1,4 @@
+import { writeFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { cleanRedisPrefix, sampleAgent, startTestApp, testConfig, waitFor, type TestApp } from './support/app.js';
 import { createTestDatabase, testPrefix, type TestDatabase } from './support/database.js';
@@ -22,12 +23,14 @@ const SECRET = 'armalo_inbound_secret_0123456789';
 let database: TestDatabase;
 let app: TestApp;
 const connector = new FakeConnector();
+let policyFile: string;
 const prefix = testPrefix();
 
 beforeAll(async () => {
   database = await createTestDatabase();
   await connector.start();
-  app = await startTestApp(testConfig(database.url, prefix, { TEAMS_DEV_UNAUTHENTICATED: '1', ARMALO_POLICY_FILE: writePolicy(POLICY), ARMALO_WEBHOOK_SECRET: SECRET }), { relayPollMs: 200 });
+  policyFile = writePolicy(POLICY);
+  app = await startTestApp(testConfig(database.url, prefix, { TEAMS_DEV_UNAUTHENTICATED: '1', ARMALO_POLICY_FILE: policyFile, ARMALO_WEBHOOK_SECRET: SECRET }), { relayPollMs: 200 });
   await app.call('PUT', '/v1/agents/teams-bot', sampleAgent);
 });
 
@@ -139,6 +142,20 @@ describe('Teams incident notices', () => {
     const request = connector.sent().find((c) => JSON.stringify(c.body).includes('asks to restore'))!;
     const card = request.body.attachments[0].content;
     expect(card.actions[0].verb).toBe('armalo.confirm');
+  });
+
+  it('an invalid policy file is announced in the Teams incidents channel once, and changes nothing', async () => {
+    const running = (await app.call('GET', '/readyz')).body.policyHash as string;
+    writeFileSync(policyFile, POLICY.replace('  contain: [security-oncall]', '  contain: [no-such-role]'));
+    expect((await app.reloadPolicy()).outcome).toBe('rejected');
+    const invalid = () => connector.sent(CHANNEL).filter((c) => c.method === 'POST' && String(c.body.text ?? '').includes('is **invalid**'));
+    await waitFor(() => invalid().length === 1, 8000, 'the invalid-policy notice in Teams');
+    expect(String(invalid()[0]!.body.text)).toContain('no-such-role');
+    expect((await app.reloadPolicy()).outcome).toBe('rejected');
+    expect((await app.call('GET', '/readyz')).body.policyHash).toBe(running);
+    writeFileSync(policyFile, POLICY);
+    expect((await app.reloadPolicy()).outcome).not.toBe('rejected');
+    expect(invalid()).toHaveLength(1);
   });
 });
 

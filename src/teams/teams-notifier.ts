@@ -5,6 +5,7 @@ import type { ConversationReference, TurnContext } from 'botbuilder';
 import type { Db } from '../db/database.js';
 import type { Clock } from '../core/clock.js';
 import type { BreakGlassNotice, DecommissionNotice, IncidentUpdate } from '../agents/agents.service.js';
+import type { PolicyInvalidNotice } from '../policy/policy-watcher.js';
 import { isPerson, policyPeople } from '../domain/approval-route.js';
 import { loadIncidentView } from '../incidents/incident-view.js';
 import type { Policy } from '../policy/policy.schema.js';
@@ -210,6 +211,22 @@ export class TeamsNotifier {
       posted = true;
     }
     return posted ? 'posted' : channel ? 'no_reference' : 'no_channel';
+  }
+
+  /** The policy file changed but is invalid: a message in the Teams incidents channel, once per file content. */
+  async policyInvalidNotice(n: PolicyInvalidNotice): Promise<TeamsOutcome> {
+    const channel = this.deps.policy.channels.incidents?.teams;
+    if (!channel) return 'no_channel';
+    const key = `teams:policy-invalid:${n.contentHash}`;
+    if (await this.ref(key)) return 'posted';
+    const reference = await conversationReference(this.deps.db, channel);
+    if (!reference) return 'no_reference';
+    const shown = n.problems.slice(0, 10).map((p) => `- ${md(p)}`);
+    if (n.problems.length > shown.length) shown.push(`- …and ${n.problems.length - shown.length} more (see the log)`);
+    const text = `The policy file ${md(n.file)} changed but is **invalid**; nothing changed, the previous policy (${n.runningHash.slice(0, 12)}) stays in force. Fix it (npm run policy:check -- FILE):\n\n${shown.join('\n')}`;
+    const sent = await this.inConversation(reference, (ctx) => ctx.sendActivity({ type: 'message', text }));
+    await this.remember(key, channel, String(sent?.id));
+    return 'posted';
   }
 
   /** An agent was decommissioned: a message in the Teams incidents channel (once). */
