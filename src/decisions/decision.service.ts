@@ -25,6 +25,20 @@ export interface DecisionAnswer {
   approvalRequestId?: string;
 }
 
+/** The JSON answer of a decision (`POST /v1/decisions`, MCP's `check_action`): one shape everywhere. */
+export function decisionAnswerBody(answer: DecisionAnswer, viewVersion: bigint) {
+  const { decision } = answer;
+  return {
+    decision: decision.decision,
+    reasons: decision.reasons.map((r) => r.message),
+    reasonCodes: decision.reasons.map((r) => r.code),
+    ...(answer.approvalRequestId ? { approvalRequestId: answer.approvalRequestId } : {}),
+    agentStatus: answer.agentStatus,
+    ...(decision.grantId ? { grantId: decision.grantId } : {}),
+    viewVersion: viewVersion.toString(),
+  };
+}
+
 /** How long using up an approval may take before the decision fails closed. */
 export const CONSUME_WAIT_MS = 2000;
 

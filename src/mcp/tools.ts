@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { decisionAnswerBody } from '../http/routes/decisions.routes.js';
+import { decisionAnswerBody } from '../decisions/decision.service.js';
 import { McpServer, type CallToolResult } from '@modelcontextprotocol/server';
 import { z } from 'zod';
 import type { ApprovalService, ApprovalView } from '../approvals/approvals.service.js';

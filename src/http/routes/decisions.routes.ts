@@ -1,4 +1,4 @@
-import type { DecisionAnswer, DecisionService } from '../../decisions/decision.service.js';
+import { decisionAnswerBody, type DecisionAnswer, type DecisionService } from '../../decisions/decision.service.js';
 import type { PermissionView } from '../../permissions/permission-view.js';
 import { decisionInputSchema, VERSION_PATTERN } from '../../api/schemas.js';
 import { ACTION_PATTERN } from '../../domain/scope.js';
@@ -35,20 +35,6 @@ export function quickDecisionInput(body: unknown): DecisionInput | undefined {
   if ('currency' in context && typeof context.currency !== 'string') return undefined;
   if ('recipientDomain' in context && typeof context.recipientDomain !== 'string') return undefined;
   return { agentId, action, context, ...wanted };
-}
-
-/** The JSON answer of a decision (`POST /v1/decisions`, and MCP's `check_action`): one shape everywhere. */
-export function decisionAnswerBody(answer: DecisionAnswer, viewVersion: bigint) {
-  const { decision } = answer;
-  return {
-    decision: decision.decision,
-    reasons: decision.reasons.map((r) => r.message),
-    reasonCodes: decision.reasons.map((r) => r.code),
-    ...(answer.approvalRequestId ? { approvalRequestId: answer.approvalRequestId } : {}),
-    agentStatus: answer.agentStatus,
-    ...(decision.grantId ? { grantId: decision.grantId } : {}),
-    viewVersion: viewVersion.toString(),
-  };
 }
 
 /**
