@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { watch, type FSWatcher } from 'node:fs';
-import { readFile } from 'node:fs/promises';
+import { readFile, stat } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { sql } from 'kysely';
 import type { Redis } from 'ioredis';
@@ -56,6 +56,11 @@ export interface PolicyWatcherDeps {
   debounceMs?: number;
   /** Watch the file's directory (default true; tests may rely on `reload()` alone). */
   watchFiles?: boolean;
+  /**
+   * Also look at the file's size, modification time and inode this often (default 5 s): a directory
+   * watch can miss events (network and overlay file systems, a busy host), a look cannot.
+   */
+  filePollMs?: number;
 }
 
 /**
@@ -74,6 +79,9 @@ export class PolicyWatcher {
   /** The content last rejected here: logged once, not on every file event. */
   private lastRejected: string | undefined;
   private stopped = false;
+  private poller: NodeJS.Timeout | undefined;
+  /** What the last look at the file saw (size, mtime, inode), to notice a change the watch missed. */
+  private lastSeen: string | undefined;
 
   constructor(private readonly deps: PolicyWatcherDeps) {}
 
@@ -94,16 +102,37 @@ export class PolicyWatcher {
         // Every event in the directory counts (a config map swaps a `..data` link, not the file,
         // and some platforms give no file name); re-reading an unchanged file costs a read and a hash.
         this.fsWatcher = watch(dirname(this.deps.file), { persistent: false }, () => this.schedule('file'));
-        this.fsWatcher.on('error', (err) => logger.warn({ err: err.message, file: this.deps.file }, 'the policy file watch failed; changes are picked up on SIGHUP or another replica\'s announcement only'));
+        this.fsWatcher.on('error', (err) => logger.warn({ err: err.message, file: this.deps.file }, 'the policy file watch failed; changes are picked up by the periodic look, on SIGHUP or another replica\'s announcement'));
       } catch (err) {
-        logger.warn({ err: (err as Error).message, file: this.deps.file }, 'cannot watch the policy file; changes are picked up on SIGHUP or another replica\'s announcement only');
+        logger.warn({ err: (err as Error).message, file: this.deps.file }, 'cannot watch the policy file; changes are picked up by the periodic look, on SIGHUP or another replica\'s announcement');
       }
+      this.lastSeen = await this.look();
+      this.poller = setInterval(() => {
+        void this.look().then((seen) => {
+          if (seen !== this.lastSeen) {
+            this.lastSeen = seen;
+            this.schedule('file');
+          }
+        });
+      }, this.deps.filePollMs ?? 5000);
+      this.poller.unref();
+    }
+  }
+
+  /** The file's size, modification time and inode ('' when it cannot be read: that is a change too). */
+  private async look(): Promise<string> {
+    try {
+      const s = await stat(this.deps.file);
+      return `${s.size}:${s.mtimeMs}:${s.ino}`;
+    } catch {
+      return '';
     }
   }
 
   stop(): void {
     this.stopped = true;
     clearTimeout(this.timer);
+    clearInterval(this.poller);
     this.fsWatcher?.close();
   }
 
