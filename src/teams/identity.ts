@@ -36,8 +36,8 @@ export interface TeamsSender {
 export const ROSTER_TTL_MS = 60 * 60_000;
 /** After a failed roster call, that person's roster is not asked again for this long. */
 export const ROSTER_RETRY_MS = 60_000;
-/** A roster call slower than this counts as failed: the command answers without waiting longer. */
-export const ROSTER_TIMEOUT_MS = 3_000;
+/** A roster call slower than this counts as failed: the answer (an invoke has seconds) does not wait longer. */
+export const ROSTER_TIMEOUT_MS = 2_000;
 /** Bound on the in-memory notes (no email, failed recently), which only save roster calls. */
 const MAX_NOTES = 10_000;
 
