@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type { Db } from '../db/database.js';
 import type { Clock } from '../core/clock.js';
 import { appendAudit } from '../audit/audit.repository.js';
-import { notFound } from '../domain/errors.js';
+import { invalidInput, notFound } from '../domain/errors.js';
 import { freshnessOf, type Freshness } from '../domain/trust-score.js';
 import { addOutboxJob } from '../outbox/outbox.repository.js';
 import type { Policy } from '../policy/policy.schema.js';
@@ -33,6 +33,14 @@ export interface PacketStatus {
   error: string | null;
 }
 
+/** The error for a workflow the policy does not name: says which ones it does. */
+export function unknownWorkflow(name: string, known: string[]) {
+  const shown = JSON.stringify(name.slice(0, 64));
+  return invalidInput(
+    known.length ? `unknown workflow ${shown}; the policy names ${known.slice(0, 20).join(', ')}${known.length > 20 ? ` and ${known.length - 20} more` : ''}` : `unknown workflow ${shown}; the policy names no workflows (add them under workflows:)`,
+  );
+}
+
 /**
  * Trust packets: requested (acknowledged at once), built by a job, stored with their content hash
  * and the audit chain head they were built from, verifiable later.
@@ -44,6 +52,7 @@ export class PacketService {
     const { db, clock } = this.deps;
     const agent = await db.selectFrom('agents').select('id').where('id', '=', req.agentId).executeTakeFirst();
     if (!agent) throw notFound(`unknown agent ${req.agentId}`);
+    if (req.workflow !== undefined && !Object.hasOwn(this.deps.policy.workflows, req.workflow)) throw unknownWorkflow(req.workflow, Object.keys(this.deps.policy.workflows));
     const id = randomUUID();
     const now = clock.now();
     await db.transaction().execute(async (trx) => {
