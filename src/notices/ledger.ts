@@ -7,7 +7,9 @@ import { RetryLater, type MessageRef, type PlatformName } from './platform.js';
 
 /** How long a lease lasts unless renewed: a worker killed mid-delivery blocks its key at most this long. */
 export const LEASE_MS = 60_000;
-/** How long a job waits before trying again when another worker holds its key. */
+/** How long a job waits for a key another worker holds before it goes back to the queue. */
+export const BUSY_WAIT_MS = 1_500;
+/** How long a job that gave up waiting stays in the queue before it tries again. */
 export const BUSY_RETRY_MS = 500;
 
 /**
@@ -27,7 +29,7 @@ export class MessageLedger {
   private readonly leaseMs: number;
   private readonly holderPrefix = `${hostname()}:${process.pid}`;
 
-  constructor(private readonly deps: { db: Db; clock: Clock; leaseMs?: number; busyRetryMs?: number }) {
+  constructor(private readonly deps: { db: Db; clock: Clock; leaseMs?: number; busyWaitMs?: number; busyRetryMs?: number }) {
     this.leaseMs = deps.leaseMs ?? LEASE_MS;
   }
 
@@ -66,19 +68,26 @@ export class MessageLedger {
   }
 
   /**
-   * Runs `work` while holding the lease on `key`. When another live worker holds it, throws
-   * RetryLater (a short delay): the job comes back after it, without spending an attempt.
+   * Runs `work` while holding the lease on `key`. When another live worker keeps it longer than a
+   * short wait, throws RetryLater (a short delay): the job comes back after it, without spending an
+   * attempt.
    */
   async exclusive<T>(key: string, work: () => Promise<T>): Promise<T> {
     const holder = `${this.holderPrefix}:${randomUUID()}`;
-    if (!(await this.acquire(key, holder))) {
-      const wait = this.deps.busyRetryMs ?? BUSY_RETRY_MS;
-      throw new RetryLater(wait + Math.floor(Math.random() * wait), `another worker is delivering ${key}`);
+    // Most turns are short (one card update): wait a little for the lease before giving the job back
+    // to the queue. Waiting holds a worker slot, never a database connection.
+    const waitUntil = Date.now() + (this.deps.busyWaitMs ?? BUSY_WAIT_MS);
+    while (!(await this.acquire(key, holder))) {
+      if (Date.now() >= waitUntil) {
+        const wait = this.deps.busyRetryMs ?? BUSY_RETRY_MS;
+        throw new RetryLater(wait + Math.floor(Math.random() * wait), `another worker is delivering ${key}`);
+      }
+      await new Promise((r) => setTimeout(r, 50 + Math.floor(Math.random() * 50)));
     }
     // Long deliveries (many approvers, a slow platform) keep their lease.
     const renew = setInterval(() => {
       void this.extend(key, holder).catch(() => undefined);
-    }, Math.max(1000, Math.floor(this.leaseMs / 3)));
+    }, Math.max(100, Math.floor(this.leaseMs / 3)));
     renew.unref();
     try {
       return await work();

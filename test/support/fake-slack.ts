@@ -25,6 +25,8 @@ export class FakeSlack {
   /** Answer for apps.connections.open (Socket Mode): the WebSocket URL to connect to. */
   socketUrl = '';
   private readonly failures = new Map<string, Failure[]>();
+  /** A slow Slack: every call of a method (e.g. `chat.postMessage`) is answered only after this many ms. */
+  readonly delays = new Map<string, number>();
   private server: Server | undefined;
   private tsCounter = 0;
   url = '';
@@ -64,6 +66,8 @@ export class FakeSlack {
         return;
       }
       this.calls.push({ method, args, at: Date.now() });
+      const delay = this.delays.get(method);
+      if (delay) await new Promise((r) => setTimeout(r, delay));
       res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(this.answer(method, args)));
     });
     await new Promise<void>((resolve) => this.server!.listen(0, '127.0.0.1', resolve));
