@@ -1,3 +1,4 @@
+import { writeFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { cleanRedisPrefix, sampleAgent, startTestApp, testConfig, waitFor, TOKEN, type TestApp } from './support/app.js';
 import { createTestDatabase, testPrefix, type TestDatabase } from './support/database.js';
@@ -143,7 +144,10 @@ describe('a trust packet for the situation of issue 16', () => {
 
   it('page one of the PDF answers the three questions: the failing pact, the stale evidence, the incident, the rules, the score', async () => {
     const { id, packet } = await build({ agentId: 'underwriting-bot', audience: 'Fortress Bank' });
-    const pages = await pdfPages(await pdfOf(id));
+    const pdf = await pdfOf(id);
+    // PACKET_PAGE_ONE_PDF=<file> keeps this PDF: docs/packets.md's picture of page one is made from it.
+    if (process.env.PACKET_PAGE_ONE_PDF) writeFileSync(process.env.PACKET_PAGE_ONE_PDF, pdf);
+    const pages = await pdfPages(pdf);
     expect(pages.length).toBeGreaterThanOrEqual(3);
     const one = flat(pages[0]!);
     const order = ['What did it promise?', 'Is the proof current?', 'What changes when the proof weakens?', 'Score '];

@@ -17,7 +17,6 @@ import { formatAgeDays, formatMinutes, formatSigned, formatTime, incidentMinutes
  * the same packet yields the same bytes.
  */
 
-const MONO = 'Courier';
 const COLOUR_TEXT = '#212529';
 const COLOUR_MUTED = '#6c757d';
 const COLOUR_ALERT = '#b02a37';
@@ -46,6 +45,23 @@ interface TextOpts {
 
 const registered = new WeakMap<Doc, Set<Face>>();
 
+/**
+ * Word layouts (shaping through the font's OpenType tables is most of a PDF's cost) kept across
+ * documents, per face: pdfkit reads its layout cache and never changes an entry, and each document
+ * still records which glyphs it used for its own subset. Started afresh past 50,000 words.
+ */
+const layoutCaches = new Map<Face, Record<string, unknown>>();
+const LAYOUT_CACHE_WORDS = 50_000;
+
+function sharedLayoutCache(f: Face): Record<string, unknown> {
+  let cache = layoutCaches.get(f);
+  if (!cache || Object.keys(cache).length > LAYOUT_CACHE_WORDS) {
+    cache = Object.create(null) as Record<string, unknown>;
+    layoutCaches.set(f, cache);
+  }
+  return cache;
+}
+
 /** Selects a face, embedding it in this document on first use (parsed once per process). */
 function useFace(doc: Doc, f: Face): void {
   let set = registered.get(doc);
@@ -54,6 +70,10 @@ function useFace(doc: Doc, f: Face): void {
     // pdfkit accepts a parsed fontkit font: the face is read once per process, subset per document.
     doc.registerFont(f, face(f) as never);
     set.add(f);
+    doc.font(f);
+    const embedded = (doc as unknown as { _font?: { layoutCache?: Record<string, unknown> } })._font;
+    if (embedded?.layoutCache) embedded.layoutCache = sharedLayoutCache(f);
+    return;
   }
   doc.font(f);
 }
@@ -83,6 +103,8 @@ export async function renderPacketPdf(packet: TrustPacket): Promise<Buffer> {
     margins: { top: 44, bottom: 56, left: 48, right: 48 },
     bufferPages: true,
     compress: true,
+    // No standard (AFM) font: every face is embedded, and parsing Helvetica's metrics per document is wasted.
+    font: '',
     info: {
       Title: pdfText(`Trust packet: ${packet.agent.name}`),
       Author: 'Armalo',
@@ -384,7 +406,7 @@ function writeDetail(doc: Doc, packet: TrustPacket): void {
   field(doc, 'Entries checked', String(au.entries));
   field(doc, 'Head sequence', au.headSeq);
   write(doc, 'Head hash: ', { style: 'bold', x: doc.page.margins.left });
-  doc.font(MONO).fontSize(8.5).fillColor(COLOUR_TEXT).text(pdfText(au.headHash), { width: contentWidth(doc) });
+  write(doc, au.headHash, { size: 8, x: doc.page.margins.left });
   if (au.firstBroken) field(doc, 'First broken entry', `sequence ${au.firstBroken.seq}: ${au.firstBroken.problem}`, COLOUR_ALERT);
 
   heading(doc, 'Appendix: evidence items', ev.asOf);
