@@ -155,8 +155,8 @@ export class NoticeService {
    * Approval cards: one in each approver's DM (Slack) or personal chat (Teams), one in the rule's
    * channel (or the policy's approvals channel) and one in every channel subscribed to the agent's
    * approvals; then every copy updated to the current state and, where the platform has one, each
-   * approver's home view refreshed. A reminder (or an escalation) goes into the card's thread for
-   * each approver who has not decided yet.
+   * approver's home view refreshed. A reminder goes into the card's thread for each approver who
+   * has not decided yet; an escalation's note beside the card of each person it was escalated to.
    */
   async approvalCards(job: { requestId: string; remind?: boolean; escalated?: boolean }): Promise<string> {
     const { requestId } = job;
@@ -186,8 +186,10 @@ export class NoticeService {
               await out.attempt(async () => {
                 const copy = await this.once(platform, `${p}:approval:${requestId}:${userId}`, () => platform.post(dm, card));
                 if (copy.posted) fresh.add(`${copy.ref.channel}/${copy.ref.id}`);
-                // Someone who just got the card (an escalation's new approver) needs no nudge beside it.
-                if (nudge && !copy.posted && !decided.has(person)) await this.once(platform, `${p}:${nudge.key}:${requestId}:${userId}`, () => platform.replyInThread(copy.ref, nudge.notice));
+                // A reminder goes to those who had the card and have not decided; an escalation's
+                // note to those who get the card now (the people it was escalated to).
+                const due = nudge && !decided.has(person) && (job.remind ? !copy.posted : copy.posted);
+                if (nudge && due) await this.once(platform, `${p}:${nudge.key}:${requestId}:${userId}`, () => platform.replyInThread(copy.ref, nudge.notice));
               });
             }
           }
