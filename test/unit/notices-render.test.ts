@@ -195,6 +195,17 @@ describe('every notice kind renders on both platforms', () => {
     expect(renderSlack(notices['approval denied']!).blocks.some((b) => b.type === 'actions')).toBe(false);
   });
 
+  it('waiting on you: Teams gets the App Home content, Approve and Deny per request', () => {
+    const card = renderTeams(notices.waiting!) as any;
+    const sets = card.body.filter((e: any) => e.type === 'ActionSet');
+    expect(sets).toHaveLength(1);
+    expect(sets[0].actions[0]).toMatchObject({ type: 'Action.Execute', verb: 'armalo.approve', data: { requestId: approval(ORDINARY).id } });
+    expect(sets[0].actions[1].card.actions[0]).toMatchObject({ verb: 'armalo.deny', data: { requestId: approval(ORDINARY).id } });
+    const texts = card.body.filter((e: any) => e.type === 'TextBlock').map((e: any) => e.text);
+    expect(texts).toEqual(expect.arrayContaining(['Waiting on you', 'Recently decided']));
+    expect(card.body.find((e: any) => e.text === 'Recently decided').separator).toBe(true);
+  });
+
   it('cardAttachment wraps a card for a Bot Framework activity', () => {
     const card = renderTeams(notices.confirmation!);
     expect(cardAttachment(card)).toEqual({ contentType: 'application/vnd.microsoft.card.adaptive', content: card });
