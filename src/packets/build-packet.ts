@@ -125,7 +125,8 @@ export async function buildPacket(
   const staleBefore = new Date(now.getTime() - fresh.staleAfterMs);
   // The replay needs the 90-day scoring window before the first day of the chart.
   const replayFrom = new Date(now.getTime() - (HISTORY_DAYS + 91) * DAY);
-  const workflow = input.workflow ? (policy.workflows[input.workflow] ?? null) : null;
+  // Own keys only: a workflow called "constructor" is not Object's.
+  const workflow = input.workflow && Object.hasOwn(policy.workflows, input.workflow) ? policy.workflows[input.workflow]! : null;
   const actions = workflow ? workflow.actions : null;
 
   const [totals, byDim, byPact, latestByPact, recent, replayRows, externals, live, pacts, actionsRows, incidents, openCount, approvals, audit] = await Promise.all([
