@@ -29,7 +29,8 @@ export function packetNotice(packet: TrustPacket, opts: PacketNoticeOptions): No
   const counts = packet.approvals.counts;
   const facts: { label: string; value: Text }[] = [
     { label: 'Score', value: [s.score === null ? 'none' : `${s.score}${s.tier ? ` (${s.tier})` : ''}`, ` · trend ${s.trend}${change}`] },
-    { label: 'Evidence', value: stale ? [`${s.evidence} · `, { strong: `${plural(stale, 'stale evidence item')}` }] : [`${s.evidence} · no stale evidence`] },
+    // The newest item's freshness is said as such: "fresh" alone beside stale items would contradict the verdict.
+    { label: 'Evidence', value: stale ? [`newest item ${s.evidence} · `, { strong: `${stale} of ${plural(packet.evidence.total, 'stale evidence item')}` }] : [`newest item ${s.evidence} · no stale evidence`] },
     { label: 'Pacts', value: [clip(pactsText, LIMITS.line)] },
     {
       label: 'Status',
@@ -50,7 +51,7 @@ export function packetNotice(packet: TrustPacket, opts: PacketNoticeOptions): No
       kind: 'context',
       text: scope.missing
         ? ['Asked for workflow ', { code: scope.workflow }, ', which the policy no longer has: the packet is not scoped.']
-        : ['Scoped to workflow ', { code: scope.workflow }, `: ${scope.grants.inScope} of ${scope.grants.total} grants, ${scope.routingRules.inScope} of ${scope.routingRules.total} routing rules.`],
+        : ['Scoped to workflow ', { code: scope.workflow }, `: ${scope.grants.inScope} of ${scope.grants.total} grants, ${scope.routingRules.inScope} of ${scope.routingRules.total} routing rules, ${scope.consequenceRules.inScope} of ${scope.consequenceRules.total} consequence rules.`],
     });
   }
   const pdf = opts.pdf ?? (opts.downloadUrl ? 'link' : 'attached');

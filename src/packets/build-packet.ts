@@ -103,10 +103,11 @@ export function shortAnswers(p: Pick<TrustPacket, 'pacts' | 'evidence' | 'runtim
   const open = p.incidents.openCount;
   const now = `${p.agent.status}, ${active} of ${plural(rc.grants.length, 'grant')} in force, ${open ? `${plural(open, 'open incident')}` : 'no open incident'}`;
   const rules = [
-    ...p.consequences.rules.filter((r) => r.applies).map((r) => `${r.when} → ${r.effect.split(':')[0]}`),
-    ...rc.tightens.map((t) => `${t.condition} → ${t.effect}${t.inForceNow ? ' (in force now)' : ''}`),
+    ...p.consequences.rules.filter((r) => r.applies).map((r) => `if ${r.when} → ${r.effect.split(':')[0]}${r.conditionHoldsNow ? ' (condition holds now)' : ''}`),
+    ...rc.tightens.map((t) => `if ${t.condition} → ${t.effect}${t.inForceNow ? ' (in force now)' : ''}`),
   ];
-  const whenProofWeakens = `Now ${now}. ${rules.length ? `${rules.slice(0, 2).join('; ')}${rules.length > 2 ? `; ${rules.length - 2} more rules` : ''}.` : 'No policy rule reacts to weakening proof for this agent.'}`;
+  const ruleText = rules.slice(0, 2).join('; ');
+  const whenProofWeakens = `Now ${now}. ${rules.length ? `${ruleText.charAt(0).toUpperCase()}${ruleText.slice(1)}${rules.length > 2 ? `; ${rules.length - 2} more rules` : ''}.` : 'No policy rule reacts to weakening proof for this agent.'}`;
   return { promised, proofCurrent, whenProofWeakens };
 }
 

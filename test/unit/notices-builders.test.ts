@@ -106,7 +106,7 @@ describe('notice builders', () => {
   it('packetNotice: the three questions, the facts, the hash and how to verify; a link only when given', () => {
     const n = packetNotice(packet(ORDINARY), { packetId: 'pkt-1', contentHash: 'e'.repeat(64) });
     const w = words(n);
-    for (const part of ['Promised: 1 pact: no-exfil', 'Score: 812 (gold) · trend down (-12 in 30 days)', 'Evidence: ageing · 2 stale evidence items', 'Audit: chain verified at entry 42', 'sha256 eeeeeeeeeeeeeeee…', 'verify with packet verify pkt-1']) {
+    for (const part of ['Promised: 1 pact: no-exfil', 'Score: 812 (gold) · trend down (-12 in 30 days)', 'Evidence: newest item ageing · 2 of 3 stale evidence items', 'Audit: chain verified at entry 42', 'sha256 eeeeeeeeeeeeeeee…', 'verify with packet verify pkt-1']) {
       expect(w).toContain(part);
     }
     expect(n.actions).toEqual([]);
