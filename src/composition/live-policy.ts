@@ -4,6 +4,7 @@ import { loadPolicyFile, parsePolicyData } from '../policy/load-policy.js';
 import { PolicyHolder } from '../policy/policy-holder.js';
 import { PolicyWatcher } from '../policy/policy-watcher.js';
 import { createRedis } from '../queue/connection.js';
+import { addJob } from '../queue/job-contracts.js';
 import { SLACK_DIRECTORY_JOB } from '../slack/slack-directory.js';
 import type { AppOptions } from '../app.js';
 import type { Lifecycle } from './lifecycle.js';
@@ -23,9 +24,7 @@ export async function startLivePolicy(s: Services, options: AppOptions, lifecycl
   if (config.slack.botToken) {
     // New members listed by email become Slack users through the directory: resolve them now.
     const unsubscribe = holder.onChange(({ hash }) => {
-      void s.queues.notify
-        .add(SLACK_DIRECTORY_JOB, {}, { jobId: `slack-directory-policy-${hash.slice(0, 16)}` })
-        .catch((err: Error) => logger.warn({ err: err.message }, 'could not queue a Slack directory refresh after the policy change'));
+      void addJob(s.queues, SLACK_DIRECTORY_JOB, {}, { jobId: `slack-directory-policy-${hash.slice(0, 16)}` }).catch((err: Error) => logger.warn({ err: err.message }, 'could not queue a Slack directory refresh after the policy change'));
     });
     lifecycle.onStop(async () => unsubscribe());
   }

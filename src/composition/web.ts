@@ -6,6 +6,7 @@ import { addOpsRoutes } from '../http/routes/ops.routes.js';
 import { createSlackAdapter, type SlackAdapter } from '../slack/slack-app.js';
 import { SLACK_HOME_JOB } from '../slack/slack-directory.js';
 import { createTeamsAdapter } from '../teams/teams-app.js';
+import { addJob } from '../queue/job-contracts.js';
 import type { AppOptions } from '../app.js';
 import { addApiRoutes } from './api-routes.js';
 import { listen, type Lifecycle } from './lifecycle.js';
@@ -31,7 +32,7 @@ export async function startHttp(s: Services, options: AppOptions, lifecycle: Lif
         db,
         // Coalesced: one publish per person per 5 s however often the tab is opened.
         requestHome: async (userId) => {
-          await s.queues.notify.add(SLACK_HOME_JOB, { userId }, { jobId: `home-${userId}-${Math.floor(Date.now() / 5000)}` });
+          await addJob(s.queues, SLACK_HOME_JOB, { userId }, { jobId: `home-${userId}-${Math.floor(Date.now() / 5000)}` });
         },
       })
     : undefined;

@@ -1,4 +1,4 @@
-import { UnrecoverableError } from 'bullmq';
+import { UnrecoverableError, type JobsOptions, type Queue } from 'bullmq';
 import { z } from 'zod';
 import { EVENT_TYPES, type EventType } from '../domain/events.js';
 import { TRUST_TIERS } from '../domain/trust-score.js';
@@ -149,6 +149,14 @@ export function isJobName(name: string): name is JobName {
 /** The queue a job runs on. */
 export function queueOf<N extends JobName>(name: N): JobQueue<N> {
   return JOBS[name].queue as JobQueue<N>;
+}
+
+/**
+ * Adds a job straight to its contract's queue, typed like `addOutboxJob`: for work that belongs to
+ * no transaction (a Slack App Home publish, a directory refresh).
+ */
+export async function addJob<N extends JobName>(queues: Record<QueueName, Pick<Queue, 'add'>>, name: N, payload: JobPayload<N>, opts?: JobsOptions): Promise<void> {
+  await queues[queueOf(name)].add(name, payload, opts);
 }
 
 /**
