@@ -84,10 +84,6 @@ export interface NoticeServiceDeps {
 export class NoticeService {
   constructor(private readonly deps: NoticeServiceDeps) {}
 
-  get platformNames(): PlatformName[] {
-    return this.deps.platforms.map((p) => p.name);
-  }
-
   platform(name: PlatformName): ChatPlatform | undefined {
     return this.deps.platforms.find((p) => p.name === name);
   }
