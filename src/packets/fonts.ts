@@ -21,7 +21,33 @@ const fontkit = createRequire(require.resolve('pdfkit'))('fontkit') as { create(
 export interface FontkitFont {
   familyName: string;
   hasGlyphForCodePoint(codePoint: number): boolean;
-  layout(text: string): unknown;
+  layout(text: string, features?: unknown): unknown;
+  glyphsForString(text: string): { advanceWidth: number }[];
+}
+
+/**
+ * Text that needs no OpenType shaping: Latin, Greek and Cyrillic without combining marks. Set glyph
+ * by glyph at its advance width (no kerning or ligatures), which skips fontkit's per-word shaping
+ * (most of a PDF's cost) and keeps every letter its own glyph for text extraction.
+ */
+const NEEDS_SHAPING = /[\u0300-\u036f\u0483-\u0489\u0590-\uffff]|[\ud800-\udfff]/;
+
+function simpleLayout(font: FontkitFont): FontkitFont {
+  const full = font.layout.bind(font);
+  const layout = (text: string, features?: unknown) => {
+    if (features || NEEDS_SHAPING.test(text)) return full(text, features);
+    const glyphs = font.glyphsForString(text);
+    const positions = glyphs.map((g) => ({ xAdvance: g.advanceWidth, yAdvance: 0, xOffset: 0, yOffset: 0 }));
+    return {
+      glyphs,
+      positions,
+      // Read after pdfkit has scaled the positions, as fontkit's GlyphRun does.
+      get advanceWidth() {
+        return positions.reduce((sum, p) => sum + p.xAdvance, 0);
+      },
+    };
+  };
+  return new Proxy(font, { get: (target, key) => (key === 'layout' ? layout : Reflect.get(target, key, target)) });
 }
 
 function fontFile(pkg: string, file: string): string {
@@ -47,7 +73,9 @@ const loaded = new Map<Face, FontkitFont>();
 export function face(name: Face): FontkitFont {
   let font = loaded.get(name);
   if (!font) {
-    font = fontkit.create(readFileSync(FACES[name]()));
+    const parsed = fontkit.create(readFileSync(FACES[name]()));
+    // The Latin faces take the unshaped path for the text that allows it; Japanese and Arabic are always shaped.
+    font = name.startsWith('sans') ? simpleLayout(parsed) : parsed;
     loaded.set(name, font);
   }
   return font;
