@@ -26,11 +26,12 @@ export interface FontkitFont {
 }
 
 /**
- * Text that needs no OpenType shaping: Latin, Greek and Cyrillic without combining marks. Set glyph
+ * Text that needs no OpenType shaping: Latin, Greek and Cyrillic (with general punctuation, symbols and
+ * arrows) without combining marks. Set glyph
  * by glyph at its advance width (no kerning or ligatures), which skips fontkit's per-word shaping
  * (most of a PDF's cost) and keeps every letter its own glyph for text extraction.
  */
-const NEEDS_SHAPING = /[\u0300-\u036f\u0483-\u0489\u0590-\uffff]|[\ud800-\udfff]/;
+const NEEDS_SHAPING = /[\u0300-\u036f\u0483-\u0489\u0590-\u1dff\u20d0-\u20ff\u2c00-\uffff]|[\ud800-\udfff]/;
 
 function simpleLayout(font: FontkitFont): FontkitFont {
   const full = font.layout.bind(font);
