@@ -6,6 +6,7 @@ import { SIGNING_SECRET } from './support/slack-requests.js';
 import { writePolicy } from './support/slack-policy.js';
 import { systemClock } from '../src/core/clock.js';
 import { MessageLedger } from '../src/notices/ledger.js';
+import type { Notice } from '../src/notices/model.js';
 import { NoticeService } from '../src/notices/notifier.js';
 import { RetryLater } from '../src/notices/platform.js';
 import { Recipients } from '../src/notices/recipients.js';
@@ -93,5 +94,25 @@ describe('records', () => {
     const updated = slack.updates().filter((u) => u.args.ts === '1700000000.000001');
     expect(updated).toHaveLength(1);
     expect(JSON.stringify(updated[0]!.args.blocks)).toContain('old-bot');
+  });
+});
+
+describe('retry later', () => {
+  it('Slack 5xx, a 429 (with its Retry-After) and Slack\'s own transient errors are RetryLater; a refusal fails for good', async () => {
+    const platform = new SlackPlatform(createSlackWebClient('xoxb-test-token-0123456789', apiUrl));
+    const notice: Notice = { kind: 'reply', tone: 'info', title: ['retry check'], fallback: 'retry check', blocks: [] };
+    slack.failNext('chat.postMessage', { status: 503 }, { status: 429, retryAfter: 3 }, { error: 'internal_error' }, { error: 'channel_not_found' });
+    const [unavailable, limited, internal, refused] = [
+      await platform.post('C0RETRY', notice).catch((e: unknown) => e),
+      await platform.post('C0RETRY', notice).catch((e: unknown) => e),
+      await platform.post('C0RETRY', notice).catch((e: unknown) => e),
+      await platform.post('C0RETRY', notice).catch((e: unknown) => e),
+    ];
+    expect(unavailable).toBeInstanceOf(RetryLater);
+    expect(limited).toBeInstanceOf(RetryLater);
+    expect((limited as RetryLater).delayMs).toBe(3000);
+    expect(internal).toBeInstanceOf(RetryLater);
+    expect((refused as Error).name).toBe('UnrecoverableError');
+    expect(slack.posts('C0RETRY')).toHaveLength(0);
   });
 });
