@@ -1,15 +1,26 @@
 import { describe, expect, it } from 'vitest';
 import { escapeMrkdwn } from '../src/slack/escape.js';
 import { escapeMarkdown } from '../src/teams/escape.js';
-import { incidentRoot, stepLine } from '../src/slack/incident.blocks.js';
-import { approvalCard } from '../src/slack/approval.blocks.js';
-import { homeView } from '../src/slack/home.blocks.js';
-import { renderReply } from '../src/slack/reply.blocks.js';
-import { incidentCard, teamsStepLine } from '../src/teams/incident.card.js';
-import { teamsApprovalCard } from '../src/teams/approval.card.js';
-import { replyCard } from '../src/teams/reply.card.js';
-import type { IncidentView } from '../src/incidents/incident-view.js';
+import { renderSlack, renderSlackHome, slackTitle } from '../src/slack/render.js';
+import { renderTeams, teamsLine } from '../src/teams/render.js';
+import { incidentNotice, incidentStepNotice } from '../src/notices/incident.notice.js';
+import { approvalNotice, waitingNotice } from '../src/notices/approval.notice.js';
+import { replyNotice } from '../src/notices/reply.notice.js';
+import type { ChatReply } from '../src/chat/reply.js';
+
+import type { IncidentStep, IncidentView } from '../src/incidents/incident-view.js';
 import type { ApprovalView } from '../src/approvals/approvals.service.js';
+
+// Each notice as the platforms render it: built once (src/notices), rendered per platform.
+const incidentRoot = (view: IncidentView) => renderSlack(incidentNotice(view));
+const stepLine = (s: IncidentStep) => slackTitle(incidentStepNotice(s));
+const approvalCard = (view: ApprovalView, name: string) => renderSlack(approvalNotice(view, name));
+const homeView = (waiting: ApprovalView[], decided: ApprovalView[], actor: string) => renderSlackHome(waitingNotice(waiting, decided, actor));
+const renderReply = (reply: ChatReply) => renderSlack(replyNotice(reply));
+const incidentCard = (view: IncidentView) => renderTeams(incidentNotice(view));
+const teamsStepLine = (s: IncidentStep) => teamsLine(incidentStepNotice(s));
+const teamsApprovalCard = (view: ApprovalView, name: string, opts: { notice: string }) => renderTeams(approvalNotice(view, name, { banner: opts.notice }));
+const replyCard = (reply: ChatReply) => renderTeams(replyNotice(reply));
 
 /** What a hostile user can type as a name, owner, reason or justification. */
 const SLACK_HOSTILE = 'Evil <!channel> <!here> <@U0BOSS> <#C0GENERAL> <!subteam^S0ADMINS> <https://evil.example|click here> &lt;!channel&gt;';

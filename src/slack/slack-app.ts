@@ -5,13 +5,17 @@ import type { ChatCommands } from '../chat/chat-commands.js';
 import { errorReply, type ChatReply } from '../chat/reply.js';
 import type { Logger } from '../observability/logger.js';
 import type { Route } from '../http/router.js';
-import { CANCEL_ACTION, CONFIRM_ACTION, MORE_ACTION, renderReply } from './reply.blocks.js';
+import { APPROVE_ACTION, CANCEL_ACTION, CONFIRM_ACTION, DENY_ACTION, DENY_MODAL, MORE_ACTION, denyModal, renderSlack } from './render.js';
+import { replyNotice } from '../notices/reply.notice.js';
+import { approvalCount } from '../notices/approval.notice.js';
 import type { SlackDirectory } from './slack-directory.js';
 import type { ApprovalService, Approver } from '../approvals/approvals.service.js';
 import { CodedError } from '../domain/errors.js';
-import { APPROVE_ACTION, DENY_ACTION, DENY_MODAL, denyModal } from './approval.blocks.js';
 import type { Db } from '../db/database.js';
 import { guardSlackRequests } from './slack-request-guard.js';
+
+/** A command's answer in Block Kit, with the plain-text fallback Slack shows in notifications. */
+const renderReply = (reply: ChatReply) => renderSlack(replyNotice(reply));
 
 export const SLACK_EVENTS_PATH = '/slack/events';
 export const SLASH_COMMAND = '/armalo';
@@ -149,7 +153,7 @@ export function createSlackAdapter(deps: {
     const id = 'value' in action && typeof action.value === 'string' ? action.value : '';
     try {
       const { view } = await approvals.decide(id, await approver(body.user.id), 'approve', null);
-      const count = view.decisions.filter((d) => d.decision === 'approve').length;
+      const count = approvalCount(view);
       const text = view.status === 'approved' ? `Approved: the request is now approved.` : `Your approval is recorded (${count} of ${view.route.quorum}).`;
       await respond({ response_type: 'ephemeral', replace_original: false, text });
     } catch (err) {

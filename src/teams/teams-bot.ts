@@ -12,14 +12,17 @@ import type { Db } from '../db/database.js';
 import type { Clock } from '../core/clock.js';
 import { errorReply } from '../chat/reply.js';
 import { readRawBody } from '../http/body.js';
-import { CANCEL_VERB, CONFIRM_VERB, cardAttachment, replyCard } from './reply.card.js';
+import { APPROVE_VERB, CANCEL_VERB, CONFIRM_VERB, DENY_VERB, REFRESH_VERB, cardAttachment, renderTeams } from './render.js';
+import { replyNotice } from '../notices/reply.notice.js';
+import { approvalNotice } from '../notices/approval.notice.js';
 import type { ChatIdentity } from '../chat/authorization.js';
 import type { ChatReply } from '../chat/reply.js';
 import { CodedError } from '../domain/errors.js';
-import { APPROVE_VERB, DENY_VERB, REFRESH_VERB, teamsApprovalCard } from './approval.card.js';
 import { approverMris, type TeamsBotDeps } from './teams-app.js';
 import { TeamsIdentities, teamsApprover } from './identity.js';
 
+/** A command's answer as an Adaptive Card 1.5. */
+const replyCard = (reply: ChatReply) => renderTeams(replyNotice(reply));
 const errorCard = (text: string) => replyCard(errorReply(text));
 
 /** Stores where the bot can speak later: personal chats, group chats and channels it has seen. */
@@ -115,7 +118,7 @@ export function createTeamsBot(deps: TeamsBotDeps): (req: IncomingMessage, res: 
     const view = await approvals.get(requestId);
     if (!view) return errorCard(`Unknown approval request ${requestId}.`);
     const agent = await db.selectFrom('agents').select('name').where('id', '=', view.agentId).executeTakeFirst();
-    return teamsApprovalCard(view, agent?.name ?? view.agentId, { approverMris: await approverMris(db, requestId), ...(notice ? { notice } : {}) });
+    return renderTeams(approvalNotice(view, agent?.name ?? view.agentId, notice ? { banner: notice } : {}), { refreshUserIds: await approverMris(db, requestId) });
   };
   const requestIdOf = (data: unknown) => {
     const id = (data as { requestId?: unknown } | undefined)?.requestId;
