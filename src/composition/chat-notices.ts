@@ -33,7 +33,7 @@ export function createChatNotices(config: Config, s: Services): NotifyDeps {
       ledger: new MessageLedger({ db, clock }),
       recipients: new Recipients({ db, policy }),
       renderPdf: async (p) => (await loadPacketRenderers()).pdf(p),
-      renderChart: async (p) => (await import('../packets/score-chart.js')).renderScoreChartPng(p.scoreHistory.points),
+      renderChart: async (p) => (await import('../packets/score-chart.js')).packetChartPng(p),
       ...(config.links ? { links: config.links } : {}),
     });
   }
