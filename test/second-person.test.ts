@@ -121,6 +121,12 @@ async function postedConfirmation(agentId: string, already: Set<string> = new Se
   return find()!;
 }
 
+/** The last update of the message that asked for this confirmation (undefined until there is one). */
+function updatedConfirmation(id: string): string | undefined {
+  const updates = slack.calls.filter((c) => c.method === 'chat.update' && textOf(c.args).includes(`confirmation ${id}`));
+  return updates.length ? textOf(updates[updates.length - 1]!.args) : undefined;
+}
+
 /** A confirmation as the service reports it (the same view GET /v1/confirmations/{id} answers with). */
 async function confirmation(id: string) {
   return (await new ConfirmationService({ db: app.db, clock: systemClock, policy: app.policy, agents: app.agents }).get(id))!;
@@ -179,6 +185,11 @@ describe('a restore confirmation is bound to its incident', () => {
     expect(await app.agents.liftExpired(action.id, 'old-bot')).toBe('lifted');
     const ended = await confirmation(id);
     expect(ended).toMatchObject({ status: 'cancelled', incidentId: incidentA, reason: `incident ${incidentA} ended` });
+    // The request in the thread loses its buttons and says why, so nobody clicks a dead button.
+    await waitFor(() => updatedConfirmation(id) !== undefined, 5000, 'the cancelled confirmation to be updated in the thread');
+    const shown = updatedConfirmation(id)!;
+    expect(shown).not.toContain('armalo_confirm');
+    expect(shown).toContain(`incident ${incidentA} ended`);
 
     // Incident B: contained again.
     expect(await slash('U0BOB', 'contain old-bot it is back')).toContain('Contained old-bot');
@@ -200,6 +211,11 @@ describe('a restore confirmation is bound to its incident', () => {
 
     expect(await slackClick('U0ALICE', 'armalo_confirm', fromBob)).toContain('Restored twice-bot');
     expect((await confirmation(fromAlice)).status).toBe('cancelled');
+    // Both requests in the thread now show their outcome, without buttons.
+    await waitFor(() => updatedConfirmation(fromBob) !== undefined && updatedConfirmation(fromAlice) !== undefined, 5000, 'both confirmations to be updated');
+    expect(updatedConfirmation(fromBob)).toContain('Confirmed');
+    expect(updatedConfirmation(fromAlice)).toContain('Cancelled');
+    expect(updatedConfirmation(fromAlice)).not.toContain('armalo_confirm');
     expect(await slash('U0ALICE', 'contain twice-bot again')).toContain('Contained twice-bot');
 
     expect(await slackClick('U0BOB', 'armalo_confirm', fromAlice)).toContain('which has ended');

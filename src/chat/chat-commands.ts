@@ -19,7 +19,7 @@ import type { Text } from '../notices/model.js';
 import { codeList, joinText } from '../notices/spans.js';
 import { waitingNotice } from '../notices/approval.notice.js';
 import { ConfirmationService, CONFIRMATION_REQUEST_JOB, RESTORE_CONFIRM_MS, REVOKE_CONFIRM_MS } from '../confirmations/confirmations.service.js';
-import { findConfirmation, incidentEnded, requesterOfRow } from '../confirmations/confirmations.repository.js';
+import { announceDecided, findConfirmation, incidentEnded, requesterOfRow } from '../confirmations/confirmations.repository.js';
 import { requesterOf, samePerson } from '../confirmations/same-person.js';
 import { listAgents } from '../agents/agent-listing.js';
 import { listIncidents } from '../incidents/incidents.repository.js';
@@ -273,12 +273,18 @@ export class ChatCommands {
           ? authorize(policy, who, 'restore').ok
           : samePerson(policy, requester, await this.confirmations.withResolvedEmails(who)));
     const updated = allowed
-      ? await db
-          .updateTable('confirmations')
-          .set({ decided_at: clock.now(), decided_by: actor, outcome: 'cancelled' })
-          .where('id', '=', confirmationId)
-          .where('decided_at', 'is', null)
-          .executeTakeFirst()
+      ? await db.transaction().execute(async (trx) => {
+          const now = clock.now();
+          const result = await trx
+            .updateTable('confirmations')
+            .set({ decided_at: now, decided_by: actor, outcome: 'cancelled' })
+            .where('id', '=', confirmationId)
+            .where('decided_at', 'is', null)
+            .executeTakeFirst();
+          // The request posted in the incident thread loses its buttons (a revoke's lives only in the asker's reply).
+          if (Number(result.numUpdatedRows) === 1 && row.kind === 'restore') await announceDecided(trx, confirmationId, now);
+          return result;
+        })
       : undefined;
     return updated && Number(updated.numUpdatedRows) === 1
       ? { tone: 'info', title: 'Cancelled. Nothing was changed.', lines: [] }

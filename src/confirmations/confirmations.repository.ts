@@ -3,6 +3,7 @@ import type { DbOrTrx } from '../db/database.js';
 import type { ConfirmationsTable } from '../db/schema.js';
 import { conflict, notFound } from '../domain/errors.js';
 import { requesterFromActor, type Requester } from './same-person.js';
+import { addOutboxJob } from '../outbox/outbox.repository.js';
 
 export type ConfirmationRow = Selectable<ConfirmationsTable>;
 export type ConfirmationKind = ConfirmationsTable['kind'];
@@ -71,7 +72,16 @@ export async function cancelOpenRestoreConfirmations(trx: DbOrTrx, agentId: stri
     .where('decided_at', 'is', null)
     .returning('id')
     .execute();
+  for (const r of rows) await announceDecided(trx, r.id, by.now);
   return rows.map((r) => r.id);
+}
+
+/**
+ * A restore confirmation was decided: its request in the incident thread is updated (the outcome in
+ * place of the buttons), by the same job that posted it, committed with the decision.
+ */
+export async function announceDecided(trx: DbOrTrx, id: string, now: Date): Promise<void> {
+  await addOutboxJob(trx, { jobName: 'confirmation-request', payload: { confirmationId: id } }, now);
 }
 
 /** Why a confirmation bound to an incident cannot be used any more, or undefined. */
@@ -105,6 +115,7 @@ export async function claimConfirmation(
     if (newer.length) throw conflict(`the incident changed after this restore was asked (action ${newer.join(', ')} was added since); ask again if it still applies`);
   }
   await trx.updateTable('confirmations').set({ decided_at: at.now, decided_by: at.actor, outcome: 'confirmed' }).where('id', '=', id).execute();
+  if (row.kind === 'restore') await announceDecided(trx, id, at.now);
   return row;
 }
 

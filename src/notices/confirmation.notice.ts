@@ -9,11 +9,14 @@ export interface ConfirmationRequest {
   /** `slack`, `teams` or `api`: an API token is not a person, so anyone with the role may confirm. */
   requestedPlatform: string;
   expiresAt: Date;
+  /** Set once it was decided: the notice then shows the outcome and no buttons. */
+  decided?: { outcome: 'confirmed' | 'cancelled'; by: string; reason: string | null; at: Date };
 }
 
 /** A restore waiting for a second person: Confirm and Cancel, in the incident's thread. */
 export function confirmationNotice(c: ConfirmationRequest): Notice {
   const title: Text = [{ actor: c.requestedBy }, ' asks to restore ', { code: c.agentId }, ': ', clip(c.reason, LIMITS.reason)];
+  if (c.decided) return decidedNotice(c, title, c.decided);
   const who = c.requestedPlatform === 'api' ? 'An API token is not a person: anyone with the restore role may confirm.' : 'A second person with the restore role must confirm.';
   return {
     kind: 'confirmation',
@@ -28,6 +31,28 @@ export function confirmationNotice(c: ConfirmationRequest): Notice {
     actions: [
       { kind: 'confirm', confirmationId: c.id, label: clip(`Confirm restore of ${c.agentId}`, LIMITS.buttonLabel), danger: false },
       { kind: 'cancel', confirmationId: c.id },
+    ],
+  };
+}
+
+/**
+ * The same request once decided: the outcome in place of the buttons, so a copy left in a thread
+ * (a restore cancelled because its incident ended, or confirmed elsewhere) cannot be clicked.
+ */
+function decidedNotice(c: ConfirmationRequest, asked: Text, d: NonNullable<ConfirmationRequest['decided']>): Notice {
+  const confirmed = d.outcome === 'confirmed';
+  const outcome: Text = confirmed
+    ? [{ strong: 'Confirmed' }, ' by ', { actor: d.by }, ' at ', { time: d.at }]
+    : [{ strong: 'Cancelled' }, ' by ', { actor: d.by }, ...(d.reason ? [': ', clip(d.reason, LIMITS.reason)] : []), ' at ', { time: d.at }, '. Nothing was restored by it.'];
+  return {
+    kind: 'confirmation',
+    tone: confirmed ? 'success' : 'info',
+    icon: confirmed ? 'approved' : 'cancelled',
+    title: asked,
+    fallback: `${plain(asked)} (${confirmed ? 'confirmed' : 'cancelled'})`,
+    blocks: [
+      { kind: 'lines', lines: [outcome] },
+      { kind: 'context', text: [`confirmation ${c.id}`] },
     ],
   };
 }

@@ -295,8 +295,28 @@ export class NoticeService {
   async confirmationRequest(confirmationId: string): Promise<string> {
     const { db, ledger, recipients } = this.deps;
     const row = await db.selectFrom('confirmations').selectAll().where('id', '=', confirmationId).executeTakeFirst();
-    // Decided (or cancelled because its incident ended) before we got to it: nothing to ask.
-    if (!row || row.decided_at) return 'gone';
+    if (!row) return 'gone';
+    if (row.decided_at) {
+      // Decided (confirmed, cancelled, or cancelled because its incident ended): every copy we posted
+      // shows the outcome instead of its buttons. Nothing posted yet: nothing to ask any more.
+      const decided = confirmationNotice({
+        id: row.id,
+        agentId: row.agent_id,
+        requestedBy: row.requested_by,
+        reason: String(row.payload.reason ?? ''),
+        requestedPlatform: row.requested_platform ?? 'api',
+        expiresAt: row.expires_at,
+        decided: { outcome: row.outcome === 'confirmed' ? 'confirmed' : 'cancelled', by: row.decided_by ?? 'unknown', reason: row.decided_reason, at: row.decided_at },
+      });
+      const update = () =>
+        this.each(async (platform, out) => {
+          const posted = await ledger.find(`${platform.name}:confirmation:${row.id}`);
+          if (!posted) return 'gone';
+          await out.attempt(() => platform.update(posted, decided));
+        });
+      // After the job that asks, if it is running now: it takes the same turn.
+      return row.incident_id ? ledger.exclusive(`incident:${row.incident_id}`, update) : update();
+    }
     // The thread of the incident it was asked about (bound when asked), not whichever is open now.
     const incident = row.incident_id ? { id: row.incident_id } : await db.selectFrom('incidents').select('id').where('agent_id', '=', row.agent_id).where('status', '=', 'open').executeTakeFirst();
     const notice = confirmationNotice({
