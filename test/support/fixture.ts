@@ -15,7 +15,7 @@ import { WebhookReceiver } from './webhook-receiver.js';
  * it asks for, the app started on them, and everything taken down again in the right order. Built on
  * Vitest's `test.extend` with file-scoped fixtures: set up once per file, the first time a hook or a
  * test asks for them, and torn down after the file's own `afterAll` hooks, in reverse order of set-up:
- * the app instances, the policy file, the fakes, the queue prefix, the database.
+ * the app instances, the extra databases, the policy file, the fakes, the queue prefix, the database.
  *
  * ```ts
  * const it = appTest({ policy: POLICY, slack: true, appOptions: { relayPollMs: 200 } });
