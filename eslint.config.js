@@ -2,6 +2,9 @@
 import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
+/** Chat platform SDKs and the platform folders: never imported by src/domain or src/notices. */
+const PLATFORM_IMPORTS = ['@slack/*', '@microsoft/*', 'botbuilder', 'botbuilder*', 'botframework-*', '*/slack/*', '*/teams/*', '**/slack/**', '**/teams/**'];
+
 export default tseslint.config(
   { ignores: ['dist/**', 'sdk/dist/**', 'node_modules/**', 'coverage/**', 'reports/**', '.stryker-tmp/**'] },
   js.configs.recommended,
@@ -15,11 +18,23 @@ export default tseslint.config(
     },
   },
   {
-    // The domain core knows nothing of transports, storage or queues.
+    // The domain core knows nothing of transports, storage, queues or chat platforms.
     files: ['src/domain/**/*.ts'],
     rules: {
       'no-restricted-imports': ['error', {
-        patterns: ['pg', 'kysely', 'bullmq', 'ioredis', '@slack/*', '@microsoft/*', 'botbuilder*', 'node:http', 'pino', '*/db/*', '*/http/*', '*/queue/*'],
+        patterns: [
+          { group: ['pg', 'kysely', 'bullmq', 'ioredis', 'node:http', 'pino', '*/db/*', '*/http/*', '*/queue/*'], message: 'src/domain does no I/O: storage, queues and transports belong to the use cases around it (docs/architecture.md).' },
+          { group: PLATFORM_IMPORTS, message: 'src/domain knows no chat platform (docs/architecture.md).' },
+        ],
+      }],
+    },
+  },
+  {
+    // Notices are platform-neutral data: each platform's folder renders and delivers them.
+    files: ['src/notices/**/*.ts'],
+    rules: {
+      'no-restricted-imports': ['error', {
+        patterns: [{ group: PLATFORM_IMPORTS, message: 'src/notices is platform-neutral: Slack and Teams code lives in src/slack and src/teams, behind ChatPlatform (docs/architecture.md).' }],
       }],
     },
   },

@@ -550,7 +550,7 @@ async function main(): Promise<number> {
     if (PARTS.decisions) console.log('POST /v1/decisions vs a bare node:http server');
     if (PARTS.slack) console.log(`${PARTS.decisions ? 'then ' : ''}Slack: acknowledgement latency of /armalo commands, containment time-to-effect across two instances`);
     if (PARTS.approvals) console.log(`${PARTS.decisions || PARTS.slack ? 'then ' : ''}approvals: acknowledgement of approval requests, and time to their last card under Slack's posting limit`);
-    if (PARTS.packets) console.log(`${PARTS.decisions || PARTS.slack || PARTS.approvals ? 'then ' : ''}packets: trust packets for an agent with a year of evidence, over REST and in Slack`);
+    if (PARTS.packets) console.log(`${PARTS.decisions || PARTS.slack || PARTS.approvals ? 'then ' : ''}packets: trust packets for an agent with five years of evidence, built in process, over REST and in Slack`);
     if (PARTS.sdk) console.log(`${PARTS.decisions || PARTS.slack || PARTS.approvals || PARTS.packets ? 'then ' : ''}sdk: the agent SDK's local check(), containment to check() deny across instances, 1,000 stream clients on one instance`);
     console.log(`node ${process.version}, ${cpus().length} CPU(s) (${cpus()[0]?.model.trim() ?? 'unknown'}), ${new Date().toISOString()}`);
     console.log(`load average ${loadAvg()} (other work on the machine skews results; compare rows of the same run)`);

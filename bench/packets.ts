@@ -1,10 +1,11 @@
 /**
  * The packets part of the benchmark (see bench/README.md, "What it does: packets"): one agent with
- * a year of evidence, then trust packets asked for N times over REST (POST, poll until ready, GET
- * the PDF) and N times in Slack (`/armalo packet <agent> for Fortress Bank`, until the summary and
- * the PDF upload have reached the fake Slack). Run from decision.bench.ts, which owns the
- * database, the Redis prefix, the temp directory and the cleanup; every child started here is
- * handed to it through `track`.
+ * five years of daily evidence; first the packet built in this process (buildPacket, then the PDF)
+ * BUILD_RUNS times against that database, timed apart from any queue (goal: p99 under 1 s); then
+ * trust packets asked for N times over REST (POST, poll until ready, GET the PDF) and N times in
+ * Slack (`/armalo packet <agent> for Fortress Bank`, until the summary and the PDF upload have
+ * reached the fake Slack). Run from decision.bench.ts, which owns the database, the Redis prefix,
+ * the temp directory and the cleanup; every child started here is handed to it through `track`.
  */
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
@@ -12,6 +13,10 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import { tierOf } from '../src/domain/trust-score.js';
+import { createDb } from '../src/db/database.js';
+import { parsePolicyText } from '../src/policy/load-policy.js';
+import { buildPacket } from '../src/packets/build-packet.js';
+import { renderPacketPdf } from '../src/packets/render-pdf.js';
 import { appEnv, childGroup, type ServerChild } from './lib/children.js';
 import { FAKE_SLACK_COUNTS_PATH, FAKE_SLACK_PACKETS_PATH, type PacketEvent, type PacketLog } from './lib/fake-slack.js';
 import { HttpPool } from './lib/http.js';
@@ -22,7 +27,8 @@ const AGENT_ID = 'bench-packet-bot';
 const AUDIENCE = 'Fortress Bank';
 const REQUESTER = 'U0PROC';
 const SIGNING_SECRET = 'bench-packets-signing-secret-0123456789';
-const DAYS = 365;
+/** Five years of daily evidence (and of stored scores). */
+const DAYS = 5 * 365;
 const DIMENSIONS = ['safety', 'accuracy', 'reliability'] as const;
 const PACTS = [
   { id: 'no-pii', title: 'Never sends PII outside the company', clauses: ['no SSNs or account numbers in outbound mail', 'no customer names in third-party tools'], severity: 'critical', verification: 'weekly red-team eval' },
@@ -50,6 +56,11 @@ channels:
 
 /** Goal: the packet is posted in Slack within a few seconds. */
 const GOAL_P50_MS = 3000;
+/** Goal: a packet (its data and its PDF) for five years of daily evidence builds in under 1 s, p99. */
+const GOAL_BUILD_P99_MS = 1000;
+/** In-process builds measured (after BUILD_WARMUP unmeasured ones: module load, JIT, font parsing). */
+const BUILD_RUNS = 60;
+const BUILD_WARMUP = 5;
 /** One measurement gives up after this long (a packet not ready / not delivered counts as failed). */
 const RUN_TIMEOUT_MS = 30_000;
 const POLL_MS = 20;
@@ -94,7 +105,7 @@ async function seedHistory(databaseUrl: string, now: number): Promise<{ evaluati
       // Day 0 is a year ago, the last one this morning; one evaluation a day, the dimensions in turn.
       const at = new Date(now - (DAYS - 1 - d) * 86_400_000 - 3 * 3_600_000);
       const dim = DIMENSIONS[d % DIMENSIONS.length]!;
-      ev.id.push(`bench-eval-${String(d).padStart(3, '0')}`);
+      ev.id.push(`bench-eval-${String(d).padStart(4, '0')}`);
       ev.pact.push(PACT_OF[dim]);
       ev.dim.push(dim);
       // safety is pass/fail (a failure about once a month); the others are graded.
@@ -146,6 +157,58 @@ async function decideApprovals(databaseUrl: string, approved: string[], denied: 
   } finally {
     await client.end();
   }
+}
+
+/**
+ * Builds the packet BUILD_RUNS times in this process against the seeded database, as the job does
+ * (buildPacket with the policy of this part), and renders its PDF, timing each apart; prints a
+ * table and the goal line.
+ */
+async function measureBuild(databaseUrl: string): Promise<void> {
+  const db = createDb(databaseUrl, { max: 4 });
+  const policy = parsePolicyText(POLICY);
+  const data = new Samples();
+  const pdf = new Samples();
+  const both = new Samples();
+  const pdfKb = new Samples();
+  let facts = '';
+  try {
+    for (let i = 0; i < BUILD_WARMUP + BUILD_RUNS; i++) {
+      const t0 = performance.now();
+      const packet = await buildPacket(db, policy, { id: `00000000-0000-4000-8000-${String(i).padStart(12, '0')}`, agentId: AGENT_ID, requestedBy: 'bench', audience: AUDIENCE, workflow: null }, new Date());
+      const t1 = performance.now();
+      const bytes = await renderPacketPdf(packet);
+      const t2 = performance.now();
+      if (i === 0) {
+        facts =
+          `${packet.evidence.total} evaluations (${packet.evidence.staleCount} past the limit, ${packet.evidence.items.length} in the appendix, ${packet.evidence.omitted} left out), ` +
+          `${packet.scoreHistory.points.length} daily scores replayed, ${bytes.length >> 10} KB PDF; verdict: "${packet.summary.verdict.slice(0, 160)}"`;
+      }
+      if (i < BUILD_WARMUP) continue;
+      data.add(t1 - t0);
+      pdf.add(t2 - t1);
+      both.add(t2 - t0);
+      pdfKb.add(bytes.length / 1024);
+    }
+  } finally {
+    await db.destroy();
+  }
+  console.log(`packets: in-process build for ${AGENT_ID}: ${facts}`);
+  const row = (label: string, x: Samples) => {
+    const [p50, p99, max] = x.percentiles([0.5, 0.99, 1]);
+    return [label, String(x.count), fmtMs(p50!), fmtMs(p99!), fmtMs(max!)];
+  };
+  console.log('');
+  console.log(
+    table(
+      [[`packet build, ${DAYS / 365} years of daily evidence (in process)`, 'count', 'p50', 'p99', 'max']],
+      [row('data: buildPacket (queries, replay, verdict), ms', data), row('PDF: renderPacketPdf, ms', pdf), row('data + PDF, ms', both), row('PDF size, KB', pdfKb)],
+    ),
+  );
+  const [p99] = both.percentiles([0.99]);
+  console.log(`(${BUILD_RUNS} builds one at a time after ${BUILD_WARMUP} unmeasured warm-up builds; the database is the run's, with this part's seeding)`);
+  console.log(`goal "a packet for five years of daily evidence builds in under 1 s (goal: data + PDF p99 < ${GOAL_BUILD_P99_MS} ms)": ${p99! < GOAL_BUILD_P99_MS ? 'PASS' : 'MISS'} (p99 ${fmtMs(p99!)} ms)`);
+  console.log('');
 }
 
 export async function runPacketsBench(o: PacketsBenchOptions): Promise<void> {
@@ -219,6 +282,9 @@ export async function runPacketsBench(o: PacketsBenchOptions): Promise<void> {
         `${DIMENSIONS.length} dimensions and ${seeded.scores} daily trust_scores rows over ${DAYS} days (SQL), ${total} approval requests (REST; ` +
         `${APPROVALS.cancelled} cancelled over REST, ${APPROVALS.approved} approved and ${APPROVALS.denied} denied by SQL, backdated), one incident (contain + restore, REST)`,
     );
+
+    // --- In-process build: the data (buildPacket) and the PDF, timed apart from any queue -----
+    await measureBuild(o.databaseUrl);
 
     // --- Measurement helpers ---------------------------------------------------------------
     const problems: string[] = [];
@@ -319,14 +385,14 @@ export async function runPacketsBench(o: PacketsBenchOptions): Promise<void> {
     ensureAlive();
     const pk = coldRest.packet as {
       scoreHistory?: { points?: unknown[] };
-      evidence?: { items?: unknown[]; staleCount?: number };
+      evidence?: { items?: unknown[]; staleCount?: number; total?: number };
       pacts?: { items?: unknown[] };
       incidents?: { items?: { steps?: unknown[] }[] };
       approvals?: { counts?: Record<string, number>; medianMinutesToDecision?: number | null };
       auditIntegrity?: { entries?: number; verified?: boolean };
     };
     console.log(
-      `packets: the packet holds ${pk.scoreHistory?.points?.length ?? 0} score points (90 days), ${pk.evidence?.items?.length ?? 0} evidence items (${pk.evidence?.staleCount ?? 0} stale of the newest 500), ` +
+      `packets: the packet holds ${pk.scoreHistory?.points?.length ?? 0} score points (90 days), ${pk.evidence?.items?.length ?? 0} evidence items listed (${pk.evidence?.staleCount ?? 0} of ${pk.evidence?.total ?? 0} past the staleness limit), ` +
         `${pk.pacts?.items?.length ?? 0} pacts, ${pk.incidents?.items?.length ?? 0} incident(s) (${pk.incidents?.items?.[0]?.steps?.length ?? 0} steps), approvals ${JSON.stringify(pk.approvals?.counts ?? {})} ` +
         `(median ${pk.approvals?.medianMinutesToDecision ?? 'n/a'} min to decision), audit chain ${pk.auditIntegrity?.entries ?? 0} entries ${pk.auditIntegrity?.verified ? 'verified' : 'NOT verified'}`,
     );

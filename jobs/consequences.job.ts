@@ -1,20 +1,9 @@
-import { UnrecoverableError, type Job } from 'bullmq';
-import { z } from 'zod';
-import type { ConsequenceService } from '../src/trust/consequences.service.js';
-
-const tier = z.enum(['bronze', 'silver', 'gold', 'platinum']);
-const payload = z.object({
-  agentId: z.string().min(1),
-  trigger: z.discriminatedUnion('kind', [
-    z.object({ kind: z.literal('violation'), eventId: z.string(), pactId: z.string(), severity: z.enum(['low', 'medium', 'high', 'critical']) }),
-    z.object({ kind: z.literal('score'), eventId: z.string(), score: z.number(), tier, previousScore: z.number().nullable(), previousTier: tier.nullable() }),
-    z.object({ kind: z.literal('evidence'), eventId: z.string(), ageMs: z.number() }),
-  ]),
-});
+import type { Job } from 'bullmq';
+import { parseJob } from '../src/queue/job-contracts.js';
+import { CONSEQUENCES_JOB, type ConsequenceService } from '../src/trust/consequences.service.js';
 
 /** Evaluates the policy's consequence rules for one trust trigger. Safe to run twice. */
 export async function applyConsequences(job: Pick<Job, 'data'>, consequences: ConsequenceService): Promise<string[]> {
-  const p = payload.safeParse(job.data);
-  if (!p.success) throw new UnrecoverableError('malformed consequences payload');
-  return consequences.apply(p.data.agentId, p.data.trigger);
+  const p = parseJob(CONSEQUENCES_JOB, job.data);
+  return consequences.apply(p.agentId, p.trigger);
 }

@@ -1,14 +1,30 @@
 import { sql } from 'kysely';
-import type { Queue } from 'bullmq';
+import type { Job, Queue } from 'bullmq';
 import type { Db } from '../src/db/database.js';
 import type { Clock } from '../src/core/clock.js';
 import type { AgentService } from '../src/agents/agents.service.js';
 import { expiredActionIds } from '../src/agents/agents.repository.js';
 import { APPROVAL_TIMER_JOB, type ApprovalService } from '../src/approvals/approvals.service.js';
 import type { InboundEvents } from '../src/webhooks/inbound-events.js';
+import { parseJob, type JobName } from '../src/queue/job-contracts.js';
 
-export const SWEEP_JOB = 'sweep';
+export const SWEEP_JOB = 'sweep' satisfies JobName;
 export const SWEEP_EVERY_MS = 30_000;
+
+export interface SweepDeps {
+  db: Db;
+  clock: Clock;
+  agents: AgentService;
+  approvals?: ApprovalService;
+  queues?: { timers: Pick<Queue, 'addBulk'> };
+  inbound?: Pick<InboundEvents, 'applyHeldForRegistered'>;
+}
+
+/** The sweep job (a job scheduler): its payload is empty. */
+export async function sweepJob(job: Pick<Job, 'data'>, deps: SweepDeps): ReturnType<typeof sweep> {
+  parseJob(SWEEP_JOB, job.data);
+  return sweep(deps);
+}
 
 /**
  * The safety net under timed work, for a Redis that lost its data (one that keeps nothing on disk,
@@ -18,14 +34,7 @@ export const SWEEP_EVERY_MS = 30_000;
  * could not: nothing held may wait for a resend that never comes), and trims outbox rows that were
  * published more than a week ago.
  */
-export async function sweep(deps: {
-  db: Db;
-  clock: Clock;
-  agents: AgentService;
-  approvals?: ApprovalService;
-  queues?: { timers: Pick<Queue, 'addBulk'> };
-  inbound?: Pick<InboundEvents, 'applyHeldForRegistered'>;
-}): Promise<{ lifted: number; expired: number; timers: number; held: number; trimmed: number }> {
+export async function sweep(deps: SweepDeps): Promise<{ lifted: number; expired: number; timers: number; held: number; trimmed: number }> {
   let lifted = 0;
   for (const row of await expiredActionIds(deps.db, deps.clock.now())) {
     if ((await deps.agents.liftExpired(row.id, row.agent_id)) === 'lifted') lifted++;

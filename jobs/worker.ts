@@ -1,8 +1,4 @@
 import { UnrecoverableError, Worker, type Job } from 'bullmq';
-import { z } from 'zod';
-import { BUILD_PACKET_JOB, type PacketService } from '../src/packets/packets.service.js';
-
-const packetPayload = z.object({ packetId: z.uuid() });
 import type { Redis } from 'ioredis';
 import type { Db } from '../src/db/database.js';
 import type { Clock } from '../src/core/clock.js';
@@ -10,20 +6,22 @@ import { createLimitedLog, type Logger } from '../src/observability/logger.js';
 import type { Metrics } from '../src/observability/metrics.js';
 import type { AgentService } from '../src/agents/agents.service.js';
 import type { ApprovalService } from '../src/approvals/approvals.service.js';
-import { APPROVAL_CALLBACK_JOB, APPROVAL_TIMER_JOB, APPROVAL_TIMERS_CANCEL_JOB } from '../src/approvals/approvals.service.js';
-import { approvalTimer, cancelApprovalTimers, deliverApprovalCallback } from './approval.job.js';
-import { applyConsequences } from './consequences.job.js';
-import { CONSEQUENCES_JOB, type ConsequenceService } from '../src/trust/consequences.service.js';
+import type { ConsequenceService } from '../src/trust/consequences.service.js';
 import { TRUST_DAILY_EVERY_MS, TRUST_DAILY_JOB, type TrustService } from '../src/trust/trust.service.js';
-import { LIFT_ACTION_JOB } from '../src/agents/agents.service.js';
-import { QUEUES } from '../src/outbox/outbox.repository.js';
+import type { PacketService } from '../src/packets/packets.service.js';
+import { EVENT_TYPES } from '../src/domain/events.js';
+import { QUEUES, type JobsOn, type QueueName } from '../src/queue/job-contracts.js';
 import type { Queues } from '../src/queue/queues.js';
-import { deliverEvent } from './deliver-event.job.js';
-import { liftAction } from './lift-action.job.js';
-import { sweep, SWEEP_EVERY_MS, SWEEP_JOB } from './sweep.job.js';
-import { notify, type NotifyDeps } from './notify.job.js';
 import type { InboundEvents } from '../src/webhooks/inbound-events.js';
 import { SLACK_DIRECTORY_EVERY_MS, SLACK_DIRECTORY_JOB } from '../src/slack/slack-directory.js';
+import { approvalTimer, cancelApprovalTimers, deliverApprovalCallback } from './approval.job.js';
+import { applyConsequences } from './consequences.job.js';
+import { deliverEvent } from './deliver-event.job.js';
+import { liftAction } from './lift-action.job.js';
+import { buildPacket } from './packet.job.js';
+import { sweepJob, SWEEP_EVERY_MS, SWEEP_JOB } from './sweep.job.js';
+import { trustDaily } from './trust-daily.job.js';
+import { notify, type NotifyDeps } from './notify.job.js';
 
 export interface WorkerDeps {
   connection: Redis;
@@ -55,32 +53,30 @@ export async function startWorkers(deps: WorkerDeps): Promise<Worker[]> {
     ...(deps.lockDurationMs ? { lockDuration: deps.lockDurationMs } : {}),
     ...(deps.stalledIntervalMs ? { stalledInterval: deps.stalledIntervalMs } : {}),
   };
+  const deliver = async (job: Job) => {
+    const outcome = await deliverEvent(job, { db: deps.db, clock: deps.clock, webhook: deps.webhook });
+    if (outcome === 'delivered') deps.metrics.eventDeliveries.inc({ outcome });
+    return outcome;
+  };
   const events = new Worker(
     QUEUES.events,
-    async (job: Job) => {
-      if (job.name === APPROVAL_CALLBACK_JOB) return deliverApprovalCallback(job, { db: deps.db, clock: deps.clock, approvals: deps.approvals, secret: deps.webhook?.secret });
-      const outcome = await deliverEvent(job, { db: deps.db, clock: deps.clock, webhook: deps.webhook });
-      if (outcome === 'delivered') deps.metrics.eventDeliveries.inc({ outcome });
-      return outcome;
-    },
+    dispatch(QUEUES.events, {
+      ...(Object.fromEntries(EVENT_TYPES.map((type) => [type, deliver])) as Record<(typeof EVENT_TYPES)[number], typeof deliver>),
+      'approval-callback': (job) => deliverApprovalCallback(job, { db: deps.db, clock: deps.clock, approvals: deps.approvals, secret: deps.webhook?.secret }),
+    }),
     { ...common, concurrency: 16 },
   );
   const timers = new Worker(
     QUEUES.timers,
-    async (job: Job) => {
-      if (job.name === LIFT_ACTION_JOB) return liftAction(job, deps.agents);
-      if (job.name === SWEEP_JOB) return sweep(deps);
-      if (job.name === APPROVAL_TIMER_JOB) return approvalTimer(job, deps.approvals);
-      if (job.name === CONSEQUENCES_JOB) return applyConsequences(job, deps.consequences);
-      if (job.name === TRUST_DAILY_JOB) return deps.trust.dailyPass();
-      if (job.name === BUILD_PACKET_JOB) {
-        const p = packetPayload.safeParse(job.data);
-        if (!p.success) throw new UnrecoverableError('malformed build-packet payload');
-        return deps.packets.build(p.data.packetId);
-      }
-      if (job.name === APPROVAL_TIMERS_CANCEL_JOB) return cancelApprovalTimers(job, { db: deps.db, timers: deps.queues.timers });
-      throw new Error(`unknown timers job ${job.name}`);
-    },
+    dispatch(QUEUES.timers, {
+      'lift-action': (job) => liftAction(job, deps.agents),
+      'approval-timer': (job) => approvalTimer(job, deps.approvals),
+      'approval-timers-cancel': (job) => cancelApprovalTimers(job, { db: deps.db, timers: deps.queues.timers }),
+      consequences: (job) => applyConsequences(job, deps.consequences),
+      'build-packet': (job) => buildPacket(job, deps.packets),
+      sweep: (job) => sweepJob(job, deps),
+      'trust-daily': (job) => trustDaily(job, deps.trust),
+    }),
     { ...common, concurrency: 4 },
   );
   const notifier = new Worker(QUEUES.notify, (job: Job, token?: string) => notify(job, token, deps.notify), { ...common, concurrency: 8 });
@@ -121,4 +117,17 @@ export async function startWorkers(deps: WorkerDeps): Promise<Worker[]> {
   }
   await Promise.all([events.waitUntilReady(), timers.waitUntilReady(), notifier.waitUntilReady()]);
   return [events, timers, notifier];
+}
+
+/**
+ * Routes a queue's jobs by name. The handlers' type lists every job the contracts put on that
+ * queue, so a job without a handler does not compile; a name no contract knows fails for good.
+ */
+function dispatch<Q extends QueueName>(queue: Q, handlers: { [N in JobsOn<Q>]: (job: Job) => Promise<unknown> }): (job: Job) => Promise<unknown> {
+  const byName: Record<string, ((job: Job) => Promise<unknown>) | undefined> = handlers;
+  return async (job) => {
+    const run = Object.hasOwn(byName, job.name) ? byName[job.name] : undefined;
+    if (!run) throw new UnrecoverableError(`unknown ${queue} job ${job.name}`);
+    return run(job);
+  };
 }

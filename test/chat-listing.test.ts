@@ -4,6 +4,7 @@ import { appTest } from './support/fixture.js';
 import { clickButton, slashCommand, textOf } from './support/drive.js';
 import { SLACK_TEST_POLICY } from './support/slack-policy.js';
 import type { FakeSlack } from './support/fake-slack.js';
+import { plain, type Text } from '../src/notices/model.js';
 
 /** Issue 18 in chat: `/armalo agents [status]` with its "more" button and `/armalo incidents`, over signed Slack requests. */
 let app: TestApp;
@@ -99,11 +100,13 @@ describe('/armalo incidents', () => {
   it('Teams gets the same answer through the shared command path, with the words for the next page', async () => {
     const teamsPerson = { platform: 'teams' as const, userId: '00000000-0000-0000-0000-00000000abcd', emails: ['risk@example.com'] };
     const page = await app.commands.handle(teamsPerson, 'agents');
-    expect(page.lines.filter((l) => l.startsWith('`bot-'))).toHaveLength(15);
-    const next = page.lines.at(-1)!.match(/^Next page: `(agents all --after [A-Za-z0-9_-]+)`$/)?.[1];
+    // Lines are spans now: identifiers are code spans, shown here between backticks.
+    const lineText = (l: Text | string) => (typeof l === 'string' ? l : l.map((s) => (typeof s === 'object' && 'code' in s ? `\`${s.code}\`` : plain([s]))).join(''));
+    expect(page.lines.map(lineText).filter((l) => l.startsWith('`bot-'))).toHaveLength(15);
+    const next = lineText(page.lines.at(-1)!).match(/^Next page: `(agents all --after [A-Za-z0-9_-]+)`$/)?.[1];
     expect(next).toBeDefined();
     const rest = await app.commands.handle(teamsPerson, next!);
-    expect(rest.lines.map((l) => l.match(/^`(bot-\d\d)`/)?.[1])).toEqual(AGENT_IDS.slice(15));
+    expect(rest.lines.map((l) => lineText(l).match(/^`(bot-\d\d)`/)?.[1])).toEqual(AGENT_IDS.slice(15));
     expect(rest.more).toBeUndefined();
     expect((await app.commands.handle({ ...teamsPerson, emails: [] }, 'incidents')).title).toContain('Not allowed');
   });

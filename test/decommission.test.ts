@@ -111,10 +111,10 @@ describe('decommissioning an agent', () => {
   });
 
   it('posts one notice in the incidents channel', async () => {
-    await waitFor(() => slack.posts('C0INCIDENTS').some((p) => String(p.args.text).includes('was *decommissioned*')), 10_000, 'the decommission notice');
-    const notices = slack.posts('C0INCIDENTS').filter((p) => String(p.args.text).includes('was *decommissioned*'));
+    await waitFor(() => slack.posts('C0INCIDENTS').some((p) => JSON.stringify(p.args.blocks).includes('was *decommissioned*')), 10_000, 'the decommission notice');
+    const notices = slack.posts('C0INCIDENTS').filter((p) => JSON.stringify(p.args.blocks).includes('was *decommissioned*'));
     expect(notices).toHaveLength(1);
-    expect(String(notices[0]!.args.text)).toContain('retiring-bot');
-    expect(String(notices[0]!.args.text)).toContain('replaced by payments-bot-v2');
+    expect(JSON.stringify(notices[0]!.args.blocks)).toContain('retiring-bot');
+    expect(JSON.stringify(notices[0]!.args.blocks)).toContain('replaced by payments-bot-v2');
   });
 });

@@ -15,17 +15,18 @@ function tierOf(score: number): string {
 function fixture(): TrustPacket {
   const points = Array.from({ length: 90 }, (_, i) => {
     const score = Math.round(700 + 60 * Math.sin(i / 10) + i * 0.5);
-    return { at: iso(GENERATED - (89 - i) * DAY), score, tier: tierOf(score) };
+    return { at: iso(GENERATED - (89 - i) * DAY), score, tier: tierOf(score), source: 'computed' as const };
   });
-  points[points.length - 1] = { at: iso(GENERATED), score: 812, tier: 'gold' };
+  points[points.length - 1] = { at: iso(GENERATED), score: 812, tier: 'gold', source: 'computed' };
   const asOf = iso(GENERATED);
   return {
     id: 'pkt_01HZX4T9',
-    version: 1,
+    version: 2,
     generatedAt: asOf,
     requestedBy: 'U123 (ciso@example.com)',
     audience: 'Procurement review',
     workflow: 'loan-underwriting',
+    scope: { workflow: 'loan-underwriting', actions: ['loans:*'], missing: false, grants: { inScope: 2, total: 3 }, routingRules: { inScope: 1, total: 2 }, consequenceRules: { inScope: 1, total: 1 } },
     agent: { id: 'agt_uw_1', name: 'underwriting-bot', owner: 'credit-risk-team', riskTier: 'high', status: 'active' },
     summary: {
       asOf,
@@ -34,8 +35,11 @@ function fixture(): TrustPacket {
       change30d: 24,
       trend: 'up',
       evidence: 'ageing',
-      verdict: 'underwriting-bot holds gold (812, up 24 in 30 days); one evidence item is stale.',
+      verdict: 'underwriting-bot FAILED its high-severity pact “PII stays in region” at the latest verification (45 days ago). Its score of 812 (gold) should not be relied on until this is resolved.',
+      verdictLevel: 'alert',
+      facts: ['FAILED its high-severity pact “PII stays in region” at the latest verification (45 days ago)'],
     },
+    answers: { promised: '2 pacts', proofCurrent: '3 items', whenProofWeakens: 'Now active' },
     pacts: {
       asOf,
       items: [
@@ -47,7 +51,11 @@ function fixture(): TrustPacket {
           verification: 'weekly disparate-impact test',
           lastVerified: iso(GENERATED - 3 * DAY),
           lastResult: 'passed',
+          ageDays: 3,
           freshness: 'fresh',
+          evaluations: 12,
+          passRate: 1,
+          lastFailure: null,
         },
         {
           id: 'pact_pii',
@@ -57,20 +65,34 @@ function fixture(): TrustPacket {
           verification: 'egress log audit',
           lastVerified: iso(GENERATED - 45 * DAY),
           lastResult: 'failed',
+          ageDays: 45,
           freshness: 'stale',
+          evaluations: 4,
+          passRate: 0.75,
+          lastFailure: iso(GENERATED - 45 * DAY),
         },
       ],
     },
     evidence: {
       asOf,
+      total: 3,
       staleCount: 1,
+      staleAfterDays: 30,
+      oldest: iso(GENERATED - 45 * DAY),
+      newest: iso(GENERATED - 3 * DAY),
+      byDimension: [
+        { key: 'data-residency', count: 1, passRate: 0, lastFailure: iso(GENERATED - 45 * DAY), oldest: iso(GENERATED - 45 * DAY), newest: iso(GENERATED - 45 * DAY), freshness: 'stale', staleCount: 1 },
+        { key: 'fairness', count: 1, passRate: 1, lastFailure: null, oldest: iso(GENERATED - 3 * DAY), newest: iso(GENERATED - 3 * DAY), freshness: 'fresh', staleCount: 0 },
+      ],
+      byPact: [{ key: 'pact_pii', title: 'PII stays in region', count: 1, passRate: 0, lastFailure: iso(GENERATED - 45 * DAY), oldest: iso(GENERATED - 45 * DAY), newest: iso(GENERATED - 45 * DAY), freshness: 'stale', staleCount: 1 }],
+      omitted: 0,
       items: [
         { id: 'ev1', pactId: 'pact_fair_lending', dimension: 'fairness', result: 'pass', observedAt: iso(GENERATED - 3 * DAY), ageDays: 3, source: 'eval-harness', evidenceUrl: 'https://evidence.example.com/ev1', stale: false },
         { id: 'ev2', pactId: 'pact_pii', dimension: 'data-residency', result: 'fail: 2 cross-region calls', observedAt: iso(GENERATED - 45 * DAY), ageDays: 45, source: 'egress-audit', evidenceUrl: null, stale: true },
         { id: 'ev3', pactId: null, dimension: 'latency', result: 'p95 1.2s', observedAt: iso(GENERATED - 10 * DAY), ageDays: 10, source: 'prometheus', evidenceUrl: null, stale: false },
       ],
     },
-    scoreHistory: { asOf, days: 90, points },
+    scoreHistory: { asOf, days: 90, from: iso(GENERATED - 89 * DAY), points },
     runtimeControls: {
       asOf,
       status: 'active',
@@ -79,10 +101,13 @@ function fixture(): TrustPacket {
         { scope: 'loans:read', state: 'granted', constraints: {}, keepInContainment: true },
       ],
       needsApproval: [{ ruleId: 'large-loans', action: 'loans:approve', approvers: ['@credit-lead', '@risk-officer'], quorum: 2 }],
+      tightens: [{ ruleId: 'stale-evidence', action: null, condition: 'evidence older than 30d', effect: 'adds ciso as approvers', inForceNow: false }],
       activeActions: [],
     },
+    consequences: { asOf, rules: [{ ruleId: 'critical-contain', when: 'a critical pact is violated', effect: 'contain: suspends 1 of 2 grants in this workflow (loans:decide), keeps loans:read', applies: true, conditionHoldsNow: false }] },
     incidents: {
       asOf,
+      openCount: 0,
       items: [
         {
           id: 'inc_42',
@@ -151,7 +176,7 @@ describe('trust packet Markdown', () => {
   });
 
   it('has every section with its as-of time, durations, approvals and audit head', () => {
-    for (const section of ['Summary', 'Pacts', 'Evidence', 'Score history', 'Runtime controls', 'Incidents', 'Approvals', 'Audit integrity']) {
+    for (const section of ['The three questions', 'Summary', 'Pacts', 'Evidence', 'Score history', 'Runtime controls', 'Consequence rules', 'Incidents', 'Approvals', 'Audit integrity', 'Appendix: evidence items']) {
       expect(markdown).toContain(`## ${section}\n\n_As of 2025-06-01 12:00 UTC_`);
     }
     expect(markdown).toContain('lasted 2 h 15 min');
@@ -200,12 +225,13 @@ describe('score chart', () => {
 });
 
 describe('trust packet PDF', () => {
-  it('contains the agent, score, tier, pacts, stale-evidence warning, an image and page numbers', async () => {
+  it('contains the agent, score, tier, pacts, stale-evidence warning, a vector chart over 90 days and page numbers', async () => {
     const pdf = await renderPacketPdf(fixture());
     expect(pdf.subarray(0, 5).toString('latin1')).toBe('%PDF-');
-    expect(pdf.includes(Buffer.from('/Subtype /Image'))).toBe(true);
+    // Text is set in embedded (subset) fonts, not the 14 standard ones.
+    expect(pdf.includes(Buffer.from('/FontFile2'))).toBe(true);
 
-    const { text, pages, images } = await pdfTextAndImages(pdf);
+    const { text, pages } = await pdfTextAndImages(pdf);
     const flat = text.replace(/\s+/g, ' ');
     expect(flat).toContain('underwriting-bot');
     expect(flat).toContain('812');
@@ -213,9 +239,14 @@ describe('trust packet PDF', () => {
     expect(flat).toContain('Fair lending decisions');
     expect(flat).toContain('PII stays in region');
     expect(flat).toContain('stale evidence');
-    expect(images).toBeGreaterThanOrEqual(1);
     expect(flat).toContain(`Page 1 of ${pages}`);
     expect(flat).toContain(`Page ${pages} of ${pages}`);
+    // The chart's time axis spreads over the 90 days: seven different dates, first and last.
+    const page1 = text.split('Page 1 of')[0]!;
+    const dates = new Set(page1.match(/\b2025-\d\d-\d\d\b/g));
+    expect(dates.has('2025-03-04')).toBe(true);
+    expect(dates.has('2025-06-01')).toBe(true);
+    expect(dates.size).toBeGreaterThanOrEqual(7);
   });
 
   it('is byte-identical for the same packet', async () => {

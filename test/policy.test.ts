@@ -76,6 +76,7 @@ describe('defaults and normalization', () => {
       channels: {},
       trust: { tiers: { silver: 500, gold: 750, platinum: 900 }, freshness: { ageingAfterMs: 604_800_000, staleAfterMs: 2_592_000_000 }, weights: {}, scoreMoveOver: 50 },
       mcp: { toolActions: {} },
+      workflows: {},
     });
   });
 
@@ -302,7 +303,7 @@ describe('the published JSON Schema', () => {
     });
     expect(typeof schema.title).toBe('string');
     expect(typeof schema.description).toBe('string');
-    expect(Object.keys(schema.properties as object)).toEqual(['version', 'roles', 'permissions', 'routing', 'consequences', 'channels', 'trust', 'mcp']);
+    expect(Object.keys(schema.properties as object)).toEqual(['version', 'roles', 'permissions', 'routing', 'consequences', 'channels', 'trust', 'mcp', 'workflows']);
   });
 });
 

@@ -8,7 +8,7 @@ import { conflict, notFound } from '../domain/errors.js';
 import { wideningChanges } from '../domain/widening.js';
 import type { EventType } from '../domain/events.js';
 import { appendAudit } from '../audit/audit.repository.js';
-import { addOutboxJob, emitEvent, QUEUES } from '../outbox/outbox.repository.js';
+import { addOutboxJob, emitEvent } from '../outbox/outbox.repository.js';
 import { claimConfirmation } from '../confirmations/confirmations.repository.js';
 import {
   closeIncident,
@@ -27,6 +27,7 @@ import {
   type AgentRegistration,
 } from './agents.repository.js';
 import { cancelOpenRestoreConfirmations } from '../confirmations/confirmations.repository.js';
+import type { JobName, JobPayload } from '../queue/job-contracts.js';
 
 /** Told after a commit that changed an agent's permissions, so every replica's view updates. */
 export interface PermissionChangePublisher {
@@ -47,41 +48,21 @@ export interface AgentServiceDeps {
   };
 }
 
-export const LIFT_ACTION_JOB = 'lift-action';
+export const LIFT_ACTION_JOB = 'lift-action' satisfies JobName;
 /** Tells the chat platforms to post or update an incident's notice (queue `notify`). */
-export const INCIDENT_UPDATE_JOB = 'incident-update';
+export const INCIDENT_UPDATE_JOB = 'incident-update' satisfies JobName;
 
-export interface IncidentUpdate {
-  incidentId: string;
-  /** The action (or expiry) this update reports; its own line in the incident's thread. */
-  actionId: string;
-  /** `expired`: the action's ttl ran out; otherwise the action itself. */
-  event: 'action' | 'expired';
-}
+export type IncidentUpdate = JobPayload<typeof INCIDENT_UPDATE_JOB>;
 
 /** A break-glass restore: a loud notice in the incidents channel and a direct message to the other restorers. */
-export const BREAK_GLASS_NOTICE_JOB = 'break-glass';
+export const BREAK_GLASS_NOTICE_JOB = 'break-glass' satisfies JobName;
 
-export interface BreakGlassNotice {
-  agentId: string;
-  actionId: string;
-  /** Who restored: `slack:U…` or `teams:…`. */
-  actor: string;
-  reason: string;
-  incidentId: string | null;
-  at: string;
-}
+export type BreakGlassNotice = JobPayload<typeof BREAK_GLASS_NOTICE_JOB>;
 
 /** Tells the chat platforms an agent was decommissioned (queue `notify`). */
-export const DECOMMISSION_NOTICE_JOB = 'agent-decommissioned';
+export const DECOMMISSION_NOTICE_JOB = 'agent-decommissioned' satisfies JobName;
 
-export interface DecommissionNotice {
-  agentId: string;
-  actor: string;
-  reason: string;
-  /** ISO time of the decommissioning. */
-  at: string;
-}
+export type DecommissionNotice = JobPayload<typeof DECOMMISSION_NOTICE_JOB>;
 
 export interface DecommissionResult {
   agentId: string;
@@ -308,15 +289,15 @@ export class AgentService {
       await appendAudit(trx, { actor: cmd.actor, action: `agent.${cmd.kind}`, subject: agentId, payload: auditPayload, at: now });
       await emitEvent(trx, EVENT_FOR[cmd.kind], { ...auditPayload, agentId }, now);
       if (plan.expiresAt) {
-        await addOutboxJob(trx, { queue: QUEUES.timers, jobName: LIFT_ACTION_JOB, payload: { actionId: id, agentId }, runAt: plan.expiresAt }, now);
+        await addOutboxJob(trx, { jobName: LIFT_ACTION_JOB, payload: { actionId: id, agentId }, runAt: plan.expiresAt }, now);
       }
       if (incidentId) {
         const update: IncidentUpdate = { incidentId, actionId: id, event: 'action' };
-        await addOutboxJob(trx, { queue: QUEUES.notify, jobName: INCIDENT_UPDATE_JOB, payload: update }, now);
+        await addOutboxJob(trx, { jobName: INCIDENT_UPDATE_JOB, payload: update }, now);
       }
       if (result.breakGlass) {
         const notice: BreakGlassNotice = { agentId, actionId: id, actor: cmd.actor, reason: cmd.reason, incidentId, at: now.toISOString() };
-        await addOutboxJob(trx, { queue: QUEUES.notify, jobName: BREAK_GLASS_NOTICE_JOB, payload: notice }, now);
+        await addOutboxJob(trx, { jobName: BREAK_GLASS_NOTICE_JOB, payload: notice }, now);
       }
       return { result, version };
     }));
@@ -374,7 +355,7 @@ export class AgentService {
       await appendAudit(trx, { actor: input.actor, action: 'agent.decommissioned', subject: agentId, payload, at: now });
       await emitEvent(trx, 'agent.decommissioned', { ...payload, agentId }, now);
       const notice: DecommissionNotice = { agentId, actor: input.actor, reason: input.reason, at: now.toISOString() };
-      await addOutboxJob(trx, { queue: QUEUES.notify, jobName: DECOMMISSION_NOTICE_JOB, payload: notice }, now);
+      await addOutboxJob(trx, { jobName: DECOMMISSION_NOTICE_JOB, payload: notice }, now);
       return { result, version };
     });
     if (out.version !== null) await this.afterCommit(agentId, out.version);
@@ -413,7 +394,7 @@ export class AgentService {
       if (incident) {
         if (plan.statusAfter === 'active') await closeIncident(trx, incident.id, actor, now);
         const update: IncidentUpdate = { incidentId: incident.id, actionId, event: 'expired' };
-        await addOutboxJob(trx, { queue: QUEUES.notify, jobName: INCIDENT_UPDATE_JOB, payload: update }, now);
+        await addOutboxJob(trx, { jobName: INCIDENT_UPDATE_JOB, payload: update }, now);
       }
       return { outcome: 'lifted' as const, version };
     });

@@ -423,8 +423,8 @@ export function buildOpenApiDocument(): JsonObject {
           requestBody: { required: true, ...json(ref('InboundEvent')) },
           responses: {
             '200': { description: 'Applied, or a duplicate id (acknowledged, nothing changed)' },
-            '202': { description: 'Unknown agent: held (status "held"), applied when the agent is registered' },
-            ...errors(400, 401, 413),
+            '202': { description: 'Unknown agent: held (status "held"), applied when the agent is registered. At most 10,000 events are held; held events of agents never registered are dropped after 7 days' },
+            ...errors(400, 401, 413, 503),
           },
         },
       },

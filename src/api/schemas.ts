@@ -421,7 +421,13 @@ export const inboundEventSchema = z.discriminatedUnion('type', [
 export const packetInputSchema = z.strictObject({
   agentId: agentIdSchema,
   audience: z.string().trim().min(1).max(200).optional().meta({ description: 'Who the packet is for, e.g. "Fortress Bank"' }),
-  workflow: z.string().trim().min(1).max(200).optional(),
+  workflow: z
+    .string()
+    .trim()
+    .min(1)
+    .max(200)
+    .optional()
+    .meta({ description: "A workflow named in the policy's `workflows`: the packet covers only the grants, routing and consequence rules its actions touch. An unknown workflow is a 400." }),
 });
 
 // ---- listings ------------------------------------------------------------------------------

@@ -10,18 +10,19 @@ import { consumeApproval } from './open-approvals.repository.js';
 import { toApprovalView } from './approval-view.js';
 import { conflict, CodedError, ErrorCode, notFound } from '../domain/errors.js';
 import type { EventType } from '../domain/events.js';
-import { addOutboxJob, emitEvent, QUEUES } from '../outbox/outbox.repository.js';
+import { addOutboxJob, emitEvent } from '../outbox/outbox.repository.js';
 import type { Policy } from '../policy/policy.schema.js';
 import type { Agent } from '../domain/agent.js';
 import { routeInputOf } from '../domain/decide.js';
+import type { APPROVAL_TIMER_KINDS, JobName } from '../queue/job-contracts.js';
 
-export const APPROVAL_TIMER_JOB = 'approval-timer';
-export const APPROVAL_CARDS_JOB = 'approval-cards';
-export const APPROVAL_CALLBACK_JOB = 'approval-callback';
+export const APPROVAL_TIMER_JOB = 'approval-timer' satisfies JobName;
+export const APPROVAL_CARDS_JOB = 'approval-cards' satisfies JobName;
+export const APPROVAL_CALLBACK_JOB = 'approval-callback' satisfies JobName;
 /** Removes a finished request's pending reminder/escalation/expiry jobs from the queue. */
-export const APPROVAL_TIMERS_CANCEL_JOB = 'approval-timers-cancel';
+export const APPROVAL_TIMERS_CANCEL_JOB = 'approval-timers-cancel' satisfies JobName;
 
-export type TimerKind = 'remind' | 'escalate' | 'expire';
+export type TimerKind = (typeof APPROVAL_TIMER_KINDS)[number];
 
 export interface ApprovalRequestInput {
   agentId: string;
@@ -171,7 +172,7 @@ export class ApprovalService {
         const payload = { requestId: id, action: input.action, context: input.context, justification: input.justification, rule: route.ruleId, matched: route.matched };
         await appendAudit(trx, { actor: requester, action: 'approval.requested', subject: agent.id, payload, at: now });
         await emitEvent(trx, 'approval.requested', { agentId: agent.id, ...payload }, now);
-        await addOutboxJob(trx, { queue: QUEUES.notify, jobName: APPROVAL_CARDS_JOB, payload: { requestId: id } }, now);
+        await addOutboxJob(trx, { jobName: APPROVAL_CARDS_JOB, payload: { requestId: id } }, now);
         const timers: [TimerKind, number | null][] = [
           ['remind', route.remindAfterMs],
           ['escalate', route.escalateAfterMs],
@@ -180,7 +181,7 @@ export class ApprovalService {
         for (const [kind, after] of timers) {
           if (after === null) continue;
           // A deterministic id: the sweep can re-add a timer Redis lost under the same job id.
-          await addOutboxJob(trx, { queue: QUEUES.timers, jobName: APPROVAL_TIMER_JOB, payload: { requestId: id, kind }, runAt: new Date(now.getTime() + after) }, now, approvalTimerJobId(id, kind));
+          await addOutboxJob(trx, { jobName: APPROVAL_TIMER_JOB, payload: { requestId: id, kind }, runAt: new Date(now.getTime() + after) }, now, approvalTimerJobId(id, kind));
         }
       });
     } catch (err) {
@@ -367,7 +368,7 @@ export class ApprovalService {
           .execute();
         await this.afterFinal(trx, id, row.agent_id, final, who.actor, now);
       } else {
-        await addOutboxJob(trx, { queue: QUEUES.notify, jobName: APPROVAL_CARDS_JOB, payload: { requestId: id } }, now);
+        await addOutboxJob(trx, { jobName: APPROVAL_CARDS_JOB, payload: { requestId: id } }, now);
       }
       return { final: final !== null, agentId: row.agent_id };
     });
@@ -404,7 +405,7 @@ export class ApprovalService {
         await emitEvent(trx, 'approval.escalated', { agentId: row.agent_id, requestId: id, to: row.route.escalateTo }, now);
       }
       // Reminders and escalations both show up on the cards.
-      await addOutboxJob(trx, { queue: QUEUES.notify, jobName: APPROVAL_CARDS_JOB, payload: { requestId: id, [kind === 'remind' ? 'remind' : 'escalated']: true } }, now);
+      await addOutboxJob(trx, { jobName: APPROVAL_CARDS_JOB, payload: kind === 'remind' ? { requestId: id, remind: true } : { requestId: id, escalated: true } }, now);
       return kind === 'remind' ? 'reminded' : 'escalated';
     });
     if (expiredFor) await this.changed(expiredFor);
@@ -452,10 +453,10 @@ export class ApprovalService {
     const type = `approval.${status}` as EventType;
     await appendAudit(trx, { actor, action: type, subject: agentId, payload: { requestId: id, status }, at: now });
     await emitEvent(trx, type, { agentId, requestId: id, status }, now);
-    await addOutboxJob(trx, { queue: QUEUES.notify, jobName: APPROVAL_CARDS_JOB, payload: { requestId: id } }, now);
-    await addOutboxJob(trx, { queue: QUEUES.timers, jobName: APPROVAL_TIMERS_CANCEL_JOB, payload: { requestId: id } }, now);
+    await addOutboxJob(trx, { jobName: APPROVAL_CARDS_JOB, payload: { requestId: id } }, now);
+    await addOutboxJob(trx, { jobName: APPROVAL_TIMERS_CANCEL_JOB, payload: { requestId: id } }, now);
     const row = await trx.selectFrom('approval_requests').select('callback_url').where('id', '=', id).executeTakeFirst();
-    if (row?.callback_url) await addOutboxJob(trx, { queue: QUEUES.events, jobName: APPROVAL_CALLBACK_JOB, payload: { requestId: id } }, now);
+    if (row?.callback_url) await addOutboxJob(trx, { jobName: APPROVAL_CALLBACK_JOB, payload: { requestId: id } }, now);
   }
 
   /**

@@ -15,6 +15,9 @@ import type { Policy } from '../policy/policy.schema.js';
 import { authorize, type ChatIdentity, type Permission } from './authorization.js';
 import { parseCommand, usageText, USAGE, type ChatCommand } from './command-parser.js';
 import { errorReply, type ChatReply } from './reply.js';
+import type { Text } from '../notices/model.js';
+import { codeList, joinText } from '../notices/spans.js';
+import { waitingNotice } from '../notices/approval.notice.js';
 import { ConfirmationService, CONFIRMATION_REQUEST_JOB, RESTORE_CONFIRM_MS, REVOKE_CONFIRM_MS } from '../confirmations/confirmations.service.js';
 import { findConfirmation, incidentEnded, requesterOfRow } from '../confirmations/confirmations.repository.js';
 import { requesterOf, samePerson } from '../confirmations/same-person.js';
@@ -60,20 +63,16 @@ const PERMISSION_FOR: Record<ChatCommand['kind'], Permission | null> = {
   restore: 'restore',
 };
 
-function list(items: string[]): string {
-  return items.length ? items.map((s) => `\`${s}\``).join(', ') : 'none';
-}
-
-function actionLines(r: ActionResult): string[] {
-  const lines: string[] = [];
-  lines.push(`Status: *${r.statusBefore}* → *${r.statusAfter}*`);
-  if (r.action.scopes.length) lines.push(`Scopes: ${list(r.action.scopes)}`);
-  if (r.grantsSuspended.length || r.action.kind === 'contain' || r.action.kind === 'narrow') lines.push(`Grants suspended: ${list(r.grantsSuspended.map((g) => g.scope))}`);
-  if (r.grantsRevoked.length) lines.push(`Grants revoked: ${list(r.grantsRevoked.map((g) => g.scope))}`);
-  if (r.grantsRestored.length || r.action.kind === 'restore') lines.push(`Grants restored: ${list(r.grantsRestored.map((g) => g.scope))}`);
-  if (r.action.expiresAt) lines.push(`Lifts itself at ${r.action.expiresAt}`);
-  lines.push(`Pending approvals cancelled: ${r.pendingApprovalsCancelled.length}`);
-  lines.push(`Reason: ${r.action.reason}`);
+function actionLines(r: ActionResult): Text[] {
+  const lines: Text[] = [];
+  lines.push(['Status: ', { strong: r.statusBefore }, ' → ', { strong: r.statusAfter }]);
+  if (r.action.scopes.length) lines.push(['Scopes: ', ...codeList(r.action.scopes)]);
+  if (r.grantsSuspended.length || r.action.kind === 'contain' || r.action.kind === 'narrow') lines.push(['Grants suspended: ', ...codeList(r.grantsSuspended.map((g) => g.scope))]);
+  if (r.grantsRevoked.length) lines.push(['Grants revoked: ', ...codeList(r.grantsRevoked.map((g) => g.scope))]);
+  if (r.grantsRestored.length || r.action.kind === 'restore') lines.push(['Grants restored: ', ...codeList(r.grantsRestored.map((g) => g.scope))]);
+  if (r.action.expiresAt) lines.push(['Lifts itself at ', { time: r.action.expiresAt }]);
+  lines.push([`Pending approvals cancelled: ${r.pendingApprovalsCancelled.length}`]);
+  lines.push(['Reason: ', r.action.reason]);
   return lines;
 }
 
@@ -123,8 +122,8 @@ export class ChatCommands {
         if (!this.deps.packets) return errorReply('Trust packets are not enabled on this server.');
         const v = await this.deps.packets.verify(command.packetId);
         return v.intact
-          ? { tone: 'success', title: `Trust packet ${command.packetId} is intact`, lines: [`Hash ${v.storedHash?.slice(0, 16)}…; built from audit entry ${v.builtFromAuditHead.seq}`, `Evidence was ${v.evidenceAtBuild} when built; it is ${v.evidenceNow} now`] }
-          : { tone: 'error', title: `Trust packet ${command.packetId} has been TAMPERED with (or is not built)`, lines: [`Stored hash ${v.storedHash ?? 'none'}; content hashes to ${v.computedHash ?? 'nothing'}`] };
+          ? { tone: 'success', title: `Trust packet ${command.packetId} is intact`, lines: [[`Hash ${v.storedHash?.slice(0, 16)}…; built from audit entry ${v.builtFromAuditHead.seq}`], [`Evidence was ${v.evidenceAtBuild} when built; it is ${v.evidenceNow} now`]] }
+          : { tone: 'error', title: `Trust packet ${command.packetId} has been TAMPERED with (or is not built)`, lines: [[`Stored hash ${v.storedHash ?? 'none'}; content hashes to ${v.computedHash ?? 'nothing'}`]] };
       }
       case 'subscribe':
       case 'unsubscribe':
@@ -140,8 +139,8 @@ export class ChatCommands {
       case 'audit-verify': {
         const v = await verifyAudit(db);
         return v.ok
-          ? { tone: 'success', title: 'Audit log verified', lines: [`${v.entries} entries, chain intact. Head: entry ${v.head.seq}, \`${v.head.hash.slice(0, 16)}…\``] }
-          : { tone: 'error', title: 'Audit log is BROKEN', lines: [`First broken entry: ${v.firstBroken?.seq}: ${v.firstBroken?.problem}`, `${v.entries} entries checked.`] };
+          ? { tone: 'success', title: 'Audit log verified', lines: [[`${v.entries} entries, chain intact. Head: entry ${v.head.seq}, `, { code: `${v.head.hash.slice(0, 16)}…` }]] }
+          : { tone: 'error', title: 'Audit log is BROKEN', lines: [[`First broken entry: ${v.firstBroken?.seq}: ${v.firstBroken?.problem}`], [`${v.entries} entries checked.`]] };
       }
       case 'contain':
       case 'narrow': {
@@ -158,7 +157,7 @@ export class ChatCommands {
         return {
           tone: 'success',
           title: `${command.kind === 'contain' ? 'Contained' : 'Narrowed'} ${command.agentId}${ttl}${r.replayed ? ' (already applied)' : ''}`,
-          lines: [...actionLines(r), `Undo with \`/armalo restore ${command.agentId} <reason>\``],
+          lines: [...actionLines(r), ['Undo with ', { command: `restore ${command.agentId} <reason>` }]],
         };
       }
       case 'revoke': {
@@ -168,7 +167,7 @@ export class ChatCommands {
         return {
           tone: 'warning',
           title: `Revoke ${command.agentId}? This is the kill switch: every grant stops, kept-in-containment ones too.`,
-          lines: [...actionLines(preview), `Only you can confirm, until ${expiresAt}.`],
+          lines: [...actionLines(preview), ['Only you can confirm, until ', { time: expiresAt }, '.']],
           confirm: { id, label: `Revoke ${command.agentId}`, danger: true, expiresAt },
         };
       }
@@ -179,7 +178,7 @@ export class ChatCommands {
           return {
             tone: 'warning',
             title: `BREAK-GLASS: restored ${command.agentId}${r.replayed ? ' (already applied)' : ''}`,
-            lines: [...actionLines(r), 'No second person confirmed this. It is marked break-glass in the audit log and the incident, announced in the incidents channel, and every other member of the restore roles is told directly.'],
+            lines: [...actionLines(r), ['No second person confirmed this. It is marked break-glass in the audit log and the incident, announced in the incidents channel, and every other member of the restore roles is told directly.']],
           };
         }
         const preview = await agents.act(command.agentId, { kind: 'restore', reason: command.reason, actor }, { dryRun: true });
@@ -187,7 +186,7 @@ export class ChatCommands {
         const rule = this.deps.policy.permissions.restore;
         const stale = await this.confirmations.missingFreshEvaluation(command.agentId);
         if (stale) return errorReply(stale, `/armalo ${USAGE.restore}`);
-        const notes = rule.freshEvaluation ? ['A fresh evaluation since the incident began was found, as the policy requires.'] : [];
+        const notes: Text[] = rule.freshEvaluation ? [['A fresh evaluation since the incident began was found, as the policy requires.']] : [];
         if (rule.secondPerson) {
           // The confirm button goes into the incidents channel: without one, nobody would see it.
           if (!this.deps.policy.channels.incidents) {
@@ -197,7 +196,7 @@ export class ChatCommands {
           return {
             tone: 'info',
             title: `Restore of ${command.agentId} requested: a second person must confirm`,
-            lines: [...actionLines(preview), `Another holder of ${rule.roles.join(' or ')} can confirm in the incident thread within ${formatDuration(RESTORE_CONFIRM_MS)}.`, ...notes],
+            lines: [...actionLines(preview), [`Another holder of ${rule.roles.join(' or ')} can confirm in the incident thread within ${formatDuration(RESTORE_CONFIRM_MS)}.`], ...notes],
           };
         }
         const r = await agents.act(command.agentId, { kind: 'restore', reason: command.reason, actor }, { idempotencyKey });
@@ -302,7 +301,7 @@ export class ChatCommands {
     return {
       tone: 'info',
       title: `Building the trust packet for ${agent.id}${command.audience ? ` (for ${command.audience})` : ''}`,
-      lines: [`It will be posted in this channel in a few seconds. Packet ${status.id}; check it later with \`/armalo packet verify ${status.id}\`.`],
+      lines: [[`It will be posted in this channel in a few seconds. Packet ${status.id}; check it later with `, { command: `packet verify ${status.id}` }, '.']],
     };
   }
 
@@ -310,17 +309,17 @@ export class ChatCommands {
     if (!this.deps.trust) return errorReply('Trust data is not enabled on this server.');
     const v = await this.deps.trust.scoreOf(agentId);
     if (v.score === null) {
-      return { tone: 'info', title: `${agentId} has no score yet`, lines: ['No evaluations or score events have been received for this agent, so there is nothing to score. Send evaluations to POST /v1/agents/' + agentId + '/evaluations.'] };
+      return { tone: 'info', title: `${agentId} has no score yet`, lines: [['No evaluations or score events have been received for this agent, so there is nothing to score. Send evaluations to ', { code: `POST /v1/agents/${agentId}/evaluations` }, '.']] };
     }
     const violations = await this.deps.db.selectFrom('audit_log').select(['at', 'payload']).where('subject', '=', agentId).where('action', '=', 'trust.pact_violated').orderBy('seq', 'desc').limit(3).execute();
     return {
       tone: v.tier === 'bronze' ? 'warning' : 'info',
       title: `${agentId}: ${v.score} (${v.tier})`,
       lines: [
-        `Trend, 30 days: ${sparkline(v.trend.map((t) => t.score))} (${v.trend.length} change${v.trend.length === 1 ? '' : 's'})`,
-        `Evidence: ${v.freshness}${v.newestEvidence ? `, newest ${v.newestEvidence}` : ''} · source: ${v.source}`,
-        `Pacts: ${v.pacts.length ? v.pacts.map((p) => `${p.id} (${p.severity}) ${p.freshness}`).join('; ') : 'none'}`,
-        `Last violations: ${violations.length ? violations.map((r) => `${(r.payload as { pactId?: string }).pactId} at ${r.at.toISOString()}`).join('; ') : 'none'}`,
+        [`Trend, 30 days: ${sparkline(v.trend.map((t) => t.score))} (${v.trend.length} change${v.trend.length === 1 ? '' : 's'})`],
+        [`Evidence: ${v.freshness}${v.newestEvidence ? `, newest ${v.newestEvidence}` : ''} · source: ${v.source}`],
+        [`Pacts: ${v.pacts.length ? v.pacts.map((p) => `${p.id} (${p.severity}) ${p.freshness}`).join('; ') : 'none'}`],
+        [`Last violations: ${violations.length ? violations.map((r) => `${(r.payload as { pactId?: string }).pactId} at ${r.at.toISOString()}`).join('; ') : 'none'}`],
       ],
     };
   }
@@ -356,24 +355,21 @@ export class ChatCommands {
     };
   }
 
+  /** What waits on the caller, with Approve and Deny per request, and what they decided lately (Slack's App Home). */
   private async waiting(who: ChatIdentity): Promise<ChatReply> {
     if (!this.deps.approvals) return errorReply('Approvals are not enabled on this server.');
-    const views = await this.deps.approvals.waitingOn({
-      actor: actorOf(who),
-      platform: who.platform,
-      ...(who.platform === 'slack' ? { slack: who.userId } : { teams: who.userId }),
-      emails: who.emails,
-    });
-    if (views.length === 0) return { tone: 'info', title: 'Nothing waits on you', lines: [] };
-    return {
-      tone: 'info',
-      title: `${views.length} request${views.length === 1 ? '' : 's'} wait${views.length === 1 ? 's' : ''} on you`,
-      lines: views.map((v) => {
-        const amount = typeof v.context.amount === 'number' ? ` (amount ${v.context.amount})` : '';
-        const done = v.decisions.filter((d) => d.decision === 'approve').length;
-        return `\`${v.agentId}\` wants \`${v.action}\`${amount}: ${v.justification} · ${done} of ${v.route.quorum} approvals · expires ${v.expiresAt} · request ${v.id}`;
+    const actor = actorOf(who);
+    const [views, decided] = await Promise.all([
+      this.deps.approvals.waitingOn({
+        actor,
+        platform: who.platform,
+        ...(who.platform === 'slack' ? { slack: who.userId } : { teams: who.userId }),
+        emails: who.emails,
       }),
-    };
+      this.deps.approvals.decidedBy(actor),
+    ]);
+    const notice = waitingNotice(views, decided, actor);
+    return { tone: 'info', title: notice.title, lines: [], notice };
   }
 
   private async status(agentId: string): Promise<ChatReply> {
@@ -385,16 +381,16 @@ export class ChatCommands {
     const recent = await recentActions(db, agentId, 5);
     const grants = agent.grants.map((g) => {
       const s = grantStatus(agent, g, now);
-      return `\`${g.scope}\` ${s.state}${g.keepInContainment ? ' (kept in containment)' : ''}${g.constraints.maxAmount !== undefined ? `, max ${g.constraints.maxAmount}` : ''}`;
+      return [{ code: g.scope }, ` ${s.state}${g.keepInContainment ? ' (kept in containment)' : ''}${g.constraints.maxAmount !== undefined ? `, max ${g.constraints.maxAmount}` : ''}`] as Text;
     });
     return {
       tone: agent.status === 'active' ? 'info' : 'warning',
       title: `${agent.name} (${agent.id}) is ${agent.status}`,
       lines: [
-        `Owner: ${agent.owner} · risk tier: ${agent.riskTier}`,
-        `Grants: ${grants.length ? grants.join('; ') : 'none'}`,
-        incident ? `Open incident: ${incident.id}` : 'No open incident',
-        `Last actions: ${recent.length ? recent.map((a) => `${a.kind} by ${a.actor} at ${a.created_at.toISOString()}${a.lifted_at ? ' (lifted)' : ''}: ${a.reason}`).join('; ') : 'none'}`,
+        [`Owner: ${agent.owner} · risk tier: ${agent.riskTier}`],
+        ['Grants: ', ...(grants.length ? joinText(grants, '; ') : ['none'])],
+        [incident ? `Open incident: ${incident.id}` : 'No open incident'],
+        [`Last actions: ${recent.length ? recent.map((a) => `${a.kind} by ${a.actor} at ${a.created_at.toISOString()}${a.lifted_at ? ' (lifted)' : ''}: ${a.reason}`).join('; ') : 'none'}`],
       ],
     };
   }
@@ -408,7 +404,7 @@ export class ChatCommands {
     return {
       tone: 'info',
       title: `Audit log for ${agentId} (latest ${rows.length})`,
-      lines: rows.map((r) => `#${r.seq} ${r.at.toISOString()} ${r.actor}: ${r.action}`),
+      lines: rows.map((r) => [`#${r.seq} ${r.at.toISOString()} ${r.actor}: `, { code: r.action }]),
     };
   }
 
@@ -428,7 +424,7 @@ export class ChatCommands {
     const after = command.after ? decodeCursor('agents', command.after) : undefined;
     const { agents, nextAfterId } = await listAgents(this.deps.db, { status: command.status }, { limit: CHAT_PAGE_SIZE, afterId: after?.ok ? after.position.id : undefined });
     const what = command.status ? `${command.status} agents` : 'agents';
-    const lines = agents.map((a) => `\`${a.id}\` ${a.name.slice(0, 60)} · *${a.status}* · risk ${a.riskTier} · owner ${a.owner.slice(0, 60)}${a.trustTier ? ` · ${a.trustTier}` : ''}`);
+    const lines = agents.map((a): Text => [{ code: a.id }, ` ${a.name.slice(0, 60)} · `, { strong: a.status }, ` · risk ${a.riskTier} · owner ${a.owner.slice(0, 60)}${a.trustTier ? ` · ${a.trustTier}` : ''}`]);
     if (agents.length === 0) return { tone: 'info', title: command.after ? `No more ${what}` : `No ${what}`, lines: [] };
     const next = nextAfterId === null ? undefined : `agents ${command.status ?? 'all'} --after ${encodeCursor('agents', { id: nextAfterId })}`;
     return withNextPage({ tone: 'info', title: `${command.after ? 'More ' : ''}${what[0]!.toUpperCase()}${what.slice(1)} (${agents.length}${next ? ', more follow' : ''})`, lines }, next);
@@ -441,7 +437,7 @@ export class ChatCommands {
     const { items, nextAfter } = await listIncidents(this.deps.db, { status: 'open' }, { limit: CHAT_PAGE_SIZE, after: position });
     if (items.length === 0) return { tone: 'info', title: command.after ? 'No more open incidents' : 'No open incidents', lines: [] };
     const lines = items.map(
-      (i) => `\`${i.agentId}\` is *${i.agentStatus}* · ${i.openedWith} by ${i.openedBy} at ${i.openedAt}: ${i.reason.slice(0, 80)} · ${i.steps} step${i.steps === 1 ? '' : 's'} · incident ${i.id}`,
+      (i): Text => [{ code: i.agentId }, ' is ', { strong: i.agentStatus }, ` · ${i.openedWith} by ${i.openedBy} at ${i.openedAt}: ${i.reason.slice(0, 80)} · ${i.steps} step${i.steps === 1 ? '' : 's'} · incident ${i.id}`],
     );
     const next = nextAfter ? `incidents --after ${encodeCursor('incidents', nextAfter)}` : undefined;
     return withNextPage({ tone: 'warning', title: `${command.after ? 'More open' : 'Open'} incidents (${items.length}${next ? ', more follow' : ''})`, lines }, next);
@@ -454,5 +450,5 @@ export const CHAT_PAGE_SIZE = 15;
 /** Adds the next page: a "more" button (Slack) and the words to type for it (every platform). */
 function withNextPage(reply: ChatReply, next: string | undefined): ChatReply {
   if (!next) return reply;
-  return { ...reply, lines: [...reply.lines, `Next page: \`${next}\``], more: { label: 'More', command: next } };
+  return { ...reply, lines: [...reply.lines, ['Next page: ', { code: next }]], more: { label: 'More', command: next } };
 }

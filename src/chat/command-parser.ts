@@ -11,22 +11,56 @@ import { decodeCursor, type CursorKind } from '../core/cursor.js';
 export const MAX_TTL_MS = 30 * 24 * 3600 * 1000;
 const AGENT_ID = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
 
-export const USAGE: Record<string, string> = {
-  help: 'help',
-  status: 'status <agent>',
-  contain: 'contain <agent> [--ttl 2h] [--dry-run] [reason…]',
-  narrow: 'narrow <agent> <scope>[,<scope>…] [--ttl 2h] [--dry-run] [reason…]',
-  revoke: 'revoke <agent> [reason…]',
-  restore: 'restore <agent> [reason…]',
-  audit: 'audit <agent> | audit verify',
-  approvals: 'approvals',
-  score: 'score <agent>',
-  subscribe: 'subscribe <agent|*> [scores|incidents|approvals|all]',
-  packet: 'packet <agent> [for <company>] [workflow <name>] | packet verify <id>',
-  unsubscribe: 'unsubscribe <agent|*> [scores|incidents|approvals|all]',
-  agents: 'agents [all|active|narrowed|contained|revoked]',
-  incidents: 'incidents',
-};
+/**
+ * Every command of the grammar, in the order `help` lists them: its usage line (what the parser
+ * accepts), one sentence on what it does, and its place in the Teams command menu. This list is the
+ * one source of the `help` answer, the usage line of a refusal, the README's command lists, the Slack
+ * manifest's usage hint and the Teams manifest's command menus (`npm run generate` rewrites the
+ * documents; test/command-docs.test.ts fails when they drift).
+ */
+export interface CommandSpec {
+  /** The command word. */
+  name: string;
+  /** What follows the command prefix: `/armalo <usage>` in Slack, `<usage>` as a message in Teams. */
+  usage: string;
+  /** What it does, in one sentence (README tables, Teams menu tooltips are the usage line). */
+  summary: string;
+  /**
+   * Place in the Teams command menu (1 first). Teams shows at most 10 commands per scope: the ten
+   * most used in an incident are listed; the others are typed (help lists every command).
+   */
+  menu?: number;
+}
+
+export const COMMANDS: readonly CommandSpec[] = [
+  { name: 'help', usage: 'help', summary: 'Lists every command (also the answer to anything the bot does not understand).' },
+  { name: 'status', usage: 'status <agent>', summary: "The agent's status, each grant's state, its open incident and its last actions.", menu: 1 },
+  { name: 'contain', usage: 'contain <agent> [--ttl 2h] [--dry-run] [reason…]', summary: 'Suspends every grant except those kept in containment; `--ttl` lifts it by itself, `--dry-run` only shows what would change.', menu: 2 },
+  { name: 'narrow', usage: 'narrow <agent> <scope>[,<scope>…] [--ttl 2h] [--dry-run] [reason…]', summary: 'Suspends the grants matching the scopes (globs such as `payments:*`).', menu: 3 },
+  { name: 'revoke', usage: 'revoke <agent> [reason…]', summary: 'The kill switch: every grant stops. Asks the requester to confirm within 5 minutes.', menu: 6 },
+  { name: 'restore', usage: 'restore <agent> [reason…]', summary: 'Gives back the grants held before the incident; a second person confirms when the policy says so.', menu: 7 },
+  { name: 'audit', usage: 'audit <agent> | audit verify', summary: "The agent's latest audit entries; `audit verify` checks the whole hash chain.", menu: 10 },
+  { name: 'approvals', usage: 'approvals', summary: 'The approval requests waiting on you, each with approve and deny, and those decided recently.', menu: 4 },
+  { name: 'score', usage: 'score <agent>', summary: "The agent's trust score and tier.", menu: 9 },
+  { name: 'subscribe', usage: 'subscribe <agent|*> [scores|incidents|approvals|all]', summary: 'Posts score changes, incidents or approval cards of an agent (`*`: every agent) in this channel.' },
+  { name: 'packet', usage: 'packet <agent> [for <company>] [workflow <name>] | packet verify <id>', summary: 'Builds a trust packet (JSON, Markdown, PDF) to share; `packet verify` checks one by its id.' },
+  { name: 'unsubscribe', usage: 'unsubscribe <agent|*> [scores|incidents|approvals|all]', summary: 'Stops those posts in this channel.' },
+  { name: 'agents', usage: 'agents [all|active|narrowed|contained|revoked]', summary: 'Lists agents, optionally of one status, a page at a time.', menu: 8 },
+  { name: 'incidents', usage: 'incidents', summary: 'Lists the open incidents, newest first.', menu: 5 },
+];
+
+/** Teams shows at most this many commands per command list (scope) of a bot. */
+export const TEAMS_MENU_LIMIT = 10;
+
+/** The usage line of each command, by command word. */
+export const USAGE: Record<string, string> = Object.fromEntries(COMMANDS.map((c) => [c.name, c.usage]));
+
+/** The commands of the Teams command menu, in menu order (at most TEAMS_MENU_LIMIT). */
+export function teamsMenu(): CommandSpec[] {
+  return COMMANDS.filter((c) => c.menu !== undefined)
+    .sort((a, b) => a.menu! - b.menu!)
+    .slice(0, TEAMS_MENU_LIMIT);
+}
 
 /** Commands of the grammar that later capabilities provide; they answer that they are not available yet. */
 export const NOT_YET = [] as const;
@@ -53,12 +87,19 @@ export type ChatCommand =
 
 export type ParseResult = { ok: true; command: ChatCommand } | { ok: false; error: string; usage: string };
 
-/** Everything the bot understands, one line per command (the answer to `help` and to a bad command). */
 /** The emergency form of restore (policy `permissions.breakGlass`), listed in the help after the usage lines. */
 export const BREAK_GLASS_USAGE = 'restore <agent> --break-glass <reason of 20+ characters>  (emergency: alone, announced loudly)';
 
+/** Every usage line, in help order: each command's, then the emergency form of restore. */
+export function usageLines(): string[] {
+  return [...COMMANDS.map((c) => c.usage), BREAK_GLASS_USAGE];
+}
+
+/** Everything the bot understands, one line per command (the answer to `help` and to a bad command). */
 export function usageText(prefix = '/armalo'): string {
-  return [...Object.values(USAGE), BREAK_GLASS_USAGE].map((u) => `${prefix} ${u}`).join('\n');
+  return usageLines()
+    .map((u) => (prefix ? `${prefix} ${u}` : u))
+    .join('\n');
 }
 
 const fail = (error: string, sub?: string): ParseResult => ({

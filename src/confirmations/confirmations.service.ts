@@ -5,15 +5,16 @@ import type { ActionResult, AgentService } from '../agents/agents.service.js';
 import { findOpenIncident, loadAgent } from '../agents/agents.repository.js';
 import type { ChatIdentity } from '../chat/authorization.js';
 import { conflict, notFound } from '../domain/errors.js';
-import { addOutboxJob, QUEUES } from '../outbox/outbox.repository.js';
+import { addOutboxJob } from '../outbox/outbox.repository.js';
 import type { Policy } from '../policy/policy.schema.js';
 import { findConfirmation, insertConfirmation, statusOf, type ConfirmationKind, type ConfirmationStatus } from './confirmations.repository.js';
 import { apiRequester, type Requester } from './same-person.js';
+import type { JobName } from '../queue/job-contracts.js';
 
 export const REVOKE_CONFIRM_MS = 5 * 60_000;
 export const RESTORE_CONFIRM_MS = 60 * 60_000;
 /** Posts a restore's confirmation request in the incident thread (queue `notify`). */
-export const CONFIRMATION_REQUEST_JOB = 'confirmation-request';
+export const CONFIRMATION_REQUEST_JOB = 'confirmation-request' satisfies JobName;
 
 /** A confirmation as `GET /v1/confirmations/{id}` shows it. */
 export interface ConfirmationView {
@@ -69,7 +70,7 @@ export class ConfirmationService {
         agentVersion: agent.version,
       });
       // A restore needs a second person: the request goes into the incident's thread for them.
-      if (c.kind === 'restore') await addOutboxJob(trx, { queue: QUEUES.notify, jobName: CONFIRMATION_REQUEST_JOB, payload: { confirmationId: id } }, now);
+      if (c.kind === 'restore') await addOutboxJob(trx, { jobName: CONFIRMATION_REQUEST_JOB, payload: { confirmationId: id } }, now);
     });
     return (await this.get(id))!;
   }

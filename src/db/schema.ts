@@ -80,6 +80,13 @@ export interface ChatMessagesTable {
   created_at: Timestamp;
 }
 
+/** Who holds the delivery of one key (an incident, an approval request) right now (migration 0014). */
+export interface ChatLeasesTable {
+  key: string;
+  holder: string;
+  expires_at: Timestamp;
+}
+
 export interface ConfirmationsTable {
   id: string;
   kind: 'revoke' | 'restore';
@@ -307,6 +314,7 @@ export interface Database {
   event_deliveries: EventDeliveriesTable;
   incidents: IncidentsTable;
   chat_messages: ChatMessagesTable;
+  chat_leases: ChatLeasesTable;
   confirmations: ConfirmationsTable;
   chat_identities: ChatIdentitiesTable;
   approval_requests: ApprovalRequestsTable;

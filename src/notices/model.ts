@@ -30,7 +30,12 @@ export type Span =
    */
   | { actor: string }
   /** A moment: Slack shows it in the reader's time zone, Teams as an ISO time. */
-  | { time: Date | string };
+  | { time: Date | string }
+  /**
+   * A chat command of ours, without the platform's prefix (`restore pay-bot <reason>`): Slack shows
+   * the slash command (`/armalo restore …`), Teams the words to send to the bot.
+   */
+  | { command: string };
 
 /** One line of text. */
 export type Text = Span[];
@@ -74,8 +79,8 @@ export type NoticeBlock =
   | { kind: 'facts'; facts: { label: string; value: Text }[] }
   /** Small print under the content. */
   | { kind: 'context'; text: Text }
-  /** Preformatted text of ours (usage lines); never user input. */
-  | { kind: 'code'; text: string }
+  /** Preformatted text of ours (usage lines); never user input. `label` is shown above it ("Usage"). */
+  | { kind: 'code'; text: string; label?: string }
   /** A heading inside a longer notice (App Home's "Waiting on you"). */
   | { kind: 'heading'; text: string }
   /** A separator. */
@@ -160,6 +165,7 @@ export function plain(text: Text): string {
       if ('code' in s) return s.code;
       if ('link' in s) return s.label;
       if ('actor' in s) return s.actor;
+      if ('command' in s) return s.command;
       return typeof s.time === 'string' ? s.time : s.time.toISOString();
     })
     .join('');

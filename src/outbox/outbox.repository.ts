@@ -1,34 +1,36 @@
 import { randomUUID } from 'node:crypto';
 import { sql } from 'kysely';
 import type { DbOrTrx } from '../db/database.js';
+import type { z } from 'zod';
 import type { DomainEvent, EventType } from '../domain/events.js';
+import { JOBS, type JobName, type JobPayload, type QueueName } from '../queue/job-contracts.js';
 
-/** Queue names. The relay moves each outbox row to the queue it names. */
-export const QUEUES = {
-  events: 'events',
-  timers: 'timers',
-  /** Chat notices: posting and updating messages on Slack (and later Teams). */
-  notify: 'notify',
-} as const;
-export type QueueName = (typeof QUEUES)[keyof typeof QUEUES];
+export { QUEUES, type QueueName } from '../queue/job-contracts.js';
 
-export interface OutboxJob {
-  queue: QueueName;
-  jobName: string;
-  payload: unknown;
+/** One job for the outbox: its name picks the queue and the payload's type (src/queue/job-contracts.ts). */
+export interface OutboxJob<N extends JobName> {
+  jobName: N;
+  payload: JobPayload<N>;
   /** When the job should run (a delayed job); now by default. */
   runAt?: Date;
 }
 
-/** Writes a job into the outbox inside the caller's transaction; the relay hands it to BullMQ. */
-export async function addOutboxJob(trx: DbOrTrx, job: OutboxJob, now: Date, id: string = randomUUID()): Promise<string> {
+/**
+ * Writes a job into the outbox inside the caller's transaction; the relay hands it to BullMQ on the
+ * queue its contract names. The payload is checked against the contract here too, so a job its
+ * worker would refuse fails the transaction that wrote it instead of failing later, unseen.
+ */
+export async function addOutboxJob<N extends JobName>(trx: DbOrTrx, job: OutboxJob<N>, now: Date, id: string = randomUUID()): Promise<string> {
+  const contract: { queue: QueueName; payload: z.ZodType } = JOBS[job.jobName];
+  const checked = contract.payload.safeParse(job.payload);
+  if (!checked.success) throw new Error(`outbox job ${job.jobName}: the payload does not match its contract: ${checked.error.issues[0]?.message ?? 'invalid'}`);
   // One statement: the row, and a notification delivered on commit (collapsed with the others of
   // the same transaction) that wakes every relay.
   const runAt = job.runAt ?? now;
   await sql`
     with added as (
       insert into outbox (id, queue, job_name, payload, run_at, created_at)
-      values (${id}, ${job.queue}, ${job.jobName}, ${JSON.stringify(job.payload)}::jsonb, ${runAt}, ${now})
+      values (${id}, ${contract.queue}, ${job.jobName}, ${JSON.stringify(job.payload)}::jsonb, ${runAt}, ${now})
       returning id)
     select pg_notify('armalo_outbox', '') from added`.execute(trx);
   return id;
@@ -42,7 +44,7 @@ export async function emitEvent<T extends Record<string, unknown>>(
   now: Date,
 ): Promise<DomainEvent<T>> {
   const event: DomainEvent<T> = { id: randomUUID(), type, createdAt: now.toISOString(), data };
-  await addOutboxJob(trx, { queue: QUEUES.events, jobName: type, payload: event }, now, event.id);
+  await addOutboxJob(trx, { jobName: type, payload: event }, now, event.id);
   return event;
 }
 

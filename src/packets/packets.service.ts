@@ -2,16 +2,17 @@ import { randomUUID } from 'node:crypto';
 import type { Db } from '../db/database.js';
 import type { Clock } from '../core/clock.js';
 import { appendAudit } from '../audit/audit.repository.js';
-import { notFound } from '../domain/errors.js';
+import { invalidInput, notFound } from '../domain/errors.js';
 import { freshnessOf, type Freshness } from '../domain/trust-score.js';
-import { addOutboxJob, QUEUES } from '../outbox/outbox.repository.js';
+import { addOutboxJob } from '../outbox/outbox.repository.js';
 import type { Policy } from '../policy/policy.schema.js';
 import { buildPacket, packetHash } from './build-packet.js';
 import type { TrustPacket } from './packet.js';
+import type { JobName } from '../queue/job-contracts.js';
 
-export const BUILD_PACKET_JOB = 'build-packet';
+export const BUILD_PACKET_JOB = 'build-packet' satisfies JobName;
 /** Posts a built packet's summary (and the PDF) where it was asked for (queue `notify`). */
-export const PACKET_DELIVERY_JOB = 'packet-delivery';
+export const PACKET_DELIVERY_JOB = 'packet-delivery' satisfies JobName;
 
 export interface PacketRequest {
   agentId: string;
@@ -32,6 +33,14 @@ export interface PacketStatus {
   error: string | null;
 }
 
+/** The error for a workflow the policy does not name: says which ones it does. */
+export function unknownWorkflow(name: string, known: string[]) {
+  const shown = JSON.stringify(name.slice(0, 64));
+  return invalidInput(
+    known.length ? `unknown workflow ${shown}; the policy names ${known.slice(0, 20).join(', ')}${known.length > 20 ? ` and ${known.length - 20} more` : ''}` : `unknown workflow ${shown}; the policy names no workflows (add them under workflows:)`,
+  );
+}
+
 /**
  * Trust packets: requested (acknowledged at once), built by a job, stored with their content hash
  * and the audit chain head they were built from, verifiable later.
@@ -43,6 +52,7 @@ export class PacketService {
     const { db, clock } = this.deps;
     const agent = await db.selectFrom('agents').select('id').where('id', '=', req.agentId).executeTakeFirst();
     if (!agent) throw notFound(`unknown agent ${req.agentId}`);
+    if (req.workflow !== undefined && !Object.hasOwn(this.deps.policy.workflows, req.workflow)) throw unknownWorkflow(req.workflow, Object.keys(this.deps.policy.workflows));
     const id = randomUUID();
     const now = clock.now();
     await db.transaction().execute(async (trx) => {
@@ -51,7 +61,7 @@ export class PacketService {
         .values({ id, agent_id: req.agentId, status: 'building', requested_by: requestedBy, audience: req.audience ?? null, workflow: req.workflow ?? null, deliver_to: req.deliverTo ? JSON.stringify(req.deliverTo) : null, created_at: now })
         .execute();
       await appendAudit(trx, { actor: requestedBy, action: 'packet.requested', subject: req.agentId, payload: { packetId: id, audience: req.audience ?? null, workflow: req.workflow ?? null }, at: now });
-      await addOutboxJob(trx, { queue: QUEUES.timers, jobName: BUILD_PACKET_JOB, payload: { packetId: id } }, now);
+      await addOutboxJob(trx, { jobName: BUILD_PACKET_JOB, payload: { packetId: id } }, now);
     });
     return (await this.status(id))!;
   }
@@ -73,7 +83,7 @@ export class PacketService {
         .where('status', '=', 'building')
         .execute();
       await appendAudit(trx, { actor: 'system:packets', action: 'packet.built', subject: row.agent_id, payload: { packetId, contentHash: hash }, at: now });
-      if (row.deliver_to) await addOutboxJob(trx, { queue: QUEUES.notify, jobName: PACKET_DELIVERY_JOB, payload: { packetId } }, now);
+      if (row.deliver_to) await addOutboxJob(trx, { jobName: PACKET_DELIVERY_JOB, payload: { packetId } }, now);
     });
     return 'built';
   }

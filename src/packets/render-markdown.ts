@@ -1,4 +1,5 @@
-import type { TrustPacket } from './packet.js';
+import type { EvidenceAggregate, TrustPacket } from './packet.js';
+import { day, pageOne, pct, type Line } from './page-one.js';
 
 /**
  * Markdown rendering of a trust packet. A pure function of the packet: every time shown comes from
@@ -48,11 +49,10 @@ export function incidentMinutes(item: TrustPacket['incidents']['items'][number],
 
 /** The warning both renderings put at the top of the evidence section (contains "stale evidence"). */
 export function staleEvidenceWarning(packet: TrustPacket): string | null {
-  const { staleCount, items } = packet.evidence;
+  const { staleCount, total, staleAfterDays } = packet.evidence;
   if (staleCount <= 0) return null;
-  const counted = items.length > 0 ? `${staleCount} of ${items.length} evidence items` : `${staleCount} evidence ${staleCount === 1 ? 'item' : 'items'}`;
   const verb = staleCount === 1 ? 'is' : 'are';
-  return `Warning: this packet relies on stale evidence. ${counted} ${verb} past the freshness window; conclusions drawn from ${staleCount === 1 ? 'it' : 'them'} may no longer hold.`;
+  return `Warning: this packet relies on stale evidence. ${staleCount} of ${total} evidence items ${verb} past the ${staleAfterDays}-day staleness limit; conclusions drawn from ${staleCount === 1 ? 'it' : 'them'} may no longer hold.`;
 }
 
 export function scoreHistoryStats(packet: TrustPacket): { count: number; first?: { at: string; score: number }; last?: { at: string; score: number }; min?: number; max?: number } {
@@ -108,12 +108,28 @@ function asOf(iso: string): string {
 
 // ---- document --------------------------------------------------------------------------------
 
+function lineMd(line: Line): string {
+  const text = md(line.text);
+  return line.note ? `  _${text}_` : `- ${line.alert ? `**${text}**` : text}`;
+}
+
+function aggregateTable(rows: EvidenceAggregate[], head: string, label: (a: EvidenceAggregate) => string): string[] {
+  if (rows.length === 0) return ['None.', ''];
+  const out = [`| ${head} | Items | Pass rate | Oldest | Newest | Freshness | Past the limit | Last failure |`, '|---|---|---|---|---|---|---|---|'];
+  for (const a of rows) {
+    out.push(`| ${mdCell(label(a))} | ${a.count} | ${pct(a.passRate)} | ${day(a.oldest)} | ${day(a.newest)} | ${a.freshness === 'stale' ? '**STALE**' : a.freshness} | ${a.staleCount} | ${day(a.lastFailure)} |`);
+  }
+  out.push('');
+  return out;
+}
+
 export function renderPacketMarkdown(packet: TrustPacket): string {
   const out: string[] = [];
   const push = (...lines: string[]): void => {
     out.push(...lines);
   };
   const { agent, summary } = packet;
+  const one = pageOne(packet);
 
   push(`# Trust packet: ${md(agent.name)}`, '');
   push(`- **Agent:** ${md(agent.name)} (${code(agent.id)}), owner ${md(agent.owner)}`);
@@ -122,12 +138,27 @@ export function renderPacketMarkdown(packet: TrustPacket): string {
   if (packet.audience) push(`- **Audience:** ${md(packet.audience)}`);
   if (packet.workflow) push(`- **Workflow:** ${md(packet.workflow)}`);
   push('');
+  if (one.scope) push(one.scope.alert ? `**${md(one.scope.text)}**` : `_${md(one.scope.text)}_`, '');
+  push(`> ${summary.verdictLevel === 'ok' ? '' : summary.verdictLevel === 'alert' ? '⛔ ' : '⚠️ '}**${md(summary.verdict)}**`, '');
+
+  // Page one: the three questions, then the score.
+  push('## The three questions', '', asOf(summary.asOf), '');
+  for (const q of one.questions) {
+    push(`### ${md(q.title.replace(/^(\d)\s+/, '$1. '))}`, '');
+    for (const line of q.lines) push(lineMd(line));
+    push('');
+  }
+  push(`**${md(one.score.text)}**`, '');
 
   // Summary
   push('## Summary', '', asOf(summary.asOf), '');
-  push(`> ${md(summary.verdict)}`, '');
-  push('| Score | Tier | 30-day change | Trend | Evidence |', '|---|---|---|---|---|');
-  push(`| ${summary.score === null ? 'no score' : String(summary.score)} | ${mdCell(summary.tier ?? 'none')} | ${formatSigned(summary.change30d)} | ${summary.trend} | ${summary.evidence === 'stale' ? '**STALE**' : summary.evidence} |`, '');
+  push('| Score | Tier | 30-day change | Trend | Newest evidence | Stale items |', '|---|---|---|---|---|---|');
+  push(`| ${summary.score === null ? 'no score' : String(summary.score)} | ${mdCell(summary.tier ?? 'none')} | ${formatSigned(summary.change30d)} | ${summary.trend} | ${summary.evidence === 'stale' ? '**STALE**' : summary.evidence} | ${packet.evidence.staleCount} of ${packet.evidence.total} |`, '');
+  if (summary.facts.length) {
+    push('Findings, worst first:', '');
+    for (const f of summary.facts) push(`- ${md(`${agent.name} ${f}`)}`);
+    push('');
+  }
 
   // Pacts
   push('## Pacts', '', asOf(packet.pacts.asOf), '');
@@ -140,6 +171,7 @@ export function renderPacketMarkdown(packet: TrustPacket): string {
     const when = pact.lastVerified ? ` on ${md(formatTime(pact.lastVerified))}` : '';
     const fresh = pact.freshness === 'stale' ? '**STALE**' : pact.freshness;
     push(`- **Latest verification:** ${result}${when} (evidence ${fresh})`);
+    push(`- **Record:** ${pact.evaluations} checks, ${pct(pact.passRate)}; last failure ${day(pact.lastFailure)}`);
     if (pact.clauses.length > 0) {
       push('- **Clauses:**');
       for (const clause of pact.clauses) push(`  - ${md(clause)}`);
@@ -148,34 +180,27 @@ export function renderPacketMarkdown(packet: TrustPacket): string {
   }
 
   // Evidence
-  push('## Evidence', '', asOf(packet.evidence.asOf), '');
+  const ev = packet.evidence;
+  push('## Evidence', '', asOf(ev.asOf), '');
   const warning = staleEvidenceWarning(packet);
   if (warning) push(`> ⚠️ **${md(warning)}**`, '');
-  if (packet.evidence.items.length === 0) {
-    push('No evidence is recorded for this agent.', '');
-  } else {
-    push('| Freshness | Observed | Age | Dimension | Result | Pact | Source | Link |', '|---|---|---|---|---|---|---|---|');
-    for (const e of packet.evidence.items) {
-      push(`| ${e.stale ? '**STALE**' : 'fresh'} | ${md(formatTime(e.observedAt))} | ${formatAgeDays(e.ageDays)} | ${mdCell(e.dimension)} | ${mdCell(e.result)} | ${e.pactId ? code(e.pactId) : '—'} | ${mdCell(e.source)} | ${link(e.evidenceUrl)} |`);
-    }
-    push('');
-  }
+  push(ev.total === 0 ? 'No evidence is recorded for this agent.' : `${ev.total} evaluations from ${md(formatTime(ev.oldest))} to ${md(formatTime(ev.newest))}.`, '');
+  push('### By dimension', '', ...aggregateTable(ev.byDimension, 'Dimension', (a) => a.key));
+  push('### By pact', '', ...aggregateTable(ev.byPact, 'Pact', (a) => (a.title && a.title !== a.key ? `${a.title} (${a.key})` : a.key)));
 
   // Score history
   const hist = scoreHistoryStats(packet);
   push('## Score history', '', asOf(packet.scoreHistory.asOf), '');
   if (hist.count === 0 || !hist.first || !hist.last) {
-    push(`No score history in the last ${packet.scoreHistory.days} days.`, '');
-  } else if (hist.count === 1) {
-    push(`One score in the last ${packet.scoreHistory.days} days: ${hist.first.score} on ${md(formatTime(hist.first.at))}.`, '');
+    push(`No score in the last ${packet.scoreHistory.days} days.`, '');
   } else {
-    push(`${hist.count} scores over the last ${packet.scoreHistory.days} days: ${hist.first.score} on ${md(formatTime(hist.first.at))} → ${hist.last.score} on ${md(formatTime(hist.last.at))}; low ${hist.min}, high ${hist.max}.`, '');
+    push(`${hist.count} daily scores from ${md(formatTime(hist.first.at))} (${hist.first.score}) to ${md(formatTime(hist.last.at))} (${hist.last.score}); low ${hist.min}, high ${hist.max}. Each day's score is the live formula replayed over the evidence observed up to that day; an external score stands from its own time on; the last point is the score in force now.`, '');
   }
 
   // Runtime controls
   const rc = packet.runtimeControls;
   push('## Runtime controls', '', asOf(rc.asOf), '', `**Status:** ${md(rc.status)}`, '');
-  push('### Grants', '');
+  push(packet.scope && !packet.scope.missing ? `### Grants the workflow ${md(packet.scope.workflow)} touches` : '### Grants', '');
   if (rc.grants.length === 0) push('No grants.', '');
   else {
     push('| Scope | State | Constraints | Kept in containment |', '|---|---|---|---|');
@@ -194,12 +219,26 @@ export function renderPacketMarkdown(packet: TrustPacket): string {
     }
     push('');
   }
+  push('### Routing that tightens when the proof weakens', '');
+  if (rc.tightens.length === 0) push('None.', '');
+  else {
+    for (const t of rc.tightens) push(`- ${code(t.ruleId)}: when ${md(t.condition)}${t.action ? ` for ${md(t.action)}` : ''}: ${md(t.effect)}${t.inForceNow ? ' **(in force now)**' : ''}`);
+    push('');
+  }
   push('### Active containment actions', '');
   if (rc.activeActions.length === 0) push('None.', '');
   else {
     for (const a of rc.activeActions) {
       push(`- **${md(a.kind)}** by ${md(a.actor)} since ${md(formatTime(a.since))}${a.until ? ` until ${md(formatTime(a.until))}` : ' (no end set)'}: ${md(a.reason)}`);
     }
+    push('');
+  }
+
+  // Consequence rules
+  push('## Consequence rules', '', asOf(packet.consequences.asOf), '');
+  if (packet.consequences.rules.length === 0) push('The policy has no consequence rules.', '');
+  else {
+    for (const r of packet.consequences.rules) push(`- ${code(r.ruleId)}: if ${md(r.when)}, then ${md(r.effect)}${r.applies ? '' : ' _(does not change this agent)_'}${r.conditionHoldsNow ? ' **(its condition holds now)**' : ''}`);
     push('');
   }
 
@@ -229,6 +268,19 @@ export function renderPacketMarkdown(packet: TrustPacket): string {
   push(`- **Head:** sequence ${code(au.headSeq)}, hash ${code(au.headHash)}`);
   if (au.firstBroken) push(`- **First broken entry:** sequence ${code(au.firstBroken.seq)}: ${md(au.firstBroken.problem)}`);
   push('');
+
+  // Appendix: raw evidence
+  push('## Appendix: evidence items', '', asOf(ev.asOf), '');
+  if (ev.items.length === 0) push('No evidence is recorded for this agent.', '');
+  else {
+    push(`The ${ev.items.length} most recent of ${ev.total} evaluations, newest first.`, '');
+    push('| Freshness | Observed | Age | Dimension | Result | Pact | Source | Link |', '|---|---|---|---|---|---|---|---|');
+    for (const e of ev.items) {
+      push(`| ${e.stale ? '**STALE**' : 'current'} | ${md(formatTime(e.observedAt))} | ${formatAgeDays(e.ageDays)} | ${mdCell(e.dimension)} | ${mdCell(e.result)} | ${e.pactId ? code(e.pactId) : '—'} | ${mdCell(e.source)} | ${link(e.evidenceUrl)} |`);
+    }
+    push('');
+    if (ev.omitted > 0) push(`_… ${ev.omitted} more not shown._`, '');
+  }
 
   return `${out.join('\n').replace(/\n{3,}/g, '\n\n').trimEnd()}\n`;
 }

@@ -1,9 +1,11 @@
 import { Resvg } from '@resvg/resvg-js';
+import { chartFonts } from './fonts.js';
 
 /**
  * Score-history chart for trust packets: an SVG line chart (time on x, score 0–1000 on y, tier
  * bands shaded) and a PNG rendering of it through resvg. Pure functions of their input: no clock,
- * no network; the only outside input is the system fonts resvg loads for the PNG's text.
+ * no network. The PNG's text uses the Noto fonts of fonts.ts (any script; no system fonts), so the
+ * chart looks the same on every machine.
  */
 
 export interface ScorePoint {
@@ -28,10 +30,13 @@ export interface ScoreChartOptions {
   thresholds?: TierThresholds;
   /** CSS font-family list used for all text in the SVG. */
   fontFamily?: string;
+  /** The time axis: from and to (ISO). Without them the axis spans the points. */
+  from?: string;
+  to?: string;
 }
 
 export const SCORE_MAX = 1000;
-const DEFAULT_FONT = "'DejaVu Sans', 'Liberation Sans', Arial, Helvetica, sans-serif";
+const DEFAULT_FONT = "'Noto Sans', 'DejaVu Sans', Arial, Helvetica, sans-serif";
 const BAND_COLOURS = { bronze: '#f3e0cf', silver: '#e9ecef', gold: '#fbf0c4', platinum: '#dcebf5' } as const;
 const DAY_MS = 86_400_000;
 
@@ -96,10 +101,14 @@ export function renderScoreChartSvg(points: readonly ScorePoint[], opts: ScoreCh
   const pts = usablePoints(points);
   const first = pts[0];
   const last = pts[pts.length - 1];
-  // With a single point (or all points at one instant) give the axis a one-day span around it.
-  const spread = first !== undefined && last !== undefined && last.t > first.t;
-  const t0 = first ? (spread ? first.t : first.t - DAY_MS / 2) : 0;
-  const t1 = last ? (spread ? last.t : last.t + DAY_MS / 2) : 1;
+  // A fixed axis (from/to) when given; else the points' span. With a single point (or all points at
+  // one instant) and no fixed axis, a one-day span around it.
+  const fixedFrom = opts.from ? Date.parse(opts.from) : NaN;
+  const fixedTo = opts.to ? Date.parse(opts.to) : NaN;
+  const fixed = Number.isFinite(fixedFrom) && Number.isFinite(fixedTo) && fixedTo > fixedFrom;
+  const spread = first !== undefined && last !== undefined && (last.t > first.t || fixed) && (pts.length > 1 || fixed);
+  const t0 = fixed ? fixedFrom : first ? (spread ? first.t : first.t - DAY_MS / 2) : 0;
+  const t1 = fixed ? fixedTo : last ? (spread ? last.t : last.t + DAY_MS / 2) : 1;
   const x = (t: number): number => margin.left + (plotW * (t - t0)) / (t1 - t0);
 
   const out: string[] = [];
@@ -135,8 +144,9 @@ export function renderScoreChartSvg(points: readonly ScorePoint[], opts: ScoreCh
   out.push(`<text transform="translate(14 ${num(margin.top + plotH / 2)}) rotate(-90)" text-anchor="middle" font-size="11" fill="#495057">score</text>`);
 
   if (first && last) {
-    // X axis: dates at the start, middle and end.
-    const ticks = spread ? [t0, (t0 + t1) / 2, t1] : [first.t];
+    // X axis: dates spread over the axis (seven over a long span, else start, middle and end).
+    const n = t1 - t0 >= 14 * DAY_MS && plotW >= 420 ? 6 : 2;
+    const ticks = spread ? Array.from({ length: n + 1 }, (_, i) => t0 + ((t1 - t0) * i) / n) : [first.t];
     for (const t of ticks) {
       const anchor = ticks.length === 1 ? 'middle' : t === t0 ? 'start' : t === t1 ? 'end' : 'middle';
       out.push(`<line x1="${num(x(t))}" y1="${margin.top + plotH}" x2="${num(x(t))}" y2="${margin.top + plotH + 4}" stroke="#495057"/>`);
@@ -145,8 +155,12 @@ export function renderScoreChartSvg(points: readonly ScorePoint[], opts: ScoreCh
   }
   out.push(`<text x="${margin.left + plotW / 2}" y="${height - 8}" text-anchor="middle" font-size="11" fill="#495057">date (UTC)</text>`);
 
-  if (spread && first && last) {
-    const path = pts.map((p, i) => `${i === 0 ? 'M' : 'L'}${num(x(p.t))} ${num(y(p.score))}`).join(' ');
+  if (spread && first && last && pts.length === 1) {
+    out.push(`<circle cx="${num(x(first.t))}" cy="${num(y(first.score))}" r="3.5" fill="#1c4e80"/>`);
+    out.push(`<text x="${num(x(first.t) - 6)}" y="${num(Math.max(margin.top + 12, y(first.score) - 8))}" text-anchor="end" font-size="11" font-weight="bold" fill="#1c4e80">${num(first.score)}</text>`);
+  } else if (spread && first && last) {
+    // A day without a score (no evidence in its window) breaks the line rather than bridging it.
+    const path = pts.map((p, i) => `${i === 0 || p.t - pts[i - 1]!.t > 2 * DAY_MS ? 'M' : 'L'}${num(x(p.t))} ${num(y(p.score))}`).join(' ');
     out.push(`<path d="${path}" fill="none" stroke="#1c4e80" stroke-width="2" stroke-linejoin="round"/>`);
     out.push(`<circle cx="${num(x(last.t))}" cy="${num(y(last.score))}" r="3.5" fill="#1c4e80"/>`);
     out.push(`<text x="${num(x(last.t) - 6)}" y="${num(Math.max(margin.top + 12, y(last.score) - 8))}" text-anchor="end" font-size="11" font-weight="bold" fill="#1c4e80">${num(last.score)}</text>`);
@@ -169,17 +183,21 @@ export interface ScoreChartPngOptions extends ScoreChartOptions {
   defaultFontFamily?: string;
 }
 
-/**
- * PNG of the chart, exactly `width` x `height` pixels. Text needs a font: resvg is told to load the
- * system fonts (DejaVu on Debian); on a machine without any, the chart still renders, without text.
- */
+/** PNG of the chart, exactly `width` x `height` pixels, its text in the packaged Noto fonts. */
 export function renderScoreChartPng(points: readonly ScorePoint[], opts: ScoreChartPngOptions = {}): Buffer {
-  const { width = 800, height = 320, defaultFontFamily = 'DejaVu Sans', ...rest } = opts;
-  const svg = renderScoreChartSvg(points, { ...rest, width, height });
+  const { width = 800, height = 320, defaultFontFamily = 'Noto Sans', ...rest } = opts;
+  const fonts = chartFonts(rest.title ?? '');
+  const svg = renderScoreChartSvg(points, { fontFamily: fonts.families, ...rest, width, height });
   const resvg = new Resvg(svg, {
     fitTo: { mode: 'original' },
-    font: { loadSystemFonts: true, defaultFontFamily },
+    font: { loadSystemFonts: false, fontFiles: fonts.files, defaultFontFamily },
     background: '#ffffff',
   });
   return resvg.render().asPng();
+}
+
+/** The chart of a packet's score history: its 90 days on the axis, the agent's name in the title. */
+export function packetChartPng(packet: { agent: { name: string }; scoreHistory: { days: number; from?: string; asOf: string; points: readonly ScorePoint[] } }, size: { width: number; height: number } = { width: 800, height: 320 }): Buffer {
+  const h = packet.scoreHistory;
+  return renderScoreChartPng(h.points, { ...size, title: `Trust score of ${packet.agent.name}, last ${h.days} days`, ...(h.from ? { from: h.from, to: h.asOf } : {}) });
 }

@@ -7,25 +7,18 @@ import type { Redis } from 'ioredis';
 import type { Clock } from '../core/clock.js';
 import type { Db } from '../db/database.js';
 import { appendAudit } from '../audit/audit.repository.js';
-import { addOutboxJob, QUEUES } from '../outbox/outbox.repository.js';
+import { addOutboxJob } from '../outbox/outbox.repository.js';
 import type { Logger } from '../observability/logger.js';
 import { parsePolicyText, PolicyError } from './load-policy.js';
 import { summarizePolicyChange } from './policy-diff.js';
 import type { PolicyHolder } from './policy-holder.js';
 import type { Policy } from './policy.schema.js';
+import type { JobName, JobPayload } from '../queue/job-contracts.js';
 
 /** The notify job that posts "the policy file is invalid" in the incidents channel (once per file content). */
-export const POLICY_INVALID_NOTICE_JOB = 'policy-invalid';
+export const POLICY_INVALID_NOTICE_JOB = 'policy-invalid' satisfies JobName;
 
-export interface PolicyInvalidNotice {
-  /** sha256 of the rejected file content: the notice's key, so retries and other replicas post once. */
-  contentHash: string;
-  file: string;
-  problems: string[];
-  /** The hash of the policy that keeps running. */
-  runningHash: string;
-  at: string;
-}
+export type PolicyInvalidNotice = JobPayload<typeof POLICY_INVALID_NOTICE_JOB>;
 
 export type ReloadOutcome =
   | { outcome: 'applied' | 'unchanged'; hash: string }
@@ -219,7 +212,7 @@ export class PolicyWatcher {
           .executeTakeFirst();
         if (!first) return;
         const notice: PolicyInvalidNotice = { contentHash, file, problems: err.problems, runningHash: holder.hash, at: now.toISOString() };
-        await addOutboxJob(trx, { queue: QUEUES.notify, jobName: POLICY_INVALID_NOTICE_JOB, payload: notice }, now);
+        await addOutboxJob(trx, { jobName: POLICY_INVALID_NOTICE_JOB, payload: notice }, now);
       });
     } catch (dbErr) {
       logger.warn({ err: (dbErr as Error).message }, 'could not queue the invalid-policy notice (Postgres)');

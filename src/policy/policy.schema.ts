@@ -349,6 +349,17 @@ const consequenceSchema = strictObject({
 }).describe('A consequence rule: trust deterioration that changes runtime behaviour.');
 
 // ---------------------------------------------------------------------------------------------------
+// Workflows
+
+const workflowSchema = strictObject({
+  actions: z
+    .array(scopeSchema, { error: 'expected a list of actions or globs such as payments:*' })
+    .min(1, { error: 'expected at least one action' })
+    .describe('The actions (or globs) the workflow performs, e.g. ["payments:*", "crm:read"].'),
+  description: z.string({ error: 'expected a description' }).max(500, { error: 'expected at most 500 characters' }).optional().describe('What the workflow is, in words.'),
+}).describe('A named workflow: a trust packet asked for it is scoped to the grants, routing and consequence rules its actions touch.');
+
+// ---------------------------------------------------------------------------------------------------
 // Channels
 
 const channelSchema = strictObject({
@@ -486,6 +497,12 @@ export const policySchema = strictObject({
     .describe('Channels by name; "incidents", "scores" and "approvals" are the well-known names.'),
   trust: trustSettingsSchema.prefault({}),
   mcp: mcpSettingsSchema.prefault({}),
+  workflows: z
+    .record(z.string().regex(NAME_PATTERN, { error: 'a workflow name uses letters, digits, "-", "_" and "." (starting with a letter or digit, at most 64)' }), workflowSchema, {
+      error: 'expected a mapping of workflow name to { actions }',
+    })
+    .default({})
+    .describe('Named workflows (`POST /v1/trust-packets {workflow}`, `/armalo packet <agent> workflow <name>`).'),
 }).superRefine((policy, ctx) => {
   const roleNames = Object.keys(policy.roles);
   const known = roleNames.length > 0 ? `known roles: ${roleNames.join(', ')}` : 'no roles are defined';

@@ -4,7 +4,7 @@ import type { Clock } from '../core/clock.js';
 import type { ChatIdentity } from '../chat/authorization.js';
 import type { Policy } from '../policy/policy.schema.js';
 import { classifySlackError } from './slack-web.js';
-import { SlackRateLimited } from './slack-notifier.js';
+import { RetryLater } from '../notices/platform.js';
 
 export const SLACK_DIRECTORY_JOB = 'slack-directory';
 /** Publish one person's App Home (queue `notify`). */
@@ -45,8 +45,8 @@ export class SlackDirectory {
         userId = res.user?.id ?? null;
       } catch (err) {
         const failure = classifySlackError(err);
-        if (failure.kind === 'rate_limited') throw new SlackRateLimited(failure.retryAfterSeconds);
-        if (failure.kind === 'transient') throw new Error(`users.lookupByEmail failed: ${failure.message}`);
+        if (failure.kind === 'rate_limited') throw new RetryLater(failure.retryAfterSeconds * 1000, `Slack rate limit: retry after ${failure.retryAfterSeconds} s`);
+        if (failure.kind === 'transient' || failure.kind === 'unavailable') throw new Error(`users.lookupByEmail failed: ${failure.message}`);
         // users_not_found and the like: this email has no Slack user.
       }
       if (userId) resolved++;

@@ -16,6 +16,8 @@ export function createSlackWebClient(token: string, apiUrl: string | undefined):
 
 export type SlackFailure =
   | { kind: 'rate_limited'; retryAfterSeconds: number }
+  /** Slack is having trouble (HTTP 5xx, or one of its own transient answers): try again shortly. */
+  | { kind: 'unavailable'; message: string }
   | { kind: 'transient'; message: string }
   | { kind: 'permanent'; message: string };
 
@@ -26,8 +28,9 @@ export function classifySlackError(err: unknown): SlackFailure {
   if (e.code === SlackErrorCode.PlatformError) {
     const code = e.data?.error ?? 'unknown_error';
     // Slack's own transient answers arrive as platform errors too.
-    if (['internal_error', 'fatal_error', 'service_unavailable', 'request_timeout', 'ratelimited'].includes(code)) return { kind: 'transient', message: code };
+    if (['internal_error', 'fatal_error', 'service_unavailable', 'request_timeout', 'ratelimited'].includes(code)) return { kind: 'unavailable', message: code };
     return { kind: 'permanent', message: `Slack refused: ${code}` };
   }
+  if (e.code === SlackErrorCode.HTTPError && typeof e.statusCode === 'number' && e.statusCode >= 500) return { kind: 'unavailable', message: `HTTP ${e.statusCode}` };
   return { kind: 'transient', message: e.message ?? String(err) };
 }

@@ -9,11 +9,19 @@ import type { Route } from '../http/router.js';
 import type { Logger } from '../observability/logger.js';
 import type { ApprovalService } from '../approvals/approvals.service.js';
 
-/** Teams user ids (29:…) of the request's approvers who have a personal chat with the bot. */
+/**
+ * Teams user ids (29:…) of the request's approvers who have a personal chat with the bot: listed by
+ * Teams id, or by an email the Teams roster gave for them (chat_identities, see identity.ts).
+ */
 export async function approverMris(db: Db, requestId: string): Promise<string[]> {
   const row = await db.selectFrom('approval_requests').select('route').where('id', '=', requestId).executeTakeFirst();
   if (!row) return [];
-  const teamsIds = [...new Set(row.route.requirements.flatMap((r) => r.people).flatMap((k) => row.route.people[k]?.teams ?? []))];
+  const people = row.route.requirements.flatMap((r) => r.people).map((k) => row.route.people[k]);
+  const emails = [...new Set(people.flatMap((p) => p?.emails ?? []).map((e) => e.toLowerCase()))];
+  const byEmail = emails.length
+    ? (await db.selectFrom('chat_identities').select('user_id').where('platform', '=', 'teams').where('email', 'in', emails).where('user_id', 'is not', null).execute()).map((r) => r.user_id!)
+    : [];
+  const teamsIds = [...new Set([...people.flatMap((p) => p?.teams ?? []).map((t) => t.toLowerCase()), ...byEmail])];
   if (!teamsIds.length) return [];
   const refs = await db.selectFrom('teams_conversations').select('reference').where('kind', '=', 'personal').where('aad_object_id', 'in', teamsIds).execute();
   return refs.map((r) => (r.reference as { user?: { id?: string } }).user?.id).filter((x): x is string => !!x);

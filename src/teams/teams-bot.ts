@@ -5,7 +5,7 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { AdaptiveCardActionExecuteResponseType, Application, TeamsAdapter, type AdaptiveCard, type TurnState } from '@microsoft/teams-ai';
-import { ActivityTypes, MemoryStorage, TurnContext, type ConversationReference } from 'botbuilder';
+import { ActivityTypes, MemoryStorage, TeamsInfo, TurnContext, type ConversationReference } from 'botbuilder';
 import { AuthenticationConstants } from 'botframework-connector';
 import type { Config } from '../config/env.js';
 import type { Db } from '../db/database.js';
@@ -18,6 +18,7 @@ import type { ChatReply } from '../chat/reply.js';
 import { CodedError } from '../domain/errors.js';
 import { APPROVE_VERB, DENY_VERB, REFRESH_VERB, teamsApprovalCard } from './approval.card.js';
 import { approverMris, type TeamsBotDeps } from './teams-app.js';
+import { TeamsIdentities, teamsApprover } from './identity.js';
 
 const errorCard = (text: string) => replyCard(errorReply(text));
 
@@ -60,6 +61,9 @@ export function createTeamsBot(deps: TeamsBotDeps): (req: IncomingMessage, res: 
   const { config, db, clock, commands, logger, approvals } = deps;
   const { appId } = config.teams;
   const adapter = createBotAdapter(config);
+  const identities = new TeamsIdentities({ db, clock, logger });
+  /** The sender of this activity: AAD object id plus the email the roster gives (cached an hour). */
+  const whoIs = (context: TurnContext) => identities.identify(context.activity.from, (memberId) => TeamsInfo.getMember(context, memberId));
   adapter.onTurnError = async (context, err) => {
     const id = Math.random().toString(36).slice(2, 10);
     logger.error({ err, errorId: id }, 'Teams turn failed');
@@ -86,7 +90,7 @@ export function createTeamsBot(deps: TeamsBotDeps): (req: IncomingMessage, res: 
     await rememberConversation(db, clock, context);
     const a = context.activity;
     const text = (a.text ?? '').replace(/<at>[^<]*<\/at>/g, '').trim();
-    const who = { platform: 'teams' as const, userId: (a.from?.aadObjectId ?? a.from?.id ?? '').toLowerCase(), emails: [] as string[] };
+    const who = await whoIs(context);
     // The activity id is unique per message: a redelivered message is answered, not applied again.
     const reply = await commands.handle(who, text, { idempotencyKey: `teams:${a.conversation?.id}:${a.id}`, channel: a.conversation?.id });
     const card = { attachments: [cardAttachment(replyCard(reply))] };
@@ -113,10 +117,6 @@ export function createTeamsBot(deps: TeamsBotDeps): (req: IncomingMessage, res: 
     const agent = await db.selectFrom('agents').select('name').where('id', '=', view.agentId).executeTakeFirst();
     return teamsApprovalCard(view, agent?.name ?? view.agentId, { approverMris: await approverMris(db, requestId), ...(notice ? { notice } : {}) });
   };
-  const approverOf = (context: TurnContext) => {
-    const aad = (context.activity.from?.aadObjectId ?? '').toLowerCase();
-    return { actor: `teams:${aad}`, platform: 'teams' as const, teams: aad, emails: [] as string[] };
-  };
   const requestIdOf = (data: unknown) => {
     const id = (data as { requestId?: unknown } | undefined)?.requestId;
     return typeof id === 'string' && /^[0-9a-f-]{36}$/.test(id) ? id : undefined;
@@ -127,7 +127,7 @@ export function createTeamsBot(deps: TeamsBotDeps): (req: IncomingMessage, res: 
     const reason = typeof data.reason === 'string' ? data.reason.trim() : '';
     if (decision === 'deny' && reason.length < 3) return (await cardFor(id, 'A denial needs a reason (at least 3 characters). Nothing was recorded.')) as unknown as AdaptiveCard;
     try {
-      await approvals.decide(id, approverOf(context), decision, decision === 'deny' ? reason : null);
+      await approvals.decide(id, teamsApprover(await whoIs(context)), decision, decision === 'deny' ? reason : null);
       return (await cardFor(id)) as unknown as AdaptiveCard;
     } catch (err) {
       if (err instanceof CodedError) return (await cardFor(id, `${err.message}. Nothing was recorded.`)) as unknown as AdaptiveCard;
@@ -139,8 +139,7 @@ export function createTeamsBot(deps: TeamsBotDeps): (req: IncomingMessage, res: 
   // Two-step commands (revoke, second-person restore): the same confirmations as in Slack.
   const confirmation = (run: (who: ChatIdentity, id: string) => Promise<ChatReply>) => async (context: TurnContext, _state: TurnState, data: Record<string, unknown>) => {
     const id = typeof data.confirmationId === 'string' ? data.confirmationId : '';
-    const aad = (context.activity.from?.aadObjectId ?? '').toLowerCase();
-    return replyCard(await run({ platform: 'teams', userId: aad, emails: [] }, id)) as unknown as AdaptiveCard;
+    return replyCard(await run(await whoIs(context), id)) as unknown as AdaptiveCard;
   };
   app.adaptiveCards.actionExecute(CONFIRM_VERB, confirmation((who, id) => commands.confirm(who, id)));
   app.adaptiveCards.actionExecute(CANCEL_VERB, confirmation((who, id) => commands.cancel(who, id)));

@@ -6,8 +6,9 @@ import { isCodedError } from '../domain/errors.js';
 import type { TrustTier } from '../domain/trust-score.js';
 import type { Logger } from '../observability/logger.js';
 import type { Policy } from '../policy/policy.schema.js';
+import type { JobName } from '../queue/job-contracts.js';
 
-export const CONSEQUENCES_JOB = 'consequences';
+export const CONSEQUENCES_JOB = 'consequences' satisfies JobName;
 
 /**
  * Trust deterioration acting on its own: the policy's consequence rules narrow or contain an agent

@@ -1,13 +1,14 @@
 import type { Db, DbOrTrx } from '../db/database.js';
 import type { Clock } from '../core/clock.js';
 import { appendAudit } from '../audit/audit.repository.js';
-import { addOutboxJob, emitEvent, QUEUES } from '../outbox/outbox.repository.js';
+import { addOutboxJob, emitEvent } from '../outbox/outbox.repository.js';
 import type { TrustTrigger } from '../domain/consequences.js';
 import { CONSEQUENCES_JOB } from './consequences.service.js';
 import { notFound } from '../domain/errors.js';
 import { assertNotInFuture } from '../domain/clock-skew.js';
 import { computeScore, DEFAULT_TIER_THRESHOLDS, freshnessOf, tierOf, type Freshness, type TrustTier } from '../domain/trust-score.js';
-import type { Policy } from '../policy/policy.schema.js';
+import type { Policy, ViolationSeverity } from '../policy/policy.schema.js';
+import type { JobName, JobPayload } from '../queue/job-contracts.js';
 import type { PermissionChangePublisher } from '../agents/agents.service.js';
 import { assignPermissionVersion } from '../agents/agents.repository.js';
 import { readLive, type Live } from '../policy/policy-holder.js';
@@ -31,17 +32,13 @@ export interface EvaluationRecord {
   evidenceUrl?: string;
 }
 
-export const TRUST_NOTICE_JOB = 'trust-notice';
+export const TRUST_NOTICE_JOB = 'trust-notice' satisfies JobName;
 /** The daily pass: decay, and evidence that became stale (queue `timers`, a job scheduler). */
-export const TRUST_DAILY_JOB = 'trust-daily';
+export const TRUST_DAILY_JOB = 'trust-daily' satisfies JobName;
 export const TRUST_DAILY_EVERY_MS = 24 * 3600_000;
 
-/** A score move or a pact violation to tell subscribed channels about (queue `notify`). */
-export type TrustNotice =
-  | { agentId: string; key: string; kind: 'score'; score: number; tier: string; previousScore: number | null; previousTier: string | null }
-  | { agentId: string; key: string; kind: 'violation'; pactId: string; severity: string; description: string | null; evidenceUrl: string | null }
-  | { agentId: string; key: string; kind: 'stale'; newestEvidence: string; ageDays: number };
-
+/** A score move, a pact violation or stale evidence to tell subscribed channels about (queue `notify`). */
+export type TrustNotice = JobPayload<typeof TRUST_NOTICE_JOB>;
 
 export interface ScoreView {
   agentId: string;
@@ -163,15 +160,14 @@ export class TrustService {
   }
 
   /** A pact violation reported by Armalo: audited, emitted, and counted as a failed check of that pact. */
-  async recordViolation(trx: DbOrTrx, agentId: string, v: { eventId: string; pactId: string; severity: string; description?: string; evidenceUrl?: string }, actor: string, now: Date): Promise<void> {
+  async recordViolation(trx: DbOrTrx, agentId: string, v: { eventId: string; pactId: string; severity: ViolationSeverity; description?: string; evidenceUrl?: string }, actor: string, now: Date): Promise<void> {
     const payload = { pactId: v.pactId, severity: v.severity, description: v.description ?? null, evidenceUrl: v.evidenceUrl ?? null, eventId: v.eventId };
     await appendAudit(trx, { actor, action: 'trust.pact_violated', subject: agentId, payload, at: now });
     await emitEvent(trx, 'trust.pact_violated', { agentId, ...payload }, now);
-    const severity = v.severity as 'low' | 'medium' | 'high' | 'critical';
-    const trigger: TrustTrigger = { kind: 'violation', eventId: v.eventId, pactId: v.pactId, severity };
-    await addOutboxJob(trx, { queue: QUEUES.timers, jobName: CONSEQUENCES_JOB, payload: { agentId, trigger } }, now);
+    const trigger: TrustTrigger = { kind: 'violation', eventId: v.eventId, pactId: v.pactId, severity: v.severity };
+    await addOutboxJob(trx, { jobName: CONSEQUENCES_JOB, payload: { agentId, trigger } }, now);
     const notice: TrustNotice = { agentId, key: `violation:${v.eventId}`, kind: 'violation', pactId: v.pactId, severity: v.severity, description: v.description ?? null, evidenceUrl: v.evidenceUrl ?? null };
-    await addOutboxJob(trx, { queue: QUEUES.notify, jobName: TRUST_NOTICE_JOB, payload: notice }, now);
+    await addOutboxJob(trx, { jobName: TRUST_NOTICE_JOB, payload: notice }, now);
     await this.recordEvaluationIn(trx, agentId, { id: `violation:${v.eventId}`, pactId: v.pactId, dimension: 'pacts', passed: false, observedAt: now, source: actor, evidenceUrl: v.evidenceUrl }, actor, now);
   }
 
@@ -196,9 +192,9 @@ export class TrustService {
     await appendAudit(trx, { actor, action: 'trust.score_changed', subject: agentId, payload, at: now });
     await emitEvent(trx, 'trust.score_changed', { agentId, ...payload }, now);
     const trigger: TrustTrigger = { kind: 'score', eventId: `score:${row.id}`, score, tier, previousScore: latest?.score ?? null, previousTier: (latest?.tier as TrustTier | undefined) ?? null };
-    await addOutboxJob(trx, { queue: QUEUES.timers, jobName: CONSEQUENCES_JOB, payload: { agentId, trigger } }, now);
-    const notice: TrustNotice = { agentId, key: trigger.eventId, kind: 'score', score, tier, previousScore: latest?.score ?? null, previousTier: latest?.tier ?? null };
-    await addOutboxJob(trx, { queue: QUEUES.notify, jobName: TRUST_NOTICE_JOB, payload: notice }, now);
+    await addOutboxJob(trx, { jobName: CONSEQUENCES_JOB, payload: { agentId, trigger } }, now);
+    const notice: TrustNotice = { agentId, key: trigger.eventId, kind: 'score', score, tier, previousScore: trigger.previousScore, previousTier: trigger.previousTier };
+    await addOutboxJob(trx, { jobName: TRUST_NOTICE_JOB, payload: notice }, now);
     return true;
   }
 
@@ -265,9 +261,9 @@ export class TrustService {
           if (Number(seen.numInsertedOrUpdatedRows ?? 0) === 0) return;
           stale++;
           const notice: TrustNotice = { agentId: row.agent_id, key, kind: 'stale', newestEvidence: newest.toISOString(), ageDays: Math.floor(age / 86_400_000) };
-          await addOutboxJob(trx, { queue: QUEUES.notify, jobName: TRUST_NOTICE_JOB, payload: notice }, now);
+          await addOutboxJob(trx, { jobName: TRUST_NOTICE_JOB, payload: notice }, now);
           const trigger: TrustTrigger = { kind: 'evidence', eventId: key, ageMs: age };
-          await addOutboxJob(trx, { queue: QUEUES.timers, jobName: CONSEQUENCES_JOB, payload: { agentId: row.agent_id, trigger } }, now);
+          await addOutboxJob(trx, { jobName: CONSEQUENCES_JOB, payload: { agentId: row.agent_id, trigger } }, now);
         }
       });
       if (rescored > rescoredBefore) await this.publishTrustChange(row.agent_id);

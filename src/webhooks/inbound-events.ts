@@ -5,11 +5,21 @@ import type { Logger } from '../observability/logger.js';
 import type { TrustService } from '../trust/trust.service.js';
 import { inboundEventSchema } from '../api/schemas.js';
 import { assertNotInFuture } from '../domain/clock-skew.js';
+import { CodedError, ErrorCode } from '../domain/errors.js';
 
 export type InboundEvent = z.output<typeof inboundEventSchema>;
 
 /** How many held events one sweep applies at most (the rest wait 30 s for the next). */
 export const HELD_SWEEP_BATCH = 100;
+
+/**
+ * At most this many events wait for agents that are not registered: past it, a new one is refused
+ * with 503 (the sender keeps it and retries), so events for agents that will never exist cannot
+ * fill the database.
+ */
+export const HELD_LIMIT = 10_000;
+/** An event held this long for an agent that was never registered is dropped (logged) by the sweep. */
+export const HELD_TTL_MS = 7 * 24 * 3_600_000;
 
 /**
  * `applied`: its effect committed now. `duplicate`: this id was applied before; nothing changed.
@@ -23,7 +33,13 @@ export type InboundOutcome = 'applied' | 'duplicate' | 'held';
  * arrives before the registration must not be lost, nor its resend dropped as a duplicate).
  */
 export class InboundEvents {
-  constructor(private readonly deps: { db: Db; clock: Clock; trust: TrustService; logger: Logger }) {}
+  private readonly heldLimit: number;
+  private readonly heldTtlMs: number;
+
+  constructor(private readonly deps: { db: Db; clock: Clock; trust: TrustService; logger: Logger; heldLimit?: number; heldTtlMs?: number }) {
+    this.heldLimit = deps.heldLimit ?? HELD_LIMIT;
+    this.heldTtlMs = deps.heldTtlMs ?? HELD_TTL_MS;
+  }
 
   /** Refuses times dated more than 5 minutes ahead (fresh-forever evidence), naming the field. */
   checkTimes(event: InboundEvent, now: Date): void {
@@ -40,6 +56,14 @@ export class InboundEvents {
       const agent = await trx.selectFrom('agents').select('id').where('id', '=', event.data.agentId).executeTakeFirst();
       if (!agent) {
         if (await alreadyApplied(trx, event.id)) return 'duplicate';
+        // A resend of an event already held does not count against the limit; a new one past it is refused.
+        const heldAlready = await trx.selectFrom('held_events').select('id').where('id', '=', event.id).executeTakeFirst();
+        if (!heldAlready && (await heldCountReaches(trx, this.heldLimit))) {
+          throw new CodedError(
+            ErrorCode.Unavailable,
+            `${this.heldLimit} events are already held for agents that are not registered; this one (for ${event.data.agentId}) was not kept. Register the agents, or send it again later: held events of agents never registered are dropped after ${Math.round(this.heldTtlMs / 86_400_000)} days`,
+          );
+        }
         // A resend while it is still held finds the row there: held again, not a duplicate.
         await trx
           .insertInto('held_events')
@@ -93,6 +117,7 @@ export class InboundEvents {
     let failed = 0;
     let firstError: unknown;
     try {
+      await this.dropExpired();
       const ready = await db
         .selectFrom('held_events')
         .innerJoin('agents', 'agents.id', 'held_events.agent_id')
@@ -117,6 +142,27 @@ export class InboundEvents {
     // One line per sweep, whatever the number of failures.
     if (failed) logger.error({ err: firstError, failed }, 'cannot apply held webhook events now; they stay held for the next sweep');
     return applied;
+  }
+
+  /**
+   * Drops events held longer than the time-to-live for agents still not registered, with one log line
+   * naming how many and for which agents (at most 20 named), so nothing disappears unnoticed.
+   */
+  async dropExpired(): Promise<number> {
+    const { db, clock, logger } = this.deps;
+    const cutoff = new Date(clock.now().getTime() - this.heldTtlMs);
+    const dropped = await db
+      .deleteFrom('held_events')
+      .where('applied_at', 'is', null)
+      .where('received_at', '<', cutoff)
+      .where(({ not, exists, selectFrom }) => not(exists(selectFrom('agents').select('agents.id').whereRef('agents.id', '=', 'held_events.agent_id'))))
+      .returning(['id', 'agent_id'])
+      .execute();
+    if (dropped.length) {
+      const agents = [...new Set(dropped.map((d) => d.agent_id))];
+      logger.warn({ dropped: dropped.length, agents: agents.slice(0, 20), moreAgents: Math.max(0, agents.length - 20), ttlDays: this.heldTtlMs / 86_400_000 }, 'held webhook events dropped: their agents were never registered');
+    }
+    return dropped.length;
   }
 
   /** Applies one held event unless it already was (or another caller holds it now): true when applied now. */
@@ -158,6 +204,12 @@ export class InboundEvents {
       }
     }
   }
+}
+
+/** Whether at least `limit` events wait (stops counting at the limit). */
+async function heldCountReaches(trx: DbOrTrx, limit: number): Promise<boolean> {
+  const row = await trx.selectFrom('held_events').select('id').where('applied_at', 'is', null).offset(limit - 1).limit(1).executeTakeFirst();
+  return row !== undefined;
 }
 
 async function alreadyApplied(trx: DbOrTrx, id: string): Promise<boolean> {

@@ -1,4 +1,4 @@
-import { createServer, type Server } from 'node:http';
+import { createServer, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 
 export interface ConnectorCall {
@@ -9,14 +9,38 @@ export interface ConnectorCall {
   at: number;
 }
 
+/** A member as the Teams roster describes them (the fields the bot reads). */
+export interface RosterEntry {
+  email?: string;
+  userPrincipalName?: string;
+  name?: string;
+}
+
+/** One roster lookup: GET /v3/conversations/{conversationId}/members/{memberId}. */
+export interface RosterCall {
+  conversationId: string;
+  memberId: string;
+  status: number;
+  at: number;
+}
+
 /**
  * A local Bot Connector: the `serviceUrl` of test activities points here, so replies and proactive
  * messages arrive as POST/PUT /v3/conversations/{id}/activities[/{activityId}]. Can answer 429
  * with Retry-After or 5xx for the next calls.
+ *
+ * It also serves the Teams roster (`TeamsInfo.getMember`): GET /v3/conversations/{id}/members/{userId}
+ * answers the member set with `setMember` (by AAD object id; `29:<aad>` ids are understood), any
+ * other member with their ids and name only (no email). Roster lookups are kept in `rosterCalls`, not
+ * in `calls`, and fail only through `failRoster`.
  */
 export class FakeConnector {
   readonly calls: ConnectorCall[] = [];
+  readonly rosterCalls: RosterCall[] = [];
   private readonly failures: { status: number; retryAfter?: number; conversationId?: string }[] = [];
+  private readonly members = new Map<string, RosterEntry>();
+  private rosterFailures = 0;
+  private rosterFailureStatus = 503;
   private server: Server | undefined;
   private n = 0;
   url = '';
@@ -26,6 +50,43 @@ export class FakeConnector {
     this.failures.push(...f);
   }
 
+  /** What the roster says about this person (by AAD object id). */
+  setMember(aadObjectId: string, entry: RosterEntry): void {
+    this.members.set(aadObjectId.toLowerCase(), entry);
+  }
+
+  /** The next `count` roster lookups fail with this status. */
+  failRoster(count: number, status = 503): void {
+    this.rosterFailures = count;
+    this.rosterFailureStatus = status;
+  }
+
+  /** Roster lookups of one person (by AAD object id or `29:` id), or all of them. */
+  rosterLookups(aadObjectId?: string): RosterCall[] {
+    const id = aadObjectId?.toLowerCase();
+    return this.rosterCalls.filter((c) => !id || c.memberId.toLowerCase().replace(/^29:/, '') === id);
+  }
+
+  private roster(path: string, res: ServerResponse): boolean {
+    const m = /^\/v3\/conversations\/([^/]+)\/members\/([^/?]+)/.exec(path);
+    if (!m) return false;
+    const memberId = decodeURIComponent(m[2]!);
+    const aad = memberId.toLowerCase().replace(/^29:/, '');
+    const call = { conversationId: decodeURIComponent(m[1]!), memberId, status: 200, at: Date.now() };
+    this.rosterCalls.push(call);
+    if (this.rosterFailures > 0) {
+      this.rosterFailures--;
+      call.status = this.rosterFailureStatus;
+      res.writeHead(call.status, { 'content-type': 'application/json' }).end('{"error":{"code":"ServiceError","message":"roster unavailable"}}');
+      return true;
+    }
+    const entry = this.members.get(aad);
+    res.writeHead(200, { 'content-type': 'application/json' }).end(
+      JSON.stringify({ id: `29:${aad}`, aadObjectId: aad, name: entry?.name ?? 'Member', ...(entry?.email ? { email: entry.email } : {}), ...(entry?.userPrincipalName ? { userPrincipalName: entry.userPrincipalName } : {}), tenantId: 'tenant-1' }),
+    );
+    return true;
+  }
+
   async start(): Promise<string> {
     this.server = createServer((req, res) => {
       const chunks: Buffer[] = [];
@@ -33,6 +94,7 @@ export class FakeConnector {
       req.on('end', () => {
         const raw = Buffer.concat(chunks).toString('utf8');
         const path = req.url ?? '/';
+        if (req.method === 'GET' && this.roster(path, res)) return;
         const m = /^\/v3\/conversations\/([^/]+)\/activities/.exec(path);
         const call = { method: req.method ?? 'POST', path, conversationId: m ? decodeURIComponent(m[1]!) : '', body: raw ? JSON.parse(raw) : undefined, at: Date.now() };
         const index = this.failures.findIndex((f) => !f.conversationId || f.conversationId === call.conversationId);

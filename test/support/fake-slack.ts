@@ -58,6 +58,8 @@ export class FakeSlack {
   /** Answer for apps.connections.open (Socket Mode): the WebSocket URL to connect to. */
   socketUrl = '';
   private readonly failures = new Map<string, Failure[]>();
+  /** A slow Slack: every call of a method (e.g. `chat.postMessage`) is answered only after this many ms. */
+  readonly delays = new Map<string, number>();
   private readonly buckets = new Map<string, { tokens: number; at: number }>();
   private readonly callObservers: ((call: SlackCall) => void)[] = [];
   private readonly uploadObservers: ((fileId: string, body: Buffer) => void)[] = [];
@@ -133,6 +135,8 @@ export class FakeSlack {
       const call = { method, args, at: Date.now() };
       if (this.keep) this.calls.push(call);
       for (const o of this.callObservers) o(call);
+      const delay = this.delays.get(method);
+      if (delay) await new Promise((r) => setTimeout(r, delay));
       res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(this.answer(method, args, req.headers.host)));
     });
     await new Promise<void>((resolve) => this.server!.listen(0, host, resolve));

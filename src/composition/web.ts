@@ -1,0 +1,49 @@
+import type { Server } from 'node:http';
+import { createHttpServer } from '../http/server.js';
+import { TokenAuthenticator } from '../http/auth.js';
+import { Router } from '../http/router.js';
+import { addOpsRoutes } from '../http/routes/ops.routes.js';
+import { createSlackAdapter, type SlackAdapter } from '../slack/slack-app.js';
+import { SLACK_HOME_JOB } from '../slack/slack-directory.js';
+import { createTeamsAdapter } from '../teams/teams-app.js';
+import { addJob } from '../queue/job-contracts.js';
+import type { AppOptions } from '../app.js';
+import { addApiRoutes } from './api-routes.js';
+import { listen, type Lifecycle } from './lifecycle.js';
+import type { Services } from './services.js';
+
+/**
+ * The HTTP server every role runs (health, readiness, metrics) and, in the web role, the chat
+ * adapters and the API.
+ */
+export async function startHttp(s: Services, options: AppOptions, lifecycle: Lifecycle): Promise<{ port: number; server: Server; slack: SlackAdapter | undefined }> {
+  const { config, db, clock, logger, approvals, commands, view } = s;
+  const web = config.role !== 'worker';
+  const router = new Router();
+  // Readiness pings on the fail-fast producer: with Redis away each probe answers 503 at once.
+  addOpsRoutes(router, { db, redis: s.producer, metrics: s.metrics, view, role: config.role, policyHash: () => s.holder.hash });
+  const slack = web
+    ? createSlackAdapter({
+        config,
+        commands,
+        directory: s.directory,
+        logger,
+        approvals,
+        db,
+        // Coalesced: one publish per person per 5 s however often the tab is opened.
+        requestHome: async (userId) => {
+          await addJob(s.queues, SLACK_HOME_JOB, { userId }, { jobId: `home-${userId}-${Math.floor(Date.now() / 5000)}` });
+        },
+      })
+    : undefined;
+  if (slack?.route) router.add(slack.route);
+  const teams = web ? createTeamsAdapter({ config, db, clock, commands, logger, approvals }) : undefined;
+  if (teams) router.add(teams.route);
+  if (slack) {
+    await slack.start();
+    lifecycle.onStop(() => slack.stop());
+  }
+  if (web && view) addApiRoutes(router, { ...s, view }, options, lifecycle);
+  const server = createHttpServer({ router, auth: new TokenAuthenticator(config.apiTokens), logger, metrics: s.metrics });
+  return { port: await listen(server, config, lifecycle), server, slack };
+}

@@ -1,0 +1,65 @@
+import type { Notice } from './model.js';
+
+/**
+ * The port every chat platform implements (issue 13). The notice service speaks only this: it
+ * never sees Block Kit, Adaptive Cards, the Slack Web API or the Bot Connector. A third platform is
+ * one folder with a renderer and a `ChatPlatform`, and touches nothing else.
+ */
+export type PlatformName = 'slack' | 'teams';
+
+/** Where a message we posted lives. Slack: channel + ts; Teams: conversation id + activity id. */
+export interface MessageRef {
+  channel: string;
+  id: string;
+}
+
+/** A file to upload with a notice (a trust packet's PDF, its score chart). */
+export interface UploadFile {
+  data: Buffer;
+  filename: string;
+  title: string;
+}
+
+export interface ChatPlatform {
+  readonly name: PlatformName;
+  /** Posts into a channel id or a person's DM conversation (from `openDm`). */
+  post(channel: string, notice: Notice): Promise<MessageRef>;
+  /** Replaces a message we posted with the notice's current state. */
+  update(ref: MessageRef, notice: Notice): Promise<void>;
+  /** A reply in the message's thread (where the platform has no threads there: in the same conversation). */
+  replyInThread(root: MessageRef, notice: Notice): Promise<MessageRef>;
+  /** The conversation to post to for a person; undefined when they cannot be reached yet. */
+  openDm(userId: string): Promise<string | undefined>;
+  /** Uploads files into a channel with the notice as their message (platforms that take files). */
+  upload?(channel: string, files: UploadFile[], notice: Notice): Promise<MessageRef>;
+  /** A person's home view (Slack's App Home). */
+  publishHome?(userId: string, notice: Notice): Promise<void>;
+}
+
+/**
+ * The platform said "not now": a rate limit (429 with Retry-After), a 5xx, Teams' 412/502/504, or
+ * another worker holding the key. The job goes back to the delayed set for `delayMs` without
+ * spending an attempt.
+ */
+export class RetryLater extends Error {
+  constructor(
+    readonly delayMs: number,
+    message: string,
+  ) {
+    super(message);
+    this.name = 'RetryLater';
+  }
+
+  /** The longer of two waits (a job retries once, after the longest Retry-After it was given). */
+  static longest(a: RetryLater | undefined, b: RetryLater): RetryLater {
+    return !a || b.delayMs > a.delayMs ? b : a;
+  }
+}
+
+/** Teams: no conversation reference for that channel or person yet (the bot was never added or spoken to). */
+export class NotReachable extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'NotReachable';
+  }
+}
