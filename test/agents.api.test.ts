@@ -1,27 +1,16 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { cleanRedisPrefix, sampleAgent, startTestApp, testConfig, type TestApp } from './support/app.js';
-import { createTestDatabase, testPrefix, type TestDatabase } from './support/database.js';
+import { describe, expect } from 'vitest';
+import { sampleAgent, type TestApp } from './support/app.js';
+import { appTest } from './support/fixture.js';
+import { decisionOf } from './support/drive.js';
 
-let database: TestDatabase;
+const it = appTest();
 let app: TestApp;
-const prefix = testPrefix();
 
-beforeAll(async () => {
-  database = await createTestDatabase();
-  app = await startTestApp(testConfig(database.url, prefix));
+it.beforeAll(({ app: started }) => {
+  app = started;
 });
 
-afterAll(async () => {
-  await app?.stop();
-  await database?.drop();
-  await cleanRedisPrefix(prefix);
-});
-
-async function decide(agentId: string, action: string, context?: Record<string, unknown>) {
-  const res = await app.call('POST', '/v1/decisions', { agentId, action, ...(context ? { context } : {}) });
-  expect(res.status).toBe(200);
-  return res.body as { decision: string; reasons: string[]; reasonCodes: string[]; agentStatus: string | null };
-}
+const decide = (agentId: string, action: string, context?: Record<string, unknown>) => decisionOf(app, agentId, action, context);
 
 async function act(agentId: string, body: Record<string, unknown>) {
   return app.call('POST', `/v1/agents/${agentId}/actions`, body);

@@ -1,7 +1,7 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { cleanRedisPrefix, startTestApp, testConfig, type TestApp } from './support/app.js';
-import { createTestDatabase, testPrefix, type TestDatabase } from './support/database.js';
-import { writePolicy } from './support/slack-policy.js';
+import { describe, expect } from 'vitest';
+import { type TestApp } from './support/app.js';
+import { appTest } from './support/fixture.js';
+import { decisionOf } from './support/drive.js';
 
 /** Issue 10 item 8: an approval allows only what the approvers saw, and ends with a containment. */
 const POLICY = `
@@ -22,21 +22,13 @@ routing:
     grantFor: 1h
 `;
 
-let database: TestDatabase;
 let app: TestApp;
-const prefix = testPrefix();
 const agent = { name: 'Binding bot', owner: 'owner@example.com', riskTier: 'low', grants: [{ scope: 'payments:transfer' }, { scope: 'mail:send' }] };
 const risk = { actor: 'slack:U0RISK', platform: 'slack' as const, slack: 'U0RISK', emails: [] as string[] };
 
-beforeAll(async () => {
-  database = await createTestDatabase();
-  app = await startTestApp(testConfig(database.url, prefix, { ARMALO_POLICY_FILE: writePolicy(POLICY) }), { relayPollMs: 200 });
-});
-
-afterAll(async () => {
-  await app?.stop();
-  await database?.drop();
-  await cleanRedisPrefix(prefix);
+const it = appTest({ policy: POLICY, appOptions: { relayPollMs: 200 } });
+it.beforeAll(({ app: started }) => {
+  app = started;
 });
 
 async function approved(agentId: string, action: string, context: Record<string, unknown>): Promise<string> {
@@ -48,7 +40,7 @@ async function approved(agentId: string, action: string, context: Record<string,
   return id;
 }
 
-const decide = async (agentId: string, action: string, context: Record<string, unknown>) => (await app.call('POST', '/v1/decisions', { agentId, action, context })).body;
+const decide = (agentId: string, action: string, context: Record<string, unknown>) => decisionOf(app, agentId, action, context);
 
 describe('an approval is bound to its whole context', () => {
   it('an approval for 500 USD to partner.example does not allow 500 EUR to attacker.example, nor more than 500', async () => {

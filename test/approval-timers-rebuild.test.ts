@@ -1,8 +1,8 @@
 import { Redis } from 'ioredis';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { cleanRedisPrefix, startTestApp, testConfig, waitFor, type TestApp } from './support/app.js';
-import { createTestDatabase, REDIS_URL, testPrefix, type TestDatabase } from './support/database.js';
-import { writePolicy } from './support/slack-policy.js';
+import { describe, expect } from 'vitest';
+import { waitFor, type TestApp } from './support/app.js';
+import { appTest } from './support/fixture.js';
+import { REDIS_URL } from './support/database.js';
 import { sweep } from '../jobs/sweep.job.js';
 import { approvalTimerJobId } from '../src/approvals/approvals.service.js';
 
@@ -26,21 +26,15 @@ routing:
     expireAfter: 1h
 `;
 
-let database: TestDatabase;
 let app: TestApp;
-const prefix = testPrefix();
+let prefix: string;
 const agent = { name: 'Timer bot', owner: 'owner@example.com', riskTier: 'low', grants: [{ scope: 'payments:transfer' }, { scope: 'mail:send' }] };
 
-beforeAll(async () => {
-  database = await createTestDatabase();
-  app = await startTestApp(testConfig(database.url, prefix, { ARMALO_POLICY_FILE: writePolicy(POLICY) }), { relayPollMs: 200 });
+const it = appTest({ policy: POLICY, appOptions: { relayPollMs: 200 } });
+it.beforeAll(async ({ app: started, prefix: prefixFixture }) => {
+  prefix = prefixFixture;
+  app = started;
   await app.call('PUT', '/v1/agents/timer-bot', agent);
-});
-
-afterAll(async () => {
-  await app?.stop();
-  await database?.drop();
-  await cleanRedisPrefix(prefix);
 });
 
 /** What a Redis without persistence keeps after a restart: nothing. Only this test's timers queue. */

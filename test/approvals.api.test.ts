@@ -1,38 +1,25 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { cleanRedisPrefix, sampleAgent, startTestApp, testConfig, waitFor, type TestApp } from './support/app.js';
-import { createTestDatabase, testPrefix, type TestDatabase } from './support/database.js';
-import { writePolicy } from './support/slack-policy.js';
+import { describe, expect } from 'vitest';
+import { sampleAgent, waitFor, type TestApp } from './support/app.js';
+import { appTest } from './support/fixture.js';
+import { decisionOf } from './support/drive.js';
 import { APPROVALS_TEST_POLICY } from './support/approvals-policy.js';
-import { WebhookReceiver } from './support/webhook-receiver.js';
+import type { WebhookReceiver } from './support/webhook-receiver.js';
 import { verifySignature } from '../src/webhooks/signature.js';
 
-let database: TestDatabase;
 let app: TestApp;
-const prefix = testPrefix();
-const receiver = new WebhookReceiver();
+let receiver: WebhookReceiver;
 const SECRET = 'whsec_approvals_0123456789';
 const agent = { ...sampleAgent, owner: 'owner@example.com', grants: [{ scope: 'payments:transfer', constraints: { maxAmount: 100_000 } }, { scope: 'mail:send' }, { scope: 'crm:write' }] };
 
-beforeAll(async () => {
-  database = await createTestDatabase();
-  const url = await receiver.start();
-  app = await startTestApp(
-    testConfig(database.url, prefix, { ARMALO_POLICY_FILE: writePolicy(APPROVALS_TEST_POLICY), ARMALO_EVENTS_WEBHOOK_URL: url, ARMALO_EVENTS_WEBHOOK_SECRET: SECRET, ARMALO_CALLBACK_HOSTS: '127.0.0.1' }),
-    { relayPollMs: 200 },
-  );
+const it = appTest({ policy: APPROVALS_TEST_POLICY, events: { secret: SECRET }, env: { ARMALO_CALLBACK_HOSTS: '127.0.0.1' }, appOptions: { relayPollMs: 200 } });
+it.beforeAll(async ({ app: started, receiver: fakeReceiver }) => {
+  app = started;
+  receiver = fakeReceiver;
   await app.call('PUT', '/v1/agents/pay-bot', agent);
 });
 
-afterAll(async () => {
-  await app?.stop();
-  await receiver.stop();
-  await database?.drop();
-  await cleanRedisPrefix(prefix);
-});
-
 const slackUser = (id: string) => ({ actor: `slack:${id}`, platform: 'slack' as const, slack: id, emails: [] as string[] });
-const decide = async (action: string, context: Record<string, unknown> = {}) =>
-  (await app.call('POST', '/v1/decisions', { agentId: 'pay-bot', action, context })).body;
+const decide = (action: string, context: Record<string, unknown> = {}) => decisionOf(app, 'pay-bot', action, context);
 
 describe('approval requests over REST', () => {
   it('a routed action answers approval_required; a small one is allowed by its grant', async () => {

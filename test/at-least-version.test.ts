@@ -1,6 +1,7 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { cleanRedisPrefix, sampleAgent, startTestApp, testConfig, waitFor, type TestApp } from './support/app.js';
-import { createTestDatabase, testPrefix, type TestDatabase } from './support/database.js';
+import { afterAll, describe, expect } from 'vitest';
+import { sampleAgent, waitFor, type TestApp } from './support/app.js';
+import { appTest } from './support/fixture.js';
+import { postDecision } from './support/drive.js';
 import { TcpProxy } from './support/tcp-proxy.js';
 import { quickDecisionInput } from '../src/http/routes/decisions.routes.js';
 import { decisionInputSchema } from '../src/api/schemas.js';
@@ -9,33 +10,23 @@ import { decisionInputSchema } from '../src/api/schemas.js';
 // `atLeastVersion` is answered only from a view that holds it, else `deny` with `view_behind`.
 // Two instances on one database and Redis prefix; B reaches Redis through a proxy the test can
 // black-hole, so B's push can be held back while a decision waits for it.
-let database: TestDatabase;
 let a: TestApp;
 let b: TestApp;
 const proxy = new TcpProxy('127.0.0.1', 6379);
-const prefix = testPrefix();
 
 type DecisionBody = { decision: string; reasonCodes: string[]; reasons: string[]; viewVersion: string; agentStatus: string | null };
 
-async function decide(app: TestApp, body: Record<string, unknown>) {
-  return app.call('POST', '/v1/decisions', body) as Promise<{ status: number; body: DecisionBody }>;
-}
+const decide = (app: TestApp, body: Record<string, unknown>) => postDecision(app, body) as Promise<{ status: number; body: DecisionBody }>;
 
-beforeAll(async () => {
-  database = await createTestDatabase();
+const it = appTest({ env: { ARMALO_VIEW_STALE_AFTER_MS: '10000' } });
+it.beforeAll(async ({ app, startApp }) => {
+  a = app;
   const port = await proxy.start();
-  a = await startTestApp(testConfig(database.url, prefix, { ARMALO_VIEW_STALE_AFTER_MS: '10000' }));
-  b = await startTestApp(
-    testConfig(database.url, prefix, { ARMALO_ROLE: 'web', REDIS_URL: `redis://127.0.0.1:${port}`, ARMALO_VIEW_STALE_AFTER_MS: '10000' }),
-  );
+  b = await startApp({ env: { ARMALO_ROLE: 'web', REDIS_URL: `redis://127.0.0.1:${port}` } });
 });
 
 afterAll(async () => {
   await proxy.stop();
-  await b?.stop();
-  await a?.stop();
-  await database?.drop();
-  await cleanRedisPrefix(prefix);
 });
 
 describe('atLeastVersion', () => {

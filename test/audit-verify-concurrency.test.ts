@@ -1,20 +1,12 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { cleanRedisPrefix, sampleAgent, startTestApp, testConfig, type TestApp } from './support/app.js';
-import { createTestDatabase, testPrefix, type TestDatabase } from './support/database.js';
+import { describe, expect } from 'vitest';
+import { sampleAgent, type TestApp } from './support/app.js';
+import { appTest } from './support/fixture.js';
 
-let database: TestDatabase;
+const it = appTest({ env: { ARMALO_ROLE: 'web' } });
 let app: TestApp;
-const prefix = testPrefix();
 
-beforeAll(async () => {
-  database = await createTestDatabase();
-  app = await startTestApp(testConfig(database.url, prefix, { ARMALO_ROLE: 'web' }));
-});
-
-afterAll(async () => {
-  await app?.stop();
-  await database?.drop();
-  await cleanRedisPrefix(prefix);
+it.beforeAll(({ app: started }) => {
+  app = started;
 });
 
 describe('audit verify under concurrent writers', () => {

@@ -1,21 +1,14 @@
 import { sql } from 'kysely';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect } from 'vitest';
 import { cleanRedisPrefix, sampleAgent, startTestApp, testConfig, type TestApp } from './support/app.js';
-import { createTestDatabase, testPrefix, type TestDatabase } from './support/database.js';
+import { createTestDatabase, testPrefix } from './support/database.js';
+import { appTest } from './support/fixture.js';
 
-let database: TestDatabase;
+const it = appTest({ env: { ARMALO_ROLE: 'web' } });
 let app: TestApp;
-const prefix = testPrefix();
 
-beforeAll(async () => {
-  database = await createTestDatabase();
-  app = await startTestApp(testConfig(database.url, prefix, { ARMALO_ROLE: 'web' }));
-});
-
-afterAll(async () => {
-  await app?.stop();
-  await database?.drop();
-  await cleanRedisPrefix(prefix);
+it.beforeAll(({ app: started }) => {
+  app = started;
 });
 
 /** A superuser bypassing the append-only trigger: the hash chain is what must catch it. */

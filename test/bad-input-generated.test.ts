@@ -4,12 +4,12 @@ import { sql } from 'kysely';
 import { parse as parseYaml, stringify as stringifyYaml } from 'yaml';
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { cleanRedisPrefix, sampleAgent, startTestApp, testConfig, TOKEN, waitFor, type TestApp } from './support/app.js';
-import { createTestDatabase, testPrefix, type TestDatabase } from './support/database.js';
-import { FakeSlack } from './support/fake-slack.js';
-import { postSigned, slashCommandBody, SIGNING_SECRET } from './support/slack-requests.js';
-import { writePolicy } from './support/slack-policy.js';
+import { afterAll, describe, expect } from 'vitest';
+import { sampleAgent, TOKEN, waitFor, type TestApp } from './support/app.js';
+import { appTest } from './support/fixture.js';
+import { slashCommand } from './support/drive.js';
+import type { FakeSlack } from './support/fake-slack.js';
+import { SIGNING_SECRET } from './support/slack-requests.js';
 import { signPayload } from '../src/webhooks/signature.js';
 import { parseCommand } from '../src/chat/command-parser.js';
 import { parsePolicyData, parsePolicyText, PolicyError } from '../src/policy/load-policy.js';
@@ -48,10 +48,8 @@ async function check<T>(arb: fc.Arbitrary<T>, numRuns: number, predicate: (value
   );
 }
 
-let database: TestDatabase;
 let app: TestApp;
-const slack = new FakeSlack();
-const prefix = testPrefix();
+let slack: FakeSlack;
 const WEBHOOK_SECRET = 'armalo_inbound_secret_generated_0123456789';
 const AGENT = 'steady-bot';
 const CONTROL = 'control-bot';
@@ -347,10 +345,7 @@ const ENDPOINTS: Endpoint[] = [
 
 // ---- Slack ------------------------------------------------------------------------------------
 
-let responses = 0;
-async function slash(user: string, text: string) {
-  return postSigned(app.url, slashCommandBody({ user_id: user, text, response_url: slack.responseUrl(`gen-${++responses}`) }));
-}
+const slash = (user: string, text: string) => slashCommand(app, slack, user, text, { anyStatus: true });
 
 /** A private answer (ephemeral, in the acknowledgement); `refusal` when it must be an error reply. */
 function expectPrivateAnswer(res: { status: number; body: any }, text: string, refusal: boolean): void {
@@ -556,26 +551,23 @@ async function snapshot(): Promise<Record<string, string>> {
 
 let before: Record<string, string>;
 
-beforeAll(async () => {
-  database = await createTestDatabase();
-  const apiUrl = await slack.start();
-  app = await startTestApp(
-    testConfig(database.url, prefix, {
-      // The web role alone: no worker moves outbox rows or refreshes identities under the snapshot.
-      ARMALO_ROLE: 'web',
-      ARMALO_WEBHOOK_SECRET: WEBHOOK_SECRET,
-      SLACK_SIGNING_SECRET: SIGNING_SECRET,
-      SLACK_BOT_TOKEN: 'xoxb-test-token-0123456789',
-      SLACK_API_URL: apiUrl,
-      ARMALO_POLICY_FILE: writePolicy(POLICY),
-      ARMALO_EVENTS_WEBHOOK_URL: 'http://127.0.0.1:9/events',
-      ARMALO_EVENTS_WEBHOOK_SECRET: 'events_secret_0123456789abcdef',
-    }),
-  );
+const it = appTest({
+  policy: POLICY,
+  slack: true,
+  env: {
+    // The web role alone: no worker moves outbox rows or refreshes identities under the snapshot.
+    ARMALO_ROLE: 'web',
+    ARMALO_WEBHOOK_SECRET: WEBHOOK_SECRET,
+    ARMALO_EVENTS_WEBHOOK_URL: 'http://127.0.0.1:9/events',
+    ARMALO_EVENTS_WEBHOOK_SECRET: 'events_secret_0123456789abcdef',
+  },
+});
+it.beforeAll(async ({ app: started, slack: fakeSlack }) => {
+  app = started;
+  slack = fakeSlack;
   for (const id of [AGENT, CONTROL]) expect((await app.call('PUT', `/v1/agents/${id}`, sampleAgent)).status).toBe(201);
   expect((await app.call('POST', `/v1/agents/${AGENT}/pacts`, { ...pactBody, id: 'pact-seeded' })).status).toBe(201);
   await waitFor(() => app.view?.get(CONTROL) !== undefined, 5000, 'the permission view to learn the agents');
-
   // Each base body works: sent to the control agent it is accepted, so a mutation that slips
   // through validation would be accepted too, and show up below.
   for (const e of ENDPOINTS) {
@@ -594,10 +586,6 @@ beforeAll(async () => {
 
 afterAll(async () => {
   keepAlive.destroy();
-  await app?.stop();
-  await slack.stop();
-  await database?.drop();
-  await cleanRedisPrefix(prefix);
 });
 
 describe(`generated bad input (seed ${SEED}; rerun with BAD_INPUT_SEED=${SEED})`, () => {

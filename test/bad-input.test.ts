@@ -1,7 +1,8 @@
 import { request } from 'node:http';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { cleanRedisPrefix, OTHER_TOKEN, sampleAgent, startTestApp, testConfig, TOKEN, waitFor, type TestApp } from './support/app.js';
-import { createTestDatabase, testPrefix, type TestDatabase } from './support/database.js';
+import { describe, expect } from 'vitest';
+import { OTHER_TOKEN, sampleAgent, TOKEN, waitFor, type TestApp } from './support/app.js';
+import { appTest } from './support/fixture.js';
+import { type TestDatabase } from './support/database.js';
 
 /**
  * Bad input anywhere in the REST API gets a clear 4xx JSON error ({error: {code, message, requestId}},
@@ -9,9 +10,8 @@ import { createTestDatabase, testPrefix, type TestDatabase } from './support/dat
  * so paths reach the server exactly as written (fetch would normalise `..` and refuse odd headers).
  */
 
-let database: TestDatabase;
 let app: TestApp;
-const prefix = testPrefix();
+let database: TestDatabase;
 
 /** The agent every case may aim at; it must look exactly the same after the whole table. */
 const AGENT = 'steady-bot';
@@ -265,19 +265,14 @@ async function snapshot() {
 
 let before: Awaited<ReturnType<typeof snapshot>>;
 
-beforeAll(async () => {
-  database = await createTestDatabase();
-  app = await startTestApp(testConfig(database.url, prefix));
+const it = appTest();
+it.beforeAll(async ({ app: started, database: databaseFixture }) => {
+  database = databaseFixture;
+  app = started;
   const registered = await app.call('PUT', agentPath, sampleAgent);
   expect(registered.status).toBe(201);
   before = await snapshot();
   expect(before.entries).toHaveLength(1);
-});
-
-afterAll(async () => {
-  await app?.stop();
-  await database?.drop();
-  await cleanRedisPrefix(prefix);
 });
 
 describe('bad input gets a clear 4xx JSON error and changes nothing', () => {

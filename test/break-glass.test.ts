@@ -1,7 +1,9 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { cleanRedisPrefix, sampleAgent, startTestApp, testConfig, waitFor, type TestApp } from './support/app.js';
-import { createTestDatabase, testPrefix, type TestDatabase } from './support/database.js';
-import { FakeSlack } from './support/fake-slack.js';
+import { describe, expect } from 'vitest';
+import { sampleAgent, startTestApp, testConfig, waitFor, type TestApp } from './support/app.js';
+import { appTest } from './support/fixture.js';
+import { slashCommand } from './support/drive.js';
+import { type TestDatabase } from './support/database.js';
+import type { FakeSlack } from './support/fake-slack.js';
 import { postSigned, slashCommandBody, SIGNING_SECRET } from './support/slack-requests.js';
 import { writePolicy } from './support/slack-policy.js';
 
@@ -22,42 +24,25 @@ channels:
 `;
 const REASON = 'on-call phone is dead and the CFO needs payroll out tonight';
 
-let database: TestDatabase;
 let app: TestApp;
-const slack = new FakeSlack();
-const prefix = testPrefix();
+let database: TestDatabase;
+let prefix: string;
+let slack: FakeSlack;
 
-async function command(user: string, text: string): Promise<string> {
-  const res = await postSigned(app.url, slashCommandBody({ user_id: user, text, response_url: slack.responseUrl('r') }));
-  expect(res.status).toBe(200);
-  return JSON.stringify(res.body);
-}
+const command = async (user: string, text: string): Promise<string> => JSON.stringify((await slashCommand(app, slack, user, text)).body);
 
 const status = async (id: string) => (await app.call('GET', `/v1/agents/${id}`)).body.status as string;
 
-beforeAll(async () => {
-  database = await createTestDatabase();
-  const apiUrl = await slack.start();
-  app = await startTestApp(
-    testConfig(database.url, prefix, {
-      SLACK_SIGNING_SECRET: SIGNING_SECRET,
-      SLACK_BOT_TOKEN: 'xoxb-test-token-0123456789',
-      SLACK_API_URL: apiUrl,
-      ARMALO_POLICY_FILE: writePolicy(POLICY),
-    }),
-    { relayPollMs: 200 },
-  );
+const it = appTest({ policy: POLICY, slack: true, appOptions: { relayPollMs: 200 } });
+it.beforeAll(async ({ app: started, slack: fakeSlack, database: databaseFixture, prefix: prefixFixture }) => {
+  database = databaseFixture;
+  prefix = prefixFixture;
+  app = started;
+  slack = fakeSlack;
   for (const id of ['glass-bot', 'refused-bot']) {
     expect((await app.call('PUT', `/v1/agents/${id}`, sampleAgent)).status).toBe(201);
     expect(await command('U0ONCALL1', `contain ${id} suspicious transfers`)).toContain(`Contained ${id}`);
   }
-});
-
-afterAll(async () => {
-  await app?.stop();
-  await slack.stop();
-  await database?.drop();
-  await cleanRedisPrefix(prefix);
 });
 
 describe('break-glass restore', () => {

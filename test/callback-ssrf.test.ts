@@ -1,11 +1,9 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { cleanRedisPrefix, startTestApp, testConfig, waitFor, type TestApp } from './support/app.js';
-import { createTestDatabase, testPrefix, type TestDatabase } from './support/database.js';
-import { writePolicy } from './support/slack-policy.js';
+import { afterAll, describe, expect } from 'vitest';
+import { waitFor, type TestApp } from './support/app.js';
+import { appTest } from './support/fixture.js';
 import { APPROVALS_TEST_POLICY } from './support/approvals-policy.js';
-import { WebhookReceiver } from './support/webhook-receiver.js';
 import { checkCallbackTarget, forbiddenAddressReason } from '../src/net/callback-guard.js';
 import { postPinned } from '../src/net/pinned-post.js';
 
@@ -43,30 +41,23 @@ const oncall = { actor: 'slack:U0ONCALL1', platform: 'slack' as const, slack: 'U
 
 const internal = new Receiver();
 const allowed = new Receiver();
-const stream = new WebhookReceiver();
-let dbDefault: TestDatabase;
-let dbListed: TestDatabase;
 /** No ARMALO_CALLBACK_HOSTS: public addresses only. */
 let open: TestApp;
 /** ARMALO_CALLBACK_HOSTS names one local receiver (host and port). */
 let listed: TestApp;
-const prefixes = [testPrefix(), testPrefix()];
 
-beforeAll(async () => {
+// Both instances stream events to the webhook receiver; each has a database and queue prefix of its own.
+const it = appTest({ policy: APPROVALS_TEST_POLICY, events: { secret: SECRET }, appOptions: { relayPollMs: 200 } });
+it.beforeAll(async ({ app: first, startApp }) => {
   await Promise.all([internal.start(), allowed.start()]);
-  const streamUrl = await stream.start();
-  [dbDefault, dbListed] = await Promise.all([createTestDatabase(), createTestDatabase()]);
-  const env = { ARMALO_POLICY_FILE: writePolicy(APPROVALS_TEST_POLICY), ARMALO_EVENTS_WEBHOOK_URL: streamUrl, ARMALO_EVENTS_WEBHOOK_SECRET: SECRET };
-  open = await startTestApp(testConfig(dbDefault.url, prefixes[0]!, env), { relayPollMs: 200 });
-  listed = await startTestApp(testConfig(dbListed.url, prefixes[1]!, { ...env, ARMALO_CALLBACK_HOSTS: `127.0.0.1:${allowed.port}` }), { relayPollMs: 200 });
+  open = first;
+  listed = await startApp({ isolated: true, env: { ARMALO_CALLBACK_HOSTS: `127.0.0.1:${allowed.port}` } });
   for (const app of [open, listed]) await app.call('PUT', '/v1/agents/cb-bot', agent);
 });
 
 afterAll(async () => {
   await Promise.all([open?.stop(), listed?.stop()]);
-  await Promise.all([internal.stop(), allowed.stop(), stream.stop()]);
-  await Promise.all([dbDefault?.drop(), dbListed?.drop()]);
-  await Promise.all(prefixes.map(cleanRedisPrefix));
+  await Promise.all([internal.stop(), allowed.stop()]);
 });
 
 const create = (app: TestApp, callbackUrl: string) => app.call('POST', '/v1/approval-requests', { agentId: 'cb-bot', action: 'mail:send', justification: 'callback test', callbackUrl });

@@ -1,57 +1,27 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { cleanRedisPrefix, sampleAgent, startTestApp, testConfig, waitFor, type TestApp } from './support/app.js';
-import { createTestDatabase, testPrefix, type TestDatabase } from './support/database.js';
-import { FakeSlack } from './support/fake-slack.js';
-import { blockActionBody, postSigned, slashCommandBody, SIGNING_SECRET } from './support/slack-requests.js';
-import { writePolicy } from './support/slack-policy.js';
+import { describe, expect } from 'vitest';
+import { sampleAgent, type TestApp } from './support/app.js';
+import { appTest } from './support/fixture.js';
+import { clickButton, slashCommand, textOf } from './support/drive.js';
+import { SLACK_TEST_POLICY } from './support/slack-policy.js';
+import type { FakeSlack } from './support/fake-slack.js';
 import { plain, type Text } from '../src/notices/model.js';
 
 /** Issue 18 in chat: `/armalo agents [status]` with its "more" button and `/armalo incidents`, over signed Slack requests. */
-let database: TestDatabase;
 let app: TestApp;
-const slack = new FakeSlack();
-const prefix = testPrefix();
-let responses = 0;
+let slack: FakeSlack;
 
 /** bot-01 … bot-20: more than one chat page (15). */
 const AGENT_IDS = Array.from({ length: 20 }, (_, i) => `bot-${String(i + 1).padStart(2, '0')}`);
 
-beforeAll(async () => {
-  database = await createTestDatabase();
-  const apiUrl = await slack.start();
-  app = await startTestApp(
-    testConfig(database.url, prefix, {
-      SLACK_SIGNING_SECRET: SIGNING_SECRET,
-      SLACK_BOT_TOKEN: 'xoxb-test-token-0123456789',
-      SLACK_API_URL: apiUrl,
-      ARMALO_POLICY_FILE: writePolicy(),
-    }),
-  );
+const it = appTest({ policy: SLACK_TEST_POLICY, slack: true });
+it.beforeAll(async ({ app: started, slack: fakeSlack }) => {
+  app = started;
+  slack = fakeSlack;
   for (const id of AGENT_IDS) expect((await app.call('PUT', `/v1/agents/${id}`, { ...sampleAgent, name: `Agent ${id}` })).status).toBe(201);
 }, 60_000);
 
-afterAll(async () => {
-  await app?.stop();
-  await slack.stop();
-  await database?.drop();
-  await cleanRedisPrefix(prefix);
-});
-
-async function command(user: string, text: string) {
-  const res = await postSigned(app.url, slashCommandBody({ user_id: user, text, response_url: slack.responseUrl(`cmd-${++responses}`) }));
-  expect(res.status).toBe(200);
-  return res.body;
-}
-
-async function click(user: string, actionId: string, value: string) {
-  const id = `click-${++responses}`;
-  const res = await postSigned(app.url, blockActionBody({ user_id: user, action_id: actionId, value, response_url: slack.responseUrl(id) }));
-  expect(res.status).toBe(200);
-  await waitFor(() => slack.responses.some((r) => r.id === id), 5000, `the answer to click ${id}`);
-  return slack.responses.find((r) => r.id === id)!.body;
-}
-
-const textOf = (body: any): string => JSON.stringify(body?.blocks ?? body);
+const command = async (user: string, text: string) => (await slashCommand(app, slack, user, text)).body;
+const click = (user: string, actionId: string, value: string) => clickButton(app, slack, user, actionId, value);
 const listed = (body: any): string[] => [...textOf(body).matchAll(/`(bot-\d\d)`/g)].map((m) => m[1]!);
 const moreButton = (body: any) => (body.blocks as any[]).find((b) => b.type === 'actions' && b.block_id === 'more')?.elements[0];
 

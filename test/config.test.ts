@@ -4,13 +4,14 @@ import { createConnection, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { ConfigError, loadConfig, type Config } from '../src/config/env.js';
 import { startApp, StartupError } from '../src/app.js';
 import { createLogger } from '../src/observability/logger.js';
 import { PolicyError } from '../src/policy/load-policy.js';
-import { cleanRedisPrefix, LogCapture, startTestApp, testConfig } from './support/app.js';
-import { createTestDatabase, REDIS_URL, testPrefix, type TestDatabase } from './support/database.js';
+import { LogCapture, startTestApp, testConfig } from './support/app.js';
+import { createTestDatabase, REDIS_URL, type TestDatabase } from './support/database.js';
+import { appTest } from './support/fixture.js';
 
 const repoRoot = fileURLToPath(new URL('..', import.meta.url));
 
@@ -332,21 +333,25 @@ function isListening(port: number): Promise<boolean> {
   });
 }
 
+// The fixture gives the migrated database and the queue prefix; each test starts (or fails to start) the app itself.
+const withStore = appTest();
+
 describe('startApp refuses to run on what it cannot trust', () => {
   let unmigrated: TestDatabase;
   let migrated: TestDatabase;
   let dir: string;
-  const prefix = testPrefix();
+  let prefix: string;
 
-  beforeAll(async () => {
-    [unmigrated, migrated] = await Promise.all([createTestDatabase({ migrate: false }), createTestDatabase()]);
+  withStore.beforeAll(async ({ database, prefix: fixturePrefix }) => {
+    migrated = database;
+    prefix = fixturePrefix;
+    unmigrated = await createTestDatabase({ migrate: false });
     dir = mkdtempSync(join(tmpdir(), 'armalo-config-test-'));
   });
 
   afterAll(async () => {
-    await Promise.all([unmigrated?.drop(), migrated?.drop()]);
+    await unmigrated?.drop();
     if (dir) rmSync(dir, { recursive: true, force: true });
-    await cleanRedisPrefix(prefix);
   });
 
   it('an unmigrated database: StartupError saying to run npm run migrate, and nothing listening', async () => {

@@ -1,9 +1,8 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { cleanRedisPrefix, sampleAgent, startTestApp, testConfig, waitFor, type TestApp } from './support/app.js';
-import { createTestDatabase, testPrefix, type TestDatabase } from './support/database.js';
-import { FakeSlack } from './support/fake-slack.js';
-import { blockActionBody, postSigned, SIGNING_SECRET } from './support/slack-requests.js';
-import { writePolicy } from './support/slack-policy.js';
+import { describe, expect } from 'vitest';
+import { sampleAgent, waitFor, type TestApp } from './support/app.js';
+import { appTest } from './support/fixture.js';
+import { clickButton, decisionOf, textOf } from './support/drive.js';
+import type { FakeSlack } from './support/fake-slack.js';
 
 // Issue 10, item 6 (restore over the API): an API token is not a person, so a restore under
 // `secondPerson` waits for one, asked in the incident thread; GET /v1/confirmations/{id} tells how it ended.
@@ -20,39 +19,18 @@ channels:
   incidents: { slack: C0INCIDENTS }
 `;
 
-let database: TestDatabase;
 let app: TestApp;
-const slack = new FakeSlack();
-const prefix = testPrefix();
-let seq = 0;
+let slack: FakeSlack;
 
-beforeAll(async () => {
-  database = await createTestDatabase();
-  const apiUrl = await slack.start();
-  app = await startTestApp(
-    testConfig(database.url, prefix, { SLACK_SIGNING_SECRET: SIGNING_SECRET, SLACK_BOT_TOKEN: 'xoxb-test-token-0123456789', SLACK_API_URL: apiUrl, ARMALO_POLICY_FILE: writePolicy(POLICY) }),
-    { relayPollMs: 200 },
-  );
+const it = appTest({ policy: POLICY, slack: true, appOptions: { relayPollMs: 200 } });
+it.beforeAll(({ app: started, slack: fakeSlack }) => {
+  app = started;
+  slack = fakeSlack;
 });
 
-afterAll(async () => {
-  await app?.stop();
-  await slack.stop();
-  await database?.drop();
-  await cleanRedisPrefix(prefix);
-});
+const click = async (user: string, value: string): Promise<string> => textOf(await clickButton(app, slack, user, 'armalo_confirm', value));
 
-const textOf = (body: unknown): string => JSON.stringify((body as { blocks?: unknown })?.blocks ?? body);
-
-async function click(user: string, value: string): Promise<string> {
-  const id = `click-${++seq}`;
-  const res = await postSigned(app.url, blockActionBody({ user_id: user, action_id: 'armalo_confirm', value, response_url: slack.responseUrl(id) }));
-  expect(res.status).toBe(200);
-  await waitFor(() => slack.responses.some((r) => r.id === id), 5000, `the answer to ${id}`);
-  return textOf(slack.responses.find((r) => r.id === id)!.body);
-}
-
-const decision = async (agentId: string) => (await app.call('POST', '/v1/decisions', { agentId, action: 'crm:write' })).body.decision as string;
+const decision = async (agentId: string) => (await decisionOf(app, agentId, 'crm:write')).decision;
 const freshEvaluation = (agentId: string, id: string) =>
   app.call('POST', `/v1/agents/${agentId}/evaluations`, { id, dimension: 'safety', passed: true, observedAt: new Date().toISOString(), source: 'redteam' });
 

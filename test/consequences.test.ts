@@ -1,10 +1,8 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { cleanRedisPrefix, sampleAgent, startTestApp, testConfig, waitFor, type TestApp } from './support/app.js';
-import { createTestDatabase, testPrefix, type TestDatabase } from './support/database.js';
-import { FakeSlack } from './support/fake-slack.js';
-import { SIGNING_SECRET } from './support/slack-requests.js';
-import { writePolicy } from './support/slack-policy.js';
-import { signPayload } from '../src/webhooks/signature.js';
+import { describe, expect } from 'vitest';
+import { sampleAgent, waitFor, type TestApp } from './support/app.js';
+import { appTest } from './support/fixture.js';
+import { decisionOf, signedWebhook } from './support/drive.js';
+import type { FakeSlack } from './support/fake-slack.js';
 import { firedConsequences } from '../src/domain/consequences.js';
 import { parsePolicyText } from '../src/policy/load-policy.js';
 
@@ -28,33 +26,17 @@ channels:
   incidents: { slack: C0INCIDENTS }
 `;
 const SECRET = 'armalo_inbound_secret_0123456789';
-let database: TestDatabase;
 let app: TestApp;
-const slack = new FakeSlack();
-const prefix = testPrefix();
+let slack: FakeSlack;
 
-beforeAll(async () => {
-  database = await createTestDatabase();
-  const apiUrl = await slack.start();
-  app = await startTestApp(
-    testConfig(database.url, prefix, { ARMALO_WEBHOOK_SECRET: SECRET, SLACK_SIGNING_SECRET: SIGNING_SECRET, SLACK_BOT_TOKEN: 'xoxb-test-token-0123456789', SLACK_API_URL: apiUrl, ARMALO_POLICY_FILE: writePolicy(POLICY) }),
-    { relayPollMs: 200 },
-  );
+const it = appTest({ policy: POLICY, slack: true, env: { ARMALO_WEBHOOK_SECRET: SECRET }, appOptions: { relayPollMs: 200 } });
+it.beforeAll(({ app: started, slack: fakeSlack }) => {
+  app = started;
+  slack = fakeSlack;
 });
 
-afterAll(async () => {
-  await app?.stop();
-  await slack.stop();
-  await database?.drop();
-  await cleanRedisPrefix(prefix);
-});
-
-async function webhook(event: unknown) {
-  const body = JSON.stringify(event);
-  const res = await fetch(`${app.url}/webhooks/armalo`, { method: 'POST', headers: { 'content-type': 'application/json', 'x-armalo-signature': signPayload(SECRET, body, Math.floor(Date.now() / 1000)) }, body });
-  return (await res.json()) as any;
-}
-const decision = async (agentId: string, action: string) => (await app.call('POST', '/v1/decisions', { agentId, action, context: { amount: 1 } })).body;
+const webhook = async (event: unknown) => (await signedWebhook(app, SECRET, event)).body;
+const decision = (agentId: string, action: string) => decisionOf(app, agentId, action, { amount: 1 });
 const violation = (id: string, agentId: string) => ({ id, type: 'pact.violated', createdAt: new Date().toISOString(), data: { agentId, pactId: 'no-pii', severity: 'critical', evidenceUrl: 'https://evals.example.com/v' } });
 
 describe('consequences act on their own', () => {

@@ -1,9 +1,10 @@
 import pg from 'pg';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { cleanRedisPrefix, startTestApp, testConfig, waitFor, type TestApp } from './support/app.js';
-import { createTestDatabase, PG_BASE, testPrefix, type TestDatabase } from './support/database.js';
+import { afterAll, describe, expect } from 'vitest';
+import { waitFor, type TestApp } from './support/app.js';
+import { PG_BASE } from './support/database.js';
+import { appTest } from './support/fixture.js';
+import { decisionOf } from './support/drive.js';
 import { TcpProxy } from './support/tcp-proxy.js';
-import { writePolicy } from './support/slack-policy.js';
 import { SIGNATURE_HEADER, signPayload } from '../src/webhooks/signature.js';
 
 /**
@@ -39,11 +40,9 @@ const agent = {
 const WEBHOOK_SECRET = 'whsec-decision-memory-0123456789abcdef';
 const risk = { actor: 'slack:U0RISK', platform: 'slack' as const, slack: 'U0RISK', emails: [] as string[] };
 
-const prefix = testPrefix();
 const pgTarget = new URL(PG_BASE);
 const proxy = new TcpProxy(pgTarget.hostname, Number(pgTarget.port || 5432));
 let proxyPort = 0;
-let database: TestDatabase;
 let a: TestApp;
 let b: TestApp;
 
@@ -51,8 +50,8 @@ let b: TestApp;
 const statementsOfA: string[] = [];
 const originalQuery = pg.Client.prototype.query;
 
-beforeAll(async () => {
-  database = await createTestDatabase();
+const it = appTest({ policy: POLICY, env: { ARMALO_ROLE: 'web', ARMALO_WEBHOOK_SECRET: WEBHOOK_SECRET } });
+it.beforeAll(async ({ database, startApp }) => {
   proxyPort = await proxy.start();
   const proxied = new URL(database.url);
   proxied.port = String(proxyPort);
@@ -64,10 +63,9 @@ beforeAll(async () => {
     return (originalQuery as (...a: unknown[]) => unknown).apply(this, args);
   };
   pg.Client.prototype.query = patched as typeof pg.Client.prototype.query;
-  const policy = writePolicy(POLICY);
   // A: its own heartbeat is slow, so nothing but the decisions under test talks to Postgres.
-  a = await startTestApp(testConfig(proxied.toString(), prefix, { ARMALO_ROLE: 'web', ARMALO_POLICY_FILE: policy, ARMALO_VIEW_STALE_AFTER_MS: '60000', ARMALO_WEBHOOK_SECRET: WEBHOOK_SECRET }), { heartbeatMs: 25_000 });
-  b = await startTestApp(testConfig(database.url, prefix, { ARMALO_ROLE: 'web', ARMALO_POLICY_FILE: policy, ARMALO_WEBHOOK_SECRET: WEBHOOK_SECRET }));
+  a = await startApp({ databaseUrl: proxied.toString(), env: { ARMALO_VIEW_STALE_AFTER_MS: '60000' }, appOptions: { heartbeatMs: 25_000 } });
+  b = await startApp();
 });
 
 afterAll(async () => {
@@ -75,15 +73,9 @@ afterAll(async () => {
   await a?.stop();
   await b?.stop();
   await proxy.stop();
-  await database?.drop();
-  await cleanRedisPrefix(prefix);
 });
 
-async function decide(on: TestApp, agentId: string, action: string, context: Record<string, unknown> = {}) {
-  const res = await on.call('POST', '/v1/decisions', { agentId, action, context });
-  expect(res.status).toBe(200);
-  return res.body as { decision: string; reasons: string[]; reasonCodes: string[]; approvalRequestId?: string };
-}
+const decide = (on: TestApp, agentId: string, action: string, context: Record<string, unknown> = {}) => decisionOf(on, agentId, action, context);
 
 /** The statements A sent to Postgres while `fn` ran. */
 async function statementsDuring(fn: () => Promise<unknown>): Promise<string[]> {

@@ -1,39 +1,26 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { cleanRedisPrefix, sampleAgent, startTestApp, testConfig, waitFor, type TestApp } from './support/app.js';
-import { createTestDatabase, testPrefix, type TestDatabase } from './support/database.js';
-import { FakeSlack } from './support/fake-slack.js';
+import { describe, expect } from 'vitest';
+import { sampleAgent, waitFor, type TestApp } from './support/app.js';
+import { appTest } from './support/fixture.js';
+import type { FakeSlack } from './support/fake-slack.js';
 import { APPROVALS_TEST_POLICY } from './support/approvals-policy.js';
-import { writePolicy } from './support/slack-policy.js';
 
 // DELETE /v1/agents/{id}: an agent retired for good, with its history kept and its id reserved.
 const ADMIN = 'tok_decom_admin_0123456789abcdef';
 const PLATFORM = 'tok_decom_platform_0123456789abcdef';
 const AGENT_TOKEN = 'tok_decom_agent_0123456789abcdef';
 
-let database: TestDatabase;
 let app: TestApp;
-const slack = new FakeSlack();
-const prefix = testPrefix();
+let slack: FakeSlack;
 
-beforeAll(async () => {
-  database = await createTestDatabase();
-  const apiUrl = await slack.start();
-  app = await startTestApp(
-    testConfig(database.url, prefix, {
-      ARMALO_API_TOKENS: `ops:${ADMIN}:admin,svc:${PLATFORM}:platform,bot:${AGENT_TOKEN}:agent=retiring-bot`,
-      ARMALO_POLICY_FILE: writePolicy(APPROVALS_TEST_POLICY),
-      SLACK_BOT_TOKEN: 'xoxb-test-token-0123456789',
-      SLACK_API_URL: apiUrl,
-    }),
-    { relayPollMs: 200 },
-  );
+const it = appTest({
+  policy: APPROVALS_TEST_POLICY,
+  slack: { signed: false },
+  env: { ARMALO_API_TOKENS: `ops:${ADMIN}:admin,svc:${PLATFORM}:platform,bot:${AGENT_TOKEN}:agent=retiring-bot` },
+  appOptions: { relayPollMs: 200 },
 });
-
-afterAll(async () => {
-  await app?.stop();
-  await slack.stop();
-  await database?.drop();
-  await cleanRedisPrefix(prefix);
+it.beforeAll(({ app: started, slack: fakeSlack }) => {
+  app = started;
+  slack = fakeSlack;
 });
 
 const as = (token: string) => ({ token });

@@ -1,10 +1,9 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { cleanRedisPrefix, startTestApp, testConfig, waitFor, type TestApp } from './support/app.js';
-import { createTestDatabase, testPrefix, type TestDatabase } from './support/database.js';
-import { FakeConnector, teamsMessage } from './support/fake-connector.js';
-import { FakeSlack } from './support/fake-slack.js';
-import { postSigned, slashCommandBody, SIGNING_SECRET } from './support/slack-requests.js';
-import { writePolicy } from './support/slack-policy.js';
+import { describe, expect } from 'vitest';
+import { waitFor, type TestApp } from './support/app.js';
+import { appTest } from './support/fixture.js';
+import { slashCommand, teamsSay } from './support/drive.js';
+import { type FakeConnector } from './support/fake-connector.js';
+import type { FakeSlack } from './support/fake-slack.js';
 import { signPayload } from '../src/webhooks/signature.js';
 
 /**
@@ -45,12 +44,9 @@ const JUSTIFICATION = 'pay <!subteam^S0ADMINS> <#C0GENERAL> [invoice](https://ev
 const AUDIENCE = '<!channel> [Fortress Bank](https://evil.example)';
 const PACT = 'exfil <!channel> [proof](https://evil.example)';
 
-let database: TestDatabase;
 let app: TestApp;
-const slack = new FakeSlack();
-const connector = new FakeConnector();
-const prefix = testPrefix();
-let n = 0;
+let slack: FakeSlack;
+let connector: FakeConnector;
 
 /** Every string inside a payload. */
 function strings(x: unknown): string[] {
@@ -85,36 +81,20 @@ function expectTeamsSafe(payload: unknown, ...typed: string[]) {
   for (const t of typed) expect(all.some((s) => teamsShown(s).includes(t)), `"${t}" reads as typed in ${JSON.stringify(payload).slice(0, 400)}`).toBe(true);
 }
 
-async function slash(user: string, text: string, channel = 'C0OPS') {
-  const res = await postSigned(app.url, slashCommandBody({ user_id: user, text, channel_id: channel, response_url: slack.responseUrl(`f${++n}`) }));
-  expect(res.status).toBe(200);
-  return res.body as Record<string, unknown>;
-}
+const slash = async (user: string, text: string, channel = 'C0OPS') => (await slashCommand(app, slack, user, text, { channel })).body as Record<string, unknown>;
+const teams = async (text: string, aadObjectId = ONCALL) => (await teamsSay(app, connector, text, aadObjectId)).body;
 
-async function teams(text: string, aadObjectId = ONCALL) {
-  const before = connector.calls.length;
-  const activity = teamsMessage(connector.url, { text, aadObjectId });
-  const res = await fetch(`${app.url}/api/messages`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(activity) });
-  expect(res.status).toBeLessThan(300);
-  await waitFor(() => connector.sent(activity.conversation.id).length > 0 && connector.calls.length > before, 5000, 'the Teams reply');
-  return connector.sent(activity.conversation.id).at(-1)!.body;
-}
-
-beforeAll(async () => {
-  database = await createTestDatabase();
-  const apiUrl = await slack.start();
-  await connector.start();
-  app = await startTestApp(
-    testConfig(database.url, prefix, {
-      SLACK_SIGNING_SECRET: SIGNING_SECRET,
-      SLACK_BOT_TOKEN: 'xoxb-test-token-0123456789',
-      SLACK_API_URL: apiUrl,
-      TEAMS_DEV_UNAUTHENTICATED: '1',
-      ARMALO_WEBHOOK_SECRET: SECRET,
-      ARMALO_POLICY_FILE: writePolicy(POLICY),
-    }),
-    { relayPollMs: 200 },
-  );
+const it = appTest({
+  policy: POLICY,
+  slack: true,
+  teams: true,
+  env: { ARMALO_WEBHOOK_SECRET: SECRET },
+  appOptions: { relayPollMs: 200 },
+});
+it.beforeAll(async ({ app: started, slack: fakeSlack, connector: fakeConnector }) => {
+  app = started;
+  slack = fakeSlack;
+  connector = fakeConnector;
   const put = await app.call('PUT', '/v1/agents/evil-bot', { name: NAME, owner: OWNER, riskTier: 'high', grants: [{ scope: 'payments:transfer', constraints: { maxAmount: 100_000 } }, { scope: 'crm:write' }] });
   expect(put.status).toBeLessThan(300);
   // The bot is in the Teams incidents channel, and the CISO has a personal chat with it.
@@ -132,14 +112,6 @@ beforeAll(async () => {
   await fetch(`${app.url}/api/messages`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(install) });
   await teams('help', CISO);
   await waitFor(async () => (await app.db.selectFrom('teams_conversations').select('kind').where('conversation_id', '=', TEAMS_CHANNEL).executeTakeFirst()) !== undefined, 5000, 'the channel reference');
-});
-
-afterAll(async () => {
-  await app?.stop();
-  await slack.stop();
-  await connector.stop();
-  await database?.drop();
-  await cleanRedisPrefix(prefix);
 });
 
 describe('formatting injection: user text is text on both platforms', () => {

@@ -1,8 +1,7 @@
 import { writeFileSync } from 'node:fs';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { cleanRedisPrefix, sampleAgent, startTestApp, testConfig, TOKEN, type TestApp } from './support/app.js';
-import { createTestDatabase, testPrefix, type TestDatabase } from './support/database.js';
-import { writePolicy } from './support/slack-policy.js';
+import { describe, expect } from 'vitest';
+import { sampleAgent, TOKEN, type TestApp } from './support/app.js';
+import { appTest } from './support/fixture.js';
 import { signPayload } from '../src/webhooks/signature.js';
 import { isJobName, parseJob, queueOf } from '../src/queue/job-contracts.js';
 
@@ -37,32 +36,24 @@ channels:
 `;
 const SECRET = 'armalo_inbound_secret_0123456789';
 const ADMIN = 'tok_contracts_admin_0123456789abcdef';
-let database: TestDatabase;
 let app: TestApp;
 let policyFile: string;
-const prefix = testPrefix();
 
-beforeAll(async () => {
-  database = await createTestDatabase();
-  policyFile = writePolicy(POLICY);
-  app = await startTestApp(
-    testConfig(database.url, prefix, {
-      ARMALO_ROLE: 'web',
-      ARMALO_POLICY_FILE: policyFile,
-      ARMALO_WEBHOOK_SECRET: SECRET,
-      ARMALO_API_TOKENS: `platform:${TOKEN},ops:${ADMIN}:admin`,
-      ARMALO_EVENTS_WEBHOOK_URL: 'http://127.0.0.1:9/events',
-      ARMALO_EVENTS_WEBHOOK_SECRET: 'armalo_events_secret_0123456789',
-      ARMALO_CALLBACK_HOSTS: '127.0.0.1',
-    }),
-    { policyReload: { watchFiles: false } },
-  );
+const it = appTest({
+  policy: POLICY,
+  env: {
+    ARMALO_ROLE: 'web',
+    ARMALO_WEBHOOK_SECRET: SECRET,
+    ARMALO_API_TOKENS: `platform:${TOKEN},ops:${ADMIN}:admin`,
+    ARMALO_EVENTS_WEBHOOK_URL: 'http://127.0.0.1:9/events',
+    ARMALO_EVENTS_WEBHOOK_SECRET: 'armalo_events_secret_0123456789',
+    ARMALO_CALLBACK_HOSTS: '127.0.0.1',
+  },
+  appOptions: { policyReload: { watchFiles: false } },
 });
-
-afterAll(async () => {
-  await app?.stop();
-  await database?.drop();
-  await cleanRedisPrefix(prefix);
+it.beforeAll(({ app: started, policyFile: file }) => {
+  app = started;
+  policyFile = file!;
 });
 
 const ciso = { platform: 'slack' as const, userId: 'U0CISO', emails: [] };

@@ -1,7 +1,6 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { cleanRedisPrefix, startTestApp, testConfig, TOKEN, waitFor, type TestApp } from './support/app.js';
-import { createTestDatabase, testPrefix, type TestDatabase } from './support/database.js';
-import { writePolicy } from './support/slack-policy.js';
+import { beforeAll, describe, expect } from 'vitest';
+import { TOKEN, waitFor, type TestApp } from './support/app.js';
+import { appTest } from './support/fixture.js';
 import { APPROVALS_TEST_POLICY } from './support/approvals-policy.js';
 import { encodeCursor } from '../src/core/cursor.js';
 
@@ -17,9 +16,7 @@ const TOKENS = {
 } as const;
 type Who = keyof typeof TOKENS;
 
-let database: TestDatabase;
 let app: TestApp;
-const prefix = testPrefix();
 const call = (who: Who, method: string, path: string, body?: unknown) => app.call(method, path, body, { token: TOKENS[who] });
 const get = (who: Who, path: string) => call(who, 'GET', path);
 
@@ -60,15 +57,13 @@ const act = async (id: string, body: Record<string, unknown>) => {
 let firstIncidentOfB: string;
 let ttlIncident: string;
 
-beforeAll(async () => {
-  database = await createTestDatabase();
-  app = await startTestApp(
-    testConfig(database.url, prefix, {
-      ARMALO_POLICY_FILE: writePolicy(APPROVALS_TEST_POLICY),
-      ARMALO_API_TOKENS: `root:${TOKENS.admin},platform-svc:${TOKENS.platform}:platform,bot-a-mcp:${TOKENS.botA}:agent=bot-a`,
-    }),
-    { relayPollMs: 200 },
-  );
+const it = appTest({
+  policy: APPROVALS_TEST_POLICY,
+  env: { ARMALO_API_TOKENS: `root:${TOKENS.admin},platform-svc:${TOKENS.platform}:platform,bot-a-mcp:${TOKENS.botA}:agent=bot-a` },
+  appOptions: { relayPollMs: 200 },
+});
+it.beforeAll(async ({ app: started }) => {
+  app = started;
   for (const [id, body] of Object.entries(AGENTS)) expect((await call('admin', 'PUT', `/v1/agents/${id}`, body)).status).toBe(201);
   // bot-b: contained, restored (incident closed), contained again (a second, open incident).
   firstIncidentOfB = (await act('bot-b', { action: 'contain', reason: 'refund spike' })).incidentId;
@@ -80,12 +75,6 @@ beforeAll(async () => {
   ttlIncident = (await act('bot-g', { action: 'contain', reason: 'short hold', ttl: 1 })).incidentId;
   await waitFor(async () => (await get('admin', '/v1/agents/bot-g')).body.status === 'active', 15_000, 'the ttl to lift the contain of bot-g');
 }, 60_000);
-
-afterAll(async () => {
-  await app?.stop();
-  await database?.drop();
-  await cleanRedisPrefix(prefix);
-});
 
 describe('GET /v1/agents', () => {
   it('lists every agent in id order, each as GET /v1/agents/{id} shows it, page by page', async () => {

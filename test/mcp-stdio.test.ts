@@ -2,11 +2,10 @@ import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { Client } from '@modelcontextprotocol/client';
 import { StdioClientTransport } from '@modelcontextprotocol/client/stdio';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { cleanRedisPrefix, startTestApp, testConfig, TOKEN, type TestApp } from './support/app.js';
-import { createTestDatabase, testPrefix, type TestDatabase } from './support/database.js';
+import { afterAll, describe, expect } from 'vitest';
+import { TOKEN, type TestApp } from './support/app.js';
+import { appTest } from './support/fixture.js';
 import { APPROVALS_TEST_POLICY } from './support/approvals-policy.js';
-import { writePolicy } from './support/slack-policy.js';
 
 /**
  * `npx armalo-mcp` (DESIGN §5): the stdio server, spawned as an MCP client would spawn it, bridging to
@@ -16,30 +15,23 @@ const AGENT_TOKEN = 'tok_mcp_stdio_agent_0123456789abcdef';
 const root = fileURLToPath(new URL('..', import.meta.url));
 const bin = fileURLToPath(new URL('../bin/armalo-mcp.js', import.meta.url));
 
-let database: TestDatabase;
 let app: TestApp;
 let client: Client | undefined;
-const prefix = testPrefix();
 /** What the child inherits: enough to run node, nothing of ours. */
 const baseEnv = (): Record<string, string> => ({ PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/tmp' });
 
-beforeAll(async () => {
-  database = await createTestDatabase();
-  app = await startTestApp(
-    testConfig(database.url, prefix, {
-      ARMALO_POLICY_FILE: writePolicy(`${APPROVALS_TEST_POLICY}\nmcp:\n  toolActions:\n    Write: crm:write\n`),
-      ARMALO_API_TOKENS: `root:${TOKEN},stdio-bot:${AGENT_TOKEN}:agent=stdio-bot`,
-    }),
-  );
+const it = appTest({
+  policy: `${APPROVALS_TEST_POLICY}\nmcp:\n  toolActions:\n    Write: crm:write\n`,
+  env: { ARMALO_API_TOKENS: `root:${TOKEN},stdio-bot:${AGENT_TOKEN}:agent=stdio-bot` },
+});
+it.beforeAll(async ({ app: started }) => {
+  app = started;
   const agent = { name: 'Stdio bot', owner: 'owner@example.com', riskTier: 'low', grants: [{ scope: 'crm:write' }, { scope: 'tool:bash' }] };
   expect((await app.call('PUT', '/v1/agents/stdio-bot', agent)).status).toBe(201);
 }, 60_000);
 
 afterAll(async () => {
   await client?.close().catch(() => undefined);
-  await app?.stop();
-  await database?.drop();
-  await cleanRedisPrefix(prefix);
 });
 
 /** Runs the bin to its end (asynchronously: the service it calls runs in this process). */

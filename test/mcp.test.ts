@@ -1,11 +1,10 @@
 import { Client, StreamableHTTPClientTransport } from '@modelcontextprotocol/client';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { cleanRedisPrefix, startTestApp, testConfig, TOKEN, waitFor, type TestApp } from './support/app.js';
-import { createTestDatabase, testPrefix, type TestDatabase } from './support/database.js';
-import { FakeSlack } from './support/fake-slack.js';
+import { afterAll, describe, expect } from 'vitest';
+import { TOKEN, waitFor, type TestApp } from './support/app.js';
+import { appTest } from './support/fixture.js';
+import type { FakeSlack } from './support/fake-slack.js';
 import { APPROVALS_TEST_POLICY } from './support/approvals-policy.js';
-import { approvalClickBody, postSigned, SIGNING_SECRET } from './support/slack-requests.js';
-import { writePolicy } from './support/slack-policy.js';
+import { approvalClickBody, postSigned } from './support/slack-requests.js';
 
 /**
  * DESIGN §5 "Agents' side: MCP" over Streamable HTTP, driven by the official MCP client: the tool
@@ -22,10 +21,8 @@ mcp:
     Write: crm:write
 `;
 
-let database: TestDatabase;
 let app: TestApp;
-const slack = new FakeSlack();
-const prefix = testPrefix();
+let slack: FakeSlack;
 const clients: Client[] = [];
 let n = 0;
 
@@ -36,19 +33,15 @@ const payBot = {
   grants: [{ scope: 'payments:transfer', constraints: { maxAmount: 100_000 } }, { scope: 'mail:send' }, { scope: 'crm:write' }, { scope: 'tool:bash' }],
 };
 
-beforeAll(async () => {
-  database = await createTestDatabase();
-  const apiUrl = await slack.start();
-  app = await startTestApp(
-    testConfig(database.url, prefix, {
-      SLACK_SIGNING_SECRET: SIGNING_SECRET,
-      SLACK_BOT_TOKEN: 'xoxb-test-token-0123456789',
-      SLACK_API_URL: apiUrl,
-      ARMALO_POLICY_FILE: writePolicy(POLICY),
-      ARMALO_API_TOKENS: `root:${TOKEN},platform-svc:${PLATFORM_TOKEN}:platform,pay-bot-mcp:${AGENT_TOKEN}:agent=pay-bot`,
-    }),
-    { relayPollMs: 200 },
-  );
+const it = appTest({
+  policy: POLICY,
+  slack: true,
+  env: { ARMALO_API_TOKENS: `root:${TOKEN},platform-svc:${PLATFORM_TOKEN}:platform,pay-bot-mcp:${AGENT_TOKEN}:agent=pay-bot` },
+  appOptions: { relayPollMs: 200 },
+});
+it.beforeAll(async ({ app: started, slack: fakeSlack }) => {
+  app = started;
+  slack = fakeSlack;
   expect((await app.call('PUT', '/v1/agents/pay-bot', payBot)).status).toBe(201);
   expect((await app.call('PUT', '/v1/agents/side-bot', { ...payBot, name: 'Side bot' })).status).toBe(201);
   expect((await app.call('PUT', '/v1/agents/third-bot', { ...payBot, name: 'Third bot' })).status).toBe(201);
@@ -56,10 +49,6 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await Promise.all(clients.map((c) => c.close().catch(() => undefined)));
-  await app?.stop();
-  await slack.stop();
-  await database?.drop();
-  await cleanRedisPrefix(prefix);
 });
 
 async function connect(token: string, query = '', headers: Record<string, string> = {}): Promise<Client> {

@@ -1,9 +1,8 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { cleanRedisPrefix, sampleAgent, startTestApp, testConfig, waitFor, type TestApp } from './support/app.js';
-import { createTestDatabase, testPrefix, type TestDatabase } from './support/database.js';
-import { FakeSlack } from './support/fake-slack.js';
-import { SIGNING_SECRET } from './support/slack-requests.js';
-import { writePolicy } from './support/slack-policy.js';
+import { describe, expect } from 'vitest';
+import { sampleAgent, waitFor, type TestApp } from './support/app.js';
+import type { FakeSlack } from './support/fake-slack.js';
+import { appTest } from './support/fixture.js';
+import { SLACK_TEST_POLICY } from './support/slack-policy.js';
 import { systemClock } from '../src/core/clock.js';
 import { MessageLedger } from '../src/notices/ledger.js';
 import type { Notice } from '../src/notices/model.js';
@@ -15,26 +14,16 @@ import { createSlackWebClient } from '../src/slack/slack-web.js';
 
 // The message ledger: records by key (the formats written before the upgrade still count) and
 // per-key leases, held by single statements, that expire when their holder dies.
-let database: TestDatabase;
-const slack = new FakeSlack();
-const prefix = testPrefix();
+let slack: FakeSlack;
 let web: TestApp;
 let apiUrl: string;
 
-beforeAll(async () => {
-  database = await createTestDatabase();
-  apiUrl = await slack.start();
-  // The web role only: nothing is delivered unless a test asks for it.
-  web = await startTestApp(
-    testConfig(database.url, prefix, { ARMALO_ROLE: 'web', SLACK_SIGNING_SECRET: SIGNING_SECRET, SLACK_BOT_TOKEN: 'xoxb-test-token-0123456789', SLACK_API_URL: apiUrl, ARMALO_POLICY_FILE: writePolicy() }),
-  );
-});
-
-afterAll(async () => {
-  await web?.stop();
-  await slack.stop();
-  await database?.drop();
-  await cleanRedisPrefix(prefix);
+// The web role only: nothing is delivered unless a test asks for it.
+const it = appTest({ policy: SLACK_TEST_POLICY, slack: true, env: { ARMALO_ROLE: 'web' } });
+it.beforeAll(({ app, slack: fakeSlack }) => {
+  web = app;
+  slack = fakeSlack;
+  apiUrl = `${slack.url}/api/`;
 });
 
 const ledger = (leaseMs = 60_000) => new MessageLedger({ db: web.db, clock: systemClock, leaseMs, busyWaitMs: 0, busyRetryMs: 50 });

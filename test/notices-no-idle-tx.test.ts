@@ -1,41 +1,32 @@
 import pg from 'pg';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { cleanRedisPrefix, sampleAgent, startTestApp, testConfig, waitFor, type TestApp } from './support/app.js';
-import { createTestDatabase, testPrefix, type TestDatabase } from './support/database.js';
-import { FakeSlack } from './support/fake-slack.js';
-import { SIGNING_SECRET } from './support/slack-requests.js';
-import { writePolicy } from './support/slack-policy.js';
+import { afterAll, describe, expect } from 'vitest';
+import { sampleAgent, waitFor, type TestApp } from './support/app.js';
+import type { FakeSlack } from './support/fake-slack.js';
+import { appTest } from './support/fixture.js';
+import { SLACK_TEST_POLICY } from './support/slack-policy.js';
 
 // A slow Slack must not hold database connections: while a notice waits seconds for
 // chat.postMessage, no connection of the app sits "idle in transaction" (the notifiers used to hold
 // an advisory-lock transaction open across the call). Exclusivity per incident still holds: two
 // workers delivering the same incident at once post one root.
-let database: TestDatabase;
-const slack = new FakeSlack();
-const prefix = testPrefix();
-const apps: TestApp[] = [];
+let slack: FakeSlack;
 let web: TestApp;
 let observer: pg.Client;
 
-beforeAll(async () => {
-  database = await createTestDatabase();
-  const apiUrl = await slack.start();
-  const env = { SLACK_SIGNING_SECRET: SIGNING_SECRET, SLACK_BOT_TOKEN: 'xoxb-test-token-0123456789', SLACK_API_URL: apiUrl, ARMALO_POLICY_FILE: writePolicy() };
-  web = await startTestApp(testConfig(database.url, prefix, { ...env, ARMALO_ROLE: 'web' }));
-  apps.push(web);
+const it = appTest({ policy: SLACK_TEST_POLICY, slack: true });
+it.beforeAll(async ({ startApp, database, slack: fakeSlack }) => {
+  slack = fakeSlack;
+  web = await startApp({ env: { ARMALO_ROLE: 'web' } });
   // Two workers, as two replicas would run them.
-  for (let i = 0; i < 2; i++) apps.push(await startTestApp(testConfig(database.url, prefix, { ...env, ARMALO_ROLE: 'worker' }), { relayPollMs: 100 }));
+  for (let i = 0; i < 2; i++) await startApp({ env: { ARMALO_ROLE: 'worker' }, appOptions: { relayPollMs: 100 } });
   observer = new pg.Client({ connectionString: database.url });
   await observer.connect();
 });
 
 afterAll(async () => {
   await observer?.end();
-  for (const a of apps.reverse()) await a.stop();
+  // A slow Slack no more, so the instances stop at once.
   slack.delays.clear();
-  await slack.stop();
-  await database?.drop();
-  await cleanRedisPrefix(prefix);
 });
 
 /** Connections of the test database inside a transaction that has been open for over half a second and is waiting on its client. */

@@ -1,13 +1,14 @@
 import { readFileSync } from 'node:fs';
 import { Validator } from '@seriousme/openapi-schema-validator';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { cleanRedisPrefix, startTestApp, testConfig, type TestApp } from './support/app.js';
-import { createTestDatabase, testPrefix, type TestDatabase } from './support/database.js';
+import { describe, expect } from 'vitest';
+import type { TestApp } from './support/app.js';
+import { appTest } from './support/fixture.js';
 
 /**
  * The API document checked by an independent OpenAPI 3.1 validator (not our own generator's idea of
  * the format), both as checked in and as served.
  */
+const it = appTest();
 const checkedIn = JSON.parse(readFileSync(new URL('../docs/openapi.json', import.meta.url), 'utf8')) as Record<string, any>;
 
 /** Every `$ref` in the document, with where it sits. */
@@ -113,19 +114,10 @@ describe('docs/openapi.json', () => {
 });
 
 describe('the served /v1/openapi.json', () => {
-  let database: TestDatabase;
   let app: TestApp;
-  const prefix = testPrefix();
 
-  beforeAll(async () => {
-    database = await createTestDatabase();
-    app = await startTestApp(testConfig(database.url, prefix));
-  });
-
-  afterAll(async () => {
-    await app?.stop();
-    await database?.drop();
-    await cleanRedisPrefix(prefix);
+  it.beforeAll(({ app: started }) => {
+    app = started;
   });
 
   it('is valid OpenAPI 3.1 and every $ref resolves', async () => {

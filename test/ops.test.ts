@@ -1,7 +1,8 @@
 import { readdirSync, readFileSync } from 'node:fs';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { cleanRedisPrefix, sampleAgent, startTestApp, testConfig, TOKEN, type TestApp } from './support/app.js';
-import { createTestDatabase, testPrefix, type TestDatabase } from './support/database.js';
+import { describe, expect } from 'vitest';
+import { sampleAgent, TOKEN, type TestApp } from './support/app.js';
+import { createTestDatabase, type TestDatabase } from './support/database.js';
+import { appTest } from './support/fixture.js';
 import { renderOpenApiFile } from '../src/api/openapi.js';
 import { createDb } from '../src/db/database.js';
 import { NO_MIGRATIONS } from 'kysely';
@@ -10,19 +11,13 @@ import { createMigrator } from '../src/db/migrator.js';
 /** The newest migration: migrating one step down leaves exactly it pending. */
 const LATEST_MIGRATION = readdirSync(new URL('../migrations/', import.meta.url)).filter((f) => /^\d{4}_.*\.ts$/.test(f)).sort().at(-1)!.replace(/\.ts$/, '');
 
-let database: TestDatabase;
+const it = appTest();
 let app: TestApp;
-const prefix = testPrefix();
+let database: TestDatabase;
 
-beforeAll(async () => {
-  database = await createTestDatabase();
-  app = await startTestApp(testConfig(database.url, prefix));
-});
-
-afterAll(async () => {
-  await app?.stop();
-  await database?.drop();
-  await cleanRedisPrefix(prefix);
+it.beforeAll(({ app: started, database: fixtureDatabase }) => {
+  app = started;
+  database = fixtureDatabase;
 });
 
 describe('health, readiness, metrics and the API document', () => {

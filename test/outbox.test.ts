@@ -1,17 +1,17 @@
 import { fork, type ChildProcess } from 'node:child_process';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { cleanRedisPrefix, sampleAgent, startTestApp, testConfig, waitFor, TOKEN, OTHER_TOKEN, type TestApp } from './support/app.js';
-import { createTestDatabase, testPrefix, REDIS_URL, type TestDatabase } from './support/database.js';
+import { afterEach, describe, expect } from 'vitest';
+import { sampleAgent, waitFor, TOKEN, OTHER_TOKEN, type TestApp } from './support/app.js';
+import { REDIS_URL } from './support/database.js';
+import { appTest, type FreshStore, type StartApp } from './support/fixture.js';
 import { TcpProxy } from './support/tcp-proxy.js';
-import { WebhookReceiver } from './support/webhook-receiver.js';
+import type { WebhookReceiver } from './support/webhook-receiver.js';
 import { verifySignature } from '../src/webhooks/signature.js';
 import { countUnpublished } from '../src/outbox/outbox.repository.js';
 
 const SECRET = 'whsec_test_0123456789abcdef';
-const started: TestApp[] = [];
-const databases: TestDatabase[] = [];
-const prefixes: string[] = [];
 let receiver: WebhookReceiver;
+let startApp: StartApp;
+let freshStore: FreshStore;
 
 /** Events committed but not yet handed to the queue (chat notices are outbox rows too; not counted here). */
 async function pendingEvents(app: TestApp): Promise<number> {
@@ -20,37 +20,25 @@ async function pendingEvents(app: TestApp): Promise<number> {
 }
 let webhookUrl: string;
 
+/** Each test gets a database and queue prefix of its own, and starts instances on them. */
 async function setup(env: Record<string, string> = {}) {
-  const database = await createTestDatabase();
-  databases.push(database);
-  const prefix = testPrefix();
-  prefixes.push(prefix);
-  const config = (extra: Record<string, string> = {}) =>
-    testConfig(database.url, prefix, { ARMALO_EVENTS_WEBHOOK_URL: webhookUrl, ARMALO_EVENTS_WEBHOOK_SECRET: SECRET, ...env, ...extra });
-  const start = async (extra: Record<string, string> = {}) => {
-    // Short locks and stall checks, so a killed worker's job is taken over within seconds.
-    const app = await startTestApp(config(extra), { relayPollMs: 200, worker: { lockDurationMs: 2000, stalledIntervalMs: 1000 } });
-    started.push(app);
-    return app;
-  };
+  const { database, prefix } = await freshStore();
+  const start = (extra: Record<string, string> = {}): Promise<TestApp> => startApp({ databaseUrl: database.url, prefix, env: { ...env, ...extra } });
   return { database, prefix, start };
 }
 
-beforeAll(async () => {
-  receiver = new WebhookReceiver();
-  webhookUrl = await receiver.start();
+// Events go to the webhook receiver; short locks and stall checks, so a killed worker's job is taken over within seconds.
+const it = appTest({ events: { secret: SECRET }, appOptions: { relayPollMs: 200, worker: { lockDurationMs: 2000, stalledIntervalMs: 1000 } } });
+it.beforeAll(({ receiver: fakeReceiver, startApp: start, freshStore: store }) => {
+  receiver = fakeReceiver;
+  webhookUrl = receiver.url();
+  startApp = start;
+  freshStore = store;
 });
 
 afterEach(() => {
   receiver.requests.length = 0;
   receiver.respond = () => 200;
-});
-
-afterAll(async () => {
-  for (const app of started) await app.stop();
-  await receiver.stop();
-  for (const d of databases) await d.drop();
-  for (const p of prefixes) await cleanRedisPrefix(p);
 });
 
 describe('outbox to signed event webhook', () => {

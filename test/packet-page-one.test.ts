@@ -1,10 +1,9 @@
 import { writeFileSync } from 'node:fs';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { cleanRedisPrefix, sampleAgent, startTestApp, testConfig, waitFor, TOKEN, type TestApp } from './support/app.js';
-import { createTestDatabase, testPrefix, type TestDatabase } from './support/database.js';
-import { FakeSlack } from './support/fake-slack.js';
-import { postSigned, slashCommandBody, SIGNING_SECRET } from './support/slack-requests.js';
-import { writePolicy } from './support/slack-policy.js';
+import { describe, expect } from 'vitest';
+import { sampleAgent, waitFor, TOKEN, type TestApp } from './support/app.js';
+import { appTest } from './support/fixture.js';
+import type { FakeSlack } from './support/fake-slack.js';
+import { postSigned, slashCommandBody } from './support/slack-requests.js';
 
 /**
  * The situation of issue 16, built from outside: an agent with a critical pact whose latest
@@ -45,19 +44,14 @@ workflows:
 `;
 
 const DAY = 86_400_000;
-let database: TestDatabase;
 let app: TestApp;
-const slack = new FakeSlack();
-const prefix = testPrefix();
+let slack: FakeSlack;
 let n = 0;
 
-beforeAll(async () => {
-  database = await createTestDatabase();
-  const apiUrl = await slack.start();
-  app = await startTestApp(
-    testConfig(database.url, prefix, { SLACK_SIGNING_SECRET: SIGNING_SECRET, SLACK_BOT_TOKEN: 'xoxb-test-token-0123456789', SLACK_API_URL: apiUrl, ARMALO_POLICY_FILE: writePolicy(POLICY) }),
-    { relayPollMs: 200 },
-  );
+const it = appTest({ policy: POLICY, slack: true, appOptions: { relayPollMs: 200 } });
+it.beforeAll(async ({ app: started, slack: fakeSlack }) => {
+  app = started;
+  slack = fakeSlack;
   await app.call('PUT', '/v1/agents/underwriting-bot', sampleAgent);
   await app.call('POST', '/v1/agents/underwriting-bot/pacts', { id: 'no-pii', title: 'Never sends PII outside the company', clauses: ['no SSNs in outbound mail'], severity: 'critical', verification: 'weekly red-team eval' });
   await app.call('POST', '/v1/agents/underwriting-bot/pacts', { id: 'limits', title: 'Stays within payment limits', clauses: ['no transfer above maxAmount'], severity: 'high', verification: 'daily replay' });
@@ -75,13 +69,6 @@ beforeAll(async () => {
   expect((await app.call('POST', '/v1/agents/underwriting-bot/actions', { action: 'contain', reason: 'suspected PII in outbound mail' })).status).toBe(201);
   expect((await app.call('POST', '/v1/agents/underwriting-bot/actions', { action: 'restore', reason: 'mail filter fixed' })).status).toBe(201);
 }, 120_000);
-
-afterAll(async () => {
-  await app?.stop();
-  await slack.stop();
-  await database?.drop();
-  await cleanRedisPrefix(prefix);
-});
 
 async function build(body: Record<string, unknown>) {
   const res = await app.call('POST', '/v1/trust-packets', body);

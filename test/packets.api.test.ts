@@ -1,16 +1,14 @@
 import { sql } from 'kysely';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { cleanRedisPrefix, sampleAgent, startTestApp, testConfig, waitFor, TOKEN, type TestApp } from './support/app.js';
-import { createTestDatabase, testPrefix, type TestDatabase } from './support/database.js';
+import { describe, expect } from 'vitest';
+import { sampleAgent, waitFor, TOKEN, type TestApp } from './support/app.js';
+import { appTest } from './support/fixture.js';
 
-let database: TestDatabase;
 let app: TestApp;
-const prefix = testPrefix();
 const day = 86_400_000;
 
-beforeAll(async () => {
-  database = await createTestDatabase();
-  app = await startTestApp(testConfig(database.url, prefix), { relayPollMs: 200 });
+const it = appTest({ appOptions: { relayPollMs: 200 } });
+it.beforeAll(async ({ app: started }) => {
+  app = started;
   await app.call('PUT', '/v1/agents/underwriting-bot', sampleAgent);
   await app.call('POST', '/v1/agents/underwriting-bot/pacts', { id: 'no-pii', title: 'Never sends PII outside the company', clauses: ['no SSNs in outbound mail'], severity: 'critical', verification: 'weekly red-team eval' });
   await app.call('POST', '/v1/agents/underwriting-bot/pacts', { id: 'limits', title: 'Stays within payment limits', clauses: ['no transfer above maxAmount'], severity: 'high', verification: 'daily replay' });
@@ -25,12 +23,6 @@ beforeAll(async () => {
   for (const e of evals) await app.call('POST', '/v1/agents/underwriting-bot/evaluations', e);
   await app.call('POST', '/v1/agents/underwriting-bot/actions', { action: 'contain', reason: 'incident drill' });
   await app.call('POST', '/v1/agents/underwriting-bot/actions', { action: 'restore', reason: 'drill over' });
-});
-
-afterAll(async () => {
-  await app?.stop();
-  await database?.drop();
-  await cleanRedisPrefix(prefix);
 });
 
 async function requestPacket() {

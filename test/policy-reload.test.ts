@@ -1,11 +1,12 @@
 import { renameSync, writeFileSync } from 'node:fs';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { cleanRedisPrefix, sampleAgent, startTestApp, testConfig, TOKEN, waitFor, type TestApp } from './support/app.js';
-import { createTestDatabase, REDIS_URL, testPrefix, type TestDatabase } from './support/database.js';
+import { afterAll, describe, expect } from 'vitest';
+import { sampleAgent, TOKEN, waitFor, type TestApp } from './support/app.js';
+import { REDIS_URL } from './support/database.js';
+import { appTest } from './support/fixture.js';
+import { approvalClick, decisionOf, slashCommand } from './support/drive.js';
 import { Redis } from 'ioredis';
-import { FakeSlack } from './support/fake-slack.js';
-import { approvalClickBody, blockActionBody, postSigned, slashCommandBody, SIGNING_SECRET } from './support/slack-requests.js';
-import { writePolicy } from './support/slack-policy.js';
+import type { FakeSlack } from './support/fake-slack.js';
+import { blockActionBody, postSigned } from './support/slack-requests.js';
 import { parsePolicyText } from '../src/policy/load-policy.js';
 import { derivedFrom, PolicyHolder, policyHash } from '../src/policy/policy-holder.js';
 import { summarizePolicyChange } from '../src/policy/policy-diff.js';
@@ -37,13 +38,12 @@ channels:
 const START = { oncall: ['U0ONCALL1'], risk: ['U0RISK', 'U0RISK2'], amountOver: 10_000 };
 const hashOf = (text: string) => policyHash(parsePolicyText(text));
 
-let database: TestDatabase;
 let a: TestApp;
 let b: TestApp;
 let file: string;
 let sdk: ArmaloClient | undefined;
-const slack = new FakeSlack();
-const prefix = testPrefix();
+let slack: FakeSlack;
+let prefix: string;
 let n = 0;
 
 /** Replaces the file by rename, as editors and Kubernetes config maps do. */
@@ -56,52 +56,30 @@ async function readyHash(app: TestApp): Promise<string> {
   return (await app.call('GET', '/readyz', undefined, { token: null })).body.policyHash as string;
 }
 
-async function command(app: TestApp, user: string, text: string): Promise<string> {
-  const res = await postSigned(app.url, slashCommandBody({ user_id: user, text, response_url: slack.responseUrl(`cmd-${++n}`) }));
-  expect(res.status).toBe(200);
-  return JSON.stringify(res.body);
-}
+const command = async (app: TestApp, user: string, text: string): Promise<string> => JSON.stringify((await slashCommand(app, slack, user, text)).body);
+const approveClick = async (app: TestApp, user: string, requestId: string): Promise<string> => JSON.stringify(await approvalClick(app, slack, user, requestId));
 
-async function approveClick(app: TestApp, user: string, requestId: string): Promise<string> {
-  const id = `click-${++n}`;
-  const res = await postSigned(app.url, approvalClickBody({ user_id: user, request_id: requestId, response_url: slack.responseUrl(id) }));
-  expect(res.status).toBe(200);
-  await waitFor(() => slack.responses.some((r) => r.id === id), 5000, `the answer to ${id}`);
-  return JSON.stringify(slack.responses.find((r) => r.id === id)!.body);
-}
-
-const decision = async (app: TestApp, agentId: string, amount: number) =>
-  (await app.call('POST', '/v1/decisions', { agentId, action: 'payments:transfer', context: { amount } })).body.decision as string;
+const decision = async (app: TestApp, agentId: string, amount: number) => (await decisionOf(app, agentId, 'payments:transfer', { amount })).decision;
 
 async function policyAudits(): Promise<any[]> {
   const entries = (await a.call('GET', '/v1/audit?limit=200')).body.entries as any[];
   return entries.filter((e) => e.action === 'policy.changed');
 }
 
-beforeAll(async () => {
-  database = await createTestDatabase();
-  const apiUrl = await slack.start();
-  file = writePolicy(policyText(START));
-  const config = testConfig(database.url, prefix, {
-    SLACK_SIGNING_SECRET: SIGNING_SECRET,
-    SLACK_BOT_TOKEN: 'xoxb-test-token-0123456789',
-    SLACK_API_URL: apiUrl,
-    ARMALO_POLICY_FILE: file,
-  });
-  // A watches the file; B learns of changes only from A's announcement (and re-reads its own file).
-  a = await startTestApp(config, { relayPollMs: 200, policyReload: { debounceMs: 100 } });
-  b = await startTestApp(config, { relayPollMs: 200, policyReload: { debounceMs: 100, watchFiles: false } });
+// A watches the file; B learns of changes only from A's announcement (and re-reads its own file).
+const it = appTest({ policy: policyText(START), slack: true, appOptions: { relayPollMs: 200, policyReload: { debounceMs: 100 } } });
+it.beforeAll(async ({ app, startApp, slack: fakeSlack, policyFile, prefix: fixturePrefix }) => {
+  a = app;
+  slack = fakeSlack;
+  file = policyFile!;
+  prefix = fixturePrefix;
+  b = await startApp({ appOptions: { policyReload: { debounceMs: 100, watchFiles: false } } });
   const agent = { ...sampleAgent, owner: 'owner@example.com', grants: [{ scope: 'payments:transfer', constraints: { maxAmount: 100_000 } }, { scope: 'crm:write' }] };
   for (const id of ['pay-bot', 'resp-a-bot', 'resp-b-bot']) expect((await a.call('PUT', `/v1/agents/${id}`, agent)).status).toBeLessThan(300);
 }, 60_000);
 
 afterAll(async () => {
   sdk?.close();
-  await a?.stop();
-  await b?.stop();
-  await slack.stop();
-  await database?.drop();
-  await cleanRedisPrefix(prefix);
 });
 
 describe('the policy changes without a restart, on every replica', () => {

@@ -1,8 +1,9 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { cleanRedisPrefix, TOKEN, waitFor } from './support/app.js';
-import { createTestDatabase, REDIS_URL, testPrefix, type TestDatabase } from './support/database.js';
+import { afterAll, describe, expect } from 'vitest';
+import { TOKEN, waitFor } from './support/app.js';
+import { REDIS_URL, type TestDatabase } from './support/database.js';
+import { appTest } from './support/fixture.js';
 import { writePolicy } from './support/slack-policy.js';
 
 // The real entry point (`src/main.ts`, what `npm start` runs) re-reads its policy file on SIGHUP.
@@ -15,12 +16,15 @@ permissions:
 const repoRoot = new URL('..', import.meta.url).pathname;
 
 let database: TestDatabase;
-const prefix = testPrefix();
+let prefix: string;
 let child: ChildProcess | undefined;
 const lines: Record<string, unknown>[] = [];
 
-beforeAll(async () => {
-  database = await createTestDatabase();
+// The database and queue prefix come from the fixture; the test runs the app itself, as a child process.
+const it = appTest();
+it.beforeAll(({ database: fixtureDatabase, prefix: fixturePrefix }) => {
+  database = fixtureDatabase;
+  prefix = fixturePrefix;
 }, 60_000);
 
 afterAll(async () => {
@@ -28,8 +32,6 @@ afterAll(async () => {
     child.kill('SIGKILL');
     await new Promise((r) => child!.once('exit', r));
   }
-  await database?.drop();
-  await cleanRedisPrefix(prefix);
 });
 
 const logged = (pattern: RegExp) => lines.find((l) => pattern.test(String(l.msg ?? '')));

@@ -1,42 +1,27 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { cleanRedisPrefix, sampleAgent, startTestApp, testConfig, waitFor, type TestApp } from './support/app.js';
-import { createTestDatabase, testPrefix, type TestDatabase } from './support/database.js';
+import { afterAll, describe, expect } from 'vitest';
+import { sampleAgent, waitFor, type TestApp } from './support/app.js';
+import { appTest } from './support/fixture.js';
+import { decisionOf } from './support/drive.js';
 import { TcpProxy } from './support/tcp-proxy.js';
 
 // Two replicas on the same Postgres and Redis. Replica B reaches Redis through a proxy the test
 // can cut or black-hole, like a network partition between B and Redis.
 const STALE_AFTER_MS = 1500;
-let database: TestDatabase;
 let a: TestApp;
 let b: TestApp;
 const proxy = new TcpProxy('127.0.0.1', 6379);
-const prefix = testPrefix();
 
-async function decision(app: TestApp, agentId: string, action: string) {
-  const res = await app.call('POST', '/v1/decisions', { agentId, action, context: { amount: 10 } });
-  expect(res.status).toBe(200);
-  return res.body as { decision: string; reasonCodes: string[] };
-}
+const decision = (app: TestApp, agentId: string, action: string) => decisionOf(app, agentId, action, { amount: 10 });
 
-beforeAll(async () => {
-  database = await createTestDatabase();
+const it = appTest({ env: { ARMALO_VIEW_STALE_AFTER_MS: String(STALE_AFTER_MS) } });
+it.beforeAll(async ({ app, startApp }) => {
+  a = app;
   const port = await proxy.start();
-  a = await startTestApp(testConfig(database.url, prefix, { ARMALO_VIEW_STALE_AFTER_MS: String(STALE_AFTER_MS) }));
-  b = await startTestApp(
-    testConfig(database.url, prefix, {
-      ARMALO_ROLE: 'web',
-      REDIS_URL: `redis://127.0.0.1:${port}`,
-      ARMALO_VIEW_STALE_AFTER_MS: String(STALE_AFTER_MS),
-    }),
-  );
+  b = await startApp({ env: { ARMALO_ROLE: 'web', REDIS_URL: `redis://127.0.0.1:${port}` } });
 });
 
 afterAll(async () => {
   await proxy.stop();
-  await b?.stop();
-  await a?.stop();
-  await database?.drop();
-  await cleanRedisPrefix(prefix);
 });
 
 describe('two replicas', () => {

@@ -1,10 +1,10 @@
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { sql } from 'kysely';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { cleanRedisPrefix, sampleAgent, startTestApp, testConfig, waitFor, type TestApp } from './support/app.js';
-import { createTestDatabase, PG_BASE, testPrefix, type TestDatabase } from './support/database.js';
+import { afterAll, describe, expect } from 'vitest';
+import { sampleAgent, waitFor, type TestApp } from './support/app.js';
+import { PG_BASE, type TestDatabase } from './support/database.js';
+import { appTest } from './support/fixture.js';
+import { decisionOf } from './support/drive.js';
+import { writePolicy } from './support/slack-policy.js';
 import { TcpProxy } from './support/tcp-proxy.js';
 import { createDb, type Db } from '../src/db/database.js';
 import { APPROVALS_TEST_POLICY } from './support/approvals-policy.js';
@@ -15,18 +15,13 @@ const STALE_AFTER_MS = 1500;
 const pgTarget = new URL(PG_BASE);
 const proxy = new TcpProxy(pgTarget.hostname, Number(pgTarget.port || 5432));
 const routedProxy = new TcpProxy(pgTarget.hostname, Number(pgTarget.port || 5432));
-const prefix = testPrefix();
 let database: TestDatabase;
 let direct: Db;
 let app: TestApp;
 /** With routing rules and a long staleness bound: its view stays fresh while Postgres is gone. */
 let routed: TestApp;
 
-async function decision(agentId: string, action: string, on: TestApp = app) {
-  const res = await on.call('POST', '/v1/decisions', { agentId, action, context: { amount: 10 } });
-  expect(res.status).toBe(200);
-  return res.body as { decision: string; reasonCodes: string[] };
-}
+const decision = (agentId: string, action: string, on: TestApp = app) => decisionOf(on, agentId, action, { amount: 10 });
 
 /** Sessions of this test database that are running pg_sleep (seen on a connection that bypasses the proxy). */
 async function sleepingSessions(): Promise<number> {
@@ -35,24 +30,23 @@ async function sleepingSessions(): Promise<number> {
   return rows[0]!.n;
 }
 
-beforeAll(async () => {
-  database = await createTestDatabase();
+const it = appTest({ env: { ARMALO_VIEW_STALE_AFTER_MS: String(STALE_AFTER_MS) }, appOptions: { relayPollMs: 200 } });
+it.beforeAll(async ({ database: fixtureDatabase, prefix, startApp }) => {
+  database = fixtureDatabase;
   direct = createDb(database.url, { max: 1 });
   const port = await proxy.start();
   const proxied = new URL(database.url);
   proxied.port = String(port);
-  app = await startTestApp(
-    testConfig(proxied.toString(), prefix, { ARMALO_VIEW_STALE_AFTER_MS: String(STALE_AFTER_MS) }),
-    { relayPollMs: 200 },
-  );
-  const policyFile = join(mkdtempSync(join(tmpdir(), 'armalo-resilience-')), 'policy.yaml');
-  writeFileSync(policyFile, APPROVALS_TEST_POLICY);
+  app = await startApp({ databaseUrl: proxied.toString() });
   const routedUrl = new URL(database.url);
   routedUrl.port = String(await routedProxy.start());
-  routed = await startTestApp(
-    testConfig(routedUrl.toString(), `${prefix}-routed`, { ARMALO_ROLE: 'web', ARMALO_POLICY_FILE: policyFile, ARMALO_VIEW_STALE_AFTER_MS: '60000' }),
-    { heartbeatMs: 20_000 },
-  );
+  routed = await startApp({
+    plain: true,
+    databaseUrl: routedUrl.toString(),
+    prefix: `${prefix}-routed`,
+    env: { ARMALO_ROLE: 'web', ARMALO_POLICY_FILE: writePolicy(APPROVALS_TEST_POLICY), ARMALO_VIEW_STALE_AFTER_MS: '60000' },
+    appOptions: { heartbeatMs: 20_000 },
+  });
 });
 
 afterAll(async () => {
@@ -66,9 +60,6 @@ afterAll(async () => {
   await routed?.stop();
   await routedProxy.stop();
   await direct?.destroy();
-  await database?.drop();
-  await cleanRedisPrefix(prefix);
-  await cleanRedisPrefix(`${prefix}-routed`);
 });
 
 describe('Postgres connections dropping under the app', () => {

@@ -1,11 +1,13 @@
 import { Redis } from 'ioredis';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { cleanRedisPrefix, sampleAgent, startTestApp, testConfig, TOKEN, waitFor, type TestApp } from './support/app.js';
-import { createTestDatabase, REDIS_URL, testPrefix, type TestDatabase } from './support/database.js';
+import { afterAll, describe, expect } from 'vitest';
+import { sampleAgent, TOKEN, waitFor, type TestApp } from './support/app.js';
+import { REDIS_URL } from './support/database.js';
+import { appTest } from './support/fixture.js';
+import { decisionOf } from './support/drive.js';
 import { TcpProxy } from './support/tcp-proxy.js';
-import { FakeSlack } from './support/fake-slack.js';
-import { postSigned, SIGNING_SECRET, slashCommandBody } from './support/slack-requests.js';
-import { writePolicy } from './support/slack-policy.js';
+import type { FakeSlack } from './support/fake-slack.js';
+import { postSigned, slashCommandBody } from './support/slack-requests.js';
+import { SLACK_TEST_POLICY } from './support/slack-policy.js';
 
 // `app` (web + worker) reaches Redis through a proxy the test cuts: Redis is gone for it alone,
 // never for the shared server. `peer` is a web replica on Redis directly, with a long poll interval,
@@ -13,49 +15,38 @@ import { writePolicy } from './support/slack-policy.js';
 const STALE_AFTER_MS = 1500;
 const redisTarget = new URL(REDIS_URL);
 const proxy = new TcpProxy(redisTarget.hostname, Number(redisTarget.port || 6379));
-const prefix = testPrefix();
-const channel = `${prefix}:permissions`;
-let database: TestDatabase;
+let channel: string;
 let app: TestApp;
 let peer: TestApp;
 let direct: Redis;
-const slack = new FakeSlack();
+let slack: FakeSlack;
 
-async function decision(on: TestApp, agentId: string, action = 'crm:write') {
-  const res = await on.call('POST', '/v1/decisions', { agentId, action, context: { amount: 10 } });
-  expect(res.status).toBe(200);
-  return res.body as { decision: string; reasonCodes: string[] };
-}
+const decision = (on: TestApp, agentId: string, action = 'crm:write') => decisionOf(on, agentId, action, { amount: 10 });
 
-beforeAll(async () => {
-  database = await createTestDatabase();
-  const port = await proxy.start();
+const it = appTest({
+  policy: SLACK_TEST_POLICY,
+  slack: true,
+  env: { ARMALO_VIEW_STALE_AFTER_MS: String(STALE_AFTER_MS) },
+  appOptions: { relayPollMs: 200 },
+  // `app` reaches Redis through the proxy.
+  beforeStart: async () => ({ REDIS_URL: `redis://127.0.0.1:${await proxy.start()}` }),
+});
+it.beforeAll(async ({ app: started, startApp, slack: fakeSlack, prefix }) => {
+  app = started;
+  slack = fakeSlack;
+  channel = `${prefix}:permissions`;
   direct = new Redis(REDIS_URL);
-  const slackApiUrl = await slack.start();
-  app = await startTestApp(
-    testConfig(database.url, prefix, {
-      REDIS_URL: `redis://127.0.0.1:${port}`,
-      ARMALO_VIEW_STALE_AFTER_MS: String(STALE_AFTER_MS),
-      SLACK_SIGNING_SECRET: SIGNING_SECRET,
-      SLACK_BOT_TOKEN: 'xoxb-test-token-0123456789',
-      SLACK_API_URL: slackApiUrl,
-      ARMALO_POLICY_FILE: writePolicy(),
-    }),
-    { relayPollMs: 200 },
-  );
-  peer = await startTestApp(testConfig(database.url, prefix, { ARMALO_ROLE: 'web', ARMALO_VIEW_STALE_AFTER_MS: '60000' }), { heartbeatMs: 20_000 });
+  peer = await startApp({ plain: true, env: { ARMALO_ROLE: 'web', ARMALO_VIEW_STALE_AFTER_MS: '60000' }, appOptions: { heartbeatMs: 20_000 } });
 });
 
 afterAll(async () => {
+  // Redis back for `app`, so that the instances stop without waiting on timeouts.
   await proxy.stop();
   await proxy.start().catch(() => undefined);
   await peer?.stop();
   await app?.stop();
   await proxy.stop();
   direct?.disconnect();
-  await slack.stop();
-  await database?.drop();
-  await cleanRedisPrefix(prefix);
 });
 
 describe('the permission channel', () => {

@@ -1,9 +1,8 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect } from 'vitest';
 import { createArmaloClient, type ArmaloClient, type ArmaloClientOptions, type ChangeEvent } from '../sdk/src/index.js';
-import { cleanRedisPrefix, OTHER_TOKEN, sampleAgent, startTestApp, testConfig, TOKEN, waitFor, type TestApp } from './support/app.js';
+import { OTHER_TOKEN, sampleAgent, TOKEN, waitFor, type TestApp } from './support/app.js';
+import { appTest } from './support/fixture.js';
 import { APPROVALS_TEST_POLICY } from './support/approvals-policy.js';
-import { createTestDatabase, testPrefix, type TestDatabase } from './support/database.js';
-import { writePolicy } from './support/slack-policy.js';
 import { TcpProxy } from './support/tcp-proxy.js';
 
 /**
@@ -13,10 +12,8 @@ import { TcpProxy } from './support/tcp-proxy.js';
 
 const AGENT_TOKEN = 'tok_agent_paybot_0123456789abcdef';
 const OTHER_AGENT_TOKEN = 'tok_agent_otherbot_0123456789abc';
-let database: TestDatabase;
 let app: TestApp;
 let stopped = false;
-const prefix = testPrefix();
 const clients: ArmaloClient[] = [];
 const agent = { ...sampleAgent, owner: 'owner@example.com', grants: [{ scope: 'payments:transfer', constraints: { maxAmount: 100_000 } }, { scope: 'mail:send' }, { scope: 'crm:write' }] };
 
@@ -44,23 +41,19 @@ function nextRequestId(c: ArmaloClient): Promise<string> {
   });
 }
 
-beforeAll(async () => {
-  database = await createTestDatabase();
-  app = await startTestApp(
-    testConfig(database.url, prefix, {
-      ARMALO_POLICY_FILE: writePolicy(APPROVALS_TEST_POLICY),
-      ARMALO_API_TOKENS: `platform:${TOKEN},automation:${OTHER_TOKEN},pay-bot:${AGENT_TOKEN}:agent=pay-bot,other-bot:${OTHER_AGENT_TOKEN}:agent=other-bot`,
-    }),
-    { relayPollMs: 200 },
-  );
+const it = appTest({
+  policy: APPROVALS_TEST_POLICY,
+  env: { ARMALO_API_TOKENS: `platform:${TOKEN},automation:${OTHER_TOKEN},pay-bot:${AGENT_TOKEN}:agent=pay-bot,other-bot:${OTHER_AGENT_TOKEN}:agent=other-bot` },
+  appOptions: { relayPollMs: 200 },
+});
+it.beforeAll(async ({ app: started }) => {
+  app = started;
   expect((await app.call('PUT', '/v1/agents/pay-bot', agent)).status).toBeLessThan(300);
 });
 
 afterAll(async () => {
   for (const c of clients) c.close();
   if (!stopped) await app?.stop();
-  await database?.drop();
-  await cleanRedisPrefix(prefix);
 });
 
 describe('agent SDK against the service', () => {

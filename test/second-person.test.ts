@@ -1,10 +1,9 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { cleanRedisPrefix, sampleAgent, startTestApp, testConfig, waitFor, type TestApp } from './support/app.js';
-import { createTestDatabase, testPrefix, type TestDatabase } from './support/database.js';
-import { FakeSlack } from './support/fake-slack.js';
-import { FakeConnector } from './support/fake-connector.js';
-import { blockActionBody, postSigned, slashCommandBody, SIGNING_SECRET } from './support/slack-requests.js';
-import { writePolicy } from './support/slack-policy.js';
+import { describe, expect } from 'vitest';
+import { sampleAgent, waitFor, type TestApp } from './support/app.js';
+import { appTest } from './support/fixture.js';
+import { cardAction, clickButton, decisionOf, slashCommand, textOf } from './support/drive.js';
+import type { FakeSlack } from './support/fake-slack.js';
+import type { FakeConnector } from './support/fake-connector.js';
 import { ConfirmationService } from '../src/confirmations/confirmations.service.js';
 import { systemClock } from '../src/core/clock.js';
 
@@ -34,80 +33,39 @@ channels:
   incidents: { slack: C0INCIDENTS }
 `;
 
-let database: TestDatabase;
 let app: TestApp;
-const slack = new FakeSlack();
-const connector = new FakeConnector();
-const prefix = testPrefix();
-let seq = 0;
+let slack: FakeSlack;
+let connector: FakeConnector;
 
-beforeAll(async () => {
-  database = await createTestDatabase();
-  const apiUrl = await slack.start();
-  await connector.start();
-  // Dave is listed twice: by Slack id in one role, by email + Teams id in another. Only Slack's
-  // directory (users.lookupByEmail) ties the two entries together.
-  slack.users.set('dave@example.com', 'U0DAVE');
-  app = await startTestApp(
-    testConfig(database.url, prefix, {
-      SLACK_SIGNING_SECRET: SIGNING_SECRET,
-      SLACK_BOT_TOKEN: 'xoxb-test-token-0123456789',
-      SLACK_API_URL: apiUrl,
-      TEAMS_DEV_UNAUTHENTICATED: '1',
-      ARMALO_POLICY_FILE: writePolicy(POLICY),
-    }),
-    { relayPollMs: 200 },
-  );
+// Dave is listed twice: by Slack id in one role, by email + Teams id in another. Only Slack's
+// directory (users.lookupByEmail) ties the two entries together.
+const it = appTest({
+  policy: POLICY,
+  slack: true,
+  slackUsers: { 'dave@example.com': 'U0DAVE' },
+  teams: true,
+  appOptions: { relayPollMs: 200 },
+});
+it.beforeAll(({ app: started, slack: fakeSlack, connector: fakeConnector }) => {
+  app = started;
+  slack = fakeSlack;
+  connector = fakeConnector;
 });
 
-afterAll(async () => {
-  await app?.stop();
-  await slack.stop();
-  await connector.stop();
-  await database?.drop();
-  await cleanRedisPrefix(prefix);
-});
-
-const textOf = (body: unknown): string => JSON.stringify((body as { blocks?: unknown })?.blocks ?? body);
-
-/** `/armalo <text>` from a Slack user, signed as Slack signs it; the private answer. */
-async function slash(user: string, text: string): Promise<string> {
-  const res = await postSigned(app.url, slashCommandBody({ user_id: user, text, response_url: slack.responseUrl(`cmd-${++seq}`) }));
-  expect(res.status).toBe(200);
-  return textOf(res.body);
-}
+/** `/armalo <text>` from a Slack user; the private answer. */
+const slash = async (user: string, text: string): Promise<string> => textOf((await slashCommand(app, slack, user, text)).body);
 
 /** A click on a Slack button; the answer Slack gets through response_url. */
-async function slackClick(user: string, actionId: string, value: string): Promise<string> {
-  const id = `click-${++seq}`;
-  const res = await postSigned(app.url, blockActionBody({ user_id: user, action_id: actionId, value, response_url: slack.responseUrl(id) }));
-  expect(res.status).toBe(200);
-  await waitFor(() => slack.responses.some((r) => r.id === id), 5000, `the answer to ${id}`);
-  return textOf(slack.responses.find((r) => r.id === id)!.body);
-}
+const slackClick = async (user: string, actionId: string, value: string): Promise<string> => textOf(await clickButton(app, slack, user, actionId, value));
 
 /** A click on a Teams card button (Universal Actions invoke) through the real Teams adapter; the card it answers with. */
 async function teamsClick(aad: string, verb: string, data: Record<string, unknown>): Promise<string> {
-  const activity = {
-    type: 'invoke',
-    name: 'adaptiveCard/action',
-    id: `inv-${++seq}`,
-    replyToId: 'act-card',
-    serviceUrl: connector.url,
-    channelId: 'msteams',
-    from: { id: `29:${aad}`, aadObjectId: aad },
-    conversation: { id: `a:personal-${aad}`, conversationType: 'personal', tenantId: 'tenant-1' },
-    recipient: { id: '28:armalo-bot' },
-    value: { action: { type: 'Action.Execute', verb, data }, trigger: 'manual' },
-  };
-  const res = await fetch(`${app.url}/api/messages`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(activity) });
+  const res = await cardAction(app, connector, aad, verb, data);
   expect(res.status).toBe(200);
-  return JSON.stringify(((await res.json()) as { value: unknown }).value);
+  return JSON.stringify((JSON.parse(res.text) as { value: unknown }).value);
 }
 
-async function decision(agentId: string): Promise<string> {
-  return (await app.call('POST', '/v1/decisions', { agentId, action: 'crm:write' })).body.decision as string;
-}
+const decision = async (agentId: string): Promise<string> => (await decisionOf(app, agentId, 'crm:write')).decision;
 
 /** The id on the Confirm button of the newest confirmation request posted in the Slack incidents channel for this agent. */
 async function postedConfirmation(agentId: string, already: Set<string> = new Set()): Promise<string> {

@@ -1,41 +1,25 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { cleanRedisPrefix, sampleAgent, startTestApp, testConfig, waitFor, type TestApp } from './support/app.js';
-import { createTestDatabase, testPrefix, type TestDatabase } from './support/database.js';
-import { FakeSlack } from './support/fake-slack.js';
-import { SIGNING_SECRET } from './support/slack-requests.js';
-import { writePolicy } from './support/slack-policy.js';
+import { describe, expect } from 'vitest';
+import { sampleAgent, waitFor, type TestApp } from './support/app.js';
+import type { FakeSlack } from './support/fake-slack.js';
+import { appTest, type StartApp } from './support/fixture.js';
 import { APPROVALS_TEST_POLICY } from './support/approvals-policy.js';
 
 // The web role takes requests; workers come and go. Timers live in Redis as delayed jobs, so a
 // worker restart in the middle loses none of them.
-let database: TestDatabase;
-const slack = new FakeSlack();
-const prefix = testPrefix();
-const apps: TestApp[] = [];
+let slack: FakeSlack;
+let startApp: StartApp;
 let web: TestApp;
-let env: Record<string, string>;
 const agent = { ...sampleAgent, owner: 'owner@example.com', grants: [{ scope: 'payments:transfer', constraints: { maxAmount: 100_000 } }, { scope: 'mail:send' }] };
 
-async function startWorker(): Promise<TestApp> {
-  const w = await startTestApp(testConfig(database.url, prefix, { ...env, ARMALO_ROLE: 'worker' }), { relayPollMs: 200 });
-  apps.push(w);
-  return w;
-}
+/** One more worker on the same database and queues (stopped after the file, or by the test). */
+const startWorker = (): Promise<TestApp> => startApp({ env: { ARMALO_ROLE: 'worker' }, appOptions: { relayPollMs: 200 } });
 
-beforeAll(async () => {
-  database = await createTestDatabase();
-  const apiUrl = await slack.start();
-  env = { SLACK_SIGNING_SECRET: SIGNING_SECRET, SLACK_BOT_TOKEN: 'xoxb-test-token-0123456789', SLACK_API_URL: apiUrl, ARMALO_POLICY_FILE: writePolicy(APPROVALS_TEST_POLICY) };
-  web = await startTestApp(testConfig(database.url, prefix, { ...env, ARMALO_ROLE: 'web' }));
-  apps.push(web);
+const it = appTest({ policy: APPROVALS_TEST_POLICY, slack: true });
+it.beforeAll(async ({ startApp: start, slack: fakeSlack }) => {
+  startApp = start;
+  slack = fakeSlack;
+  web = await startApp({ env: { ARMALO_ROLE: 'web' } });
   await web.call('PUT', '/v1/agents/pay-bot', agent);
-});
-
-afterAll(async () => {
-  for (const a of apps.reverse()) await a.stop();
-  await slack.stop();
-  await database?.drop();
-  await cleanRedisPrefix(prefix);
 });
 
 const textOf = (x: any) => JSON.stringify(x?.blocks ?? x);

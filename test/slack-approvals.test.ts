@@ -1,41 +1,26 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { cleanRedisPrefix, sampleAgent, startTestApp, testConfig, waitFor, type TestApp } from './support/app.js';
-import { createTestDatabase, testPrefix, type TestDatabase } from './support/database.js';
-import { FakeSlack } from './support/fake-slack.js';
-import { postSigned, slashCommandBody, SIGNING_SECRET } from './support/slack-requests.js';
-import { writePolicy } from './support/slack-policy.js';
+import { describe, expect } from 'vitest';
+import { sampleAgent, waitFor, type TestApp } from './support/app.js';
+import { appTest } from './support/fixture.js';
+import type { FakeSlack } from './support/fake-slack.js';
+import { postSigned, slashCommandBody } from './support/slack-requests.js';
 import { APPROVALS_TEST_POLICY } from './support/approvals-policy.js';
 
-let database: TestDatabase;
 let app: TestApp;
-const slack = new FakeSlack();
-const prefix = testPrefix();
+let slack: FakeSlack;
 let n = 0;
 const agent = { ...sampleAgent, owner: 'owner@example.com', grants: [{ scope: 'payments:transfer', constraints: { maxAmount: 100_000 } }, { scope: 'mail:send' }] };
 
-beforeAll(async () => {
-  database = await createTestDatabase();
-  const apiUrl = await slack.start();
-  slack.users.set('risk2@example.com', 'U0RISK2');
-  slack.users.set('ciso@example.com', 'U0CISO');
-  app = await startTestApp(
-    testConfig(database.url, prefix, {
-      SLACK_SIGNING_SECRET: SIGNING_SECRET,
-      SLACK_BOT_TOKEN: 'xoxb-test-token-0123456789',
-      SLACK_API_URL: apiUrl,
-      ARMALO_POLICY_FILE: writePolicy(APPROVALS_TEST_POLICY),
-    }),
-    { relayPollMs: 200 },
-  );
+const it = appTest({
+  policy: APPROVALS_TEST_POLICY,
+  slack: true,
+  slackUsers: { 'risk2@example.com': 'U0RISK2', 'ciso@example.com': 'U0CISO' },
+  appOptions: { relayPollMs: 200 },
+});
+it.beforeAll(async ({ app: started, slack: fakeSlack }) => {
+  app = started;
+  slack = fakeSlack;
   await waitFor(async () => (await app.db.selectFrom('chat_identities').select('user_id').where('email', '=', 'risk2@example.com').executeTakeFirst())?.user_id === 'U0RISK2', 5000, 'the directory');
   await app.call('PUT', '/v1/agents/pay-bot', agent);
-});
-
-afterAll(async () => {
-  await app?.stop();
-  await slack.stop();
-  await database?.drop();
-  await cleanRedisPrefix(prefix);
 });
 
 const textOf = (x: any) => JSON.stringify(x?.blocks ?? x);

@@ -1,28 +1,29 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { cleanRedisPrefix, sampleAgent, startTestApp, testConfig, waitFor, type TestApp } from './support/app.js';
-import { createTestDatabase, testPrefix, type TestDatabase } from './support/database.js';
-import { FakeSlack } from './support/fake-slack.js';
-import { postSigned, slashCommandBody, SIGNING_SECRET } from './support/slack-requests.js';
-import { writePolicy } from './support/slack-policy.js';
+import { afterAll, describe, expect } from 'vitest';
+import { sampleAgent, startTestApp, testConfig, waitFor, type TestApp } from './support/app.js';
+import type { TestDatabase } from './support/database.js';
+import type { FakeSlack } from './support/fake-slack.js';
+import { appTest, slackEnv } from './support/fixture.js';
+import { postSigned, slashCommandBody } from './support/slack-requests.js';
+import { SLACK_TEST_POLICY } from './support/slack-policy.js';
 
 // The web role answers the command; no worker runs until later. The notice must not be lost.
+// The test starts the instances itself (the web role first): the fixture gives it the database, queues and fake Slack.
 let database: TestDatabase;
-const slack = new FakeSlack();
-const prefix = testPrefix();
+let slack: FakeSlack;
+let prefix: string;
 const apps: TestApp[] = [];
 let env: Record<string, string>;
 
-beforeAll(async () => {
-  database = await createTestDatabase();
-  const apiUrl = await slack.start();
-  env = { SLACK_SIGNING_SECRET: SIGNING_SECRET, SLACK_BOT_TOKEN: 'xoxb-test-token-0123456789', SLACK_API_URL: apiUrl, ARMALO_POLICY_FILE: writePolicy() };
+const it = appTest({ policy: SLACK_TEST_POLICY, slack: true });
+it.beforeAll(({ database: fixtureDatabase, slack: fakeSlack, prefix: fixturePrefix, policyFile }) => {
+  database = fixtureDatabase;
+  slack = fakeSlack;
+  prefix = fixturePrefix;
+  env = { ...(slackEnv(slack) as Record<string, string>), ARMALO_POLICY_FILE: policyFile! };
 });
 
 afterAll(async () => {
   for (const a of apps) await a.stop();
-  await slack.stop();
-  await database?.drop();
-  await cleanRedisPrefix(prefix);
 });
 
 describe('incident notices survive a stopped worker', () => {

@@ -1,9 +1,8 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { cleanRedisPrefix, sampleAgent, startTestApp, testConfig, waitFor, type TestApp } from './support/app.js';
-import { createTestDatabase, testPrefix, type TestDatabase } from './support/database.js';
-import { FakeSlack } from './support/fake-slack.js';
-import { postSigned, slashCommandBody, SIGNING_SECRET } from './support/slack-requests.js';
-import { writePolicy } from './support/slack-policy.js';
+import { describe, expect } from 'vitest';
+import { sampleAgent, waitFor, type TestApp } from './support/app.js';
+import { appTest } from './support/fixture.js';
+import { slashCommand } from './support/drive.js';
+import type { FakeSlack } from './support/fake-slack.js';
 
 const POLICY = `
 roles:
@@ -12,30 +11,19 @@ roles:
 permissions:
   packet: [procurement]
 `;
-let database: TestDatabase;
 let app: TestApp;
-const slack = new FakeSlack();
-const prefix = testPrefix();
-let n = 0;
+let slack: FakeSlack;
 
-beforeAll(async () => {
-  database = await createTestDatabase();
-  const apiUrl = await slack.start();
-  app = await startTestApp(testConfig(database.url, prefix, { SLACK_SIGNING_SECRET: SIGNING_SECRET, SLACK_BOT_TOKEN: 'xoxb-test-token-0123456789', SLACK_API_URL: apiUrl, ARMALO_POLICY_FILE: writePolicy(POLICY) }), { relayPollMs: 200 });
+const it = appTest({ policy: POLICY, slack: true, appOptions: { relayPollMs: 200 } });
+it.beforeAll(async ({ app: started, slack: fakeSlack }) => {
+  app = started;
+  slack = fakeSlack;
   await app.call('PUT', '/v1/agents/underwriting-bot', sampleAgent);
   await app.call('POST', '/v1/agents/underwriting-bot/pacts', { id: 'no-pii', title: 'Never sends PII outside the company', clauses: ['no SSNs'], severity: 'critical', verification: 'weekly red-team eval' });
   await app.call('POST', '/v1/agents/underwriting-bot/evaluations', { id: 'e-1', pactId: 'no-pii', dimension: 'safety', passed: true, observedAt: new Date(Date.now() - 40 * 86_400_000).toISOString(), source: 'redteam' });
 });
 
-afterAll(async () => {
-  await app?.stop();
-  await slack.stop();
-  await database?.drop();
-  await cleanRedisPrefix(prefix);
-});
-
-const say = async (user: string, text: string) =>
-  JSON.stringify((await postSigned(app.url, slashCommandBody({ user_id: user, text, channel_id: 'C0VENDORS', response_url: slack.responseUrl(`p${++n}`) }))).body);
+const say = async (user: string, text: string) => JSON.stringify((await slashCommand(app, slack, user, text, { channel: 'C0VENDORS' })).body);
 
 describe('/armalo packet', () => {
   it('procurement asks in a vendor channel: a summary and the PDF arrive there', async () => {

@@ -1,54 +1,49 @@
 import { randomUUID } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
 import { WebSocketServer, type WebSocket } from 'ws';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { cleanRedisPrefix, sampleAgent, startTestApp, testConfig, waitFor, type TestApp } from './support/app.js';
-import { createTestDatabase, testPrefix, type TestDatabase } from './support/database.js';
-import { FakeSlack } from './support/fake-slack.js';
-import { writePolicy } from './support/slack-policy.js';
+import { afterAll, describe, expect } from 'vitest';
+import { sampleAgent, waitFor, type TestApp } from './support/app.js';
+import { appTest } from './support/fixture.js';
+import { SLACK_TEST_POLICY } from './support/slack-policy.js';
+import type { FakeSlack } from './support/fake-slack.js';
 
 // Socket Mode: the app opens a WebSocket (URL from apps.connections.open on the fake Web API) and
 // Slack pushes envelopes through it; the app acknowledges each envelope with its answer.
-let database: TestDatabase;
 let app: TestApp;
-const slack = new FakeSlack();
-const prefix = testPrefix();
+let slack: FakeSlack;
 let wss: WebSocketServer;
 let socket: WebSocket | undefined;
 const acks = new Map<string, any>();
 
-beforeAll(async () => {
-  database = await createTestDatabase();
-  const apiUrl = await slack.start();
-  wss = new WebSocketServer({ host: '127.0.0.1', port: 0 });
-  await new Promise<void>((resolve) => wss.once('listening', () => resolve()));
-  slack.socketUrl = `ws://127.0.0.1:${(wss.address() as AddressInfo).port}/link`;
-  wss.on('connection', (ws) => {
-    socket = ws;
-    ws.on('message', (raw) => {
-      const msg = JSON.parse(raw.toString());
-      if (msg.envelope_id) acks.set(msg.envelope_id, msg);
+const it = appTest({
+  policy: SLACK_TEST_POLICY,
+  slack: { signed: false },
+  env: { ARMALO_ROLE: 'web', SLACK_APP_TOKEN: 'xapp-1-test-app-token-0123456789' },
+  // The Socket Mode server is listening, and the fake Web API hands out its URL, before the app starts.
+  beforeStart: async ({ slack: fake }) => {
+    wss = new WebSocketServer({ host: '127.0.0.1', port: 0 });
+    await new Promise<void>((resolve) => wss.once('listening', () => resolve()));
+    fake!.socketUrl = `ws://127.0.0.1:${(wss.address() as AddressInfo).port}/link`;
+    wss.on('connection', (ws) => {
+      socket = ws;
+      ws.on('message', (raw) => {
+        const msg = JSON.parse(raw.toString());
+        if (msg.envelope_id) acks.set(msg.envelope_id, msg);
+      });
+      ws.send(JSON.stringify({ type: 'hello', num_connections: 1, connection_info: { app_id: 'A0APP' }, debug_info: { host: 'fake', approximate_connection_time: 3600 } }));
     });
-    ws.send(JSON.stringify({ type: 'hello', num_connections: 1, connection_info: { app_id: 'A0APP' }, debug_info: { host: 'fake', approximate_connection_time: 3600 } }));
-  });
-  app = await startTestApp(
-    testConfig(database.url, prefix, {
-      ARMALO_ROLE: 'web',
-      SLACK_APP_TOKEN: 'xapp-1-test-app-token-0123456789',
-      SLACK_BOT_TOKEN: 'xoxb-test-token-0123456789',
-      SLACK_API_URL: apiUrl,
-      ARMALO_POLICY_FILE: writePolicy(),
-    }),
-  );
+  },
+});
+it.beforeAll(({ app: started, slack: fakeSlack }) => {
+  app = started;
+  slack = fakeSlack;
 });
 
 afterAll(async () => {
+  // The app first, so its socket client does not try to reconnect to a server that is going away.
   await app?.stop();
   for (const client of wss?.clients ?? []) client.terminate();
   await new Promise<void>((resolve) => (wss ? wss.close(() => resolve()) : resolve()));
-  await slack.stop();
-  await database?.drop();
-  await cleanRedisPrefix(prefix);
 });
 
 describe('Socket Mode', () => {

@@ -1,10 +1,11 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect } from 'vitest';
 import { cleanRedisPrefix, sampleAgent, startTestApp, testConfig, waitFor, type TestApp } from './support/app.js';
-import { createTestDatabase, testPrefix, type TestDatabase } from './support/database.js';
-import { FakeSlack } from './support/fake-slack.js';
-import { postSigned, slashCommandBody, SIGNING_SECRET } from './support/slack-requests.js';
+import { appTest } from './support/fixture.js';
+import { signedWebhook, slashCommand } from './support/drive.js';
+import { createTestDatabase, testPrefix } from './support/database.js';
+import type { FakeSlack } from './support/fake-slack.js';
+import { SIGNING_SECRET } from './support/slack-requests.js';
 import { writePolicy } from './support/slack-policy.js';
-import { signPayload } from '../src/webhooks/signature.js';
 
 const POLICY = `
 roles:
@@ -16,35 +17,18 @@ channels:
   scores: { slack: C0SCORES }
 `;
 const SECRET = 'armalo_inbound_secret_0123456789';
-let database: TestDatabase;
 let app: TestApp;
-const slack = new FakeSlack();
-const prefix = testPrefix();
-let n = 0;
+let slack: FakeSlack;
 
-beforeAll(async () => {
-  database = await createTestDatabase();
-  const apiUrl = await slack.start();
-  app = await startTestApp(
-    testConfig(database.url, prefix, { ARMALO_WEBHOOK_SECRET: SECRET, SLACK_SIGNING_SECRET: SIGNING_SECRET, SLACK_BOT_TOKEN: 'xoxb-test-token-0123456789', SLACK_API_URL: apiUrl, ARMALO_POLICY_FILE: writePolicy(POLICY) }),
-    { relayPollMs: 200 },
-  );
+const it = appTest({ policy: POLICY, slack: true, env: { ARMALO_WEBHOOK_SECRET: SECRET }, appOptions: { relayPollMs: 200 } });
+it.beforeAll(async ({ app: started, slack: fakeSlack }) => {
+  app = started;
+  slack = fakeSlack;
   await app.call('PUT', '/v1/agents/scored-bot', sampleAgent);
 });
 
-afterAll(async () => {
-  await app?.stop();
-  await slack.stop();
-  await database?.drop();
-  await cleanRedisPrefix(prefix);
-});
-
-const say = async (text: string, channel = 'C0SUBS') =>
-  JSON.stringify((await postSigned(app.url, slashCommandBody({ user_id: 'U0ONCALL1', text, channel_id: channel, response_url: slack.responseUrl(`t${++n}`) }))).body);
-async function webhook(event: unknown) {
-  const body = JSON.stringify(event);
-  await fetch(`${app.url}/webhooks/armalo`, { method: 'POST', headers: { 'content-type': 'application/json', 'x-armalo-signature': signPayload(SECRET, body, Math.floor(Date.now() / 1000)) }, body });
-}
+const say = async (text: string, channel = 'C0SUBS') => JSON.stringify((await slashCommand(app, slack, 'U0ONCALL1', text, { channel })).body);
+const webhook = async (event: unknown): Promise<void> => void (await signedWebhook(app, SECRET, event));
 const tier = (id: string, t: string, score: number) => webhook({ id, type: 'score.tier_changed', createdAt: new Date().toISOString(), data: { agentId: 'scored-bot', tier: t, score } });
 
 describe('trust in chat', () => {

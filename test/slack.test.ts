@@ -1,62 +1,35 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { cleanRedisPrefix, sampleAgent, startTestApp, testConfig, waitFor, type TestApp } from './support/app.js';
-import { createTestDatabase, testPrefix, type TestDatabase } from './support/database.js';
-import { FakeSlack } from './support/fake-slack.js';
-import { blockActionBody, postSigned, slashCommandBody, SIGNING_SECRET } from './support/slack-requests.js';
-import { SLACK_TEST_POLICY, writePolicy } from './support/slack-policy.js';
+import { describe, expect } from 'vitest';
+import { sampleAgent, waitFor, type TestApp } from './support/app.js';
+import { appTest } from './support/fixture.js';
+import { clickButton, decisionOf, slashCommand, textOf } from './support/drive.js';
+import type { FakeSlack } from './support/fake-slack.js';
+import { postSigned, slashCommandBody } from './support/slack-requests.js';
+import { SLACK_TEST_POLICY } from './support/slack-policy.js';
 import { parsePolicyText } from '../src/policy/load-policy.js';
 import { ChatCommands } from '../src/chat/chat-commands.js';
 import { systemClock } from '../src/core/clock.js';
 
-let database: TestDatabase;
 let app: TestApp;
-const slack = new FakeSlack();
-const prefix = testPrefix();
-let responses = 0;
+let slack: FakeSlack;
 
-beforeAll(async () => {
-  database = await createTestDatabase();
-  const apiUrl = await slack.start();
-  slack.users.set('risk@example.com', 'U0RISK');
-  app = await startTestApp(
-    testConfig(database.url, prefix, {
-      SLACK_SIGNING_SECRET: SIGNING_SECRET,
-      SLACK_BOT_TOKEN: 'xoxb-test-token-0123456789',
-      SLACK_API_URL: apiUrl,
-      ARMALO_POLICY_FILE: writePolicy(),
-    }),
-    { relayPollMs: 200, worker: { lockDurationMs: 5000, stalledIntervalMs: 2000 } },
-  );
+const it = appTest({
+  policy: SLACK_TEST_POLICY,
+  slack: true,
+  slackUsers: { 'risk@example.com': 'U0RISK' },
+  appOptions: { relayPollMs: 200, worker: { lockDurationMs: 5000, stalledIntervalMs: 2000 } },
 });
-
-afterAll(async () => {
-  await app?.stop();
-  await slack.stop();
-  await database?.drop();
-  await cleanRedisPrefix(prefix);
+it.beforeAll(({ app: started, slack: fakeSlack }) => {
+  app = started;
+  slack = fakeSlack;
 });
 
 /** Sends `/armalo <text>` as `user`, signed; returns the HTTP answer (the private acknowledgement). */
-async function command(user: string, text: string, extra: { trigger_id?: string; retryNum?: number } = {}) {
-  const res = await postSigned(app.url, slashCommandBody({ user_id: user, text, response_url: slack.responseUrl(`cmd-${++responses}`), trigger_id: extra.trigger_id }), {
-    retryNum: extra.retryNum,
-  });
-  return res;
-}
+/** Sends `/armalo <text>` as `user`, signed; returns the HTTP answer (the private acknowledgement). */
+const command = (user: string, text: string, extra: { trigger_id?: string; retryNum?: number } = {}) =>
+  slashCommand(app, slack, user, text, { anyStatus: true, ...(extra.trigger_id ? { triggerId: extra.trigger_id } : {}), ...(extra.retryNum === undefined ? {} : { retryNum: extra.retryNum }) });
+const click = (user: string, actionId: string, value: string) => clickButton(app, slack, user, actionId, value);
 
-async function click(user: string, actionId: string, value: string) {
-  const id = `click-${++responses}`;
-  const res = await postSigned(app.url, blockActionBody({ user_id: user, action_id: actionId, value, response_url: slack.responseUrl(id) }));
-  expect(res.status).toBe(200);
-  await waitFor(() => slack.responses.some((r) => r.id === id), 5000, `the answer to click ${id}`);
-  return slack.responses.find((r) => r.id === id)!.body;
-}
-
-const textOf = (body: any): string => JSON.stringify(body?.blocks ?? body);
-
-async function decision(agentId: string, action: string) {
-  return (await app.call('POST', '/v1/decisions', { agentId, action, context: { amount: 5 } })).body.decision as string;
-}
+const decision = async (agentId: string, action: string) => (await decisionOf(app, agentId, action, { amount: 5 })).decision;
 
 function confirmationId(body: any): string {
   const actions = (body.blocks as any[]).find((b) => b.type === 'actions');

@@ -1,29 +1,28 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { cleanRedisPrefix, sampleAgent, startTestApp, testConfig, TOKEN, waitFor, type TestApp } from './support/app.js';
-import { createTestDatabase, testPrefix, type TestDatabase } from './support/database.js';
+import { afterAll, describe, expect } from 'vitest';
+import { sampleAgent, TOKEN, waitFor, type TestApp } from './support/app.js';
+import { appTest } from './support/fixture.js';
 import { TcpProxy } from './support/tcp-proxy.js';
 
 // A replica that cannot vouch for its permission view refuses new streams (503) until it can again.
 const STALE_AFTER_MS = 1500;
-let database: TestDatabase;
 let app: TestApp;
 const proxy = new TcpProxy('127.0.0.1', 6379);
-const prefix = testPrefix();
 
 const openStream = (signal?: AbortSignal) => fetch(`${app.url}/v1/stream`, { headers: { authorization: `Bearer ${TOKEN}` }, ...(signal ? { signal } : {}) });
 
-beforeAll(async () => {
-  database = await createTestDatabase();
-  const port = await proxy.start();
-  app = await startTestApp(testConfig(database.url, prefix, { REDIS_URL: `redis://127.0.0.1:${port}`, ARMALO_ROLE: 'web', ARMALO_VIEW_STALE_AFTER_MS: String(STALE_AFTER_MS) }));
+const it = appTest({
+  env: { ARMALO_ROLE: 'web', ARMALO_VIEW_STALE_AFTER_MS: String(STALE_AFTER_MS) },
+  // Redis through the proxy the test cuts.
+  beforeStart: async () => ({ REDIS_URL: `redis://127.0.0.1:${await proxy.start()}` }),
+});
+it.beforeAll(async ({ app: started }) => {
+  app = started;
   await app.call('PUT', '/v1/agents/stale-bot', sampleAgent);
 }, 60_000);
 
 afterAll(async () => {
   await app?.stop();
   await proxy.stop();
-  await database?.drop();
-  await cleanRedisPrefix(prefix);
 }, 60_000);
 
 describe('GET /v1/stream on a replica whose view is stale', () => {

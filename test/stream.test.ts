@@ -1,7 +1,6 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { cleanRedisPrefix, OTHER_TOKEN, sampleAgent, startTestApp, testConfig, TOKEN, waitFor, type TestApp } from './support/app.js';
-import { createTestDatabase, testPrefix, type TestDatabase } from './support/database.js';
-import { writePolicy } from './support/slack-policy.js';
+import { afterAll, describe, expect } from 'vitest';
+import { OTHER_TOKEN, sampleAgent, TOKEN, waitFor, type TestApp } from './support/app.js';
+import { appTest, type StartApp } from './support/fixture.js';
 import { APPROVALS_TEST_POLICY } from './support/approvals-policy.js';
 
 // `GET /v1/stream` on two replicas (A: web and worker; B: web only) sharing one Postgres and one
@@ -10,26 +9,22 @@ const PLATFORM = 'tok_platform_scope_0123456789';
 const BOT = 'tok_agent_scope_stream_a_0123';
 const SMALL_BUFFER = 4;
 
-let database: TestDatabase;
 let a: TestApp;
 let b: TestApp;
 let c: TestApp;
-const prefix = testPrefix();
 const agent = { ...sampleAgent, owner: 'owner@example.com' };
 const streams: StreamClient[] = [];
 
-const config = (env: Record<string, string> = {}) =>
-  testConfig(database.url, prefix, {
-    ARMALO_POLICY_FILE: policyFile,
-    ARMALO_API_TOKENS: `platform:${TOKEN},automation:${OTHER_TOKEN},plat:${PLATFORM}:platform,bot:${BOT}:agent=stream-a`,
-    ...env,
-  });
-let policyFile: string;
+const it = appTest({
+  policy: APPROVALS_TEST_POLICY,
+  env: { ARMALO_API_TOKENS: `platform:${TOKEN},automation:${OTHER_TOKEN},plat:${PLATFORM}:platform,bot:${BOT}:agent=stream-a` },
+});
+let startApp: StartApp;
 // A short resume window: here B's view trails A's by milliseconds, not by a staleness bound.
 const RESUME_WINDOW_MS = 500;
-const startB = () => startTestApp(config({ ARMALO_ROLE: 'web' }), { stream: { resumeWindowMs: RESUME_WINDOW_MS } });
+const startB = () => startApp({ env: { ARMALO_ROLE: 'web' }, appOptions: { stream: { resumeWindowMs: RESUME_WINDOW_MS } } });
 // C keeps 4 changes, and no lag window, so what it can replay depends on its buffer alone.
-const startC = () => startTestApp(config({ ARMALO_ROLE: 'web' }), { stream: { replayBufferSize: SMALL_BUFFER, resumeWindowMs: 0 } });
+const startC = () => startApp({ env: { ARMALO_ROLE: 'web' }, appOptions: { stream: { replayBufferSize: SMALL_BUFFER, resumeWindowMs: 0 } } });
 
 interface SseMessage {
   event: string;
@@ -129,10 +124,9 @@ async function act(app: TestApp, agentId: string, body: Record<string, unknown>)
   return res.body.version as string;
 }
 
-beforeAll(async () => {
-  database = await createTestDatabase();
-  policyFile = writePolicy(APPROVALS_TEST_POLICY);
-  a = await startTestApp(config(), { relayPollMs: 200, stream: { resumeWindowMs: RESUME_WINDOW_MS } });
+it.beforeAll(async ({ startApp: start }) => {
+  startApp = start;
+  a = await startApp({ appOptions: { relayPollMs: 200, stream: { resumeWindowMs: RESUME_WINDOW_MS } } });
   b = await startB();
   c = await startC();
   for (const id of ['stream-a', 'stream-b']) expect((await a.call('PUT', `/v1/agents/${id}`, agent)).status).toBeLessThan(300);
@@ -144,8 +138,6 @@ afterAll(async () => {
   await c?.stop();
   await b?.stop();
   await a?.stop();
-  await database?.drop();
-  await cleanRedisPrefix(prefix);
 }, 60_000);
 
 describe('GET /v1/stream', () => {

@@ -1,9 +1,8 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { cleanRedisPrefix, sampleAgent, startTestApp, testConfig, type TestApp } from './support/app.js';
-import { createTestDatabase, testPrefix, type TestDatabase } from './support/database.js';
-import { FakeSlack } from './support/fake-slack.js';
-import { postSigned, slashCommandBody, SIGNING_SECRET } from './support/slack-requests.js';
-import { writePolicy } from './support/slack-policy.js';
+import { describe, expect } from 'vitest';
+import { sampleAgent, type TestApp } from './support/app.js';
+import { appTest } from './support/fixture.js';
+import { slashCommand } from './support/drive.js';
+import type { FakeSlack } from './support/fake-slack.js';
 import { authorize } from '../src/chat/authorization.js';
 import { parsePolicyText } from '../src/policy/load-policy.js';
 
@@ -19,34 +18,17 @@ channels:
   incidents: { slack: C0INCIDENTS }
 `;
 
-let database: TestDatabase;
 let app: TestApp;
-const slack = new FakeSlack();
-const prefix = testPrefix();
-let n = 0;
+let slack: FakeSlack;
 
-beforeAll(async () => {
-  database = await createTestDatabase();
-  const apiUrl = await slack.start();
-  app = await startTestApp(
-    testConfig(database.url, prefix, { SLACK_SIGNING_SECRET: SIGNING_SECRET, SLACK_BOT_TOKEN: 'xoxb-test-token-0123456789', SLACK_API_URL: apiUrl, ARMALO_POLICY_FILE: writePolicy(POLICY) }),
-    { relayPollMs: 200 },
-  );
+const it = appTest({ policy: POLICY, slack: true, appOptions: { relayPollMs: 200 } });
+it.beforeAll(async ({ app: started, slack: fakeSlack }) => {
+  app = started;
+  slack = fakeSlack;
   await app.call('PUT', '/v1/agents/pay-bot', sampleAgent);
 });
 
-afterAll(async () => {
-  await app?.stop();
-  await slack.stop();
-  await database?.drop();
-  await cleanRedisPrefix(prefix);
-});
-
-const say = async (user: string, text: string, channel: string) => {
-  const res = await postSigned(app.url, slashCommandBody({ user_id: user, text, channel_id: channel, response_url: slack.responseUrl(`s${++n}`) }));
-  expect(res.status).toBe(200);
-  return res.body as { response_type?: string; text?: string; blocks?: unknown };
-};
+const say = async (user: string, text: string, channel: string) => (await slashCommand(app, slack, user, text, { channel })).body as { response_type?: string; text?: string; blocks?: unknown };
 const subscriptions = () => app.db.selectFrom('subscriptions').select(['channel', 'agent_pattern', 'kinds']).execute();
 
 describe('subscribe and unsubscribe need permissions.subscribe (default: the contain roles)', () => {

@@ -1,10 +1,10 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { cleanRedisPrefix, sampleAgent, startTestApp, testConfig, waitFor, type TestApp } from './support/app.js';
-import { createTestDatabase, testPrefix, type TestDatabase } from './support/database.js';
-import { FakeConnector, teamsMessage } from './support/fake-connector.js';
-import { FakeSlack } from './support/fake-slack.js';
-import { postSigned, SIGNING_SECRET } from './support/slack-requests.js';
-import { writePolicy } from './support/slack-policy.js';
+import { describe, expect } from 'vitest';
+import { sampleAgent, waitFor, type TestApp } from './support/app.js';
+import { appTest } from './support/fixture.js';
+import { cardAction } from './support/drive.js';
+import { type FakeConnector, teamsMessage } from './support/fake-connector.js';
+import type { FakeSlack } from './support/fake-slack.js';
+import { postSigned } from './support/slack-requests.js';
 
 const CISO = '00000000-0000-0000-0000-00000000c150';
 const STRANGER = '00000000-0000-0000-0000-0000000000ff';
@@ -18,53 +18,25 @@ routing:
     approvers: [risk-owner, ciso]
     quorum: 2
 `;
-let database: TestDatabase;
 let app: TestApp;
-const connector = new FakeConnector();
-const slack = new FakeSlack();
-const prefix = testPrefix();
+let connector: FakeConnector;
+let slack: FakeSlack;
 let n = 0;
 
-beforeAll(async () => {
-  database = await createTestDatabase();
-  await connector.start();
-  const apiUrl = await slack.start();
-  app = await startTestApp(
-    testConfig(database.url, prefix, { TEAMS_DEV_UNAUTHENTICATED: '1', SLACK_SIGNING_SECRET: SIGNING_SECRET, SLACK_BOT_TOKEN: 'xoxb-test-token-0123456789', SLACK_API_URL: apiUrl, ARMALO_POLICY_FILE: writePolicy(POLICY) }),
-    { relayPollMs: 200 },
-  );
+const it = appTest({ policy: POLICY, slack: true, teams: true, appOptions: { relayPollMs: 200 } });
+it.beforeAll(async ({ app: started, slack: fakeSlack, connector: fakeConnector }) => {
+  app = started;
+  slack = fakeSlack;
+  connector = fakeConnector;
   await app.call('PUT', '/v1/agents/pay-bot', { ...sampleAgent, owner: 'owner@example.com', grants: [{ scope: 'payments:transfer', constraints: { maxAmount: 100_000 } }] });
   // The CISO has talked to the bot once: their personal chat is known.
   await fetch(`${app.url}/api/messages`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(teamsMessage(connector.url, { text: 'help', aadObjectId: CISO })) });
   await waitFor(async () => (await app.db.selectFrom('teams_conversations').select('kind').where('aad_object_id', '=', CISO).executeTakeFirst()) !== undefined, 3000, 'the personal chat');
 });
 
-afterAll(async () => {
-  await app?.stop();
-  await connector.stop();
-  await slack.stop();
-  await database?.drop();
-  await cleanRedisPrefix(prefix);
-});
-
 async function execute(aad: string, verb: string, data: Record<string, unknown>) {
-  const activity = {
-    type: 'invoke',
-    name: 'adaptiveCard/action',
-    id: `inv-${++n}`,
-    // Teams sends the id of the card message the button is on.
-    replyToId: 'act-card',
-    serviceUrl: connector.url,
-    channelId: 'msteams',
-    from: { id: `29:${aad}`, aadObjectId: aad },
-    conversation: { id: `a:personal-${aad}`, conversationType: 'personal', tenantId: 'tenant-1' },
-    recipient: { id: '28:armalo-bot' },
-    value: { action: { type: 'Action.Execute', verb, data }, trigger: 'manual' },
-    channelData: { tenant: { id: 'tenant-1' } },
-  };
-  const res = await fetch(`${app.url}/api/messages`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(activity) });
-  const text = await res.text();
-  expect(res.status, text).toBe(200);
+  const { status, text } = await cardAction(app, connector, aad, verb, data);
+  expect(status, text).toBe(200);
   const body = JSON.parse(text) as any;
   expect(body.type).toBe('application/vnd.microsoft.card.adaptive');
   return JSON.stringify(body.value);

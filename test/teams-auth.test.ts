@@ -1,9 +1,9 @@
 import { createSign, generateKeyPairSync, type KeyObject } from 'node:crypto';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { cleanRedisPrefix, startTestApp, testConfig, type TestApp } from './support/app.js';
-import { createTestDatabase, testPrefix, type TestDatabase } from './support/database.js';
+import { afterAll, describe, expect } from 'vitest';
+import type { TestApp } from './support/app.js';
+import { appTest } from './support/fixture.js';
 
 // With an app id configured, every activity's Bot Framework token is checked: signature (against
 // keys from the OpenID metadata, here a local server with locally generated keys), issuer,
@@ -11,10 +11,8 @@ import { createTestDatabase, testPrefix, type TestDatabase } from './support/dat
 const APP_ID = '11111111-2222-3333-4444-555555555555';
 const ISSUER = 'https://api.botframework.com';
 const SERVICE_URL = 'https://smba.example.com/teams/';
-let database: TestDatabase;
 let app: TestApp;
 let keys: Server;
-const prefix = testPrefix();
 const good = generateKeyPairSync('rsa', { modulusLength: 2048 });
 const rogue = generateKeyPairSync('rsa', { modulusLength: 2048 });
 
@@ -29,35 +27,31 @@ function token(claims: Record<string, unknown>, key: KeyObject = good.privateKey
 const now = () => Math.floor(Date.now() / 1000);
 const claims = (over: Record<string, unknown> = {}) => ({ iss: ISSUER, aud: APP_ID, nbf: now() - 60, exp: now() + 3600, serviceurl: SERVICE_URL, ...over });
 
-beforeAll(async () => {
-  keys = createServer((req, res) => {
-    const base = `http://127.0.0.1:${(keys.address() as AddressInfo).port}`;
-    if (req.url === '/openid') {
-      res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ issuer: ISSUER, jwks_uri: `${base}/keys`, id_token_signing_alg_values_supported: ['RS256'] }));
-    } else {
-      const jwk = good.publicKey.export({ format: 'jwk' });
-      res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ keys: [{ ...jwk, kid: 'test-key', use: 'sig', alg: 'RS256', endorsements: ['msteams'] }] }));
-    }
-  });
-  await new Promise<void>((resolve) => keys.listen(0, '127.0.0.1', resolve));
-  database = await createTestDatabase();
-  app = await startTestApp(
-    testConfig(database.url, prefix, {
-      ARMALO_ROLE: 'web',
-      TEAMS_APP_ID: APP_ID,
-      TEAMS_APP_PASSWORD: 'not-used-for-inbound-checks-0123',
-      TEAMS_OPENID_METADATA_URL: `http://127.0.0.1:${(keys.address() as AddressInfo).port}/openid`,
-      TEAMS_TOKEN_ISSUER: ISSUER,
-    }),
-  );
+const it = appTest({
+  env: { ARMALO_ROLE: 'web', TEAMS_APP_ID: APP_ID, TEAMS_APP_PASSWORD: 'not-used-for-inbound-checks-0123', TEAMS_TOKEN_ISSUER: ISSUER },
+  // The OpenID metadata and keys are served before the app starts.
+  beforeStart: async () => {
+    keys = createServer((req, res) => {
+      const base = `http://127.0.0.1:${(keys.address() as AddressInfo).port}`;
+      if (req.url === '/openid') {
+        res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ issuer: ISSUER, jwks_uri: `${base}/keys`, id_token_signing_alg_values_supported: ['RS256'] }));
+      } else {
+        const jwk = good.publicKey.export({ format: 'jwk' });
+        res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ keys: [{ ...jwk, kid: 'test-key', use: 'sig', alg: 'RS256', endorsements: ['msteams'] }] }));
+      }
+    });
+    await new Promise<void>((resolve) => keys.listen(0, '127.0.0.1', resolve));
+    return { TEAMS_OPENID_METADATA_URL: `http://127.0.0.1:${(keys.address() as AddressInfo).port}/openid` };
+  },
+});
+it.beforeAll(({ app: started }) => {
+  app = started;
 });
 
 afterAll(async () => {
   await app?.stop();
   keys?.closeAllConnections();
   await new Promise<void>((resolve) => (keys ? keys.close(() => resolve()) : resolve()));
-  await database?.drop();
-  await cleanRedisPrefix(prefix);
 });
 
 // A conversationUpdate needs no reply, so an accepted one completes without calling Teams back.

@@ -1,9 +1,8 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect } from 'vitest';
 import { sql } from 'kysely';
-import { cleanRedisPrefix, sampleAgent, startTestApp, testConfig, waitFor, type TestApp } from './support/app.js';
-import { createTestDatabase, testPrefix, type TestDatabase } from './support/database.js';
-import { FakeConnector, teamsMessage } from './support/fake-connector.js';
-import { writePolicy } from './support/slack-policy.js';
+import { sampleAgent, waitFor, type TestApp } from './support/app.js';
+import { appTest } from './support/fixture.js';
+import { type FakeConnector, teamsMessage } from './support/fake-connector.js';
 
 /**
  * Teams people listed in the policy only by email: the bot asks the Teams roster for the sender's
@@ -30,34 +29,25 @@ routing:
     match: { action: "payments:*" }
     approvers: [ciso]
 `;
-let database: TestDatabase;
 let app: TestApp;
-const connector = new FakeConnector();
-const prefix = testPrefix();
+let connector: FakeConnector;
 let n = 0;
 
-beforeAll(async () => {
-  database = await createTestDatabase();
-  await connector.start();
+const it = appTest({ policy: POLICY, teams: true, appOptions: { relayPollMs: 200 } });
+it.beforeAll(async ({ app: started, connector: fakeConnector }) => {
+  app = started;
+  connector = fakeConnector;
   // Teams gives the email in either field; case does not matter.
   connector.setMember(RESPONDER, { email: 'Responder@Example.com', name: 'Rae' });
   connector.setMember(APPROVER, { userPrincipalName: 'ciso@example.com', name: 'Cy' });
   connector.setMember(STRANGER, { email: 'stranger@example.com', name: 'Sam' });
   connector.setMember(UNLUCKY, { email: 'unlucky@example.com', name: 'Una' });
-  app = await startTestApp(testConfig(database.url, prefix, { TEAMS_DEV_UNAUTHENTICATED: '1', ARMALO_POLICY_FILE: writePolicy(POLICY) }), { relayPollMs: 200 });
   for (const id of ['id-bot-1', 'id-bot-2', 'id-bot-3', 'id-pay']) {
     expect((await app.call('PUT', `/v1/agents/${id}`, sampleAgent)).status).toBeLessThan(300);
   }
   // The first activity loads the Teams SDK (seconds on a busy machine): done here, not inside a test.
   expect(await say(WARMUP, 'help')).toContain('contain <agent>');
 }, 90_000);
-
-afterAll(async () => {
-  await app?.stop();
-  await connector.stop();
-  await database?.drop();
-  await cleanRedisPrefix(prefix);
-});
 
 /** Sends a message to the bot in the person's personal chat; returns the answer card as text. */
 async function say(aadObjectId: string, text: string): Promise<string> {

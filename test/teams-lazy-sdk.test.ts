@@ -1,30 +1,21 @@
 import { createRequire } from 'node:module';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { cleanRedisPrefix, startTestApp, testConfig, waitFor, type TestApp } from './support/app.js';
-import { createTestDatabase, testPrefix, type TestDatabase } from './support/database.js';
-import { FakeConnector, teamsMessage } from './support/fake-connector.js';
+import { describe, expect } from 'vitest';
+import { waitFor, type TestApp } from './support/app.js';
+import { appTest } from './support/fixture.js';
+import { type FakeConnector, teamsMessage } from './support/fake-connector.js';
 
 // Issue 11, item 6: the Teams SDK (teams-ai over botbuilder) costs about 60 MB per process. A
 // replica with Teams configured loads it with its first Teams activity (or notice), not at start.
 const requireHere = createRequire(import.meta.url);
 const teamsSdkLoaded = () => Object.keys(requireHere.cache).some((p) => p.includes('/node_modules/@microsoft/teams-ai/') || p.includes('/node_modules/botbuilder/'));
 
-let database: TestDatabase;
 let app: TestApp;
-const connector = new FakeConnector();
-const prefix = testPrefix();
+let connector: FakeConnector;
 
-beforeAll(async () => {
-  database = await createTestDatabase();
-  await connector.start();
-  app = await startTestApp(testConfig(database.url, prefix, { TEAMS_DEV_UNAUTHENTICATED: '1' }));
-});
-
-afterAll(async () => {
-  await app?.stop();
-  await connector.stop();
-  await database?.drop();
-  await cleanRedisPrefix(prefix);
+const it = appTest({ teams: true });
+it.beforeAll(({ app: started, connector: fakeConnector }) => {
+  app = started;
+  connector = fakeConnector;
 });
 
 describe('Teams SDK loads on first use', () => {

@@ -1,8 +1,7 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { cleanRedisPrefix, sampleAgent, startTestApp, testConfig, waitFor, type TestApp } from './support/app.js';
-import { createTestDatabase, testPrefix, type TestDatabase } from './support/database.js';
-import { FakeConnector, teamsMessage } from './support/fake-connector.js';
-import { writePolicy } from './support/slack-policy.js';
+import { describe, expect } from 'vitest';
+import { sampleAgent, waitFor, type TestApp } from './support/app.js';
+import { appTest } from './support/fixture.js';
+import { type FakeConnector, teamsMessage } from './support/fake-connector.js';
 import { packetLink } from '../src/packets/packet-links.js';
 
 const PROC = '00000000-0000-0000-0000-0000000000b1';
@@ -13,26 +12,19 @@ roles:
 permissions:
   packet: [procurement]
 `;
-let database: TestDatabase;
 let app: TestApp;
-const connector = new FakeConnector();
-const prefix = testPrefix();
+let connector: FakeConnector;
 
-beforeAll(async () => {
-  database = await createTestDatabase();
-  await connector.start();
-  app = await startTestApp(
-    testConfig(database.url, prefix, { TEAMS_DEV_UNAUTHENTICATED: '1', ARMALO_POLICY_FILE: writePolicy(POLICY), ARMALO_PUBLIC_URL: 'https://armalo.example.com', ARMALO_LINK_SECRET: LINK_SECRET }),
-    { relayPollMs: 200 },
-  );
-  await app.call('PUT', '/v1/agents/underwriting-bot', sampleAgent);
+const it = appTest({
+  policy: POLICY,
+  teams: true,
+  env: { ARMALO_PUBLIC_URL: 'https://armalo.example.com', ARMALO_LINK_SECRET: LINK_SECRET },
+  appOptions: { relayPollMs: 200 },
 });
-
-afterAll(async () => {
-  await app?.stop();
-  await connector.stop();
-  await database?.drop();
-  await cleanRedisPrefix(prefix);
+it.beforeAll(async ({ app: started, connector: fakeConnector }) => {
+  app = started;
+  connector = fakeConnector;
+  await app.call('PUT', '/v1/agents/underwriting-bot', sampleAgent);
 });
 
 describe('trust packets in Teams', () => {

@@ -1,8 +1,7 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { cleanRedisPrefix, sampleAgent, startTestApp, testConfig, waitFor, type TestApp } from './support/app.js';
-import { createTestDatabase, testPrefix, type TestDatabase } from './support/database.js';
-import { FakeConnector, teamsMessage } from './support/fake-connector.js';
-import { writePolicy } from './support/slack-policy.js';
+import { describe, expect } from 'vitest';
+import { sampleAgent, waitFor, type TestApp } from './support/app.js';
+import { appTest } from './support/fixture.js';
+import { type FakeConnector, teamsMessage } from './support/fake-connector.js';
 
 // Teams gets what Slack gets (issue 13): incident and approval subscriptions for Teams channels, a
 // channel copy of approval cards, reminders and escalations in the approver's personal chat. All
@@ -40,10 +39,8 @@ channels:
   incidents: { teams: "${INCIDENTS}" }
   approvals: { teams: "${APPROVALS}" }
 `;
-let database: TestDatabase;
 let app: TestApp;
-const connector = new FakeConnector();
-const prefix = testPrefix();
+let connector: FakeConnector;
 let n = 0;
 
 const post = (activity: unknown) => fetch(`${app.url}/api/messages`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(activity) });
@@ -77,20 +74,13 @@ async function say(text: string, aadObjectId: string, channel?: string) {
 const has = (c: { body: unknown }, ...words: string[]) => words.every((w) => JSON.stringify(c.body).includes(w));
 const personal = (aad: string) => `a:personal-${aad}`;
 
-beforeAll(async () => {
-  database = await createTestDatabase();
-  await connector.start();
-  app = await startTestApp(testConfig(database.url, prefix, { TEAMS_DEV_UNAUTHENTICATED: '1', ARMALO_POLICY_FILE: writePolicy(POLICY) }), { relayPollMs: 200 });
+const it = appTest({ policy: POLICY, teams: true, appOptions: { relayPollMs: 200 } });
+it.beforeAll(async ({ app: started, connector: fakeConnector }) => {
+  app = started;
+  connector = fakeConnector;
   // The approvers have talked to the bot once: their personal chats are known.
   for (const aad of [ONCALL, ONCALL2, RISK, CISO]) await say('help', aad);
   for (const channel of [SECURITY, APPROVALS, FINANCE]) await install(channel);
-});
-
-afterAll(async () => {
-  await app?.stop();
-  await connector.stop();
-  await database?.drop();
-  await cleanRedisPrefix(prefix);
 });
 
 describe('Teams at parity with Slack', () => {

@@ -1,9 +1,9 @@
 import { writeFileSync } from 'node:fs';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { cleanRedisPrefix, sampleAgent, startTestApp, testConfig, waitFor, type TestApp } from './support/app.js';
-import { createTestDatabase, testPrefix, type TestDatabase } from './support/database.js';
-import { FakeConnector, teamsMessage } from './support/fake-connector.js';
-import { writePolicy } from './support/slack-policy.js';
+import { describe, expect } from 'vitest';
+import { sampleAgent, waitFor, type TestApp } from './support/app.js';
+import { appTest } from './support/fixture.js';
+import { teamsSay } from './support/drive.js';
+import { type FakeConnector, teamsMessage } from './support/fake-connector.js';
 
 const ONCALL = '00000000-0000-0000-0000-0000000000a1';
 const STRANGER = '00000000-0000-0000-0000-0000000000ff';
@@ -20,35 +20,21 @@ channels:
   incidents: { teams: "19:incidents@thread.tacv2" }
 `;
 const SECRET = 'armalo_inbound_secret_0123456789';
-let database: TestDatabase;
 let app: TestApp;
-const connector = new FakeConnector();
+let connector: FakeConnector;
 let policyFile: string;
-const prefix = testPrefix();
 
-beforeAll(async () => {
-  database = await createTestDatabase();
-  await connector.start();
-  policyFile = writePolicy(POLICY);
-  app = await startTestApp(testConfig(database.url, prefix, { TEAMS_DEV_UNAUTHENTICATED: '1', ARMALO_POLICY_FILE: policyFile, ARMALO_WEBHOOK_SECRET: SECRET }), { relayPollMs: 200 });
+const it = appTest({ policy: POLICY, teams: true, env: { ARMALO_WEBHOOK_SECRET: SECRET }, appOptions: { relayPollMs: 200 } });
+it.beforeAll(async ({ app: started, connector: fakeConnector, policyFile: file }) => {
+  app = started;
+  connector = fakeConnector;
+  policyFile = file!;
   await app.call('PUT', '/v1/agents/teams-bot', sampleAgent);
 });
 
-afterAll(async () => {
-  await app?.stop();
-  await connector.stop();
-  await database?.drop();
-  await cleanRedisPrefix(prefix);
-});
-
+/** A message from `aadObjectId` in their personal chat; the bot's reply there (its card, or the text). */
 async function say(text: string, aadObjectId = ONCALL) {
-  const before = connector.calls.length;
-  const activity = teamsMessage(connector.url, { text, aadObjectId });
-  const res = await fetch(`${app.url}/api/messages`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(activity) });
-  expect(res.status).toBeLessThan(300);
-  await waitFor(() => connector.calls.length > before, 5000, 'the reply');
-  const reply = connector.calls[connector.calls.length - 1]!;
-  expect(reply.conversationId).toBe(activity.conversation.id);
+  const reply = await teamsSay(app, connector, text, aadObjectId);
   return JSON.stringify(reply.body.attachments?.[0]?.content ?? reply.body);
 }
 

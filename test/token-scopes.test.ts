@@ -1,7 +1,6 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { cleanRedisPrefix, sampleAgent, startTestApp, testConfig, TOKEN, type TestApp } from './support/app.js';
-import { createTestDatabase, testPrefix, type TestDatabase } from './support/database.js';
-import { writePolicy } from './support/slack-policy.js';
+import { describe, expect } from 'vitest';
+import { sampleAgent, TOKEN, type TestApp } from './support/app.js';
+import { appTest } from './support/fixture.js';
 import { APPROVALS_TEST_POLICY } from './support/approvals-policy.js';
 
 /**
@@ -17,9 +16,7 @@ const TOKENS = {
 } as const;
 type Who = keyof typeof TOKENS;
 
-let database: TestDatabase;
 let app: TestApp;
-const prefix = testPrefix();
 const agent = { ...sampleAgent, owner: 'owner@example.com' };
 
 const call = (who: Who, method: string, path: string, body?: unknown) => app.call(method, path, body, { token: TOKENS[who] });
@@ -38,21 +35,13 @@ async function requestFor(who: Who, agentId: string, key: string): Promise<strin
   return res.body.id as string;
 }
 
-beforeAll(async () => {
-  database = await createTestDatabase();
-  app = await startTestApp(
-    testConfig(database.url, prefix, {
-      ARMALO_POLICY_FILE: writePolicy(APPROVALS_TEST_POLICY),
-      ARMALO_API_TOKENS: `root:${TOKENS.root},explicit:${TOKENS.admin}:admin,platform-svc:${TOKENS.platform}:platform,bot-a-mcp:${TOKENS.botA}:agent=bot-a`,
-    }),
-  );
-  for (const id of ['bot-a', 'bot-b']) expect((await call('root', 'PUT', `/v1/agents/${id}`, agent)).status).toBe(201);
+const it = appTest({
+  policy: APPROVALS_TEST_POLICY,
+  env: { ARMALO_API_TOKENS: `root:${TOKENS.root},explicit:${TOKENS.admin}:admin,platform-svc:${TOKENS.platform}:platform,bot-a-mcp:${TOKENS.botA}:agent=bot-a` },
 });
-
-afterAll(async () => {
-  await app?.stop();
-  await database?.drop();
-  await cleanRedisPrefix(prefix);
+it.beforeAll(async ({ app: started }) => {
+  app = started;
+  for (const id of ['bot-a', 'bot-b']) expect((await call('root', 'PUT', `/v1/agents/${id}`, agent)).status).toBe(201);
 });
 
 interface Endpoint {

@@ -1,30 +1,18 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { cleanRedisPrefix, sampleAgent, startTestApp, testConfig, type TestApp } from './support/app.js';
-import { createTestDatabase, testPrefix, type TestDatabase } from './support/database.js';
-import { signPayload } from '../src/webhooks/signature.js';
+import { describe, expect } from 'vitest';
+import { sampleAgent, type TestApp } from './support/app.js';
+import { appTest } from './support/fixture.js';
+import { signedWebhook } from './support/drive.js';
 
 const SECRET = 'armalo_inbound_secret_0123456789';
-let database: TestDatabase;
 let app: TestApp;
-const prefix = testPrefix();
 
-beforeAll(async () => {
-  database = await createTestDatabase();
-  app = await startTestApp(testConfig(database.url, prefix, { ARMALO_ROLE: 'web', ARMALO_WEBHOOK_SECRET: SECRET }));
+const it = appTest({ env: { ARMALO_ROLE: 'web', ARMALO_WEBHOOK_SECRET: SECRET } });
+it.beforeAll(async ({ app: started }) => {
+  app = started;
   await app.call('PUT', '/v1/agents/clock-bot', sampleAgent);
 });
 
-afterAll(async () => {
-  await app?.stop();
-  await database?.drop();
-  await cleanRedisPrefix(prefix);
-});
-
-async function webhook(event: unknown): Promise<{ status: number; body: any }> {
-  const body = JSON.stringify(event);
-  const res = await fetch(`${app.url}/webhooks/armalo`, { method: 'POST', headers: { 'content-type': 'application/json', 'x-armalo-signature': signPayload(SECRET, body, Math.floor(Date.now() / 1000)) }, body });
-  return { status: res.status, body: await res.json() };
-}
+const webhook = (event: unknown) => signedWebhook(app, SECRET, event);
 const evaluationCount = async () => (await app.db.selectFrom('evaluations').select('id').where('agent_id', '=', 'clock-bot').execute()).length;
 const inMinutes = (m: number) => new Date(Date.now() + m * 60_000).toISOString();
 

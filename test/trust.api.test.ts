@@ -1,36 +1,19 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { cleanRedisPrefix, sampleAgent, startTestApp, testConfig, waitFor, type TestApp } from './support/app.js';
-import { createTestDatabase, testPrefix, type TestDatabase } from './support/database.js';
-import { signPayload } from '../src/webhooks/signature.js';
+import { describe, expect } from 'vitest';
+import { sampleAgent, waitFor, type TestApp } from './support/app.js';
+import { appTest } from './support/fixture.js';
+import { signedWebhook } from './support/drive.js';
 
-let database: TestDatabase;
 let app: TestApp;
-const prefix = testPrefix();
 const SECRET = 'armalo_inbound_secret_0123456789';
 const day = 86_400_000;
 
-beforeAll(async () => {
-  database = await createTestDatabase();
-  app = await startTestApp(testConfig(database.url, prefix, { ARMALO_ROLE: 'web', ARMALO_WEBHOOK_SECRET: SECRET }));
+const it = appTest({ env: { ARMALO_ROLE: 'web', ARMALO_WEBHOOK_SECRET: SECRET } });
+it.beforeAll(async ({ app: started }) => {
+  app = started;
   await app.call('PUT', '/v1/agents/trust-bot', sampleAgent);
 });
 
-afterAll(async () => {
-  await app?.stop();
-  await database?.drop();
-  await cleanRedisPrefix(prefix);
-});
-
-async function webhook(event: unknown, options: { secret?: string; t?: number; raw?: string } = {}) {
-  const body = options.raw ?? JSON.stringify(event);
-  const t = options.t ?? Math.floor(Date.now() / 1000);
-  const res = await fetch(`${app.url}/webhooks/armalo`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json', 'x-armalo-signature': signPayload(options.secret ?? SECRET, body, t) },
-    body,
-  });
-  return { status: res.status, body: (await res.json()) as any };
-}
+const webhook = (event: unknown, options: { secret?: string; t?: number; raw?: string } = {}) => signedWebhook(app, options.secret ?? SECRET, event, options);
 
 describe('pacts, evaluations and the Score over REST', () => {
   it('an agent with no data says so plainly', async () => {

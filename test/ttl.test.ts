@@ -1,34 +1,22 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { cleanRedisPrefix, sampleAgent, startTestApp, testConfig, waitFor, type TestApp } from './support/app.js';
-import { createTestDatabase, testPrefix, type TestDatabase } from './support/database.js';
+import { describe, expect } from 'vitest';
+import { sampleAgent, waitFor, type TestApp } from './support/app.js';
+import { appTest } from './support/fixture.js';
+import { decisionOf } from './support/drive.js';
 import { ManualClock } from '../src/core/clock.js';
 import { sweep } from '../jobs/sweep.job.js';
 
-let database: TestDatabase;
-let manualDatabase: TestDatabase;
 let real: TestApp;
 let manual: TestApp;
 const clock = new ManualClock(new Date('2026-11-27T03:00:00Z'));
-const prefixes = [testPrefix(), testPrefix()];
 
-beforeAll(async () => {
-  database = await createTestDatabase();
-  real = await startTestApp(testConfig(database.url, prefixes[0]!), { relayPollMs: 200 });
+const it = appTest({ appOptions: { relayPollMs: 200 } });
+it.beforeAll(async ({ app, startApp }) => {
+  real = app;
   // A second app, on a database and queue prefix of its own, with a clock the test moves.
-  manualDatabase = await createTestDatabase();
-  manual = await startTestApp(testConfig(manualDatabase.url, prefixes[1]!, { ARMALO_ROLE: 'web' }), { clock });
+  manual = await startApp({ isolated: true, plain: true, env: { ARMALO_ROLE: 'web' }, appOptions: { clock } });
 });
 
-afterAll(async () => {
-  await manual?.stop();
-  await real?.stop();
-  await database?.drop();
-  await manualDatabase?.drop();
-  for (const p of prefixes) await cleanRedisPrefix(p);
-});
-
-const decide = async (app: TestApp, agentId: string, action: string) =>
-  (await app.call('POST', '/v1/decisions', { agentId, action, context: { amount: 5 } })).body.decision as string;
+const decide = async (app: TestApp, agentId: string, action: string) => (await decisionOf(app, agentId, action, { amount: 5 })).decision;
 
 describe('actions with a ttl', () => {
   it('a contain with a 1-second ttl lifts itself through a delayed job', async () => {

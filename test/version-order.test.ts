@@ -1,9 +1,10 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect } from 'vitest';
 import pg from 'pg';
 import { sql } from 'kysely';
-import { cleanRedisPrefix, sampleAgent, startTestApp, testConfig, waitFor, type TestApp } from './support/app.js';
-import { createTestDatabase, testPrefix, type TestDatabase } from './support/database.js';
-import { writePolicy } from './support/slack-policy.js';
+import { sampleAgent, waitFor, type TestApp } from './support/app.js';
+import type { TestDatabase } from './support/database.js';
+import { appTest } from './support/fixture.js';
+import { decisionOf } from './support/drive.js';
 import { APPROVALS_TEST_POLICY } from './support/approvals-policy.js';
 import { AgentService } from '../src/agents/agents.service.js';
 import { systemClock } from '../src/core/clock.js';
@@ -14,14 +15,9 @@ import { systemClock } from '../src/core/clock.js';
 let database: TestDatabase;
 let writer: TestApp;
 let replica: TestApp;
-const prefix = testPrefix();
 const agent = { ...sampleAgent, owner: 'owner@example.com', grants: [{ scope: 'crm:write', constraints: { minTier: 'silver' } }, { scope: 'mail:send' }] };
 
-async function decision(app: TestApp, agentId: string, action: string) {
-  const res = await app.call('POST', '/v1/decisions', { agentId, action });
-  expect(res.status).toBe(200);
-  return res.body as { decision: string; reasonCodes: string[]; viewVersion: string };
-}
+const decision = (app: TestApp, agentId: string, action: string) => decisionOf(app, agentId, action);
 
 async function versionOf(app: TestApp, agentId: string): Promise<bigint> {
   const res = await app.call('GET', `/v1/agents/${agentId}`);
@@ -29,19 +25,12 @@ async function versionOf(app: TestApp, agentId: string): Promise<bigint> {
   return BigInt((res.body as { version: string }).version);
 }
 
-beforeAll(async () => {
-  database = await createTestDatabase();
-  const policy = writePolicy(APPROVALS_TEST_POLICY);
-  // The writer polls often; the replica (web only) polls rarely, so only a publish reaches it quickly.
-  writer = await startTestApp(testConfig(database.url, prefix, { ARMALO_POLICY_FILE: policy, ARMALO_VIEW_STALE_AFTER_MS: '3000' }), { heartbeatMs: 200 });
-  replica = await startTestApp(testConfig(database.url, prefix, { ARMALO_ROLE: 'web', ARMALO_POLICY_FILE: policy, ARMALO_VIEW_STALE_AFTER_MS: '60000' }), { heartbeatMs: 20_000 });
-});
-
-afterAll(async () => {
-  await replica?.stop();
-  await writer?.stop();
-  await database?.drop();
-  await cleanRedisPrefix(prefix);
+// The writer polls often; the replica (web only) polls rarely, so only a publish reaches it quickly.
+const it = appTest({ policy: APPROVALS_TEST_POLICY, env: { ARMALO_VIEW_STALE_AFTER_MS: '3000' }, appOptions: { heartbeatMs: 200 } });
+it.beforeAll(async ({ app, startApp, database: fixtureDatabase }) => {
+  database = fixtureDatabase;
+  writer = app;
+  replica = await startApp({ env: { ARMALO_ROLE: 'web', ARMALO_VIEW_STALE_AFTER_MS: '60000' }, appOptions: { heartbeatMs: 20_000 } });
 });
 
 describe('permission versions in commit order', () => {

@@ -1,33 +1,21 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect } from 'vitest';
 import { sql } from 'kysely';
-import { cleanRedisPrefix, sampleAgent, startTestApp, testConfig, type TestApp } from './support/app.js';
-import { createTestDatabase, testPrefix, type TestDatabase } from './support/database.js';
-import { signPayload } from '../src/webhooks/signature.js';
+import { sampleAgent, type TestApp } from './support/app.js';
+import { appTest } from './support/fixture.js';
+import { signedWebhook } from './support/drive.js';
 import { HELD_LIMIT, HELD_TTL_MS, InboundEvents } from '../src/webhooks/inbound-events.js';
 
 // Held events (for agents not registered yet) are bounded: a sender holding the webhook secret, or a
 // misconfigured one sending for agents that will never exist, cannot fill the database.
 const SECRET = 'armalo_inbound_secret_0123456789';
-let database: TestDatabase;
 let app: TestApp;
-const prefix = testPrefix();
 
-beforeAll(async () => {
-  database = await createTestDatabase();
-  app = await startTestApp(testConfig(database.url, prefix, { ARMALO_WEBHOOK_SECRET: SECRET }));
+const it = appTest({ env: { ARMALO_WEBHOOK_SECRET: SECRET } });
+it.beforeAll(({ app: started }) => {
+  app = started;
 });
 
-afterAll(async () => {
-  await app?.stop();
-  await database?.drop();
-  await cleanRedisPrefix(prefix);
-});
-
-async function webhook(event: unknown): Promise<{ status: number; body: any }> {
-  const body = JSON.stringify(event);
-  const res = await fetch(`${app.url}/webhooks/armalo`, { method: 'POST', headers: { 'content-type': 'application/json', 'x-armalo-signature': signPayload(SECRET, body, Math.floor(Date.now() / 1000)) }, body });
-  return { status: res.status, body: await res.json() };
-}
+const webhook = (event: unknown) => signedWebhook(app, SECRET, event);
 const violation = (id: string, agentId: string) => ({ id, type: 'pact.violated', createdAt: new Date().toISOString(), data: { agentId, pactId: 'no-pii', severity: 'critical' } });
 const heldCount = async () => Number((await app.db.selectFrom('held_events').select((eb) => eb.fn.countAll().as('n')).where('applied_at', 'is', null).executeTakeFirstOrThrow()).n);
 

@@ -1,8 +1,7 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { cleanRedisPrefix, sampleAgent, startTestApp, testConfig, waitFor, type TestApp } from './support/app.js';
-import { createTestDatabase, testPrefix, type TestDatabase } from './support/database.js';
-import { writePolicy } from './support/slack-policy.js';
-import { signPayload } from '../src/webhooks/signature.js';
+import { describe, expect } from 'vitest';
+import { sampleAgent, waitFor, type TestApp } from './support/app.js';
+import { appTest } from './support/fixture.js';
+import { decisionOf, signedWebhook } from './support/drive.js';
 import { InboundEvents } from '../src/webhooks/inbound-events.js';
 import { sweep, SWEEP_JOB } from '../jobs/sweep.job.js';
 
@@ -18,28 +17,16 @@ consequences:
     then: { contain: true }
 `;
 const SECRET = 'armalo_inbound_secret_0123456789';
-let database: TestDatabase;
 let app: TestApp;
-const prefix = testPrefix();
 
-beforeAll(async () => {
-  database = await createTestDatabase();
-  app = await startTestApp(testConfig(database.url, prefix, { ARMALO_WEBHOOK_SECRET: SECRET, ARMALO_POLICY_FILE: writePolicy(POLICY) }), { relayPollMs: 200 });
+const it = appTest({ policy: POLICY, env: { ARMALO_WEBHOOK_SECRET: SECRET }, appOptions: { relayPollMs: 200 } });
+it.beforeAll(({ app: started }) => {
+  app = started;
 });
 
-afterAll(async () => {
-  await app?.stop();
-  await database?.drop();
-  await cleanRedisPrefix(prefix);
-});
-
-async function webhook(event: unknown): Promise<{ status: number; body: any }> {
-  const body = JSON.stringify(event);
-  const res = await fetch(`${app.url}/webhooks/armalo`, { method: 'POST', headers: { 'content-type': 'application/json', 'x-armalo-signature': signPayload(SECRET, body, Math.floor(Date.now() / 1000)) }, body });
-  return { status: res.status, body: await res.json() };
-}
+const webhook = (event: unknown) => signedWebhook(app, SECRET, event);
 const violation = (id: string, agentId: string) => ({ id, type: 'pact.violated', createdAt: new Date().toISOString(), data: { agentId, pactId: 'no-pii', severity: 'critical', evidenceUrl: 'https://evals.example.com/v' } });
-const decision = async (agentId: string, action: string) => (await app.call('POST', '/v1/decisions', { agentId, action, context: { amount: 1 } })).body;
+const decision = (agentId: string, action: string) => decisionOf(app, agentId, action, { amount: 1 });
 
 describe('a webhook for an agent that is not registered yet', () => {
   it('is held (a resend is held again, not a duplicate) and applied with its consequence once the agent is registered', async () => {
