@@ -1,10 +1,9 @@
 import { describe, expect } from 'vitest';
-import { sampleAgent, startTestApp, testConfig, waitFor, type TestApp } from './support/app.js';
+import { sampleAgent, waitFor, type TestApp } from './support/app.js';
 import { appTest } from './support/fixture.js';
 import { slashCommand } from './support/drive.js';
-import { type TestDatabase } from './support/database.js';
 import type { FakeSlack } from './support/fake-slack.js';
-import { postSigned, slashCommandBody, SIGNING_SECRET } from './support/slack-requests.js';
+import { postSigned, slashCommandBody } from './support/slack-requests.js';
 import { writePolicy } from './support/slack-policy.js';
 
 // The emergency path when the second person cannot be reached: permissions.breakGlass.
@@ -25,8 +24,6 @@ channels:
 const REASON = 'on-call phone is dead and the CFO needs payroll out tonight';
 
 let app: TestApp;
-let database: TestDatabase;
-let prefix: string;
 let slack: FakeSlack;
 
 const command = async (user: string, text: string): Promise<string> => JSON.stringify((await slashCommand(app, slack, user, text)).body);
@@ -34,9 +31,7 @@ const command = async (user: string, text: string): Promise<string> => JSON.stri
 const status = async (id: string) => (await app.call('GET', `/v1/agents/${id}`)).body.status as string;
 
 const it = appTest({ policy: POLICY, slack: true, appOptions: { relayPollMs: 200 } });
-it.beforeAll(async ({ app: started, slack: fakeSlack, database: databaseFixture, prefix: prefixFixture }) => {
-  database = databaseFixture;
-  prefix = prefixFixture;
+it.beforeAll(async ({ app: started, slack: fakeSlack }) => {
   app = started;
   slack = fakeSlack;
   for (const id of ['glass-bot', 'refused-bot']) {
@@ -91,16 +86,8 @@ describe('break-glass restore', () => {
     expect(String(md.body)).toContain('BREAK-GLASS: no second person');
   });
 
-  it('is refused to everyone when the policy names no break-glass roles', async () => {
-    const other = await startTestApp(
-      testConfig(database.url, prefix, {
-        SLACK_SIGNING_SECRET: SIGNING_SECRET,
-        SLACK_BOT_TOKEN: 'xoxb-test-token-0123456789',
-        SLACK_API_URL: `${slack.url}/api/`,
-        ARMALO_POLICY_FILE: writePolicy(POLICY.replace('  breakGlass: { roles: [ciso] }\n', '')),
-        ARMALO_ROLE: 'web',
-      }),
-    );
+  it('is refused to everyone when the policy names no break-glass roles', async ({ startApp }) => {
+    const other = await startApp({ env: { ARMALO_POLICY_FILE: writePolicy(POLICY.replace('  breakGlass: { roles: [ciso] }\n', '')), ARMALO_ROLE: 'web' } });
     try {
       const res = await postSigned(other.url, slashCommandBody({ user_id: 'U0CISO', text: `restore refused-bot --break-glass ${REASON}`, response_url: slack.responseUrl('r2') }));
       expect(JSON.stringify(res.body)).toContain('nobody may restore with --break-glass under the current policy');

@@ -1,11 +1,8 @@
 import { describe, expect } from 'vitest';
-import { cleanRedisPrefix, sampleAgent, startTestApp, testConfig, waitFor, type TestApp } from './support/app.js';
+import { sampleAgent, waitFor, type TestApp } from './support/app.js';
 import { appTest } from './support/fixture.js';
 import { signedWebhook, slashCommand } from './support/drive.js';
-import { createTestDatabase, testPrefix } from './support/database.js';
 import type { FakeSlack } from './support/fake-slack.js';
-import { SIGNING_SECRET } from './support/slack-requests.js';
-import { writePolicy } from './support/slack-policy.js';
 
 const POLICY = `
 roles:
@@ -77,16 +74,12 @@ describe('trust in chat', () => {
 });
 
 describe('the daily trust pass', () => {
-  it('decays computed scores and announces stale evidence once', async () => {
+  it('decays computed scores and announces stale evidence once', async ({ startApp }) => {
     const { ManualClock } = await import('../src/core/clock.js');
     const clock = new ManualClock(new Date());
-    const db2 = await createTestDatabase();
-    const p2 = testPrefix();
-    const other = await startTestApp(
-      testConfig(db2.url, p2, { SLACK_SIGNING_SECRET: SIGNING_SECRET, SLACK_BOT_TOKEN: 'xoxb-test-token-0123456789', SLACK_API_URL: `${slack.url}/api/`, ARMALO_POLICY_FILE: writePolicy(POLICY) }),
-      { clock, relayPollMs: 200 },
-    );
-    try {
+    // Its own database and queues: the clock of this instance runs a month ahead.
+    const other = await startApp({ isolated: true, appOptions: { clock } });
+    {
       await other.call('PUT', '/v1/agents/aging-bot', sampleAgent);
       await other.call('POST', '/v1/agents/aging-bot/evaluations', { id: 'a-1', dimension: 'safety', passed: true, observedAt: clock.now().toISOString(), source: 'redteam' });
       expect((await other.call('GET', '/v1/agents/aging-bot/score')).body.score).toBe(1000);
@@ -96,10 +89,6 @@ describe('the daily trust pass', () => {
       expect((await other.call('GET', '/v1/agents/aging-bot/score')).body).toMatchObject({ score: 997, freshness: 'stale' });
       await waitFor(() => slack.posts('C0SCORES').some((p) => JSON.stringify(p.args.blocks).includes('aging-bot') && JSON.stringify(p.args.blocks).includes('evidence is stale')), 5000, 'the stale notice');
       expect(await other.trust.dailyPass()).toEqual({ rescored: 0, stale: 0 });
-    } finally {
-      await other.stop();
-      await db2.drop();
-      await cleanRedisPrefix(p2);
     }
   });
 });
