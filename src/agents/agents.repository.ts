@@ -1,5 +1,5 @@
 import { sql } from 'kysely';
-import type { DbOrTrx } from '../db/database.js';
+import { ASYNC_COMMIT_SQL, type Db, type DbOrTrx } from '../db/database.js';
 import type { AgentActionRow, AgentRow } from '../db/schema.js';
 import type { ActiveAction, Agent, GrantConstraints, RestrictingKind, RiskTier, TouchedGrant } from '../domain/agent.js';
 import type { TrustTier } from '../domain/trust-score.js';
@@ -146,6 +146,153 @@ export async function loadAgents(
   return rows.map(toAgent);
 }
 
+/** How many agents one page of `loadAllAgents` reads. */
+export const LOAD_PAGE_SIZE = 5000;
+
+/**
+ * Every agent, for a view's initial load: keyset pages of agents in id order, each page's grants,
+ * actions in force, latest trust score and newest evidence read by a range of agent ids (not a
+ * list of ids: one list of every id breaks past Postgres' 65,535 parameters), as plain rows put
+ * together here with one pass over each (no per-agent scan of another agent's rows).
+ *
+ * All pages come from one snapshot (a REPEATABLE READ, read-only transaction), so the highest
+ * version seen is a true watermark: every change committed up to it is in the pages.
+ * `onPage` gets each page as it is read, so the caller can store it and let it go.
+ */
+export async function loadAllAgents(db: Db, onPage: (agents: Agent[]) => void, pageSize = LOAD_PAGE_SIZE): Promise<number> {
+  return db
+    .transaction()
+    .setIsolationLevel('repeatable read')
+    .setAccessMode('read only')
+    .execute(async (trx) => {
+      let after: string | null = null;
+      let total = 0;
+      const strings = new Map<string, string>();
+      for (;;) {
+        let q = trx.selectFrom('agents').selectAll().orderBy('id').limit(pageSize);
+        if (after !== null) q = q.where('id', '>', after);
+        const rows = await q.execute();
+        if (rows.length === 0) break;
+        const lo = rows[0]!.id;
+        const hi = rows[rows.length - 1]!.id;
+        const [grants, actions, scores, evidence] = await Promise.all([
+          trx
+            .selectFrom('grants')
+            .select(['agent_id', 'id', 'scope', 'constraints', 'keep_in_containment', 'expires_at', 'granted_by', 'granted_at'])
+            .where('agent_id', '>=', lo)
+            .where('agent_id', '<=', hi)
+            .where('removed_at', 'is', null)
+            .execute(),
+          trx
+            .selectFrom('agent_actions')
+            .select(['agent_id', 'id', 'kind', 'scopes', 'reason', 'actor', 'created_at', 'expires_at', 'touched_grants'])
+            .where('agent_id', '>=', lo)
+            .where('agent_id', '<=', hi)
+            .where('lifted_at', 'is', null)
+            .where('kind', '<>', 'restore')
+            .orderBy('agent_id')
+            .orderBy('created_at')
+            .execute(),
+          sql<{ agent_id: string; tier: string; score: number }>`
+            select distinct on (agent_id) agent_id, tier, score from trust_scores
+            where agent_id >= ${lo} and agent_id <= ${hi}
+            order by agent_id, computed_at desc, id desc`.execute(trx),
+          trx
+            .selectFrom('evaluations')
+            .select((eb) => ['agent_id', eb.fn.max('observed_at').as('at')])
+            .where('agent_id', '>=', lo)
+            .where('agent_id', '<=', hi)
+            .groupBy('agent_id')
+            .execute(),
+        ]);
+        const byId = new Map<string, Agent>();
+        const page: Agent[] = [];
+        for (const row of rows) {
+          const agent: Agent = {
+            id: row.id,
+            name: row.name,
+            owner: intern(strings, row.owner),
+            riskTier: row.risk_tier,
+            status: row.status as Agent['status'],
+            version: BigInt(row.version),
+            updatedAt: row.updated_at,
+            grants: [],
+            activeActions: [],
+            trustTier: null,
+            trustScore: null,
+            newestEvidenceAt: null,
+            decommissioned: row.decommissioned_at ? { at: row.decommissioned_at, by: row.decommissioned_by ?? 'unknown', reason: row.decommission_reason ?? '' } : null,
+          };
+          byId.set(row.id, agent);
+          page.push(agent);
+        }
+        // Rows arrive sorted by agent (and by scope, by creation): each list is built in order.
+        for (const g of grants) {
+          byId.get(g.agent_id)?.grants.push({
+            id: g.id,
+            scope: intern(strings, g.scope),
+            constraints: isEmpty(g.constraints) ? NO_CONSTRAINTS : (g.constraints as GrantConstraints),
+            keepInContainment: g.keep_in_containment,
+            expiresAt: g.expires_at,
+            grantedBy: intern(strings, g.granted_by),
+            grantedAt: g.granted_at,
+          });
+        }
+        for (const a of actions) {
+          byId.get(a.agent_id)?.activeActions.push({
+            id: a.id,
+            kind: a.kind as RestrictingKind,
+            scopes: a.scopes as unknown as string[],
+            reason: a.reason,
+            actor: intern(strings, a.actor),
+            createdAt: a.created_at,
+            expiresAt: a.expires_at,
+            touched: a.touched_grants as unknown as TouchedGrant[],
+          });
+        }
+        for (const t of scores.rows) {
+          const agent = byId.get(t.agent_id);
+          if (agent) {
+            agent.trustTier = t.tier as TrustTier;
+            agent.trustScore = t.score;
+          }
+        }
+        for (const e of evidence) {
+          const agent = byId.get(e.agent_id);
+          if (agent) agent.newestEvidenceAt = toDate(e.at);
+        }
+        for (const agent of page) {
+          if (agent.grants.length > 1) agent.grants.sort((x, y) => (x.scope < y.scope ? -1 : x.scope > y.scope ? 1 : 0));
+          // As `toAgent` does: the status is derived from the actions in force.
+          if (!agent.decommissioned) agent.status = deriveStatus(agent.activeActions);
+          else agent.status = 'decommissioned';
+        }
+        onPage(page);
+        total += page.length;
+        if (rows.length < pageSize) break;
+        after = hi;
+      }
+      return total;
+    });
+}
+
+/** Grants without constraints share one frozen object (most grants have none). */
+const NO_CONSTRAINTS: GrantConstraints = Object.freeze({}) as GrantConstraints;
+
+function isEmpty(o: unknown): boolean {
+  if (o === null || typeof o !== 'object') return false;
+  for (const _ in o) return false;
+  return true;
+}
+
+/** One copy of each repeated string (scopes, owners, who granted): 100,000 agents repeat a few hundred. */
+function intern(strings: Map<string, string>, s: string): string {
+  const known = strings.get(s);
+  if (known !== undefined) return known;
+  strings.set(s, s);
+  return s;
+}
+
 function toDate(value: unknown): Date | null {
   if (value === null || value === undefined) return null;
   return value instanceof Date ? value : new Date(value as string);
@@ -165,13 +312,15 @@ export async function loadAgent(db: DbOrTrx, id: string, options: { forUpdate?: 
  * read of `version > N` that sees version M sees every change up to M, and a replica's poll
  * (versions above the highest it holds) can never skip a change whose publish was lost.
  * Call it late in the transaction, after the other row locks it needs, to keep lock order simple
- * (agent row, then the rest, then the audit head).
+ * (agent row, then the rest, then the audit head). The transaction then commits asynchronously
+ * (`ASYNC_COMMIT_SQL`): the lock is not held across the WAL flush, and the COMMIT still resolves
+ * only once the change is durable (see database.ts).
  */
 export async function nextPermissionVersion(trx: DbOrTrx): Promise<bigint> {
   if (!trx.isTransaction) throw new Error('a permission version must be taken inside the transaction that commits it');
   const { rows } = await sql<{ v: string }>`
     select nextval('permission_version_seq')::text as v
-    from (select 1 from audit_head where id = 1 for update) as head`.execute(trx);
+    from (select ${sql.raw(ASYNC_COMMIT_SQL)} from audit_head where id = 1 for update) as head`.execute(trx);
   return BigInt(rows[0]!.v);
 }
 
@@ -183,7 +332,7 @@ export async function assignPermissionVersion(trx: DbOrTrx, agentId: string): Pr
   if (!trx.isTransaction) throw new Error('a permission version must be taken inside the transaction that commits it');
   const { rows } = await sql<{ v: string }>`
     update agents set version = next.v
-    from (select nextval('permission_version_seq') as v from (select 1 from audit_head where id = 1 for update) as head) as next
+    from (select nextval('permission_version_seq') as v from (select ${sql.raw(ASYNC_COMMIT_SQL)} from audit_head where id = 1 for update) as head) as next
     where agents.id = ${agentId}
     returning agents.version::text as v`.execute(trx);
   if (!rows[0]) throw new Error(`cannot version unknown agent ${agentId}`);
@@ -247,10 +396,12 @@ export async function saveRegistration(
   if (scopes.length) removal = removal.where('scope', 'not in', scopes);
   await removal.execute();
 
-  for (const g of reg.grants) {
-    await trx
-      .insertInto('grants')
-      .values({
+  if (reg.grants.length === 0) return;
+  // Every grant in one statement (one round trip, whatever the number of grants).
+  await trx
+    .insertInto('grants')
+    .values(
+      reg.grants.map((g) => ({
         agent_id: reg.id,
         scope: g.scope,
         constraints: JSON.stringify(g.constraints),
@@ -258,21 +409,21 @@ export async function saveRegistration(
         expires_at: g.expiresAt,
         granted_by: actor,
         granted_at: now,
-      })
-      .onConflict((oc) =>
-        oc.columns(['agent_id', 'scope']).doUpdateSet({
-          constraints: JSON.stringify(g.constraints),
-          keep_in_containment: g.keepInContainment,
-          expires_at: g.expiresAt,
-          // A grant that comes back after removal is a new grant: record who gave it and when.
-          granted_by: sql`case when grants.removed_at is null then grants.granted_by else ${actor} end`,
-          granted_at: sql`case when grants.removed_at is null then grants.granted_at else ${now} end`,
-          removed_at: null,
-          removed_by: null,
-        }),
-      )
-      .execute();
-  }
+      })),
+    )
+    .onConflict((oc) =>
+      oc.columns(['agent_id', 'scope']).doUpdateSet({
+        constraints: (eb) => eb.ref('excluded.constraints'),
+        keep_in_containment: (eb) => eb.ref('excluded.keep_in_containment'),
+        expires_at: (eb) => eb.ref('excluded.expires_at'),
+        // A grant that comes back after removal is a new grant: record who gave it and when.
+        granted_by: sql`case when grants.removed_at is null then grants.granted_by else ${actor} end`,
+        granted_at: sql`case when grants.removed_at is null then grants.granted_at else ${now} end`,
+        removed_at: null,
+        removed_by: null,
+      }),
+    )
+    .execute();
 }
 
 export async function setAgentState(trx: DbOrTrx, id: string, status: Agent['status'], version: bigint, actor: string, now: Date): Promise<void> {
