@@ -76,7 +76,7 @@ const TTE_POLL_MS = intFromEnv('BENCH_TTE_POLL_MS', 2, 0, 50);
 /** Trust packets measured per path (REST and Slack). */
 const PACKET_RUNS = intFromEnv('BENCH_PACKET_RUNS', 5, 1, 50);
 
-const PART_NAMES = ['decisions', 'slack', 'approvals', 'packets', 'sdk'] as const;
+const PART_NAMES = ['decisions', 'slack', 'approvals', 'packets', 'sdk', 'scale'] as const;
 type Part = (typeof PART_NAMES)[number];
 
 /** BENCH_ONLY: unset or `all` for every part, else one part or a comma-separated list of them. */
@@ -86,7 +86,7 @@ function partsFromEnv(): Record<Part, boolean> {
   const chosen = all ? [...PART_NAMES] : raw.split(',').map((p) => p.trim());
   const unknown = chosen.filter((p) => !(PART_NAMES as readonly string[]).includes(p));
   if (unknown.length || chosen.length === 0) throw new Error(`BENCH_ONLY must be ${PART_NAMES.join(', ')} (or a comma-separated list of them), or all (got "${raw}")`);
-  return { decisions: chosen.includes('decisions'), slack: chosen.includes('slack'), approvals: chosen.includes('approvals'), packets: chosen.includes('packets'), sdk: chosen.includes('sdk') };
+  return { decisions: chosen.includes('decisions'), slack: chosen.includes('slack'), approvals: chosen.includes('approvals'), packets: chosen.includes('packets'), sdk: chosen.includes('sdk'), scale: chosen.includes('scale') };
 }
 const PARTS = partsFromEnv();
 const PROFILE_DIR = path.join(ROOT, 'bench', '.profiles');
@@ -534,7 +534,7 @@ async function main(): Promise<number> {
   const approvalsBudget = approvalsBudgetSeconds({ duration: DURATION, drain: APPROVALS_DRAIN });
   const packetsBudget = packetsBudgetSeconds({ runs: PACKET_RUNS });
   const budgetSeconds =
-    (PARTS.decisions ? decisionBudget : 0) + (PARTS.slack ? slackBudget : 0) + (PARTS.approvals ? approvalsBudget : 0) + (PARTS.packets ? packetsBudget : 0) + (PARTS.sdk ? SDK_BUDGET_SECONDS : 0);
+    (PARTS.decisions ? decisionBudget : 0) + (PARTS.slack ? slackBudget : 0) + (PARTS.approvals ? approvalsBudget : 0) + (PARTS.packets ? packetsBudget : 0) + (PARTS.sdk ? SDK_BUDGET_SECONDS : 0) + (PARTS.scale ? SCALE_BUDGET_SECONDS : 0);
   const watchdog = setTimeout(() => {
     console.error(`watchdog: the benchmark ran over its ${budgetSeconds} s budget; cleaning up and exiting`);
     void withTimeout('cleanup', 30_000, cleanup()).finally(() => process.exit(2));
@@ -552,6 +552,7 @@ async function main(): Promise<number> {
     if (PARTS.approvals) console.log(`${PARTS.decisions || PARTS.slack ? 'then ' : ''}approvals: acknowledgement of approval requests, and time to their last card under Slack's posting limit`);
     if (PARTS.packets) console.log(`${PARTS.decisions || PARTS.slack || PARTS.approvals ? 'then ' : ''}packets: trust packets for an agent with five years of evidence, built in process, over REST and in Slack`);
     if (PARTS.sdk) console.log(`${PARTS.decisions || PARTS.slack || PARTS.approvals || PARTS.packets ? 'then ' : ''}sdk: the agent SDK's local check(), containment to check() deny across instances, 1,000 stream clients on one instance`);
+    if (PARTS.scale) console.log(`${PARTS.decisions || PARTS.slack || PARTS.approvals || PARTS.packets || PARTS.sdk ? 'then ' : ''}scale: registrations/s with 16 clients, restart-to-ready and RSS with 100,000 agents, audit verify at 1,000,000 entries`);
     console.log(`node ${process.version}, ${cpus().length} CPU(s) (${cpus()[0]?.model.trim() ?? 'unknown'}), ${new Date().toISOString()}`);
     console.log(`load average ${loadAvg()} (other work on the machine skews results; compare rows of the same run)`);
     if (PARTS.decisions) {
@@ -634,7 +635,12 @@ async function main(): Promise<number> {
     }
     if (PARTS.sdk) {
       if (PARTS.decisions || PARTS.slack || PARTS.approvals || PARTS.packets) console.log('');
-      return await runSdkBench();
+      const code = await runPartProcess('./sdk.ts');
+      if (code !== 0 || !PARTS.scale) return code;
+    }
+    if (PARTS.scale) {
+      if (PARTS.decisions || PARTS.slack || PARTS.approvals || PARTS.packets || PARTS.sdk) console.log('');
+      return await runPartProcess('./scale.ts');
     }
     return 0;
   } finally {
@@ -646,13 +652,17 @@ async function main(): Promise<number> {
 /** Generous: the SDK part's own run is about a minute and a half (check, time-to-effect, 1,000 clients). */
 const SDK_BUDGET_SECONDS = 300;
 
+/** Generous: the scale part seeds 100,000 agents and 1,000,000 audit entries (about 5 minutes on two cores). */
+const SCALE_BUDGET_SECONDS = 1200;
+
 /**
- * The agent SDK part (issue 12): bench/sdk.ts in its own process, with its own database, instances
- * and Redis prefix (sdk/README.md, "Speed"). Its table and goal lines print here; its exit code is ours.
+ * The agent SDK part (issue 12, bench/sdk.ts; sdk/README.md, "Speed") and the scale part (issue 17,
+ * bench/scale.ts), each in its own process with its own database, instances and Redis prefix. Its
+ * table and goal lines print here; its exit code is ours.
  */
-function runSdkBench(): Promise<number> {
+function runPartProcess(script: string): Promise<number> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', fileURLToPath(new URL('./sdk.ts', import.meta.url))], { stdio: 'inherit', env: process.env });
+    const child = spawn(process.execPath, ['--import', 'tsx', fileURLToPath(new URL(script, import.meta.url))], { stdio: 'inherit', env: process.env });
     child.once('error', reject);
     child.once('exit', (code, signal) => resolve(code ?? (signal ? 1 : 0)));
   });

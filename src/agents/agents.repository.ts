@@ -1,5 +1,5 @@
 import { sql } from 'kysely';
-import type { DbOrTrx } from '../db/database.js';
+import { ASYNC_COMMIT_SQL, type Db, type DbOrTrx } from '../db/database.js';
 import type { AgentActionRow, AgentRow } from '../db/schema.js';
 import type { ActiveAction, Agent, GrantConstraints, RestrictingKind, RiskTier, TouchedGrant } from '../domain/agent.js';
 import type { TrustTier } from '../domain/trust-score.js';
@@ -146,6 +146,167 @@ export async function loadAgents(
   return rows.map(toAgent);
 }
 
+/** How many agents one page of `loadAllAgents` reads. */
+export const LOAD_PAGE_SIZE = 5000;
+
+/**
+ * Every agent, for a view's initial load: keyset pages of agents in id order, each page's grants,
+ * actions in force, latest trust score and newest evidence read by a range of agent ids (not a
+ * list of ids: one list of every id breaks past Postgres' 65,535 parameters), as plain rows put
+ * together here with one pass over each (no per-agent scan of another agent's rows).
+ *
+ * All pages come from one snapshot (a REPEATABLE READ, read-only transaction), so the highest
+ * version seen is a true watermark: every change committed up to it is in the pages.
+ * `onPage` gets each page as it is read, so the caller can store it and let it go.
+ */
+export async function loadAllAgents(db: Db, onPage: (agents: Agent[]) => void, pageSize = LOAD_PAGE_SIZE): Promise<number> {
+  return db
+    .transaction()
+    .setIsolationLevel('repeatable read')
+    .setAccessMode('read only')
+    .execute(async (trx) => {
+      let after: string | null = null;
+      let total = 0;
+      const strings = new Map<string, string>();
+      for (;;) {
+        // Each read answers one JSON text (built by Postgres, parsed natively here): far less work
+        // in this process than one parsed row object per grant. Times travel as epoch milliseconds.
+        const rows: PageAgent[] = await jsonText<PageAgent>(
+          trx,
+          sql`select coalesce(json_agg(json_build_array(id, name, owner, risk_tier, status, version::text, ${ms('updated_at')},
+                ${ms('decommissioned_at')}, decommissioned_by, decommission_reason) order by id), '[]')
+              from (select * from agents where ${after === null ? sql`true` : sql`id > ${after}`} order by id limit ${pageSize}) as page`,
+        );
+        if (rows.length === 0) break;
+        const lo = rows[0]![0];
+        const hi: string = rows[rows.length - 1]![0];
+        const range = sql`agent_id >= ${lo} and agent_id <= ${hi}`;
+        const [grants, actions, scores, evidence] = await Promise.all([
+          jsonText<PageGrant>(
+            trx,
+            sql`select coalesce(json_agg(json_build_array(agent_id, id, scope, constraints, keep_in_containment, ${ms('expires_at')}, granted_by, ${ms('granted_at')})), '[]')
+                from grants where ${range} and removed_at is null`,
+          ),
+          jsonText<PageAction>(
+            trx,
+            sql`select coalesce(json_agg(json_build_array(agent_id, id, kind, scopes, reason, actor, ${ms('created_at')}, ${ms('expires_at')}, touched_grants) order by agent_id, created_at), '[]')
+                from agent_actions where ${range} and lifted_at is null and kind <> 'restore'`,
+          ),
+          jsonText<[string, string, number]>(
+            trx,
+            sql`select coalesce(json_agg(json_build_array(agent_id, tier, score)), '[]')
+                from (select distinct on (agent_id) agent_id, tier, score from trust_scores where ${range} order by agent_id, computed_at desc, id desc) as latest`,
+          ),
+          jsonText<[string, number]>(
+            trx,
+            sql`select coalesce(json_agg(json_build_array(agent_id, at)), '[]')
+                from (select agent_id, ${ms('max(observed_at)')} as at from evaluations where ${range} group by agent_id) as newest`,
+          ),
+        ]);
+        const byId = new Map<string, Agent>();
+        const page: Agent[] = [];
+        for (const [id, name, owner, riskTier, status, version, updatedAt, decommissionedAt, decommissionedBy, decommissionReason] of rows) {
+          const agent: Agent = {
+            id,
+            name,
+            owner: intern(strings, owner),
+            riskTier,
+            status: status as Agent['status'],
+            version: BigInt(version),
+            updatedAt: new Date(updatedAt),
+            grants: [],
+            activeActions: [],
+            trustTier: null,
+            trustScore: null,
+            newestEvidenceAt: null,
+            decommissioned: decommissionedAt !== null ? { at: new Date(decommissionedAt), by: decommissionedBy ?? 'unknown', reason: decommissionReason ?? '' } : null,
+          };
+          byId.set(id, agent);
+          page.push(agent);
+        }
+        for (const [agentId, id, scope, constraints, keep, expiresAt, grantedBy, grantedAt] of grants) {
+          byId.get(agentId)?.grants.push({
+            id,
+            scope: intern(strings, scope),
+            constraints: isEmpty(constraints) ? NO_CONSTRAINTS : constraints,
+            keepInContainment: keep,
+            expiresAt: expiresAt === null ? null : new Date(expiresAt),
+            grantedBy: intern(strings, grantedBy),
+            grantedAt: new Date(grantedAt),
+          });
+        }
+        // Actions arrive sorted by agent and creation: each list is built in order.
+        for (const [agentId, id, kind, scopes, reason, actor, createdAt, expiresAt, touched] of actions) {
+          byId.get(agentId)?.activeActions.push({
+            id,
+            kind,
+            scopes,
+            reason,
+            actor: intern(strings, actor),
+            createdAt: new Date(createdAt),
+            expiresAt: expiresAt === null ? null : new Date(expiresAt),
+            touched,
+          });
+        }
+        for (const [agentId, tier, score] of scores) {
+          const agent = byId.get(agentId);
+          if (agent) {
+            agent.trustTier = tier as TrustTier;
+            agent.trustScore = score;
+          }
+        }
+        for (const [agentId, at] of evidence) {
+          const agent = byId.get(agentId);
+          if (agent) agent.newestEvidenceAt = new Date(at);
+        }
+        for (const agent of page) {
+          if (agent.grants.length > 1) agent.grants.sort((x, y) => (x.scope < y.scope ? -1 : x.scope > y.scope ? 1 : 0));
+          // As `toAgent` does: the status is derived from the actions in force.
+          if (!agent.decommissioned) agent.status = deriveStatus(agent.activeActions);
+          else agent.status = 'decommissioned';
+        }
+        onPage(page);
+        total += page.length;
+        if (rows.length < pageSize) break;
+        after = hi;
+      }
+      return total;
+    });
+}
+
+/** One page's rows, as `loadAllAgents` reads them (JSON arrays; times in epoch ms). */
+type PageAgent = [string, string, string, RiskTier, string, string, number, number | null, string | null, string | null];
+type PageGrant = [string, string, string, GrantConstraints, boolean, number | null, string, number];
+type PageAction = [string, string, RestrictingKind, string[], string, string, number, number | null, TouchedGrant[]];
+
+/** A timestamp column (or expression) as epoch milliseconds, for JSON. */
+function ms(column: string) {
+  return sql.raw(`(extract(epoch from ${column}) * 1000)::float8`);
+}
+
+/** Runs a statement answering one JSON text (one row, one column) and parses it. */
+async function jsonText<T>(db: DbOrTrx, query: ReturnType<typeof sql>): Promise<T[]> {
+  const { rows } = await sql<{ j: string }>`select (${query})::text as j`.execute(db);
+  return JSON.parse(rows[0]?.j ?? '[]') as T[];
+}
+
+/** Grants without constraints share one frozen object (most grants have none). */
+const NO_CONSTRAINTS: GrantConstraints = Object.freeze({}) as GrantConstraints;
+
+function isEmpty(o: unknown): boolean {
+  if (o === null || typeof o !== 'object') return false;
+  for (const _ in o) return false;
+  return true;
+}
+
+/** One copy of each repeated string (scopes, owners, who granted): 100,000 agents repeat a few hundred. */
+function intern(strings: Map<string, string>, s: string): string {
+  const known = strings.get(s);
+  if (known !== undefined) return known;
+  strings.set(s, s);
+  return s;
+}
+
 function toDate(value: unknown): Date | null {
   if (value === null || value === undefined) return null;
   return value instanceof Date ? value : new Date(value as string);
@@ -165,13 +326,15 @@ export async function loadAgent(db: DbOrTrx, id: string, options: { forUpdate?: 
  * read of `version > N` that sees version M sees every change up to M, and a replica's poll
  * (versions above the highest it holds) can never skip a change whose publish was lost.
  * Call it late in the transaction, after the other row locks it needs, to keep lock order simple
- * (agent row, then the rest, then the audit head).
+ * (agent row, then the rest, then the audit head). The transaction then commits asynchronously
+ * (`ASYNC_COMMIT_SQL`): the lock is not held across the WAL flush, and the COMMIT still resolves
+ * only once the change is durable (see database.ts).
  */
 export async function nextPermissionVersion(trx: DbOrTrx): Promise<bigint> {
   if (!trx.isTransaction) throw new Error('a permission version must be taken inside the transaction that commits it');
   const { rows } = await sql<{ v: string }>`
     select nextval('permission_version_seq')::text as v
-    from (select 1 from audit_head where id = 1 for update) as head`.execute(trx);
+    from (select ${sql.raw(ASYNC_COMMIT_SQL)} from audit_head where id = 1 for update) as head`.execute(trx);
   return BigInt(rows[0]!.v);
 }
 
@@ -183,7 +346,7 @@ export async function assignPermissionVersion(trx: DbOrTrx, agentId: string): Pr
   if (!trx.isTransaction) throw new Error('a permission version must be taken inside the transaction that commits it');
   const { rows } = await sql<{ v: string }>`
     update agents set version = next.v
-    from (select nextval('permission_version_seq') as v from (select 1 from audit_head where id = 1 for update) as head) as next
+    from (select nextval('permission_version_seq') as v from (select ${sql.raw(ASYNC_COMMIT_SQL)} from audit_head where id = 1 for update) as head) as next
     where agents.id = ${agentId}
     returning agents.version::text as v`.execute(trx);
   if (!rows[0]) throw new Error(`cannot version unknown agent ${agentId}`);
@@ -247,10 +410,12 @@ export async function saveRegistration(
   if (scopes.length) removal = removal.where('scope', 'not in', scopes);
   await removal.execute();
 
-  for (const g of reg.grants) {
-    await trx
-      .insertInto('grants')
-      .values({
+  if (reg.grants.length === 0) return;
+  // Every grant in one statement (one round trip, whatever the number of grants).
+  await trx
+    .insertInto('grants')
+    .values(
+      reg.grants.map((g) => ({
         agent_id: reg.id,
         scope: g.scope,
         constraints: JSON.stringify(g.constraints),
@@ -258,21 +423,21 @@ export async function saveRegistration(
         expires_at: g.expiresAt,
         granted_by: actor,
         granted_at: now,
-      })
-      .onConflict((oc) =>
-        oc.columns(['agent_id', 'scope']).doUpdateSet({
-          constraints: JSON.stringify(g.constraints),
-          keep_in_containment: g.keepInContainment,
-          expires_at: g.expiresAt,
-          // A grant that comes back after removal is a new grant: record who gave it and when.
-          granted_by: sql`case when grants.removed_at is null then grants.granted_by else ${actor} end`,
-          granted_at: sql`case when grants.removed_at is null then grants.granted_at else ${now} end`,
-          removed_at: null,
-          removed_by: null,
-        }),
-      )
-      .execute();
-  }
+      })),
+    )
+    .onConflict((oc) =>
+      oc.columns(['agent_id', 'scope']).doUpdateSet({
+        constraints: (eb) => eb.ref('excluded.constraints'),
+        keep_in_containment: (eb) => eb.ref('excluded.keep_in_containment'),
+        expires_at: (eb) => eb.ref('excluded.expires_at'),
+        // A grant that comes back after removal is a new grant: record who gave it and when.
+        granted_by: sql`case when grants.removed_at is null then grants.granted_by else ${actor} end`,
+        granted_at: sql`case when grants.removed_at is null then grants.granted_at else ${now} end`,
+        removed_at: null,
+        removed_by: null,
+      }),
+    )
+    .execute();
 }
 
 export async function setAgentState(trx: DbOrTrx, id: string, status: Agent['status'], version: bigint, actor: string, now: Date): Promise<void> {

@@ -12,6 +12,7 @@ import {
   agentOutputSchema,
   auditListSchema,
   auditQuerySchema,
+  auditVerifyQuerySchema,
   auditVerifySchema,
   approvalIdSchema,
   approvalOutputSchema,
@@ -193,6 +194,7 @@ const EXAMPLE_INCIDENT_DETAIL = {
 /** The OpenAPI 3.1 document of the REST API, generated from the same zod schemas the handlers use. */
 export function buildOpenApiDocument(): JsonObject {
   const auditQuery = jsonSchema(auditQuerySchema, 'input') as { properties: Record<string, JsonObject> };
+  const auditVerifyQuery = jsonSchema(auditVerifyQuerySchema, 'input') as { properties: Record<string, JsonObject> };
   return withTokenScopes({
     openapi: '3.1.0',
     info: {
@@ -494,6 +496,9 @@ export function buildOpenApiDocument(): JsonObject {
         get: {
           operationId: 'verifyAuditChain',
           summary: 'Walk the hash chain and name the first broken entry',
+          description:
+            'Walks from the last audit checkpoint (kept in Postgres, itself a hash chain) to the head, so the cost follows the entries added since; `?full=true` walks the whole chain and checks every checkpoint against it. A verify that passes records a new checkpoint once enough entries lie past the last one.',
+          parameters: Object.entries(auditVerifyQuery.properties).map(([name, schema]) => ({ name, in: 'query', required: false, schema })),
           responses: { '200': { description: 'Verification result', ...json(ref('AuditVerification')) }, ...errors(401) },
         },
       },

@@ -266,8 +266,16 @@ export const auditVerifySchema = z
     entries: z.number(),
     head: z.object({ seq: z.string(), hash: z.string() }),
     firstBroken: z.object({ seq: z.string(), problem: z.string() }).optional(),
+    full: z.boolean().describe('true when the whole chain was walked (`?full=true`); false when the walk started at the last checkpoint'),
+    from: z.object({ seq: z.string(), checkpoint: z.string().nullable() }).describe('the walk started after entry `seq` (0: the first entry), which checkpoint `checkpoint` vouches for'),
+    checked: z.number().describe('entries whose hashes this verify recomputed'),
+    checkpointed: z.object({ id: z.string(), seq: z.string() }).optional().describe('the checkpoint this verify recorded'),
   })
   ;
+
+export const auditVerifyQuerySchema = z.strictObject({
+  full: z.enum(['true', 'false']).optional().describe('true: walk the whole chain instead of starting at the last checkpoint'),
+});
 
 // ---- approvals -----------------------------------------------------------------------------
 

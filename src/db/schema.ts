@@ -131,6 +131,17 @@ export interface AuditLogTable {
   hash: string;
 }
 
+/** A verified point of the audit chain; the checkpoints form a hash chain of their own. */
+export interface AuditCheckpointsTable {
+  id: BigIntColumn;
+  at: Timestamp;
+  audit_seq: BigIntColumn;
+  audit_hash: string;
+  verified: 'full' | 'incremental';
+  prev_hash: string;
+  hash: string;
+}
+
 export interface AuditHeadTable {
   id: number;
   seq: BigIntColumn;
@@ -310,6 +321,7 @@ export interface Database {
   agent_actions: AgentActionsTable;
   audit_log: AuditLogTable;
   audit_head: AuditHeadTable;
+  audit_checkpoints: AuditCheckpointsTable;
   outbox: OutboxTable;
   event_deliveries: EventDeliveriesTable;
   incidents: IncidentsTable;

@@ -42,3 +42,25 @@ export function auditEntryHash(prevHash: string, entry: AuditEntryContent): stri
     )
     .digest('hex');
 }
+
+/**
+ * The hashed text of an entry whose seq is not known yet, in two parts around the seq's digits:
+ * `auditEntryHash(prev, entry)` is the SHA-256 of `prev + "\n" + before + seq + after`. The
+ * append splices the seq in under the head lock, in the same statement that takes it. The seq
+ * is a decimal string, so its JSON is `"<digits>"` and nothing in it needs escaping.
+ */
+export function auditEntryHashParts(entry: Omit<AuditEntryContent, 'seq'>): { before: string; after: string } {
+  const marker = '\u0000seq\u0000';
+  const text = canonicalJson({
+    seq: marker,
+    at: entry.at.toISOString(),
+    actor: entry.actor,
+    action: entry.action,
+    subject: entry.subject,
+    payload: entry.payload,
+  });
+  // The marker's JSON (with its escapes) occurs once: in the seq field, which sorts after payload.
+  const quoted = JSON.stringify(marker).slice(1, -1);
+  const at = text.lastIndexOf(quoted);
+  return { before: text.slice(0, at), after: text.slice(at + quoted.length) };
+}

@@ -5,7 +5,7 @@ import type { Db } from '../db/database.js';
 import type { Clock } from '../core/clock.js';
 import type { Agent, OpenApproval } from '../domain/agent.js';
 import { createLimitedLog, type LimitedLog, type Logger } from '../observability/logger.js';
-import { loadAgents } from '../agents/agents.repository.js';
+import { loadAgents, loadAllAgents } from '../agents/agents.repository.js';
 import type { PermissionChangePublisher } from '../agents/agents.service.js';
 import { loadOpenApprovals } from '../approvals/open-approvals.repository.js';
 
@@ -143,6 +143,8 @@ export class PermissionView implements PermissionChangePublisher {
   private stopped = false;
   /** Serializes reloads so an older read never overwrites a newer one. */
   private reloadChain: Promise<unknown> = Promise.resolve();
+  /** The catch-up waiting in the reload chain, not started yet (later changes join it). */
+  private queuedCatchUp: { ids: Set<string>; done: Promise<void> } | undefined;
   private readonly limitedLog: LimitedLog;
   private pollFailing = false;
   private readonly listeners = new Set<PermissionViewListener>();
@@ -168,7 +170,12 @@ export class PermissionView implements PermissionChangePublisher {
       if (this.pushLostAt !== null) logger.info({ channel }, 'permission push channel back; resynchronising');
     });
     await subscriber.subscribe(channel);
+    const loadStart = Date.now();
     await this.poll(true);
+    // A large first load can take longer than the staleness bound, and changes committed during it
+    // are not in its snapshot: one ordinary poll right after reads them and makes the view fresh.
+    await this.poll(false);
+    logger.info({ agents: this.agents.size, ms: Date.now() - loadStart, version: this.maxVersion.toString() }, 'permission view loaded');
     this.loaded = true;
     this.lastPushAt = Date.now();
     this.timer = setInterval(() => this.tick(), this.heartbeatMs);
@@ -347,11 +354,12 @@ export class PermissionView implements PermissionChangePublisher {
     try {
       await this.enqueueReload(async () => {
         const seq = ++this.approvalReads;
-        const [changed, approvals] = await Promise.all([
-          loadAgents(this.opts.db, initial ? {} : { versionAbove: this.maxVersion }),
+        // The first load streams every agent in pages from one snapshot (see loadAllAgents),
+        // storing each page as it comes; later polls read only what changed.
+        const [, approvals] = await Promise.all([
+          initial ? loadAllAgents(this.opts.db, (page) => this.apply(page)) : loadAgents(this.opts.db, { versionAbove: this.maxVersion }).then((changed) => this.apply(changed)),
           loadOpenApprovals(this.opts.db, this.opts.clock.now()),
         ]);
-        this.apply(changed);
         this.applyAllApprovals(approvals, seq);
       }, initial ? undefined : RELOAD_WAIT_MS);
       this.lastPollOkAt = startedAt;
@@ -374,12 +382,25 @@ export class PermissionView implements PermissionChangePublisher {
    * to M, while a reload of one agent at M says nothing about the others below M.
    */
   private catchUp(ids: string[]): Promise<void> {
-    return this.enqueueReload(async () => {
+    // Joins a catch-up that is queued and has not started yet: its read starts after our change
+    // committed, so it sees it. Under a burst of writes this is one read for many changes instead
+    // of one read per change, each behind the last.
+    const queued = this.queuedCatchUp;
+    if (queued) {
+      for (const id of ids) queued.ids.add(id);
+      return queued.done;
+    }
+    const pending = { ids: new Set(ids), done: Promise.resolve() };
+    this.queuedCatchUp = pending;
+    pending.done = this.enqueueReload(async () => {
+      if (this.queuedCatchUp === pending) this.queuedCatchUp = undefined;
+      const agentIds = [...pending.ids];
       const seq = ++this.approvalReads;
-      const [agents, approvals] = await Promise.all([loadAgents(this.opts.db, { versionAbove: this.maxVersion }), loadOpenApprovals(this.opts.db, this.opts.clock.now(), ids)]);
+      const [agents, approvals] = await Promise.all([loadAgents(this.opts.db, { versionAbove: this.maxVersion }), loadOpenApprovals(this.opts.db, this.opts.clock.now(), agentIds)]);
       this.apply(agents);
-      this.applyApprovals(ids, approvals, seq);
+      this.applyApprovals(agentIds, approvals, seq);
     }, RELOAD_WAIT_MS);
+    return pending.done;
   }
 
   private reloadApprovals(ids: string[]): Promise<void> {

@@ -131,6 +131,8 @@ export const JOBS = {
   'trust-notice': { queue: QUEUES.notify, payload: trustNoticeSchema },
   /** Publishes one person's Slack App Home. */
   'slack-home': { queue: QUEUES.notify, payload: z.object({ userId: z.string().regex(/^[UW][A-Z0-9]{1,20}$/) }) },
+  /** The scheduled full audit verify found the chain broken (src/audit/scheduled-verify.ts). */
+  'audit-broken-notice': { queue: QUEUES.notify, payload: z.object({ firstBrokenSeq: z.string().regex(/^\d+$/), problem: z.string(), at: z.iso.datetime({ offset: true }) }) },
   /** Resolves policy emails to Slack users (a job scheduler, and after a policy change). */
   'slack-directory': { queue: QUEUES.notify, payload: nothing },
 } as const satisfies Record<string, JobContract>;

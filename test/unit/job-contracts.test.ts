@@ -11,6 +11,7 @@ import { CONSEQUENCES_JOB } from '../../src/trust/consequences.service.js';
 import { TRUST_DAILY_JOB, TRUST_NOTICE_JOB } from '../../src/trust/trust.service.js';
 import { SLACK_DIRECTORY_JOB, SLACK_HOME_JOB } from '../../src/slack/slack-directory.js';
 import { SWEEP_JOB } from '../../jobs/sweep.job.js';
+import { AUDIT_BROKEN_NOTICE_JOB } from '../../src/audit/scheduled-verify.js';
 
 /** Issue 13 item 4: one map from job name to queue and payload schema, used by the writer and the workers. */
 
@@ -41,6 +42,7 @@ const SAMPLES: { [N in JobName]: JobPayload<N> } = {
   'trust-notice': { agentId: 'bot-1', key: 'violation:ev1', kind: 'violation', pactId: 'pact-7', severity: 'high', description: null, evidenceUrl: null },
   'slack-home': { userId: 'U0ABC' },
   'slack-directory': {},
+  'audit-broken-notice': { firstBrokenSeq: '3', problem: 'content does not match its hash (entry altered)', at: AT },
 };
 
 const names = Object.keys(JOBS) as JobName[];
@@ -51,7 +53,7 @@ describe('the job contracts', () => {
       LIFT_ACTION_JOB, INCIDENT_UPDATE_JOB, BREAK_GLASS_NOTICE_JOB, DECOMMISSION_NOTICE_JOB,
       APPROVAL_TIMER_JOB, APPROVAL_CARDS_JOB, APPROVAL_CALLBACK_JOB, APPROVAL_TIMERS_CANCEL_JOB,
       CONFIRMATION_REQUEST_JOB, BUILD_PACKET_JOB, PACKET_DELIVERY_JOB, POLICY_INVALID_NOTICE_JOB,
-      CONSEQUENCES_JOB, TRUST_NOTICE_JOB, TRUST_DAILY_JOB, SLACK_DIRECTORY_JOB, SLACK_HOME_JOB, SWEEP_JOB,
+      CONSEQUENCES_JOB, TRUST_NOTICE_JOB, TRUST_DAILY_JOB, SLACK_DIRECTORY_JOB, SLACK_HOME_JOB, SWEEP_JOB, AUDIT_BROKEN_NOTICE_JOB,
       ...EVENT_TYPES,
     ];
     expect(new Set(produced).size).toBe(produced.length);

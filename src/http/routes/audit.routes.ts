@@ -1,10 +1,11 @@
 import type { Db } from '../../db/database.js';
 import { listAudit, verifyAudit } from '../../audit/audit.repository.js';
-import { auditQuerySchema } from '../../api/schemas.js';
+import { auditQuerySchema, auditVerifyQuerySchema } from '../../api/schemas.js';
+import type { Clock } from '../../core/clock.js';
 import type { Router } from '../router.js';
 import { parseInput } from '../validate.js';
 
-export function addAuditRoutes(router: Router, deps: { db: Db }): void {
+export function addAuditRoutes(router: Router, deps: { db: Db; clock?: Clock }): void {
   router.add({
     method: 'GET',
     path: '/v1/audit',
@@ -35,6 +36,9 @@ export function addAuditRoutes(router: Router, deps: { db: Db }): void {
     method: 'GET',
     path: '/v1/audit/verify',
     auth: 'admin',
-    handler: async () => ({ status: 200, body: await verifyAudit(deps.db) }),
+    handler: async (ctx) => {
+      const query = parseInput(auditVerifyQuerySchema, Object.fromEntries(ctx.query), 'query');
+      return { status: 200, body: await verifyAudit(deps.db, { full: query.full === 'true', now: deps.clock?.now() }) };
+    },
   });
 }
