@@ -81,6 +81,10 @@ async function run(job: Job, deps: NotifyDeps): Promise<string> {
       const p = parseJob(name, job.data);
       return notices ? notices.trustNotice(p) : 'no_platform';
     }
+    case 'audit-broken-notice': {
+      const p = parseJob(name, job.data);
+      return notices ? notices.auditBrokenNotice(p) : 'no_platform';
+    }
     case 'slack-home': {
       const p = parseJob(name, job.data);
       return notices ? notices.publishHome('slack', p.userId) : 'no_platform';

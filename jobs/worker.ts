@@ -21,6 +21,8 @@ import { liftAction } from './lift-action.job.js';
 import { buildPacket } from './packet.job.js';
 import { sweepJob, SWEEP_EVERY_MS, SWEEP_JOB } from './sweep.job.js';
 import { trustDaily } from './trust-daily.job.js';
+import { parseJob } from '../src/queue/job-contracts.js';
+import { AUDIT_VERIFY_FULL_EVERY_MS, AUDIT_VERIFY_FULL_JOB, runScheduledAuditVerify } from '../src/audit/scheduled-verify.js';
 import { notify, type NotifyDeps } from './notify.job.js';
 
 export interface WorkerDeps {
@@ -76,6 +78,12 @@ export async function startWorkers(deps: WorkerDeps): Promise<Worker[]> {
       'build-packet': (job) => buildPacket(job, deps.packets),
       sweep: (job) => sweepJob(job, deps),
       'trust-daily': (job) => trustDaily(job, deps.trust),
+      'audit-verify-full': async (job) => {
+        parseJob('audit-verify-full', job.data);
+        const { verification, alerted } = await runScheduledAuditVerify({ db: deps.db, clock: deps.clock });
+        if (!verification.ok) deps.logger.error({ firstBroken: verification.firstBroken, alerted }, 'the scheduled full audit verify found the chain broken');
+        return verification.ok ? `ok: ${verification.entries} entries` : `broken at ${verification.firstBroken?.seq}${alerted ? ' (announced)' : ''}`;
+      },
     }),
     { ...common, concurrency: 4 },
   );
@@ -100,6 +108,7 @@ export async function startWorkers(deps: WorkerDeps): Promise<Worker[]> {
   }
   await deps.queues.timers.upsertJobScheduler(SWEEP_JOB, { every: SWEEP_EVERY_MS }, { name: SWEEP_JOB });
   await deps.queues.timers.upsertJobScheduler(TRUST_DAILY_JOB, { every: TRUST_DAILY_EVERY_MS }, { name: TRUST_DAILY_JOB });
+  await deps.queues.timers.upsertJobScheduler(AUDIT_VERIFY_FULL_JOB, { every: AUDIT_VERIFY_FULL_EVERY_MS }, { name: AUDIT_VERIFY_FULL_JOB });
   // A Redis that loses its data (no persistence, a failover) loses the schedulers too, and with them
   // the sweep that rebuilds every other lost timer: put back any that is gone (only then: upserting
   // runs the job at once).
@@ -107,6 +116,7 @@ export async function startWorkers(deps: WorkerDeps): Promise<Worker[]> {
     void (async () => {
       if (!(await deps.queues.timers.getJobScheduler(SWEEP_JOB))) await deps.queues.timers.upsertJobScheduler(SWEEP_JOB, { every: SWEEP_EVERY_MS }, { name: SWEEP_JOB });
       if (!(await deps.queues.timers.getJobScheduler(TRUST_DAILY_JOB))) await deps.queues.timers.upsertJobScheduler(TRUST_DAILY_JOB, { every: TRUST_DAILY_EVERY_MS }, { name: TRUST_DAILY_JOB });
+      if (!(await deps.queues.timers.getJobScheduler(AUDIT_VERIFY_FULL_JOB))) await deps.queues.timers.upsertJobScheduler(AUDIT_VERIFY_FULL_JOB, { every: AUDIT_VERIFY_FULL_EVERY_MS }, { name: AUDIT_VERIFY_FULL_JOB });
     })().catch(() => undefined);
   }, SWEEP_EVERY_MS);
   reschedule.unref();

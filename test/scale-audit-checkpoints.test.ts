@@ -1,25 +1,21 @@
 import { sql } from 'kysely';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect } from 'vitest';
 import { runScheduledAuditVerify } from '../src/audit/scheduled-verify.js';
-import { cleanRedisPrefix, sampleAgent, startTestApp, testConfig, type TestApp } from './support/app.js';
-import { createTestDatabase, testPrefix, type TestDatabase } from './support/database.js';
+import { sampleAgent, waitFor, type TestApp } from './support/app.js';
+import { appTest } from './support/fixture.js';
+import type { FakeSlack } from './support/fake-slack.js';
 import { seedAuditEntries } from './support/fleet.js';
 
 /** Issue 17 item 6: verify from the last checkpoint, `?full=true` walks everything, a scheduled full verify alerts. */
 
-let database: TestDatabase;
+// The web role: no worker runs the scheduled verify on its own while the test tampers; a worker
+// is started later to deliver the alarm.
+const it = appTest({ env: { ARMALO_ROLE: 'web' }, slack: true, policy: 'channels:\n  incidents: { slack: C0INCIDENTS }\n' });
 let app: TestApp;
-const prefix = testPrefix();
-
-beforeAll(async () => {
-  database = await createTestDatabase();
-  app = await startTestApp(testConfig(database.url, prefix, { ARMALO_ROLE: 'web' }));
-});
-
-afterAll(async () => {
-  await app?.stop();
-  await database?.drop();
-  await cleanRedisPrefix(prefix);
+let slack: FakeSlack;
+it.beforeAll(({ app: started, slack: fake }) => {
+  app = started;
+  slack = fake;
 });
 
 /** A superuser bypassing the append-only triggers: the hash chains are what must catch it. */
@@ -35,7 +31,7 @@ async function asSuperuser(statement: ReturnType<typeof sql>) {
 }
 
 describe('audit checkpoints', () => {
-  it('verifies from the last checkpoint; a full verify and the scheduled one find tampering before it', async () => {
+  it('verifies from the last checkpoint; a full verify and the scheduled one find tampering before it', async ({ startApp }) => {
     await app.call('PUT', '/v1/agents/cp-bot', sampleAgent);
     await seedAuditEntries(app.db, 3000);
 
@@ -71,6 +67,14 @@ describe('audit checkpoints', () => {
     expect(jobs).toHaveLength(1);
     expect(jobs[0]).toMatchObject({ queue: 'notify', payload: { firstBrokenSeq: '1500', problem: expect.stringContaining('altered') } });
     expect(Date.parse((jobs[0]!.payload as { at: string }).at)).toBeGreaterThan(Date.now() - 60_000);
+    // A worker delivers it: one alarm in the incidents channel (its own daily full verify, which runs
+    // at start, finds the same break and does not announce it again).
+    await startApp({ env: { ARMALO_ROLE: 'worker' }, appOptions: { relayPollMs: 200 } });
+    const alarms = () => slack.posts('C0INCIDENTS').filter((p) => JSON.stringify(p.args).includes('audit log is BROKEN'));
+    await waitFor(() => alarms().length === 1, 15_000, 'the audit alarm in the incidents channel');
+    expect(JSON.stringify(alarms()[0]!.args)).toContain('1500');
+    await waitFor(async () => (await app.db.selectFrom('outbox').select('id').where('job_name', '=', 'audit-broken-notice').where('published_at', 'is not', null).execute()).length === 1, 5000, 'the alarm job published');
+    expect(alarms()).toHaveLength(1);
   });
 
   it('the checkpoints are a chain of their own, and the entry a checkpoint recorded must keep its hash', async () => {

@@ -1,20 +1,17 @@
 import { createServer } from 'node:net';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect } from 'vitest';
 import { createDb } from '../src/db/database.js';
 import { loadAgents, loadAllAgents } from '../src/agents/agents.repository.js';
-import { cleanRedisPrefix, startTestApp, testConfig, TOKEN, type TestApp } from './support/app.js';
-import { createTestDatabase, testPrefix, type TestDatabase } from './support/database.js';
+import { TOKEN } from './support/app.js';
+import { appTest } from './support/fixture.js';
 import { fleetId, seedFleet } from './support/fleet.js';
 
 /** Issue 17 item 4: the view's initial load streams 70,000+ agents, and /readyz answers only once it is complete. */
 
 const COUNT = 70_500;
-let database: TestDatabase;
-let app: TestApp | undefined;
-const prefix = testPrefix();
-
-beforeAll(async () => {
-  database = await createTestDatabase();
+// The file's database is seeded before any instance starts; the test starts the instance itself.
+const it = appTest({ env: { ARMALO_ROLE: 'web' } });
+it.beforeAll(async ({ database }) => {
   const db = createDb(database.url, { max: 2 });
   try {
     await seedFleet(db, COUNT);
@@ -22,12 +19,6 @@ beforeAll(async () => {
     await db.destroy();
   }
 }, 60_000);
-
-afterAll(async () => {
-  await app?.stop();
-  await database?.drop();
-  await cleanRedisPrefix(prefix);
-});
 
 function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -50,10 +41,10 @@ async function decide(base: string, agentId: string, action: string) {
 }
 
 describe('fast start with a large fleet', () => {
-  it('loads 70,500 agents in keyset pages and reports ready only with the whole view', async () => {
+  it('loads 70,500 agents in keyset pages and reports ready only with the whole view', async ({ startApp }) => {
     const port = await freePort();
     const base = `http://127.0.0.1:${port}`;
-    const starting = startTestApp(testConfig(database.url, prefix, { ARMALO_ROLE: 'web', PORT: String(port) }));
+    const starting = startApp({ env: { PORT: String(port) } });
     // Ask /readyz all along the start: the first 200 must come from a replica that holds every agent.
     let firstReady: { last: string; contained: string; active: string } | undefined;
     let started = false;
@@ -76,7 +67,7 @@ describe('fast start with a large fleet', () => {
       }
       await new Promise((r) => setTimeout(r, 20));
     }
-    app = await starting;
+    const app = await starting;
     expect(firstReady).toEqual({ last: 'allow', contained: 'deny', active: 'allow' });
     expect(app.view?.size).toBe(COUNT);
 

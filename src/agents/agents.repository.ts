@@ -1,5 +1,5 @@
 import { sql } from 'kysely';
-import { ASYNC_COMMIT_SQL, type Db, type DbOrTrx } from '../db/database.js';
+import type { Db, DbOrTrx } from '../db/database.js';
 import type { AgentActionRow, AgentRow } from '../db/schema.js';
 import type { ActiveAction, Agent, GrantConstraints, RestrictingKind, RiskTier, TouchedGrant } from '../domain/agent.js';
 import type { TrustTier } from '../domain/trust-score.js';
@@ -326,15 +326,13 @@ export async function loadAgent(db: DbOrTrx, id: string, options: { forUpdate?: 
  * read of `version > N` that sees version M sees every change up to M, and a replica's poll
  * (versions above the highest it holds) can never skip a change whose publish was lost.
  * Call it late in the transaction, after the other row locks it needs, to keep lock order simple
- * (agent row, then the rest, then the audit head). The transaction then commits asynchronously
- * (`ASYNC_COMMIT_SQL`): the lock is not held across the WAL flush, and the COMMIT still resolves
- * only once the change is durable (see database.ts).
+ * (agent row, then the rest, then the audit head).
  */
 export async function nextPermissionVersion(trx: DbOrTrx): Promise<bigint> {
   if (!trx.isTransaction) throw new Error('a permission version must be taken inside the transaction that commits it');
   const { rows } = await sql<{ v: string }>`
     select nextval('permission_version_seq')::text as v
-    from (select ${sql.raw(ASYNC_COMMIT_SQL)} from audit_head where id = 1 for update) as head`.execute(trx);
+    from (select 1 from audit_head where id = 1 for update) as head`.execute(trx);
   return BigInt(rows[0]!.v);
 }
 
@@ -346,7 +344,7 @@ export async function assignPermissionVersion(trx: DbOrTrx, agentId: string): Pr
   if (!trx.isTransaction) throw new Error('a permission version must be taken inside the transaction that commits it');
   const { rows } = await sql<{ v: string }>`
     update agents set version = next.v
-    from (select nextval('permission_version_seq') as v from (select ${sql.raw(ASYNC_COMMIT_SQL)} from audit_head where id = 1 for update) as head) as next
+    from (select nextval('permission_version_seq') as v from (select 1 from audit_head where id = 1 for update) as head) as next
     where agents.id = ${agentId}
     returning agents.version::text as v`.execute(trx);
   if (!rows[0]) throw new Error(`cannot version unknown agent ${agentId}`);

@@ -2,7 +2,6 @@ import { createHash } from 'node:crypto';
 import { sql } from 'kysely';
 import type { DbOrTrx } from '../db/database.js';
 import type { AuditRow } from '../db/schema.js';
-import { ASYNC_COMMIT_SQL } from '../db/database.js';
 import { auditEntryHash, auditEntryHashParts, canonicalJson, GENESIS_HASH } from '../domain/audit-chain.js';
 
 export interface AuditInput {
@@ -22,19 +21,16 @@ export interface AuditInput {
  * previous hash; the hash is the same `auditEntryHash` the verifier recomputes (the content's
  * canonical JSON is built here, with the seq, known only under the lock, spliced in by Postgres).
  *
- * Why it is fast: the lock is taken by the last statements of the transaction, and the
- * transaction commits asynchronously (`ASYNC_COMMIT_SQL`), so the lock is not held across the
- * WAL flush; the caller is still answered only once the commit is durable (see database.ts).
+ * Why it is short: the lock is taken by one of the last statements of the transaction, in one
+ * round trip (head, entry and new head together).
  */
 export async function appendAudit(trx: DbOrTrx, input: AuditInput): Promise<{ seq: string; hash: string }> {
   // Round-trip the payload through JSON so what we hash is exactly what jsonb stores.
   const payload: unknown = JSON.parse(JSON.stringify(input.payload ?? {}));
   const { before, after } = auditEntryHashParts({ at: input.at, actor: input.actor, action: input.action, subject: input.subject, payload });
-  // Outside a transaction the entry is its own (implicit) transaction: it commits synchronously.
-  const asyncCommit = trx.isTransaction ? sql.raw(`, ${ASYNC_COMMIT_SQL} as async_commit`) : sql``;
   const { rows } = await sql<{ seq: string; hash: string }>`
     with head as (
-      select seq + 1 as seq, hash as prev ${asyncCommit} from audit_head where id = 1 for update),
+      select seq + 1 as seq, hash as prev from audit_head where id = 1 for update),
     entry as (
       insert into audit_log (seq, at, actor, action, subject, payload, prev_hash, hash)
       select head.seq, ${input.at}, ${input.actor}, ${input.action}, ${input.subject}, ${JSON.stringify(payload)}::jsonb, head.prev,

@@ -6,6 +6,9 @@ import { verifyAudit, type AuditVerification } from './audit.repository.js';
 
 /** The job that tells the incidents channel the audit chain is broken (queue `notify`). */
 export const AUDIT_BROKEN_NOTICE_JOB = 'audit-broken-notice';
+/** The scheduled full verify itself (queue `timers`, a job scheduler of the worker role). */
+export const AUDIT_VERIFY_FULL_JOB = 'audit-verify-full';
+export const AUDIT_VERIFY_FULL_EVERY_MS = 24 * 3_600_000;
 
 export interface AuditBrokenNotice {
   /** The first entry that does not match the chain. */

@@ -37,61 +37,8 @@ export function createDb(databaseUrl: string, options: { max?: number; onConnect
   // broken connection is never handed out again.
   pool.on('connect', (client) => {
     client.on('error', (err) => onError(err));
-    flushAfterAsyncCommit(client);
   });
   return new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
-}
-
-/**
- * Statements that take the audit chain's head lock (appending an entry, drawing a permission
- * version) carry this call: it turns `synchronous_commit` off for their transaction only.
- *
- * Why: the head lock is held until the transaction ends, and with a synchronous commit that
- * includes the WAL flush (an fsync: about 10 ms on a busy machine), so every audited change in
- * the whole deployment queued behind one fsync at a time (about 80 changes/s, whatever the
- * number of clients). With an asynchronous commit the lock is released as soon as the commit
- * record is in the WAL buffers, and the next writer can chain onto it at once.
- *
- * Durability is kept by the connection wrapper below: the COMMIT of such a transaction resolves
- * only after a second, synchronous commit on the same connection has flushed the WAL past it (a
- * flush covers every record before it). So no caller, and no user, is ever answered before its
- * change is on disk; and the flushes of concurrent writers are grouped by Postgres (one fsync
- * serves all the commits waiting for it). What changes: a change is visible to other sessions
- * a few ms before it is durable. Anything that commits after reading it (the next audit entry
- * chained onto it, the next version) lies later in the WAL, so a crash can only lose a suffix:
- * the chain that survives is still one unbroken chain.
- */
-export const ASYNC_COMMIT_SQL = "set_config('synchronous_commit', 'off', true)";
-
-/**
- * The statement that makes an asynchronous commit durable: a transactional WAL record in an
- * implicit transaction of its own, whose synchronous commit flushes the WAL up to it (a
- * transaction that writes no WAL, such as `select pg_current_xact_id()`, is not flushed).
- */
-const FLUSH_SQL = "select pg_logical_emit_message(true, 'armalo-flush', '')";
-
-type QueryFn = (...args: unknown[]) => unknown;
-
-/** Wraps one pooled client: a COMMIT after `ASYNC_COMMIT_SQL` resolves only once it is durable. */
-function flushAfterAsyncCommit(client: pg.PoolClient): void {
-  const original = client.query.bind(client) as QueryFn;
-  let asyncCommit = false;
-  const wrapped: QueryFn = (...args) => {
-    const text = args[0];
-    // Only the promise form with SQL text (how Kysely calls it); callbacks and cursors pass through.
-    if (typeof text !== 'string' || typeof args[args.length - 1] === 'function') return original(...args);
-    if (text === 'commit' && asyncCommit) {
-      asyncCommit = false;
-      return (original(...args) as Promise<unknown>).then(async (result) => {
-        await (original(FLUSH_SQL) as Promise<unknown>);
-        return result;
-      });
-    }
-    if (text === 'rollback' || text === 'commit') asyncCommit = false;
-    else if (text.includes(ASYNC_COMMIT_SQL)) asyncCommit = true;
-    return original(...args);
-  };
-  (client as unknown as { query: QueryFn }).query = wrapped;
 }
 
 /** Creates the database named in the URL if it does not exist (used by `npm run migrate`). */

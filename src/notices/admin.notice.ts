@@ -60,3 +60,27 @@ export function policyInvalidNotice(n: PolicyInvalidNotice): Notice {
     blocks: [{ kind: 'lines', lines: [['Fix it (', { code: 'npm run policy:check -- FILE' }, '):'], ...shown] }],
   };
 }
+
+/**
+ * The scheduled full verify found the audit chain broken: an alarm in the incidents channel, with
+ * what to do. (A tampered log is a security incident of its own.)
+ */
+export function auditBrokenNotice(n: { firstBrokenSeq: string; problem: string; at: string }): Notice {
+  const title: Text = [{ strong: 'The audit log is BROKEN' }, ' at entry ', { code: n.firstBrokenSeq }, ': ', clip(n.problem, LIMITS.line)];
+  return {
+    kind: 'audit-broken',
+    tone: 'danger',
+    icon: 'violation',
+    title,
+    fallback: plain(title),
+    blocks: [
+      {
+        kind: 'lines',
+        lines: [
+          ['Found by the scheduled full verify at ', { time: n.at }, '. Entries may have been altered, removed or inserted by someone with database access.'],
+          ['Check it yourself with ', { command: 'audit verify' }, ' or ', { code: 'GET /v1/audit/verify?full=true' }, ', preserve the database for forensics, and treat it as an incident.'],
+        ],
+      },
+    ],
+  };
+}

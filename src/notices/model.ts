@@ -111,6 +111,7 @@ export type NoticeKind =
   | 'break-glass'
   | 'decommission'
   | 'policy-invalid'
+  | 'audit-broken'
   | 'reply';
 
 export interface Notice {

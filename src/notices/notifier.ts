@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import type { Db } from '../db/database.js';
 import type { Clock } from '../core/clock.js';
 import type { BreakGlassNotice, DecommissionNotice, IncidentUpdate } from '../agents/agents.service.js';
@@ -10,7 +11,7 @@ import type { Policy } from '../policy/policy.schema.js';
 import type { PolicyInvalidNotice } from '../policy/policy-watcher.js';
 import type { TrustNotice as TrustChange } from '../trust/trust.service.js';
 import { approvalNotice, approvalReminderNotice, waitingNotice } from './approval.notice.js';
-import { breakGlassNotice, decommissionNotice, policyInvalidNotice } from './admin.notice.js';
+import { auditBrokenNotice, breakGlassNotice, decommissionNotice, policyInvalidNotice } from './admin.notice.js';
 import { confirmationNotice } from './confirmation.notice.js';
 import { incidentExpiryNotice, incidentNotice, incidentStepNotice } from './incident.notice.js';
 import type { MessageLedger } from './ledger.js';
@@ -375,6 +376,18 @@ export class NoticeService {
   }
 
   /** A policy file that changed but does not validate: once per file content, in the incidents channel. */
+  /** The audit chain is broken (the scheduled full verify): an alarm in the incidents channel, once per break. */
+  async auditBrokenNotice(n: { firstBrokenSeq: string; problem: string; at: string }): Promise<string> {
+    const notice = auditBrokenNotice(n);
+    const key = createHash('sha256').update(`${n.firstBrokenSeq}\n${n.problem}`).digest('hex').slice(0, 32);
+    return this.each(async (platform, out) => {
+      const p = platform.name;
+      const channel = this.deps.recipients.policyChannel(p, 'incidents');
+      if (!channel) return 'no_channel';
+      await out.attempt(() => this.once(platform, `${p}:audit-broken:${key}`, () => platform.post(channel, notice)));
+    });
+  }
+
   async policyInvalidNotice(n: PolicyInvalidNotice): Promise<string> {
     const notice = policyInvalidNotice(n);
     return this.each(async (platform, out) => {

@@ -112,6 +112,8 @@ export const JOBS = {
   sweep: { queue: QUEUES.timers, payload: nothing },
   /** The daily trust pass: decay, stale evidence (a job scheduler). */
   'trust-daily': { queue: QUEUES.timers, payload: nothing },
+  /** The daily full walk of the audit chain, checkpoints or not (a job scheduler). */
+  'audit-verify-full': { queue: QUEUES.timers, payload: nothing },
 
   /** Posts or updates an incident's notice. */
   'incident-update': { queue: QUEUES.notify, payload: incidentUpdateSchema },

@@ -11,7 +11,7 @@ import { CONSEQUENCES_JOB } from '../../src/trust/consequences.service.js';
 import { TRUST_DAILY_JOB, TRUST_NOTICE_JOB } from '../../src/trust/trust.service.js';
 import { SLACK_DIRECTORY_JOB, SLACK_HOME_JOB } from '../../src/slack/slack-directory.js';
 import { SWEEP_JOB } from '../../jobs/sweep.job.js';
-import { AUDIT_BROKEN_NOTICE_JOB } from '../../src/audit/scheduled-verify.js';
+import { AUDIT_BROKEN_NOTICE_JOB, AUDIT_VERIFY_FULL_JOB } from '../../src/audit/scheduled-verify.js';
 
 /** Issue 13 item 4: one map from job name to queue and payload schema, used by the writer and the workers. */
 
@@ -32,6 +32,7 @@ const SAMPLES: { [N in JobName]: JobPayload<N> } = {
   'build-packet': { packetId: ID },
   sweep: {},
   'trust-daily': {},
+  'audit-verify-full': {},
   'incident-update': { incidentId: ID, actionId: ID2, event: 'expired' },
   'approval-cards': { requestId: ID, remind: true },
   'confirmation-request': { confirmationId: ID },
@@ -53,7 +54,7 @@ describe('the job contracts', () => {
       LIFT_ACTION_JOB, INCIDENT_UPDATE_JOB, BREAK_GLASS_NOTICE_JOB, DECOMMISSION_NOTICE_JOB,
       APPROVAL_TIMER_JOB, APPROVAL_CARDS_JOB, APPROVAL_CALLBACK_JOB, APPROVAL_TIMERS_CANCEL_JOB,
       CONFIRMATION_REQUEST_JOB, BUILD_PACKET_JOB, PACKET_DELIVERY_JOB, POLICY_INVALID_NOTICE_JOB,
-      CONSEQUENCES_JOB, TRUST_NOTICE_JOB, TRUST_DAILY_JOB, SLACK_DIRECTORY_JOB, SLACK_HOME_JOB, SWEEP_JOB, AUDIT_BROKEN_NOTICE_JOB,
+      CONSEQUENCES_JOB, TRUST_NOTICE_JOB, TRUST_DAILY_JOB, SLACK_DIRECTORY_JOB, SLACK_HOME_JOB, SWEEP_JOB, AUDIT_BROKEN_NOTICE_JOB, AUDIT_VERIFY_FULL_JOB,
       ...EVENT_TYPES,
     ];
     expect(new Set(produced).size).toBe(produced.length);
@@ -76,7 +77,7 @@ describe('the job contracts', () => {
   it.each(names)('%s: a malformed payload is refused for good, naming the job', (name) => {
     let thrown: unknown;
     try {
-      parseJob(name, name === 'sweep' || name === 'trust-daily' || name === 'slack-directory' ? 'not an object' : { nothing: 'useful' });
+      parseJob(name, name === 'sweep' || name === 'trust-daily' || name === 'audit-verify-full' || name === 'slack-directory' ? 'not an object' : { nothing: 'useful' });
     } catch (err) {
       thrown = err;
     }
