@@ -10,11 +10,9 @@ import { escapeMarkdown } from './escape.js';
 export type AdaptiveCard = Record<string, unknown>;
 type Element = Record<string, unknown>;
 
-export const APPROVE_VERB = 'armalo.approve';
-export const DENY_VERB = 'armalo.deny';
-export const REFRESH_VERB = 'armalo.refresh';
-export const CONFIRM_VERB = 'armalo.confirm';
-export const CANCEL_VERB = 'armalo.cancel';
+/** The Universal Action verbs (Action.Execute) of our cards; the bot routes each to its use case. */
+export const VERBS = { approve: 'armalo.approve', deny: 'armalo.deny', refresh: 'armalo.refresh', confirm: 'armalo.confirm', cancel: 'armalo.cancel' } as const;
+export const { approve: APPROVE_VERB, deny: DENY_VERB, refresh: REFRESH_VERB, confirm: CONFIRM_VERB, cancel: CANCEL_VERB } = VERBS;
 
 export const CARD_SCHEMA = 'http://adaptivecards.io/schemas/adaptive-card.json';
 export const CARD_VERSION = '1.5';
