@@ -9,7 +9,7 @@ import { ConfigError, loadConfig, type Config } from '../src/config/env.js';
 import { startApp, StartupError } from '../src/app.js';
 import { createLogger } from '../src/observability/logger.js';
 import { PolicyError } from '../src/policy/load-policy.js';
-import { LogCapture, startTestApp, testConfig } from './support/app.js';
+import { LogCapture, testConfig } from './support/app.js';
 import { createTestDatabase, REDIS_URL, type TestDatabase } from './support/database.js';
 import { appTest } from './support/fixture.js';
 
@@ -399,10 +399,8 @@ describe('startApp refuses to run on what it cannot trust', () => {
     expect(await isListening(port)).toBe(false);
   });
 
-  it('ARMALO_INSECURE_DEV_DEFAULTS=1 in production: starts on the development token, and warns loudly at start', async () => {
-    const app = await startTestApp(
-      testConfig(migrated.url, prefix, { NODE_ENV: 'production', ARMALO_INSECURE_DEV_DEFAULTS: '1', ARMALO_API_TOKENS: `dev:${SECRETS.devToken}` }),
-    );
+  withStore('ARMALO_INSECURE_DEV_DEFAULTS=1 in production: starts on the development token, and warns loudly at start', async ({ startApp: startInstance }) => {
+    const app = await startInstance({ plain: true, env: { NODE_ENV: 'production', ARMALO_INSECURE_DEV_DEFAULTS: '1', ARMALO_API_TOKENS: `dev:${SECRETS.devToken}` } });
     try {
       const warning = app.logs.lines.find((l) => String(l.msg).startsWith('INSECURE: ARMALO_INSECURE_DEV_DEFAULTS=1'));
       expect(warning, app.logs.text()).toBeDefined();
@@ -414,8 +412,8 @@ describe('startApp refuses to run on what it cannot trust', () => {
     }
   });
 
-  it('without the flag nothing warns about it', async () => {
-    const app = await startTestApp(testConfig(migrated.url, prefix));
+  withStore('without the flag nothing warns about it', async ({ startApp: startInstance }) => {
+    const app = await startInstance({ plain: true });
     try {
       expect(app.logs.text()).not.toContain('ARMALO_INSECURE_DEV_DEFAULTS');
     } finally {
