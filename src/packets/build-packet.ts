@@ -139,7 +139,7 @@ export async function buildPacket(
       where agent_id = ${agent.id} and pact_id is not null order by pact_id, observed_at desc, id desc`.execute(db),
     db.selectFrom('evaluations').selectAll().where('agent_id', '=', agent.id).orderBy('observed_at', 'desc').orderBy('id', 'desc').limit(EVIDENCE_ITEMS_SHOWN).execute(),
     db.selectFrom('evaluations').select(['dimension', 'passed', 'score', 'observed_at']).where('agent_id', '=', agent.id).where('observed_at', '>=', replayFrom).where('observed_at', '<=', now).execute(),
-    db.selectFrom('trust_scores').select(['score', 'tier', 'computed_at']).where('agent_id', '=', agent.id).where('source', '=', 'external').where('computed_at', '<=', now).orderBy('computed_at').orderBy('id').execute(),
+    db.selectFrom('trust_scores').select(['score', 'tier', 'computed_at', 'inputs']).where('agent_id', '=', agent.id).where('source', '=', 'external').where('computed_at', '<=', now).orderBy('computed_at').orderBy('id').execute(),
     db.selectFrom('trust_scores').select(['score', 'tier', 'source', 'computed_at']).where('agent_id', '=', agent.id).where('computed_at', '<=', now).orderBy('computed_at', 'desc').orderBy('id', 'desc').executeTakeFirst(),
     db.selectFrom('pacts').selectAll().where('agent_id', '=', agent.id).orderBy('id').execute(),
     db.selectFrom('agent_actions').selectAll().where('agent_id', '=', agent.id).where('incident_id', 'is not', null).orderBy('created_at').execute(),
@@ -183,7 +183,7 @@ export async function buildPacket(
   // ---- score history (by evidence time) -----------------------------------------------------
   const history = replayScoreHistory(
     replayRows.map((e) => ({ dimension: e.dimension, passed: e.passed, score: e.score, observedAt: e.observed_at })),
-    externals.map((e) => ({ at: e.computed_at, score: e.score, tier: e.tier })),
+    externals.map((e) => ({ at: externalScoreTime(e.inputs, e.computed_at), score: e.score, tier: e.tier })),
     now,
     { days: HISTORY_DAYS, weights: policy.trust.weights, thresholds: policy.trust.tiers, live: live ? { score: live.score, tier: live.tier, source: live.source } : null },
   );
@@ -308,3 +308,14 @@ export async function buildPacket(
   return JSON.parse(JSON.stringify(packet)) as TrustPacket;
 }
 
+
+/**
+ * When an external score (Armalo's `score.changed`) took effect: the event's own time, stored with
+ * it, so a score held until its agent was registered still stands where Armalo set it. Never later
+ * than when we applied it (nor a time we cannot read).
+ */
+export function externalScoreTime(inputs: unknown, appliedAt: Date): Date {
+  const createdAt = (inputs as { createdAt?: unknown } | null)?.createdAt;
+  const at = typeof createdAt === 'string' ? new Date(createdAt) : undefined;
+  return at && Number.isFinite(at.getTime()) && at.getTime() <= appliedAt.getTime() ? at : appliedAt;
+}

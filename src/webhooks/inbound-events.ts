@@ -191,7 +191,7 @@ export class InboundEvents {
       case 'score.changed':
       case 'score.tier_changed': {
         const tier = event.data.tier ?? trust.tierOf(event.data.score);
-        await trust.storeScore(trx, agentId, event.data.score, tier, 'external', { eventId: event.id, type: event.type }, now, actor);
+        await trust.storeScore(trx, agentId, event.data.score, tier, 'external', { eventId: event.id, type: event.type, createdAt: event.createdAt }, now, actor);
         break;
       }
       case 'pact.violated':
