@@ -2,6 +2,7 @@ import { sql } from 'kysely';
 import { describe, expect } from 'vitest';
 import { sampleAgent, type TestApp } from './support/app.js';
 import { appTest } from './support/fixture.js';
+import { asSuperuser as tamper } from './support/database.js';
 
 const it = appTest({ env: { ARMALO_ROLE: 'web' } });
 let app: TestApp;
@@ -10,17 +11,7 @@ it.beforeAll(({ app: started }) => {
   app = started;
 });
 
-/** A superuser bypassing the append-only trigger: the hash chain is what must catch it. */
-async function asSuperuser(statement: ReturnType<typeof sql>) {
-  await app.db.connection().execute(async (conn) => {
-    await sql`set session_replication_role = replica`.execute(conn);
-    try {
-      await statement.execute(conn);
-    } finally {
-      await sql`set session_replication_role = origin`.execute(conn);
-    }
-  });
-}
+const asSuperuser = (statement: ReturnType<typeof sql>) => tamper(app.db, statement);
 
 describe('audit log', () => {
   it('records every state change in one chain, also under concurrent writers', async () => {

@@ -3,6 +3,7 @@ import { describe, expect } from 'vitest';
 import { runScheduledAuditVerify } from '../src/audit/scheduled-verify.js';
 import { sampleAgent, waitFor, type TestApp } from './support/app.js';
 import { appTest } from './support/fixture.js';
+import { asSuperuser as tamper } from './support/database.js';
 import type { FakeSlack } from './support/fake-slack.js';
 import { seedAuditEntries } from './support/fleet.js';
 
@@ -18,17 +19,7 @@ it.beforeAll(({ app: started, slack: fake }) => {
   slack = fake;
 });
 
-/** A superuser bypassing the append-only triggers: the hash chains are what must catch it. */
-async function asSuperuser(statement: ReturnType<typeof sql>) {
-  await app.db.connection().execute(async (conn) => {
-    await sql`set session_replication_role = replica`.execute(conn);
-    try {
-      await statement.execute(conn);
-    } finally {
-      await sql`set session_replication_role = origin`.execute(conn);
-    }
-  });
-}
+const asSuperuser = (statement: ReturnType<typeof sql>) => tamper(app.db, statement);
 
 describe('audit checkpoints', () => {
   it('verifies from the last checkpoint; a full verify and the scheduled one find tampering before it', async ({ startApp }) => {

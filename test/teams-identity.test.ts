@@ -2,6 +2,7 @@ import { describe, expect } from 'vitest';
 import { sql } from 'kysely';
 import { sampleAgent, waitFor, type TestApp } from './support/app.js';
 import { appTest } from './support/fixture.js';
+import { cardAction } from './support/drive.js';
 import { type FakeConnector, teamsMessage } from './support/fake-connector.js';
 
 /**
@@ -31,7 +32,6 @@ routing:
 `;
 let app: TestApp;
 let connector: FakeConnector;
-let n = 0;
 
 const it = appTest({ policy: POLICY, teams: true, appOptions: { relayPollMs: 200 } });
 it.beforeAll(async ({ app: started, connector: fakeConnector }) => {
@@ -60,23 +60,9 @@ async function say(aadObjectId: string, text: string): Promise<string> {
 
 /** A click on an Action.Execute button; returns the card the invoke answers with, as text. */
 async function click(aad: string, verb: string, data: Record<string, unknown>): Promise<string> {
-  const activity = {
-    type: 'invoke',
-    name: 'adaptiveCard/action',
-    id: `inv-identity-${++n}`,
-    replyToId: 'act-card',
-    serviceUrl: connector.url,
-    channelId: 'msteams',
-    from: { id: `29:${aad}`, aadObjectId: aad },
-    conversation: { id: `a:personal-${aad}`, conversationType: 'personal', tenantId: 'tenant-1' },
-    recipient: { id: '28:armalo-bot' },
-    value: { action: { type: 'Action.Execute', verb, data }, trigger: 'manual' },
-    channelData: { tenant: { id: 'tenant-1' } },
-  };
-  const res = await fetch(`${app.url}/api/messages`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(activity) });
-  const text = await res.text();
-  expect(res.status, text).toBe(200);
-  return JSON.stringify((JSON.parse(text) as any).value);
+  const res = await cardAction(app, connector, aad, verb, data);
+  expect(res.status, res.text).toBe(200);
+  return JSON.stringify((JSON.parse(res.text) as any).value);
 }
 
 const statusOf = async (agentId: string) => (await app.call('GET', `/v1/agents/${agentId}`)).body.status as string;

@@ -297,16 +297,12 @@ export class NoticeService {
     const { db, ledger, recipients } = this.deps;
     const row = await db.selectFrom('confirmations').selectAll().where('id', '=', confirmationId).executeTakeFirst();
     if (!row) return 'gone';
+    const asked = { id: row.id, agentId: row.agent_id, requestedBy: row.requested_by, reason: String(row.payload.reason ?? ''), requestedPlatform: row.requested_platform ?? 'api', expiresAt: row.expires_at };
     if (row.decided_at) {
       // Decided (confirmed, cancelled, or cancelled because its incident ended): every copy we posted
       // shows the outcome instead of its buttons. Nothing posted yet: nothing to ask any more.
       const decided = confirmationNotice({
-        id: row.id,
-        agentId: row.agent_id,
-        requestedBy: row.requested_by,
-        reason: String(row.payload.reason ?? ''),
-        requestedPlatform: row.requested_platform ?? 'api',
-        expiresAt: row.expires_at,
+        ...asked,
         decided: { outcome: row.outcome === 'confirmed' ? 'confirmed' : 'cancelled', by: row.decided_by ?? 'unknown', reason: row.decided_reason, at: row.decided_at },
       });
       const update = () =>
@@ -320,14 +316,7 @@ export class NoticeService {
     }
     // The thread of the incident it was asked about (bound when asked), not whichever is open now.
     const incident = row.incident_id ? { id: row.incident_id } : await db.selectFrom('incidents').select('id').where('agent_id', '=', row.agent_id).where('status', '=', 'open').executeTakeFirst();
-    const notice = confirmationNotice({
-      id: row.id,
-      agentId: row.agent_id,
-      requestedBy: row.requested_by,
-      reason: String(row.payload.reason ?? ''),
-      requestedPlatform: row.requested_platform ?? 'api',
-      expiresAt: row.expires_at,
-    });
+    const notice = confirmationNotice(asked);
     const post = () =>
       this.each(async (platform, out) => {
         const p = platform.name;

@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';
-import { createDb, ensureDatabaseExists } from '../../src/db/database.js';
+import { sql } from 'kysely';
+import { createDb, ensureDatabaseExists, type Db } from '../../src/db/database.js';
 import { migrateToLatest } from '../../src/db/migrator.js';
 
 export const PG_BASE = process.env.TEST_DATABASE_BASE_URL ?? 'postgres://postgres@127.0.0.1:5432';
@@ -41,4 +42,19 @@ export async function createTestDatabase(options: { migrate?: boolean } = {}): P
 /** A unique BullMQ/Redis prefix per test file, so files never see each other's jobs. */
 export function testPrefix(): string {
   return `armalo-test-${randomBytes(5).toString('hex')}`;
+}
+
+/**
+ * Runs a statement as a superuser bypassing the append-only triggers (session_replication_role =
+ * replica): how tests tamper with the audit log, so that the hash chains are what must catch it.
+ */
+export async function asSuperuser(db: Db, statement: ReturnType<typeof sql>): Promise<void> {
+  await db.connection().execute(async (conn) => {
+    await sql`set session_replication_role = replica`.execute(conn);
+    try {
+      await statement.execute(conn);
+    } finally {
+      await sql`set session_replication_role = origin`.execute(conn);
+    }
+  });
 }
