@@ -2,7 +2,7 @@ import { writeFileSync } from 'node:fs';
 import { describe, expect } from 'vitest';
 import { sampleAgent, waitFor, type TestApp } from './support/app.js';
 import { appTest } from './support/fixture.js';
-import { teamsSay } from './support/drive.js';
+import { cardAction, teamsSay } from './support/drive.js';
 import { type FakeConnector, teamsMessage } from './support/fake-connector.js';
 
 const ONCALL = '00000000-0000-0000-0000-0000000000a1';
@@ -162,21 +162,9 @@ describe('Teams score notices', () => {
 
 describe('Teams two-step revoke', () => {
   async function execute(aad: string, verb: string, data: Record<string, unknown>) {
-    const activity = {
-      type: 'invoke',
-      name: 'adaptiveCard/action',
-      id: `inv-${Date.now()}-${Math.random()}`,
-      replyToId: 'act-card',
-      serviceUrl: connector.url,
-      channelId: 'msteams',
-      from: { id: `29:${aad}`, aadObjectId: aad },
-      conversation: { id: `a:personal-${aad}`, conversationType: 'personal', tenantId: 'tenant-1' },
-      recipient: { id: '28:armalo-bot' },
-      value: { action: { type: 'Action.Execute', verb, data }, trigger: 'manual' },
-    };
-    const res = await fetch(`${app.url}/api/messages`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(activity) });
+    const res = await cardAction(app, connector, aad, verb, data);
     expect(res.status).toBe(200);
-    return JSON.stringify(((await res.json()) as any).value);
+    return JSON.stringify((JSON.parse(res.text) as any).value);
   }
 
   it('asks for confirmation with a button only the requester can use', async () => {
