@@ -1,8 +1,6 @@
-import { Redis } from 'ioredis';
 import { describe, expect } from 'vitest';
-import { waitFor, type TestApp } from './support/app.js';
+import { cleanRedisPrefix, waitFor, type TestApp } from './support/app.js';
 import { appTest } from './support/fixture.js';
-import { REDIS_URL } from './support/database.js';
 import { SWEEP_JOB } from '../jobs/sweep.job.js';
 import { TRUST_DAILY_JOB } from '../src/trust/trust.service.js';
 import { AUDIT_VERIFY_FULL_JOB } from '../src/audit/scheduled-verify.js';
@@ -32,23 +30,6 @@ it.beforeAll(({ app: started, prefix: p, slack }) => {
   directoryLookups = () => slack!.calls.filter((c) => c.method === 'users.lookupByEmail' || c.method === 'users.list').length;
 });
 
-/** What a Redis without persistence keeps after a restart: nothing (only this test's keys). */
-async function loseQueueData(): Promise<number> {
-  const redis = new Redis(REDIS_URL);
-  let deleted = 0;
-  try {
-    let cursor = '0';
-    do {
-      const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}:*`, 'COUNT', 500);
-      cursor = next;
-      if (keys.length) deleted += await redis.del(...keys);
-    } while (cursor !== '0');
-  } finally {
-    redis.disconnect();
-  }
-  return deleted;
-}
-
 const schedulers = async () => ({
   sweep: !!(await app.queues.timers.getJobScheduler(SWEEP_JOB)),
   trustDaily: !!(await app.queues.timers.getJobScheduler(TRUST_DAILY_JOB)),
@@ -63,11 +44,12 @@ describe('the worker puts back job schedulers Redis lost', () => {
     await waitFor(() => directoryLookups() > 0, 10_000, 'the first Slack directory refresh');
     const before = directoryLookups();
 
-    expect(await loseQueueData()).toBeGreaterThan(0);
+    // What a Redis without persistence keeps after a restart: nothing (only this test's keys).
+    expect(await cleanRedisPrefix(prefix)).toBeGreaterThan(0);
     await waitFor(async () => JSON.stringify(await schedulers()) === JSON.stringify(ALL), 10_000, 'every scheduler to be put back');
     // Upserting a scheduler with `every` runs its job at once: the sweep and the Slack directory
     // refresh run again, without waiting for their next period.
-    await waitFor(async () => (await app.queues.timers.getJobCounts('completed')).completed > 0, 10_000, 'a sweep to run after the loss');
+    await waitFor(async () => ((await app.queues.timers.getJobCounts('completed')).completed ?? 0) > 0, 10_000, 'a sweep to run after the loss');
     await waitFor(() => directoryLookups() > before, 10_000, 'the Slack directory refresh to run again');
   });
 });
