@@ -13,7 +13,7 @@ import { OtlpReceiver } from './support/otlp-receiver.js';
 // with OTEL_EXPORTER_OTLP_ENDPOINT set it exports its spans to an OTLP/HTTP receiver; without it,
 // it exports nothing and loads no OpenTelemetry SDK. test/tracing.test.ts checks the traces' shape.
 const repoRoot = new URL('..', import.meta.url).pathname;
-const recorder = new URL('./support/module-recorder.cjs', import.meta.url).pathname;
+const recorder = new URL('./support/module-recorder.mjs', import.meta.url).href;
 
 let database: TestDatabase;
 let prefix: string;
@@ -49,7 +49,7 @@ interface Running {
 async function startMain(name: string, env: Record<string, string>): Promise<Running> {
   const modulesFile = join(scratch, `${name}.modules`);
   const lines: Record<string, unknown>[] = [];
-  const child = spawn(process.execPath, ['--require', recorder, '--import', 'tsx', 'src/main.ts'], {
+  const child = spawn(process.execPath, ['--import', recorder, '--import', 'tsx', 'src/main.ts'], {
     cwd: repoRoot,
     env: {
       PATH: process.env.PATH ?? '',

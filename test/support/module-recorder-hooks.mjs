@@ -1,4 +1,4 @@
-// Module customization hooks for module-recorder.cjs: records the OpenTelemetry modules imported.
+// Module customization hooks for module-recorder.mjs: records the OpenTelemetry modules imported.
 import { appendFileSync } from 'node:fs';
 
 let file;
