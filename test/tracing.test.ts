@@ -7,26 +7,56 @@ import { describe, expect } from 'vitest';
 import { sampleAgent, waitFor, type TestApp } from './support/app.js';
 import { appTest } from './support/fixture.js';
 import { signedWebhook, slashCommand } from './support/drive.js';
+import type { FakeConnector } from './support/fake-connector.js';
 import type { FakeSlack } from './support/fake-slack.js';
-import { SLACK_TEST_POLICY } from './support/slack-policy.js';
+import type { WebhookReceiver } from './support/webhook-receiver.js';
 
 // DESIGN §5 "Tracing": one trace from the command to the Slack call its notice makes, through the
 // database, the outbox relay and the BullMQ job; an incoming traceparent honoured; log lines with
 // trace ids. Tracing exports to memory here; test/tracing-otlp.test.ts runs the real entry point
 // against an OTLP/HTTP receiver (and with tracing off).
 const WEBHOOK_SECRET = 'armalo_inbound_secret_0123456789';
+const TEAMS_CHANNEL = '19:incidents@thread.tacv2';
+const POLICY = `
+roles:
+  security-oncall: { members: [{ slack: U0ONCALL1 }] }
+permissions:
+  contain: [security-oncall]
+channels:
+  incidents: { slack: C0INCIDENTS, teams: "${TEAMS_CHANNEL}" }
+`;
 let app: TestApp;
 let slack: FakeSlack;
+let connector: FakeConnector;
+let receiver: WebhookReceiver;
 
 const it = appTest({
-  policy: SLACK_TEST_POLICY,
+  policy: POLICY,
   slack: true,
+  teams: true,
+  events: true,
   env: { ARMALO_WEBHOOK_SECRET: WEBHOOK_SECRET },
   appOptions: { relayPollMs: 200 },
 });
-it.beforeAll(({ app: started, slack: fakeSlack }) => {
+it.beforeAll(async ({ app: started, slack: fakeSlack, connector: fakeConnector, receiver: fakeReceiver }) => {
   app = started;
   slack = fakeSlack;
+  connector = fakeConnector;
+  receiver = fakeReceiver;
+  // The bot is added to the incidents channel in Teams (how it learns where to post there).
+  const install = {
+    type: 'conversationUpdate',
+    id: 'cu-tracing',
+    serviceUrl: connector.url,
+    channelId: 'msteams',
+    from: { id: '29:admin', aadObjectId: '00000000-0000-0000-0000-0000000000a1' },
+    conversation: { id: TEAMS_CHANNEL, conversationType: 'channel', isGroup: true, tenantId: 'tenant-1' },
+    recipient: { id: '28:armalo-bot', name: 'Armalo' },
+    membersAdded: [{ id: '28:armalo-bot' }],
+    channelData: { team: { id: '19:team@thread.tacv2' }, channel: { id: TEAMS_CHANNEL }, tenant: { id: 'tenant-1' } },
+  };
+  expect((await fetch(`${app.url}/api/messages`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(install) })).status).toBeLessThan(300);
+  await waitFor(async () => (await app.db.selectFrom('teams_conversations').select('kind').where('conversation_id', '=', TEAMS_CHANNEL).executeTakeFirst()) !== undefined, 5000, 'the Teams channel reference');
 });
 it.afterAll(() => tracing.shutdown());
 
@@ -37,11 +67,13 @@ const one = (list: ReadableSpan[], test: (name: string) => boolean, what: string
   return found[0]!;
 };
 const isAncestor = (ancestor: ReadableSpan, of: ReadableSpan) => ancestors(of).some((a) => a.spanContext().spanId === ancestor.spanContext().spanId);
-/** The Slack Web API call (an HTTP client span) that posted into `channel`, in any trace. */
-const slackCalls = (method: string) => spans().filter((s) => s.kind === SpanKind.CLIENT && String(s.attributes['url.full'] ?? s.attributes['http.url'] ?? '').includes(`/api/${method}`));
+/** Outgoing HTTP calls (client spans) whose URL contains `part`, in any trace. */
+const callsTo = (part: string) => spans().filter((s) => s.kind === SpanKind.CLIENT && String(s.attributes['url.full'] ?? s.attributes['http.url'] ?? '').includes(part));
+/** Slack Web API calls of one method. */
+const slackCalls = (method: string) => callsTo(`/api/${method}`);
 
 describe('tracing', () => {
-  it('a Slack /armalo contain is one trace: the command, its database writes, the outbox relay, the notice job and the Slack call', async () => {
+  it('a Slack /armalo contain is one trace: the command, its database writes, the outbox relay, the notice job and the Slack call (and the Teams notice and event webhook it causes)', async () => {
     await app.call('PUT', '/v1/agents/traced-bot', sampleAgent);
     exporter.reset();
     const before = slack.posts('C0INCIDENTS').length;
@@ -82,6 +114,17 @@ describe('tracing', () => {
     expect(post, 'the chat.postMessage call in the command trace').toBeDefined();
     expect(isAncestor(job, post!)).toBe(true);
     expect(ancestors(post!).at(-1)!.spanContext().spanId).toBe(command.spanContext().spanId);
+
+    // The same notice in Teams (the Bot Connector call) and the signed event webhook the
+    // containment causes: each made by its job, in the command's trace.
+    const traceId = command.spanContext().traceId;
+    await waitFor(() => connector.sent(TEAMS_CHANNEL).length > 0, 10_000, 'the Teams notice');
+    await waitFor(() => receiver.events().some((e) => e.type === 'agent.contained' && e.data.agentId === 'traced-bot'), 10_000, 'the event webhook');
+    const teamsCall = () => callsTo('/v3/conversations/').find((s) => s.spanContext().traceId === traceId);
+    const webhookCall = () => callsTo(receiver.url()).find((s) => s.spanContext().traceId === traceId);
+    await waitFor(() => teamsCall() !== undefined && webhookCall() !== undefined, 5000, 'the Bot Connector and webhook client spans in the command trace');
+    expect(ancestors(teamsCall()!).some((s) => s.name === 'process notify')).toBe(true);
+    expect(ancestors(webhookCall()!).some((s) => s.name === 'process events')).toBe(true);
   });
 
   it('honours an incoming traceparent on a REST call, and the notice it causes stays in that trace', async () => {
