@@ -3,6 +3,7 @@ import type { Redis } from 'ioredis';
 import type { Db } from '../src/db/database.js';
 import type { Clock } from '../src/core/clock.js';
 import { createLimitedLog, type Logger } from '../src/observability/logger.js';
+import { tracing } from '../src/observability/tracing.js';
 import type { Metrics } from '../src/observability/metrics.js';
 import type { AgentService } from '../src/agents/agents.service.js';
 import type { ApprovalService } from '../src/approvals/approvals.service.js';
@@ -64,6 +65,8 @@ export async function startWorkers(deps: WorkerDeps): Promise<Worker[]> {
     maxStalledCount: MAX_STALLED_COUNT,
     ...(deps.lockDurationMs ? { lockDuration: deps.lockDurationMs } : {}),
     ...(deps.stalledIntervalMs ? { stalledInterval: deps.stalledIntervalMs } : {}),
+    // With tracing on, each job runs in a span that continues the trace of whoever added it.
+    ...(tracing ? { telemetry: tracing.bullmq } : {}),
   };
   const deliver = async (job: Job) => {
     const outcome = await deliverEvent(job, { db: deps.db, clock: deps.clock, webhook: deps.webhook });

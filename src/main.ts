@@ -1,38 +1,21 @@
-import { loadConfig, ConfigError } from './config/env.js';
-import { startApp, StartupError } from './app.js';
-import { PolicyError } from './policy/load-policy.js';
+import { TracingConfigError, tracingSettings } from './observability/tracing.js';
 
-/** `npm start`: the web and worker roles (ARMALO_ROLE=web|worker|all) in one process. */
-async function main(): Promise<void> {
-  let app: Awaited<ReturnType<typeof startApp>>;
-  try {
-    app = await startApp(loadConfig());
-  } catch (err) {
-    if (err instanceof ConfigError || err instanceof StartupError || err instanceof PolicyError) {
-      console.error(`armalo chat-ops cannot start: ${err.message}`);
-      process.exit(1);
-    }
-    throw err;
-  }
-  let stopping = false;
-  const shutdown = (signal: string) => {
-    if (stopping) return;
-    stopping = true;
-    app.logger.info({ signal }, 'stopping');
-    // Finish in-flight requests and jobs; give up after 20 s.
-    setTimeout(() => process.exit(1), 20_000).unref();
-    void app.stop().then(() => process.exit(0));
-  };
-  // SIGHUP re-reads the policy file (validated as at start; an invalid file changes nothing).
-  process.on('SIGHUP', () => {
-    if (stopping) return;
-    void app.reloadPolicy('SIGHUP').then(
-      (result) => app.logger.info({ signal: 'SIGHUP', ...result }, `policy re-read on SIGHUP: ${result.outcome}`),
-      (err: Error) => app.logger.error({ signal: 'SIGHUP', err: err.message }, 'policy re-read on SIGHUP failed'),
-    );
-  });
-  process.on('SIGTERM', () => shutdown('SIGTERM'));
-  process.on('SIGINT', () => shutdown('SIGINT'));
+/**
+ * `npm start` / `npm run dev`: the web and worker roles (ARMALO_ROLE=web|worker|all) in one process.
+ *
+ * Tracing first, the app after: when an OTLP endpoint is configured (DESIGN §5 "Tracing") the
+ * OpenTelemetry SDK starts before any module of the app is imported, so the Postgres, Redis and
+ * HTTP instrumentations are in place before those clients load. When it is not, no OTel module is
+ * loaded at all. Hence the dynamic imports: a static import would load the app first.
+ */
+let settings: ReturnType<typeof tracingSettings>;
+try {
+  settings = tracingSettings(process.env);
+} catch (err) {
+  if (!(err instanceof TracingConfigError)) throw err;
+  console.error(`armalo chat-ops cannot start: ${err.message}`);
+  process.exit(1);
 }
-
-await main();
+const tracing = settings ? (await import('./observability/otel.js')).startTracing(settings) : undefined;
+const { serve } = await import('./serve.js');
+await serve({ onStopped: tracing ? () => tracing.shutdown() : undefined, tracing: settings });

@@ -13,7 +13,9 @@ describe('what a fresh machine runs', () => {
   it('docker-compose.yml wires postgres, redis, a one-shot migrate and the app with healthchecks', () => {
     const compose = parse(read('docker-compose.yml'), { merge: true }) as any;
     expect(compose.name).toBeUndefined();
-    expect(Object.keys(compose.services).sort()).toEqual(['app', 'migrate', 'postgres', 'redis']);
+    // What `docker compose up` starts; the Jaeger trace viewer only with `--profile tracing`.
+    expect(Object.keys(compose.services).filter((s) => !compose.services[s].profiles).sort()).toEqual(['app', 'migrate', 'postgres', 'redis']);
+    expect(compose.services.jaeger?.profiles).toEqual(['tracing']);
     for (const svc of ['postgres', 'redis', 'app']) expect(compose.services[svc].healthcheck?.test, svc).toBeDefined();
     expect(compose.services.migrate.command).toEqual(['node', 'dist/src/cli/migrate.js']);
     expect(compose.services.migrate.depends_on.postgres.condition).toBe('service_healthy');

@@ -160,6 +160,8 @@ export interface OutboxTable {
   last_error: string | null;
   /** Set when the row failed too often: kept for inspection, no longer retried. */
   parked_at: Timestamp | null;
+  /** W3C trace context of the writer (`{traceparent, tracestate?}`) when tracing is on; the relay continues it. */
+  trace_context: Json<Record<string, string>> | null;
 }
 
 export interface EventDeliveriesTable {

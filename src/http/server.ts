@@ -3,6 +3,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import { ErrorCode, isCodedError } from '../domain/errors.js';
 import type { Logger } from '../observability/logger.js';
 import type { Metrics } from '../observability/metrics.js';
+import { tracing } from '../observability/tracing.js';
 import { assertAgentInScope, scopeAllows, scopeRefusal, type ApiPrincipal, type TokenAuthenticator } from './auth.js';
 import { HttpError, readJsonBody, readRawBody } from './body.js';
 import type { HttpResult, RequestContext, Router } from './router.js';
@@ -116,6 +117,8 @@ async function handle(deps: HttpServerDeps, req: IncomingMessage, res: ServerRes
     }
     const { route, params } = match;
     routeLabel = route.path;
+    // The route template names the request's span (`http.route`); without tracing, one read of `tracing`.
+    if (tracing) tracing.setRoute(method, route.path);
     if (route.raw && !route.auth) {
       res.on('finish', () => record(deps, method, routeLabel, res.statusCode, started));
       route.raw(req, res, { params, query: url.searchParams, token: undefined, requestId });

@@ -1,4 +1,5 @@
 import { pino, type Logger } from 'pino';
+import { tracing } from './tracing.js';
 
 export type { Logger };
 
@@ -40,6 +41,9 @@ export function createLogger(options: { level?: string; name?: string; destinati
       redact: { paths: REDACT_PATHS, censor: '[redacted]' },
       timestamp: pino.stdTimeFunctions.isoTime,
       formatters: { level: (label) => ({ level: label }) },
+      // With tracing on, every line written inside a span carries its trace_id and span_id, so a
+      // log line leads to its trace and back. Without tracing, no mixin: nothing is added per line.
+      ...(tracing ? { mixin: () => tracing?.logFields() ?? {} } : {}),
     },
     // pino's own types want its DestinationStream; any writable works.
     (options.destination ?? process.stdout) as pino.DestinationStream,

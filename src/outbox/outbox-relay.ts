@@ -3,6 +3,7 @@ import type { Db } from '../db/database.js';
 import type { Clock } from '../core/clock.js';
 import { createLimitedLog, type LimitedLog, type Logger } from '../observability/logger.js';
 import type { Queues } from '../queue/queues.js';
+import { tracing, type RelaySpan } from '../observability/tracing.js';
 import { claimUnpublished, markPublished, recordPublishFailures, type ClaimedOutboxRow, type PublishFailure } from './outbox.repository.js';
 import type { QueueName } from './outbox.repository.js';
 
@@ -69,7 +70,9 @@ export class OutboxRelay {
       this.again = true;
       return;
     }
-    this.running = this.drain().finally(() => {
+    // A use case's commit wakes the relay from inside its request: the batch must not join that
+    // request's trace (each row continues its own trace, in addJobs).
+    this.running = (tracing ? tracing.detached(() => this.drain()) : this.drain()).finally(() => {
       this.running = undefined;
       if (this.again) {
         this.again = false;
@@ -124,6 +127,22 @@ export class OutboxRelay {
    * outage and the remaining rows are not tried.
    */
   private async addJobs(queues: Queues, rows: ClaimedOutboxRow[], now: Date): Promise<{ published: string[]; failures: PublishFailure[] }> {
+    // With tracing on, each row's hand-over is a span in the trace of the request that wrote it,
+    // and its job carries that span as its parent (BullMQ telemetry metadata).
+    const spans = tracing ? new Map(rows.map((r) => [r.id, tracing!.relaySpan({ id: r.id, queue: r.queue, jobName: r.job_name, createdAt: new Date(r.created_at), carrier: r.trace_context })])) : undefined;
+    let result: { published: string[]; failures: PublishFailure[] } | undefined;
+    try {
+      result = await this.addJobsTraced(queues, rows, now, spans);
+      return result;
+    } finally {
+      if (spans) {
+        const failed = new Map(result?.failures.map((f) => [f.id, f.error]));
+        for (const [id, span] of spans) span.end(result ? failed.get(id) : 'the hand-over failed');
+      }
+    }
+  }
+
+  private async addJobsTraced(queues: Queues, rows: ClaimedOutboxRow[], now: Date, spans: Map<string, RelaySpan> | undefined): Promise<{ published: string[]; failures: PublishFailure[] }> {
     const published: string[] = [];
     const failures: PublishFailure[] = [];
     const byQueue = new Map<QueueName, ClaimedOutboxRow[]>();
@@ -138,7 +157,11 @@ export class OutboxRelay {
     const job = (row: ClaimedOutboxRow) => ({
       name: row.job_name,
       data: row.payload,
-      opts: { jobId: row.id, delay: Math.max(0, new Date(row.run_at).getTime() - now.getTime()) },
+      opts: {
+        jobId: row.id,
+        delay: Math.max(0, new Date(row.run_at).getTime() - now.getTime()),
+        ...(spans ? { telemetry: { metadata: spans.get(row.id)!.jobMetadata } } : {}),
+      },
     });
     for (const [name, list] of byQueue) {
       const queue = queues[name];
@@ -151,7 +174,9 @@ export class OutboxRelay {
       }
       for (const [i, row] of list.entries()) {
         try {
-          await queue.add(row.job_name, row.payload, job(row).opts);
+          const span = spans?.get(row.id);
+          // Inside the row's span, BullMQ's own producer span (and so the job) nests under it.
+          await (span ? span.run(() => queue.add(row.job_name, row.payload, job(row).opts)) : queue.add(row.job_name, row.payload, job(row).opts));
           published.push(row.id);
         } catch (err) {
           const error = (err as Error).message;

@@ -4,6 +4,7 @@ import type { DbOrTrx } from '../db/database.js';
 import type { z } from 'zod';
 import type { DomainEvent, EventType } from '../domain/events.js';
 import { JOBS, type JobName, type JobPayload, type QueueName } from '../queue/job-contracts.js';
+import { tracing, type TraceCarrier } from '../observability/tracing.js';
 
 export { QUEUES, type QueueName } from '../queue/job-contracts.js';
 
@@ -27,10 +28,12 @@ export async function addOutboxJob<N extends JobName>(trx: DbOrTrx, job: OutboxJ
   // One statement: the row, and a notification delivered on commit (collapsed with the others of
   // the same transaction) that wakes every relay.
   const runAt = job.runAt ?? now;
+  // With tracing on, the writer's trace goes with the row: the relay and the job continue it.
+  const traceContext = tracing ? tracing.capture() : undefined;
   await sql`
     with added as (
-      insert into outbox (id, queue, job_name, payload, run_at, created_at)
-      values (${id}, ${contract.queue}, ${job.jobName}, ${JSON.stringify(job.payload)}::jsonb, ${runAt}, ${now})
+      insert into outbox (id, queue, job_name, payload, run_at, created_at, trace_context)
+      values (${id}, ${contract.queue}, ${job.jobName}, ${JSON.stringify(job.payload)}::jsonb, ${runAt}, ${now}, ${traceContext ? JSON.stringify(traceContext) : null}::jsonb)
       returning id)
     select pg_notify('armalo_outbox', '') from added`.execute(trx);
   return id;
@@ -54,6 +57,8 @@ export interface ClaimedOutboxRow {
   job_name: string;
   payload: unknown;
   run_at: Date;
+  created_at: Date;
+  trace_context: TraceCarrier | null;
 }
 
 /**
@@ -63,7 +68,7 @@ export interface ClaimedOutboxRow {
  */
 export async function claimUnpublished(trx: DbOrTrx, limit: number): Promise<ClaimedOutboxRow[]> {
   const { rows } = await sql<ClaimedOutboxRow>`
-    select id, queue, job_name, payload, run_at from outbox
+    select id, queue, job_name, payload, run_at, created_at, trace_context from outbox
     where published_at is null and parked_at is null
     order by created_at
     limit ${limit}

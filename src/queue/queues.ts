@@ -1,6 +1,7 @@
 import { Queue, type DefaultJobOptions } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { QUEUES, type QueueName } from '../outbox/outbox.repository.js';
+import { tracing } from '../observability/tracing.js';
 
 /** Retry and retention per queue. Retries are bounded; completed job ids are kept long enough to dedupe. */
 export const JOB_OPTIONS: Record<QueueName, DefaultJobOptions> = {
@@ -30,7 +31,8 @@ export type Queues = Record<QueueName, Queue>;
 
 export function createQueues(connection: Redis, prefix: string, onError: (queue: string, err: Error) => void = () => {}): Queues {
   const make = (name: QueueName) => {
-    const queue = new Queue(name, { connection, prefix, defaultJobOptions: JOB_OPTIONS[name] });
+    // With tracing on, BullMQ's own telemetry: adding a job is a span, and the job's span its child.
+    const queue = new Queue(name, { connection, prefix, defaultJobOptions: JOB_OPTIONS[name], ...(tracing ? { telemetry: tracing.bullmq } : {}) });
     // Connection errors surface here; without a listener BullMQ prints them to stderr.
     queue.on('error', (err) => onError(name, err));
     return queue;
