@@ -1,6 +1,17 @@
 import { sql } from 'kysely';
 import type { DbOrTrx } from '../db/database.js';
-import type { Agent } from '../domain/agent.js';
+import type { Agent, Grant, GrantConstraints } from '../domain/agent.js';
+
+interface GrantRow {
+  agent_id: string;
+  id: string;
+  scope: string;
+  constraints: GrantConstraints;
+  keep_in_containment: boolean;
+  expires_at: Date | null;
+  granted_by: string;
+  granted_at: Date;
+}
 import { conflict, type CodedError } from '../domain/errors.js';
 import type { EventType } from '../domain/events.js';
 import { wideningChanges } from '../domain/widening.js';
@@ -62,7 +73,7 @@ function refusal(before: Agent | undefined, reg: AgentRegistration): CodedError 
  * Applies registrations of distinct agents in the caller's transaction, with a fixed number of
  * statements whatever their number: lock the agent rows (in id order, so two batches never wait
  * on each other in a circle), read them, write every agent row, remove the grants no longer
- * listed, write every grant, read the results back, then the versioned tail (versions, one audit
+ * listed, write every grant (returning them), then the versioned tail (versions, one audit
  * entry and one event per agent, under the head lock: `commitVersionedChanges`).
  *
  * A registration that would change nothing is answered as a repeated PUT is (no version, no
@@ -107,8 +118,10 @@ export async function applyRegistrations(trx: DbOrTrx, items: readonly Registrat
     where grants.agent_id = r.agent_id and grants.removed_at is null
       and not exists (select 1 from unnest(${grants.map((g) => g.agentId)}::text[], ${grants.map((g) => g.scope)}::text[]) as k(agent_id, scope)
                       where k.agent_id = grants.agent_id and k.scope = grants.scope)`.execute(trx);
+  // Every listed grant is written, so what the insert returns is each agent's whole grant set.
+  const current = new Map<string, Grant[]>(wIds.map((id) => [id, []]));
   if (grants.length > 0) {
-    await sql`
+    const { rows } = await sql<GrantRow>`
       insert into grants (agent_id, scope, constraints, keep_in_containment, expires_at, granted_by, granted_at)
       select agent_id, scope, constraints, keep, expires_at, actor, ${now}::timestamptz
       from unnest(${grants.map((g) => g.agentId)}::text[], ${grants.map((g) => g.scope)}::text[], ${grants.map((g) => JSON.stringify(g.constraints))}::jsonb[],
@@ -122,9 +135,20 @@ export async function applyRegistrations(trx: DbOrTrx, items: readonly Registrat
         granted_by = case when grants.removed_at is null then grants.granted_by else excluded.granted_by end,
         granted_at = case when grants.removed_at is null then grants.granted_at else excluded.granted_at end,
         removed_at = null,
-        removed_by = null`.execute(trx);
+        removed_by = null
+      returning agent_id, id, scope, constraints, keep_in_containment, expires_at, granted_by, granted_at`.execute(trx);
+    for (const r of rows) {
+      current.get(r.agent_id)!.push({
+        id: r.id,
+        scope: r.scope,
+        constraints: r.constraints,
+        keepInContainment: r.keep_in_containment,
+        expiresAt: r.expires_at,
+        grantedBy: r.granted_by,
+        grantedAt: r.granted_at,
+      });
+    }
   }
-  const saved = new Map((await loadAgents(trx, { ids: wIds })).map((a) => [a.id, a]));
 
   const changes: VersionedChange[] = writes.map(({ item, before: was }) => {
     const { reg, actor } = item;
@@ -144,9 +168,25 @@ export async function applyRegistrations(trx: DbOrTrx, items: readonly Registrat
   });
   const versions = await commitVersionedChanges(trx, changes);
   writes.forEach(({ index, item, before: was }, k) => {
-    const agent = saved.get(item.reg.id);
-    if (!agent) throw new Error(`agent ${item.reg.id} was written but cannot be read back`);
-    outcomes[index] = { ok: true, created: !was, changed: true, agent: { ...agent, version: versions[k]! } };
+    const { reg } = item;
+    // The agent as it now stands, without reading it again: the row as written, the grants the
+    // insert returned, and what a registration does not touch (actions in force, trust) as read.
+    const agent: Agent = {
+      id: reg.id,
+      name: reg.name,
+      owner: reg.owner,
+      riskTier: reg.riskTier,
+      status: was?.status ?? 'active',
+      version: versions[k]!,
+      grants: current.get(reg.id)!.sort((x, y) => (x.scope < y.scope ? -1 : x.scope > y.scope ? 1 : 0)),
+      activeActions: was?.activeActions ?? [],
+      updatedAt: now,
+      trustTier: was?.trustTier ?? null,
+      trustScore: was?.trustScore ?? null,
+      newestEvidenceAt: was?.newestEvidenceAt ?? null,
+      decommissioned: null,
+    };
+    outcomes[index] = { ok: true, created: !was, changed: true, agent };
   });
   return outcomes as RegistrationOutcome[];
 }
