@@ -27,6 +27,7 @@ import { cancelOpenRestoreConfirmations } from '../confirmations/confirmations.r
 import type { JobName, JobPayload } from '../queue/job-contracts.js';
 import { agentsWithHeldEvents, applyRegistrations, decommissionedMessage, type RegistrationItem, type RegistrationOutcome } from './registration-batch.js';
 import { WriteBatcher } from './write-batcher.js';
+import { commitVersionedChanges, eventRow, outboxRow, type OutboxRow } from './versioned-commit.js';
 
 /** Told after a commit that changed an agent's permissions, so every replica's view updates. */
 export interface PermissionChangePublisher {
@@ -283,9 +284,8 @@ export class AgentService {
       if ((cmd.kind === 'contain' || cmd.kind === 'revoke') && this.deps.approvals) {
         result.pendingApprovalsCancelled = await this.deps.approvals.cancelPendingForAgent(trx, agentId, cmd.actor, now);
       }
-      // Late, after the other row locks: the version is drawn under the audit head lock (commit order).
-      const version = await nextPermissionVersion(trx);
-      result.version = version.toString();
+      // Everything but the version first; the version, the audit entry and the event (which carry
+      // it) and the outbox rows last, under the audit head lock, held from there to the commit.
       await insertAction(trx, {
         id,
         agentId,
@@ -302,22 +302,31 @@ export class AgentService {
         result,
       });
       await liftActions(trx, plan.lifts.map((a) => a.id), { actor: cmd.actor, reason: cmd.reason, byActionId: id, now });
-      await setAgentState(trx, agentId, plan.statusAfter, version, cmd.actor, now);
-      const { dryRun: _dryRun, ...auditPayload } = result;
-      await appendAudit(trx, { actor: cmd.actor, action: `agent.${cmd.kind}`, subject: agentId, payload: auditPayload, at: now });
-      await emitEvent(trx, EVENT_FOR[cmd.kind], { ...auditPayload, agentId }, now);
-      if (plan.expiresAt) {
-        await addOutboxJob(trx, { jobName: LIFT_ACTION_JOB, payload: { actionId: id, agentId }, runAt: plan.expiresAt }, now);
-      }
+      await setAgentState(trx, agentId, plan.statusAfter, agent.version, cmd.actor, now);
+      const jobs: OutboxRow[] = [];
+      if (plan.expiresAt) jobs.push(outboxRow(LIFT_ACTION_JOB, { actionId: id, agentId }, now, plan.expiresAt));
       if (incidentId) {
         const update: IncidentUpdate = { incidentId, actionId: id, event: 'action' };
-        await addOutboxJob(trx, { jobName: INCIDENT_UPDATE_JOB, payload: update }, now);
+        jobs.push(outboxRow(INCIDENT_UPDATE_JOB, update, now));
       }
       if (result.breakGlass) {
         const notice: BreakGlassNotice = { agentId, actionId: id, actor: cmd.actor, reason: cmd.reason, incidentId, at: now.toISOString() };
-        await addOutboxJob(trx, { jobName: BREAK_GLASS_NOTICE_JOB, payload: notice }, now);
+        jobs.push(outboxRow(BREAK_GLASS_NOTICE_JOB, notice, now));
       }
-      return { result, version };
+      const versioned = (v: bigint) => {
+        const { dryRun: _dryRun, ...auditPayload } = { ...result, version: v.toString() };
+        return auditPayload;
+      };
+      const [version] = await commitVersionedChanges(trx, [
+        {
+          agentId,
+          audit: (v) => ({ actor: cmd.actor, action: `agent.${cmd.kind}`, subject: agentId, payload: versioned(v), at: now }),
+          outbox: (v) => [eventRow(EVENT_FOR[cmd.kind], { ...versioned(v), agentId }, now), ...jobs],
+          actionResult: (v) => ({ actionId: id, result: { ...result, version: v.toString() } }),
+        },
+      ]);
+      result.version = version!.toString();
+      return { result, version: version! };
     }));
     if ('replayed' in out) return out.replayed;
     await this.afterCommit(agentId, out.version);

@@ -32,11 +32,17 @@ export function eventRow<T extends Record<string, unknown>>(type: EventType, dat
   return outboxRow(type, event as JobPayload<typeof type>, now, now, event.id);
 }
 
-/** One agent's change, written except for its version: what it records once it gets one. */
+/**
+ * One agent's change, written except for its version: what it records once it gets one. What does
+ * not depend on the version is given as a value (prepared before the lock); what does, as a
+ * function of it (built under the lock: keep it cheap).
+ */
 export interface VersionedChange {
   agentId: string;
-  audit: AuditInput;
-  outbox: OutboxRow[];
+  audit: AuditInput | ((version: bigint) => AuditInput);
+  outbox: OutboxRow[] | ((version: bigint) => OutboxRow[]);
+  /** An action row whose stored answer must carry the version (a replay answers it as it was). */
+  actionResult?: (version: bigint) => { actionId: string; result: unknown };
 }
 
 /** An audit entry prepared before the lock: everything but the seq and the previous hash. */
@@ -79,9 +85,9 @@ export async function commitVersionedChanges(trx: DbOrTrx, changes: readonly Ver
   if (changes.length === 0) return [];
   const ids = changes.map((c) => c.agentId);
   if (new Set(ids).size !== ids.length) throw new Error('a batch of versioned changes names an agent twice');
-  // Everything that can be done without the lock is done first: canonical JSON of every entry.
-  const prepared = changes.map((c) => prepare(c.audit));
-  const rows = changes.flatMap((c) => c.outbox);
+  // Everything that can be done without the lock is done first: canonical JSON of every entry
+  // that does not depend on its version.
+  const early = changes.map((c) => (typeof c.audit === 'function' ? undefined : prepare(c.audit)));
 
   // 1. The head lock, and one version per change drawn under it (in change order). The versions
   // are drawn by a subquery that refers to the locked row, so they are drawn after the lock.
@@ -93,6 +99,9 @@ export async function commitVersionedChanges(trx: DbOrTrx, changes: readonly Ver
   const head = heads[0];
   if (!head) throw new Error('the audit head row is missing');
   const versions = head.versions.map((v) => BigInt(v));
+  const prepared = changes.map((c, i) => early[i] ?? prepare((c.audit as (v: bigint) => AuditInput)(versions[i]!)));
+  const rows = changes.flatMap((c, i) => (typeof c.outbox === 'function' ? c.outbox(versions[i]!) : c.outbox));
+  const results = changes.flatMap((c, i) => (c.actionResult ? [c.actionResult(versions[i]!)] : []));
 
   // 2. The chain: each entry hashed onto the previous one (sha256 of prev + "\n" + canonical text).
   let prev = head.hash;
@@ -110,8 +119,9 @@ export async function commitVersionedChanges(trx: DbOrTrx, changes: readonly Ver
     prev = hash;
   }
 
-  // 3. One statement: entries, head, agent versions, outbox rows (and the relay's wake-up on commit).
-  const { rows: done } = await sql<{ versioned: number; entries: number }>`
+  // 3. One statement: entries, head, agent versions, outbox rows (and the relay's wake-up on
+  // commit), action answers.
+  const { rows: done } = await sql<{ versioned: number; entries: number; answered: number }>`
     with entries as (
       insert into audit_log (seq, at, actor, action, subject, payload, prev_hash, hash)
       select * from unnest(${seqs}::bigint[], ${prepared.map((p) => p.input.at)}::timestamptz[], ${prepared.map((p) => p.input.actor)}::text[],
@@ -129,12 +139,17 @@ export async function commitVersionedChanges(trx: DbOrTrx, changes: readonly Ver
       insert into outbox (id, queue, job_name, payload, run_at, created_at)
       select * from unnest(${rows.map((r) => r.id)}::uuid[], ${rows.map((r) => r.queue)}::text[], ${rows.map((r) => r.jobName)}::text[],
         ${rows.map((r) => JSON.stringify(r.payload))}::jsonb[], ${rows.map((r) => r.runAt)}::timestamptz[], ${rows.map((r) => r.createdAt)}::timestamptz[])
+      returning 1),
+    answered as (
+      update agent_actions set result = r.result
+      from unnest(${results.map((r) => r.actionId)}::uuid[], ${results.map((r) => JSON.stringify(r.result))}::jsonb[]) as r(id, result)
+      where agent_actions.id = r.id
       returning 1)
-    select (select count(*) from versioned)::int as versioned, (select count(*) from entries)::int as entries,
+    select (select count(*) from versioned)::int as versioned, (select count(*) from answered)::int as answered, (select count(*) from entries)::int as entries,
       (select count(*) from moved)::int as moved,
       (select pg_notify(${OUTBOX_NOTIFY_CHANNEL}, '') from jobs limit 1) as notified`.execute(trx);
   const result = done[0];
-  if (!result || result.versioned !== ids.length || result.entries !== prepared.length) {
+  if (!result || result.versioned !== ids.length || result.entries !== prepared.length || result.answered !== results.length) {
     throw new Error(`versioned commit wrote ${result?.versioned ?? 0} of ${ids.length} agent versions and ${result?.entries ?? 0} of ${prepared.length} audit entries`);
   }
   return versions;
