@@ -227,7 +227,9 @@ export class AgentService {
     await this.afterCommitMany(changed);
     // After the commit: webhook events held for these agents (unknown when they came) apply now.
     if (this.deps.onRegistered && registered.length > 0) {
-      const held = await agentsWithHeldEvents(db, registered).catch(() => registered);
+      // If even this read fails (Postgres away), the held events stay held: the sweep applies
+      // them (every 30 s), so nothing is lost by not trying each agent here.
+      const held = await agentsWithHeldEvents(db, registered).catch(() => []);
       for (const id of held) await this.deps.onRegistered(id);
     }
     return outcomes;
