@@ -1,12 +1,14 @@
 /**
  * The scale part (issue 17): `BENCH_ONLY=scale npm run bench`, or on its own `npx tsx bench/scale.ts`
- * (SCALE_BENCH_PARTS=writes,start,memory,verify to choose; Postgres and Redis as for the tests).
+ * (SCALE_BENCH_PARTS=writes,import,start,memory,verify to choose; Postgres and Redis as for the tests).
  *
  * 1. writes: one instance (role all, the bench policy); 16 clients register agents with 3 grants
  *    each through `PUT /v1/agents/{id}`, then contain them (`POST …/actions`). Goal: at least
  *    1,000 registrations/s. With SCALE_BENCH_COMPARE=<another checkout of this repository> the
  *    same measurement runs first against that checkout's code (its own database), so the ratio
  *    comes from one run on one machine.
+ * 1b. import: 100,000 agents (3 grants each) in one streamed `POST /v1/agents:import`; time and
+ *    agents/s. Goal: under a minute.
  * 2. start: 100,000 agents (3 grants each, some contained) written with SQL; the time from
  *    starting an instance to its first `/readyz` 200, and the view's own load time. Goal: the view
  *    loads in under 3 s (the issue's 5 s from process start include about 2 s of process start).
@@ -37,10 +39,13 @@ import { INSTANCE_NODE_FLAGS, mb, writeBenchPolicy } from './lib/instance.js';
 import { deleteRedisPrefix } from './lib/redis-cleanup.js';
 import { table } from './lib/stats.js';
 
-const PARTS = new Set((process.env.SCALE_BENCH_PARTS ?? 'writes,start,memory,verify').split(',').map((s) => s.trim()));
+const PARTS = new Set((process.env.SCALE_BENCH_PARTS ?? 'writes,import,start,memory,verify').split(',').map((s) => s.trim()));
 const CLIENTS = Number(process.env.SCALE_BENCH_CLIENTS ?? 16);
 const WRITE_AGENTS = Number(process.env.SCALE_BENCH_WRITE_AGENTS ?? 10_000);
 const START_AGENTS = Number(process.env.SCALE_BENCH_START_AGENTS ?? 100_000);
+const IMPORT_AGENTS = Number(process.env.SCALE_BENCH_IMPORT_AGENTS ?? 100_000);
+/** Sequential imports the agents are split into (1: one import; an import must arrive within the server's 60 s request timeout). */
+const IMPORT_REQUESTS = Math.max(1, Number(process.env.SCALE_BENCH_IMPORT_REQUESTS ?? 1));
 const AUDIT_ENTRIES = Number(process.env.SCALE_BENCH_AUDIT_ENTRIES ?? 1_000_000);
 const COMPARE_ROOT = process.env.SCALE_BENCH_COMPARE;
 const HOST = '127.0.0.1';
@@ -241,6 +246,72 @@ async function writesPart(): Promise<void> {
   goals.push([`contains/s, ${CLIENTS} clients (reported)`, 'n/a', `${after.contains.toFixed(0)}/s${ratio(after.contains, before?.contains)}`]);
 }
 
+// ---- import -----------------------------------------------------------------------------------------
+
+/**
+ * `POST /v1/agents:import` of IMPORT_AGENTS agents (3 grants each, the writes part's registrations)
+ * as one streamed NDJSON body, written in chunks as the server takes them; timed from the first
+ * byte sent to the answer. Then the whole audit chain must verify and hold one entry per agent.
+ */
+/** One streamed import of agents `from` to `to` (exclusive), written as the server takes it. */
+function importLines(port: number, from: number, to: number): Promise<Answer> {
+  return new Promise<Answer>((resolve, reject) => {
+    const req = request(
+      { host: HOST, port, method: 'POST', path: '/v1/agents:import', headers: { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/x-ndjson' } },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8') }));
+        res.on('error', reject);
+      },
+    );
+    req.on('error', reject);
+    let i = from;
+    const write = () => {
+      while (i < to) {
+        const lines: string[] = [];
+        for (const end = Math.min(to, i + 200); i < end; i++) lines.push(JSON.stringify({ id: `import-${i}`, ...registration(i) }));
+        if (!req.write(`${lines.join('\n')}\n`)) {
+          req.once('drain', write);
+          return;
+        }
+      }
+      req.end();
+    };
+    write();
+  });
+}
+
+async function importPart(): Promise<void> {
+  const db = await database();
+  const app = await startInstance('import', db.url, prefix());
+  try {
+    const cpu0 = await app.cpuUsage();
+    const started = performance.now();
+    const per = Math.ceil(IMPORT_AGENTS / IMPORT_REQUESTS);
+    let applied = 0;
+    let refused = 0;
+    for (let from = 0; from < IMPORT_AGENTS; from += per) {
+      const answer = await importLines(app.port, from, Math.min(IMPORT_AGENTS, from + per));
+      if (answer.status !== 200) throw new Error(`import: ${answer.status} ${answer.body.slice(0, 300)}`);
+      const result = JSON.parse(answer.body) as { applied: number; refusedCount: number };
+      applied += result.applied;
+      refused += result.refusedCount;
+    }
+    const seconds = (performance.now() - started) / 1000;
+    const cpu1 = await app.cpuUsage();
+    if (applied !== IMPORT_AGENTS || refused !== 0) throw new Error(`import: applied ${applied} of ${IMPORT_AGENTS}, refused ${refused}`);
+    const cpuMs = (cpu1.user + cpu1.system - cpu0.user - cpu0.system) / 1000;
+    console.log(`import: ${IMPORT_AGENTS.toLocaleString('en-US')} agents (3 grants each, ${IMPORT_REQUESTS} import${IMPORT_REQUESTS > 1 ? 's' : ''}) in ${seconds.toFixed(1)} s: ${(IMPORT_AGENTS / seconds).toFixed(0)} agents/s, app CPU ${(cpuMs / IMPORT_AGENTS).toFixed(2)} ms per agent`);
+    const verify = await call(new HttpAgent(), app.port, 'GET', '/v1/audit/verify?full=true', undefined, 600_000);
+    const v = JSON.parse(verify.body) as { ok: boolean; entries: number };
+    if (!v.ok || v.entries < IMPORT_AGENTS) throw new Error(`import: the audit chain does not verify with one entry per agent: ${verify.body.slice(0, 300)}`);
+    goals.push([`import of ${IMPORT_AGENTS.toLocaleString('en-US')} agents < 60 s`, verdict(seconds < 60), `${seconds.toFixed(1)} s (${(IMPORT_AGENTS / seconds).toFixed(0)} agents/s; ${(cpuMs / IMPORT_AGENTS).toFixed(2)} ms app CPU each)`]);
+  } finally {
+    await app.stop();
+  }
+}
+
 // ---- 2 and 3. start and memory ---------------------------------------------------------------------
 
 async function waitReady(port: number, timeoutMs = 60_000): Promise<void> {
@@ -380,6 +451,7 @@ async function main(): Promise<number> {
   console.log(`scale: ${cpus().length} cores, load average ${loadavg().map((x) => x.toFixed(2)).join(' ')}; parts: ${[...PARTS].join(', ')}`);
   try {
     if (PARTS.has('writes')) await writesPart();
+    if (PARTS.has('import')) await importPart();
     if (PARTS.has('start') || PARTS.has('memory')) await startAndMemoryPart();
     if (PARTS.has('verify')) await verifyPart();
   } finally {

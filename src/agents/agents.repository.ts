@@ -163,7 +163,8 @@ export async function loadAgent(db: DbOrTrx, id: string, options: { forUpdate?: 
  * Takes the next permission version inside the caller's transaction, in commit order.
  *
  * The number is drawn while holding the audit head's row lock, which every permission-changing
- * transaction takes (through `appendAudit`) and keeps until it commits. So a transaction can only
+ * transaction takes (through `appendAudit`, or `commitVersionedChanges` for registrations and
+ * actions, which draws a batch's versions under one hold) and keeps until it commits. So a transaction can only
  * draw a version after every transaction holding a lower one has committed (or rolled back): one
  * read of `version > N` that sees version M sees every change up to M, and a replica's poll
  * (versions above the highest it holds) can never skip a change whose publish was lost.

@@ -5,7 +5,6 @@ import type { Agent, TouchedGrant } from '../domain/agent.js';
 import { grantStatus } from '../domain/agent.js';
 import { planAction, planLift, type ActionCommand, type ActionPlan } from '../domain/actions.js';
 import { conflict, notFound } from '../domain/errors.js';
-import { wideningChanges } from '../domain/widening.js';
 import type { EventType } from '../domain/events.js';
 import { appendAudit } from '../audit/audit.repository.js';
 import { addOutboxJob, emitEvent } from '../outbox/outbox.repository.js';
@@ -18,9 +17,7 @@ import {
   insertAction,
   liftActions,
   loadAgent,
-  assignPermissionVersion,
   nextPermissionVersion,
-  saveRegistration,
   setAgentState,
   markDecommissioned,
   removeAllGrants,
@@ -28,6 +25,9 @@ import {
 } from './agents.repository.js';
 import { cancelOpenRestoreConfirmations } from '../confirmations/confirmations.repository.js';
 import type { JobName, JobPayload } from '../queue/job-contracts.js';
+import { agentsWithHeldEvents, applyRegistrations, decommissionedMessage, type RegistrationItem, type RegistrationOutcome } from './registration-batch.js';
+import { WriteBatcher } from './write-batcher.js';
+import { commitVersionedChanges, eventRow, outboxRow, type OutboxRow } from './versioned-commit.js';
 
 /** Told after a commit that changed an agent's permissions, so every replica's view updates. */
 export interface PermissionChangePublisher {
@@ -42,11 +42,18 @@ export interface AgentServiceDeps {
   onOutboxWrite?: () => void;
   /** Called after a registration (or update) commits; never throws. */
   onRegistered?: (agentId: string) => Promise<unknown>;
+  /** How concurrent registrations share transactions (defaults: `REGISTRATION_BATCH_*`). */
+  batching?: { maxBatch?: number; concurrency?: number };
   /** Containing or revoking an agent cancels its pending approval requests. */
   approvals?: {
     cancelPendingForAgent(trx: DbOrTrx, agentId: string, actor: string, now: Date, why?: 'contained' | 'decommissioned'): Promise<string[]>;
   };
 }
+
+/** Most concurrent registrations one transaction takes. */
+export const REGISTRATION_BATCH_MAX = 64;
+/** Registration transactions in flight at once per process (one prepares while the other commits). */
+export const REGISTRATION_BATCH_CONCURRENCY = 2;
 
 export const LIFT_ACTION_JOB = 'lift-action' satisfies JobName;
 /** Tells the chat platforms to post or update an incident's notice (queue `notify`). */
@@ -101,11 +108,6 @@ function decommissionResultOf(
     incidentClosed: incident,
     replayed,
   };
-}
-
-function decommissionedMessage(agent: Agent, what: string): string {
-  const d = agent.decommissioned;
-  return `agent ${agent.id} was decommissioned${d ? ` by ${d.by} at ${d.at.toISOString()}` : ''}; ${what}`;
 }
 
 export interface ActionResult {
@@ -174,44 +176,63 @@ function resultOf(agentId: string, cmd: ActionCommand, plan: ActionPlan, id: str
 
 /** Use cases on agents: register, act (narrow/contain/revoke/restore), lift an expired action. */
 export class AgentService {
-  constructor(private readonly deps: AgentServiceDeps) {}
+  private readonly registrations: WriteBatcher<RegistrationItem, RegistrationOutcome>;
 
-  async register(reg: AgentRegistration, actor: string): Promise<{ created: boolean; changed: boolean; agent: Agent }> {
-    const { db, clock } = this.deps;
-    const result = await db.transaction().execute(async (trx) => {
-      const now = clock.now();
-      const before = await loadAgent(trx, reg.id, { forUpdate: true });
-      if (before?.status === 'decommissioned') throw conflict(decommissionedMessage(before, 'its id stays reserved: register the agent under a new id'));
-      if (before && sameRegistration(before, reg)) return { created: false, changed: false, agent: before, version: null };
-      // A held agent gets nothing back through registration: restore (which follows the policy) is the way out.
-      if (before && (before.status === 'contained' || before.status === 'revoked')) {
-        const widening = wideningChanges(before, reg);
-        if (widening.length) {
-          throw conflict(`agent ${reg.id} is ${before.status}: this update would widen it (${widening.map((w) => w.message).join('; ')}); nothing changed. Narrowing updates are allowed; restore the agent first to widen it`, widening);
-        }
-      }
-      await saveRegistration(trx, reg, actor, now, before?.version ?? 0n, before?.status ?? 'active');
-      // Late, after the rows are written: the version is drawn under the audit head lock (commit order),
-      // which every writer shares, so it is held for as little as possible.
-      const saved = (await loadAgent(trx, reg.id))!;
-      const version = await assignPermissionVersion(trx, reg.id);
-      const agent = { ...saved, version };
-      const type: EventType = before ? 'agent.updated' : 'agent.registered';
-      const payload = {
-        name: reg.name,
-        owner: reg.owner,
-        riskTier: reg.riskTier,
-        grants: reg.grants.map((g) => ({ ...g, expiresAt: g.expiresAt?.toISOString() ?? null })),
-        ...(before ? { grantsRemoved: before.grants.filter((g) => !reg.grants.some((n) => n.scope === g.scope)).map((g) => g.scope) } : {}),
-      };
-      await appendAudit(trx, { actor, action: type, subject: reg.id, payload, at: now });
-      await emitEvent(trx, type, { agentId: reg.id, actor, ...payload }, now);
-      return { created: !before, changed: true, agent, version };
+  constructor(private readonly deps: AgentServiceDeps) {
+    this.registrations = new WriteBatcher((items) => this.registerBatch(items), {
+      maxBatch: deps.batching?.maxBatch ?? REGISTRATION_BATCH_MAX,
+      concurrency: deps.batching?.concurrency ?? REGISTRATION_BATCH_CONCURRENCY,
+      key: (item) => item.reg.id,
     });
-    if (result.version !== null) await this.afterCommit(reg.id, result.version);
-    // After the commit: webhook events held for this agent (it was unknown when they came) apply now.
-    await this.deps.onRegistered?.(reg.id);
-    return { created: result.created, changed: result.changed, agent: result.agent };
+  }
+
+  /**
+   * Registers or updates one agent (PUT /v1/agents/{id}). Concurrent calls share transactions
+   * (`WriteBatcher`): each answer comes after the shared commit, with the agent's own version;
+   * a refused registration (409) fails only its own caller.
+   */
+  async register(reg: AgentRegistration, actor: string): Promise<{ created: boolean; changed: boolean; agent: Agent }> {
+    const outcome = await this.registrations.submit({ reg, actor });
+    if (!outcome.ok) throw outcome.error;
+    return { created: outcome.created, changed: outcome.changed, agent: outcome.agent };
+  }
+
+  /**
+   * Registers distinct agents in one transaction (one head-lock hold, one audit entry per agent
+   * that changed), publishes the changes once, then applies webhook events held for them. When
+   * the batch fails as a whole, each registration is tried on its own, so an error reaches only
+   * the registration that caused it (and is thrown: it is not a refusal).
+   */
+  async registerMany(items: RegistrationItem[]): Promise<RegistrationOutcome[]> {
+    try {
+      return await this.registerBatch(items);
+    } catch (err) {
+      if (items.length <= 1) throw err;
+      const outcomes: RegistrationOutcome[] = [];
+      for (const item of items) outcomes.push(...(await this.registerBatch([item])));
+      return outcomes;
+    }
+  }
+
+  private async registerBatch(items: RegistrationItem[]): Promise<RegistrationOutcome[]> {
+    const { db, clock } = this.deps;
+    const outcomes = await db.transaction().execute((trx) => applyRegistrations(trx, items, clock.now()));
+    const changed: { agentId: string; version: bigint }[] = [];
+    const registered: string[] = [];
+    for (const o of outcomes) {
+      if (!o.ok) continue;
+      registered.push(o.agent.id);
+      if (o.changed) changed.push({ agentId: o.agent.id, version: o.agent.version });
+    }
+    await this.afterCommitMany(changed);
+    // After the commit: webhook events held for these agents (unknown when they came) apply now.
+    if (this.deps.onRegistered && registered.length > 0) {
+      // If even this read fails (Postgres away), the held events stay held: the sweep applies
+      // them (every 30 s), so nothing is lost by not trying each agent here.
+      const held = await agentsWithHeldEvents(db, registered).catch(() => []);
+      for (const id of held) await this.deps.onRegistered(id);
+    }
+    return outcomes;
   }
 
   /**
@@ -265,9 +286,8 @@ export class AgentService {
       if ((cmd.kind === 'contain' || cmd.kind === 'revoke') && this.deps.approvals) {
         result.pendingApprovalsCancelled = await this.deps.approvals.cancelPendingForAgent(trx, agentId, cmd.actor, now);
       }
-      // Late, after the other row locks: the version is drawn under the audit head lock (commit order).
-      const version = await nextPermissionVersion(trx);
-      result.version = version.toString();
+      // Everything but the version first; the version, the audit entry and the event (which carry
+      // it) and the outbox rows last, under the audit head lock, held from there to the commit.
       await insertAction(trx, {
         id,
         agentId,
@@ -284,22 +304,31 @@ export class AgentService {
         result,
       });
       await liftActions(trx, plan.lifts.map((a) => a.id), { actor: cmd.actor, reason: cmd.reason, byActionId: id, now });
-      await setAgentState(trx, agentId, plan.statusAfter, version, cmd.actor, now);
-      const { dryRun: _dryRun, ...auditPayload } = result;
-      await appendAudit(trx, { actor: cmd.actor, action: `agent.${cmd.kind}`, subject: agentId, payload: auditPayload, at: now });
-      await emitEvent(trx, EVENT_FOR[cmd.kind], { ...auditPayload, agentId }, now);
-      if (plan.expiresAt) {
-        await addOutboxJob(trx, { jobName: LIFT_ACTION_JOB, payload: { actionId: id, agentId }, runAt: plan.expiresAt }, now);
-      }
+      await setAgentState(trx, agentId, plan.statusAfter, agent.version, cmd.actor, now);
+      const jobs: OutboxRow[] = [];
+      if (plan.expiresAt) jobs.push(outboxRow(LIFT_ACTION_JOB, { actionId: id, agentId }, now, plan.expiresAt));
       if (incidentId) {
         const update: IncidentUpdate = { incidentId, actionId: id, event: 'action' };
-        await addOutboxJob(trx, { jobName: INCIDENT_UPDATE_JOB, payload: update }, now);
+        jobs.push(outboxRow(INCIDENT_UPDATE_JOB, update, now));
       }
       if (result.breakGlass) {
         const notice: BreakGlassNotice = { agentId, actionId: id, actor: cmd.actor, reason: cmd.reason, incidentId, at: now.toISOString() };
-        await addOutboxJob(trx, { jobName: BREAK_GLASS_NOTICE_JOB, payload: notice }, now);
+        jobs.push(outboxRow(BREAK_GLASS_NOTICE_JOB, notice, now));
       }
-      return { result, version };
+      const versioned = (v: bigint) => {
+        const { dryRun: _dryRun, ...auditPayload } = { ...result, version: v.toString() };
+        return auditPayload;
+      };
+      const [version] = await commitVersionedChanges(trx, [
+        {
+          agentId,
+          audit: (v) => ({ actor: cmd.actor, action: `agent.${cmd.kind}`, subject: agentId, payload: versioned(v), at: now }),
+          outbox: (v) => [eventRow(EVENT_FOR[cmd.kind], { ...versioned(v), agentId }, now), ...jobs],
+          actionResult: (v) => ({ actionId: id, result: { ...result, version: v.toString() } }),
+        },
+      ]);
+      result.version = version!.toString();
+      return { result, version: version! };
     }));
     if ('replayed' in out) return out.replayed;
     await this.afterCommit(agentId, out.version);
@@ -402,29 +431,23 @@ export class AgentService {
     return out.outcome;
   }
 
+  /**
+   * After a batch committed: one publish, of its highest version. A replica's catch-up reads every
+   * agent above the version it holds, so that one message brings it the whole batch (versions are
+   * drawn in commit order, see `commitVersionedChanges`).
+   */
+  private async afterCommitMany(changes: readonly { agentId: string; version: bigint }[]): Promise<void> {
+    if (changes.length === 0) return;
+    let last = changes[0]!;
+    for (const c of changes) if (c.version > last.version) last = c;
+    await this.afterCommit(last.agentId, last.version);
+  }
+
   private async afterCommit(agentId: string, version: bigint): Promise<void> {
     this.deps.onOutboxWrite?.();
     // Publishing can fail (Redis down); replicas then catch up through their version poll.
     await this.deps.publisher.publishChanged(agentId, version).catch(() => undefined);
   }
-}
-
-function sameRegistration(agent: Agent, reg: AgentRegistration): boolean {
-  if (agent.name !== reg.name || agent.owner !== reg.owner || agent.riskTier !== reg.riskTier) return false;
-  if (agent.grants.length !== reg.grants.length) return false;
-  return reg.grants.every((n) => {
-    const g = agent.grants.find((x) => x.scope === n.scope);
-    return (
-      g !== undefined &&
-      g.keepInContainment === n.keepInContainment &&
-      (g.expiresAt?.getTime() ?? null) === (n.expiresAt?.getTime() ?? null) &&
-      JSON.stringify(sortKeys(g.constraints)) === JSON.stringify(sortKeys(n.constraints))
-    );
-  });
-}
-
-function sortKeys(o: object): object {
-  return Object.fromEntries(Object.entries(o).sort(([a], [b]) => a.localeCompare(b)));
 }
 
 /** The agent as the REST API and chat show it: status, grants with their effective state. */

@@ -10,6 +10,8 @@ import {
   agentIdSchema,
   agentInputSchema,
   agentOutputSchema,
+  agentImportLineSchema,
+  agentImportResultSchema,
   auditListSchema,
   auditQuerySchema,
   auditVerifyQuerySchema,
@@ -36,6 +38,7 @@ import {
   LIST_LIMIT_MAX,
   pageOf,
 } from './schemas.js';
+import { IMPORT_MAX_BYTES, IMPORT_MAX_LINE_BYTES } from '../agents/agent-import.js';
 
 type JsonObject = Record<string, unknown>;
 
@@ -217,6 +220,26 @@ export function buildOpenApiDocument(): JsonObject {
             '200': { description: 'A page of agents', ...jsonExample(ref('AgentPage'), { items: [EXAMPLE_AGENT], nextCursor: EXAMPLE_CURSOR }) },
             '400': { description: LIST_400, ...json(ref('Error')) },
             ...errors(401),
+          },
+        },
+      },
+      '/v1/agents:import': {
+        post: {
+          operationId: 'importAgents',
+          summary: 'Register or update many agents from NDJSON, one agent per line; each line applied or refused on its own',
+          description: [
+            'The body is streamed: lines are checked as `PUT /v1/agents/{agentId}` checks its body (plus `id`) and applied in batches while the rest arrives; a refused line (bad JSON, an invalid field, a widening of a contained or revoked agent, a decommissioned id) is listed with its line number and the others go on. Each agent that changes gets its own audit entry and event, and a new version; a line that changes nothing (a repeated import) is counted as `unchanged`. Two lines for one agent apply in order. Blank lines are skipped (they still count).',
+            '',
+            `Limits: ${IMPORT_MAX_LINE_BYTES} bytes per line (a longer line is refused, the rest goes on), ${IMPORT_MAX_BYTES} bytes per import (413). What was applied before an error that stops the import (413, 503) stays applied: the error says up to which line; sending the lines again is safe. The upload must end within the server's request timeout (60 s): split larger fleets into several imports.`,
+          ].join('\n'),
+          requestBody: { required: true, content: { 'application/x-ndjson': { schema: ref('AgentImportLine'), example: `${JSON.stringify({ id: 'underwriting-bot', name: 'Underwriting bot', owner: 'ana@example.com', riskTier: 'high', grants: [{ scope: 'payments:transfer', constraints: { maxAmount: 10000 } }] })}\n${JSON.stringify({ id: 'claims-bot', name: 'Claims bot', owner: 'li@example.com', riskTier: 'medium', grants: [{ scope: 'crm:read' }] })}\n` } } },
+          responses: {
+            '200': { description: 'Every line read: how many were applied, and each refused line with its number and why', ...jsonExample(ref('AgentImportResult'), { applied: 2, created: 1, updated: 0, unchanged: 1, refused: [{ line: 3, error: 'invalid agent: riskTier: Invalid option: expected one of "low"|"medium"|"high"|"critical"' }], refusedCount: 1, lines: 3 }) },
+            '400': { description: 'The body has no line at all', ...json(ref('Error')) },
+            ...errors(401),
+            '413': { description: `The import is larger than ${IMPORT_MAX_BYTES} bytes; what was applied before stays applied`, ...json(ref('Error')) },
+            '415': { description: 'Not `application/x-ndjson`', ...json(ref('Error')) },
+            '503': { description: 'The import stopped on our side; the message says up to which line it got, and sending the lines again is safe', ...json(ref('Error')) },
           },
         },
       },
@@ -517,6 +540,8 @@ export function buildOpenApiDocument(): JsonObject {
       },
       schemas: {
         AgentInput: jsonSchema(agentInputSchema, 'input'),
+        AgentImportLine: jsonSchema(agentImportLineSchema, 'input'),
+        AgentImportResult: jsonSchema(agentImportResultSchema, 'output'),
         Agent: jsonSchema(agentOutputSchema, 'output'),
         ActionInput: jsonSchema(actionInputSchema, 'input'),
         ActionResult: jsonSchema(actionResultSchema, 'output'),

@@ -75,6 +75,23 @@ export const agentInputSchema = z
     });
   });
 
+/** One line of `POST /v1/agents:import` (documentation: the route checks `id` and the PUT body apart). */
+export const agentImportLineSchema = z
+  .strictObject({ id: agentIdSchema, ...agentInputSchema.shape })
+  .meta({ description: 'One agent: the PUT /v1/agents/{agentId} body plus its `id`, as one line of JSON' });
+
+export const agentImportResultSchema = z.object({
+  applied: z.number().int().meta({ description: 'Lines applied: agents registered, updated, or already exactly as sent' }),
+  created: z.number().int(),
+  updated: z.number().int(),
+  unchanged: z.number().int().meta({ description: 'Lines that changed nothing (the agent was already so): no version, no audit entry' }),
+  refused: z
+    .array(z.object({ line: z.number().int().meta({ description: 'Line number, from 1 (blank lines count)' }), error: z.string() }))
+    .meta({ description: 'Refused lines in line order, the first 1,000; nothing of a refused line was applied' }),
+  refusedCount: z.number().int(),
+  lines: z.number().int().meta({ description: 'Lines read' }),
+});
+
 const MAX_TTL_MS = 30 * 24 * 3600 * 1000;
 export const ttlSchema = z
   .union([

@@ -23,6 +23,10 @@ export interface AuditInput {
  *
  * Why it is short: the lock is taken by one of the last statements of the transaction, in one
  * round trip (head, entry and new head together).
+ *
+ * Registrations and agent actions append through `commitVersionedChanges`
+ * (src/agents/versioned-commit.ts) instead: many entries (a batch) under one hold of the same
+ * lock, hashed the same way, so both writers extend the one chain.
  */
 export async function appendAudit(trx: DbOrTrx, input: AuditInput): Promise<{ seq: string; hash: string }> {
   // Round-trip the payload through JSON so what we hash is exactly what jsonb stores.

@@ -15,6 +15,8 @@ export interface RequestContext {
   token: ApiPrincipal | undefined;
   /** The body as received, on `rawBody` routes. */
   rawBody?: string;
+  /** The request itself, unread, on `streamBody` routes (the handler reads the body as it goes). */
+  req?: IncomingMessage;
   requestId: string;
 }
 
@@ -55,6 +57,8 @@ export interface Route {
   bodyOptional?: boolean;
   /** The handler gets the raw body (signed webhooks verify the exact bytes). */
   rawBody?: boolean;
+  /** The handler reads the body itself from `ctx.req` (a stream too large to hold, e.g. an NDJSON import). */
+  streamBody?: boolean;
   handler?: Handler;
   /**
    * A platform adapter that reads the request itself (Slack's signature covers the raw body,

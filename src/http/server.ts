@@ -146,8 +146,8 @@ async function handle(deps: HttpServerDeps, req: IncomingMessage, res: ServerRes
     }
     const hasBody = Number(req.headers['content-length'] ?? 0) > 0 || req.headers['transfer-encoding'] !== undefined;
     const rawBody = route.rawBody ? await readRawBody(req) : undefined;
-    const body = !route.rawBody && (method === 'PUT' || method === 'POST') && (hasBody || !route.bodyOptional) ? await readJsonBody(req) : undefined;
-    const ctx: RequestContext = { method, path: url.pathname, params, query: url.searchParams, headers: req.headers, body, tokenName: token?.name, token, requestId, ...(rawBody !== undefined ? { rawBody } : {}) };
+    const body = !route.rawBody && !route.streamBody && (method === 'PUT' || method === 'POST') && (hasBody || !route.bodyOptional) ? await readJsonBody(req) : undefined;
+    const ctx: RequestContext = { method, path: url.pathname, params, query: url.searchParams, headers: req.headers, body, tokenName: token?.name, token, requestId, ...(rawBody !== undefined ? { rawBody } : {}), ...(route.streamBody ? { req } : {}) };
     const pending = route.handler!(ctx);
     // Synchronous handlers (the decision path) skip a needless await.
     const result = pending instanceof Promise ? await pending : pending;

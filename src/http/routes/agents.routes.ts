@@ -10,11 +10,33 @@ import { queryObject } from '../query.js';
 import type { ConfirmationService } from '../../confirmations/confirmations.service.js';
 import type { Router } from '../router.js';
 import { parseInput } from '../validate.js';
+import { HttpError } from '../body.js';
+import { ErrorCode } from '../../domain/errors.js';
+import { IMPORT_MAX_BYTES, importAgents } from '../../agents/agent-import.js';
 
 /** REST actor for API tokens: `api:<token name>`. */
 export const apiActor = (tokenName: string | undefined) => `api:${tokenName ?? 'unknown'}`;
 
 export function addAgentRoutes(router: Router, deps: { db: Db; clock: Clock; agents: AgentService; confirmations?: ConfirmationService }): void {
+  router.add({
+    method: 'POST',
+    path: '/v1/agents:import',
+    auth: 'admin',
+    streamBody: true,
+    handler: async (ctx) => {
+      const type = String(ctx.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
+      if (type !== 'application/x-ndjson') {
+        throw new HttpError(415, ErrorCode.InvalidInput, 'send the agents as NDJSON with Content-Type: application/x-ndjson (one agent per line: the PUT /v1/agents/{id} body plus "id")');
+      }
+      const declared = Number(ctx.headers['content-length']);
+      if (Number.isFinite(declared) && declared > IMPORT_MAX_BYTES) {
+        throw new HttpError(413, ErrorCode.InvalidInput, `the import is larger than ${IMPORT_MAX_BYTES} bytes: split it (each line stands alone)`);
+      }
+      const result = await importAgents(ctx.req!, { registerMany: (items) => deps.agents.registerMany(items), actor: apiActor(ctx.tokenName) });
+      return { status: 200, body: result };
+    },
+  });
+
   router.add({
     method: 'PUT',
     path: '/v1/agents/{agentId}',

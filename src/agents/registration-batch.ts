@@ -1,0 +1,200 @@
+import { sql } from 'kysely';
+import type { DbOrTrx } from '../db/database.js';
+import type { Agent, Grant, GrantConstraints } from '../domain/agent.js';
+
+interface GrantRow {
+  agent_id: string;
+  id: string;
+  scope: string;
+  constraints: GrantConstraints;
+  keep_in_containment: boolean;
+  expires_at: Date | null;
+  granted_by: string;
+  granted_at: Date;
+}
+import { conflict, type CodedError } from '../domain/errors.js';
+import type { EventType } from '../domain/events.js';
+import { wideningChanges } from '../domain/widening.js';
+import { loadAgents, type AgentRegistration } from './agents.repository.js';
+import { commitVersionedChanges, eventRow, type VersionedChange } from './versioned-commit.js';
+
+/** One registration (PUT /v1/agents/{id}, or one line of an import) and who sent it. */
+export interface RegistrationItem {
+  reg: AgentRegistration;
+  actor: string;
+}
+
+/** What became of one registration: applied (perhaps as a no-op), or refused with a coded error. */
+export type RegistrationOutcome =
+  | { ok: true; created: boolean; changed: boolean; agent: Agent }
+  | { ok: false; error: CodedError };
+
+export function decommissionedMessage(agent: Agent, what: string): string {
+  const d = agent.decommissioned;
+  return `agent ${agent.id} was decommissioned${d ? ` by ${d.by} at ${d.at.toISOString()}` : ''}; ${what}`;
+}
+
+/** Whether a registration would leave the agent exactly as it is (a repeated PUT changes nothing). */
+export function sameRegistration(agent: Agent, reg: AgentRegistration): boolean {
+  if (agent.name !== reg.name || agent.owner !== reg.owner || agent.riskTier !== reg.riskTier) return false;
+  if (agent.grants.length !== reg.grants.length) return false;
+  return reg.grants.every((n) => {
+    const g = agent.grants.find((x) => x.scope === n.scope);
+    return (
+      g !== undefined &&
+      g.keepInContainment === n.keepInContainment &&
+      (g.expiresAt?.getTime() ?? null) === (n.expiresAt?.getTime() ?? null) &&
+      JSON.stringify(sortKeys(g.constraints)) === JSON.stringify(sortKeys(n.constraints))
+    );
+  });
+}
+
+function sortKeys(o: object): object {
+  return Object.fromEntries(Object.entries(o).sort(([a], [b]) => a.localeCompare(b)));
+}
+
+/** What a registration refuses, if anything, given the agent as it stands (locked). */
+function refusal(before: Agent | undefined, reg: AgentRegistration): CodedError | undefined {
+  if (before?.status === 'decommissioned') return conflict(decommissionedMessage(before, 'its id stays reserved: register the agent under a new id'));
+  // A held agent gets nothing back through registration: restore (which follows the policy) is the way out.
+  if (before && (before.status === 'contained' || before.status === 'revoked')) {
+    const widening = wideningChanges(before, reg);
+    if (widening.length) {
+      return conflict(
+        `agent ${reg.id} is ${before.status}: this update would widen it (${widening.map((w) => w.message).join('; ')}); nothing changed. Narrowing updates are allowed; restore the agent first to widen it`,
+        widening,
+      );
+    }
+  }
+  return undefined;
+}
+
+/**
+ * Applies registrations of distinct agents in the caller's transaction, with a fixed number of
+ * statements whatever their number: lock the agent rows (in id order, so two batches never wait
+ * on each other in a circle), read them, write every agent row, remove the grants no longer
+ * listed, write every grant (returning them), then the versioned tail (versions, one audit
+ * entry and one event per agent, under the head lock: `commitVersionedChanges`).
+ *
+ * A registration that would change nothing is answered as a repeated PUT is (no version, no
+ * audit entry); one refused (decommissioned, or widening a held agent) is answered with its error
+ * and writes nothing. Neither touches the others.
+ */
+export async function applyRegistrations(trx: DbOrTrx, items: readonly RegistrationItem[], now: Date): Promise<RegistrationOutcome[]> {
+  const ids = items.map((i) => i.reg.id);
+  if (new Set(ids).size !== ids.length) throw new Error('a registration batch names an agent twice');
+  if (items.length === 0) return [];
+  await sql`select id from agents where id = any(${ids}::text[]) order by id for update`.execute(trx);
+  const before = new Map((await loadAgents(trx, { ids })).map((a) => [a.id, a]));
+
+  const outcomes: (RegistrationOutcome | undefined)[] = [];
+  const writes: { index: number; item: RegistrationItem; before: Agent | undefined }[] = [];
+  items.forEach((item, index) => {
+    const agent = before.get(item.reg.id);
+    const refused = refusal(agent, item.reg);
+    if (refused) outcomes[index] = { ok: false, error: refused };
+    else if (agent && sameRegistration(agent, item.reg)) outcomes[index] = { ok: true, created: false, changed: false, agent };
+    else writes.push({ index, item, before: agent });
+  });
+  if (writes.length === 0) return outcomes as RegistrationOutcome[];
+
+  const w = writes.map((x) => x.item);
+  const wIds = w.map((i) => i.reg.id);
+  const actors = w.map((i) => i.actor);
+  // Agent rows: a new agent is active; its version is set by the versioned tail below.
+  await sql`
+    insert into agents (id, name, owner, risk_tier, status, version, created_by, created_at, updated_by, updated_at)
+    select id, name, owner, risk_tier, 'active', 0, actor, ${now}::timestamptz, actor, ${now}::timestamptz
+    from unnest(${wIds}::text[], ${w.map((i) => i.reg.name)}::text[], ${w.map((i) => i.reg.owner)}::text[], ${w.map((i) => i.reg.riskTier)}::text[], ${actors}::text[])
+      as r(id, name, owner, risk_tier, actor)
+    on conflict (id) do update set name = excluded.name, owner = excluded.owner, risk_tier = excluded.risk_tier,
+      updated_by = excluded.updated_by, updated_at = excluded.updated_at`.execute(trx);
+
+  const grants = w.flatMap((i) => i.reg.grants.map((g) => ({ agentId: i.reg.id, actor: i.actor, ...g })));
+  // Grants no longer listed are removed (kept as history); the listed ones are written as sent.
+  await sql`
+    update grants set removed_at = ${now}::timestamptz, removed_by = r.actor
+    from unnest(${wIds}::text[], ${actors}::text[]) as r(agent_id, actor)
+    where grants.agent_id = r.agent_id and grants.removed_at is null
+      and not exists (select 1 from unnest(${grants.map((g) => g.agentId)}::text[], ${grants.map((g) => g.scope)}::text[]) as k(agent_id, scope)
+                      where k.agent_id = grants.agent_id and k.scope = grants.scope)`.execute(trx);
+  // Every listed grant is written, so what the insert returns is each agent's whole grant set.
+  const current = new Map<string, Grant[]>(wIds.map((id) => [id, []]));
+  if (grants.length > 0) {
+    const { rows } = await sql<GrantRow>`
+      insert into grants (agent_id, scope, constraints, keep_in_containment, expires_at, granted_by, granted_at)
+      select agent_id, scope, constraints, keep, expires_at, actor, ${now}::timestamptz
+      from unnest(${grants.map((g) => g.agentId)}::text[], ${grants.map((g) => g.scope)}::text[], ${grants.map((g) => JSON.stringify(g.constraints))}::jsonb[],
+        ${grants.map((g) => g.keepInContainment)}::boolean[], ${grants.map((g) => g.expiresAt)}::timestamptz[], ${grants.map((g) => g.actor)}::text[])
+        as g(agent_id, scope, constraints, keep, expires_at, actor)
+      on conflict (agent_id, scope) do update set
+        constraints = excluded.constraints,
+        keep_in_containment = excluded.keep_in_containment,
+        expires_at = excluded.expires_at,
+        -- A grant that comes back after removal is a new grant: record who gave it and when.
+        granted_by = case when grants.removed_at is null then grants.granted_by else excluded.granted_by end,
+        granted_at = case when grants.removed_at is null then grants.granted_at else excluded.granted_at end,
+        removed_at = null,
+        removed_by = null
+      returning agent_id, id, scope, constraints, keep_in_containment, expires_at, granted_by, granted_at`.execute(trx);
+    for (const r of rows) {
+      current.get(r.agent_id)!.push({
+        id: r.id,
+        scope: r.scope,
+        constraints: r.constraints,
+        keepInContainment: r.keep_in_containment,
+        expiresAt: r.expires_at,
+        grantedBy: r.granted_by,
+        grantedAt: r.granted_at,
+      });
+    }
+  }
+
+  const changes: VersionedChange[] = writes.map(({ item, before: was }) => {
+    const { reg, actor } = item;
+    const type: EventType = was ? 'agent.updated' : 'agent.registered';
+    const payload = {
+      name: reg.name,
+      owner: reg.owner,
+      riskTier: reg.riskTier,
+      grants: reg.grants.map((g) => ({ ...g, expiresAt: g.expiresAt?.toISOString() ?? null })),
+      ...(was ? { grantsRemoved: was.grants.filter((g) => !reg.grants.some((n) => n.scope === g.scope)).map((g) => g.scope) } : {}),
+    };
+    return {
+      agentId: reg.id,
+      audit: { actor, action: type, subject: reg.id, payload, at: now },
+      outbox: [eventRow(type, { agentId: reg.id, actor, ...payload }, now)],
+    };
+  });
+  const versions = await commitVersionedChanges(trx, changes);
+  writes.forEach(({ index, item, before: was }, k) => {
+    const { reg } = item;
+    // The agent as it now stands, without reading it again: the row as written, the grants the
+    // insert returned, and what a registration does not touch (actions in force, trust) as read.
+    const agent: Agent = {
+      id: reg.id,
+      name: reg.name,
+      owner: reg.owner,
+      riskTier: reg.riskTier,
+      status: was?.status ?? 'active',
+      version: versions[k]!,
+      grants: current.get(reg.id)!.sort((x, y) => (x.scope < y.scope ? -1 : x.scope > y.scope ? 1 : 0)),
+      activeActions: was?.activeActions ?? [],
+      updatedAt: now,
+      trustTier: was?.trustTier ?? null,
+      trustScore: was?.trustScore ?? null,
+      newestEvidenceAt: was?.newestEvidenceAt ?? null,
+      decommissioned: null,
+    };
+    outcomes[index] = { ok: true, created: !was, changed: true, agent };
+  });
+  return outcomes as RegistrationOutcome[];
+}
+
+/** Of these agents, those with webhook events held until they were registered. */
+export async function agentsWithHeldEvents(db: DbOrTrx, ids: readonly string[]): Promise<string[]> {
+  if (ids.length === 0) return [];
+  const { rows } = await sql<{ agent_id: string }>`
+    select distinct agent_id from held_events where agent_id = any(${ids}::text[]) and applied_at is null`.execute(db);
+  return rows.map((r) => r.agent_id);
+}

@@ -1,0 +1,156 @@
+import { createHash, randomUUID } from 'node:crypto';
+import { sql } from 'kysely';
+import type { z } from 'zod';
+import type { DbOrTrx } from '../db/database.js';
+import { auditEntryHashParts } from '../domain/audit-chain.js';
+import type { DomainEvent, EventType } from '../domain/events.js';
+import type { AuditInput } from '../audit/audit.repository.js';
+import { JOBS, type JobName, type JobPayload, type QueueName } from '../queue/job-contracts.js';
+import { OUTBOX_NOTIFY_CHANNEL } from '../outbox/outbox-relay.js';
+
+/** One outbox row, its payload already checked against its job contract. */
+export interface OutboxRow {
+  id: string;
+  queue: QueueName;
+  jobName: JobName;
+  payload: unknown;
+  runAt: Date;
+  createdAt: Date;
+}
+
+/** An outbox row for a job, checked against its contract now (as `addOutboxJob` does). */
+export function outboxRow<N extends JobName>(jobName: N, payload: JobPayload<N>, now: Date, runAt: Date = now, id: string = randomUUID()): OutboxRow {
+  const contract: { queue: QueueName; payload: z.ZodType } = JOBS[jobName];
+  const checked = contract.payload.safeParse(payload);
+  if (!checked.success) throw new Error(`outbox job ${jobName}: the payload does not match its contract: ${checked.error.issues[0]?.message ?? 'invalid'}`);
+  return { id, queue: contract.queue, jobName, payload, runAt, createdAt: now };
+}
+
+/** A domain event as an outbox row: its id is the row id, the job id and the webhook delivery id (as `emitEvent`). */
+export function eventRow<T extends Record<string, unknown>>(type: EventType, data: { agentId: string } & T, now: Date): OutboxRow {
+  const event: DomainEvent<T> = { id: randomUUID(), type, createdAt: now.toISOString(), data };
+  return outboxRow(type, event as JobPayload<typeof type>, now, now, event.id);
+}
+
+/**
+ * One agent's change, written except for its version: what it records once it gets one. What does
+ * not depend on the version is given as a value (prepared before the lock); what does, as a
+ * function of it (built under the lock: keep it cheap).
+ */
+export interface VersionedChange {
+  agentId: string;
+  audit: AuditInput | ((version: bigint) => AuditInput);
+  outbox: OutboxRow[] | ((version: bigint) => OutboxRow[]);
+  /** An action row whose stored answer must carry the version (a replay answers it as it was). */
+  actionResult?: (version: bigint) => { actionId: string; result: unknown };
+}
+
+/** An audit entry prepared before the lock: everything but the seq and the previous hash. */
+interface PreparedEntry {
+  input: AuditInput;
+  payloadJson: string;
+  before: string;
+  after: string;
+}
+
+function prepare(input: AuditInput): PreparedEntry {
+  // Round-trip the payload through JSON so what we hash is exactly what jsonb stores.
+  const payloadJson = JSON.stringify(input.payload ?? {});
+  const payload: unknown = JSON.parse(payloadJson);
+  const { before, after } = auditEntryHashParts({ at: input.at, actor: input.actor, action: input.action, subject: input.subject, payload });
+  return { input, payloadJson, before, after };
+}
+
+/**
+ * Commits the end of a batch of permission changes in two statements under the audit head lock:
+ * the first locks the head and draws one permission version per change; the second writes every
+ * audit entry (chained onto the head, in order), moves the head, sets each agent's version and
+ * writes every outbox row. Call it last in the transaction, after every other write: the head lock
+ * is then held from here to the COMMIT only, and one lock hold and one WAL flush serve the batch.
+ *
+ * Why versions stay in commit order: they are drawn under the head lock, which every
+ * permission-changing transaction takes and keeps until it ends (see `nextPermissionVersion`); so
+ * a batch draws only after every transaction holding a lower version has ended, and all of a
+ * batch's versions become visible at once, at its commit.
+ *
+ * Why the audit chain stays one tamper-evident chain: the entries are hashed here onto the head's
+ * hash as read under its lock, each onto the one before, with the same text `auditEntryHash` (the
+ * verifier) hashes: seq, time, actor, action, subject and payload. No other writer can extend the
+ * head until this commits, and the head moves to the last entry in the same transaction, so the
+ * batch's entries are consecutive links of the one chain, in commit order; changing, removing or
+ * inserting any of them breaks the hash of the entry after it (and the head's).
+ */
+export async function commitVersionedChanges(trx: DbOrTrx, changes: readonly VersionedChange[]): Promise<bigint[]> {
+  if (!trx.isTransaction) throw new Error('permission versions must be taken inside the transaction that commits them');
+  if (changes.length === 0) return [];
+  const ids = changes.map((c) => c.agentId);
+  if (new Set(ids).size !== ids.length) throw new Error('a batch of versioned changes names an agent twice');
+  // Everything that can be done without the lock is done first: canonical JSON of every entry
+  // that does not depend on its version.
+  const early = changes.map((c) => (typeof c.audit === 'function' ? undefined : prepare(c.audit)));
+
+  // 1. The head lock, and one version per change drawn under it (in change order). The versions
+  // are drawn by a subquery that refers to the locked row, so they are drawn after the lock.
+  const { rows: heads } = await sql<{ seq: string; hash: string; versions: string[] }>`
+    select head.seq::text as seq, head.hash,
+      (select array_agg(v.n::text order by v.i) from
+         (select i, nextval('permission_version_seq') as n from generate_series(1, ${changes.length}::int + 0 * head.seq) as i) as v) as versions
+    from (select seq, hash from audit_head where id = 1 for update) as head`.execute(trx);
+  const head = heads[0];
+  if (!head) throw new Error('the audit head row is missing');
+  const versions = head.versions.map((v) => BigInt(v));
+  const prepared = changes.map((c, i) => early[i] ?? prepare((c.audit as (v: bigint) => AuditInput)(versions[i]!)));
+  const rows = changes.flatMap((c, i) => (typeof c.outbox === 'function' ? c.outbox(versions[i]!) : c.outbox));
+  const results = changes.flatMap((c, i) => (c.actionResult ? [c.actionResult(versions[i]!)] : []));
+
+  // 2. The chain: each entry hashed onto the previous one (sha256 of prev + "\n" + canonical text).
+  let prev = head.hash;
+  let seq = BigInt(head.seq);
+  const seqs: string[] = [];
+  const prevs: string[] = [];
+  const hashes: string[] = [];
+  for (const p of prepared) {
+    seq += 1n;
+    const s = seq.toString();
+    const hash = createHash('sha256').update(prev).update('\n').update(p.before).update(s).update(p.after).digest('hex');
+    seqs.push(s);
+    prevs.push(prev);
+    hashes.push(hash);
+    prev = hash;
+  }
+
+  // 3. One statement: entries, head, agent versions, outbox rows (and the relay's wake-up on
+  // commit), action answers.
+  const { rows: done } = await sql<{ versioned: number; entries: number; answered: number }>`
+    with entries as (
+      insert into audit_log (seq, at, actor, action, subject, payload, prev_hash, hash)
+      select * from unnest(${seqs}::bigint[], ${prepared.map((p) => p.input.at)}::timestamptz[], ${prepared.map((p) => p.input.actor)}::text[],
+        ${prepared.map((p) => p.input.action)}::text[], ${prepared.map((p) => p.input.subject)}::text[], ${prepared.map((p) => p.payloadJson)}::jsonb[],
+        ${prevs}::text[], ${hashes}::text[])
+      returning 1),
+    moved as (
+      update audit_head set seq = ${seq.toString()}::bigint, hash = ${prev} where id = 1 returning 1),
+    versioned as (
+      update agents set version = v.version
+      from unnest(${ids}::text[], ${versions.map((v) => v.toString())}::bigint[]) as v(id, version)
+      where agents.id = v.id
+      returning 1),
+    jobs as (
+      insert into outbox (id, queue, job_name, payload, run_at, created_at)
+      select * from unnest(${rows.map((r) => r.id)}::uuid[], ${rows.map((r) => r.queue)}::text[], ${rows.map((r) => r.jobName)}::text[],
+        ${rows.map((r) => JSON.stringify(r.payload))}::jsonb[], ${rows.map((r) => r.runAt)}::timestamptz[], ${rows.map((r) => r.createdAt)}::timestamptz[])
+      returning 1),
+    answered as (
+      update agent_actions set result = r.result
+      from unnest(${results.map((r) => r.actionId)}::uuid[], ${results.map((r) => JSON.stringify(r.result))}::jsonb[]) as r(id, result)
+      where agent_actions.id = r.id
+      returning 1)
+    select (select count(*) from versioned)::int as versioned, (select count(*) from answered)::int as answered, (select count(*) from entries)::int as entries,
+      (select count(*) from moved)::int as moved,
+      (select pg_notify(${OUTBOX_NOTIFY_CHANNEL}, '') from jobs limit 1) as notified`.execute(trx);
+  const result = done[0];
+  if (!result || result.versioned !== ids.length || result.entries !== prepared.length || result.answered !== results.length) {
+    throw new Error(`versioned commit wrote ${result?.versioned ?? 0} of ${ids.length} agent versions and ${result?.entries ?? 0} of ${prepared.length} audit entries`);
+  }
+  return versions;
+}
