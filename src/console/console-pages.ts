@@ -37,6 +37,7 @@ export function layout(frame: PageFrame, body: Raw): Raw {
 <meta name="htmx-config" content='{"includeIndicatorStyles":false,"allowEval":false,"allowScriptTags":false}'>
 <title>${frame.title} · Armalo console</title>
 <link rel="stylesheet" href="/console/static/console.css">
+<link rel="icon" href="data:,">
 <script src="/console/static/htmx.min.js" defer></script>
 </head>
 <body>
@@ -57,8 +58,8 @@ ${body}
 }
 
 /** The part of a page htmx polls: the same URL, swapped in place by the element's id. */
-export function live(url: string, body: Raw): Raw {
-  return html`<div id="live" hx-get="${url}" hx-trigger="every ${LIVE_REFRESH_SECONDS}s" hx-select="#live" hx-swap="outerHTML">${body}</div>`;
+export function live(url: string, body: Raw, id = 'live'): Raw {
+  return html`<div id="${id}" hx-get="${url}" hx-trigger="every ${LIVE_REFRESH_SECONDS}s" hx-select="${`#${id}`}" hx-swap="outerHTML">${body}</div>`;
 }
 
 export const statusBadge = (status: string) => html`<span class="status status-${status.replace(/[^a-z_-]/g, '')}">${status}</span>`;
@@ -246,8 +247,7 @@ export function agentLiveBody(d: AgentPageData, may: AgentAbilities, csrf: strin
   const s = d.score;
   return live(
     path`/console/agents/${a.id}`,
-    html`<p>${statusBadge(a.status)} <span class="muted">owner</span> ${a.owner} · <span class="muted">risk tier</span> ${a.riskTier} · <code>${a.id}</code></p>
-<h2>Grants</h2>
+    html`<h2>Grants</h2>
 <section class="card"><table><thead><tr><th>Scope</th><th>State</th><th class="opt">Constraints</th></tr></thead><tbody>${d.grants.map(
       (g) => html`<tr><td><code>${g.scope}</code></td><td>${statusBadge(g.state)}${g.keepInContainment ? html` <span class="muted">kept in containment</span>` : ''}</td><td class="opt">${g.maxAmount !== undefined ? `max ${g.maxAmount}` : ''}</td></tr>`,
     )}</tbody></table></section>
@@ -273,11 +273,16 @@ ${d.timeline.length ? html`<h3>Open incident's timeline</h3><ol>${d.timeline.map
   );
 }
 
-/** The action forms: outside the refreshed part, so typing a reason is never interrupted. */
+/** The agent's status line, refreshed by itself (above the action forms). */
+export function agentHead(a: Agent): Raw {
+  return live(path`/console/agents/${a.id}`, html`<p>${statusBadge(a.status)} <span class="muted">owner</span> ${a.owner} · <span class="muted">risk tier</span> ${a.riskTier} · <code>${a.id}</code></p>`, 'live-head');
+}
+
+/** The action forms: outside the refreshed parts, so typing a reason is never interrupted. */
 export function agentActions(a: Agent, may: AgentAbilities, csrf: string): Raw {
   if (!may.contain && !may.narrow && !may.restore && !may.revoke) return html`<p class="muted">Your roles do not allow actions on agents.</p>`;
   const reason = html`<label>Reason<input type="text" name="reason" maxlength="2000" placeholder="why"></label>`;
-  return html`<section class="card" aria-label="Actions">
+  return html`<h2>Actions</h2><section class="card" aria-label="Actions">
 ${may.contain ? html`<form class="action" method="post" action="${path`/console/agents/${a.id}/contain`}">${formSecrets(csrf)}${reason}<label>Lifts itself after (optional)<input type="text" name="ttl" placeholder="2h" maxlength="10"></label><button class="danger" type="submit">Contain</button></form>` : ''}
 ${may.narrow ? html`<form class="action" method="post" action="${path`/console/agents/${a.id}/narrow`}">${formSecrets(csrf)}<label>Scopes to suspend<input type="text" name="scopes" required placeholder="payments:*" maxlength="2000"></label>${reason}<button type="submit">Narrow</button></form>` : ''}
 ${may.restore ? html`<form class="action" method="post" action="${path`/console/agents/${a.id}/restore`}">${formSecrets(csrf)}${reason}<button type="submit">Restore</button></form>` : ''}

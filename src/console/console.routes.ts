@@ -275,7 +275,7 @@ export function addConsoleRoutes(router: Router, deps: ConsoleDeps): void {
         audit,
         pendingRestores: restores.map((r) => ({ id: r.id, requestedBy: r.requested_by, expiresAt: r.expires_at.toISOString(), reason: String((r.payload as { reason?: unknown }).reason ?? '') })),
       };
-      const body = html`${pages.agentActions(agent, abilities, s.csrf)}${pages.agentLiveBody(data, abilities, s.csrf)}`;
+      const body = html`${pages.agentHead(agent)}${pages.agentActions(agent, abilities, s.csrf)}${pages.agentLiveBody(data, abilities, s.csrf)}`;
       return page(200, pages.layout(frame(s, `${agent.name}`, 'none'), body));
     }),
   });

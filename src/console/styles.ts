@@ -12,6 +12,7 @@ a:focus, button:focus, input:focus, select:focus, textarea:focus { outline: 3px 
 header.top { display: flex; flex-wrap: wrap; gap: .5rem 1.25rem; align-items: center; padding: .6rem 1rem; background: #111827; color: #fff; }
 header.top a { color: #fff; text-decoration: none; }
 header.top a[aria-current="page"] { text-decoration: underline; text-underline-offset: 4px; }
+header.top nav { display: flex; flex-wrap: wrap; gap: .25rem 1rem; }
 header.top .brand { font-weight: 700; margin-right: .5rem; }
 header.top .who { margin-left: auto; font-size: .9em; opacity: .9; display: flex; gap: .5rem; align-items: center; }
 header.top form { display: inline; }
