@@ -325,6 +325,31 @@ it('"console" to the bot in Teams: the link only in the personal chat, never in 
   expect((await consolePost(app, '/console/agents/teams-bot/narrow', { csrf, scopes: 'Not A Scope', reason: 'x' }, cookie)).status).toBe(400);
 });
 
+it('trust packets: built from the console by the packet roles, the PDF downloaded there; refused to others', async () => {
+  const proc = await signInFromSlack(app, slack, 'U0PROC');
+  const page = await consoleGet(app, '/console/agents/mail-bot', proc);
+  expect(page.text).toContain('Build a trust packet');
+  const built = await consolePost(app, '/console/agents/mail-bot/packet', { csrf: csrfOf(page.text), audience: 'Acme Reinsurance' }, proc);
+  expect(built.status, built.text.slice(0, 300)).toBe(200);
+  let pdfPath = '';
+  await waitFor(async () => {
+    const m = /href="(\/console\/packets\/[0-9a-f-]{36}\/pdf)"/.exec((await consoleGet(app, '/console/agents/mail-bot', proc)).text);
+    pdfPath = m?.[1] ?? '';
+    return pdfPath !== '';
+  }, 30_000, 'the packet ready on the agent page');
+  const pdf = await fetch(app.url + pdfPath, { headers: { cookie: proc } });
+  expect(pdf.status).toBe(200);
+  expect(pdf.headers.get('content-type')).toBe('application/pdf');
+  expect(Buffer.from(await pdf.arrayBuffer()).subarray(0, 5).toString()).toBe('%PDF-');
+  // On-call holds no packet role and does not own the agent: no button, the post and the download refused.
+  const oncall = await signInFromSlack(app, slack, 'U0ONCALL2');
+  const oncallPage = await consoleGet(app, '/console/agents/mail-bot', oncall);
+  expect(oncallPage.text).not.toContain('Build a trust packet');
+  expect(oncallPage.text).not.toContain('/pdf"');
+  expect((await consolePost(app, '/console/agents/mail-bot/packet', { csrf: csrfOf(oncallPage.text) }, oncall)).status).toBe(403);
+  expect((await consoleGet(app, pdfPath, oncall)).status).toBe(403);
+});
+
 // Last in the file: it leaves this client's address blocked from signing in for a few minutes.
 it('failed sign-ins are limited per address: past the limit even a good link is refused with 429', async () => {
   const good = await consoleLink(app, slack, 'U0CISO');

@@ -232,10 +232,14 @@ export interface AgentPageData {
   approvals: ApprovalView[];
   audit: AuditRow[];
   pendingRestores: { id: string; requestedBy: string; expiresAt: string; reason: string }[];
+  /** The agent's latest trust packets (shown to those who may build them: the packet roles and the owner). */
+  packets: { id: string; status: string; audience: string | null; requestedBy: string; createdAt: string }[] | null;
 }
 
 /** What the signed-in person may do here (a button is shown only when its post would be allowed). */
 export interface AgentAbilities {
+  /** Build (and download) trust packets: the packet roles, or the agent's owner. */
+  packet: boolean;
   contain: boolean;
   narrow: boolean;
   restore: boolean;
@@ -268,6 +272,13 @@ ${d.chartSvg ? html`<div class="chart" role="img" aria-label="Score over the las
 ${d.timeline.length ? html`<h3>Open incident's timeline</h3><ol>${d.timeline.map((t) => html`<li><time>${t.at}</time> <code>${t.actor}</code> ${t.event}${t.reason ? html`: ${t.reason}` : ''}</li>`)}</ol>` : ''}</section>
 <h2>Approval requests</h2>
 <section class="card">${approvalTable(d.approvals, { decide: false })}</section>
+${d.packets
+      ? html`<h2>Trust packets</h2><section class="card">${d.packets.length
+          ? html`<table><thead><tr><th>Built</th><th>For</th><th>Status</th><th>By</th><th></th></tr></thead><tbody>${d.packets.map(
+              (p) => html`<tr><td><time>${p.createdAt}</time></td><td>${p.audience ?? ''}</td><td>${statusBadge(p.status)}</td><td><code>${p.requestedBy}</code></td><td>${p.status === 'ready' ? html`<a href="${path`/console/packets/${p.id}/pdf`}">Download PDF</a>` : ''}</td></tr>`,
+            )}</tbody></table>`
+          : html`<p class="muted">No trust packet built yet.</p>`}</section>`
+      : ''}
 <h2>Audit entries</h2>
 <section class="card">${auditTable(d.audit)}<p><a href="${path`/console/audit?agent=${a.id}`}">All entries for this agent</a></p></section>`,
   );
@@ -280,13 +291,14 @@ export function agentHead(a: Agent): Raw {
 
 /** The action forms: outside the refreshed parts, so typing a reason is never interrupted. */
 export function agentActions(a: Agent, may: AgentAbilities, csrf: string): Raw {
-  if (!may.contain && !may.narrow && !may.restore && !may.revoke) return html`<p class="muted">Your roles do not allow actions on agents.</p>`;
+  if (!may.contain && !may.narrow && !may.restore && !may.revoke && !may.packet) return html`<p class="muted">Your roles do not allow actions on agents.</p>`;
   const reason = html`<label>Reason<input type="text" name="reason" maxlength="2000" placeholder="why"></label>`;
   return html`<h2>Actions</h2><section class="card" aria-label="Actions">
 ${may.contain ? html`<form class="action" method="post" action="${path`/console/agents/${a.id}/contain`}">${formSecrets(csrf)}${reason}<label>Lifts itself after (optional)<input type="text" name="ttl" placeholder="2h" maxlength="10"></label><button class="danger" type="submit">Contain</button></form>` : ''}
 ${may.narrow ? html`<form class="action" method="post" action="${path`/console/agents/${a.id}/narrow`}">${formSecrets(csrf)}<label>Scopes to suspend<input type="text" name="scopes" required placeholder="payments:*" maxlength="2000"></label>${reason}<button type="submit">Narrow</button></form>` : ''}
 ${may.restore ? html`<form class="action" method="post" action="${path`/console/agents/${a.id}/restore`}">${formSecrets(csrf)}${reason}<button type="submit">Restore</button></form>` : ''}
 ${may.revoke ? html`<form class="action" method="post" action="${path`/console/agents/${a.id}/revoke`}">${formSecrets(csrf)}${reason}<button class="danger" type="submit">Revoke…</button></form>` : ''}
+${may.packet ? html`<form class="action" method="post" action="${path`/console/agents/${a.id}/packet`}">${formSecrets(csrf)}<label>For (company, optional)<input type="text" name="audience" maxlength="200"></label><button class="secondary" type="submit">Build a trust packet</button></form>` : ''}
 </section>`;
 }
 

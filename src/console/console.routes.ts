@@ -11,6 +11,8 @@ import type { Router } from '../http/router.js';
 import { HttpError, readRawBody } from '../http/body.js';
 import type { ApprovalService, Approver } from '../approvals/approvals.service.js';
 import type { TrustService } from '../trust/trust.service.js';
+import type { PacketService } from '../packets/packets.service.js';
+import type { PacketRenderers } from '../http/routes/packets.routes.js';
 import { actorOf, type ChatCommands } from '../chat/chat-commands.js';
 import { authorize, rolesOf, type ChatIdentity, type Permission } from '../chat/authorization.js';
 import type { ChatReply } from '../chat/reply.js';
@@ -41,6 +43,9 @@ export interface ConsoleDeps {
   commands: ChatCommands;
   approvals: ApprovalService;
   trust: TrustService;
+  packets: PacketService;
+  /** The packet renderers (loaded on first use: the PDF library is large). */
+  renderers: () => Promise<PacketRenderers>;
   /** ARMALO_PUBLIC_URL: the cookie is marked Secure when it is https. */
   publicUrl: string | undefined;
   signInLimiter?: SignInLimiter;
@@ -164,6 +169,11 @@ export function addConsoleRoutes(router: Router, deps: ConsoleDeps): void {
     if (!csrfMatches(s, form.get('csrf') ?? undefined)) throw new ConsoleRefusal(403, 'The form is missing its security token or it does not match your session. Reload the page and try again. Nothing was changed.');
     return { s, form };
   };
+  /** Trust packets: the packet roles, or the agent's owner (the same rule as `/armalo packet`). */
+  const mayPacket = (s: ConsoleSession, owner: string) => {
+    const o = owner.toLowerCase();
+    return may(s, 'packet') || o === s.who.userId.toLowerCase() || o === `${s.who.platform}:${s.who.userId}`.toLowerCase() || s.who.emails.some((e) => e.toLowerCase() === o);
+  };
   const approverOf = (s: ConsoleSession): Approver => ({
     actor: actorOf(asConsole(s)),
     platform: 'console',
@@ -247,13 +257,14 @@ export function addConsoleRoutes(router: Router, deps: ConsoleDeps): void {
       const agent = await loadAgent(db, agentId);
       if (!agent) throw new ConsoleRefusal(404, `There is no agent ${agentId}.`);
       const now = clock.now();
-      const [score, history, incidents, approvalList, audit, restores] = await Promise.all([
+      const [score, history, incidents, approvalList, audit, restores, packetRows] = await Promise.all([
         deps.trust.scoreOf(agentId).catch(() => null),
         db.selectFrom('trust_scores').select(['score', 'tier', 'computed_at']).where('agent_id', '=', agentId).where('computed_at', '>=', new Date(now.getTime() - 90 * 86_400_000)).orderBy('computed_at').limit(2000).execute(),
         listIncidents(db, { agentId }, { limit: 20 }),
         listApprovals(db, { agentId }, { limit: 20 }),
         listAudit(db, { subject: agentId, limit: 20 }),
         db.selectFrom('confirmations').select(['id', 'requested_by', 'expires_at', 'payload']).where('agent_id', '=', agentId).where('kind', '=', 'restore').where('decided_at', 'is', null).where('expires_at', '>', now).orderBy('created_at').execute(),
+        db.selectFrom('trust_packets').select(['id', 'status', 'audience', 'requested_by', 'created_at']).where('agent_id', '=', agentId).orderBy('created_at', 'desc').limit(10).execute(),
       ]);
       const openIncident = incidents.items.find((i) => i.status === 'open');
       const detail = openIncident ? await loadIncidentDetail(db, openIncident.id, now) : undefined;
@@ -263,7 +274,7 @@ export function addConsoleRoutes(router: Router, deps: ConsoleDeps): void {
             { from: new Date(now.getTime() - 90 * 86_400_000).toISOString(), to: now.toISOString(), title: `${agent.name}: trust score, last 90 days`, thresholds: policy.trust.tiers },
           )
         : null;
-      const abilities: pages.AgentAbilities = { contain: may(s, 'contain'), narrow: may(s, 'narrow'), restore: may(s, 'restore'), revoke: may(s, 'revoke') };
+      const abilities: pages.AgentAbilities = { packet: mayPacket(s, agent.owner), contain: may(s, 'contain'), narrow: may(s, 'narrow'), restore: may(s, 'restore'), revoke: may(s, 'revoke') };
       const data: pages.AgentPageData = {
         agent,
         grants: agent.grants.map((g) => ({ scope: g.scope, state: grantStatus(agent, g, now).state, keepInContainment: g.keepInContainment, ...(g.constraints.maxAmount !== undefined ? { maxAmount: g.constraints.maxAmount } : {}) })),
@@ -273,6 +284,7 @@ export function addConsoleRoutes(router: Router, deps: ConsoleDeps): void {
         timeline: (detail?.timeline ?? []).map((t) => ({ at: t.at, actor: t.actor, event: t.event, ...(t.reason ? { reason: t.reason } : {}) })),
         approvals: approvalList.items,
         audit,
+        packets: abilities.packet ? packetRows.map((p) => ({ id: p.id, status: p.status, audience: p.audience, requestedBy: p.requested_by, createdAt: p.created_at.toISOString() })) : null,
         pendingRestores: restores.map((r) => ({ id: r.id, requestedBy: r.requested_by, expiresAt: r.expires_at.toISOString(), reason: String((r.payload as { reason?: unknown }).reason ?? '') })),
       };
       const body = html`${pages.agentHead(agent)}${pages.agentActions(agent, abilities, s.csrf)}${pages.agentLiveBody(data, abilities, s.csrf)}`;
@@ -333,6 +345,7 @@ export function addConsoleRoutes(router: Router, deps: ConsoleDeps): void {
     raw: serve(async (req, { params }) => {
       const { s, form } = await poster(req);
       const agentId = params.agentId!;
+      if (params.action === 'packet') return buildPacket(s, form, agentId);
       const action = params.action as AgentAction;
       if (!AGENT_ACTIONS.includes(action)) throw new ConsoleRefusal(404, `There is no action "${String(params.action).slice(0, 40)}" on agents.`);
       // The same rule as the chat command, checked before anything is read or written.
@@ -372,6 +385,36 @@ export function addConsoleRoutes(router: Router, deps: ConsoleDeps): void {
       if (reply.tone === 'error') throw new ConsoleRefusal(refusalStatus(reply), `${typeof reply.title === 'string' ? reply.title : reply.title.map((t) => (typeof t === 'string' ? t : JSON.stringify(t))).join('')}`);
       const back = html`<p><a href="${path`/console/agents/${agentId}`}">Back to ${agentId}</a></p>`;
       return page(200, pages.layout(frame(s, `${action[0]!.toUpperCase()}${action.slice(1)} ${agentId}`, 'none'), html`${pages.replyBanner(reply)}${extra ?? ''}${back}`));
+    }),
+  });
+
+  /** `Build a trust packet`: the packet job builds it; the agent page lists it with its PDF once ready. */
+  const buildPacket = async (s: ConsoleSession, form: URLSearchParams, agentId: string): Promise<Answer> => {
+    const agent = await db.selectFrom('agents').select(['id', 'owner']).where('id', '=', agentId).executeTakeFirst();
+    if (!agent) throw new ConsoleRefusal(404, `There is no agent ${agentId}.`);
+    if (!mayPacket(s, agent.owner)) throw new ConsoleRefusal(403, `Not allowed: trust packets need one of these roles: ${policy.permissions.packet.join(', ') || 'none'}, or to be the agent's owner. Nothing was built.`);
+    const audience = (form.get('audience') ?? '').trim().slice(0, 200);
+    const status = await deps.packets.request({ agentId, ...(audience ? { audience } : {}) }, actorOf(asConsole(s))).catch((err: unknown) => refusalOf(err));
+    const reply: ChatReply = { tone: 'info', title: `Building the trust packet for ${agentId}${audience ? ` (for ${audience})` : ''}`, lines: [[`Packet ${status.id}: it is listed on the agent's page with its PDF in a few seconds.`]] };
+    return page(200, pages.layout(frame(s, `Trust packet for ${agentId}`, 'none'), html`${pages.replyBanner(reply)}<p><a href="${path`/console/agents/${agentId}`}">Back to ${agentId}</a></p>`));
+  };
+
+  router.add({
+    method: 'GET',
+    path: '/console/packets/{packetId}/pdf',
+    auth: false,
+    raw: serve(async (req, { params }) => {
+      const s = await reader(req);
+      const id = params.packetId!;
+      if (!UUID.test(id)) throw new ConsoleRefusal(404, 'There is no such trust packet.');
+      const status = await deps.packets.status(id);
+      if (!status) throw new ConsoleRefusal(404, 'There is no such trust packet.');
+      const agent = await db.selectFrom('agents').select('owner').where('id', '=', status.agentId).executeTakeFirst();
+      if (!mayPacket(s, agent?.owner ?? '')) throw new ConsoleRefusal(403, "Not allowed: trust packets are for the packet roles and the agent's owner.");
+      const packet = await deps.packets.content(id);
+      if (!packet) throw new ConsoleRefusal(409, `This trust packet is ${status.status}; try again when it is ready.`);
+      const pdf = await (await deps.renderers()).pdf(packet);
+      return { status: 200, body: pdf, contentType: 'application/pdf', headers: { 'content-disposition': `attachment; filename="trust-packet-${packet.agent.id}-${id.slice(0, 8)}.pdf"` } };
     }),
   });
 
