@@ -159,18 +159,6 @@ export class ConsoleSessions {
   async revoke(sessionId: string, by: string): Promise<void> {
     await this.db.updateTable('console_sessions').set({ revoked_at: this.deps.clock.now(), revoked_by: by }).where('id', '=', sessionId).where('revoked_at', 'is', null).execute();
   }
-
-  /** Ends every open session of a person (e.g. when they leave a role for good). */
-  async revokeAllOf(who: Pick<ChatIdentity, 'platform' | 'userId'>, by: string): Promise<number> {
-    const r = await this.db
-      .updateTable('console_sessions')
-      .set({ revoked_at: this.deps.clock.now(), revoked_by: by })
-      .where('platform', '=', who.platform)
-      .where('user_id', '=', who.userId)
-      .where('revoked_at', 'is', null)
-      .executeTakeFirst();
-    return Number(r.numUpdatedRows);
-  }
 }
 
 function linkProblem(row: { expires_at: Date; used_at: Date | null } | undefined, now: Date): { ok: false; message: string } | undefined {

@@ -219,7 +219,10 @@ export function addConsoleRoutes(router: Router, deps: ConsoleDeps): void {
     path: '/console/logout',
     auth: false,
     raw: serve(async (req) => {
-      const { s } = await poster(req);
+      // No CSRF token needed to sign out: the cookie is SameSite=Lax (another site's post does not
+      // carry it) and the worst a forged sign-out could do is sign you out.
+      if (req.headers['sec-fetch-site'] === 'cross-site') throw new ConsoleRefusal(403, 'A post from another site is refused.');
+      const s = await signedIn(req, 403);
       await sessions.revoke(s.id, actorOf(asConsole(s)));
       return page(200, pages.messagePage({ title: 'Signed out', nav: 'none' }, 'success', 'You are signed out. Sign in again from chat with /armalo console.'), { 'set-cookie': cookie('', 0) });
     }),
