@@ -58,7 +58,7 @@ const it = appTest({
   },
 });
 
-describe.skipIf(!availability.run)('the console in chromium', { timeout: 120_000 }, () => {
+describe.skipIf(!availability.run)('the console in chromium', { timeout: 180_000 }, () => {
   let app: TestApp;
   let slack: FakeSlack;
   let browser: Browser;
@@ -82,7 +82,7 @@ describe.skipIf(!availability.run)('the console in chromium', { timeout: 120_000
       expect((await app.call('POST', '/v1/agents/mailer/evaluations', evaluation)).status).toBeLessThan(300);
     }
     browser = await launchChromium();
-  }, 60_000);
+  }, 120_000);
 
   it.afterAll(async () => {
     for (const c of contexts) await c.close().catch(() => undefined);

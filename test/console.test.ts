@@ -263,6 +263,21 @@ it('approve and deny from the console: the route and separation of duties as in 
   expect(view.decisions[0]).toMatchObject({ by: 'console:slack:U0RISK', via: 'console' });
   await waitFor(() => slack.updates().some((u) => textOf(u.args).includes(id) && /approved/i.test(textOf(u.args))), 10_000, 'the Slack card updated to approved');
   expect((await consolePost(app, `/console/approvals/${id}/approve`, { csrf }, risk)).status).toBe(409);
+
+  // Deny, with its reason, from the deny page.
+  const other = await app.call('POST', '/v1/approval-requests', { agentId: 'mail-bot', action: 'payments:transfer', context: { amount: 70_000 }, justification: 'second invoice' });
+  const denyPage = await consoleGet(app, `/console/approvals/${other.body.id}/deny`, risk);
+  expect(denyPage.status).toBe(200);
+  expect(denyPage.text).toContain('name="reason"');
+  const denied = await consolePost(app, `/console/approvals/${other.body.id}/deny`, { csrf: csrfOf(denyPage.text), reason: 'invoice not in the ledger' }, risk);
+  expect(denied.status, denied.text.slice(0, 300)).toBe(200);
+  const deniedView = (await app.call('GET', `/v1/approval-requests/${other.body.id}`)).body;
+  expect(deniedView.status).toBe('denied');
+  expect(deniedView.decisions[0]).toMatchObject({ by: 'console:slack:U0RISK', decision: 'deny', reason: 'invoice not in the ledger' });
+  // Recently decided by this person, in the console or in chat.
+  const after = await consoleGet(app, '/console/approvals', risk);
+  expect(after.text).toContain('invoice not in the ledger');
+  expect(after.text).not.toContain(`/console/approvals/${other.body.id}/approve`);
 });
 
 it('audit: filter, verify the chain, export CSV', async () => {

@@ -28,6 +28,7 @@ import { listApprovals } from '../approvals/approvals-list.repository.js';
 import { listAudit, verifyAudit } from '../audit/audit.repository.js';
 import { findConfirmation } from '../confirmations/confirmations.repository.js';
 import { renderScoreChartSvg } from '../packets/score-chart.js';
+import { loadScoreHistory } from '../packets/score-history.repository.js';
 import { csrfMatches, SESSION_COOKIE, SESSION_TTL_MS, SignInLimiter, type ConsoleSession, type ConsoleSessions } from './console-sessions.js';
 import { html, path, type Raw } from './html.js';
 import { CONSOLE_CSS } from './styles.js';
@@ -262,7 +263,7 @@ export function addConsoleRoutes(router: Router, deps: ConsoleDeps): void {
       const now = clock.now();
       const [score, history, incidents, approvalList, audit, restores, packetRows] = await Promise.all([
         deps.trust.scoreOf(agentId).catch(() => null),
-        db.selectFrom('trust_scores').select(['score', 'tier', 'computed_at']).where('agent_id', '=', agentId).where('computed_at', '>=', new Date(now.getTime() - 90 * 86_400_000)).orderBy('computed_at').limit(2000).execute(),
+        loadScoreHistory(db, agentId, now, policy.trust),
         listIncidents(db, { agentId }, { limit: 20 }),
         listApprovals(db, { agentId }, { limit: 20 }),
         listAudit(db, { subject: agentId, limit: 20 }),
@@ -271,11 +272,9 @@ export function addConsoleRoutes(router: Router, deps: ConsoleDeps): void {
       ]);
       const openIncident = incidents.items.find((i) => i.status === 'open');
       const detail = openIncident ? await loadIncidentDetail(db, openIncident.id, now) : undefined;
-      const chartSvg = history.length
-        ? renderScoreChartSvg(
-            history.map((h) => ({ at: h.computed_at.toISOString(), score: h.score, tier: h.tier })),
-            { from: new Date(now.getTime() - 90 * 86_400_000).toISOString(), to: now.toISOString(), title: `${agent.name}: trust score, last 90 days`, thresholds: policy.trust.tiers },
-          )
+      // The trust packet's chart: the daily score of 90 days, replayed from the evidence of each day.
+      const chartSvg = history.points.length
+        ? renderScoreChartSvg(history.points, { from: history.from, to: now.toISOString(), title: `${agent.name}: trust score, last 90 days`, thresholds: policy.trust.tiers })
         : null;
       const abilities: pages.AgentAbilities = { packet: mayPacket(s, agent.owner), contain: may(s, 'contain'), narrow: may(s, 'narrow'), restore: may(s, 'restore'), revoke: may(s, 'revoke') };
       const data: pages.AgentPageData = {
@@ -456,7 +455,7 @@ export function addConsoleRoutes(router: Router, deps: ConsoleDeps): void {
       const filterQuery = new URLSearchParams({ ...(agent ? { agent } : {}), ...(actor ? { actor } : {}) });
       const body = html`${verify
         ? verify.ok
-          ? html`<div class="banner banner-success" role="status">Audit chain verified: ${verify.entries} entries, chain intact. Head: entry ${verify.head.seq}, <code>${verify.head.hash.slice(0, 16)}…</code>${verify.full ? '' : ` (from the checkpoint at entry ${verify.from.seq})`}</div>`
+          ? html`<div class="banner banner-success" role="status">Audit chain verified: ${verify.entries} entries, chain intact. Head: entry ${verify.head.seq}, <code>${verify.head.hash.slice(0, 16)}…</code>${verify.from.checkpoint === null ? '' : ` (walked from the checkpoint at entry ${verify.from.seq}, which vouches for the entries before it)`}</div>`
           : html`<div class="banner banner-error" role="alert">Audit chain BROKEN at entry ${verify.firstBroken?.seq}: ${verify.firstBroken?.problem}</div>`
         : ''}
 <form class="action" method="get" action="/console/audit">
