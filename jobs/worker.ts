@@ -49,11 +49,19 @@ export interface WorkerDeps {
   scheduleWatchMs?: number;
 }
 
+/** Times a job may be taken over from a worker that died running it before it fails for good. */
+export const MAX_STALLED_COUNT = 10;
+
 /** The worker role: one BullMQ worker per queue, each a thin shell around a use case. */
 export async function startWorkers(deps: WorkerDeps): Promise<Worker[]> {
   const common = {
     connection: deps.connection,
     prefix: deps.prefix,
+    // A job whose worker died is taken over (every job is idempotent). BullMQ's default fails it
+    // for good at its second stall, and stalls add up over the job's life: a notice job waiting out
+    // a dead worker's lease (up to a minute) is active half the time, so two worker crashes in that
+    // minute (a crash-looping deploy) lost the notice. Still bounded, against a job that kills its worker.
+    maxStalledCount: MAX_STALLED_COUNT,
     ...(deps.lockDurationMs ? { lockDuration: deps.lockDurationMs } : {}),
     ...(deps.stalledIntervalMs ? { stalledInterval: deps.stalledIntervalMs } : {}),
   };
