@@ -36,7 +36,8 @@ export interface ApprovalRequestInput {
 /** Who clicked: a chat user with the emails the directory resolved for them. */
 export interface Approver {
   actor: string;
-  platform: 'slack' | 'teams' | 'api';
+  /** Where the decision was made (`console`: the web console, by a chat person). */
+  platform: 'slack' | 'teams' | 'api' | 'console';
   slack?: string;
   teams?: string;
   emails: string[];

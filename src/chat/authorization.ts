@@ -5,6 +5,8 @@ export interface ChatIdentity {
   platform: 'slack' | 'teams';
   userId: string;
   emails: string[];
+  /** Set when the person acts through the web console: actions are recorded as `console:<person>`. */
+  via?: 'console';
 }
 
 /** `subscribe` covers subscribe and unsubscribe (policy `permissions.subscribe`, default: the contain roles). */

@@ -35,15 +35,22 @@ export interface ChatCommandDeps {
   approvals?: ApprovalService;
   trust?: TrustService;
   packets?: PacketService;
+  /** Mints web console sign-in links (`console`); absent: the console is not served. */
+  consoleLinks?: { issueLink(who: ChatIdentity): Promise<{ ok: true; url: string; expiresAt: Date } | { ok: false; message: string }> };
 }
 
-/** `slack:U0ONCALL1`: how a chat user appears as an actor in actions and the audit log. */
-export const actorOf = (who: ChatIdentity) => `${who.platform}:${who.userId}`;
+/**
+ * `slack:U0ONCALL1`: how a chat user appears as an actor in actions and the audit log; through the
+ * web console, `console:slack:U0ONCALL1` (the same person, seen acting from the console).
+ */
+export const actorOf = (who: ChatIdentity) => (who.via === 'console' ? `console:${who.platform}:${who.userId}` : `${who.platform}:${who.userId}`);
 
 const PERMISSION_FOR: Record<ChatCommand['kind'], Permission | null> = {
   help: null,
   // Lists only what waits on the caller: nothing to protect.
   approvals: null,
+  // The console shows security state: the same people who may read it in chat.
+  console: 'read',
   status: 'read',
   audit: 'read',
   'audit-verify': 'read',
@@ -90,7 +97,14 @@ export class ChatCommands {
   async handle(who: ChatIdentity, text: string, options: { idempotencyKey?: string; channel?: string } = {}): Promise<ChatReply> {
     const parsed = parseCommand(text);
     if (!parsed.ok) return errorReply(parsed.error, parsed.usage);
-    const command = parsed.command;
+    return this.execute(who, parsed.command, options);
+  }
+
+  /**
+   * A parsed command: authorized against the policy, then run. The web console calls this with the
+   * command its form describes (never parsed from text a person typed into a field).
+   */
+  async execute(who: ChatIdentity, command: ChatCommand, options: { idempotencyKey?: string; channel?: string } = {}): Promise<ChatReply> {
     if (command.kind === 'help') return { tone: 'info', title: 'Armalo commands', lines: [], usage: usageText() };
     // Break-glass is its own permission: holding a restore role is not enough to restore alone.
     const permission = command.kind === 'restore' && command.breakGlass ? 'breakGlass' : PERMISSION_FOR[command.kind];
@@ -114,6 +128,8 @@ export class ChatCommands {
         return { tone: 'info', title: 'Armalo commands', lines: [], usage: usageText() };
       case 'approvals':
         return this.waiting(who);
+      case 'console':
+        return this.consoleLink(who);
       case 'score':
         return this.score(command.agentId);
       case 'packet':
@@ -203,6 +219,22 @@ export class ChatCommands {
         return { tone: 'success', title: `Restored ${command.agentId}${r.replayed ? ' (already applied)' : ''}`, lines: [...actionLines(r), ...notes] };
       }
     }
+  }
+
+  /** A one-time sign-in link to the web console, for the asker only. */
+  private async consoleLink(who: ChatIdentity): Promise<ChatReply> {
+    if (!this.deps.consoleLinks) return errorReply('The web console is not enabled on this server.');
+    const link = await this.deps.consoleLinks.issueLink(who);
+    if (!link.ok) return { ...errorReply(`${link.message}.`), private: true };
+    return {
+      tone: 'info',
+      title: 'Your sign-in link to the Armalo console',
+      lines: [
+        [{ link: link.url, label: 'Open the console' }],
+        ['The link works once and until ', { time: link.expiresAt.toISOString() }, ' (5 minutes); it opens a session of 8 hours as you, with your roles in the policy. Do not share it.'],
+      ],
+      private: true,
+    };
   }
 
   /** Records a two-step action; who asked is kept as a person (ids, resolved emails, policy member). */

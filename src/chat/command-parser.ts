@@ -47,6 +47,7 @@ export const COMMANDS: readonly CommandSpec[] = [
   { name: 'unsubscribe', usage: 'unsubscribe <agent|*> [scores|incidents|approvals|all]', summary: 'Stops those posts in this channel.' },
   { name: 'agents', usage: 'agents [all|active|narrowed|contained|revoked]', summary: 'Lists agents, optionally of one status, a page at a time.', menu: 8 },
   { name: 'incidents', usage: 'incidents', summary: 'Lists the open incidents, newest first.', menu: 5 },
+  { name: 'console', usage: 'console', summary: 'Sends you, privately, a one-time link (5 minutes) that signs you in to the web console for 8 hours.' },
 ];
 
 /** Teams shows at most this many commands per command list (scope) of a bot. */
@@ -69,6 +70,8 @@ export const SUBSCRIPTION_KINDS = ['scores', 'incidents', 'approvals'] as const;
 export type ChatCommand =
   | { kind: 'help' }
   | { kind: 'approvals' }
+  /** A private one-time sign-in link to the web console. */
+  | { kind: 'console' }
   | { kind: 'score'; agentId: string }
   | { kind: 'packet'; agentId: string; audience?: string; workflow?: string }
   | { kind: 'packet-verify'; packetId: string }
@@ -206,6 +209,9 @@ export function parseCommand(text: string): ParseResult {
     case 'approvals':
       if (tokens.length) return fail(`approvals takes nothing more; unexpected "${tokens[0]}"`, sub);
       return { ok: true, command: { kind: 'approvals' } };
+    case 'console':
+      if (tokens.length) return fail(`console takes nothing more; unexpected "${tokens[0]!.slice(0, 40)}"`, sub);
+      return { ok: true, command: { kind: 'console' } };
     case 'packet': {
       if (tokens[0]?.toLowerCase() === 'verify') {
         const id = tokens[1];

@@ -25,6 +25,11 @@ export interface ChatReply {
   confirm?: { id: string; label: string; danger: boolean; expiresAt: string };
   /** A listing with another page: the command text that shows it (a "more" button where the platform has one). */
   more?: { label: string; command: string };
+  /**
+   * Only for the person who asked (a sign-in link): where a platform cannot answer privately in a
+   * shared conversation (Teams channels), the adapter sends it to the person's own chat instead.
+   */
+  private?: true;
   /** A richer answer (the `approvals` listing): renderers show this notice instead of the fields above. */
   notice?: Notice;
 }

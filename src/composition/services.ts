@@ -16,6 +16,7 @@ import { PacketService } from '../packets/packets.service.js';
 import type { PacketRenderers } from '../http/routes/packets.routes.js';
 import { ChatCommands } from '../chat/chat-commands.js';
 import { SlackDirectory } from '../slack/slack-directory.js';
+import { ConsoleSessions } from '../console/console-sessions.js';
 import type { AppOptions } from '../app.js';
 import type { Lifecycle } from './lifecycle.js';
 import { openConnections, type Connections } from './connections.js';
@@ -39,6 +40,8 @@ export interface Services extends Connections {
   packets: PacketService;
   commands: ChatCommands;
   directory: SlackDirectory;
+  /** Web console sign-in links and sessions. */
+  consoleSessions: ConsoleSessions;
   metrics: Metrics;
 }
 
@@ -76,7 +79,8 @@ export async function createServices(
   const trust = new TrustService({ db, clock, settings: () => policy.trust, publisher });
   const inbound = new InboundEvents({ db, clock, trust, logger });
   const packets = new PacketService({ db, clock, policy });
-  const commands = new ChatCommands({ db, clock, agents, policy, approvals, trust, packets });
+  const consoleSessions = new ConsoleSessions({ db, clock, publicUrl: config.publicUrl });
+  const commands = new ChatCommands({ db, clock, agents, policy, approvals, trust, packets, consoleLinks: consoleSessions });
   const directory = new SlackDirectory({ db, clock, policy });
   const metrics = createMetrics({
     queueCounts: async () => ({
@@ -89,5 +93,5 @@ export async function createServices(
     viewFresh: view ? () => view.isFresh() : undefined,
     policyHash: () => holder.hash,
   });
-  return { ...connections, config, clock, logger, limitedLog: base.limitedLog, holder, policy, view, relay, approvals, agents, trust, inbound, packets, commands, directory, metrics };
+  return { ...connections, config, clock, logger, limitedLog: base.limitedLog, holder, policy, view, relay, approvals, agents, trust, inbound, packets, commands, directory, consoleSessions, metrics };
 }

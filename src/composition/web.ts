@@ -9,8 +9,9 @@ import { createTeamsAdapter } from '../teams/teams-app.js';
 import { addJob } from '../queue/job-contracts.js';
 import type { AppOptions } from '../app.js';
 import { addApiRoutes } from './api-routes.js';
+import { addConsoleRoutes } from '../console/console.routes.js';
 import { listen, type Lifecycle } from './lifecycle.js';
-import type { Services } from './services.js';
+import { loadPacketRenderers, type Services } from './services.js';
 
 /**
  * The HTTP server every role runs (health, readiness, metrics) and, in the web role, the chat
@@ -44,6 +45,8 @@ export async function startHttp(s: Services, options: AppOptions, lifecycle: Lif
     lifecycle.onStop(() => slack.stop());
   }
   if (web && view) addApiRoutes(router, { ...s, view }, options, lifecycle);
+  // The web console for people: signed in from chat, the same use cases and policy as chat.
+  if (web) addConsoleRoutes(router, { db, clock, logger, policy: s.policy, sessions: s.consoleSessions, commands, approvals, trust: s.trust, packets: s.packets, renderers: loadPacketRenderers, publicUrl: config.publicUrl });
   const server = createHttpServer({ router, auth: new TokenAuthenticator(config.apiTokens), logger, metrics: s.metrics });
   return { port: await listen(server, config, lifecycle), server, slack };
 }

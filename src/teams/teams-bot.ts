@@ -99,13 +99,18 @@ export function createTeamsBot(deps: TeamsBotDeps): (req: IncomingMessage, res: 
     const card = { attachments: [cardAttachment(replyCard(reply))] };
     // Teams has no private replies in channels: an error goes to the person's chat with the bot when
     // we know it, and the channel only hears that they were answered privately.
-    if (reply.tone === 'error' && a.conversation?.conversationType !== 'personal' && a.from?.aadObjectId) {
+    if ((reply.tone === 'error' || reply.private) && a.conversation?.conversationType !== 'personal' && a.from?.aadObjectId) {
       const personal = await db.selectFrom('teams_conversations').select('reference').where('kind', '=', 'personal').where('aad_object_id', '=', a.from.aadObjectId.toLowerCase()).executeTakeFirst();
       if (personal) {
         await adapter.continueConversationAsync(appId ?? '', personal.reference as Partial<ConversationReference>, async (ctx) => {
           await ctx.sendActivity(card);
         });
         await context.sendActivity({ type: 'message', text: 'I answered you in our private chat.' });
+        return;
+      }
+      // A sign-in link must never be shown to a whole channel.
+      if (reply.private) {
+        await context.sendActivity({ type: 'message', text: 'I send sign-in links only in our private chat: message me there (open a chat with the bot) and say "console".' });
         return;
       }
     }
