@@ -117,6 +117,9 @@ describe('tracing through the real entry point', () => {
     await waitFor(() => inTrace().some((s) => s.name.startsWith('pg.query:')), 10_000, 'Postgres spans at the receiver');
     // ...and the relay continues the request's trace from the outbox row.
     await waitFor(() => inTrace().some((s) => s.name.startsWith('outbox relay ')), 10_000, 'the relay span at the receiver');
+    // By default every decision is traced, a caller's traceparent or not.
+    expect((await api(main.base, 'POST', '/v1/decisions', { agentId: 'otlp-bot', action: 'crm:write' })).status).toBe(200);
+    await waitFor(() => receiver.spans.some((s) => s.name === 'POST /v1/decisions' && s.parentSpanId === undefined), 10_000, 'the decision span at the receiver');
     expect(receiver.exports.length).toBeGreaterThan(0);
     expect(main.otelModules()).toEqual(expect.arrayContaining(['@opentelemetry/sdk-trace-node', '@opentelemetry/exporter-trace-otlp-http', 'bullmq-otel']));
     expect(await main.stop()).toBe(0);

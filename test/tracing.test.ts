@@ -57,7 +57,8 @@ it.beforeAll(async ({ app: started, slack: fakeSlack, connector: fakeConnector, 
   };
   expect((await fetch(`${app.url}/api/messages`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(install) })).status).toBeLessThan(300);
   await waitFor(async () => (await app.db.selectFrom('teams_conversations').select('kind').where('conversation_id', '=', TEAMS_CHANNEL).executeTakeFirst()) !== undefined, 5000, 'the Teams channel reference');
-});
+  // Starting the app (a database, three fakes) takes a while on a loaded 2-core machine.
+}, 90_000);
 it.afterAll(() => tracing.shutdown());
 
 const named = (list: ReadableSpan[], test: (name: string) => boolean) => list.filter((s) => test(s.name));
@@ -154,6 +155,21 @@ describe('tracing', () => {
     await waitFor(() => spans().some((s) => s.kind === SpanKind.SERVER), 5000, 'the 404 span');
     const server = spans().filter((s) => s.kind === SpanKind.SERVER);
     expect(server.map((s) => s.attributes['url.path'] ?? s.attributes['http.target'])).toEqual(['/v1/no-such-thing']);
+  });
+
+  it('with ARMALO_TRACE_DECISIONS=traced, traces a decision (the hot path) only when its caller sends a traceparent', async () => {
+    await app.call('PUT', '/v1/agents/decided-bot', sampleAgent);
+    exporter.reset();
+    expect((await app.call('POST', '/v1/decisions', { agentId: 'decided-bot', action: 'crm:write' })).body.decision).toBe('allow');
+    const traceId = randomBytes(16).toString('hex');
+    const callerSpan = randomBytes(8).toString('hex');
+    const traced = await app.call('POST', '/v1/decisions', { agentId: 'decided-bot', action: 'crm:write' }, { headers: { traceparent: `00-${traceId}-${callerSpan}-01` } });
+    expect(traced.body.decision).toBe('allow');
+    await waitFor(() => spans().some((s) => s.name === 'POST /v1/decisions'), 5000, 'the traced decision span');
+    const decisions = spans().filter((s) => s.name === 'POST /v1/decisions');
+    expect(decisions).toHaveLength(1);
+    expect(decisions[0]!.spanContext().traceId).toBe(traceId);
+    expect(decisions[0]!.parentSpanContext?.spanId).toBe(callerSpan);
   });
 
   it('log lines written inside a trace carry its trace_id and span_id', async () => {

@@ -17,7 +17,8 @@ import { installTracing, type RelaySpan, type TraceCarrier, type TracingHooks, t
  * before the app). OTel 2.x SDK line: the 3.x line needs Node 22 (package.json pins the versions).
  *
  * What is traced:
- * - HTTP: every request the server answers (named after its route template, `http.route`), and the
+ * - HTTP: every request the server answers (named after its route template, `http.route`; a
+ *   decision only when its caller sends a traceparent if ARMALO_TRACE_DECISIONS=traced), and the
  *   outgoing calls made inside a trace: the Slack Web API (axios over node:http), the Bot
  *   Connector (node:http), `fetch` (webhooks, callbacks; undici). Health, readiness and metrics
  *   requests are not traced. An incoming `traceparent` is honoured (W3C trace context).
@@ -34,6 +35,8 @@ import { installTracing, type RelaySpan, type TraceCarrier, type TracingHooks, t
 
 /** Paths polled by load balancers and Prometheus: a trace each would drown the useful ones. */
 const UNTRACED_PATHS = new Set(['/healthz', '/readyz', '/metrics']);
+/** The hot path (agents ask before every action): bench/tracing.bench.ts measures what a span per call costs. */
+const DECISIONS_PATH = '/v1/decisions';
 
 export interface TracingOptions extends TracingSettings {
   /** Tests: export here (synchronously, SimpleSpanProcessor) instead of OTLP over HTTP. */
@@ -67,7 +70,12 @@ export function startTracing(options: TracingOptions): Tracing {
     tracerProvider: provider,
     instrumentations: [
       new HttpInstrumentation({
-        ignoreIncomingRequestHook: (req) => UNTRACED_PATHS.has((req.url ?? '').split('?')[0]!),
+        ignoreIncomingRequestHook: (req) => {
+          const path = (req.url ?? '').split('?')[0]!;
+          if (UNTRACED_PATHS.has(path)) return true;
+          // Decisions: with ARMALO_TRACE_DECISIONS=traced, only those whose caller traces them.
+          return path === DECISIONS_PATH && options.decisions !== 'all' && req.headers.traceparent === undefined;
+        },
         // An outgoing call outside any trace (a test's own client, a library's housekeeping) gets
         // no span of its own; the calls that matter happen inside a request's or a job's span.
         requireParentforOutgoingSpans: true,

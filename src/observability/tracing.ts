@@ -51,6 +51,12 @@ export const DEFAULT_SERVICE_NAME = 'armalo-chatops';
 
 export interface TracingSettings {
   serviceName: string;
+  /**
+   * `POST /v1/decisions`, the hot path: `all` (the default) traces every one, like any request;
+   * `traced` only those whose caller sends a `traceparent` (the caller's own trace asks for it), for
+   * deployments where a span per decision costs more than it tells.
+   */
+  decisions: 'traced' | 'all';
   /** Where spans go, for the start-up log line (the exporter reads the OTEL_* variables itself). */
   endpoint: string;
 }
@@ -80,7 +86,9 @@ export function tracingSettings(env: NodeJS.ProcessEnv): TracingSettings | undef
   }
   if (!endpoint) return undefined;
   const serviceName = env.OTEL_SERVICE_NAME?.trim() || DEFAULT_SERVICE_NAME;
-  return { serviceName, endpoint: redactEndpoint(endpoint) };
+  const decisions = env.ARMALO_TRACE_DECISIONS?.trim() || 'all';
+  if (decisions !== 'traced' && decisions !== 'all') throw new TracingConfigError('ARMALO_TRACE_DECISIONS must be "all" (the default: every decision) or "traced" (only decisions whose caller sends a traceparent)');
+  return { serviceName, decisions, endpoint: redactEndpoint(endpoint) };
 }
 
 /** A collector URL may carry credentials; the log line shows the host only. */

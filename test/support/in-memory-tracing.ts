@@ -7,7 +7,8 @@ import { startTracing } from '../../src/observability/otel.js';
  * Each test file runs in a process of its own, so this does not reach other files.
  */
 export const exporter = new InMemorySpanExporter();
-export const tracing = startTracing({ serviceName: 'armalo-chatops-test', endpoint: 'memory', exporter });
+// ARMALO_TRACE_DECISIONS=traced here (the default, `all`, is what test/tracing-otlp.test.ts runs).
+export const tracing = startTracing({ serviceName: 'armalo-chatops-test', endpoint: 'memory', decisions: 'traced', exporter });
 
 export const spans = (): ReadableSpan[] => exporter.getFinishedSpans();
 export const inTrace = (traceId: string): ReadableSpan[] => spans().filter((s) => s.spanContext().traceId === traceId);

@@ -11,7 +11,7 @@ describe('tracingSettings', () => {
   });
 
   it('is on with the general endpoint, spans going to its /v1/traces, as armalo-chatops', () => {
-    expect(tracingSettings({ OTEL_EXPORTER_OTLP_ENDPOINT: 'http://collector:4318/' })).toEqual({ serviceName: DEFAULT_SERVICE_NAME, endpoint: 'http://collector:4318/v1/traces' });
+    expect(tracingSettings({ OTEL_EXPORTER_OTLP_ENDPOINT: 'http://collector:4318/' })).toEqual({ serviceName: DEFAULT_SERVICE_NAME, decisions: 'all', endpoint: 'http://collector:4318/v1/traces' });
     expect(DEFAULT_SERVICE_NAME).toBe('armalo-chatops');
   });
 
@@ -24,6 +24,15 @@ describe('tracingSettings', () => {
     expect(tracingSettings({ OTEL_EXPORTER_OTLP_ENDPOINT: 'http://c:4318', OTEL_SERVICE_NAME: 'armalo-web' })?.serviceName).toBe('armalo-web');
     expect(tracingSettings({ OTEL_EXPORTER_OTLP_ENDPOINT: 'http://c:4318', OTEL_SDK_DISABLED: 'TRUE' })).toBeUndefined();
     expect(tracingSettings({ OTEL_EXPORTER_OTLP_ENDPOINT: 'http://c:4318', OTEL_SDK_DISABLED: 'false' })).toBeDefined();
+  });
+
+  it('traces every decision, or with ARMALO_TRACE_DECISIONS=traced only those whose callers trace them', () => {
+    const on = { OTEL_EXPORTER_OTLP_ENDPOINT: 'http://c:4318' };
+    expect(tracingSettings(on)?.decisions).toBe('all');
+    expect(tracingSettings({ ...on, ARMALO_TRACE_DECISIONS: 'traced' })?.decisions).toBe('traced');
+    expect(() => tracingSettings({ ...on, ARMALO_TRACE_DECISIONS: 'yes' })).toThrow(/ARMALO_TRACE_DECISIONS must be/);
+    // Without an endpoint the variable is not even read: tracing is off.
+    expect(tracingSettings({ ARMALO_TRACE_DECISIONS: 'yes' })).toBeUndefined();
   });
 
   it('refuses an endpoint that is not an http(s) URL, naming the variable', () => {
