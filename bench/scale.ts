@@ -362,6 +362,34 @@ function collectGarbage(): void {
   (runInNewContext('gc') as () => void)();
 }
 
+/** One view load in this process: wall and CPU time (the agents are dropped when it returns). */
+async function timedLoad(client: ReturnType<typeof createDb>): Promise<{ ms: number; cpuMs: number }> {
+  const t = performance.now();
+  const c = process.cpuUsage();
+  const held = new Map<string, unknown>();
+  await loadAllAgents(client, (page) => {
+    for (const a of page) held.set(a.id, a);
+  });
+  const ms = performance.now() - t;
+  const used = process.cpuUsage(c);
+  if (held.size !== START_AGENTS) throw new Error(`the view load read ${held.size} agents, not ${START_AGENTS}`);
+  return { ms, cpuMs: (used.user + used.system) / 1000 };
+}
+
+/** The V8 heap the loaded agents keep, per agent, between two full GCs. */
+async function retainedBytesPerAgent(client: ReturnType<typeof createDb>): Promise<number> {
+  collectGarbage();
+  const before = process.memoryUsage().heapUsed;
+  const held = new Map<string, unknown>();
+  await loadAllAgents(client, (page) => {
+    for (const a of page) held.set(a.id, a);
+  });
+  collectGarbage();
+  const after = process.memoryUsage().heapUsed;
+  // `held` is used after the GC, so it is still alive when the heap is read.
+  return (after - before) / held.size;
+}
+
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 const secs = (ms: number) => `${(ms / 1000).toFixed(2)} s`;
 
@@ -394,27 +422,15 @@ async function startAndMemoryPart(): Promise<void> {
   try {
     await seedFleet(client, START_AGENTS);
     console.log(`start: seeded ${START_AGENTS.toLocaleString('en-US')} agents (3 grants each, every tenth contained) with SQL in ${((performance.now() - seedStart) / 1000).toFixed(1)} s`);
-    // The view's own load, in this process: the same streamed read a replica does at start. Then
-    // what the loaded agents retain, after a full GC (the Map stands for the view's own).
+    // What the loaded agents retain, after a full GC (a Map stands for the view's own), then the
+    // view's own load timed in this process: the same streamed read a replica does at start.
+    const retainedPerAgent = await retainedBytesPerAgent(client);
     const loads: number[] = [];
     const loadCpu: number[] = [];
-    let retainedPerAgent = 0;
     for (let i = 0; i < 3; i++) {
-      collectGarbage();
-      const heapBefore = process.memoryUsage().heapUsed;
-      const t = performance.now();
-      const c = process.cpuUsage();
-      const held = new Map<string, unknown>();
-      await loadAllAgents(client, (page) => {
-        for (const a of page) held.set(a.id, a);
-      });
-      loads.push(performance.now() - t);
-      const used = process.cpuUsage(c);
-      loadCpu.push((used.user + used.system) / 1000);
-      if (held.size !== START_AGENTS) throw new Error(`the view load read ${held.size} agents, not ${START_AGENTS}`);
-      collectGarbage();
-      // `held` is used after the GC, so it is still alive when the heap is read.
-      retainedPerAgent = (process.memoryUsage().heapUsed - heapBefore) / held.size;
+      const { ms, cpuMs } = await timedLoad(client);
+      loads.push(ms);
+      loadCpu.push(cpuMs);
     }
     console.log(`start: view load ${loads.map((x) => x.toFixed(0)).join(' / ')} ms (CPU of this process ${loadCpu.map((x) => x.toFixed(0)).join(' / ')} ms); the agents retain ${retainedPerAgent.toFixed(0)} bytes each after a full GC`);
 

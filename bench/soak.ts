@@ -44,6 +44,8 @@ function intFromEnv(name: string, fallback: number, min: number, max: number): n
 const DURATION_S = intFromEnv('BENCH_SOAK', 600, 30, 86_400);
 /** Decisions per second, steady (open loop). */
 const RATE = intFromEnv('BENCH_SOAK_RATE', 200, 1, 5000);
+/** Decisions in flight at most (the pool's 16 connections, and a queue of as many again). */
+const MAX_IN_FLIGHT = 32;
 /** Seconds between samples. */
 const SAMPLE_S = intFromEnv('BENCH_SOAK_SAMPLE', 5, 1, 600);
 /** Seconds of warm-up whose samples are not compared (default: a fifth of the run, at least 30 s). */
@@ -87,6 +89,7 @@ interface Sample {
   loopP99: number;
   loopMax: number;
   decisions: number;
+  skipped: number;
   errors: number;
   approvals: number;
   cycles: number;
@@ -109,7 +112,7 @@ async function main(): Promise<number> {
     const { error } = await migrateToLatest(db).finally(() => db.destroy());
     if (error) throw error;
 
-    const fake = await startChild('fake-slack', here('./servers/fake-slack-server.ts'), { HOST });
+    const fake = await startChild('fake-slack', here('./servers/fake-slack-server.ts'), { HOST }, { startTimeoutMs: 180_000 });
     children.push(fake);
     const policyFile = path.join(tempDir, 'soak-policy.yaml');
     writeFileSync(policyFile, POLICY);
@@ -119,21 +122,21 @@ async function main(): Promise<number> {
       SLACK_BOT_TOKEN: `xoxb-bench-${randomBytes(8).toString('hex')}`,
       SLACK_API_URL: `http://${HOST}:${fake.port}/api/`,
     });
-    const app = await startChild('app', here('./servers/app-server.ts'), env, { execArgv: INSTANCE_NODE_FLAGS });
+    const app = await startChild('app', here('./servers/app-server.ts'), env, { execArgv: INSTANCE_NODE_FLAGS, startTimeoutMs: 180_000 });
     children.push(app);
     const url = `http://${HOST}:${app.port}`;
     const headers = { 'content-type': 'application/json', authorization: `Bearer ${token}` };
-    const call = async (method: string, p: string, body?: unknown): Promise<any> => {
+    const call = async (method: string, p: string, body?: unknown): Promise<{ id?: string } | undefined> => {
       const res = await fetch(`${url}${p}`, { method, headers, body: body === undefined ? undefined : JSON.stringify(body), signal: AbortSignal.timeout(10_000) });
       const text = await res.text();
       if (res.status >= 300) throw new Error(`${method} ${p}: ${res.status} ${text}`);
-      return text ? JSON.parse(text) : undefined;
+      return text ? (JSON.parse(text) as { id?: string }) : undefined;
     };
     for (let i = 0; i < AGENTS; i++) await call('PUT', `/v1/agents/soak-${i}`, AGENT);
     const scrape = () => fetch(`${url}/metrics`, { headers, signal: AbortSignal.timeout(10_000) }).then((r) => r.text());
     await scrape(); // drops the start-up from the event-loop histogram (prom-client resets it per scrape)
 
-    const counts = { decisions: 0, errors: 0, approvals: 0, cycles: 0 };
+    const counts = { decisions: 0, skipped: 0, errors: 0, approvals: 0, cycles: 0 };
     const failures: string[] = [];
     const fail = (what: string) => (err: unknown) => {
       counts.errors++;
@@ -156,6 +159,12 @@ async function main(): Promise<number> {
       for (let i = 0; running(); i++) {
         const wait = startedAt + i * interval - performance.now();
         if (wait > 0.5) await new Promise((r) => setTimeout(r, wait));
+        // A starved instance must not be buried under an ever longer queue: above the cap, this
+        // tick's decision is not sent (counted as skipped; the soak is about memory over time).
+        if (inflight.size >= MAX_IN_FLIGHT) {
+          counts.skipped++;
+          continue;
+        }
         const p: Promise<void> = pool
           .post('/v1/decisions', headers, decisionBodies[i % decisionBodies.length]!)
           .then((a) => {
@@ -193,8 +202,8 @@ async function main(): Promise<number> {
       for (let i = 0; running(); i++) {
         await (async () => {
           const req = await call('POST', '/v1/approval-requests', { agentId: `soak-${10 + (i % 10)}`, action: 'payments:transfer', context: { amount: 20_000 }, justification: `soak ${i}` });
-          await click('U0RISK', req.id);
-          await click('U0CISO', req.id);
+          await click('U0RISK', String(req?.id));
+          await click('U0CISO', String(req?.id));
           counts.approvals++;
         })().catch(fail('approval'));
         await new Promise((r) => setTimeout(r, 1000));
@@ -241,16 +250,16 @@ async function main(): Promise<number> {
     const final = mean(after.slice(-ENDS).map((s) => s.rss));
     const growth = final / baseline - 1;
 
-    // The table: one row per minute (or every sample for a short run), plus the last.
-    const every = Math.max(1, Math.round(60 / SAMPLE_S));
+    // The table: a row every 30 s, plus the last.
+    const every = Math.max(1, Math.round(30 / SAMPLE_S));
     const shown = samples.filter((_, i) => i % every === every - 1 || i === samples.length - 1);
     const fmt1 = (x: number) => (Number.isFinite(x) ? x.toFixed(1) : 'n/a');
     console.log(`soak: ${DURATION_S} s, ${RATE} decisions/s, an approval (two Slack clicks) a second, a contain/restore cycle every 0.5 s; one instance (ARMALO_ROLE=all); warm-up ${WARMUP_S} s`);
     console.log(`node ${process.version}, ${cpus().length} CPU(s), load average ${loadavg().map((x) => x.toFixed(2)).join(' ')} (a shared machine: compare runs made together)`);
     console.log(
       table(
-        [['t s', 'RSS MB', 'heap MB', 'loop p50 ms', 'loop p99 ms', 'loop max ms', 'decisions', 'approvals', 'cycles', 'errors']],
-        shown.map((s) => [s.t.toFixed(0), mb(s.rss), mb(s.heap), fmt1(s.loopP50), fmt1(s.loopP99), fmt1(s.loopMax), String(s.decisions), String(s.approvals), String(s.cycles), String(s.errors)]),
+        [['t s', 'RSS MB', 'heap MB', 'loop p50 ms', 'loop p99 ms', 'loop max ms', 'decisions', 'skipped', 'approvals', 'cycles', 'errors']],
+        shown.map((s) => [s.t.toFixed(0), mb(s.rss), mb(s.heap), fmt1(s.loopP50), fmt1(s.loopP99), fmt1(s.loopMax), String(s.decisions), String(s.skipped), String(s.approvals), String(s.cycles), String(s.errors)]),
       ),
     );
     mkdirSync(outDir, { recursive: true });

@@ -25,6 +25,8 @@ export interface LoadOptions {
   web: () => AppProcess;
   /** How long a step waits for an approval card before giving up on the round. */
   cardWaitMs?: number;
+  /** Called with every round run, as it ends. */
+  onRound?: (round: Round) => void;
   /** Called with every answer that was not 2xx (a scenario decides whether that is allowed). */
   onRefused?: (step: string, status: number, body: unknown) => void;
 }
@@ -94,6 +96,7 @@ export async function runLoad(world: FaultWorld, prefix: string, lanes: number, 
         const name = `${prefix}-${++n}`;
         const round = await runRound(world, name, options);
         rounds.push(round);
+        options.onRound?.(round);
         if (round.error) return;
       }
     }),
