@@ -15,6 +15,7 @@ import { TrustService } from '../trust/trust.service.js';
 import { PacketService } from '../packets/packets.service.js';
 import type { PacketRenderers } from '../http/routes/packets.routes.js';
 import { ChatCommands } from '../chat/chat-commands.js';
+import { FleetService } from '../fleet/fleet.service.js';
 import { SlackDirectory } from '../slack/slack-directory.js';
 import type { AppOptions } from '../app.js';
 import type { Lifecycle } from './lifecycle.js';
@@ -38,6 +39,7 @@ export interface Services extends Connections {
   inbound: InboundEvents;
   packets: PacketService;
   commands: ChatCommands;
+  fleet: FleetService;
   directory: SlackDirectory;
   metrics: Metrics;
 }
@@ -76,7 +78,8 @@ export async function createServices(
   const trust = new TrustService({ db, clock, settings: () => policy.trust, publisher });
   const inbound = new InboundEvents({ db, clock, trust, logger });
   const packets = new PacketService({ db, clock, policy });
-  const commands = new ChatCommands({ db, clock, agents, policy, approvals, trust, packets });
+  const fleet = new FleetService({ db, clock, publisher, onOutboxWrite: () => relay?.wake(), approvals, restoreRule: () => policy.permissions.restore });
+  const commands = new ChatCommands({ db, clock, agents, policy, approvals, trust, packets, fleet });
   const directory = new SlackDirectory({ db, clock, policy });
   const metrics = createMetrics({
     queueCounts: async () => ({
@@ -89,5 +92,5 @@ export async function createServices(
     viewFresh: view ? () => view.isFresh() : undefined,
     policyHash: () => holder.hash,
   });
-  return { ...connections, config, clock, logger, limitedLog: base.limitedLog, holder, policy, view, relay, approvals, agents, trust, inbound, packets, commands, directory, metrics };
+  return { ...connections, config, clock, logger, limitedLog: base.limitedLog, holder, policy, view, relay, approvals, agents, trust, inbound, packets, commands, fleet, directory, metrics };
 }
