@@ -88,6 +88,11 @@ export class FleetCommands {
     try {
       const preview = await fleet.preview(cmd);
       if (command.dryRun) return { tone: 'info', title: `Dry run: ${what} would change ${agents(preview.count)} (nothing was changed)`, lines: previewLines(preview) };
+      if (command.action === 'restore' && preview.count === 0 && preview.matched === 0) {
+        // Nothing of that fleet incident is in force any more (its ttl ran out, or its agents were restored one by one): it ends.
+        await fleet.restore(cmd);
+        return { tone: 'info', title: `Nothing is held by the fleet incident of ${selectorText(command.selector)} any more; it is closed. Nothing else was changed.`, lines: [] };
+      }
       if (preview.count === 0) return { tone: 'info', title: `Nothing to ${command.action}: no agent selected by ${selectorText(command.selector)} would change. Nothing was changed.`, lines: previewLines(preview) };
       const person = () => this.deps.withResolvedEmails(who).then((p) => requesterOf(policy, p));
       if (command.action === 'restore' && policy.permissions.restore.secondPerson) {

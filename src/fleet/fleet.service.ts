@@ -335,6 +335,8 @@ export class FleetService {
         return [{ agent, held: h, plan: { ...lift, kind: 'restore' as const, grantsTakenAway: [] } }];
       });
       if (planned.length === 0) {
+        // Nothing of it is in force any more (lifted by its ttl, or agent by agent): it ends here.
+        if (held.length === 0) await trx.updateTable('fleet_incidents').set({ status: 'closed', closed_at: now, closed_by: cmd.actor }).where('id', '=', incident.id).execute();
         const result: FleetResult = { ...base, count: 0, incidentId: incident.id, agents: [] };
         if (options.claim) await storeConfirmationResult(trx, options.claim.id, result);
         return { result };
