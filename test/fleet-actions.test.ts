@@ -201,5 +201,15 @@ describe('POST /v1/actions', () => {
     expect(res.body.agents[0]).toBe(fleetId(1));
     expect(res.body.unchangedCount).toBe(15);
     expect(await status(fleetId(150))).toBe('contained');
+    expect((await app.call('GET', '/v1/audit/verify?full=true')).body.ok).toBe(true);
+  });
+
+  it('with a ttl, every agent of the fleet action is lifted by itself when it runs out', async () => {
+    for (const id of ['ttl-1', 'ttl-2']) await app.call('PUT', `/v1/agents/${id}`, { ...agent([{ scope: 'tickets:write' }]), owner: 'ttl-owner@example.com' });
+    const res = await app.call('POST', '/v1/actions', { selector: { owner: 'TTL-Owner@example.com' }, action: 'contain', reason: 'short hold', ttl: 1 });
+    expect(res.body).toMatchObject({ count: 2, agents: ['ttl-1', 'ttl-2'] });
+    expect(await status('ttl-1')).toBe('contained');
+    await waitFor(async () => (await status('ttl-1')) === 'active' && (await status('ttl-2')) === 'active', 15_000, 'the ttl to lift both');
+    expect((await decisionOf(app, 'ttl-2', 'tickets:write')).decision).toBe('allow');
   });
 });

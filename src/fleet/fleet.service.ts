@@ -5,8 +5,9 @@ import type { Agent } from '../domain/agent.js';
 import { planAction, planLift, type ActionCommand } from '../domain/actions.js';
 import { conflict, isCodedError, notFound } from '../domain/errors.js';
 import { checkSelector, matchesSelector, selectorText, type FleetSelector } from '../domain/fleet-selector.js';
-import { appendAudit } from '../audit/audit.repository.js';
-import { addOutboxJob, emitEvent } from '../outbox/outbox.repository.js';
+import type { AuditInput } from '../audit/audit.repository.js';
+import { addOutboxJob, type OutboxJob } from '../outbox/outbox.repository.js';
+import { addOutboxJobs, appendAuditEntries, eventJob } from './fleet-writes.js';
 import { closeIncident } from '../agents/agents.repository.js';
 import { EVENT_FOR, LIFT_ACTION_JOB, resultOf, type ActionResult, type AgentServiceDeps, type PermissionChangePublisher } from '../agents/agents.service.js';
 import type { Requester } from '../confirmations/same-person.js';
@@ -247,13 +248,18 @@ export class FleetService {
         });
         await insertFleetActions(trx, rows, fleetId, now);
         await setAgentStates(trx, states, cmd.actor, now);
+        // The same audit entry and event per agent as a single action writes, a chunk per statement.
+        const audit: AuditInput[] = [];
+        const jobs: OutboxJob<JobName>[] = [];
         for (const result of results) {
           const { dryRun: _dryRun, ...payload } = result;
           const audited = { ...payload, fleetIncidentId: fleetId };
-          await appendAudit(trx, { actor: cmd.actor, action: `agent.${kind}`, subject: result.action.agentId, payload: audited, at: now });
-          await emitEvent(trx, EVENT_FOR[kind], { ...audited, agentId: result.action.agentId }, now);
-          if (result.action.expiresAt) await addOutboxJob(trx, { jobName: LIFT_ACTION_JOB, payload: { actionId: result.action.id!, agentId: result.action.agentId } }, now);
+          audit.push({ actor: cmd.actor, action: `agent.${kind}`, subject: result.action.agentId, payload: audited, at: now });
+          jobs.push(eventJob(EVENT_FOR[kind], { ...audited, agentId: result.action.agentId }, now));
+          if (result.action.expiresAt) jobs.push({ jobName: LIFT_ACTION_JOB, payload: { actionId: result.action.id!, agentId: result.action.agentId }, runAt: new Date(result.action.expiresAt) });
         }
+        await appendAuditEntries(trx, audit);
+        await addOutboxJobs(trx, jobs, now);
         const top = versions[versions.length - 1]!;
         const result: FleetResult = { ...base, count: acting.length, incidentId: fleetId, agents: actingIds.slice(0, FLEET_LIST), version: top.toString() };
         await trx
@@ -360,12 +366,16 @@ export class FleetService {
       await insertFleetActions(trx, rows, incident.id, now);
       await liftFleetActions(trx, lifts, { actor: cmd.actor, reason: cmd.reason, now });
       await setAgentStates(trx, states, cmd.actor, now);
+      const audit: AuditInput[] = [];
+      const jobs: OutboxJob<JobName>[] = [];
       for (const result of results) {
         const { dryRun: _dryRun, ...payload } = result;
         const audited = { ...payload, fleetIncidentId: incident.id };
-        await appendAudit(trx, { actor: cmd.actor, action: 'agent.restore', subject: result.action.agentId, payload: audited, at: now });
-        await emitEvent(trx, EVENT_FOR.restore, { ...audited, agentId: result.action.agentId }, now);
+        audit.push({ actor: cmd.actor, action: 'agent.restore', subject: result.action.agentId, payload: audited, at: now });
+        jobs.push(eventJob(EVENT_FOR.restore, { ...audited, agentId: result.action.agentId }, now));
       }
+      await appendAuditEntries(trx, audit);
+      await addOutboxJobs(trx, jobs, now);
       const remaining = await heldByFleet(trx, incident.id);
       if (remaining.length === 0) await trx.updateTable('fleet_incidents').set({ status: 'closed', closed_at: now, closed_by: cmd.actor }).where('id', '=', incident.id).execute();
       const top = versions[versions.length - 1]!;
