@@ -47,15 +47,18 @@ const counts = async () => {
 it.beforeAll(async ({ app: started, slack: fake }) => {
   app = started;
   slack = fake;
-  for (const id of PAY) expect((await app.call('PUT', `/v1/agents/${id}`, agent([{ scope: 'payments:transfer' }, { scope: 'mail:send', keepInContainment: true }]))).status).toBe(201);
-  for (const id of ['crm-01', 'crm-02']) await app.call('PUT', `/v1/agents/${id}`, agent([{ scope: 'crm:write' }]));
-  // Holds every scope (`*`): it can use payments too, so a payments selector catches it.
-  await app.call('PUT', '/v1/agents/pay-wild', agent([{ scope: '*' }]));
+  const put = async (id: string, body: unknown) => expect((await app.call('PUT', `/v1/agents/${id}`, body)).status).toBe(201);
+  await Promise.all([
+    ...PAY.map((id) => put(id, agent([{ scope: 'payments:transfer' }, { scope: 'mail:send', keepInContainment: true }]))),
+    ...['crm-01', 'crm-02'].map((id) => put(id, agent([{ scope: 'crm:write' }]))),
+    // Holds every scope (`*`): it can use payments too, so a payments selector catches it.
+    put('pay-wild', agent([{ scope: '*' }])),
+    put('pay-solo', agent([{ scope: 'payments:refund' }])),
+    put('pay-gone', agent([{ scope: 'payments:transfer' }])),
+  ]);
   // Contained on its own, by another incident.
-  await app.call('PUT', '/v1/agents/pay-solo', agent([{ scope: 'payments:refund' }]));
   expect((await app.call('POST', '/v1/agents/pay-solo/actions', { action: 'contain', reason: 'its own incident' })).status).toBe(201);
   // Decommissioned: never matches.
-  await app.call('PUT', '/v1/agents/pay-gone', agent([{ scope: 'payments:transfer' }]));
   expect((await app.call('DELETE', '/v1/agents/pay-gone')).status).toBe(200);
 });
 

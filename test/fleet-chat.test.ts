@@ -52,9 +52,13 @@ it.beforeAll(async ({ app: started, slack: fakeSlack, connector: fakeConnector }
   slack = fakeSlack;
   connector = fakeConnector;
   // Two agents of one vendor (small set), five mail agents of high risk (above the threshold of 3).
-  for (const id of ['ven-1', 'ven-2']) await app.call('PUT', `/v1/agents/${id}`, agent('Vendor@Example.com', 'medium', ['vendor:api']));
-  for (let i = 1; i <= 5; i++) await app.call('PUT', `/v1/agents/mail-${i}`, agent(`team${i}@example.com`, 'high', ['mail:send', 'crm:read']));
-  for (let i = 1; i <= 5; i++) await app.call('PUT', `/v1/agents/tms-${i}`, agent(`tms${i}@example.com`, 'critical', ['tickets:write']));
+  const put = async (id: string, body: unknown) => expect((await app.call('PUT', `/v1/agents/${id}`, body)).status).toBe(201);
+  const five = [1, 2, 3, 4, 5];
+  await Promise.all([
+    ...['ven-1', 'ven-2'].map((id) => put(id, agent('Vendor@Example.com', 'medium', ['vendor:api']))),
+    ...five.map((i) => put(`mail-${i}`, agent(`team${i}@example.com`, 'high', ['mail:send', 'crm:read']))),
+    ...five.map((i) => put(`tms-${i}`, agent(`tms${i}@example.com`, 'critical', ['tickets:write']))),
+  ]);
 });
 
 describe('fleet commands in Slack', () => {

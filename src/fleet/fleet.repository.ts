@@ -80,6 +80,11 @@ export async function openIncidents(trx: DbOrTrx, rows: { id: string; agentId: s
   }
 }
 
+/** Closes these per-agent incidents (their agents are active again). */
+export async function closeIncidents(trx: DbOrTrx, ids: readonly string[], actor: string, now: Date): Promise<void> {
+  for (const part of chunks(ids)) await trx.updateTable('incidents').set({ status: 'closed', closed_at: now, closed_by: actor }).where('id', 'in', part).execute();
+}
+
 /**
  * Cancels the open restore confirmations of these agents (a new incident opened for each, or its
  * incident ended): the same rule `openIncident` and `closeIncident` apply to one agent.

@@ -8,13 +8,13 @@ import { checkSelector, matchesSelector, selectorText, type FleetSelector } from
 import type { AuditInput } from '../audit/audit.repository.js';
 import { addOutboxJob, type OutboxJob } from '../outbox/outbox.repository.js';
 import { addOutboxJobs, appendAuditEntries, eventJob } from './fleet-writes.js';
-import { closeIncident } from '../agents/agents.repository.js';
 import { EVENT_FOR, LIFT_ACTION_JOB, resultOf, type ActionResult, type AgentServiceDeps, type PermissionChangePublisher } from '../agents/agents.service.js';
 import type { Requester } from '../confirmations/same-person.js';
 import type { JobName } from '../queue/job-contracts.js';
 import {
   agentsWithOpenApprovals,
   cancelRestoreConfirmations,
+  closeIncidents,
   drawVersions,
   findFleetConfirmation,
   findFleetIncident,
@@ -347,8 +347,10 @@ export class FleetService {
         if (options.claim) await storeConfirmationResult(trx, options.claim.id, result);
         return { result };
       }
+      // An agent active again ends its own incident, and the restore confirmations asked during it (as closeIncident does for one).
       const closing = planned.filter((p) => p.plan.statusAfter === 'active' && open.has(p.agent.id));
-      for (const p of closing) await closeIncident(trx, open.get(p.agent.id)!.id, cmd.actor, now);
+      await closeIncidents(trx, closing.map((p) => open.get(p.agent.id)!.id), cmd.actor, now);
+      await cancelRestoreConfirmations(trx, closing.map((p) => p.agent.id), { actor: cmd.actor, reason: 'incident ended', now });
       const versions = await drawVersions(trx, planned.length);
       const rows: NewAgentAction[] = [];
       const states: { id: string; status: Agent['status']; version: bigint }[] = [];
