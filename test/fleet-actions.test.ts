@@ -140,6 +140,10 @@ describe('POST /v1/actions', () => {
     const audited = await db.selectFrom('audit_log').select('subject').where('action', '=', 'agent.contain').where(sql<boolean>`payload->>'fleetIncidentId' = ${incidentId}`).execute();
     expect(audited.map((a) => a.subject).sort()).toEqual(expected);
     expect((await app.call('GET', '/v1/audit/verify')).body.ok).toBe(true);
+    // The fleet incident reads like an incident.
+    const detail = await app.call('GET', `/v1/incidents/${incidentId}`);
+    expect(detail.status).toBe(200);
+    expect(detail.body).toMatchObject({ id: incidentId, kind: 'fleet', status: 'open', action: 'contain', selectorText: 'scope:payments:* risk:critical', count: 13, heldNow: 13 });
     // The agent's own view shows a contain in force.
     expect(await status('pay-07')).toBe('contained');
 

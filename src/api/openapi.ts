@@ -494,7 +494,7 @@ export function buildOpenApiDocument(): JsonObject {
           operationId: 'getIncident',
           summary: 'One incident with its timeline: who did what, when, via which platform (as the Slack and Teams threads tell it)',
           description:
-            'The timeline holds the incident\'s actions (narrow, contain, revoke, restore) with the audit entry recording each, lifts by ttl (`expired`), two-step revokes and restores asked for during it with their outcome, and its end (`closed`); oldest first. Nothing else from the audit log.',
+            'The timeline holds the incident\'s actions (narrow, contain, revoke, restore) with the audit entry recording each, lifts by ttl (`expired`), two-step revokes and restores asked for during it with their outcome, and its end (`closed`); oldest first. Nothing else from the audit log. A fleet incident (the `incidentId` of `POST /v1/actions`) answers with `kind: "fleet"`: its selector, action, `count`, the first 100 `agents`, `heldNow`, `restored`, `expired` and a timeline of its steps grouped per run (`{at, actor, event, agents}`); agent-scoped tokens do not see fleet incidents.',
           parameters: [{ name: 'id', in: 'path', required: true, schema: jsonSchema(incidentIdSchema, 'input') }],
           responses: {
             '200': { description: 'The incident', ...jsonExample(ref('Incident'), EXAMPLE_INCIDENT_DETAIL) },

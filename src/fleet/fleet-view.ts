@@ -66,3 +66,37 @@ export async function loadFleetIncidentView(db: DbOrTrx, id: string): Promise<Fl
     expiresAt: counts.expires_at ? new Date(counts.expires_at as Date | string) : null,
   };
 }
+
+/** A fleet incident as `GET /v1/incidents/{id}` shows it: the selector, the set, and what happened to it. */
+export async function loadFleetIncidentDetail(db: DbOrTrx, id: string) {
+  const view = await loadFleetIncidentView(db, id);
+  if (!view) return undefined;
+  const row = (await findFleetIncident(db, id))!;
+  const steps = await db
+    .selectFrom('agent_actions')
+    .select((eb) => ['kind', 'actor', 'created_at', 'lifted_by', eb.fn.countAll<string>().as('n')])
+    .where('fleet_incident_id', '=', id)
+    .groupBy(['kind', 'actor', 'created_at', 'lifted_by'])
+    .orderBy('created_at')
+    .execute();
+  return {
+    id: view.id,
+    kind: 'fleet' as const,
+    status: view.status,
+    action: view.action,
+    selector: view.selector,
+    selectorText: view.selectorText,
+    scopes: view.scopes,
+    reason: view.reason,
+    openedAt: view.openedAt.toISOString(),
+    openedBy: view.actor,
+    closedAt: view.closedAt?.toISOString() ?? null,
+    closedBy: view.closedBy,
+    count: view.count,
+    agents: row.agent_ids.slice(0, 100),
+    heldNow: view.heldNow,
+    restored: view.restored,
+    expired: view.expired,
+    timeline: steps.map((s) => ({ at: s.created_at.toISOString(), actor: s.actor, event: s.kind, agents: Number(s.n) })),
+  };
+}
