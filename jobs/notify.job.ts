@@ -53,6 +53,10 @@ async function run(job: Job, deps: NotifyDeps): Promise<string> {
       const p = parseJob(name, job.data);
       return notices ? notices.incidentUpdate(p) : 'no_platform';
     }
+    case 'fleet-update': {
+      const p = parseJob(name, job.data);
+      return notices ? notices.fleetUpdate(p) : 'no_platform';
+    }
     case 'approval-cards': {
       const p = parseJob(name, job.data);
       return notices ? notices.approvalCards(p) : 'no_platform';

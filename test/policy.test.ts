@@ -70,7 +70,7 @@ describe('defaults and normalization', () => {
   it('an empty mapping is a policy where nobody may do anything', () => {
     expect(parsePolicyText('{}')).toEqual({
       roles: {},
-      permissions: { contain: [], narrow: [], revoke: [], restore: { roles: [], secondPerson: false, freshEvaluation: false }, packet: [], breakGlass: { roles: [] }, subscribe: [] },
+      permissions: { contain: [], narrow: [], revoke: [], restore: { roles: [], secondPerson: false, freshEvaluation: false }, packet: [], breakGlass: { roles: [] }, bulk: { roles: [], confirmAbove: 10 }, subscribe: [] },
       routing: [],
       consequences: [],
       channels: {},

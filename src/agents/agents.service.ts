@@ -143,14 +143,14 @@ export interface ActionResult {
   version?: string;
 }
 
-const EVENT_FOR: Record<ActionCommand['kind'], EventType> = {
+export const EVENT_FOR: Record<ActionCommand['kind'], EventType> = {
   narrow: 'agent.narrowed',
   contain: 'agent.contained',
   revoke: 'agent.revoked',
   restore: 'agent.restored',
 };
 
-function resultOf(agentId: string, cmd: ActionCommand, plan: ActionPlan, id: string | null, now: Date, dryRun: boolean): ActionResult {
+export function resultOf(agentId: string, cmd: ActionCommand, plan: ActionPlan, id: string | null, now: Date, dryRun: boolean): ActionResult {
   return {
     dryRun,
     action: {

@@ -1,6 +1,10 @@
 import { z } from 'zod';
 import {
   actionAwaitingConfirmationSchema,
+  fleetActionInputSchema,
+  fleetAwaitingSchema,
+  fleetPreviewSchema,
+  fleetResultSchema,
   actionInputSchema,
   actionResultSchema,
   decommissionQuerySchema,
@@ -295,6 +299,21 @@ export function buildOpenApiDocument(): JsonObject {
           },
         },
       },
+      '/v1/actions': {
+        post: {
+          operationId: 'actOnFleet',
+          summary: 'Contain, narrow or restore every agent a selector matches, as one fleet incident (or a dry run of it)',
+          description:
+            "`selector` keys combine with AND (`scope`: agents holding a grant the glob overlaps; `owner`; `riskTier`); an empty selector is refused. The set is resolved from Postgres inside the action's transaction: the agents answered are exactly the agents acted on. Each agent's action is recorded as a single action would be (audit entry, event, its own version and incident), linked to one fleet incident with one notice in the incidents channel. Agents already contained are reported in `unchanged`, not contained again. A restore lifts exactly what the open fleet incident with the same selector still holds; agents the policy's `restore.freshEvaluation` blocks stay held and are listed in `stillHeld`. Admin tokens act at any count (the policy's `permissions.bulk.confirmAbove` asks people in chat); under `restore.secondPerson` a restore waits for one person's confirmation for the whole set (202). A retry with the same `idempotencyKey` (or `Idempotency-Key` header) gets the first answer.",
+          requestBody: { required: true, ...json(ref('FleetActionInput')) },
+          responses: {
+            '200': { description: 'Dry run: the count and a sample; nothing changed', ...json(ref('FleetPreview')) },
+            '201': { description: 'Applied', ...json(ref('FleetResult')) },
+            '202': { description: "A restore under `permissions.restore.secondPerson`: nothing changed yet; a person with a restore role is asked in the fleet incident's thread", ...json(ref('FleetAwaitingConfirmation')) },
+            ...errors(400, 401, 403, 409, 413, 415),
+          },
+        },
+      },
       '/v1/confirmations/{id}': {
         get: {
           operationId: 'getConfirmation',
@@ -498,7 +517,7 @@ export function buildOpenApiDocument(): JsonObject {
           operationId: 'getIncident',
           summary: 'One incident with its timeline: who did what, when, via which platform (as the Slack and Teams threads tell it)',
           description:
-            'The timeline holds the incident\'s actions (narrow, contain, revoke, restore) with the audit entry recording each, lifts by ttl (`expired`), two-step revokes and restores asked for during it with their outcome, and its end (`closed`); oldest first. Nothing else from the audit log.',
+            'The timeline holds the incident\'s actions (narrow, contain, revoke, restore) with the audit entry recording each, lifts by ttl (`expired`), two-step revokes and restores asked for during it with their outcome, and its end (`closed`); oldest first. Nothing else from the audit log. A fleet incident (the `incidentId` of `POST /v1/actions`) answers with `kind: "fleet"`: its selector, action, `count`, the first 100 `agents`, `heldNow`, `restored`, `expired` and a timeline of its steps grouped per run (`{at, actor, event, agents}`); agent-scoped tokens do not see fleet incidents.',
           parameters: [{ name: 'id', in: 'path', required: true, schema: jsonSchema(incidentIdSchema, 'input') }],
           responses: {
             '200': { description: 'The incident', ...jsonExample(ref('Incident'), EXAMPLE_INCIDENT_DETAIL) },
@@ -547,6 +566,10 @@ export function buildOpenApiDocument(): JsonObject {
         ActionResult: jsonSchema(actionResultSchema, 'output'),
         DecommissionResult: jsonSchema(decommissionResultSchema, 'output'),
         ActionAwaitingConfirmation: jsonSchema(actionAwaitingConfirmationSchema, 'output'),
+        FleetActionInput: jsonSchema(fleetActionInputSchema, 'input'),
+        FleetPreview: jsonSchema(fleetPreviewSchema, 'output'),
+        FleetResult: jsonSchema(fleetResultSchema, 'output'),
+        FleetAwaitingConfirmation: jsonSchema(fleetAwaitingSchema, 'output'),
         Confirmation: jsonSchema(confirmationOutputSchema, 'output'),
         DecisionInput: jsonSchema(decisionInputSchema, 'input'),
         Decision: jsonSchema(decisionOutputSchema, 'output'),

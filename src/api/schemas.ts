@@ -126,6 +126,85 @@ export const actionInputSchema = z
     }
   });
 
+// ---- fleet actions ---------------------------------------------------------------------------
+
+export const FLEET_ACTIONS = ['contain', 'narrow', 'restore'] as const;
+
+export const fleetSelectorSchema = z
+  .strictObject({
+    scope: scopeSchema.optional().meta({ description: 'Agents holding a grant this glob overlaps (`payments:*` selects holders of `payments:transfer`, `payments:*` or `*`)' }),
+    owner: z.string().trim().min(1).max(320).optional().meta({ description: "The agent's owner, compared case-insensitively" }),
+    riskTier: z.enum(RISK_TIERS).optional(),
+  })
+  .refine((s) => s.scope !== undefined || s.owner !== undefined || s.riskTier !== undefined, {
+    message: 'the selector is empty: give at least one of scope, owner or riskTier (an empty selector would select every agent)',
+  })
+  .meta({ description: 'Which agents: every key given must match (AND); at least one key. Decommissioned agents never match.' });
+
+export const fleetActionInputSchema = z
+  .strictObject({
+    selector: fleetSelectorSchema,
+    action: z.enum(FLEET_ACTIONS),
+    scopes: z.array(scopeSchema).min(1).max(50).optional().meta({ description: 'Scopes to suspend (narrow only); globs allowed' }),
+    reason: z.string().trim().min(1).max(2000),
+    ttl: ttlSchema.optional(),
+    dryRun: z.boolean().optional().meta({ description: 'Answer the count and a sample; change nothing' }),
+    idempotencyKey: z.string().min(1).max(200).optional().meta({ description: 'A retried request with the same key gets the first answer instead of acting again' }),
+  })
+  .superRefine((body, ctx) => {
+    if (body.action === 'narrow' && !body.scopes) ctx.addIssue({ code: 'custom', path: ['scopes'], message: 'narrow needs the scopes to suspend' });
+    if (body.action !== 'narrow' && body.scopes) ctx.addIssue({ code: 'custom', path: ['scopes'], message: `${body.action} takes no scopes` });
+    if (body.ttl !== undefined && body.action === 'restore') ctx.addIssue({ code: 'custom', path: ['ttl'], message: 'ttl applies to narrow and contain only, not restore' });
+  });
+
+const leftAloneSchema = z.object({ agentId: z.string(), reason: z.string() });
+
+export const fleetPreviewSchema = z
+  .object({
+    dryRun: z.literal(true),
+    action: z.enum(FLEET_ACTIONS),
+    selector: fleetSelectorSchema,
+    count: z.number().int().meta({ description: 'Agents the action would change' }),
+    sample: z.array(z.string()).meta({ description: 'The first of them, in id order (at most 10)' }),
+    matched: z.number().int().meta({ description: 'Agents the selector matches' }),
+    unchanged: z.array(leftAloneSchema).meta({ description: 'Matching agents left alone (already contained, revoked, nothing to narrow), first 100' }),
+    unchangedCount: z.number().int(),
+    incidentId: z.string().nullable().optional().meta({ description: 'Restore: the fleet incident it would lift' }),
+    stillHeld: z.array(leftAloneSchema).optional().meta({ description: "Restore: agents the policy's freshEvaluation keeps held, first 100" }),
+    stillHeldCount: z.number().int().optional(),
+  })
+  .meta({ description: 'A dry run: what a real run would act on now; nothing changed' });
+
+export const fleetResultSchema = z
+  .object({
+    dryRun: z.literal(false),
+    action: z.enum(FLEET_ACTIONS),
+    selector: fleetSelectorSchema,
+    count: z.number().int().meta({ description: 'Agents acted on' }),
+    incidentId: z.string().nullable().meta({ description: 'The fleet incident (opened by contain/narrow, lifted by restore); null when nothing changed' }),
+    agents: z.array(z.string()).meta({ description: 'The first 100 agents acted on, in id order' }),
+    matched: z.number().int(),
+    unchanged: z.array(leftAloneSchema),
+    unchangedCount: z.number().int(),
+    stillHeld: z.array(leftAloneSchema).optional().meta({ description: "Restore: agents the policy's freshEvaluation keeps held (they stay contained), first 100" }),
+    stillHeldCount: z.number().int().optional(),
+    version: z.string().optional().meta({ description: 'The permission version this committed (decimal string); `atLeastVersion` on a decision waits for it' }),
+    replayed: z.boolean().optional(),
+  })
+  .meta({ description: 'A fleet action applied: one fleet incident for every agent acted on' });
+
+export const fleetAwaitingSchema = z
+  .object({
+    status: z.literal('awaiting_confirmation'),
+    confirmationId: z.string().meta({ description: 'GET /v1/confirmations/{id} tells how it ended' }),
+    expiresAt: z.string(),
+    incidentId: z.string().nullable(),
+    count: z.number().int(),
+    stillHeld: z.array(leftAloneSchema).optional(),
+    stillHeldCount: z.number().int().optional(),
+  })
+  .meta({ description: "A restore by selector under restore.secondPerson: one person's confirmation in the fleet incident's thread covers the whole set" });
+
 export const decisionContextSchema = z
   .record(z.string().max(100), z.unknown())
   .superRefine((ctxValue, ctx) => {
@@ -363,8 +442,11 @@ export const actionAwaitingConfirmationSchema = z
 export const confirmationOutputSchema = z.object({
   id: z.string(),
   status: z.enum(['pending', 'confirmed', 'cancelled', 'expired']),
-  agentId: z.string(),
-  kind: z.enum(['restore', 'revoke']),
+  agentId: z.string().nullable().meta({ description: 'The agent; null for a restore by selector (it covers a set: see `selector` and `count`)' }),
+  kind: z.enum(['restore', 'revoke', 'contain', 'narrow']),
+  selector: fleetSelectorSchema.optional().meta({ description: 'A fleet action: the selector it was asked with' }),
+  count: z.number().int().optional().meta({ description: 'A fleet action: the agents it covers' }),
+  result: fleetResultSchema.optional().meta({ description: 'A fleet action, once confirmed: what it did' }),
   requestedBy: z.string(),
   decidedBy: z.string().optional(),
   decidedAt: z.string().optional(),

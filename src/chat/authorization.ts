@@ -11,7 +11,8 @@ export interface ChatIdentity {
 
 /** `subscribe` covers subscribe and unsubscribe (policy `permissions.subscribe`, default: the contain roles). */
 /** `breakGlass`: restore alone in an emergency (policy `permissions.breakGlass`). */
-export type Permission = 'contain' | 'narrow' | 'revoke' | 'restore' | 'packet' | 'subscribe' | 'read' | 'breakGlass';
+/** `bulk`: act on a fleet by selector (policy `permissions.bulk.roles`), on top of the action's own permission. */
+export type Permission = 'contain' | 'narrow' | 'revoke' | 'restore' | 'packet' | 'subscribe' | 'read' | 'breakGlass' | 'bulk';
 
 export type Authorization = { ok: true; roles: string[] } | { ok: false; needed: string[]; message: string };
 
@@ -40,13 +41,15 @@ export function authorize(policy: Policy, who: ChatIdentity, permission: Permiss
         ? policy.permissions.restore.roles
         : permission === 'breakGlass'
           ? policy.permissions.breakGlass.roles
-          : policy.permissions[permission];
+          : permission === 'bulk'
+            ? policy.permissions.bulk.roles
+            : policy.permissions[permission];
   const granted = held.filter((r) => needed.includes(r));
   if (granted.length) return { ok: true, roles: granted };
-  const what = permission === 'breakGlass' ? 'restore with --break-glass' : permission;
+  const what = permission === 'breakGlass' ? 'restore with --break-glass' : permission === 'bulk' ? 'act on a fleet by selector' : permission;
   const message =
     needed.length === 0
-      ? `nobody may ${permission === 'read' ? 'read agent state' : what} under the current policy${permission === 'breakGlass' ? ' (permissions.breakGlass)' : ''}`
+      ? `nobody may ${permission === 'read' ? 'read agent state' : what} under the current policy${permission === 'breakGlass' ? ' (permissions.breakGlass)' : permission === 'bulk' ? ' (permissions.bulk)' : ''}`
       : permission === 'read'
         ? 'this needs a role in the policy; you hold none'
         : `${what} needs one of these roles: ${needed.join(', ')}${held.length ? ` (you hold: ${held.join(', ')})` : ' (you hold none)'}`;

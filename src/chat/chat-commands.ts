@@ -24,6 +24,8 @@ import { requesterOf, samePerson } from '../confirmations/same-person.js';
 import { listAgents } from '../agents/agent-listing.js';
 import { listIncidents } from '../incidents/incidents.repository.js';
 import { decodeCursor, encodeCursor } from '../core/cursor.js';
+import type { FleetService } from '../fleet/fleet.service.js';
+import { FleetCommands } from './fleet-commands.js';
 
 export { CONFIRMATION_REQUEST_JOB, RESTORE_CONFIRM_MS, REVOKE_CONFIRM_MS };
 
@@ -37,6 +39,8 @@ export interface ChatCommandDeps {
   packets?: PacketService;
   /** Mints web console sign-in links (`console`); absent: the console is not served. */
   consoleLinks?: { issueLink(who: ChatIdentity): Promise<{ ok: true; url: string; expiresAt: Date } | { ok: false; message: string }> };
+  /** Fleet actions by selector (`contain scope:payments:*`). */
+  fleet?: FleetService;
 }
 
 /**
@@ -68,6 +72,8 @@ const PERMISSION_FOR: Record<ChatCommand['kind'], Permission | null> = {
   narrow: 'narrow',
   revoke: 'revoke',
   restore: 'restore',
+  // Checked in the fleet command: a bulk role AND the action's own role.
+  fleet: null,
 };
 
 function actionLines(r: ActionResult): Text[] {
@@ -89,9 +95,11 @@ function actionLines(r: ActionResult): Text[] {
  */
 export class ChatCommands {
   private readonly confirmations: ConfirmationService;
+  private readonly fleet: FleetCommands | undefined;
 
   constructor(private readonly deps: ChatCommandDeps) {
     this.confirmations = new ConfirmationService({ db: deps.db, clock: deps.clock, policy: deps.policy, agents: deps.agents });
+    this.fleet = deps.fleet ? new FleetCommands({ db: deps.db, clock: deps.clock, policy: deps.policy, fleet: deps.fleet, withResolvedEmails: (who) => this.confirmations.withResolvedEmails(who) }) : undefined;
   }
 
   async handle(who: ChatIdentity, text: string, options: { idempotencyKey?: string; channel?: string } = {}): Promise<ChatReply> {
@@ -158,6 +166,9 @@ export class ChatCommands {
           ? { tone: 'success', title: 'Audit log verified', lines: [[`${v.entries} entries, chain intact. Head: entry ${v.head.seq}, `, { code: `${v.head.hash.slice(0, 16)}…` }]] }
           : { tone: 'error', title: 'Audit log is BROKEN', lines: [[`First broken entry: ${v.firstBroken?.seq}: ${v.firstBroken?.problem}`], [`${v.entries} entries checked.`]] };
       }
+      case 'fleet':
+        if (!this.fleet) return errorReply('Fleet actions are not enabled on this server.');
+        return this.fleet.handle(who, command, idempotencyKey);
       case 'contain':
       case 'narrow': {
         const cmd = {
@@ -248,7 +259,7 @@ export class ChatCommands {
     const { db, clock, agents, policy } = this.deps;
     if (!/^[0-9a-f-]{36}$/.test(confirmationId)) return errorReply('That confirmation is not valid.');
     const row = await findConfirmation(db, confirmationId);
-    if (!row) return errorReply('That confirmation does not exist.');
+    if (!row) return (await this.fleet?.confirm(who, confirmationId)) ?? errorReply('That confirmation does not exist.');
     const actor = actorOf(who);
     const reason = String(row.payload.reason ?? 'no reason given');
     if (row.kind === 'revoke') {
@@ -294,6 +305,10 @@ export class ChatCommands {
     const { db, clock, policy } = this.deps;
     if (!/^[0-9a-f-]{36}$/.test(confirmationId)) return errorReply('That confirmation is not valid.');
     const row = await findConfirmation(db, confirmationId);
+    if (!row) {
+      const fleet = await this.fleet?.cancel(who, confirmationId);
+      if (fleet) return fleet;
+    }
     const actor = actorOf(who);
     const requester = row ? requesterOfRow(row) : undefined;
     const allowed =

@@ -1,6 +1,7 @@
 import { parseDuration } from '../domain/duration.js';
 import { SCOPE_PATTERN } from '../domain/scope.js';
-import { AGENT_STATUSES, type AgentStatus } from '../domain/agent.js';
+import { AGENT_STATUSES, RISK_TIERS, type AgentStatus, type RiskTier } from '../domain/agent.js';
+import { CHAT_SELECTOR_KEYS, type FleetSelector } from '../domain/fleet-selector.js';
 import { decodeCursor, type CursorKind } from '../core/cursor.js';
 
 /**
@@ -35,10 +36,21 @@ export interface CommandSpec {
 export const COMMANDS: readonly CommandSpec[] = [
   { name: 'help', usage: 'help', summary: 'Lists every command (also the answer to anything the bot does not understand).' },
   { name: 'status', usage: 'status <agent>', summary: "The agent's status, each grant's state, its open incident and its last actions.", menu: 1 },
-  { name: 'contain', usage: 'contain <agent> [--ttl 2h] [--dry-run] [reason…]', summary: 'Suspends every grant except those kept in containment; `--ttl` lifts it by itself, `--dry-run` only shows what would change.', menu: 2 },
-  { name: 'narrow', usage: 'narrow <agent> <scope>[,<scope>…] [--ttl 2h] [--dry-run] [reason…]', summary: 'Suspends the grants matching the scopes (globs such as `payments:*`).', menu: 3 },
+  {
+    name: 'contain',
+    usage: 'contain <agent>|<selector> [--ttl 2h] [--dry-run] [reason…]',
+    summary:
+      'Suspends every grant except those kept in containment; `--ttl` lifts it by itself, `--dry-run` only shows what would change. A selector (`scope:payments:*`, `owner:<email>`, `risk:<tier>`, combined with AND) contains every matching agent as one fleet incident.',
+    menu: 2,
+  },
+  { name: 'narrow', usage: 'narrow <agent>|<selector> <scope>[,<scope>…] [--ttl 2h] [--dry-run] [reason…]', summary: 'Suspends the grants matching the scopes (globs such as `payments:*`), of one agent or of every agent a selector matches.', menu: 3 },
   { name: 'revoke', usage: 'revoke <agent> [reason…]', summary: 'The kill switch: every grant stops. Asks the requester to confirm within 5 minutes.', menu: 6 },
-  { name: 'restore', usage: 'restore <agent> [reason…]', summary: 'Gives back the grants held before the incident; a second person confirms when the policy says so.', menu: 7 },
+  {
+    name: 'restore',
+    usage: 'restore <agent>|<selector> [reason…]',
+    summary: 'Gives back the grants held before the incident; a second person confirms when the policy says so. By a selector: lifts exactly what the fleet action with that selector holds.',
+    menu: 7,
+  },
   { name: 'audit', usage: 'audit <agent> | audit verify', summary: "The agent's latest audit entries; `audit verify` checks the whole hash chain.", menu: 10 },
   { name: 'approvals', usage: 'approvals', summary: 'The approval requests waiting on you, each with approve and deny, and those decided recently.', menu: 4 },
   { name: 'score', usage: 'score <agent>', summary: "The agent's trust score and tier.", menu: 9 },
@@ -86,7 +98,9 @@ export type ChatCommand =
   | { kind: 'contain'; agentId: string; ttlMs?: number; dryRun: boolean; reason: string }
   | { kind: 'narrow'; agentId: string; scopes: string[]; ttlMs?: number; dryRun: boolean; reason: string }
   | { kind: 'revoke'; agentId: string; dryRun: boolean; reason: string }
-  | { kind: 'restore'; agentId: string; dryRun: boolean; reason: string; breakGlass?: true };
+  | { kind: 'restore'; agentId: string; dryRun: boolean; reason: string; breakGlass?: true }
+  /** A contain, narrow or restore of every agent a selector matches (one fleet incident). */
+  | { kind: 'fleet'; action: 'contain' | 'narrow' | 'restore'; selector: FleetSelector; scopes?: string[]; ttlMs?: number; dryRun: boolean; reason: string };
 
 export type ParseResult = { ok: true; command: ChatCommand } | { ok: false; error: string; usage: string };
 
@@ -280,6 +294,10 @@ export function parseCommand(text: string): ParseResult {
       const flags = takeFlags(tokens, sub, { ttl: timed, dryRun: true, breakGlass: sub === 'restore' });
       if (isResult(flags as object)) return flags as ParseResult;
       const { rest, ttlMs, dryRun, breakGlass } = flags as Flags;
+      if (sub !== 'revoke' && rest[0]?.includes(':')) {
+        if (breakGlass) return fail('--break-glass restores one agent; a restore by selector follows the policy', sub);
+        return parseFleet(sub, rest, { ttlMs, dryRun });
+      }
       const a = agentArg(rest, sub);
       if (isResult(a)) return a;
       let words = rest.slice(1);
@@ -310,6 +328,55 @@ export function parseCommand(text: string): ParseResult {
     }
   }
   return fail(`unknown command "${sub}"`);
+}
+
+const SELECTOR_TOKEN = /^([A-Za-z][A-Za-z-]*):(.*)$/s;
+
+/**
+ * `contain|narrow|restore <selector…> …`: leading `key:value` tokens (`scope:`, `owner:`, `risk:`),
+ * combined with AND. An unknown key is refused (never read as part of the reason: a typo must not
+ * widen the set); for narrow the selector ends where the scope list begins.
+ */
+function parseFleet(sub: 'contain' | 'narrow' | 'restore', tokens: string[], flags: { ttlMs?: number; dryRun: boolean }): ParseResult {
+  const selector: FleetSelector = {};
+  let i = 0;
+  for (; i < tokens.length; i++) {
+    const m = SELECTOR_TOKEN.exec(tokens[i]!);
+    if (!m) break;
+    const word = m[1]!.toLowerCase();
+    const field = Object.hasOwn(CHAT_SELECTOR_KEYS, word) ? CHAT_SELECTOR_KEYS[word] : undefined;
+    if (!field) {
+      if (sub === 'narrow' && i > 0) break;
+      return fail(`unknown selector key "${word.slice(0, 40)}:" (use scope:<glob>, owner:<email> or risk:<tier>)`, sub);
+    }
+    if (selector[field] !== undefined) return fail(`selector key ${word}: is given twice (keys combine with AND, each once)`, sub);
+    const value = m[2]!;
+    if (!value) return fail(`selector ${word}: needs a value, e.g. scope:payments:*, owner:dev@example.com or risk:high`, sub);
+    if (field === 'scope') {
+      if (!SCOPE_PATTERN.test(value) || value.length > 200) return fail(`"${value.slice(0, 80)}" is not a scope glob (lowercase segments separated by ":", "*" as a wildcard)`, sub);
+      selector.scope = value;
+    } else if (field === 'owner') {
+      if (value.length > 320) return fail('owner: is at most 320 characters', sub);
+      selector.owner = value;
+    } else {
+      const tier = value.toLowerCase();
+      if (!(RISK_TIERS as readonly string[]).includes(tier)) return fail(`risk:${value.slice(0, 40)} is not a risk tier (${RISK_TIERS.join(', ')})`, sub);
+      selector.riskTier = tier as RiskTier;
+    }
+  }
+  let words = tokens.slice(i);
+  let scopes: string[] | undefined;
+  if (sub === 'narrow') {
+    const list = words[0];
+    if (!list) return fail('narrow needs the scopes to suspend after the selector, e.g. narrow scope:payments:* payments:transfer', sub);
+    scopes = [...new Set(list.split(',').map((x) => x.trim()).filter(Boolean))];
+    const bad = scopes.find((x) => !SCOPE_PATTERN.test(x) || x.length > 200);
+    if (bad !== undefined || scopes.length === 0) return fail(`"${(bad ?? list).slice(0, 80)}" is not a scope (lowercase segments separated by ":", "*" as a wildcard)`, sub);
+    if (scopes.length > 50) return fail('narrow takes at most 50 scopes at once', sub);
+    words = words.slice(1);
+  }
+  const reason = (words.join(' ').trim() || 'no reason given').slice(0, 2000);
+  return { ok: true, command: { kind: 'fleet', action: sub, selector, ...(scopes ? { scopes } : {}), ...(flags.ttlMs !== undefined ? { ttlMs: flags.ttlMs } : {}), dryRun: flags.dryRun, reason } };
 }
 
 /**

@@ -6,6 +6,7 @@ import { addAgentRoutes } from '../http/routes/agents.routes.js';
 import { addConfirmationRoutes } from '../http/routes/confirmations.routes.js';
 import { addAuditRoutes } from '../http/routes/audit.routes.js';
 import { addIncidentRoutes } from '../http/routes/incidents.routes.js';
+import { addFleetRoutes } from '../http/routes/fleet.routes.js';
 import { addDecisionRoutes } from '../http/routes/decisions.routes.js';
 import { addApprovalRoutes } from '../http/routes/approvals.routes.js';
 import { addTrustRoutes } from '../http/routes/trust.routes.js';
@@ -33,7 +34,8 @@ export function addApiRoutes(router: Router, s: Services & { view: PermissionVie
   addPacketRoutes(router, { packets: s.packets, renderers: loadPacketRenderers, clock, ...(config.links ? { links: config.links } : {}) });
   const confirmations = new ConfirmationService({ db, clock, policy, agents });
   addAgentRoutes(router, { db, clock, agents, confirmations });
-  addConfirmationRoutes(router, { confirmations });
+  addFleetRoutes(router, { fleet: s.fleet, policy });
+  addConfirmationRoutes(router, { confirmations, fleet: s.fleet });
   addAuditRoutes(router, { db });
   addIncidentRoutes(router, { db, clock });
   if (config.apiTokens.length === 0) logger.warn('ARMALO_API_TOKENS is empty: every /v1 call will be refused');

@@ -15,6 +15,7 @@ import { TrustService } from '../trust/trust.service.js';
 import { PacketService } from '../packets/packets.service.js';
 import type { PacketRenderers } from '../http/routes/packets.routes.js';
 import { ChatCommands } from '../chat/chat-commands.js';
+import { FleetService } from '../fleet/fleet.service.js';
 import { SlackDirectory } from '../slack/slack-directory.js';
 import { ConsoleSessions } from '../console/console-sessions.js';
 import type { AppOptions } from '../app.js';
@@ -39,6 +40,7 @@ export interface Services extends Connections {
   inbound: InboundEvents;
   packets: PacketService;
   commands: ChatCommands;
+  fleet: FleetService;
   directory: SlackDirectory;
   /** Web console sign-in links and sessions. */
   consoleSessions: ConsoleSessions;
@@ -80,7 +82,8 @@ export async function createServices(
   const inbound = new InboundEvents({ db, clock, trust, logger });
   const packets = new PacketService({ db, clock, policy });
   const consoleSessions = new ConsoleSessions({ db, clock, publicUrl: config.publicUrl });
-  const commands = new ChatCommands({ db, clock, agents, policy, approvals, trust, packets, consoleLinks: consoleSessions });
+  const fleet = new FleetService({ db, clock, publisher, onOutboxWrite: () => relay?.wake(), approvals, restoreRule: () => policy.permissions.restore });
+  const commands = new ChatCommands({ db, clock, agents, policy, approvals, trust, packets, consoleLinks: consoleSessions, fleet });
   const directory = new SlackDirectory({ db, clock, policy });
   const metrics = createMetrics({
     queueCounts: async () => ({
@@ -93,5 +96,5 @@ export async function createServices(
     viewFresh: view ? () => view.isFresh() : undefined,
     policyHash: () => holder.hash,
   });
-  return { ...connections, config, clock, logger, limitedLog: base.limitedLog, holder, policy, view, relay, approvals, agents, trust, inbound, packets, commands, directory, consoleSessions, metrics };
+  return { ...connections, config, clock, logger, limitedLog: base.limitedLog, holder, policy, view, relay, approvals, agents, trust, inbound, packets, commands, fleet, directory, consoleSessions, metrics };
 }

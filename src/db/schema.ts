@@ -60,6 +60,8 @@ export interface AgentActionsTable {
   incident_id: string | null;
   idempotency_key: string | null;
   result: Json<unknown> | null;
+  /** The fleet incident this action is part of (migration 0016). */
+  fleet_incident_id: ColumnType<string | null, string | null | undefined, string | null>;
 }
 
 export interface IncidentsTable {
@@ -70,6 +72,53 @@ export interface IncidentsTable {
   opened_at: Timestamp;
   closed_at: Timestamp | null;
   closed_by: string | null;
+  /** The fleet incident whose action opened it (migration 0016). */
+  fleet_incident_id: ColumnType<string | null, string | null | undefined, string | null>;
+}
+
+/** A contain or narrow by selector: one incident for the whole set (migration 0016). */
+export interface FleetIncidentsTable {
+  id: string;
+  action: 'contain' | 'narrow';
+  selector: Json<Record<string, string>>;
+  selector_key: string;
+  scopes: Json<string[]>;
+  reason: string;
+  actor: string;
+  ttl_ms: BigIntColumn | null;
+  agent_count: number;
+  agent_ids: Json<string[]>;
+  status: 'open' | 'closed';
+  opened_at: Timestamp;
+  closed_at: Timestamp | null;
+  closed_by: string | null;
+  idempotency_key: string | null;
+  result: Json<unknown> | null;
+}
+
+/** A fleet action waiting for a click (migration 0016). */
+export interface FleetConfirmationsTable {
+  id: string;
+  kind: 'apply' | 'second_person';
+  action: 'contain' | 'narrow' | 'restore';
+  selector: Json<Record<string, string>>;
+  scopes: Json<string[]>;
+  reason: string;
+  ttl_ms: BigIntColumn | null;
+  fleet_incident_id: string | null;
+  agent_ids: Json<string[]>;
+  requested_by: string;
+  requested_platform: 'slack' | 'teams' | 'api';
+  requested_user_id: string;
+  requested_emails: Json<string[]>;
+  requested_person: string | null;
+  created_at: Timestamp;
+  expires_at: Timestamp;
+  decided_at: Timestamp | null;
+  decided_by: string | null;
+  outcome: string | null;
+  decided_reason: string | null;
+  result: Json<unknown> | null;
 }
 
 export interface ChatMessagesTable {
@@ -327,6 +376,8 @@ export interface Database {
   outbox: OutboxTable;
   event_deliveries: EventDeliveriesTable;
   incidents: IncidentsTable;
+  fleet_incidents: FleetIncidentsTable;
+  fleet_confirmations: FleetConfirmationsTable;
   chat_messages: ChatMessagesTable;
   chat_leases: ChatLeasesTable;
   confirmations: ConfirmationsTable;

@@ -102,6 +102,10 @@ export type NoticeKind =
   | 'incident'
   | 'incident-step'
   | 'incident-expiry'
+  /** A fleet incident's root (one containment by selector, many agents). */
+  | 'fleet-incident'
+  /** A line in a fleet incident's thread (a restore by the same selector). */
+  | 'fleet-step'
   | 'approval'
   | 'approval-reminder'
   | 'waiting'

@@ -14,8 +14,14 @@ import { approvalNotice, approvalReminderNotice, waitingNotice } from './approva
 import { auditBrokenNotice, breakGlassNotice, decommissionNotice, policyInvalidNotice } from './admin.notice.js';
 import { confirmationNotice } from './confirmation.notice.js';
 import { incidentExpiryNotice, incidentNotice, incidentStepNotice } from './incident.notice.js';
+import { fleetConfirmationNotice, fleetIncidentNotice, fleetRestoreNotice } from './fleet.notice.js';
+import { loadFleetIncidentView } from '../fleet/fleet-view.js';
+import { selectorText } from '../domain/fleet-selector.js';
+import type { FleetSelector } from '../domain/fleet-selector.js';
+import type { JobPayload } from '../queue/job-contracts.js';
 import type { MessageLedger } from './ledger.js';
 import { packetNotice } from './packet.notice.js';
+import type { Notice } from './model.js';
 import { NotReachable, RetryLater, type ChatPlatform, type MessageRef, type PlatformName } from './platform.js';
 import type { Recipients } from './recipients.js';
 import { announcesTrust, trustNotice } from './trust.notice.js';
@@ -125,6 +131,9 @@ export class NoticeService {
     return this.deps.ledger.exclusive(`incident:${update.incidentId}`, async () => {
       const view = await loadIncidentView(this.deps.db, update.incidentId, this.deps.clock.now());
       if (!view) return 'gone';
+      // A step of a fleet action (its ttl running out on one of thousands of agents) is told once,
+      // in the fleet incident's thread, not in a thread per agent.
+      if (await this.isFleetStep(update.actionId)) return 'fleet';
       const root = incidentNotice(view);
       const step = view.steps.find((s) => s.actionId === update.actionId);
       const line =
@@ -144,6 +153,56 @@ export class NoticeService {
             if (!posted.posted) await platform.update(posted.ref, root);
           });
         }
+      });
+    });
+  }
+
+  private async isFleetStep(actionId: string): Promise<boolean> {
+    const row = await this.deps.db.selectFrom('agent_actions').select('fleet_incident_id').where('id', '=', actionId).executeTakeFirst();
+    return !!row?.fleet_incident_id;
+  }
+
+  /**
+   * A fleet incident (a containment by selector): one root in the policy's incidents channel naming
+   * the selector and the count, updated in place; a restore by the selector and a second person's
+   * confirmation request as lines in its thread.
+   */
+  async fleetUpdate(update: JobPayload<'fleet-update'>): Promise<string> {
+    const { db, ledger, recipients } = this.deps;
+    return ledger.exclusive(`fleet:${update.fleetIncidentId}`, async () => {
+      const view = await loadFleetIncidentView(db, update.fleetIncidentId);
+      if (!view) return 'gone';
+      const root = fleetIncidentNotice(view);
+      let line: { key: string; notice: Notice; update: boolean } | undefined;
+      if (update.event === 'restore' && update.run) line = { key: `fleet-restore:${update.run.id}`, notice: fleetRestoreNotice(update.run), update: false };
+      if (update.event === 'confirmation' && update.confirmationId) {
+        const c = await db.selectFrom('fleet_confirmations').selectAll().where('id', '=', update.confirmationId).executeTakeFirst();
+        if (c) {
+          const notice = fleetConfirmationNotice({
+            id: c.id,
+            selectorText: selectorText(c.selector as FleetSelector),
+            count: c.agent_ids.length,
+            requestedBy: c.requested_by,
+            requestedPlatform: c.requested_platform,
+            reason: c.reason,
+            expiresAt: c.expires_at,
+            ...(c.decided_at ? { decided: { outcome: c.outcome === 'confirmed' ? ('confirmed' as const) : ('cancelled' as const), by: c.decided_by ?? 'unknown', reason: c.decided_reason, at: c.decided_at } } : {}),
+          });
+          line = { key: `fleet-confirmation:${c.id}`, notice, update: c.decided_at !== null };
+        }
+      }
+      return this.each(async (platform, out) => {
+        const p = platform.name;
+        const channel = recipients.policyChannel(p, 'incidents');
+        if (!channel) return 'no_channel';
+        await out.attempt(async () => {
+          const posted = await this.once(platform, `${p}:fleet:${view.id}`, () => platform.post(channel, root));
+          if (line) {
+            const copy = await this.once(platform, `${p}:${line.key}`, () => platform.replyInThread(posted.ref, line.notice));
+            if (!copy.posted && line.update) await platform.update(copy.ref, line.notice);
+          }
+          if (!posted.posted) await platform.update(posted.ref, root);
+        });
       });
     });
   }

@@ -155,6 +155,21 @@ const permissionsSchema = strictObject({
     .describe(
       'The emergency path when the second person cannot be reached: members of these roles may `/armalo restore <agent> --break-glass <reason>` alone (no second person, no fresh evaluation). Loudly announced and audited. Default: nobody.',
     ),
+  bulk: strictObject({
+    roles: roleListSchema.describe('Roles whose members may act on a fleet by selector (they also need the role for the action itself).'),
+    confirmAbove: z
+      .number({ error: 'expected a whole number of agents' })
+      .int({ error: 'expected a whole number of agents' })
+      .min(0, { error: 'expected 0 or more agents' })
+      .max(1_000_000, { error: 'expected at most 1000000 agents' })
+      .optional()
+      .describe('Default 10. In chat, a fleet action on more agents than this asks its requester to confirm (a button with the count). REST callers (admin tokens) are not asked.'),
+  })
+    .default({ roles: [] })
+    .transform((b) => ({ roles: b.roles, confirmAbove: b.confirmAbove ?? 10 }))
+    .describe(
+      'Fleet actions by selector (`/armalo contain scope:payments:*`, `owner:<email>`, `risk:<tier>`; `POST /v1/actions`): who may run them in chat and above how many agents chat asks for a confirmation. A person needs a bulk role AND the role for the action (contain, narrow or restore). Default: nobody.',
+    ),
   subscribe: roleListSchema
     .optional()
     .describe(
@@ -523,6 +538,7 @@ export const policySchema = strictObject({
     checkRoles(policy.permissions[action], ['permissions', action]);
   }
   checkRoles(policy.permissions.breakGlass.roles, ['permissions', 'breakGlass', 'roles']);
+  checkRoles(policy.permissions.bulk.roles, ['permissions', 'bulk', 'roles']);
   const restore = policy.permissions.restore;
   const restorePath: Path = restoreWrittenAsList.has(restore) ? ['permissions', 'restore'] : ['permissions', 'restore', 'roles'];
   if (checkRoles(restore.roles, restorePath) && restore.secondPerson && peopleIn(restore.roles) < 2) {

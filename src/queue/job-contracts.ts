@@ -59,6 +59,17 @@ export const incidentUpdateSchema = z.object({
   event: z.enum(['action', 'expired']),
 });
 
+/** A fleet incident's notice: its root posted or updated, and the line of what just happened in its thread. */
+export const fleetUpdateSchema = z.object({
+  fleetIncidentId: uuid,
+  /** `opened`: the root; `restore`: a restore by the selector (with `run`); `confirmation`: a second-person request asked or decided; `refresh`: the root only (a ttl ran out). */
+  event: z.enum(['opened', 'restore', 'confirmation', 'refresh']),
+  run: z
+    .object({ id: uuid, actor: z.string(), restored: z.number().int().min(0), held: z.array(z.string()).max(20), heldCount: z.number().int().min(0), at: z.string() })
+    .optional(),
+  confirmationId: uuid.optional(),
+});
+
 export const breakGlassNoticeSchema = z.object({
   agentId,
   actionId: uuid,
@@ -117,6 +128,8 @@ export const JOBS = {
 
   /** Posts or updates an incident's notice. */
   'incident-update': { queue: QUEUES.notify, payload: incidentUpdateSchema },
+  /** Posts or updates a fleet incident's notice (one thread for a containment by selector). */
+  'fleet-update': { queue: QUEUES.notify, payload: fleetUpdateSchema },
   /** Posts or updates an approval request's cards (a reminder or escalation says so). */
   'approval-cards': { queue: QUEUES.notify, payload: z.object({ requestId: uuid, remind: z.boolean().optional(), escalated: z.boolean().optional() }) },
   /** Posts a restore's confirmation request in the incident thread. */

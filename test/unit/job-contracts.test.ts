@@ -12,6 +12,7 @@ import { TRUST_DAILY_JOB, TRUST_NOTICE_JOB } from '../../src/trust/trust.service
 import { SLACK_DIRECTORY_JOB, SLACK_HOME_JOB } from '../../src/slack/slack-directory.js';
 import { SWEEP_JOB } from '../../jobs/sweep.job.js';
 import { AUDIT_BROKEN_NOTICE_JOB, AUDIT_VERIFY_FULL_JOB } from '../../src/audit/scheduled-verify.js';
+import { FLEET_UPDATE_JOB } from '../../src/fleet/fleet.service.js';
 
 /** Issue 13 item 4: one map from job name to queue and payload schema, used by the writer and the workers. */
 
@@ -34,6 +35,7 @@ const SAMPLES: { [N in JobName]: JobPayload<N> } = {
   'trust-daily': {},
   'audit-verify-full': {},
   'incident-update': { incidentId: ID, actionId: ID2, event: 'expired' },
+  'fleet-update': { fleetIncidentId: ID, event: 'restore', run: { id: ID2, actor: 'slack:U0A', restored: 3, held: ['bot-1'], heldCount: 1, at: AT } },
   'approval-cards': { requestId: ID, remind: true },
   'confirmation-request': { confirmationId: ID },
   'packet-delivery': { packetId: ID },
@@ -54,7 +56,7 @@ describe('the job contracts', () => {
       LIFT_ACTION_JOB, INCIDENT_UPDATE_JOB, BREAK_GLASS_NOTICE_JOB, DECOMMISSION_NOTICE_JOB,
       APPROVAL_TIMER_JOB, APPROVAL_CARDS_JOB, APPROVAL_CALLBACK_JOB, APPROVAL_TIMERS_CANCEL_JOB,
       CONFIRMATION_REQUEST_JOB, BUILD_PACKET_JOB, PACKET_DELIVERY_JOB, POLICY_INVALID_NOTICE_JOB,
-      CONSEQUENCES_JOB, TRUST_NOTICE_JOB, TRUST_DAILY_JOB, SLACK_DIRECTORY_JOB, SLACK_HOME_JOB, SWEEP_JOB, AUDIT_BROKEN_NOTICE_JOB, AUDIT_VERIFY_FULL_JOB,
+      CONSEQUENCES_JOB, TRUST_NOTICE_JOB, FLEET_UPDATE_JOB, TRUST_DAILY_JOB, SLACK_DIRECTORY_JOB, SLACK_HOME_JOB, SWEEP_JOB, AUDIT_BROKEN_NOTICE_JOB, AUDIT_VERIFY_FULL_JOB,
       ...EVENT_TYPES,
     ];
     expect(new Set(produced).size).toBe(produced.length);

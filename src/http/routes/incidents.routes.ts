@@ -7,6 +7,7 @@ import { incidentAgentId, listIncidents, loadIncidentDetail } from '../../incide
 import { assertAgentInScope, assertRecordInScope } from '../auth.js';
 import { queryObject } from '../query.js';
 import type { Router } from '../router.js';
+import { loadFleetIncidentDetail } from '../../fleet/fleet-view.js';
 import { parseInput } from '../validate.js';
 
 /**
@@ -36,6 +37,11 @@ export function addIncidentRoutes(router: Router, deps: { db: Db; clock: Clock }
     handler: async (ctx) => {
       const id = parseInput(incidentIdSchema, ctx.params.id, 'incident id');
       parseInput(incidentListQuerySchema.pick({}), queryObject(ctx.query), 'query');
+      // A fleet incident (POST /v1/actions) names a selector, not one agent: admin and platform tokens only.
+      if (ctx.token?.scope.kind !== 'agent') {
+        const fleet = await loadFleetIncidentDetail(deps.db, id);
+        if (fleet) return { status: 200, body: fleet };
+      }
       await assertRecordInScope(ctx.token, () => incidentAgentId(deps.db, id), () => notFound(`unknown incident ${id}`));
       const incident = await loadIncidentDetail(deps.db, id, deps.clock.now());
       if (!incident) throw notFound(`unknown incident ${id}`);

@@ -1,0 +1,540 @@
+import { randomUUID } from 'node:crypto';
+import type { Db, DbOrTrx } from '../db/database.js';
+import type { Clock } from '../core/clock.js';
+import type { Agent } from '../domain/agent.js';
+import { planAction, planLift, type ActionCommand } from '../domain/actions.js';
+import { conflict, isCodedError, notFound } from '../domain/errors.js';
+import { checkSelector, matchesSelector, selectorText, type FleetSelector } from '../domain/fleet-selector.js';
+import type { AuditInput } from '../audit/audit.repository.js';
+import { addOutboxJob, type OutboxJob } from '../outbox/outbox.repository.js';
+import { addOutboxJobs, appendAuditEntries, eventJob } from './fleet-writes.js';
+import { EVENT_FOR, LIFT_ACTION_JOB, resultOf, type ActionResult, type AgentServiceDeps, type PermissionChangePublisher } from '../agents/agents.service.js';
+import type { Requester } from '../confirmations/same-person.js';
+import type { JobName } from '../queue/job-contracts.js';
+import {
+  agentsWithOpenApprovals,
+  cancelRestoreConfirmations,
+  closeIncidents,
+  drawVersions,
+  findFleetConfirmation,
+  findFleetIncident,
+  findOpenFleetIncident,
+  heldByFleet,
+  insertFleetActions,
+  liftFleetActions,
+  loadAgentsByIds,
+  lockAgents,
+  openIncidents,
+  openIncidentsOf,
+  selectAgentIds,
+  setAgentStates,
+  withoutFreshEvaluation,
+  type FleetConfirmationRow,
+  type NewAgentAction,
+} from './fleet.repository.js';
+import { FLEET_SAMPLE } from './fleet-view.js';
+
+/** Posts or updates a fleet incident's notice (queue `notify`). */
+export const FLEET_UPDATE_JOB = 'fleet-update' satisfies JobName;
+/** How many agent ids an answer lists (`agents`, and each list of agents left alone). */
+export const FLEET_LIST = 100;
+/** How long a fleet confirmation may be clicked. */
+export const FLEET_APPLY_CONFIRM_MS = 5 * 60_000;
+export const FLEET_RESTORE_CONFIRM_MS = 60 * 60_000;
+
+export type FleetActionKind = 'contain' | 'narrow' | 'restore';
+
+/** A fleet action as REST and chat ask for it. */
+export interface FleetCommand {
+  action: FleetActionKind;
+  selector: FleetSelector;
+  /** Scope globs to suspend (narrow only). */
+  scopes?: string[];
+  reason: string;
+  actor: string;
+  ttlMs?: number;
+}
+
+/** An agent the selector matched that the action leaves alone, and why. */
+export interface LeftAlone {
+  agentId: string;
+  reason: string;
+}
+
+/** What a dry run answers: the set a real run would act on now. */
+export interface FleetPreview {
+  dryRun: true;
+  action: FleetActionKind;
+  selector: FleetSelector;
+  /** Agents the action would change. */
+  count: number;
+  /** The first of them, in id order. */
+  sample: string[];
+  /** Agents the selector matches (before leaving any alone). */
+  matched: number;
+  /** Agents left alone (already contained, revoked, nothing to narrow), first 100. */
+  unchanged: LeftAlone[];
+  unchangedCount: number;
+  /** Restore: the fleet incident it would lift. */
+  incidentId?: string | null;
+  /** Restore: agents the policy's freshEvaluation keeps held, first 100. */
+  stillHeld?: LeftAlone[];
+  stillHeldCount?: number;
+  /** Internal: every id the run would act on (chat binds a confirmation to it). */
+  ids: string[];
+}
+
+/** What a real run answers. */
+export interface FleetResult {
+  dryRun: false;
+  action: FleetActionKind;
+  selector: FleetSelector;
+  count: number;
+  /** The fleet incident (opened by contain/narrow, lifted by restore); null when nothing changed. */
+  incidentId: string | null;
+  /** The first 100 agents acted on, in id order. */
+  agents: string[];
+  matched: number;
+  unchanged: LeftAlone[];
+  unchangedCount: number;
+  /** Restore: agents the policy's freshEvaluation keeps held (they stay contained), first 100. */
+  stillHeld?: LeftAlone[];
+  stillHeldCount?: number;
+  /** The permission version this committed (the highest of its agents'); absent when nothing changed. */
+  version?: string;
+  replayed?: boolean;
+}
+
+/** A fleet action waiting for a click. */
+export interface FleetAwaiting {
+  status: 'awaiting_confirmation';
+  confirmationId: string;
+  expiresAt: string;
+  incidentId: string | null;
+  count: number;
+  stillHeld?: LeftAlone[];
+  stillHeldCount?: number;
+}
+
+export interface FleetServiceDeps {
+  db: Db;
+  clock: Clock;
+  publisher: PermissionChangePublisher;
+  onOutboxWrite?: () => void;
+  approvals?: AgentServiceDeps['approvals'];
+  /** The policy's restore rule (read at each call: a live reload swaps it). */
+  restoreRule: () => { secondPerson: boolean; freshEvaluation: boolean };
+}
+
+const byId = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
+const sameSet = (a: readonly string[], b: readonly string[]) => a.length === b.length && a.every((x, i) => x === b[i]);
+
+type Classified = { agent: Agent; plan: ReturnType<typeof planAction> } | { agent: Agent; left: string; already?: boolean };
+
+/**
+ * Fleet actions: contain, narrow or restore every agent a selector matches, as ONE fleet incident.
+ *
+ * Each agent's action is recorded exactly as a single action would be (an `agent_actions` row, the
+ * same `agent.contain`/`agent.narrow`/`agent.restore` audit entry and event, its own permission
+ * version, its own per-agent incident), and linked to the fleet incident (`fleet_incident_id` on the
+ * action and on the per-agent incident it opened). The set is resolved from Postgres inside the
+ * action's transaction under row locks, so the set acted on is exactly the set recorded.
+ */
+export class FleetService {
+  constructor(private readonly deps: FleetServiceDeps) {}
+
+  /** The set a real run would act on now, changing nothing. */
+  async preview(cmd: FleetCommand): Promise<FleetPreview> {
+    const selector = checkSelector(cmd.selector);
+    const now = this.deps.clock.now();
+    if (cmd.action === 'restore') return this.previewRestore({ ...cmd, selector });
+    const ids = await selectAgentIds(this.deps.db, selector);
+    const agents = (await loadAgentsByIds(this.deps.db, ids)).filter((a) => matchesSelector(a, selector));
+    const classified = agents.map((a) => classify(a, cmd, now));
+    return previewOf(cmd.action, selector, classified);
+  }
+
+  private async previewRestore(cmd: FleetCommand): Promise<FleetPreview> {
+    const incident = await findOpenFleetIncident(this.deps.db, selectorText(cmd.selector));
+    if (!incident) throw conflict(noFleetIncident(cmd.selector));
+    const held = await heldByFleet(this.deps.db, incident.id);
+    const blocked = this.deps.restoreRule().freshEvaluation ? await withoutFreshEvaluation(this.deps.db, held.map((h) => h.agentId)) : new Map<string, Date>();
+    const ids = held.map((h) => h.agentId).filter((id) => !blocked.has(id));
+    const stillHeld = [...blocked].map(([agentId, since]) => ({ agentId, reason: freshReason(since) })).sort((a, b) => byId(a.agentId, b.agentId));
+    return {
+      dryRun: true,
+      action: 'restore',
+      selector: cmd.selector,
+      count: ids.length,
+      sample: ids.slice(0, FLEET_SAMPLE),
+      matched: held.length,
+      unchanged: [],
+      unchangedCount: 0,
+      incidentId: incident.id,
+      stillHeld: stillHeld.slice(0, FLEET_LIST),
+      stillHeldCount: stillHeld.length,
+      ids,
+    };
+  }
+
+  /**
+   * Contain or narrow every matching agent, as one fleet incident. With `expect`, refuses (and
+   * changes nothing) unless the set resolved now is exactly that set: what a confirmation was
+   * asked about. With `claim`, marks that confirmation confirmed in the same transaction.
+   */
+  async apply(cmd: FleetCommand, options: { idempotencyKey?: string; expect?: string[]; claim?: { id: string; actor: string } } = {}): Promise<FleetResult> {
+    if (cmd.action === 'restore') throw new Error('use restore() for a fleet restore');
+    const selector = checkSelector(cmd.selector);
+    const { db, clock } = this.deps;
+    const { idempotencyKey } = options;
+    if (idempotencyKey) {
+      const before = await db.selectFrom('fleet_incidents').select('result').where('idempotency_key', '=', idempotencyKey).executeTakeFirst();
+      if (before) return { ...(before.result as FleetResult), replayed: true };
+    }
+    const kind = cmd.action;
+    let out: { result: FleetResult; published?: { agentId: string; version: bigint } };
+    try {
+      out = await db.transaction().execute(async (trx) => {
+        if (options.claim) {
+          const replay = await claimFleetConfirmation(trx, options.claim.id, options.claim.actor, clock.now());
+          if (replay) return { result: { ...replay, replayed: true } };
+        }
+        const ids = await selectAgentIds(trx, selector, { forUpdate: true });
+        // Read after the lock (a fresh snapshot in READ COMMITTED) and checked once more: the set
+        // acted on is the set of agents that match while we hold them.
+        const agents = (await loadAgentsByIds(trx, ids)).filter((a) => matchesSelector(a, selector));
+        const now = clock.now();
+        const classified = agents.map((a) => classify(a, cmd, now));
+        const acting = classified.filter((c): c is Extract<Classified, { plan: unknown }> => 'plan' in c);
+        if (options.expect && !sameSet(acting.map((c) => c.agent.id), options.expect)) {
+          throw conflict(
+            `the agents selected by ${selectorText(selector)} changed since this was asked (${options.expect.length} then, ${acting.length} now); nothing was changed. Ask again to act on the current set`,
+          );
+        }
+        const left = leftAlone(classified);
+        const base = { dryRun: false as const, action: kind, selector, matched: agents.length, unchanged: left.slice(0, FLEET_LIST), unchangedCount: left.length };
+        if (acting.length === 0) {
+          const result: FleetResult = { ...base, count: 0, incidentId: null, agents: [] };
+          if (options.claim) await storeConfirmationResult(trx, options.claim.id, result);
+          return { result };
+        }
+        const fleetId = randomUUID();
+        const actingIds = acting.map((c) => c.agent.id);
+        const open = await openIncidentsOf(trx, actingIds);
+        const actionIds = new Map(actingIds.map((id) => [id, randomUUID()]));
+        // One incident per agent from its first restriction until restore, as a single action opens:
+        // agents without one get theirs now, linked to the fleet incident.
+        const fresh = actingIds.filter((id) => !open.has(id)).map((agentId) => ({ id: randomUUID(), agentId, actionId: actionIds.get(agentId)! }));
+        await openIncidents(trx, fresh, fleetId, now);
+        await cancelRestoreConfirmations(trx, fresh.map((f) => f.agentId), { actor: cmd.actor, reason: `fleet incident ${fleetId} opened`, now });
+        const incidentOf = new Map([...[...open].map(([agentId, i]) => [agentId, i.id] as const), ...fresh.map((f) => [f.agentId, f.id] as const)]);
+        const cancelled = new Map<string, string[]>();
+        if (kind === 'contain' && this.deps.approvals) {
+          for (const agentId of await agentsWithOpenApprovals(trx, actingIds)) cancelled.set(agentId, await this.deps.approvals.cancelPendingForAgent(trx, agentId, cmd.actor, now));
+        }
+        // Late, after the other row locks: the versions are drawn under the audit head lock (commit order).
+        const versions = await drawVersions(trx, acting.length);
+        const actionCmd: ActionCommand = { kind, scopes: cmd.scopes, reason: cmd.reason, actor: cmd.actor, ttlMs: cmd.ttlMs };
+        const rows: NewAgentAction[] = [];
+        const states: { id: string; status: Agent['status']; version: bigint }[] = [];
+        const results: ActionResult[] = [];
+        acting.forEach(({ agent, plan }, i) => {
+          const id = actionIds.get(agent.id)!;
+          const version = versions[i]!;
+          const result: ActionResult = { ...resultOf(agent.id, actionCmd, plan, id, now, false), incidentId: incidentOf.get(agent.id) ?? null, pendingApprovalsCancelled: cancelled.get(agent.id) ?? [], version: version.toString() };
+          results.push(result);
+          rows.push({ id, agentId: agent.id, kind, scopes: plan.scopes, reason: cmd.reason, actor: cmd.actor, ttlMs: cmd.ttlMs ?? null, expiresAt: plan.expiresAt, touched: plan.grantsTakenAway, incidentId: result.incidentId, result });
+          states.push({ id: agent.id, status: plan.statusAfter, version });
+        });
+        await insertFleetActions(trx, rows, fleetId, now);
+        await setAgentStates(trx, states, cmd.actor, now);
+        // The same audit entry and event per agent as a single action writes, a chunk per statement.
+        const audit: AuditInput[] = [];
+        const jobs: OutboxJob<JobName>[] = [];
+        for (const result of results) {
+          const { dryRun: _dryRun, ...payload } = result;
+          const audited = { ...payload, fleetIncidentId: fleetId };
+          audit.push({ actor: cmd.actor, action: `agent.${kind}`, subject: result.action.agentId, payload: audited, at: now });
+          jobs.push(eventJob(EVENT_FOR[kind], { ...audited, agentId: result.action.agentId }, now));
+          if (result.action.expiresAt) jobs.push({ jobName: LIFT_ACTION_JOB, payload: { actionId: result.action.id!, agentId: result.action.agentId }, runAt: new Date(result.action.expiresAt) });
+        }
+        await appendAuditEntries(trx, audit);
+        await addOutboxJobs(trx, jobs, now);
+        const top = versions[versions.length - 1]!;
+        const result: FleetResult = { ...base, count: acting.length, incidentId: fleetId, agents: actingIds.slice(0, FLEET_LIST), version: top.toString() };
+        await trx
+          .insertInto('fleet_incidents')
+          .values({
+            id: fleetId,
+            action: kind,
+            selector: JSON.stringify(selector),
+            selector_key: selectorText(selector),
+            scopes: JSON.stringify(cmd.scopes ?? []),
+            reason: cmd.reason,
+            actor: cmd.actor,
+            ttl_ms: cmd.ttlMs ?? null,
+            agent_count: acting.length,
+            agent_ids: JSON.stringify(actingIds),
+            status: 'open',
+            opened_at: now,
+            idempotency_key: idempotencyKey ?? null,
+            result: JSON.stringify(result),
+          })
+          .execute();
+        await addOutboxJob(trx, { jobName: FLEET_UPDATE_JOB, payload: { fleetIncidentId: fleetId, event: 'opened' } }, now);
+        // The root shows what the ttl lifted once it ran out.
+        const expiresAt = rows[0]?.expiresAt;
+        if (expiresAt) await addOutboxJob(trx, { jobName: FLEET_UPDATE_JOB, payload: { fleetIncidentId: fleetId, event: 'refresh' }, runAt: new Date(expiresAt.getTime() + 5_000) }, now);
+        if (options.claim) await storeConfirmationResult(trx, options.claim.id, result);
+        return { result, published: { agentId: actingIds[actingIds.length - 1]!, version: top } };
+      });
+    } catch (err) {
+      const pgErr = err as { code?: string; constraint?: string };
+      if (idempotencyKey && pgErr.code === '23505' && pgErr.constraint === 'fleet_incidents_idempotency_uq') {
+        const before = await db.selectFrom('fleet_incidents').select('result').where('idempotency_key', '=', idempotencyKey).executeTakeFirst();
+        if (before) return { ...(before.result as FleetResult), replayed: true };
+      }
+      throw err;
+    }
+    if (out.published) await this.afterCommit(out.published);
+    return out.result;
+  }
+
+  /**
+   * Restore by the same selector: lifts exactly what the newest open fleet incident with this
+   * selector still holds (each agent's fleet contain or narrow; agents contained by other incidents,
+   * and other restrictions of the same agents, stay). Agents the policy's `freshEvaluation` still
+   * blocks stay held and are listed. Closes the fleet incident once none of its actions is in force.
+   * With `bound`, only those agents (the set a confirmation was asked about) are restored.
+   */
+  async restore(cmd: FleetCommand, options: { incidentId?: string; bound?: string[]; claim?: { id: string; actor: string } } = {}): Promise<FleetResult> {
+    const selector = checkSelector(cmd.selector);
+    const { db, clock } = this.deps;
+    const out = await db.transaction().execute(async (trx): Promise<{ result: FleetResult; published?: { agentId: string; version: bigint } }> => {
+      if (options.claim) {
+        const replay = await claimFleetConfirmation(trx, options.claim.id, options.claim.actor, clock.now());
+        if (replay) return { result: { ...replay, replayed: true } };
+      }
+      const incident = options.incidentId ? await findFleetIncident(trx, options.incidentId, { forUpdate: true }) : await findOpenFleetIncident(trx, selectorText(selector), { forUpdate: true });
+      if (!incident || incident.status !== 'open') throw conflict(options.incidentId ? `fleet incident ${options.incidentId} has ended; nothing was changed` : noFleetIncident(selector));
+      let held = await heldByFleet(trx, incident.id);
+      if (options.bound) {
+        const bound = new Set(options.bound);
+        held = held.filter((h) => bound.has(h.agentId));
+      }
+      await lockAgents(trx, held.map((h) => h.agentId));
+      // After the locks: what is still in force now.
+      held = (await heldByFleet(trx, incident.id)).filter((h) => held.some((x) => x.actionId === h.actionId));
+      const now = clock.now();
+      const blocked = this.deps.restoreRule().freshEvaluation ? await withoutFreshEvaluation(trx, held.map((h) => h.agentId)) : new Map<string, Date>();
+      const stillHeld = [...blocked].map(([agentId, since]) => ({ agentId, reason: freshReason(since) })).sort((a, b) => byId(a.agentId, b.agentId));
+      const lifting = held.filter((h) => !blocked.has(h.agentId));
+      const agents = new Map((await loadAgentsByIds(trx, lifting.map((h) => h.agentId))).map((a) => [a.id, a]));
+      const open = await openIncidentsOf(trx, lifting.map((h) => h.agentId));
+      const base = { dryRun: false as const, action: 'restore' as const, selector, matched: held.length, unchanged: [], unchangedCount: 0, stillHeld: stillHeld.slice(0, FLEET_LIST), stillHeldCount: stillHeld.length };
+      const restoreCmd: ActionCommand = { kind: 'restore', reason: cmd.reason, actor: cmd.actor };
+      const planned = lifting.flatMap((h) => {
+        const agent = agents.get(h.agentId);
+        if (!agent || agent.status === 'decommissioned') return [];
+        // Only the fleet's own action is lifted: a narrow made before it by someone else stays.
+        const lift = planLift(agent, h.actionId, now);
+        return [{ agent, held: h, plan: { ...lift, kind: 'restore' as const, grantsTakenAway: [] } }];
+      });
+      if (planned.length === 0) {
+        // Nothing of it is in force any more (lifted by its ttl, or agent by agent): it ends here.
+        if (held.length === 0) await trx.updateTable('fleet_incidents').set({ status: 'closed', closed_at: now, closed_by: cmd.actor }).where('id', '=', incident.id).execute();
+        const result: FleetResult = { ...base, count: 0, incidentId: incident.id, agents: [] };
+        if (options.claim) await storeConfirmationResult(trx, options.claim.id, result);
+        return { result };
+      }
+      // An agent active again ends its own incident, and the restore confirmations asked during it (as closeIncident does for one).
+      const closing = planned.filter((p) => p.plan.statusAfter === 'active' && open.has(p.agent.id));
+      await closeIncidents(trx, closing.map((p) => open.get(p.agent.id)!.id), cmd.actor, now);
+      await cancelRestoreConfirmations(trx, closing.map((p) => p.agent.id), { actor: cmd.actor, reason: 'incident ended', now });
+      const versions = await drawVersions(trx, planned.length);
+      const rows: NewAgentAction[] = [];
+      const states: { id: string; status: Agent['status']; version: bigint }[] = [];
+      const results: ActionResult[] = [];
+      const lifts: { actionId: string; byActionId: string }[] = [];
+      planned.forEach(({ agent, held: h, plan }, i) => {
+        const id = randomUUID();
+        const version = versions[i]!;
+        const result: ActionResult = { ...resultOf(agent.id, restoreCmd, plan, id, now, false), incidentId: open.get(agent.id)?.id ?? null, version: version.toString() };
+        results.push(result);
+        rows.push({ id, agentId: agent.id, kind: 'restore', scopes: [], reason: cmd.reason, actor: cmd.actor, ttlMs: null, expiresAt: null, touched: plan.grantsGivenBack, incidentId: result.incidentId, result });
+        states.push({ id: agent.id, status: plan.statusAfter, version });
+        lifts.push({ actionId: h.actionId, byActionId: id });
+      });
+      await insertFleetActions(trx, rows, incident.id, now);
+      await liftFleetActions(trx, lifts, { actor: cmd.actor, reason: cmd.reason, now });
+      await setAgentStates(trx, states, cmd.actor, now);
+      const audit: AuditInput[] = [];
+      const jobs: OutboxJob<JobName>[] = [];
+      for (const result of results) {
+        const { dryRun: _dryRun, ...payload } = result;
+        const audited = { ...payload, fleetIncidentId: incident.id };
+        audit.push({ actor: cmd.actor, action: 'agent.restore', subject: result.action.agentId, payload: audited, at: now });
+        jobs.push(eventJob(EVENT_FOR.restore, { ...audited, agentId: result.action.agentId }, now));
+      }
+      await appendAuditEntries(trx, audit);
+      await addOutboxJobs(trx, jobs, now);
+      const remaining = await heldByFleet(trx, incident.id);
+      if (remaining.length === 0) await trx.updateTable('fleet_incidents').set({ status: 'closed', closed_at: now, closed_by: cmd.actor }).where('id', '=', incident.id).execute();
+      const top = versions[versions.length - 1]!;
+      const restoredIds = planned.map((p) => p.agent.id);
+      const result: FleetResult = { ...base, count: planned.length, incidentId: incident.id, agents: restoredIds.slice(0, FLEET_LIST), version: top.toString() };
+      const run = { id: randomUUID(), actor: cmd.actor, restored: planned.length, held: stillHeld.slice(0, 20).map((s) => s.agentId), heldCount: stillHeld.length, at: now.toISOString() };
+      await addOutboxJob(trx, { jobName: FLEET_UPDATE_JOB, payload: { fleetIncidentId: incident.id, event: 'restore', run } }, now);
+      if (options.claim) await storeConfirmationResult(trx, options.claim.id, result);
+      return { result, published: { agentId: restoredIds[restoredIds.length - 1]!, version: top } };
+    });
+    if (out.published) await this.afterCommit(out.published);
+    return out.result;
+  }
+
+  /**
+   * Records a fleet action waiting for a click, bound to the set resolved now (and, for a restore,
+   * to its fleet incident). A second-person request is posted in the fleet incident's thread.
+   */
+  async requestConfirmation(c: {
+    kind: 'apply' | 'second_person';
+    cmd: FleetCommand;
+    requester: Requester;
+    agentIds: string[];
+    incidentId: string | null;
+    ttlMs: number;
+  }): Promise<{ id: string; expiresAt: string }> {
+    const { db, clock } = this.deps;
+    const now = clock.now();
+    const id = randomUUID();
+    const expiresAt = new Date(now.getTime() + c.ttlMs);
+    await db.transaction().execute(async (trx) => {
+      await trx
+        .insertInto('fleet_confirmations')
+        .values({
+          id,
+          kind: c.kind,
+          action: c.cmd.action,
+          selector: JSON.stringify(checkSelector(c.cmd.selector)),
+          scopes: JSON.stringify(c.cmd.scopes ?? []),
+          reason: c.cmd.reason,
+          ttl_ms: c.cmd.ttlMs ?? null,
+          fleet_incident_id: c.incidentId,
+          agent_ids: JSON.stringify([...c.agentIds].sort(byId)),
+          requested_by: c.cmd.actor,
+          requested_platform: c.requester.platform,
+          requested_user_id: c.requester.userId,
+          requested_emails: JSON.stringify(c.requester.emails),
+          requested_person: c.requester.personKey,
+          created_at: now,
+          expires_at: expiresAt,
+        })
+        .execute();
+      if (c.kind === 'second_person' && c.incidentId) {
+        await addOutboxJob(trx, { jobName: FLEET_UPDATE_JOB, payload: { fleetIncidentId: c.incidentId, event: 'confirmation', confirmationId: id } }, now);
+      }
+    });
+    this.deps.onOutboxWrite?.();
+    return { id, expiresAt: expiresAt.toISOString() };
+  }
+
+  /** Runs what a confirmation asked for, claiming it in the same transaction (two clicks, one action). */
+  async runConfirmation(row: FleetConfirmationRow, actor: string, reason: string): Promise<FleetResult> {
+    const cmd: FleetCommand = { action: row.action, selector: row.selector as FleetSelector, scopes: row.scopes.length ? row.scopes : undefined, reason, actor, ttlMs: row.ttl_ms === null ? undefined : Number(row.ttl_ms) };
+    const claim = { id: row.id, actor };
+    if (row.action === 'restore') return this.restore(cmd, { incidentId: row.fleet_incident_id ?? undefined, bound: row.agent_ids, claim });
+    return this.apply(cmd, { expect: row.agent_ids, claim });
+  }
+
+  /** A fleet confirmation as `GET /v1/confirmations/{id}` shows it (`agentId` null: it covers a set). */
+  async confirmationView(id: string) {
+    const row = await findFleetConfirmation(this.deps.db, id);
+    if (!row) return undefined;
+    const now = this.deps.clock.now();
+    const status = row.outcome === 'confirmed' ? 'confirmed' : row.outcome === 'cancelled' ? 'cancelled' : row.expires_at.getTime() <= now.getTime() ? 'expired' : 'pending';
+    return {
+      id: row.id,
+      status,
+      agentId: null,
+      kind: row.action,
+      selector: row.selector as FleetSelector,
+      count: row.agent_ids.length,
+      requestedBy: row.requested_by,
+      ...(row.decided_by && row.decided_at ? { decidedBy: row.decided_by, decidedAt: row.decided_at.toISOString() } : {}),
+      expiresAt: row.expires_at.toISOString(),
+      incidentId: row.fleet_incident_id,
+      ...(row.result ? { result: row.result as FleetResult } : {}),
+    };
+  }
+
+  /** Cancels a pending fleet confirmation; false when it was no longer pending. */
+  async cancelConfirmation(id: string, actor: string): Promise<boolean> {
+    const { db, clock } = this.deps;
+    return db.transaction().execute(async (trx) => {
+      const now = clock.now();
+      const row = await trx.updateTable('fleet_confirmations').set({ decided_at: now, decided_by: actor, outcome: 'cancelled' }).where('id', '=', id).where('decided_at', 'is', null).returning(['fleet_incident_id', 'kind']).executeTakeFirst();
+      if (row?.kind === 'second_person' && row.fleet_incident_id) {
+        await addOutboxJob(trx, { jobName: FLEET_UPDATE_JOB, payload: { fleetIncidentId: row.fleet_incident_id, event: 'confirmation', confirmationId: id } }, now);
+      }
+      return row !== undefined;
+    });
+  }
+
+  private async afterCommit(published: { agentId: string; version: bigint }): Promise<void> {
+    this.deps.onOutboxWrite?.();
+    // One publish for the whole set: a replica that hears it reads every agent above its version,
+    // so it catches up with all of them in one read (a lost publish is caught by the version poll).
+    await this.deps.publisher.publishChanged(published.agentId, published.version).catch(() => undefined);
+  }
+}
+
+function classify(agent: Agent, cmd: FleetCommand, now: Date): Classified {
+  if (cmd.action === 'contain' && agent.activeActions.some((a) => a.kind === 'contain')) return { agent, left: 'already contained', already: true };
+  if (agent.status === 'revoked') return { agent, left: 'revoked: only restore can change it' };
+  try {
+    return { agent, plan: planAction(agent, { kind: cmd.action as 'contain' | 'narrow', scopes: cmd.scopes, reason: cmd.reason, actor: cmd.actor, ttlMs: cmd.ttlMs }, now) };
+  } catch (err) {
+    if (isCodedError(err)) return { agent, left: err.message };
+    throw err;
+  }
+}
+
+function leftAlone(classified: Classified[]): LeftAlone[] {
+  return classified.flatMap((c) => ('left' in c ? [{ agentId: c.agent.id, reason: c.left }] : []));
+}
+
+function previewOf(action: FleetActionKind, selector: FleetSelector, classified: Classified[]): FleetPreview {
+  const ids = classified.filter((c) => 'plan' in c).map((c) => c.agent.id);
+  const left = leftAlone(classified);
+  return { dryRun: true, action, selector, count: ids.length, sample: ids.slice(0, FLEET_SAMPLE), matched: classified.length, unchanged: left.slice(0, FLEET_LIST), unchangedCount: left.length, ids };
+}
+
+const freshReason = (since: Date) => `no fresh evaluation since its incident began at ${since.toISOString()} (the policy's restore.freshEvaluation): it stays held`;
+
+function noFleetIncident(selector: FleetSelector): string {
+  return `no open fleet incident was opened by the selector ${selectorText(selector)}: a restore by selector lifts exactly what a contain or narrow by the same selector holds. Nothing was changed`;
+}
+
+/**
+ * Claims a pending fleet confirmation inside the action's transaction. Answers the stored result
+ * when it was already confirmed (a double click), throws when it may not be used any more.
+ */
+async function claimFleetConfirmation(trx: DbOrTrx, id: string, actor: string, now: Date): Promise<FleetResult | undefined> {
+  const row = await findFleetConfirmation(trx, id, { forUpdate: true });
+  if (!row) throw notFound(`unknown confirmation ${id}`);
+  if (row.outcome === 'confirmed') {
+    if (row.result) return row.result as FleetResult;
+    throw conflict(`this confirmation was already confirmed by ${row.decided_by}`);
+  }
+  if (row.outcome === 'cancelled') throw conflict(`this confirmation was cancelled by ${row.decided_by}${row.decided_reason ? ` (${row.decided_reason})` : ''}`);
+  if (row.expires_at.getTime() <= now.getTime()) throw conflict(`this confirmation expired at ${row.expires_at.toISOString()}; ask again`);
+  await trx.updateTable('fleet_confirmations').set({ decided_at: now, decided_by: actor, outcome: 'confirmed' }).where('id', '=', id).execute();
+  if (row.kind === 'second_person' && row.fleet_incident_id) {
+    await addOutboxJob(trx, { jobName: FLEET_UPDATE_JOB, payload: { fleetIncidentId: row.fleet_incident_id, event: 'confirmation', confirmationId: id } }, now);
+  }
+  return undefined;
+}
+
+async function storeConfirmationResult(trx: DbOrTrx, id: string, result: FleetResult): Promise<void> {
+  await trx.updateTable('fleet_confirmations').set({ result: JSON.stringify(result) }).where('id', '=', id).execute();
+}

@@ -1,0 +1,222 @@
+import { describe, expect } from 'vitest';
+import { sql } from 'kysely';
+import { OTHER_TOKEN, TOKEN, waitFor, type TestApp } from './support/app.js';
+import { appTest } from './support/fixture.js';
+import { decisionOf, textOf } from './support/drive.js';
+import type { FakeSlack } from './support/fake-slack.js';
+import { fleetId, seedFleet } from './support/fleet.js';
+
+// Issue 17, item 3: containment by selector over REST (POST /v1/actions), as one fleet incident.
+const POLICY = `
+roles:
+  ciso: { members: [{ slack: U0CISO }, { slack: U0CISO2 }] }
+permissions:
+  contain: [ciso]
+  narrow: [ciso]
+  restore: { roles: [ciso], freshEvaluation: true }
+  bulk: { roles: [ciso], confirmAbove: 10 }
+channels:
+  incidents: { slack: C0INCIDENTS }
+`;
+
+const PLATFORM_TOKEN = 'tok_platform_only_0123456789abcdef';
+const it = appTest({
+  policy: POLICY,
+  slack: true,
+  env: { ARMALO_API_TOKENS: `platform:${TOKEN},automation:${OTHER_TOKEN},runtime:${PLATFORM_TOKEN}:platform` },
+  appOptions: { relayPollMs: 200 },
+});
+let app: TestApp;
+let slack: FakeSlack;
+
+/** Twelve payment agents (critical), two that only write to the CRM, one contained on its own before. */
+const PAY = Array.from({ length: 12 }, (_, i) => `pay-${String(i + 1).padStart(2, '0')}`);
+const SELECTOR = { scope: 'payments:*', riskTier: 'critical' };
+
+const agent = (grants: { scope: string; keepInContainment?: boolean }[], riskTier = 'critical') => ({ name: 'Fleet test agent', owner: 'vendor@example.com', riskTier, grants });
+const status = async (id: string): Promise<string> => (await app.call('GET', `/v1/agents/${id}`)).body.status;
+const counts = async () => {
+  const db = app.db;
+  const [fleet, head] = await Promise.all([
+    db.selectFrom('fleet_incidents').select((eb) => eb.fn.countAll<string>().as('n')).executeTakeFirstOrThrow(),
+    db.selectFrom('audit_head').select('seq').executeTakeFirstOrThrow(),
+  ]);
+  return { fleet: Number(fleet.n), auditSeq: head.seq };
+};
+
+it.beforeAll(async ({ app: started, slack: fake }) => {
+  app = started;
+  slack = fake;
+  const put = async (id: string, body: unknown) => expect((await app.call('PUT', `/v1/agents/${id}`, body)).status).toBe(201);
+  await Promise.all([
+    ...PAY.map((id) => put(id, agent([{ scope: 'payments:transfer' }, { scope: 'mail:send', keepInContainment: true }]))),
+    ...['crm-01', 'crm-02'].map((id) => put(id, agent([{ scope: 'crm:write' }]))),
+    // Holds every scope (`*`): it can use payments too, so a payments selector catches it.
+    put('pay-wild', agent([{ scope: '*' }])),
+    put('pay-solo', agent([{ scope: 'payments:refund' }])),
+    put('pay-gone', agent([{ scope: 'payments:transfer' }])),
+  ]);
+  // Contained on its own, by another incident.
+  expect((await app.call('POST', '/v1/agents/pay-solo/actions', { action: 'contain', reason: 'its own incident' })).status).toBe(201);
+  // Decommissioned: never matches.
+  expect((await app.call('DELETE', '/v1/agents/pay-gone')).status).toBe(200);
+});
+
+describe('POST /v1/actions', () => {
+  it('a dry run answers the count and a sample and changes nothing', async () => {
+    const before = await counts();
+    const res = await app.call('POST', '/v1/actions', { selector: SELECTOR, action: 'contain', reason: 'vendor compromised', dryRun: true });
+    expect(res.status).toBe(200);
+    expect(res.body.count).toBe(13);
+    expect(res.body.sample).toEqual([...PAY.slice(0, 10)]);
+    expect(res.body.matched).toBe(14);
+    expect(res.body.unchanged).toEqual([{ agentId: 'pay-solo', reason: 'already contained' }]);
+    expect(await counts()).toEqual(before);
+    expect(await status('pay-01')).toBe('active');
+  });
+
+  it('refuses bad selectors with 400 and changes nothing', async () => {
+    const before = await counts();
+    const bad = [
+      { selector: {}, action: 'contain', reason: 'x' },
+      { selector: { team: 'payments' }, action: 'contain', reason: 'x' },
+      { selector: { scope: 'Payments:**!' }, action: 'contain', reason: 'x' },
+      { selector: { riskTier: 'extreme' }, action: 'contain', reason: 'x' },
+      { selector: { scope: 'payments:*' }, action: 'revoke', reason: 'x' },
+      { selector: { scope: 'payments:*' }, action: 'narrow', reason: 'x' },
+      { selector: { scope: 'payments:*' }, action: 'contain' },
+      { selector: 'payments:*', action: 'contain', reason: 'x' },
+    ];
+    for (const body of bad) {
+      const res = await app.call('POST', '/v1/actions', body);
+      expect(res.status, JSON.stringify(body)).toBe(400);
+      expect(JSON.stringify(res.body)).not.toContain('Internal');
+    }
+    expect((await app.call('POST', '/v1/actions', { selector: {}, action: 'contain', reason: 'x' })).body.error.message ?? '').toBeTruthy();
+    expect(await counts()).toEqual(before);
+  });
+
+  it('only an admin token may act on a fleet', async () => {
+    const body = { selector: SELECTOR, action: 'contain', reason: 'x' };
+    expect((await app.call('POST', '/v1/actions', body, { token: PLATFORM_TOKEN })).status).toBe(403);
+    expect((await app.call('POST', '/v1/actions', body, { token: null })).status).toBe(401);
+    expect(await status('pay-01')).toBe('active');
+  });
+
+  it('contains every matching agent as one fleet incident, and every replica denies them', async ({ startApp }) => {
+    const replica = await startApp({ env: { ARMALO_ROLE: 'web' } });
+    // The replica allows first (its view is warm), so the wait below is for the change to reach it.
+    expect((await decisionOf(replica, 'pay-01', 'payments:transfer')).decision).toBe('allow');
+
+    const res = await app.call('POST', '/v1/actions', { selector: SELECTOR, action: 'contain', reason: 'vendor SDK compromised', idempotencyKey: 'fleet-contain-1' });
+    expect(res.status).toBe(201);
+    const expected = [...PAY, 'pay-wild'].sort();
+    expect(res.body).toMatchObject({ count: 13, agents: expected, dryRun: false, unchangedCount: 1 });
+    expect(res.body.incidentId).toMatch(/^[0-9a-f-]{36}$/);
+    expect(res.body.version).toMatch(/^\d+$/);
+    const incidentId: string = res.body.incidentId;
+
+    // Every agent denies on the other instance (waiting for the condition, not for a time).
+    await waitFor(async () => {
+      for (const id of expected) if ((await decisionOf(replica, id, 'payments:transfer')).decision !== 'deny') return false;
+      return true;
+    }, 10_000, 'every contained agent to be denied on the replica');
+    // Kept in containment: still usable. Not selected: untouched. Decommissioned: untouched.
+    expect((await decisionOf(replica, 'pay-01', 'mail:send')).decision).toBe('allow');
+    expect(await status('crm-01')).toBe('active');
+    expect(await status('pay-gone')).toBe('decommissioned');
+
+    // Each agent's action recorded as a single contain would be, linked to the ONE fleet incident.
+    const db = app.db;
+    const fleetRows = await db.selectFrom('fleet_incidents').selectAll().execute();
+    expect(fleetRows).toHaveLength(1);
+    expect(fleetRows[0]).toMatchObject({ id: incidentId, action: 'contain', selector_key: 'scope:payments:* risk:critical', agent_count: 13, status: 'open' });
+    expect(fleetRows[0]!.agent_ids).toEqual(expected);
+    const actions = await db.selectFrom('agent_actions').select(['agent_id', 'kind', 'incident_id']).where('fleet_incident_id', '=', incidentId).orderBy('agent_id').execute();
+    expect(actions.map((a) => a.agent_id)).toEqual(expected);
+    expect(actions.every((a) => a.kind === 'contain' && a.incident_id)).toBe(true);
+    const linked = await db.selectFrom('incidents').select('agent_id').where('fleet_incident_id', '=', incidentId).execute();
+    expect(linked).toHaveLength(13);
+    const audited = await db.selectFrom('audit_log').select('subject').where('action', '=', 'agent.contain').where(sql<boolean>`payload->>'fleetIncidentId' = ${incidentId}`).execute();
+    expect(audited.map((a) => a.subject).sort()).toEqual(expected);
+    expect((await app.call('GET', '/v1/audit/verify')).body.ok).toBe(true);
+    // The fleet incident reads like an incident.
+    const detail = await app.call('GET', `/v1/incidents/${incidentId}`);
+    expect(detail.status).toBe(200);
+    expect(detail.body).toMatchObject({ id: incidentId, kind: 'fleet', status: 'open', action: 'contain', selectorText: 'scope:payments:* risk:critical', count: 13, heldNow: 13 });
+    // The agent's own view shows a contain in force.
+    expect(await status('pay-07')).toBe('contained');
+
+    // One notice in the incidents channel, naming the selector and the count; no notice per agent.
+    await waitFor(() => slack.posts('C0INCIDENTS').some((p) => textOf(p.args).includes('scope:payments:* risk:critical')), 10_000, 'the fleet notice');
+    const posts = slack.posts('C0INCIDENTS').filter((p) => textOf(p.args).includes('scope:payments:* risk:critical'));
+    expect(posts).toHaveLength(1);
+    expect(textOf(posts[0]!.args)).toContain('13 agents');
+    expect(slack.posts('C0INCIDENTS').some((p) => textOf(p.args).includes('pay-03') && textOf(p.args).includes('Incident: '))).toBe(false);
+
+    // A retried request (same key) answers the first run; nothing is applied twice.
+    const again = await app.call('POST', '/v1/actions', { selector: SELECTOR, action: 'contain', reason: 'vendor SDK compromised', idempotencyKey: 'fleet-contain-1' });
+    expect(again.status).toBe(201);
+    expect(again.body).toMatchObject({ incidentId, count: 13, replayed: true });
+    // Without a key, a second run finds them all contained already: reported, not contained again.
+    const second = await app.call('POST', '/v1/actions', { selector: SELECTOR, action: 'contain', reason: 'again' });
+    expect(second.body).toMatchObject({ count: 0, incidentId: null, agents: [], unchangedCount: 14 });
+    expect(await db.selectFrom('fleet_incidents').select('id').execute()).toHaveLength(1);
+    expect(await db.selectFrom('agent_actions').select('id').where('agent_id', '=', 'pay-01').where('kind', '=', 'contain').execute()).toHaveLength(1);
+  });
+
+  it('restore by the same selector lifts exactly that fleet incident; freshEvaluation keeps the unevaluated held and lists them', async () => {
+    const incidentId = (await app.db.selectFrom('fleet_incidents').select('id').executeTakeFirstOrThrow()).id;
+    // Fresh evaluations for all but two agents.
+    const observedAt = new Date(Date.now() + 1000).toISOString();
+    for (const id of [...PAY.slice(2), 'pay-wild']) {
+      const res = await app.call('POST', `/v1/agents/${id}/evaluations`, { id: `eval-${id}`, dimension: 'safety', passed: true, observedAt, source: 'fleet test' });
+      expect(res.status).toBeLessThan(300);
+    }
+    const dry = await app.call('POST', '/v1/actions', { selector: SELECTOR, action: 'restore', reason: 'vendor patched', dryRun: true });
+    expect(dry.body).toMatchObject({ count: 11, incidentId, stillHeldCount: 2 });
+
+    const res = await app.call('POST', '/v1/actions', { selector: SELECTOR, action: 'restore', reason: 'vendor patched' });
+    expect(res.status).toBe(201);
+    expect(res.body).toMatchObject({ count: 11, incidentId, stillHeldCount: 2 });
+    expect(res.body.stillHeld.map((s: { agentId: string }) => s.agentId)).toEqual(['pay-01', 'pay-02']);
+    expect(res.body.stillHeld[0].reason).toContain('freshEvaluation');
+    expect(await status('pay-05')).toBe('active');
+    expect(await status('pay-01')).toBe('contained');
+    // Contained by another incident: not this restore's to lift.
+    expect(await status('pay-solo')).toBe('contained');
+    expect((await app.db.selectFrom('fleet_incidents').select('status').executeTakeFirstOrThrow()).status).toBe('open');
+
+    // Once evaluated, a second restore lifts the rest and closes the fleet incident.
+    for (const id of ['pay-01', 'pay-02']) await app.call('POST', `/v1/agents/${id}/evaluations`, { id: `eval2-${id}`, dimension: 'safety', passed: true, observedAt: new Date(Date.now() + 2000).toISOString(), source: 'fleet test' });
+    const rest = await app.call('POST', '/v1/actions', { selector: SELECTOR, action: 'restore', reason: 'evaluated now' });
+    expect(rest.body).toMatchObject({ count: 2, agents: ['pay-01', 'pay-02'], stillHeldCount: 0 });
+    expect((await app.db.selectFrom('fleet_incidents').select('status').executeTakeFirstOrThrow()).status).toBe('closed');
+    expect(await status('pay-solo')).toBe('contained');
+    // Nothing is left to restore by that selector.
+    expect((await app.call('POST', '/v1/actions', { selector: SELECTOR, action: 'restore', reason: 'again' })).status).toBe(409);
+    await waitFor(() => slack.posts('C0INCIDENTS').some((p) => textOf(p.args).includes('Resolved: fleet incident')) || slack.updates().some((u) => textOf(u.args).includes('Resolved: fleet incident')), 10_000, 'the fleet notice to show it resolved');
+  });
+
+  it('answers at most 100 agent ids however many it contains', async () => {
+    await seedFleet(app.db, 150);
+    const res = await app.call('POST', '/v1/actions', { selector: { scope: 'crm:read' }, action: 'contain', reason: 'crm vendor compromised' });
+    expect(res.status).toBe(201);
+    // Every tenth seeded agent was contained already; pay-wild holds `*`, so it can use crm:read too.
+    expect(res.body.count).toBe(136);
+    expect(res.body.agents).toHaveLength(100);
+    expect(res.body.agents[0]).toBe(fleetId(1));
+    expect(res.body.unchangedCount).toBe(15);
+    expect(await status(fleetId(150))).toBe('contained');
+    expect((await app.call('GET', '/v1/audit/verify?full=true')).body.ok).toBe(true);
+  });
+
+  it('with a ttl, every agent of the fleet action is lifted by itself when it runs out', async () => {
+    for (const id of ['ttl-1', 'ttl-2']) await app.call('PUT', `/v1/agents/${id}`, { ...agent([{ scope: 'tickets:write' }]), owner: 'ttl-owner@example.com' });
+    const res = await app.call('POST', '/v1/actions', { selector: { owner: 'TTL-Owner@example.com' }, action: 'contain', reason: 'short hold', ttl: 1 });
+    expect(res.body).toMatchObject({ count: 2, agents: ['ttl-1', 'ttl-2'] });
+    expect(await status('ttl-1')).toBe('contained');
+    await waitFor(async () => (await status('ttl-1')) === 'active' && (await status('ttl-2')) === 'active', 15_000, 'the ttl to lift both');
+    expect((await decisionOf(app, 'ttl-2', 'tickets:write')).decision).toBe('allow');
+  });
+});
