@@ -482,6 +482,8 @@ async function decisionPart({ databaseUrl, prefix, token, tempDir, children, pro
 }
 
 async function main(): Promise<number> {
+  // BENCH_SOAK=<seconds>: the soak instead of the parts (bench/soak.ts; README "Soak").
+  if (process.env.BENCH_SOAK) return runPartProcess('./soak.ts');
   const runId = randomBytes(5).toString('hex');
   const dbName = `armalo_bench_${runId}`;
   const databaseUrl = `${PG_BASE}/${dbName}`;

@@ -1,4 +1,4 @@
-import { UnrecoverableError, Worker, type Job } from 'bullmq';
+import { UnrecoverableError, Worker, type Job, type Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { Db } from '../src/db/database.js';
 import type { Clock } from '../src/core/clock.js';
@@ -45,13 +45,23 @@ export interface WorkerDeps {
   /** For tests: how long a job's lock lasts before another worker may take it over. */
   lockDurationMs?: number;
   stalledIntervalMs?: number;
+  /** For tests: how often the schedulers are checked and put back (default: the sweep's period). */
+  scheduleWatchMs?: number;
 }
+
+/** Times a job may be taken over from a worker that died running it before it fails for good. */
+export const MAX_STALLED_COUNT = 10;
 
 /** The worker role: one BullMQ worker per queue, each a thin shell around a use case. */
 export async function startWorkers(deps: WorkerDeps): Promise<Worker[]> {
   const common = {
     connection: deps.connection,
     prefix: deps.prefix,
+    // A job whose worker died is taken over (every job is idempotent). BullMQ's default fails it
+    // for good at its second stall, and stalls add up over the job's life: a notice job waiting out
+    // a dead worker's lease (up to a minute) is active half the time, so two worker crashes in that
+    // minute (a crash-looping deploy) lost the notice. Still bounded, against a job that kills its worker.
+    maxStalledCount: MAX_STALLED_COUNT,
     ...(deps.lockDurationMs ? { lockDuration: deps.lockDurationMs } : {}),
     ...(deps.stalledIntervalMs ? { stalledInterval: deps.stalledIntervalMs } : {}),
   };
@@ -106,25 +116,29 @@ export async function startWorkers(deps: WorkerDeps): Promise<Worker[]> {
     });
     worker.on('error', (err) => limitedLog('warn', `worker-error:${worker.name}`, { queue: worker.name, err: err.message }, 'worker error'));
   }
-  await deps.queues.timers.upsertJobScheduler(SWEEP_JOB, { every: SWEEP_EVERY_MS }, { name: SWEEP_JOB });
-  await deps.queues.timers.upsertJobScheduler(TRUST_DAILY_JOB, { every: TRUST_DAILY_EVERY_MS }, { name: TRUST_DAILY_JOB });
-  await deps.queues.timers.upsertJobScheduler(AUDIT_VERIFY_FULL_JOB, { every: AUDIT_VERIFY_FULL_EVERY_MS }, { name: AUDIT_VERIFY_FULL_JOB });
-  // A Redis that loses its data (no persistence, a failover) loses the schedulers too, and with them
-  // the sweep that rebuilds every other lost timer: put back any that is gone (only then: upserting
-  // runs the job at once).
-  const reschedule = setInterval(() => {
+  // The repeating jobs. A Redis that loses its data (no persistence, a failover) loses their
+  // schedulers too, and with them the sweep that rebuilds every other lost timer: a watchdog puts
+  // back any that is gone (only then: upserting runs the job at once).
+  const schedules: { queue: Queue; name: string; every: number }[] = [
+    { queue: deps.queues.timers, name: SWEEP_JOB, every: SWEEP_EVERY_MS },
+    { queue: deps.queues.timers, name: TRUST_DAILY_JOB, every: TRUST_DAILY_EVERY_MS },
+    { queue: deps.queues.timers, name: AUDIT_VERIFY_FULL_JOB, every: AUDIT_VERIFY_FULL_EVERY_MS },
+    // Policy emails resolved to Slack users now (a scheduler with `every` runs at once) and every half hour.
+    ...(deps.notify.slack ? [{ queue: deps.queues.notify, name: SLACK_DIRECTORY_JOB, every: SLACK_DIRECTORY_EVERY_MS }] : []),
+  ];
+  const schedule = (s: (typeof schedules)[number]) => s.queue.upsertJobScheduler(s.name, { every: s.every }, { name: s.name });
+  for (const s of schedules) await schedule(s);
+  const watchdog = setInterval(() => {
     void (async () => {
-      if (!(await deps.queues.timers.getJobScheduler(SWEEP_JOB))) await deps.queues.timers.upsertJobScheduler(SWEEP_JOB, { every: SWEEP_EVERY_MS }, { name: SWEEP_JOB });
-      if (!(await deps.queues.timers.getJobScheduler(TRUST_DAILY_JOB))) await deps.queues.timers.upsertJobScheduler(TRUST_DAILY_JOB, { every: TRUST_DAILY_EVERY_MS }, { name: TRUST_DAILY_JOB });
-      if (!(await deps.queues.timers.getJobScheduler(AUDIT_VERIFY_FULL_JOB))) await deps.queues.timers.upsertJobScheduler(AUDIT_VERIFY_FULL_JOB, { every: AUDIT_VERIFY_FULL_EVERY_MS }, { name: AUDIT_VERIFY_FULL_JOB });
+      for (const s of schedules) {
+        if (await s.queue.getJobScheduler(s.name)) continue;
+        await schedule(s);
+        deps.logger.warn({ queue: s.queue.name, job: s.name }, 'a job scheduler was missing from Redis (data lost?); put back');
+      }
     })().catch(() => undefined);
-  }, SWEEP_EVERY_MS);
-  reschedule.unref();
-  timers.on('closing', () => clearInterval(reschedule));
-  if (deps.notify.slack) {
-    // Resolve policy emails to Slack users now (a job scheduler with `every` runs at once) and every half hour.
-    await deps.queues.notify.upsertJobScheduler(SLACK_DIRECTORY_JOB, { every: SLACK_DIRECTORY_EVERY_MS }, { name: SLACK_DIRECTORY_JOB });
-  }
+  }, deps.scheduleWatchMs ?? SWEEP_EVERY_MS);
+  watchdog.unref();
+  timers.on('closing', () => clearInterval(watchdog));
   await Promise.all([events.waitUntilReady(), timers.waitUntilReady(), notifier.waitUntilReady()]);
   return [events, timers, notifier];
 }

@@ -30,7 +30,7 @@ export interface AppOptions {
   /** Permission view heartbeat (defaults to a third of the staleness bound). */
   heartbeatMs?: number;
   /** Worker lock/stall tuning, for tests that kill a worker mid-job. */
-  worker?: { lockDurationMs?: number; stalledIntervalMs?: number };
+  worker?: { lockDurationMs?: number; stalledIntervalMs?: number; scheduleWatchMs?: number };
   relayPollMs?: number;
   /** Change stream tuning, for tests (a small replay buffer, a faster heartbeat). */
   stream?: { replayBufferSize?: number; heartbeatMs?: number; resumeWindowMs?: number };

@@ -31,6 +31,7 @@ export async function startWorkerRole(s: Services, options: AppOptions, lifecycl
     webhook: config.eventsWebhook,
     lockDurationMs: options.worker?.lockDurationMs,
     stalledIntervalMs: options.worker?.stalledIntervalMs,
+    scheduleWatchMs: options.worker?.scheduleWatchMs,
   });
   // Let running jobs finish for a few seconds; after that, stop anyway: an unfinished job is
   // taken over by another worker once its lock expires (jobs are idempotent).

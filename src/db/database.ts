@@ -9,6 +9,9 @@ export type DbOrTrx = Kysely<Database> | Transaction<Database>;
 /** How long an idle pooled connection is kept open. */
 export const POOL_IDLE_MS = 60_000;
 
+/** Each `Db`'s pool (see `poolOf`). */
+const pools = new WeakMap<Db, pg.Pool>();
+
 // bigint columns (sequence values) stay strings: JS numbers cannot hold every int8.
 export function createDb(databaseUrl: string, options: { max?: number; onConnectionError?: (err: Error) => void } = {}): Db {
   const pool = new pg.Pool({
@@ -38,7 +41,14 @@ export function createDb(databaseUrl: string, options: { max?: number; onConnect
   pool.on('connect', (client) => {
     client.on('error', (err) => onError(err));
   });
-  return new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
+  const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
+  pools.set(db, pool);
+  return db;
+}
+
+/** The pg pool behind a `Db` made by `createDb`, for what Kysely cannot run (COPY … TO STDOUT). */
+export function poolOf(db: Db): pg.Pool | undefined {
+  return pools.get(db);
 }
 
 /** Creates the database named in the URL if it does not exist (used by `npm run migrate`). */

@@ -354,8 +354,8 @@ export class PermissionView implements PermissionChangePublisher {
     try {
       await this.enqueueReload(async () => {
         const seq = ++this.approvalReads;
-        // The first load streams every agent in pages from one snapshot (see loadAllAgents),
-        // storing each page as it comes; later polls read only what changed.
+        // The first load streams every agent from one snapshot (COPY, see loadAllAgents); later
+        // polls read only what changed.
         const [, approvals] = await Promise.all([
           initial ? loadAllAgents(this.opts.db, (page) => this.apply(page)) : loadAgents(this.opts.db, { versionAbove: this.maxVersion }).then((changed) => this.apply(changed)),
           loadOpenApprovals(this.opts.db, this.opts.clock.now()),

@@ -12,7 +12,7 @@ import type { SlackDirectory } from './slack-directory.js';
 import type { ApprovalService, Approver } from '../approvals/approvals.service.js';
 import { CodedError } from '../domain/errors.js';
 import type { Db } from '../db/database.js';
-import { guardSlackRequests } from './slack-request-guard.js';
+import { claimSlackRequest, guardSlackRequests, REPLAYED_COMMAND_TEXT, slackBodyKey } from './slack-request-guard.js';
 
 /** A command's answer in Block Kit, with the plain-text fallback Slack shows in notifications. */
 const renderReply = (reply: ChatReply) => renderSlack(replyNotice(reply));
@@ -86,6 +86,37 @@ export function createSlackAdapter(deps: {
         authorize,
         clientOptions,
       });
+
+  // Socket Mode has no signed HTTP request to guard, but Slack delivers an envelope again when its
+  // acknowledgement was late or lost. The same key as in HTTP mode (trigger id, event id) is
+  // claimed before any listener runs; a delivery already seen is acknowledged and goes no further.
+  if (socket) {
+    const pruneState = { lastPrune: 0 };
+    let claimFailureLogged = 0;
+    app.use(async ({ body, next, ...rest }) => {
+      const key = slackBodyKey(body);
+      if (key) {
+        let fresh = true;
+        try {
+          fresh = await claimSlackRequest(deps.db, key, Date.now(), pruneState);
+        } catch (err) {
+          // Postgres is away: the listeners cannot change anything either, so let them answer.
+          if (Date.now() - claimFailureLogged > 60_000) {
+            claimFailureLogged = Date.now();
+            logger.warn({ err: (err as Error).message }, 'cannot record a Slack delivery id; redeliveries are not detected until Postgres is back');
+          }
+        }
+        if (!fresh) {
+          const ack = (rest as { ack?: (answer?: unknown) => Promise<void> }).ack;
+          const isCommand = typeof (body as { command?: unknown }).command === 'string';
+          if (ack) await ack(isCommand ? { response_type: 'ephemeral', text: REPLAYED_COMMAND_TEXT } : undefined);
+          logger.info({ key }, 'Slack delivered a request again over Socket Mode; acknowledged, not applied again');
+          return;
+        }
+      }
+      await next();
+    });
+  }
 
   const failed = (err: unknown, where: string) => {
     // Unknown errors get an id that is logged; the user sees the id, never the internals.

@@ -44,24 +44,50 @@ export function slackSignature(signingSecret: string, timestamp: number, rawBody
 export function slackRequestKey(rawBody: string, contentType: string | undefined, signature: string): string {
   try {
     if (contentType?.startsWith('application/json')) {
-      const body = JSON.parse(rawBody) as { event_id?: unknown; team_id?: unknown };
-      if (typeof body.event_id === 'string' && body.event_id) return `event:${String(body.team_id ?? '')}:${body.event_id}`;
+      const key = slackBodyKey(JSON.parse(rawBody));
+      if (key) return key;
     } else {
       const form = new URLSearchParams(rawBody);
       const payload = form.get('payload');
-      if (payload !== null) {
-        const p = JSON.parse(payload) as { trigger_id?: unknown; team?: { id?: unknown } | null };
-        if (typeof p.trigger_id === 'string' && p.trigger_id) return `trigger:${String(p.team?.id ?? '')}:${p.trigger_id}`;
-      } else {
-        const trigger = form.get('trigger_id');
-        if (trigger) return `trigger:${form.get('team_id') ?? ''}:${trigger}`;
-      }
+      const key = payload !== null ? slackBodyKey(JSON.parse(payload)) : slackBodyKey({ trigger_id: form.get('trigger_id'), team_id: form.get('team_id') });
+      if (key) return key;
     }
   } catch {
     // Not parseable: Bolt will refuse it; the signature still identifies the bytes.
   }
   return `signature:${signature}`;
 }
+
+/**
+ * The same key from a request's parsed body (HTTP mode parses it from the raw bytes; Socket Mode
+ * gets the envelope's payload already parsed): `event:<team>:<event_id>` for an Events API delivery,
+ * `trigger:<team>:<trigger_id>` for a command or an interaction; undefined when it has neither.
+ */
+export function slackBodyKey(body: unknown): string | undefined {
+  if (typeof body !== 'object' || body === null) return undefined;
+  const b = body as { event_id?: unknown; trigger_id?: unknown; team_id?: unknown; team?: { id?: unknown } | null };
+  const team = typeof b.team_id === 'string' ? b.team_id : typeof b.team?.id === 'string' ? b.team.id : '';
+  if (typeof b.event_id === 'string' && b.event_id) return `event:${team}:${b.event_id}`;
+  if (typeof b.trigger_id === 'string' && b.trigger_id) return `trigger:${team}:${b.trigger_id}`;
+  return undefined;
+}
+
+/**
+ * Records a Slack request key (table `slack_requests`); true when it is new, false for a replay.
+ * Keys older than an hour are pruned now and then by the caller's `pruneState`.
+ */
+export async function claimSlackRequest(db: Db, key: string, atMs: number, pruneState: { lastPrune: number }): Promise<boolean> {
+  const at = new Date(atMs);
+  const row = await db.insertInto('slack_requests').values({ key, received_at: at }).onConflict((oc) => oc.column('key').doNothing()).executeTakeFirst();
+  if (atMs - pruneState.lastPrune > 60_000) {
+    pruneState.lastPrune = atMs;
+    void db.deleteFrom('slack_requests').where('received_at', '<', new Date(atMs - SEEN_KEEP_MS)).execute().catch(() => undefined);
+  }
+  return Number(row.numInsertedOrUpdatedRows ?? 0) > 0;
+}
+
+/** What a slash command's sender sees when Slack delivers the same command again. */
+export const REPLAYED_COMMAND_TEXT = 'This request was already applied; Slack delivered it again and nothing changed.';
 
 function readBody(req: IncomingMessage): Promise<Buffer | undefined> {
   return new Promise((resolve, reject) => {
@@ -97,23 +123,15 @@ export function guardSlackRequests(
   deps: { signingSecret: string; db: Db; logger: Logger; nowMs?: () => number },
 ): (req: IncomingMessage, res: ServerResponse) => void {
   const now = deps.nowMs ?? Date.now;
-  let lastPrune = 0;
   let claimFailureLogged = 0;
   const refuse = (res: ServerResponse, status: number, message: string) => {
     res.writeHead(status, { 'content-type': 'text/plain; charset=utf-8' });
     res.end(message);
   };
 
+  const pruneState = { lastPrune: 0 };
   /** True when this request is new; false for a replay. Old keys are pruned now and then. */
-  const claim = async (key: string): Promise<boolean> => {
-    const at = new Date(now());
-    const row = await deps.db.insertInto('slack_requests').values({ key, received_at: at }).onConflict((oc) => oc.column('key').doNothing()).executeTakeFirst();
-    if (at.getTime() - lastPrune > 60_000) {
-      lastPrune = at.getTime();
-      void deps.db.deleteFrom('slack_requests').where('received_at', '<', new Date(at.getTime() - SEEN_KEEP_MS)).execute().catch(() => undefined);
-    }
-    return Number(row.numInsertedOrUpdatedRows ?? 0) > 0;
-  };
+  const claim = (key: string) => claimSlackRequest(deps.db, key, now(), pruneState);
 
   const handle = async (req: IncomingMessage, res: ServerResponse) => {
     const body = await readBody(req);
@@ -141,7 +159,7 @@ export function guardSlackRequests(
         // acknowledgement is shown to its sender, so it says so; anything else gets an empty 200.
         const isCommand = !contentType?.startsWith('application/json') && new URLSearchParams(raw).has('command');
         res.writeHead(200, { 'content-type': 'application/json' });
-        res.end(isCommand ? JSON.stringify({ response_type: 'ephemeral', text: 'This request was already applied; Slack delivered it again and nothing changed.' }) : '');
+        res.end(isCommand ? JSON.stringify({ response_type: 'ephemeral', text: REPLAYED_COMMAND_TEXT }) : '');
         return;
       }
     }

@@ -1,3 +1,4 @@
+import { sql } from 'kysely';
 import type { z } from 'zod';
 import type { Db, DbOrTrx } from '../db/database.js';
 import type { Clock } from '../core/clock.js';
@@ -190,6 +191,9 @@ export class InboundEvents {
     switch (event.type) {
       case 'score.changed':
       case 'score.tier_changed': {
+        // Deliveries can come out of order (a retried or delayed one): a score Armalo set before the
+        // external score in force does not replace it. Its id is spent all the same.
+        if (await newerExternalScore(trx, agentId, event.createdAt)) break;
         const tier = event.data.tier ?? trust.tierOf(event.data.score);
         await trust.storeScore(trx, agentId, event.data.score, tier, 'external', { eventId: event.id, type: event.type, createdAt: event.createdAt }, now, actor);
         break;
@@ -204,6 +208,19 @@ export class InboundEvents {
       }
     }
   }
+}
+
+/** Whether the agent has an external score Armalo set after `createdAt`. */
+async function newerExternalScore(trx: DbOrTrx, agentId: string, createdAt: string): Promise<boolean> {
+  const row = await trx
+    .selectFrom('trust_scores')
+    .select('id')
+    .where('agent_id', '=', agentId)
+    .where('source', '=', 'external')
+    .where(sql<boolean>`(inputs->>'createdAt')::timestamptz > ${new Date(createdAt)}`)
+    .limit(1)
+    .executeTakeFirst();
+  return row !== undefined;
 }
 
 /** Whether at least `limit` events wait (stops counting at the limit). */

@@ -73,19 +73,22 @@ export async function startTestApp(config: Config, options: AppOptions = {}): Pr
   }) as TestApp;
 }
 
-/** Removes every Redis key under a test prefix. */
-export async function cleanRedisPrefix(prefix: string): Promise<void> {
-  const redis = new Redis(REDIS_URL);
+/** Removes every Redis key under a test (or bench) prefix; returns how many were deleted. */
+export async function cleanRedisPrefix(prefix: string, redisUrl = REDIS_URL): Promise<number> {
+  const redis = new Redis(redisUrl, { lazyConnect: true, maxRetriesPerRequest: 1, connectTimeout: 3000 });
+  let deleted = 0;
   try {
+    await redis.connect();
     let cursor = '0';
     do {
       const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}:*`, 'COUNT', 500);
       cursor = next;
-      if (keys.length) await redis.del(...keys);
+      if (keys.length) deleted += await redis.del(...keys);
     } while (cursor !== '0');
   } finally {
     redis.disconnect();
   }
+  return deleted;
 }
 
 export const sampleAgent = {

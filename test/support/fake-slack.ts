@@ -6,9 +6,12 @@ export interface SlackCall {
   method: string;
   args: Record<string, any>;
   at: number;
+  /** What the fake answered (an `ok` call), and when: the `ts` of a posted message is in it. */
+  answer?: Record<string, unknown>;
+  answeredAt?: number;
 }
 
-type Failure = { status: 429; retryAfter: number } | { status: 500 | 502 | 503 } | { error: string };
+export type Failure = { status: 429; retryAfter: number } | { status: 500 | 502 | 503 } | { error: string };
 
 /**
  * Slack's posting limit as the fake can enforce it: a token bucket per `channel` value of
@@ -70,6 +73,12 @@ export class FakeSlack {
 
   constructor(private readonly options: FakeSlackOptions = {}) {}
 
+  /**
+   * A failure for any call no queued failure answers (a storm: e.g. 429 or 5xx for a while, at
+   * random); undefined lets the call through.
+   */
+  failWith: ((method: string) => Failure | undefined) | undefined;
+
   failNext(method: string, ...failures: Failure[]): void {
     this.failures.set(method, [...(this.failures.get(method) ?? []), ...failures]);
   }
@@ -119,7 +128,7 @@ export class FakeSlack {
       this.count(method);
       const args = parseArgs(req, raw);
       const wait = method === 'chat.postMessage' ? this.take(String(args.channel ?? '')) : 0;
-      const failure: Failure | undefined = wait > 0 ? { status: 429, retryAfter: Math.max(1, Math.ceil(wait)) } : this.failures.get(method)?.shift();
+      const failure: Failure | undefined = wait > 0 ? { status: 429, retryAfter: Math.max(1, Math.ceil(wait)) } : (this.failures.get(method)?.shift() ?? this.failWith?.(method));
       if (failure) {
         if (wait > 0) this.limited.set(String(args.channel ?? ''), (this.limited.get(String(args.channel ?? '')) ?? 0) + 1);
         if (this.keep) this.calls.push({ method: `${method}!failed`, args, at: Date.now() });
@@ -132,12 +141,14 @@ export class FakeSlack {
         }
         return;
       }
-      const call = { method, args, at: Date.now() };
+      const call: SlackCall = { method, args, at: Date.now() };
       if (this.keep) this.calls.push(call);
       for (const o of this.callObservers) o(call);
       const delay = this.delays.get(method);
       if (delay) await new Promise((r) => setTimeout(r, delay));
-      res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(this.answer(method, args, req.headers.host)));
+      const answer = this.answer(method, args, req.headers.host);
+      Object.assign(call, { answer, answeredAt: Date.now() });
+      res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(answer));
     });
     await new Promise<void>((resolve) => this.server!.listen(0, host, resolve));
     this.url = `http://${host}:${(this.server.address() as AddressInfo).port}`;

@@ -129,7 +129,9 @@ export function appTest(options: AppTestOptions = {}) {
     })
     .extend('prefix', { scope: 'file' }, async ({}, { onCleanup }) => {
       const prefix = testPrefix();
-      onCleanup(() => cleanRedisPrefix(prefix));
+      onCleanup(async () => {
+        await cleanRedisPrefix(prefix);
+      });
       return prefix;
     })
     .extend('fakes', { scope: 'file' }, async ({}, { onCleanup }): Promise<Fakes> => {

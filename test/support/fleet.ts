@@ -65,3 +65,68 @@ export async function seedAuditEntries(db: Kysely<Database>, count: number, batc
   }
   await db.updateTable('audit_head').set({ seq: seq.toString(), hash: prev }).where('id', '=', 1).execute();
 }
+
+/**
+ * A few agents whose rows are awkward to read back (ids returned): text that COPY must escape (tabs,
+ * newlines, backslashes, non-ASCII), NULLs, timestamps with 0 to 6 fractional digits, constraints
+ * with arrays, a decommissioned agent, an agent with no grants, actions and grants no longer in force
+ * (which must not be read), several scores and evaluations (the latest score, the newest evidence),
+ * and a 300,000-character reason, longer than one network read, so its row arrives in several chunks.
+ * Their versions follow whatever the sequence holds.
+ */
+export async function seedOddAgents(db: Kysely<Database>): Promise<string[]> {
+  const agent = async (id: string, name: string, owner: string, extra: { decommissionedAt?: string; decommissionedBy?: string | null; reason?: string | null } = {}) => {
+    await sql`
+      insert into agents (id, name, owner, risk_tier, status, version, created_by, created_at, updated_by, updated_at, decommissioned_at, decommissioned_by, decommission_reason)
+      values (${id}, ${name}, ${owner}, 'critical', 'active', nextval('permission_version_seq'), 'api:seed', now(), 'api:seed', '2026-03-04 05:06:07.5+00',
+        ${extra.decommissionedAt ?? null}, ${extra.decommissionedBy ?? null}, ${extra.reason ?? null})`.execute(db);
+  };
+  const grant = async (agentId: string, scope: string, constraints: unknown, o: { keep?: boolean; expiresAt?: string | null; grantedBy?: string; grantedAt?: string; removed?: boolean } = {}) => {
+    const { rows } = await sql<{ id: string }>`
+      insert into grants (agent_id, scope, constraints, keep_in_containment, expires_at, granted_by, granted_at, removed_at, removed_by)
+      values (${agentId}, ${scope}, ${JSON.stringify(constraints)}::jsonb, ${o.keep ?? false}, ${o.expiresAt ?? null}, ${o.grantedBy ?? 'api:seed'},
+        ${o.grantedAt ?? '2026-01-01 00:00:00+00'}, ${o.removed ? sql`now()` : null}, ${o.removed ? 'api:seed' : null})
+      returning id::text`.execute(db);
+    return rows[0]!.id;
+  };
+  const action = async (agentId: string, kind: string, scopes: string[], reason: string, touched: { grantId: string; scope: string }[], o: { createdAt?: string; expiresAt?: string | null; lifted?: boolean } = {}) => {
+    await sql`
+      insert into agent_actions (id, agent_id, kind, scopes, reason, actor, touched_grants, created_at, expires_at, lifted_at)
+      values (gen_random_uuid(), ${agentId}, ${kind}, ${JSON.stringify(scopes)}::jsonb, ${reason}, 'slack:Ü\\ser', ${JSON.stringify(touched)}::jsonb,
+        ${o.createdAt ?? '2026-02-01 00:00:00.123+00'}, ${o.expiresAt ?? null}, ${o.lifted ? sql`now()` : null})`.execute(db);
+  };
+
+  await agent('odd-escapes', 'Tab\there, newline\nthere, back\\slash \\N, “quotes”, émoji 🚀', 'zoë\\x@exämple.com');
+  const pay = await grant('odd-escapes', 'payments:transfer', { maxAmount: 12.5, currencies: ['EUR', 'USD'], recipientDomains: ['tab\tand\\back.example'] }, {
+    expiresAt: '2031-01-02 03:04:05.6+00',
+    grantedBy: 'api:Ünïcode\\',
+    grantedAt: '2026-01-01 00:00:00.000001+00',
+  });
+  await grant('odd-escapes', 'crm:read', {}, { grantedAt: '2026-01-01 00:00:00.999999+00', keep: true });
+  await grant('odd-escapes', 'a:first', { minTier: 'gold' }, { grantedAt: '2026-01-01 00:00:00.12+00' });
+  await grant('odd-escapes', 'mail:send', {}, { removed: true });
+  await action('odd-escapes', 'narrow', ['payments:*'], `long\treason ${'x\\y\n'.repeat(75_000)}`, [{ grantId: pay, scope: 'payments:transfer' }], { expiresAt: '2030-06-07 08:09:10.111+00' });
+  await action('odd-escapes', 'contain', [], 'lifted already', [], { lifted: true });
+  await action('odd-escapes', 'restore', [], 'a restore is never in force', []);
+
+  await agent('odd-decommissioned', 'Retired', 'owner@example.com', { decommissionedAt: '2026-05-05 05:05:05+00', decommissionedBy: null, reason: null });
+  await grant('odd-decommissioned', 'crm:read', {});
+
+  await agent('odd-no-grants', 'Nothing granted', 'owner@example.com');
+  await action('odd-no-grants', 'revoke', [], 'kill switch', [], { createdAt: '2026-02-02 00:00:00+00' });
+  await action('odd-no-grants', 'contain', [], 'before the revoke', [], { createdAt: '2026-02-01 00:00:00+00' });
+
+  await agent('odd-scores', 'Scored', 'owner@example.com');
+  await grant('odd-scores', 'crm:read', {});
+  for (const [score, tier, at] of [
+    [300, 'bronze', '2026-01-01 00:00:00+00'],
+    [650, 'silver', '2026-03-01 00:00:00+00'],
+    [900, 'platinum', '2026-03-01 00:00:00+00'],
+  ] as const) {
+    await sql`insert into trust_scores (agent_id, score, tier, source, inputs, computed_at) values ('odd-scores', ${score}, ${tier}, 'computed', '{}'::jsonb, ${at})`.execute(db);
+  }
+  for (const at of ['2026-01-01 00:00:00+00', '2026-04-01 12:34:56.123456+00', '2026-02-01 00:00:00+00']) {
+    await sql`insert into evaluations (id, agent_id, dimension, passed, score, observed_at, source, received_at) values (gen_random_uuid(), 'odd-scores', 'accuracy', true, 0.5, ${at}, 'seed', now())`.execute(db);
+  }
+  return ['odd-escapes', 'odd-decommissioned', 'odd-no-grants', 'odd-scores'];
+}

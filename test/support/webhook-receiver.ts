@@ -2,6 +2,8 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 
 export interface ReceivedRequest {
+  /** The path it was posted to (approval callbacks may each have their own). */
+  path?: string;
   headers: Record<string, string | string[] | undefined>;
   body: string;
   at: number;
@@ -13,7 +15,7 @@ export interface ReceivedRequest {
  */
 export class WebhookReceiver {
   readonly requests: ReceivedRequest[] = [];
-  respond: (req: ReceivedRequest, index: number) => number | 'hang' = () => 200;
+  respond: (req: ReceivedRequest, index: number) => number | 'hang' | Promise<number | 'hang'> = () => 200;
   private server: Server | undefined;
   private address = '';
 
@@ -26,11 +28,12 @@ export class WebhookReceiver {
     this.server = createServer((req, res) => {
       const chunks: Buffer[] = [];
       req.on('data', (c: Buffer) => chunks.push(c));
-      req.on('end', () => {
-        const received: ReceivedRequest = { headers: req.headers, body: Buffer.concat(chunks).toString('utf8'), at: Date.now() };
+      req.on('end', async () => {
+        const received: ReceivedRequest = { path: req.url, headers: req.headers, body: Buffer.concat(chunks).toString('utf8'), at: Date.now() };
         const index = this.requests.push(received) - 1;
-        const answer = this.respond(received, index);
-        if (answer === 'hang') return;
+        // A slow receiver answers later (a promise); the request counts as received either way.
+        const answer = await this.respond(received, index);
+        if (answer === 'hang' || res.destroyed) return;
         res.writeHead(answer, { 'content-type': 'application/json' });
         res.end('{}');
       });
