@@ -7,6 +7,7 @@ import type { DomainEvent, EventType } from '../domain/events.js';
 import type { AuditInput } from '../audit/audit.repository.js';
 import { JOBS, type JobName, type JobPayload, type QueueName } from '../queue/job-contracts.js';
 import { OUTBOX_NOTIFY_CHANNEL } from '../outbox/outbox-relay.js';
+import { tracing, type TraceCarrier } from '../observability/tracing.js';
 
 /** One outbox row, its payload already checked against its job contract. */
 export interface OutboxRow {
@@ -16,6 +17,8 @@ export interface OutboxRow {
   payload: unknown;
   runAt: Date;
   createdAt: Date;
+  /** With tracing on, the writer's trace context: the relay and the job continue that trace. */
+  traceContext?: TraceCarrier | undefined;
 }
 
 /** An outbox row for a job, checked against its contract now (as `addOutboxJob` does). */
@@ -23,7 +26,7 @@ export function outboxRow<N extends JobName>(jobName: N, payload: JobPayload<N>,
   const contract: { queue: QueueName; payload: z.ZodType } = JOBS[jobName];
   const checked = contract.payload.safeParse(payload);
   if (!checked.success) throw new Error(`outbox job ${jobName}: the payload does not match its contract: ${checked.error.issues[0]?.message ?? 'invalid'}`);
-  return { id, queue: contract.queue, jobName, payload, runAt, createdAt: now };
+  return { id, queue: contract.queue, jobName, payload, runAt, createdAt: now, traceContext: tracing ? tracing.capture() : undefined };
 }
 
 /** A domain event as an outbox row: its id is the row id, the job id and the webhook delivery id (as `emitEvent`). */
@@ -136,9 +139,10 @@ export async function commitVersionedChanges(trx: DbOrTrx, changes: readonly Ver
       where agents.id = v.id
       returning 1),
     jobs as (
-      insert into outbox (id, queue, job_name, payload, run_at, created_at)
+      insert into outbox (id, queue, job_name, payload, run_at, created_at, trace_context)
       select * from unnest(${rows.map((r) => r.id)}::uuid[], ${rows.map((r) => r.queue)}::text[], ${rows.map((r) => r.jobName)}::text[],
-        ${rows.map((r) => JSON.stringify(r.payload))}::jsonb[], ${rows.map((r) => r.runAt)}::timestamptz[], ${rows.map((r) => r.createdAt)}::timestamptz[])
+        ${rows.map((r) => JSON.stringify(r.payload))}::jsonb[], ${rows.map((r) => r.runAt)}::timestamptz[], ${rows.map((r) => r.createdAt)}::timestamptz[],
+        ${rows.map((r) => (r.traceContext ? JSON.stringify(r.traceContext) : null))}::jsonb[])
       returning 1),
     answered as (
       update agent_actions set result = r.result

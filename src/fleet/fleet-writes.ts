@@ -7,6 +7,7 @@ import type { AuditInput } from '../audit/audit.repository.js';
 import type { EventType } from '../domain/events.js';
 import { JOBS, type JobName, type QueueName } from '../queue/job-contracts.js';
 import type { OutboxJob } from '../outbox/outbox.repository.js';
+import { tracing } from '../observability/tracing.js';
 import { chunks } from './fleet.repository.js';
 
 /**
@@ -47,12 +48,14 @@ export async function appendAuditEntries(trx: DbOrTrx, entries: AuditInput[]): P
 /** Outbox jobs in a few statements (each payload checked against its contract, as addOutboxJob does), and one wake-up on commit. */
 export async function addOutboxJobs(trx: DbOrTrx, jobs: (OutboxJob<JobName> & { id?: string })[], now: Date): Promise<void> {
   if (jobs.length === 0) return;
+  // With tracing on, the writer's trace goes with the rows: the relay and the jobs continue it.
+  const traceContext = tracing ? tracing.capture() : undefined;
   for (const part of chunks(jobs, 500)) {
     const values = part.map((job) => {
       const contract: { queue: QueueName; payload: z.ZodType } = JOBS[job.jobName];
       const checked = contract.payload.safeParse(job.payload);
       if (!checked.success) throw new Error(`outbox job ${job.jobName}: the payload does not match its contract: ${checked.error.issues[0]?.message ?? 'invalid'}`);
-      return { id: job.id ?? randomUUID(), queue: contract.queue, job_name: job.jobName, payload: JSON.stringify(job.payload), run_at: job.runAt ?? now, created_at: now };
+      return { id: job.id ?? randomUUID(), queue: contract.queue, job_name: job.jobName, payload: JSON.stringify(job.payload), run_at: job.runAt ?? now, created_at: now, trace_context: traceContext ? JSON.stringify(traceContext) : null };
     });
     await trx.insertInto('outbox').values(values).execute();
   }
