@@ -136,19 +136,23 @@ export class NoticeService {
       if (await this.isFleetStep(update.actionId)) return 'fleet';
       const root = incidentNotice(view);
       const step = view.steps.find((s) => s.actionId === update.actionId);
-      const line =
-        step && update.event === 'expired'
-          ? { key: `expiry:${step.actionId}`, notice: incidentExpiryNotice(step) }
-          : step && step.actionId !== view.openedByActionId
-            ? { key: `action:${step.actionId}`, notice: incidentStepNotice(step) }
-            : undefined;
+      // The thread tells the steps in order: a step's job also posts the lines of earlier steps
+      // not posted yet (their own jobs may be waiting out a 429 or a 5xx backoff; posted once by key).
+      const lines: { key: string; notice: ReturnType<typeof incidentStepNotice> }[] = [];
+      if (step) {
+        for (const s of view.steps) {
+          if (s.actionId !== view.openedByActionId) lines.push({ key: `action:${s.actionId}`, notice: incidentStepNotice(s) });
+          if (s.actionId === step.actionId) break;
+        }
+        if (update.event === 'expired') lines.push({ key: `expiry:${step.actionId}`, notice: incidentExpiryNotice(step) });
+      }
       return this.each(async (platform, out) => {
         const p = platform.name;
         for (const target of await this.deps.recipients.channels(p, view.agent.id, 'incidents', 'incidents')) {
           const suffix = target.fromPolicy ? '' : `:${target.channel}`;
           await out.attempt(async () => {
             const posted = await this.once(platform, `${p}:incident:${view.id}${suffix}`, () => platform.post(target.channel, root));
-            if (line) await this.once(platform, `${p}:${line.key}${suffix}`, () => platform.replyInThread(posted.ref, line.notice));
+            for (const line of lines) await this.once(platform, `${p}:${line.key}${suffix}`, () => platform.replyInThread(posted.ref, line.notice));
             // The root always shows the current state.
             if (!posted.posted) await platform.update(posted.ref, root);
           });
