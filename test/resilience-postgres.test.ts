@@ -92,6 +92,14 @@ describe('Postgres connections dropping under the app', () => {
     await waitFor(async () => (await decision('pg-bot', 'crm:write')).decision === 'deny', STALE_AFTER_MS + 5000, 'decisions to fail closed');
     expect((await decision('pg-bot', 'crm:write')).reasonCodes).toEqual(['view_stale']);
 
+    // REST writes and reads that need Postgres answer a retryable 503, never a 500, and change nothing.
+    const contain = await app.call('POST', '/v1/agents/pg-bot/actions', { action: 'contain', reason: 'while Postgres is gone' });
+    expect(contain.status).toBe(503);
+    expect(contain.body.error.code).toBe('unavailable');
+    expect(contain.headers.get('retry-after')).toBe('2');
+    expect((await app.call('PUT', '/v1/agents/pg-bot-2', sampleAgent)).status).toBe(503);
+    expect((await app.call('GET', '/v1/agents/pg-bot/score')).status).toBe(503);
+
     await proxy.start();
     await waitFor(async () => (await app.call('GET', '/readyz')).status === 200, 15_000, 'readyz to recover');
     await waitFor(async () => (await decision('pg-bot', 'crm:write')).decision === 'allow', 10_000, 'decisions to allow again');

@@ -46,6 +46,23 @@ export function createDb(databaseUrl: string, options: { max?: number; onConnect
   return db;
 }
 
+const UNREACHABLE_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EAI_AGAIN']);
+const UNREACHABLE_MESSAGE = /^(Connection terminated|timeout exceeded when trying to connect|Client has encountered a connection error|Connection terminated unexpectedly)/i;
+
+/**
+ * Whether an error means Postgres could not be reached or went away (rather than a query that
+ * failed): a refused or reset connection, a connect timeout, a dropped connection, SQLSTATE class
+ * 08 (connection exception) or 57P01–57P03 (the server shutting down or not accepting connections).
+ */
+export function isDatabaseUnavailable(err: unknown): boolean {
+  if (typeof err !== 'object' || err === null) return false;
+  const e = err as { code?: unknown; message?: unknown; cause?: unknown };
+  const code = typeof e.code === 'string' ? e.code : '';
+  if (UNREACHABLE_CODES.has(code) || code.startsWith('08') || code === '57P01' || code === '57P02' || code === '57P03') return true;
+  if (typeof e.message === 'string' && UNREACHABLE_MESSAGE.test(e.message)) return true;
+  return e.cause !== undefined && e.cause !== err && isDatabaseUnavailable(e.cause);
+}
+
 /** The pg pool behind a `Db` made by `createDb`, for what Kysely cannot run (COPY … TO STDOUT). */
 export function poolOf(db: Db): pg.Pool | undefined {
   return pools.get(db);

@@ -2,6 +2,7 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { ErrorCode, isCodedError } from '../domain/errors.js';
 import type { Logger } from '../observability/logger.js';
+import { isDatabaseUnavailable } from '../db/database.js';
 import type { Metrics } from '../observability/metrics.js';
 import { tracing } from '../observability/tracing.js';
 import { assertAgentInScope, scopeAllows, scopeRefusal, type ApiPrincipal, type TokenAuthenticator } from './auth.js';
@@ -161,6 +162,17 @@ async function handle(deps: HttpServerDeps, req: IncomingMessage, res: ServerRes
     } else if (isCodedError(err)) {
       status = STATUS_FOR[err.code];
       send(res, { status, body: errorBody(err.code, err.message, requestId, err.details) }, requestId);
+    } else if (isDatabaseUnavailable(err) && !res.headersSent) {
+      // Postgres is away (readiness says so too): a retryable 503, not an internal error. If the
+      // connection dropped during the commit, the outcome is unknown until Postgres is back: a retry
+      // with the same Idempotency-Key answers the first result, or applies it once.
+      status = 503;
+      deps.logger.warn({ err: (err as Error).message, requestId, method, route: routeLabel }, 'request failed: Postgres unreachable');
+      send(
+        res,
+        { status, body: errorBody('unavailable', `the database cannot be reached; retry shortly (with the same Idempotency-Key for actions) (request ${requestId})`, requestId), headers: { 'retry-after': '2' } },
+        requestId,
+      );
     } else {
       // Unknown errors get an id that is logged and shown, never their internals.
       status = 500;
