@@ -125,9 +125,14 @@ const fail = (error: string, sub?: string): ParseResult => ({
   usage: sub && USAGE[sub] ? `/armalo ${USAGE[sub]}${sub === 'restore' ? `\n/armalo ${BREAK_GLASS_USAGE}` : ''}` : usageText(),
 });
 
+/** Whitespace that separates words: JavaScript's `\s` without U+FEFF (see tokenize). */
+const SEPARATOR = /[^\S\uFEFF]/u;
+
 /**
  * Splits on whitespace, keeping quoted runs together. Chat clients turn straight quotes into
  * typographic ones (“ ” ‘ ’), so those count as quotes too. An unclosed quote runs to the end.
+ * U+FEFF (the byte-order mark) is whitespace to JavaScript's `\s` but invisible in chat: it stays inside
+ * the word, so `contain \uFEFFbot` names no valid agent and is refused instead of acting on `bot`.
  */
 export function tokenize(text: string): string[] {
   const tokens: string[] = [];
@@ -135,10 +140,10 @@ export function tokenize(text: string): string[] {
   let i = 0;
   const s = text.normalize('NFC');
   while (i < s.length) {
-    while (i < s.length && /\s/u.test(s[i]!)) i++;
+    while (i < s.length && SEPARATOR.test(s[i]!)) i++;
     if (i >= s.length) break;
     let token = '';
-    while (i < s.length && !/\s/u.test(s[i]!)) {
+    while (i < s.length && !SEPARATOR.test(s[i]!)) {
       const ch = s[i]!;
       const close = closing[ch];
       if (close) {

@@ -54,6 +54,12 @@ describe('tokenize', () => {
     expect(tokenize(`contain bot ${quoted} c`)).toEqual(['contain', 'bot', 'a b', 'c']);
   });
 
+  it('an invisible byte-order mark does not separate words, so it cannot hide in front of an agent id', () => {
+    expect(tokenize('contain \uFEFFbot why')).toEqual(['contain', '\uFEFFbot', 'why']);
+    expect(refused('contain \uFEFFbot why').error).toMatch(/agent/i);
+    expect(tokenize('contain\u00a0bot\u2003why')).toEqual(['contain', 'bot', 'why']);
+  });
+
   it('a dash inside a word is not an option', () => {
     expect(accepted('contain bot -—not-an-option')).toMatchObject({ kind: 'contain', reason: '-—not-an-option' });
   });
