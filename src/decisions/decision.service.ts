@@ -103,14 +103,14 @@ export class DecisionService {
   }
 
   private answer(decision: Decision, agent: Agent | undefined, approvalRequestId?: string): DecisionAnswer {
-    this.deps.metrics.decisions.inc({ decision: decision.decision });
+    this.deps.metrics.decided(decision.decision).inc();
     return { decision, agentStatus: agent?.status ?? null, ...(approvalRequestId ? { approvalRequestId } : {}) };
   }
 
   private failed(code: 'view_stale' | 'decision_error', err: unknown, agent: Agent | undefined, message: string): DecisionAnswer {
     try {
       this.deps.metrics.decisionErrors.inc({ reason: code });
-      this.deps.metrics.decisions.inc({ decision: 'deny' });
+      this.deps.metrics.decided('deny').inc();
       this.deps.limitedLog?.('warn', `decision-failed:${code}`, { err: err instanceof Error ? err.message : String(err) }, message);
     } catch {
       // Counting or logging must not turn a fail-closed answer into a 500.

@@ -189,6 +189,7 @@ async function handle(deps: HttpServerDeps, req: IncomingMessage, res: ServerRes
 
 function record(deps: HttpServerDeps, method: string, route: string, status: number, started: bigint): void {
   const seconds = Number(process.hrtime.bigint() - started) / 1e9;
-  deps.metrics.httpRequests.inc({ method, route, status: String(status) });
-  deps.metrics.httpDuration.observe({ method, route }, seconds);
+  const series = deps.metrics.http(method, route, status);
+  series.requests.inc();
+  series.duration.observe(seconds);
 }
