@@ -81,7 +81,9 @@ function findBadValue(value: unknown, depth = 0): string | undefined {
 
 /** Parses a JSON request body, refusing text Postgres cannot store (NUL, lone surrogates) here at the edge. */
 export async function readJsonBody(req: IncomingMessage): Promise<unknown> {
-  const type = String(req.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
+  const header = req.headers['content-type'];
+  // The common exact header skips the parse of parameters and case.
+  const type = header === 'application/json' ? header : String(header ?? '').split(';')[0]!.trim().toLowerCase();
   if (type !== 'application/json') {
     throw new HttpError(415, ErrorCode.InvalidInput, 'send the body as JSON with Content-Type: application/json');
   }

@@ -23,6 +23,8 @@ export interface RequestContext {
 export interface HttpResult {
   status: number;
   body?: unknown;
+  /** The JSON body already serialized (the decision path builds its answer's text directly). */
+  json?: string;
   /** Plain text instead of JSON (e.g. Prometheus exposition). */
   text?: string;
   /** Binary content (e.g. a PDF); give its content-type in headers. */
