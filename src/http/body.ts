@@ -125,17 +125,18 @@ export async function readJsonBody(req: IncomingMessage): Promise<unknown> {
 
 /** Parses JSON text from a request, with the same checks as every JSON body. */
 export function parseJsonText(raw: string): unknown {
-  if (raw.trim() === '') throw new HttpError(400, ErrorCode.InvalidInput, 'request body is empty; expected a JSON object');
   let value: unknown;
   try {
     value = JSON.parse(raw);
   } catch (err) {
+    // Empty or blank text is never valid JSON: it is told apart only once parsing failed.
+    if (raw.trim() === '') throw new HttpError(400, ErrorCode.InvalidInput, 'request body is empty; expected a JSON object');
     throw new HttpError(400, ErrorCode.InvalidInput, `request body is not valid JSON: ${(err as Error).message}`);
   }
   // NUL and lone surrogates can only arrive as \u escapes (raw bytes are invalid JSON or decode to
   // U+FFFD), so bodies without a \u escape skip the walk: the common case on the hot path.
   // Likewise nesting deeper than 64 needs more than 64 opening brackets.
-  const problem = raw.includes('\\u') || raw.includes('__proto__') || openingBrackets(raw) > 64 ? findBadValue(value) : undefined;
+  const problem = raw.includes('\\u') || raw.includes('__proto__') || (raw.length > 64 && openingBrackets(raw) > 64) ? findBadValue(value) : undefined;
   if (problem) throw new HttpError(400, ErrorCode.InvalidInput, `request body ${problem}`);
   return value;
 }
