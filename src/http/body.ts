@@ -113,14 +113,15 @@ function findBadValue(value: unknown, depth = 0): string | undefined {
 }
 
 /** Parses a JSON request body, refusing text Postgres cannot store (NUL, lone surrogates) here at the edge. */
-export async function readJsonBody(req: IncomingMessage): Promise<unknown> {
+export function readJsonBody(req: IncomingMessage): Promise<unknown> {
   const header = req.headers['content-type'];
   // The common exact header skips the parse of parameters and case.
   const type = header === 'application/json' ? header : String(header ?? '').split(';')[0]!.trim().toLowerCase();
   if (type !== 'application/json') {
-    throw new HttpError(415, ErrorCode.InvalidInput, 'send the body as JSON with Content-Type: application/json');
+    return Promise.reject(new HttpError(415, ErrorCode.InvalidInput, 'send the body as JSON with Content-Type: application/json'));
   }
-  return parseJsonText(await readRawBody(req));
+  // One promise for the read and the parse (a parse error rejects it), not an async function's too.
+  return readRawBody(req).then(parseJsonText);
 }
 
 /** Parses JSON text from a request, with the same checks as every JSON body. */

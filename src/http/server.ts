@@ -104,7 +104,8 @@ export function createHttpServer(deps: HttpServerDeps): Server {
 }
 
 async function handle(deps: HttpServerDeps, req: IncomingMessage, res: ServerResponse): Promise<void> {
-  const started = process.hrtime.bigint();
+  // A monotonic double in ms: no BigInt to allocate per request.
+  const started = performance.now();
   const requestId = nextRequestId();
   const method = req.method ?? 'GET';
   let routeLabel = 'unmatched';
@@ -189,8 +190,8 @@ async function handle(deps: HttpServerDeps, req: IncomingMessage, res: ServerRes
   record(deps, method, routeLabel, status, started);
 }
 
-function record(deps: HttpServerDeps, method: string, route: string, status: number, started: bigint): void {
-  const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+function record(deps: HttpServerDeps, method: string, route: string, status: number, started: number): void {
+  const seconds = (performance.now() - started) / 1000;
   const series = deps.metrics.http(method, route, status);
   series.requests.inc();
   series.duration.observe(seconds);
