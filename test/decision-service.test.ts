@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { DecisionService, type DecisionView } from '../src/decisions/decision.service.js';
+import { decisionAnswerBody, decisionAnswerJson, DecisionService, type DecisionAnswer, type DecisionView } from '../src/decisions/decision.service.js';
 import type { Agent, OpenApproval } from '../src/domain/agent.js';
 import { createMetrics } from '../src/observability/metrics.js';
 import { parsePolicyData } from '../src/policy/load-policy.js';
@@ -89,5 +89,22 @@ describe('DecisionService', () => {
     const answer = service.decide(big);
     expect(answer).toMatchObject({ decision: { decision: 'deny', reasons: [{ code: 'decision_error' }] }, agentStatus: 'active' });
     expect(await errorCount(metrics, 'decision_error')).toBe(1);
+  });
+
+  it('the answer text built directly is byte for byte the JSON of the answer body, for every shape of answer', () => {
+    const answers: DecisionAnswer[] = [
+      { decision: { decision: 'allow', reasons: [{ code: 'granted', message: 'allowed by grant crm:read' }], grantId: 'e85ec2c1-2fb8-4c4f-98f6-d744ab703450' }, agentStatus: 'active' },
+      {
+        decision: { decision: 'allow', reasons: [{ code: 'granted', message: 'allowed by grant payments:*' }, { code: 'approved', message: 'approved by request r1 (rule big-payments)' }], grantId: 'g1' },
+        agentStatus: 'contained',
+        approvalRequestId: 'r1',
+      },
+      { decision: { decision: 'approval_required', reasons: [{ code: 'approval_required', message: 'payments:transfer needs approval; request "r2" is pending' }] }, agentStatus: 'active', approvalRequestId: 'r2' },
+      { decision: { decision: 'deny', reasons: [{ code: 'unknown_agent', message: 'unknown agent bot\u2028"\\\n\u0001\ud83d\ude00 é' }] }, agentStatus: null },
+      { decision: { decision: 'deny', reasons: [] }, agentStatus: 'revoked' },
+    ];
+    for (const version of [0n, 7n, 7n, 12345678901234567890n, 3n]) {
+      for (const answer of answers) expect(decisionAnswerJson(answer, version)).toBe(JSON.stringify(decisionAnswerBody(answer, version)));
+    }
   });
 });

@@ -39,6 +39,43 @@ export function decisionAnswerBody(answer: DecisionAnswer, viewVersion: bigint) 
   };
 }
 
+// The last view version and its JSON text: the version changes only with a write, so consecutive
+// decisions share the string.
+let lastVersion = -1n;
+let lastVersionJson = '"-1"';
+
+/**
+ * `JSON.stringify(decisionAnswerBody(answer, viewVersion))`, built directly: the same text, key
+ * order included, without the intermediate objects and arrays. The decision and status values
+ * are fixed words of ours; every free text (messages, ids) goes through `JSON.stringify`.
+ */
+export function decisionAnswerJson(answer: DecisionAnswer, viewVersion: bigint): string {
+  const { decision } = answer;
+  const reasons = decision.reasons;
+  let messages = '';
+  let codes = '';
+  for (let i = 0; i < reasons.length; i++) {
+    const r = reasons[i]!;
+    if (i > 0) {
+      messages += ',';
+      codes += ',';
+    }
+    messages += JSON.stringify(r.message);
+    codes += JSON.stringify(r.code);
+  }
+  if (viewVersion !== lastVersion) {
+    lastVersionJson = `"${viewVersion.toString()}"`;
+    lastVersion = viewVersion;
+  }
+  return (
+    `{"decision":${JSON.stringify(decision.decision)},"reasons":[${messages}],"reasonCodes":[${codes}]` +
+    (answer.approvalRequestId ? `,"approvalRequestId":${JSON.stringify(answer.approvalRequestId)}` : '') +
+    `,"agentStatus":${answer.agentStatus === null ? 'null' : JSON.stringify(answer.agentStatus)}` +
+    (decision.grantId ? `,"grantId":${JSON.stringify(decision.grantId)}` : '') +
+    `,"viewVersion":${lastVersionJson}}`
+  );
+}
+
 /** How long using up an approval may take before the decision fails closed. */
 export const CONSUME_WAIT_MS = 2000;
 
@@ -103,14 +140,14 @@ export class DecisionService {
   }
 
   private answer(decision: Decision, agent: Agent | undefined, approvalRequestId?: string): DecisionAnswer {
-    this.deps.metrics.decisions.inc({ decision: decision.decision });
+    this.deps.metrics.decided(decision.decision).inc();
     return { decision, agentStatus: agent?.status ?? null, ...(approvalRequestId ? { approvalRequestId } : {}) };
   }
 
   private failed(code: 'view_stale' | 'decision_error', err: unknown, agent: Agent | undefined, message: string): DecisionAnswer {
     try {
       this.deps.metrics.decisionErrors.inc({ reason: code });
-      this.deps.metrics.decisions.inc({ decision: 'deny' });
+      this.deps.metrics.decided('deny').inc();
       this.deps.limitedLog?.('warn', `decision-failed:${code}`, { err: err instanceof Error ? err.message : String(err) }, message);
     } catch {
       // Counting or logging must not turn a fail-closed answer into a 500.

@@ -14,31 +14,64 @@ export class HttpError extends CodedError {
   }
 }
 
+/** One body being read: kept on the request under a symbol, so the listeners are shared functions, not closures per request. */
+interface BodyRead {
+  first: Buffer | undefined;
+  more: Buffer[] | undefined;
+  size: number;
+  limit: number;
+  resolve: (text: string) => void;
+  reject: (err: HttpError) => void;
+}
+
+const BODY_READ = Symbol('bodyRead');
+type ReadingRequest = IncomingMessage & { [BODY_READ]?: BodyRead };
+
+const tooLarge = (limit: number) => new HttpError(413, ErrorCode.InvalidInput, `request body is larger than ${limit} bytes`);
+
+function onBodyData(this: ReadingRequest, chunk: Buffer): void {
+  const read = this[BODY_READ];
+  if (!read) return;
+  read.size += chunk.length;
+  if (read.size > read.limit) {
+    this.off('data', onBodyData);
+    this[BODY_READ] = undefined;
+    // Stop reading; the answer goes out and the connection is closed after it.
+    this.pause();
+    read.reject(tooLarge(read.limit));
+    return;
+  }
+  if (read.first === undefined) read.first = chunk;
+  else (read.more ??= [read.first]).push(chunk);
+}
+
+function onBodyEnd(this: ReadingRequest): void {
+  const read = this[BODY_READ];
+  if (!read) return;
+  this[BODY_READ] = undefined;
+  read.resolve(read.more ? Buffer.concat(read.more).toString('utf8') : read.first ? read.first.toString('utf8') : '');
+}
+
+function onBodyError(this: ReadingRequest): void {
+  const read = this[BODY_READ];
+  if (!read) return;
+  this[BODY_READ] = undefined;
+  read.reject(new HttpError(400, ErrorCode.InvalidInput, 'the request body could not be read (connection aborted)'));
+}
+
 /**
  * Reads the raw body up to `limit` bytes; a larger body is refused without reading the rest.
- * Plain 'data'/'end' listeners: an async iterator costs measurably more on the hot decision path.
+ * Plain 'data'/'end' listeners (an async iterator costs measurably more on the hot decision path),
+ * shared by every request: the state of a read lives on the request.
  */
 export function readRawBody(req: IncomingMessage, limit = MAX_BODY_BYTES): Promise<string> {
-  const tooLarge = () => new HttpError(413, ErrorCode.InvalidInput, `request body is larger than ${limit} bytes`);
   const declared = Number(req.headers['content-length']);
-  if (Number.isFinite(declared) && declared > limit) return Promise.reject(tooLarge());
+  if (Number.isFinite(declared) && declared > limit) return Promise.reject(tooLarge(limit));
   return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    const onData = (chunk: Buffer) => {
-      size += chunk.length;
-      if (size > limit) {
-        req.off('data', onData);
-        // Stop reading; the answer goes out and the connection is closed after it.
-        req.pause();
-        reject(tooLarge());
-        return;
-      }
-      chunks.push(chunk);
-    };
-    req.on('data', onData);
-    req.once('end', () => resolve(chunks.length === 1 ? chunks[0]!.toString('utf8') : Buffer.concat(chunks).toString('utf8')));
-    req.once('error', () => reject(new HttpError(400, ErrorCode.InvalidInput, 'the request body could not be read (connection aborted)')));
+    (req as ReadingRequest)[BODY_READ] = { first: undefined, more: undefined, size: 0, limit, resolve, reject };
+    req.on('data', onBodyData);
+    req.on('end', onBodyEnd);
+    req.on('error', onBodyError);
   });
 }
 
@@ -80,27 +113,31 @@ function findBadValue(value: unknown, depth = 0): string | undefined {
 }
 
 /** Parses a JSON request body, refusing text Postgres cannot store (NUL, lone surrogates) here at the edge. */
-export async function readJsonBody(req: IncomingMessage): Promise<unknown> {
-  const type = String(req.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
+export function readJsonBody(req: IncomingMessage): Promise<unknown> {
+  const header = req.headers['content-type'];
+  // The common exact header skips the parse of parameters and case.
+  const type = header === 'application/json' ? header : String(header ?? '').split(';')[0]!.trim().toLowerCase();
   if (type !== 'application/json') {
-    throw new HttpError(415, ErrorCode.InvalidInput, 'send the body as JSON with Content-Type: application/json');
+    return Promise.reject(new HttpError(415, ErrorCode.InvalidInput, 'send the body as JSON with Content-Type: application/json'));
   }
-  return parseJsonText(await readRawBody(req));
+  // One promise for the read and the parse (a parse error rejects it), not an async function's too.
+  return readRawBody(req).then(parseJsonText);
 }
 
 /** Parses JSON text from a request, with the same checks as every JSON body. */
 export function parseJsonText(raw: string): unknown {
-  if (raw.trim() === '') throw new HttpError(400, ErrorCode.InvalidInput, 'request body is empty; expected a JSON object');
   let value: unknown;
   try {
     value = JSON.parse(raw);
   } catch (err) {
+    // Empty or blank text is never valid JSON: it is told apart only once parsing failed.
+    if (raw.trim() === '') throw new HttpError(400, ErrorCode.InvalidInput, 'request body is empty; expected a JSON object');
     throw new HttpError(400, ErrorCode.InvalidInput, `request body is not valid JSON: ${(err as Error).message}`);
   }
   // NUL and lone surrogates can only arrive as \u escapes (raw bytes are invalid JSON or decode to
   // U+FFFD), so bodies without a \u escape skip the walk: the common case on the hot path.
   // Likewise nesting deeper than 64 needs more than 64 opening brackets.
-  const problem = raw.includes('\\u') || raw.includes('__proto__') || openingBrackets(raw) > 64 ? findBadValue(value) : undefined;
+  const problem = raw.includes('\\u') || raw.includes('__proto__') || (raw.length > 64 && openingBrackets(raw) > 64) ? findBadValue(value) : undefined;
   if (problem) throw new HttpError(400, ErrorCode.InvalidInput, `request body ${problem}`);
   return value;
 }

@@ -56,7 +56,7 @@ function send(res: ServerResponse, result: HttpResult, requestId: string): void 
     return;
   }
   const text = result.text !== undefined;
-  const payload = text ? result.text! : result.body === undefined ? '' : JSON.stringify(result.body);
+  const payload = text ? result.text! : result.json !== undefined ? result.json : result.body === undefined ? '' : JSON.stringify(result.body);
   // A flat [name, value, …] list: the cheapest form of headers for Node to validate and write.
   const headers: string[] = text
     ? ['content-type', 'text/plain; charset=utf-8']
@@ -104,7 +104,8 @@ export function createHttpServer(deps: HttpServerDeps): Server {
 }
 
 async function handle(deps: HttpServerDeps, req: IncomingMessage, res: ServerResponse): Promise<void> {
-  const started = process.hrtime.bigint();
+  // A monotonic double in ms: no BigInt to allocate per request.
+  const started = performance.now();
   const requestId = nextRequestId();
   const method = req.method ?? 'GET';
   let routeLabel = 'unmatched';
@@ -148,7 +149,9 @@ async function handle(deps: HttpServerDeps, req: IncomingMessage, res: ServerRes
     const hasBody = Number(req.headers['content-length'] ?? 0) > 0 || req.headers['transfer-encoding'] !== undefined;
     const rawBody = route.rawBody ? await readRawBody(req) : undefined;
     const body = !route.rawBody && !route.streamBody && (method === 'PUT' || method === 'POST') && (hasBody || !route.bodyOptional) ? await readJsonBody(req) : undefined;
-    const ctx: RequestContext = { method, path: url.pathname, params, query: url.searchParams, headers: req.headers, body, tokenName: token?.name, token, requestId, ...(rawBody !== undefined ? { rawBody } : {}), ...(route.streamBody ? { req } : {}) };
+    const ctx: RequestContext = { method, path: url.pathname, params, query: url.searchParams, headers: req.headers, body, tokenName: token?.name, token, requestId };
+    if (rawBody !== undefined) ctx.rawBody = rawBody;
+    if (route.streamBody) ctx.req = req;
     const pending = route.handler!(ctx);
     // Synchronous handlers (the decision path) skip a needless await.
     const result = pending instanceof Promise ? await pending : pending;
@@ -187,8 +190,9 @@ async function handle(deps: HttpServerDeps, req: IncomingMessage, res: ServerRes
   record(deps, method, routeLabel, status, started);
 }
 
-function record(deps: HttpServerDeps, method: string, route: string, status: number, started: bigint): void {
-  const seconds = Number(process.hrtime.bigint() - started) / 1e9;
-  deps.metrics.httpRequests.inc({ method, route, status: String(status) });
-  deps.metrics.httpDuration.observe({ method, route }, seconds);
+function record(deps: HttpServerDeps, method: string, route: string, status: number, started: number): void {
+  const seconds = (performance.now() - started) / 1000;
+  const series = deps.metrics.http(method, route, status);
+  series.requests.inc();
+  series.duration.observe(seconds);
 }

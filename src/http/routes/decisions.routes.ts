@@ -1,4 +1,4 @@
-import { decisionAnswerBody, type DecisionAnswer, type DecisionService } from '../../decisions/decision.service.js';
+import { decisionAnswerJson, type DecisionAnswer, type DecisionService } from '../../decisions/decision.service.js';
 import type { PermissionView } from '../../permissions/permission-view.js';
 import { decisionInputSchema, VERSION_PATTERN } from '../../api/schemas.js';
 import { ACTION_PATTERN } from '../../domain/scope.js';
@@ -42,7 +42,7 @@ export function quickDecisionInput(body: unknown): DecisionInput | undefined {
  * in-memory view) and never throws; only a bad body (400) or a token out of scope (403) is refused here.
  */
 export function addDecisionRoutes(router: Router, deps: { view: PermissionView; decisions: DecisionService }): void {
-  const toHttp = (answer: DecisionAnswer) => ({ status: 200, body: decisionAnswerBody(answer, deps.view.version) });
+  const toHttp = (answer: DecisionAnswer) => ({ status: 200, json: decisionAnswerJson(answer, deps.view.version) });
   const viewBehind = (agentId: string, wanted: bigint): DecisionAnswer =>
     deps.decisions.deny(
       agentId,
