@@ -188,7 +188,10 @@ describe('POST /v1/agents:import', () => {
     for (let i = 3; i < 12; i++) add(`order-${i}`, 'only');
     add('order-1', 'second');
     add('order-0', 'third');
-    const result = await importAgents([Buffer.from(`${lines.join('\n')}\n`)], {
+    const body = (async function* () {
+      yield Buffer.from(`${lines.join('\n')}\n`);
+    })();
+    const result = await importAgents(body, {
       registerMany: (items) => app.agents.registerMany(items),
       actor: 'api:platform',
       batchSize: 3,
