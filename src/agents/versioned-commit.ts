@@ -70,6 +70,8 @@ function prepare(input: AuditInput): PreparedEntry {
  * audit entry (chained onto the head, in order), moves the head, sets each agent's version and
  * writes every outbox row. Call it last in the transaction, after every other write: the head lock
  * is then held from here to the COMMIT only, and one lock hold and one WAL flush serve the batch.
+ * When no change depends on its version (registrations), both happen in one statement
+ * (`commitValueChanges`, Postgres hashing the chain), so the lock is held for one round trip.
  *
  * Why versions stay in commit order: they are drawn under the head lock, which every
  * permission-changing transaction takes and keeps until it ends (see `nextPermissionVersion`); so
