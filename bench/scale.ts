@@ -289,8 +289,20 @@ function importLines(port: number, from: number, to: number): Promise<Answer> {
 }
 
 async function importPart(): Promise<void> {
-  const db = await database();
-  const app = await startInstance('import', db.url, prefix());
+  let before: { seconds: number; cpuMs: number } | undefined;
+  if (COMPARE_ROOT) before = await measureImport('import-before', COMPARE_ROOT);
+  const after = await measureImport('import', ROOT);
+  const compared = before ? `; compared build ${before.seconds.toFixed(1)} s, ${(before.cpuMs / IMPORT_AGENTS).toFixed(2)} ms each` : '';
+  goals.push([
+    `import of ${IMPORT_AGENTS.toLocaleString('en-US')} agents < 60 s`,
+    verdict(after.seconds < 60),
+    `${after.seconds.toFixed(1)} s (${(IMPORT_AGENTS / after.seconds).toFixed(0)} agents/s; ${(after.cpuMs / IMPORT_AGENTS).toFixed(2)} ms app CPU each${compared})`,
+  ]);
+}
+
+async function measureImport(label: string, root: string): Promise<{ seconds: number; cpuMs: number }> {
+  const db = await database(root === ROOT ? undefined : root);
+  const app = await startInstance(label, db.url, prefix(), root);
   try {
     const cpu0 = await app.cpuUsage();
     const started = performance.now();
@@ -308,11 +320,11 @@ async function importPart(): Promise<void> {
     const cpu1 = await app.cpuUsage();
     if (applied !== IMPORT_AGENTS || refused !== 0) throw new Error(`import: applied ${applied} of ${IMPORT_AGENTS}, refused ${refused}`);
     const cpuMs = (cpu1.user + cpu1.system - cpu0.user - cpu0.system) / 1000;
-    console.log(`import: ${IMPORT_AGENTS.toLocaleString('en-US')} agents (3 grants each, ${IMPORT_REQUESTS} import${IMPORT_REQUESTS > 1 ? 's' : ''}) in ${seconds.toFixed(1)} s: ${(IMPORT_AGENTS / seconds).toFixed(0)} agents/s, app CPU ${(cpuMs / IMPORT_AGENTS).toFixed(2)} ms per agent`);
+    console.log(`${label}: ${IMPORT_AGENTS.toLocaleString('en-US')} agents (3 grants each, ${IMPORT_REQUESTS} import${IMPORT_REQUESTS > 1 ? 's' : ''}) in ${seconds.toFixed(1)} s: ${(IMPORT_AGENTS / seconds).toFixed(0)} agents/s, app CPU ${(cpuMs / IMPORT_AGENTS).toFixed(2)} ms per agent`);
     const verify = await call(new HttpAgent(), app.port, 'GET', '/v1/audit/verify?full=true', undefined, 600_000);
     const v = JSON.parse(verify.body) as { ok: boolean; entries: number };
     if (!v.ok || v.entries < IMPORT_AGENTS) throw new Error(`import: the audit chain does not verify with one entry per agent: ${verify.body.slice(0, 300)}`);
-    goals.push([`import of ${IMPORT_AGENTS.toLocaleString('en-US')} agents < 60 s`, verdict(seconds < 60), `${seconds.toFixed(1)} s (${(IMPORT_AGENTS / seconds).toFixed(0)} agents/s; ${(cpuMs / IMPORT_AGENTS).toFixed(2)} ms app CPU each)`]);
+    return { seconds, cpuMs };
   } finally {
     await app.stop();
   }

@@ -65,4 +65,23 @@ describe('concurrent registrations', () => {
     const audit = await app.call('GET', '/v1/audit?agentId=batch-busy');
     expect(audit.body.entries.map((e: { action: string }) => e.action)).toEqual([...Array(6).fill('agent.updated'), 'agent.registered']);
   });
+
+  it('a batch chained by Postgres hashes what the verifier hashes: any text, entries in version order', async () => {
+    const before = (await app.call('GET', '/v1/audit/verify?full=true')).body.entries as number;
+    const names = ['Agënt ✓ "quoted"', 'back\\slash and \n newline', '日本語のエージェント', 'emoji 🚀 bot', "it's a <b>tag</b>", 'tab\there'];
+    const ids = Array.from({ length: 24 }, (_, i) => `chain-${i}`);
+    const answers = await Promise.all(ids.map((id, i) => put(id, { ...sampleAgent, name: names[i % names.length], owner: `ü${i}@example.com` })));
+    expect(answers.map((a) => a.status)).toEqual(ids.map(() => 201));
+    answers.forEach((a, i) => expect(a.body.name).toBe(names[i % names.length]));
+    const verify = await app.call('GET', '/v1/audit/verify?full=true');
+    expect(verify.body).toMatchObject({ ok: true, entries: before + 24 });
+    // Audit order (seq) follows version order: an entry written later never carries a lower version.
+    const byVersion = ids.map((id, i) => ({ id, version: BigInt(answers[i]!.body.version) })).sort((x, y) => (x.version < y.version ? -1 : 1));
+    const seqs: bigint[] = [];
+    for (const { id } of byVersion) {
+      const entries = (await app.call('GET', `/v1/audit?agentId=${id}`)).body.entries as { seq: string }[];
+      seqs.push(BigInt(entries[0]!.seq));
+    }
+    expect([...seqs].sort((x, y) => (x < y ? -1 : 1))).toEqual(seqs);
+  });
 });

@@ -2,6 +2,7 @@ import { describe, expect } from 'vitest';
 import { OTHER_TOKEN, TOKEN, sampleAgent, waitFor, type TestApp } from './support/app.js';
 import { appTest } from './support/fixture.js';
 import { decisionOf } from './support/drive.js';
+import { importAgents } from '../src/agents/agent-import.js';
 
 const PLATFORM_TOKEN = 'tok_platform_scoped_0123456789ab';
 const it = appTest({ env: { ARMALO_API_TOKENS: `platform:${TOKEN},automation:${OTHER_TOKEN},svc:${PLATFORM_TOKEN}:platform` } });
@@ -169,5 +170,37 @@ describe('POST /v1/agents:import', () => {
       3000,
       'the other replica to allow for imported agents',
     );
+  });
+
+  it('with small batches applying two at once, every line for one agent still applies in line order', async () => {
+    // Batches of 3, two applying at once: "order-0" appears in batches 1, 2 and 4 (its own
+    // repeats start new batches), "order-1" in batches 1 and 3; the last line for each must win.
+    const lines: string[] = [];
+    const names: Record<string, string> = {};
+    const add = (id: string, name: string) => {
+      lines.push(JSON.stringify({ id, ...sampleAgent, name }));
+      names[id] = name;
+    };
+    add('order-0', 'first');
+    add('order-1', 'first');
+    add('order-2', 'only');
+    add('order-0', 'second');
+    for (let i = 3; i < 12; i++) add(`order-${i}`, 'only');
+    add('order-1', 'second');
+    add('order-0', 'third');
+    const body = (async function* () {
+      yield Buffer.from(`${lines.join('\n')}\n`);
+    })();
+    const result = await importAgents(body, {
+      registerMany: (items) => app.agents.registerMany(items),
+      actor: 'api:platform',
+      batchSize: 3,
+      concurrency: 2,
+    });
+    expect(result).toMatchObject({ applied: lines.length, refusedCount: 0 });
+    for (const [id, name] of Object.entries(names)) expect((await app.call('GET', `/v1/agents/${id}`)).body.name).toBe(name);
+    expect(await auditActions('order-0')).toEqual(['agent.updated', 'agent.updated', 'agent.registered']);
+    const entries = (await app.call('GET', '/v1/audit?agentId=order-0')).body.entries as { payload: { name: string } }[];
+    expect(entries.map((e) => e.payload.name)).toEqual(['third', 'second', 'first']);
   });
 });

@@ -11,6 +11,12 @@ export const IMPORT_MAX_LINE_BYTES = 64 * 1024;
 export const IMPORT_MAX_BYTES = 256 * 1024 * 1024;
 /** Registrations per transaction (one head-lock hold and one publish per batch). */
 export const IMPORT_BATCH = 500;
+/**
+ * Batches applying at once: while one holds the audit head lock, the next writes its agent rows
+ * and grants on another connection (Postgres then uses a second core), and the one after that is
+ * read and checked.
+ */
+export const IMPORT_CONCURRENCY = 2;
 /** At most this many refused lines are listed in the answer (`refusedCount` counts them all). */
 export const IMPORT_MAX_REFUSED_LISTED = 1000;
 /** Refused lines kept to pick the first ones from (refusals arrive slightly out of line order). */
@@ -119,13 +125,15 @@ export interface ImportDeps {
   registerMany(items: RegistrationItem[]): Promise<RegistrationOutcome[]>;
   actor: string;
   batchSize?: number;
+  concurrency?: number;
 }
 
 /**
  * Imports agents from NDJSON, one agent per line: each line is checked as a PUT body is and
  * applied or refused on its own, with its line number. Lines are applied in batches (one
- * transaction each) while the next batch is read; a second line for an agent already in the
- * batch starts a new batch, so lines for one agent apply in order (the last one wins).
+ * transaction each, up to `IMPORT_CONCURRENCY` at once) while the next batch is read; a second
+ * line for an agent already in the batch starts a new batch, and a batch naming an agent that a
+ * batch still applying names waits for it, so lines for one agent apply in order (the last one wins).
  */
 export async function importAgents(body: AsyncIterable<Buffer | string>, deps: ImportDeps): Promise<ImportResult> {
   const result: ImportResult = { applied: 0, created: 0, updated: 0, unchanged: 0, refused: [], refusedCount: 0, lines: 0 };
@@ -137,9 +145,15 @@ export async function importAgents(body: AsyncIterable<Buffer | string>, deps: I
     if (refused.length < IMPORT_MAX_REFUSED_KEPT) refused.push({ line, error });
   };
   const batchSize = deps.batchSize ?? IMPORT_BATCH;
+  const concurrency = Math.max(1, deps.concurrency ?? IMPORT_CONCURRENCY);
   let batch: { line: number; item: RegistrationItem }[] = [];
   let ids = new Set<string>();
-  let applying: Promise<void> = Promise.resolve();
+  /** Batches applying, oldest first, with the agents each names. */
+  let applying: { done: Promise<void>; ids: Set<string>; finished: boolean }[] = [];
+  const settled = async () => {
+    await Promise.all(applying.map((a) => a.done));
+    applying = [];
+  };
   let nonBlank = 0;
 
   const apply = async (lines: { line: number; item: RegistrationItem }[]) => {
@@ -154,14 +168,19 @@ export async function importAgents(body: AsyncIterable<Buffer | string>, deps: I
   };
   const flush = async () => {
     const lines = batch;
+    const named = ids;
     batch = [];
     ids = new Set();
-    // One batch applies while the next is read and checked.
-    await applying;
-    const next = apply(lines);
-    // Awaited at the next flush or at the end; never left as an unhandled rejection meanwhile.
-    next.catch(() => undefined);
-    applying = next;
+    // A batch that names an agent a batch still applying names waits for every earlier batch:
+    // lines for one agent apply in line order (the last one wins). Otherwise up to `concurrency`
+    // batches apply at once; the first error stops the import (see below).
+    applying = applying.filter((a) => !a.finished);
+    if (applying.some((a) => [...named].some((id) => a.ids.has(id)))) await settled();
+    while (applying.length >= concurrency) await applying.shift()!.done;
+    const entry = { done: apply(lines), ids: named, finished: false };
+    // Awaited when it leaves the window or at the end; never left as an unhandled rejection meanwhile.
+    entry.done.then(() => (entry.finished = true), () => undefined);
+    applying.push(entry);
   };
 
   try {
@@ -184,10 +203,10 @@ export async function importAgents(body: AsyncIterable<Buffer | string>, deps: I
       batch.push({ line: l.line, item: { reg: parsed.reg, actor: deps.actor } });
     }
     if (batch.length > 0) await flush();
-    await applying;
+    await settled();
   } catch (err) {
     // What was applied stays applied (each batch committed on its own): say how far it got.
-    await applying.catch(() => undefined);
+    await Promise.allSettled(applying.map((a) => a.done));
     const sofar = `lines up to ${result.lines} were read; ${result.applied} applied and ${result.refusedCount} refused before it stopped; nothing after that was applied`;
     if (err instanceof HttpError) throw new HttpError(err.status, err.code, `${err.message}: ${sofar}`);
     throw new HttpError(503, ErrorCode.Unavailable, `the import stopped on our side (a batch could not be written): ${sofar}. Send the lines again: a line already applied changes nothing`);

@@ -32,6 +32,12 @@ import { commitVersionedChanges, eventRow, outboxRow, type OutboxRow } from './v
 /** Told after a commit that changed an agent's permissions, so every replica's view updates. */
 export interface PermissionChangePublisher {
   publishChanged(agentId: string, version: bigint): Promise<void>;
+  /**
+   * Optional: after a commit that drew exactly these agents' versions and no other, the agents as
+   * they now stand (a registration batch builds them from what it wrote): the local view stores
+   * them without reading them back. Without it, `publishChanged` of the highest version is used.
+   */
+  publishWritten?(agents: readonly Agent[]): Promise<void>;
 }
 
 export interface AgentServiceDeps {
@@ -217,14 +223,14 @@ export class AgentService {
   private async registerBatch(items: RegistrationItem[]): Promise<RegistrationOutcome[]> {
     const { db, clock } = this.deps;
     const outcomes = await db.transaction().execute((trx) => applyRegistrations(trx, items, clock.now()));
-    const changed: { agentId: string; version: bigint }[] = [];
+    const changed: Agent[] = [];
     const registered: string[] = [];
     for (const o of outcomes) {
       if (!o.ok) continue;
       registered.push(o.agent.id);
-      if (o.changed) changed.push({ agentId: o.agent.id, version: o.agent.version });
+      if (o.changed) changed.push(o.agent);
     }
-    await this.afterCommitMany(changed);
+    await this.afterWritten(changed);
     // After the commit: webhook events held for these agents (unknown when they came) apply now.
     if (this.deps.onRegistered && registered.length > 0) {
       // If even this read fails (Postgres away), the held events stay held: the sweep applies
@@ -441,6 +447,16 @@ export class AgentService {
     let last = changes[0]!;
     for (const c of changes) if (c.version > last.version) last = c;
     await this.afterCommit(last.agentId, last.version);
+  }
+
+  /** After a registration batch committed: its agents, built from what it wrote, each with the version it drew. */
+  private async afterWritten(agents: readonly Agent[]): Promise<void> {
+    if (agents.length === 0) return;
+    const { publisher } = this.deps;
+    if (!publisher.publishWritten) return this.afterCommitMany(agents.map((a) => ({ agentId: a.id, version: a.version })));
+    this.deps.onOutboxWrite?.();
+    // Publishing can fail (Redis down); replicas then catch up through their version poll.
+    await publisher.publishWritten(agents).catch(() => undefined);
   }
 
   private async afterCommit(agentId: string, version: bigint): Promise<void> {

@@ -101,30 +101,37 @@ export async function applyRegistrations(trx: DbOrTrx, items: readonly Registrat
   const w = writes.map((x) => x.item);
   const wIds = w.map((i) => i.reg.id);
   const actors = w.map((i) => i.actor);
-  // Agent rows: a new agent is active; its version is set by the versioned tail below.
-  await sql`
-    insert into agents (id, name, owner, risk_tier, status, version, created_by, created_at, updated_by, updated_at)
-    select id, name, owner, risk_tier, 'active', 0, actor, ${now}::timestamptz, actor, ${now}::timestamptz
-    from unnest(${wIds}::text[], ${w.map((i) => i.reg.name)}::text[], ${w.map((i) => i.reg.owner)}::text[], ${w.map((i) => i.reg.riskTier)}::text[], ${actors}::text[])
-      as r(id, name, owner, risk_tier, actor)
-    on conflict (id) do update set name = excluded.name, owner = excluded.owner, risk_tier = excluded.risk_tier,
-      updated_by = excluded.updated_by, updated_at = excluded.updated_at`.execute(trx);
-
   const grants = w.flatMap((i) => i.reg.grants.map((g) => ({ agentId: i.reg.id, actor: i.actor, ...g })));
-  // Grants no longer listed are removed (kept as history); the listed ones are written as sent.
-  await sql`
-    update grants set removed_at = ${now}::timestamptz, removed_by = r.actor
-    from unnest(${wIds}::text[], ${actors}::text[]) as r(agent_id, actor)
-    where grants.agent_id = r.agent_id and grants.removed_at is null
-      and not exists (select 1 from unnest(${grants.map((g) => g.agentId)}::text[], ${grants.map((g) => g.scope)}::text[]) as k(agent_id, scope)
-                      where k.agent_id = grants.agent_id and k.scope = grants.scope)`.execute(trx);
-  // Every listed grant is written, so what the insert returns is each agent's whole grant set.
-  const current = new Map<string, Grant[]>(wIds.map((id) => [id, []]));
-  if (grants.length > 0) {
-    const { rows } = await sql<GrantRow>`
+  const grantAgents = grants.map((g) => g.agentId);
+  const grantScopes = grants.map((g) => g.scope);
+  // One statement for the agent rows and their grants (one round trip whatever the batch's size):
+  // - agent rows: a new agent is active; its version is set by the versioned tail below;
+  // - grants no longer listed are removed (kept as history);
+  // - every listed grant is written as sent, so what the insert returns is each agent's whole
+  //   grant set.
+  // Every part runs to completion whether or not its output is read. The removal and the upsert
+  // touch disjoint rows (unlisted and listed scopes), and a grant's foreign key to a new agent
+  // row is checked at the end of the statement, once both are written.
+  const { rows } = await sql<GrantRow>`
+    with written as (
+      insert into agents (id, name, owner, risk_tier, status, version, created_by, created_at, updated_by, updated_at)
+      select id, name, owner, risk_tier, 'active', 0, actor, ${now}::timestamptz, actor, ${now}::timestamptz
+      from unnest(${wIds}::text[], ${w.map((i) => i.reg.name)}::text[], ${w.map((i) => i.reg.owner)}::text[], ${w.map((i) => i.reg.riskTier)}::text[], ${actors}::text[])
+        as r(id, name, owner, risk_tier, actor)
+      on conflict (id) do update set name = excluded.name, owner = excluded.owner, risk_tier = excluded.risk_tier,
+        updated_by = excluded.updated_by, updated_at = excluded.updated_at
+      returning 1),
+    removed as (
+      update grants set removed_at = ${now}::timestamptz, removed_by = r.actor
+      from unnest(${wIds}::text[], ${actors}::text[]) as r(agent_id, actor)
+      where grants.agent_id = r.agent_id and grants.removed_at is null
+        and not exists (select 1 from unnest(${grantAgents}::text[], ${grantScopes}::text[]) as k(agent_id, scope)
+                        where k.agent_id = grants.agent_id and k.scope = grants.scope)
+      returning 1),
+    listed as (
       insert into grants (agent_id, scope, constraints, keep_in_containment, expires_at, granted_by, granted_at)
       select agent_id, scope, constraints, keep, expires_at, actor, ${now}::timestamptz
-      from unnest(${grants.map((g) => g.agentId)}::text[], ${grants.map((g) => g.scope)}::text[], ${grants.map((g) => JSON.stringify(g.constraints))}::jsonb[],
+      from unnest(${grantAgents}::text[], ${grantScopes}::text[], ${grants.map((g) => JSON.stringify(g.constraints))}::jsonb[],
         ${grants.map((g) => g.keepInContainment)}::boolean[], ${grants.map((g) => g.expiresAt)}::timestamptz[], ${grants.map((g) => g.actor)}::text[])
         as g(agent_id, scope, constraints, keep, expires_at, actor)
       on conflict (agent_id, scope) do update set
@@ -136,18 +143,19 @@ export async function applyRegistrations(trx: DbOrTrx, items: readonly Registrat
         granted_at = case when grants.removed_at is null then grants.granted_at else excluded.granted_at end,
         removed_at = null,
         removed_by = null
-      returning agent_id, id, scope, constraints, keep_in_containment, expires_at, granted_by, granted_at`.execute(trx);
-    for (const r of rows) {
-      current.get(r.agent_id)!.push({
-        id: r.id,
-        scope: r.scope,
-        constraints: r.constraints,
-        keepInContainment: r.keep_in_containment,
-        expiresAt: r.expires_at,
-        grantedBy: r.granted_by,
-        grantedAt: r.granted_at,
-      });
-    }
+      returning agent_id, id, scope, constraints, keep_in_containment, expires_at, granted_by, granted_at)
+    select * from listed`.execute(trx);
+  const current = new Map<string, Grant[]>(wIds.map((id) => [id, []]));
+  for (const r of rows) {
+    current.get(r.agent_id)!.push({
+      id: r.id,
+      scope: r.scope,
+      constraints: r.constraints,
+      keepInContainment: r.keep_in_containment,
+      expiresAt: r.expires_at,
+      grantedBy: r.granted_by,
+      grantedAt: r.granted_at,
+    });
   }
 
   const changes: VersionedChange[] = writes.map(({ item, before: was }) => {

@@ -70,6 +70,8 @@ function prepare(input: AuditInput): PreparedEntry {
  * audit entry (chained onto the head, in order), moves the head, sets each agent's version and
  * writes every outbox row. Call it last in the transaction, after every other write: the head lock
  * is then held from here to the COMMIT only, and one lock hold and one WAL flush serve the batch.
+ * When no change depends on its version (registrations), both happen in one statement
+ * (`commitValueChanges`, Postgres hashing the chain), so the lock is held for one round trip.
  *
  * Why versions stay in commit order: they are drawn under the head lock, which every
  * permission-changing transaction takes and keeps until it ends (see `nextPermissionVersion`); so
@@ -91,6 +93,10 @@ export async function commitVersionedChanges(trx: DbOrTrx, changes: readonly Ver
   // Everything that can be done without the lock is done first: canonical JSON of every entry
   // that does not depend on its version.
   const early = changes.map((c) => (typeof c.audit === 'function' ? undefined : prepare(c.audit)));
+  // Nothing depends on the version but the agents' version column (registrations): one statement.
+  if (changes.every((c, i) => early[i] && typeof c.outbox !== 'function' && !c.actionResult)) {
+    return commitValueChanges(trx, ids, early as PreparedEntry[], changes.flatMap((c) => c.outbox as OutboxRow[]));
+  }
 
   // 1. The head lock, and one version per change drawn under it (in change order). The versions
   // are drawn by a subquery that refers to the locked row, so they are drawn after the lock.
@@ -157,4 +163,63 @@ export async function commitVersionedChanges(trx: DbOrTrx, changes: readonly Ver
     throw new Error(`versioned commit wrote ${result?.versioned ?? 0} of ${ids.length} agent versions and ${result?.entries ?? 0} of ${prepared.length} audit entries`);
   }
   return versions;
+}
+
+/**
+ * `commitVersionedChanges` when nothing a change writes depends on its version (registrations: the
+ * audit entry and the event carry no version): the lock, the versions, the chain, the head, the
+ * agents' versions and the outbox rows in ONE statement, so the head lock is held for one round
+ * trip and the commit. Same lock, same order and the same hash as the two-statement path:
+ * - the head row is read `for update`, and the versions are drawn by a subquery that refers to it
+ *   (`generate_series(1, n + 0 * head.seq)`), so they are drawn after the lock is held;
+ * - the entries are chained in a recursive part, each hashed by Postgres onto the one before it,
+ *   starting from the locked head's hash, with the text `auditEntryHash` (the verifier) hashes:
+ *   sha256 of prev + "\n" + the canonical text with the seq spliced in (as `appendAudit` does);
+ * - the head moves to the last entry in the same statement.
+ */
+async function commitValueChanges(trx: DbOrTrx, ids: readonly string[], prepared: readonly PreparedEntry[], rows: readonly OutboxRow[]): Promise<bigint[]> {
+  const n = ids.length;
+  const { rows: done } = await sql<{ versions: string[]; versioned: number; entries: number; moved: number }>`
+    with recursive
+    head as (select seq, hash from audit_head where id = 1 for update),
+    drawn as (
+      select row_number() over (order by v.n) as i, v.n as version
+      from (select nextval('permission_version_seq') as n from head, generate_series(1, ${n}::int + 0 * head.seq)) as v),
+    chain(i, seq, prev, hash) as (
+      select 0::bigint, head.seq, null::text, head.hash from head
+      union all
+      select c.i + 1, c.seq + 1, c.hash,
+        encode(sha256(convert_to(c.hash || ${'\n'} || (${prepared.map((p) => p.before)}::text[])[c.i + 1] || (c.seq + 1)::text || (${prepared.map((p) => p.after)}::text[])[c.i + 1], 'UTF8')), 'hex')
+      from chain c where c.i < ${n}::int),
+    entries as (
+      insert into audit_log (seq, at, actor, action, subject, payload, prev_hash, hash)
+      select c.seq, e.at, e.actor, e.action, e.subject, e.payload, c.prev, c.hash
+      from chain c
+      join unnest(${prepared.map((p) => p.input.at)}::timestamptz[], ${prepared.map((p) => p.input.actor)}::text[], ${prepared.map((p) => p.input.action)}::text[],
+        ${prepared.map((p) => p.input.subject)}::text[], ${prepared.map((p) => p.payloadJson)}::jsonb[]) with ordinality as e(at, actor, action, subject, payload, i) on e.i = c.i
+      returning 1),
+    moved as (
+      update audit_head set seq = last.seq, hash = last.hash
+      from (select seq, hash from chain order by i desc limit 1) as last
+      where audit_head.id = 1
+      returning 1),
+    versioned as (
+      update agents set version = d.version
+      from unnest(${ids}::text[]) with ordinality as a(id, i) join drawn d on d.i = a.i
+      where agents.id = a.id
+      returning 1),
+    jobs as (
+      insert into outbox (id, queue, job_name, payload, run_at, created_at, trace_context)
+      select * from unnest(${rows.map((r) => r.id)}::uuid[], ${rows.map((r) => r.queue)}::text[], ${rows.map((r) => r.jobName)}::text[],
+        ${rows.map((r) => JSON.stringify(r.payload))}::jsonb[], ${rows.map((r) => r.runAt)}::timestamptz[], ${rows.map((r) => r.createdAt)}::timestamptz[],
+        ${rows.map((r) => (r.traceContext ? JSON.stringify(r.traceContext) : null))}::jsonb[])
+      returning 1)
+    select (select array_agg(d.version::text order by d.i) from drawn d) as versions,
+      (select count(*) from versioned)::int as versioned, (select count(*) from entries)::int as entries, (select count(*) from moved)::int as moved,
+      (select pg_notify(${OUTBOX_NOTIFY_CHANNEL}, '') from jobs limit 1) as notified`.execute(trx);
+  const result = done[0];
+  if (!result || result.versioned !== n || result.entries !== n || result.moved !== 1 || result.versions.length !== n) {
+    throw new Error(`versioned commit wrote ${result?.versioned ?? 0} of ${n} agent versions and ${result?.entries ?? 0} of ${n} audit entries`);
+  }
+  return result.versions.map((v) => BigInt(v));
 }

@@ -284,6 +284,35 @@ export class PermissionView implements PermissionChangePublisher {
     await published;
   }
 
+  /**
+   * After this process committed `agents`, each at the version its commit drew, and that commit
+   * drew no other version (a registration batch: one version per agent written): tells the other
+   * replicas (one message, the highest version) and stores them here without reading them back.
+   *
+   * Storing them may advance the view's version only when the versions are contiguous with it
+   * (the view holds everything up to M, and the batch drew exactly M+1…M+n): versions are drawn
+   * under the audit head lock in commit order, so no other committed change can lie in that range,
+   * and the view then holds every change up to M+n. Otherwise (another writer's change, or a gap a
+   * rolled-back transaction left, lies in between) the usual catch-up reads everything above the
+   * view's version. Registrations change no approval request, so no approvals are read again.
+   */
+  async publishWritten(agents: readonly Agent[]): Promise<void> {
+    if (agents.length === 0) return;
+    const sorted = [...agents].sort((x, y) => (x.version < y.version ? -1 : x.version > y.version ? 1 : 0));
+    const last = sorted[sorted.length - 1]!;
+    const published = publishPermissionChange(this.opts.publisher, this.opts.channel, last.id, last.version, this.id);
+    published.catch(() => undefined);
+    const base = this.maxVersion;
+    const contiguous = this.loaded && sorted.every((a, i) => a.version === base + BigInt(i) + 1n);
+    if (contiguous) this.apply(sorted, last.version);
+    else if (this.maxVersion >= last.version) {
+      // A read that saw a version at or above ours started after our commit: it stored our agents
+      // (or newer). Storing ours again changes nothing but keeps the caller's answer and the view in step.
+      this.apply(sorted, this.maxVersion);
+    } else await this.catchUp(sorted.map((a) => a.id));
+    await published;
+  }
+
   private onMessage(raw: string): void {
     let parsed: unknown;
     try {
@@ -468,14 +497,20 @@ export class PermissionView implements PermissionChangePublisher {
     return next;
   }
 
-  private apply(agents: Agent[]): void {
+  /**
+   * Stores agents (never an older version over a newer one). A read of every agent above the
+   * view's version advances the view to the highest it saw; `holdsUpTo`, when given, is the
+   * version the caller has shown the view now holds everything up to (see `publishWritten`).
+   */
+  private apply(agents: readonly Agent[], holdsUpTo?: bigint): void {
     const newer: Agent[] = [];
     for (const agent of agents) {
       const known = this.agents.get(agent.id);
       if (!known || agent.version >= known.version) this.agents.set(agent.id, agent);
       if (!known || agent.version > known.version) newer.push(agent);
-      if (agent.version > this.maxVersion) this.maxVersion = agent.version;
+      if (holdsUpTo === undefined && agent.version > this.maxVersion) this.maxVersion = agent.version;
     }
+    if (holdsUpTo !== undefined && holdsUpTo > this.maxVersion) this.maxVersion = holdsUpTo;
     if (newer.length > 0 && this.listeners.size > 0) {
       newer.sort((x, y) => (x.version < y.version ? -1 : x.version > y.version ? 1 : 0));
       for (const listener of this.listeners) this.callListener(() => listener.agentsChanged?.(newer));
