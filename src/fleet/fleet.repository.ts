@@ -1,5 +1,6 @@
 import { sql, type Selectable } from 'kysely';
-import type { DbOrTrx } from '../db/database.js';
+import type { Db, DbOrTrx } from '../db/database.js';
+import { addOutboxJob } from '../outbox/outbox.repository.js';
 import type { FleetConfirmationsTable, FleetIncidentsTable } from '../db/schema.js';
 import { deriveStatus, type ActiveAction, type Agent, type Grant, type GrantConstraints, type RestrictingKind, type TouchedGrant } from '../domain/agent.js';
 import { globToLike, type FleetSelector } from '../domain/fleet-selector.js';
@@ -206,4 +207,30 @@ export async function findFleetConfirmation(db: DbOrTrx, id: string, options: { 
   let q = db.selectFrom('fleet_confirmations').selectAll().where('id', '=', id);
   if (options.forUpdate) q = q.forUpdate();
   return q.executeTakeFirst();
+}
+
+/** The fleet incident an agent action is part of, if any. */
+export async function fleetIncidentOfAction(db: DbOrTrx, actionId: string): Promise<string | null> {
+  const row = await db.selectFrom('agent_actions').select('fleet_incident_id').where('id', '=', actionId).executeTakeFirst();
+  return row?.fleet_incident_id ?? null;
+}
+
+/**
+ * Closes an open fleet incident once none of its actions is in force any more (its ttl lifted the
+ * last of them, or they were restored agent by agent), as a single incident closes when its agent
+ * is active again; its root notice is refreshed to show it resolved. Idempotent, and race-free when
+ * called after each lift commits: the call that starts after the last lift committed sees them all.
+ * True when this call closed it.
+ */
+export async function closeFleetIncidentIfLifted(db: Db, fleetIncidentId: string, actor: string, now: Date): Promise<boolean> {
+  return db.transaction().execute(async (trx) => {
+    const { rows } = await sql<{ id: string }>`
+      update fleet_incidents f set status = 'closed', closed_at = ${now}, closed_by = ${actor}
+      where f.id = ${fleetIncidentId} and f.status = 'open'
+        and not exists (select 1 from agent_actions x where x.fleet_incident_id = f.id and x.kind <> 'restore' and x.lifted_at is null)
+      returning f.id`.execute(trx);
+    if (rows.length === 0) return false;
+    await addOutboxJob(trx, { jobName: 'fleet-update', payload: { fleetIncidentId, event: 'refresh' } }, now);
+    return true;
+  });
 }
