@@ -7,9 +7,9 @@ import type { OutboxRow } from '../agents/versioned-commit.js';
 import { OUTBOX_NOTIFY_CHANNEL } from '../outbox/outbox-relay.js';
 
 /**
- * The commit of a fleet action: thousands of agents' changes in two statements, whatever the
- * fleet's size. The first locks the audit head and draws one permission version per agent; the
- * second writes every row of the action at once: the agents' action rows (each answer with its
+ * The commit of a fleet action: thousands of agents' changes in a statement per 1,000 agents. The
+ * first statement locks the audit head and draws one permission version per agent; each next one
+ * writes a part of every row of the action: the agents' action rows (each answer with its
  * version), the per-agent incidents it opens or closes, the actions it lifts, each agent's status
  * and version, one audit entry per agent chained onto the head, the head, and the outbox rows.
  *
@@ -75,8 +75,34 @@ export interface FleetWrite {
   outbox: OutboxRow[];
 }
 
-/** Writes a fleet action's rows in one statement (see above); throws unless every row was written. */
+/** Rows per statement: one statement per 1,000 agents keeps each document a megabyte or two. */
+export const FLEET_WRITE_PART = Number(process.env.FLEET_WRITE_PART ?? 1000);
+
+/**
+ * Writes a fleet action's rows (see above), a part of every list per statement; the chain goes on
+ * from one part to the next (the head moves with each). Throws unless every row was written.
+ */
 export async function writeFleet(trx: DbOrTrx, w: FleetWrite): Promise<void> {
+  const parts = Math.max(1, Math.ceil(Math.max(w.actions.length, w.opened.length, w.closed.length, w.lifts.length, w.states.length, w.audit.length, w.outbox.length) / FLEET_WRITE_PART));
+  let head = { seq: w.head.seq, hash: w.head.hash };
+  for (let i = 0; i < parts; i++) {
+    const cut = <T>(xs: readonly T[]) => xs.slice(i * FLEET_WRITE_PART, (i + 1) * FLEET_WRITE_PART);
+    head = await writePart(trx, {
+      ...w,
+      head: { ...head, versions: [] },
+      actions: cut(w.actions),
+      opened: cut(w.opened),
+      closed: cut(w.closed),
+      lifts: cut(w.lifts),
+      states: cut(w.states),
+      audit: cut(w.audit),
+      // The last part carries the rows beyond the agents' own (the fleet's notices).
+      outbox: i === parts - 1 ? w.outbox.slice(i * FLEET_WRITE_PART) : cut(w.outbox),
+    });
+  }
+}
+
+async function writePart(trx: DbOrTrx, w: FleetWrite): Promise<{ seq: bigint; hash: string }> {
   const at = w.now;
   let seq = w.head.seq;
   let prev = w.head.hash;
@@ -156,4 +182,5 @@ export async function writeFleet(trx: DbOrTrx, w: FleetWrite): Promise<void> {
   for (const [key, n] of Object.entries(expected)) {
     if (!done || done[key as keyof typeof expected] !== n) throw new Error(`fleet commit wrote ${JSON.stringify(done)}, expected ${JSON.stringify(expected)}`);
   }
+  return { seq, hash: prev };
 }

@@ -9,6 +9,12 @@ import { announceDecided } from '../confirmations/confirmations.repository.js';
 export type FleetIncidentRow = Selectable<FleetIncidentsTable>;
 export type FleetConfirmationRow = Selectable<FleetConfirmationsTable>;
 
+/**
+ * A set of agent ids as one parameter: a JSON array (one native stringify; a Postgres array
+ * parameter is escaped element by element), expanded by Postgres.
+ */
+const idSet = (ids: readonly string[]) => sql`(select jsonb_array_elements_text(${JSON.stringify(ids)}::jsonb))`;
+
 /** The SQL conditions of a selector on `agents a` (the grant test is the SQL form of `scopesOverlap`). */
 function selectorWhere(selector: FleetSelector) {
   const where = [sql`a.status <> 'decommissioned'`];
@@ -56,7 +62,7 @@ export async function loadSelectedAgents(db: DbOrTrx, selector: FleetSelector, o
 export async function loadAgentsByIds(db: DbOrTrx, ids: readonly string[], options: { forUpdate?: boolean } = {}): Promise<Agent[]> {
   if (ids.length === 0) return [];
   const { rows } = await sql<AgentBaseRow>`
-    select ${AGENT_COLUMNS} from agents a where a.id = any(${[...ids]}::text[])
+    select ${AGENT_COLUMNS} from agents a where a.id in ${idSet(ids)}
     order by a.id ${options.forUpdate ? sql`for update of a` : sql``}`.execute(db);
   return withState(db, rows);
 }
@@ -97,10 +103,10 @@ async function withState(db: DbOrTrx, rows: AgentBaseRow[]): Promise<Agent[]> {
   const [grants, actions] = await Promise.all([
     sql<GrantRow>`
       select id, agent_id, scope, constraints, keep_in_containment, expires_at, granted_by, granted_at
-      from grants where agent_id = any(${ids}::text[]) and removed_at is null`.execute(db),
+      from grants where agent_id in ${idSet(ids)} and removed_at is null`.execute(db),
     sql<ActionRow>`
       select id, agent_id, kind, scopes, reason, actor, created_at, expires_at, touched_grants
-      from agent_actions where agent_id = any(${ids}::text[]) and lifted_at is null and kind <> 'restore'`.execute(db),
+      from agent_actions where agent_id in ${idSet(ids)} and lifted_at is null and kind <> 'restore'`.execute(db),
   ]);
   const grantsOf = new Map<string, Grant[]>();
   for (const g of grants.rows) {
@@ -136,7 +142,7 @@ export async function openIncidentsOf(db: DbOrTrx, ids: readonly string[]): Prom
   const out = new Map<string, { id: string; openedAt: Date }>();
   if (ids.length === 0) return out;
   const { rows } = await sql<{ id: string; agent_id: string; opened_at: Date }>`
-    select id, agent_id, opened_at from incidents where agent_id = any(${[...ids]}::text[]) and status = 'open'`.execute(db);
+    select id, agent_id, opened_at from incidents where agent_id in ${idSet(ids)} and status = 'open'`.execute(db);
   for (const r of rows) out.set(r.agent_id, { id: r.id, openedAt: r.opened_at });
   return out;
 }
@@ -149,7 +155,7 @@ export async function cancelRestoreConfirmations(trx: DbOrTrx, agentIds: readonl
   if (agentIds.length === 0) return;
   const { rows } = await sql<{ id: string }>`
     update confirmations set decided_at = ${by.now}, decided_by = ${by.actor}, outcome = 'cancelled', decided_reason = ${by.reason}
-    where agent_id = any(${[...agentIds]}::text[]) and kind = 'restore' and decided_at is null
+    where agent_id in ${idSet(agentIds)} and kind = 'restore' and decided_at is null
     returning id`.execute(trx);
   for (const r of rows) await announceDecided(trx, r.id, by.now);
 }
@@ -158,7 +164,7 @@ export async function cancelRestoreConfirmations(trx: DbOrTrx, agentIds: readonl
 export async function agentsWithOpenApprovals(db: DbOrTrx, ids: readonly string[]): Promise<Set<string>> {
   if (ids.length === 0) return new Set();
   const { rows } = await sql<{ agent_id: string }>`
-    select distinct agent_id from approval_requests where agent_id = any(${[...ids]}::text[]) and status in ('pending', 'approved')`.execute(db);
+    select distinct agent_id from approval_requests where agent_id in ${idSet(ids)} and status in ('pending', 'approved')`.execute(db);
   return new Set(rows.map((r) => r.agent_id));
 }
 
@@ -197,7 +203,7 @@ export async function withoutFreshEvaluation(db: DbOrTrx, ids: readonly string[]
   if (ids.length === 0) return out;
   const { rows } = await sql<{ agent_id: string; opened_at: Date }>`
     select i.agent_id, i.opened_at from incidents i
-    where i.agent_id = any(${[...ids]}::text[]) and i.status = 'open'
+    where i.agent_id in ${idSet(ids)} and i.status = 'open'
       and not exists (select 1 from evaluations e where e.agent_id = i.agent_id and e.observed_at > i.opened_at)`.execute(db);
   for (const r of rows) out.set(r.agent_id, r.opened_at);
   return out;
