@@ -76,17 +76,17 @@ export interface FleetWrite {
 }
 
 /** Rows per statement: one statement per 1,000 agents keeps each document a megabyte or two. */
-export const FLEET_WRITE_PART = Number(process.env.FLEET_WRITE_PART ?? 1000);
+export const FLEET_WRITE_PART = 1000;
 
 /**
  * Writes a fleet action's rows (see above), a part of every list per statement; the chain goes on
  * from one part to the next (the head moves with each). Throws unless every row was written.
  */
-export async function writeFleet(trx: DbOrTrx, w: FleetWrite): Promise<void> {
-  const parts = Math.max(1, Math.ceil(Math.max(w.actions.length, w.opened.length, w.closed.length, w.lifts.length, w.states.length, w.audit.length, w.outbox.length) / FLEET_WRITE_PART));
+export async function writeFleet(trx: DbOrTrx, w: FleetWrite, part = FLEET_WRITE_PART): Promise<void> {
+  const parts = Math.max(1, Math.ceil(Math.max(w.actions.length, w.opened.length, w.closed.length, w.lifts.length, w.states.length, w.audit.length, w.outbox.length) / part));
   let head = { seq: w.head.seq, hash: w.head.hash };
   for (let i = 0; i < parts; i++) {
-    const cut = <T>(xs: readonly T[]) => xs.slice(i * FLEET_WRITE_PART, (i + 1) * FLEET_WRITE_PART);
+    const cut = <T>(xs: readonly T[]) => xs.slice(i * part, (i + 1) * part);
     head = await writePart(trx, {
       ...w,
       head: { ...head, versions: [] },
@@ -97,7 +97,7 @@ export async function writeFleet(trx: DbOrTrx, w: FleetWrite): Promise<void> {
       states: cut(w.states),
       audit: cut(w.audit),
       // The last part carries the rows beyond the agents' own (the fleet's notices).
-      outbox: i === parts - 1 ? w.outbox.slice(i * FLEET_WRITE_PART) : cut(w.outbox),
+      outbox: i === parts - 1 ? w.outbox.slice(i * part) : cut(w.outbox),
     });
   }
 }

@@ -116,6 +116,8 @@ export interface FleetServiceDeps {
   approvals?: AgentServiceDeps['approvals'];
   /** The policy's restore rule (read at each call: a live reload swaps it). */
   restoreRule: () => { secondPerson: boolean; freshEvaluation: boolean };
+  /** Agents per write statement (default `FLEET_WRITE_PART`; tests make it small to cross parts). */
+  writePart?: number;
 }
 
 const byId = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
@@ -254,7 +256,7 @@ export class FleetService {
           states: acting.map((c, i) => ({ id: c.agent.id, status: c.plan.statusAfter, version: head.versions[i]! })),
           audit: parts.map((p) => p.audit),
           outbox: [...parts.flatMap((p) => p.outbox), ...fleetJobs],
-        });
+        }, this.deps.writePart);
         await trx
           .insertInto('fleet_incidents')
           .values({
@@ -364,7 +366,7 @@ export class FleetService {
         states: planned.map((p, i) => ({ id: p.agent.id, status: p.plan.statusAfter, version: head.versions[i]! })),
         audit: parts.map((p) => p.audit),
         outbox: [...parts.flatMap((p) => p.outbox), outboxRow(FLEET_UPDATE_JOB, { fleetIncidentId: incident.id, event: 'restore', run }, now)],
-      });
+      }, this.deps.writePart);
       // Closed once none of its actions is in force (those kept held, or outside a confirmation's set, stay).
       if ((await heldByFleet(trx, incident.id)).length === 0) await trx.updateTable('fleet_incidents').set({ status: 'closed', closed_at: now, closed_by: cmd.actor }).where('id', '=', incident.id).execute();
       if (options.claim) await storeConfirmationResult(trx, options.claim.id, result);
