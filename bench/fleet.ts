@@ -10,6 +10,12 @@
  * such decision that is not `view_behind` marks the moment B holds all of them; then every agent is
  * asked once on B to confirm each is denied (not timed). For comparison, the same time-to-effect for a
  * single-agent contain in the same run. Then the restore by the same selector.
+ *
+ * FLEET_BENCH_COMPARE=<another checkout of this repository> runs the same scenario first with that
+ * checkout's acting instance A (replica B is always this checkout's), each on a fresh database, and
+ * prints both columns: the baseline measured in the same run. FLEET_BENCH_ROUNDS=<n> alternates the
+ * builds n times and prints medians. Profile A with BENCH_NODE_FLAGS="--max-semi-space-size=2
+ * --cpu-prof --cpu-prof-dir=<dir>" and `npx tsx bench/profile-summary.ts <file>`.
  */
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -22,9 +28,13 @@ import { fleetId, seedFleet } from '../test/support/fleet.js';
 import { ROOT, appEnv, startChild, type ServerChild } from './lib/children.js';
 import { INSTANCE_NODE_FLAGS, writeBenchPolicy } from './lib/instance.js';
 import { deleteRedisPrefix } from './lib/redis-cleanup.js';
-import { table } from './lib/stats.js';
+import { median, table } from './lib/stats.js';
 
 const AGENTS = Number(process.env.FLEET_BENCH_AGENTS ?? 10_000);
+/** FLEET_BENCH_COMPARE=<another checkout of this repository>: the same run with that checkout's acting instance first. */
+const COMPARE_ROOT = process.env.FLEET_BENCH_COMPARE;
+/** FLEET_BENCH_ROUNDS: rounds of each build, alternating (medians are printed). */
+const ROUNDS = Math.max(1, Number(process.env.FLEET_BENCH_ROUNDS ?? 1));
 const HOST = '127.0.0.1';
 const TOKEN = `tok_${randomBytes(12).toString('hex')}`;
 const cleanups: (() => Promise<unknown>)[] = [];
@@ -62,9 +72,9 @@ function call(agent: HttpAgent, port: number, method: string, urlPath: string, b
   });
 }
 
-async function startInstance(name: string, role: 'all' | 'web', databaseUrl: string, queuePrefix: string, policyFile: string): Promise<ServerChild> {
+async function startInstance(name: string, role: 'all' | 'web', databaseUrl: string, queuePrefix: string, policyFile: string, root = ROOT): Promise<ServerChild> {
   const env = appEnv({ databaseUrl, redisUrl: REDIS_URL, host: HOST, queuePrefix, apiToken: TOKEN }, role, { ARMALO_POLICY_FILE: policyFile });
-  const child = await startChild(name, path.join(ROOT, 'bench', 'servers', 'app-server.ts'), env, { execArgv: INSTANCE_NODE_FLAGS, startTimeoutMs: 120_000 });
+  const child = await startChild(name, path.join(root, 'bench', 'servers', 'app-server.ts'), env, { execArgv: INSTANCE_NODE_FLAGS, startTimeoutMs: 120_000 });
   cleanups.push(() => child.stop());
   return child;
 }
@@ -80,26 +90,44 @@ async function untilSeen(replica: ServerChild, http: HttpAgent, start: number, a
   }
 }
 
-async function main(): Promise<void> {
-  const tmp = mkdtempSync(path.join(tmpdir(), 'armalo-fleet-'));
-  cleanups.push(async () => rmSync(tmp, { recursive: true, force: true }));
-  const policyFile = writeBenchPolicy(tmp);
-  console.log(`fleet bench: ${cpus().length} cores, load average ${loadavg().map((x) => x.toFixed(2)).join(' ')}; ${AGENTS} agents`);
+/** What one build measured (milliseconds, counts). */
+interface Run {
+  singleAnswered: number;
+  singleSeen: number;
+  dryRun: number;
+  dryCount: number;
+  count: number;
+  unchanged: number;
+  answered: number;
+  seen: number;
+  denied: number;
+  restoreCount: number;
+  restoreAnswered: number;
+  restoreSeen: number;
+}
+
+/**
+ * One build on a fresh database: A (role all) from `root`, the acting instance whose code is
+ * compared; replica B (role web) always this checkout's, so the replica's part is the same.
+ */
+async function measure(label: string, root: string, policyFile: string): Promise<Run> {
+  const local: (() => Promise<unknown>)[] = [];
+  const mark = cleanups.length;
   const database = await createTestDatabase();
   cleanups.push(() => database.drop());
   const prefix = testPrefix();
   cleanups.push(() => deleteRedisPrefix(REDIS_URL, prefix));
-  const rows: string[][] = [];
   try {
     const seedDb = createDb(database.url, { max: 2 });
     const seedStart = performance.now();
     // Every tenth seeded agent is contained already: the fleet action reports them, it does not contain them again.
     await seedFleet(seedDb, AGENTS);
     await seedDb.destroy();
-    console.log(`seeded ${AGENTS} agents in ${((performance.now() - seedStart) / 1000).toFixed(1)} s`);
-    const a = await startInstance('A', 'all', database.url, prefix, policyFile);
-    const b = await startInstance('B', 'web', database.url, prefix, policyFile);
+    console.log(`[${label}] seeded ${AGENTS} agents in ${((performance.now() - seedStart) / 1000).toFixed(1)} s`);
+    const a = await startInstance(`${label} A`, 'all', database.url, prefix, policyFile, root);
+    const b = await startInstance(`${label} B`, 'web', database.url, prefix, policyFile);
     const http = new HttpAgent({ keepAlive: true, maxSockets: 4 });
+    local.push(async () => http.destroy());
     const probe = fleetId(1);
     const warm = await call(http, b.port, 'POST', '/v1/decisions', { agentId: probe, action: 'crm:read' });
     if (warm.body.decision !== 'allow') throw new Error(`the replica should allow ${probe} before the contain: ${JSON.stringify(warm.body)}`);
@@ -108,13 +136,12 @@ async function main(): Promise<void> {
     const single = fleetId(AGENTS - 1);
     const s0 = performance.now();
     const one = await call(http, a.port, 'POST', `/v1/agents/${single}/actions`, { action: 'contain', reason: 'baseline' });
-    const oneAnswered = performance.now() - s0;
-    const oneSeen = await untilSeen(b, http, s0, single, 'crm:read', one.body.version);
-    rows.push(['single contain (1 agent): A answers', `${oneAnswered.toFixed(0)} ms`], ['single contain: replica B denies it', `${oneSeen.ms.toFixed(0)} ms (${oneSeen.decision})`]);
+    const singleAnswered = performance.now() - s0;
+    const singleSeen = (await untilSeen(b, http, s0, single, 'crm:read', one.body.version)).ms;
 
     const dry0 = performance.now();
     const dry = await call(http, a.port, 'POST', '/v1/actions', { selector: { scope: 'payments:*' }, action: 'contain', reason: 'bench', dryRun: true });
-    rows.push([`dry run (${dry.body.count} agents would change)`, `${(performance.now() - dry0).toFixed(0)} ms`]);
+    const dryRun = performance.now() - dry0;
 
     const t0 = performance.now();
     const res = await call(http, a.port, 'POST', '/v1/actions', { selector: { scope: 'payments:*' }, action: 'contain', reason: 'bench: vendor compromised' });
@@ -122,8 +149,6 @@ async function main(): Promise<void> {
     if (res.status !== 201) throw new Error(`fleet contain failed: ${res.status} ${JSON.stringify(res.body).slice(0, 300)}`);
     const last = [...(res.body.agents as string[])].pop()!;
     const seen = await untilSeen(b, http, t0, last, 'crm:read', res.body.version);
-    rows.push([`fleet contain (${res.body.count} agents, ${res.body.unchangedCount} already contained): A answers`, `${answered.toFixed(0)} ms`]);
-    rows.push(['fleet contain: replica B holds all of them', `${seen.ms.toFixed(0)} ms from the request, ${(seen.ms - answered).toFixed(0)} ms after the answer`]);
 
     // Not timed: every agent asked once on B.
     let denied = 0;
@@ -131,20 +156,75 @@ async function main(): Promise<void> {
       const d = await call(http, b.port, 'POST', '/v1/decisions', { agentId: fleetId(i), action: 'crm:read' });
       if (d.body.decision === 'deny') denied++;
     }
-    rows.push(['replica B denies (every agent asked once after)', `${denied} of ${AGENTS}`]);
 
     const r0 = performance.now();
     const restored = await call(http, a.port, 'POST', '/v1/actions', { selector: { scope: 'payments:*' }, action: 'restore', reason: 'bench: patched' });
     const restoreAnswered = performance.now() - r0;
     const back = await untilSeen(b, http, r0, probe, 'crm:read', restored.body.version);
-    rows.push([`restore by selector (${restored.body.count} agents): A answers`, `${restoreAnswered.toFixed(0)} ms`], ['restore: replica B allows again', `${back.ms.toFixed(0)} ms (${back.decision})`]);
-    http.destroy();
+    return {
+      singleAnswered,
+      singleSeen,
+      dryRun,
+      dryCount: dry.body.count,
+      count: res.body.count,
+      unchanged: res.body.unchangedCount,
+      answered,
+      seen: seen.ms,
+      denied,
+      restoreCount: restored.body.count,
+      restoreAnswered,
+      restoreSeen: back.ms,
+    };
+  } finally {
+    for (const c of local.reverse()) await c().catch(() => undefined);
+    // This build's instances, database and queue prefix, before the next build starts.
+    for (const c of cleanups.splice(mark).reverse()) await c().catch((err: unknown) => console.error(`cleanup: ${(err as Error).message}`));
+  }
+}
+
+const ms = (x: number) => `${x.toFixed(0)} ms`;
+
+async function main(): Promise<void> {
+  const tmp = mkdtempSync(path.join(tmpdir(), 'armalo-fleet-'));
+  cleanups.push(async () => rmSync(tmp, { recursive: true, force: true }));
+  const policyFile = writeBenchPolicy(tmp);
+  console.log(`fleet bench: ${cpus().length} cores, load average ${loadavg().map((x) => x.toFixed(2)).join(' ')}; ${AGENTS} agents${COMPARE_ROOT ? `; compared with ${COMPARE_ROOT}` : ''}`);
+  const builds: { label: string; root: string }[] = [{ label: 'this', root: ROOT }];
+  if (COMPARE_ROOT) builds.unshift({ label: 'before', root: COMPARE_ROOT });
+  const runs: { label: string; run: Run }[] = [];
+  try {
+    for (let round = 0; round < ROUNDS; round++) {
+      for (const build of builds) runs.push({ label: build.label, run: await measure(build.label, build.root, policyFile) });
+    }
   } finally {
     for (const c of cleanups.reverse()) await c().catch((err: unknown) => console.error(`cleanup: ${(err as Error).message}`));
   }
+  const of = (label: string, pick: (r: Run) => number) => median(runs.filter((r) => r.label === label).map((r) => pick(r.run)));
+  const first = (label: string) => runs.find((r) => r.label === label)!.run;
+  const rowsOf = (label: string): [string, string][] => {
+    const r = first(label);
+    return [
+      ['single contain (1 agent): A answers', ms(of(label, (x) => x.singleAnswered))],
+      ['single contain: replica B denies it', ms(of(label, (x) => x.singleSeen))],
+      [`dry run (${r.dryCount} agents would change)`, ms(of(label, (x) => x.dryRun))],
+      [`fleet contain (${r.count} agents, ${r.unchanged} already contained): A answers`, ms(of(label, (x) => x.answered))],
+      ['fleet contain: replica B denies all of them (from the request)', ms(of(label, (x) => x.seen))],
+      ['replica B denies (every agent asked once after)', `${r.denied} of ${AGENTS}`],
+      [`restore by selector (${r.restoreCount} agents): A answers`, ms(of(label, (x) => x.restoreAnswered))],
+      ['restore: replica B allows again (from the request)', ms(of(label, (x) => x.restoreSeen))],
+    ];
+  };
   console.log('');
-  console.log(`fleet containment (${cpus().length} cores, load average ${loadavg().map((x) => x.toFixed(2)).join(' ')})`);
-  console.log(table([['measure', 'result']], rows));
+  console.log(`fleet containment (${cpus().length} cores, load average ${loadavg().map((x) => x.toFixed(2)).join(' ')}; medians of ${ROUNDS} round${ROUNDS === 1 ? '' : 's'}; goal: B denies all 10,000 well under 2 s)`);
+  const mine = rowsOf('this');
+  if (!COMPARE_ROOT) {
+    console.log(table([['measure', 'result']], mine));
+    return;
+  }
+  const before = rowsOf('before');
+  console.log(table([['measure', 'before', 'this build']], mine.map(([label, value], i) => [label, before[i]![1], value])));
+  const goal = of('this', (x) => x.seen);
+  console.log(`time to deny all: ${(of('before', (x) => x.seen) / goal).toFixed(1)}x faster than before; ${goal < 2000 ? 'PASS' : 'MISS'} (goal < 2 s)`);
 }
 
 main().catch((err: unknown) => {

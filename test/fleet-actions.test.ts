@@ -215,8 +215,54 @@ describe('POST /v1/actions', () => {
     for (const id of ['ttl-1', 'ttl-2']) await app.call('PUT', `/v1/agents/${id}`, { ...agent([{ scope: 'tickets:write' }]), owner: 'ttl-owner@example.com' });
     const res = await app.call('POST', '/v1/actions', { selector: { owner: 'TTL-Owner@example.com' }, action: 'contain', reason: 'short hold', ttl: 1 });
     expect(res.body).toMatchObject({ count: 2, agents: ['ttl-1', 'ttl-2'] });
-    expect(await status('ttl-1')).toBe('contained');
+    // Each agent's contain carries the ttl (its status is not read here: one second may be over already on a loaded machine).
+    const held = await app.db.selectFrom('agent_actions').select(['agent_id', 'kind', 'expires_at']).where('fleet_incident_id', '=', res.body.incidentId).orderBy('agent_id').execute();
+    expect(held.map((h) => [h.agent_id, h.kind, h.expires_at !== null])).toEqual([['ttl-1', 'contain', true], ['ttl-2', 'contain', true]]);
     await waitFor(async () => (await status('ttl-1')) === 'active' && (await status('ttl-2')) === 'active', 15_000, 'the ttl to lift both');
-    expect((await decisionOf(app, 'ttl-2', 'tickets:write')).decision).toBe('allow');
+    await waitFor(async () => (await decisionOf(app, 'ttl-2', 'tickets:write')).decision === 'allow', 10_000, 'the lift to reach the view');
+    // The fleet incident ends with the last lift, as a single incident does, and its notice says so.
+    const incidentId: string = res.body.incidentId;
+    await waitFor(async () => (await app.call('GET', `/v1/incidents/${incidentId}`)).body.status === 'closed', 15_000, 'the fleet incident to close');
+    const detail = (await app.call('GET', `/v1/incidents/${incidentId}`)).body;
+    expect(detail).toMatchObject({ kind: 'fleet', status: 'closed', closedBy: 'system:ttl', heldNow: 0, expired: 2 });
+    const resolved = () => [...slack.posts('C0INCIDENTS'), ...slack.updates()].some((p) => textOf(p.args).includes('Resolved: fleet incident') && textOf(p.args).includes('owner:ttl-owner@example.com'));
+    await waitFor(() => resolved(), 10_000, 'the fleet notice to show it resolved');
+    // Nothing is left to restore by that selector.
+    expect((await app.call('POST', '/v1/actions', { selector: { owner: 'ttl-owner@example.com' }, action: 'restore', reason: 'late' })).status).toBe(409);
+  });
+
+  it('GET /v1/incidents lists fleet incidents beside the agents\' incidents, newest first, with their selector and count', async () => {
+    const db = app.db;
+    // The ttl's fleet incident (the test before) has closed by itself; nothing changes under the listing now.
+    await waitFor(async () => (await db.selectFrom('fleet_incidents').select('id').where('status', '=', 'open').where('ttl_ms', 'is not', null).execute()).length === 0, 15_000, 'the ttl fleet incident to close');
+    const fleets = await db.selectFrom('fleet_incidents').select(['id', 'selector_key', 'agent_count', 'status']).orderBy('opened_at', 'desc').execute();
+    expect(fleets.length).toBeGreaterThanOrEqual(3);
+    // Every page, followed to the end with a small limit: each incident once, newest first.
+    const seen: { id: string; kind: string; openedAt: string }[] = [];
+    let cursor: string | null = null;
+    do {
+      const page = await app.call('GET', `/v1/incidents?limit=7${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ''}`);
+      expect(page.status).toBe(200);
+      seen.push(...page.body.items);
+      cursor = page.body.nextCursor;
+    } while (cursor);
+    const agentIncidents = await db.selectFrom('incidents').select('id').execute();
+    expect(seen).toHaveLength(agentIncidents.length + fleets.length);
+    expect(new Set(seen.map((i) => i.id)).size).toBe(seen.length);
+    expect(seen.map((i) => i.openedAt)).toEqual([...seen.map((i) => i.openedAt)].sort().reverse());
+    const listed = seen.filter((i) => i.kind === 'fleet') as unknown as { id: string; selectorText: string; count: number; status: string; selector: unknown; heldNow: number }[];
+    expect(listed.map((i) => i.id)).toEqual(fleets.map((f) => f.id));
+    const first = listed.find((i) => i.selectorText === 'scope:payments:* risk:critical')!;
+    expect(first).toMatchObject({ selector: SELECTOR, count: 13, status: 'closed', heldNow: 0, openedWith: 'contain' });
+    // Each agent incident a fleet action opened names it.
+    const linked = seen.find((i) => i.kind === 'agent' && (i as unknown as { agentId: string }).agentId === 'pay-03') as unknown as { fleetIncidentId: string };
+    expect(linked.fleetIncidentId).toBe(first.id);
+
+    // Filters: status applies to both; an agent filter, or an agent token, lists that agent's incidents only.
+    const open = await app.call('GET', '/v1/incidents?status=open&limit=200');
+    expect(open.body.items.filter((i: { kind: string }) => i.kind === 'fleet').map((i: { id: string }) => i.id)).toEqual(fleets.filter((f) => f.status === 'open').map((f) => f.id));
+    expect(open.body.items.every((i: { status: string }) => i.status === 'open')).toBe(true);
+    const ofAgent = await app.call('GET', '/v1/incidents?agentId=pay-03');
+    expect(ofAgent.body.items.every((i: { kind: string; agentId: string }) => i.kind === 'agent' && i.agentId === 'pay-03')).toBe(true);
   });
 });

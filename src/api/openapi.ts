@@ -38,6 +38,8 @@ import {
   incidentIdSchema,
   incidentListQuerySchema,
   incidentSummarySchema,
+  fleetIncidentSummarySchema,
+  incidentListItemSchema,
   LIST_LIMIT_DEFAULT,
   LIST_LIMIT_MAX,
   pageOf,
@@ -175,6 +177,7 @@ const EXAMPLE_APPROVAL = {
 };
 const EXAMPLE_INCIDENT = {
   id: '5d6e7f80-91a2-4b3c-8d4e-5f60718293a4',
+  kind: 'agent',
   agentId: 'underwriting-bot',
   agentName: 'Underwriting bot',
   agentStatus: 'contained',
@@ -187,6 +190,23 @@ const EXAMPLE_INCIDENT = {
   closedAt: null,
   closedBy: null,
   steps: 2,
+  fleetIncidentId: null,
+};
+const EXAMPLE_FLEET_INCIDENT = {
+  id: '7a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d',
+  kind: 'fleet',
+  status: 'open',
+  openedAt: '2026-12-02T08:20:11.500Z',
+  openedBy: 'slack:U0CISO',
+  openedVia: 'slack',
+  openedWith: 'contain',
+  reason: 'payments vendor SDK compromised',
+  closedAt: null,
+  closedBy: null,
+  selector: { scope: 'payments:*' },
+  selectorText: 'scope:payments:*',
+  count: 9000,
+  heldNow: 9000,
 };
 const EXAMPLE_INCIDENT_DETAIL = {
   ...EXAMPLE_INCIDENT,
@@ -503,10 +523,10 @@ export function buildOpenApiDocument(): JsonObject {
         get: {
           operationId: 'listIncidents',
           summary: 'Incidents, newest first, filtered by status (open or closed) and agent',
-          description: 'An incident runs from the first restriction of an agent until it is active again. Follow `nextCursor` until it is null. An `agent=<agentId>` token sees only its own agent\'s incidents.',
+          description: 'An incident runs from the first restriction of an agent until it is active again (`kind: "agent"`; `fleetIncidentId` names the fleet incident that opened it, if any). Without `agentId`, admin and platform tokens also see fleet incidents (`kind: "fleet"`: one per `POST /v1/actions` contain or narrow, with its `selector`, `selectorText`, `count` and `heldNow`), in the same order; a fleet incident closes once none of its agent actions is in force. Follow `nextCursor` until it is null. An `agent=<agentId>` token sees only its own agent\'s incidents.',
           parameters: listParams(incidentListQuerySchema),
           responses: {
-            '200': { description: 'A page of incidents', ...jsonExample(ref('IncidentPage'), { items: [EXAMPLE_INCIDENT], nextCursor: null }) },
+            '200': { description: 'A page of incidents', ...jsonExample(ref('IncidentPage'), { items: [EXAMPLE_FLEET_INCIDENT, EXAMPLE_INCIDENT], nextCursor: null }) },
             '400': { description: LIST_400, ...json(ref('Error')) },
             ...errors(401),
           },
@@ -584,7 +604,8 @@ export function buildOpenApiDocument(): JsonObject {
         AgentPage: jsonSchema(pageOf(agentListItemSchema), 'output'),
         ApprovalRequestPage: jsonSchema(pageOf(approvalOutputSchema), 'output'),
         IncidentSummary: jsonSchema(incidentSummarySchema, 'output'),
-        IncidentPage: jsonSchema(pageOf(incidentSummarySchema), 'output'),
+        FleetIncidentSummary: jsonSchema(fleetIncidentSummarySchema, 'output'),
+        IncidentPage: jsonSchema(pageOf(incidentListItemSchema), 'output'),
         Incident: jsonSchema(incidentDetailSchema, 'output'),
         JsonRpcMessage: JSON_RPC_MESSAGE,
         Error: jsonSchema(errorSchema, 'output'),

@@ -641,6 +641,7 @@ const viaField = z.string().meta({ description: 'Through which platform: slack, 
 
 export const incidentSummarySchema = z.object({
   id: z.string(),
+  kind: z.literal('agent').meta({ description: "`agent`: one agent's incident; `fleet` (in listings): a fleet incident" }),
   agentId: z.string(),
   agentName: z.string(),
   agentStatus: z.enum(AGENT_STATUSES).meta({ description: "The agent's status now" }),
@@ -653,7 +654,29 @@ export const incidentSummarySchema = z.object({
   closedAt: z.string().nullable(),
   closedBy: z.string().nullable(),
   steps: z.number().int().meta({ description: 'How many actions belong to the incident' }),
+  fleetIncidentId: z.string().nullable().meta({ description: 'The fleet incident (POST /v1/actions) that opened it, if a fleet action did' }),
 });
+
+/** A fleet incident as `GET /v1/incidents` lists it (admin and platform tokens, when no agent is asked for). */
+export const fleetIncidentSummarySchema = z.object({
+  id: z.string().meta({ description: 'The `incidentId` of POST /v1/actions; GET /v1/incidents/{id} tells it in full' }),
+  kind: z.literal('fleet'),
+  status: z.enum(INCIDENT_STATUSES).meta({ description: 'Closed once none of its agent actions is in force (restored by the selector, or lifted by its ttl)' }),
+  openedAt: z.string(),
+  openedBy: actorField,
+  openedVia: viaField,
+  openedWith: z.enum(['contain', 'narrow']).meta({ description: 'The fleet action that opened it' }),
+  reason: z.string(),
+  closedAt: z.string().nullable(),
+  closedBy: z.string().nullable(),
+  selector: fleetSelectorSchema.meta({ description: 'The selector it was asked with' }),
+  selectorText: z.string().meta({ description: 'The selector as chat words (`scope:payments:* risk:high`): what a restore by selector names' }),
+  count: z.number().int().meta({ description: 'How many agents it acted on' }),
+  heldNow: z.number().int().meta({ description: 'How many of them its action still holds' }),
+});
+
+/** An item of `GET /v1/incidents`: one agent's incident, or a fleet incident. */
+export const incidentListItemSchema = z.discriminatedUnion('kind', [incidentSummarySchema, fleetIncidentSummarySchema]);
 
 export const incidentTimelineEntrySchema = z.object({
   at: z.string(),

@@ -1,30 +1,22 @@
 import { sql, type Selectable } from 'kysely';
-import type { DbOrTrx } from '../db/database.js';
-import type { FleetConfirmationsTable, FleetIncidentsTable, TouchedGrant } from '../db/schema.js';
-import type { Agent } from '../domain/agent.js';
+import type { Db, DbOrTrx } from '../db/database.js';
+import { addOutboxJob } from '../outbox/outbox.repository.js';
+import type { FleetConfirmationsTable, FleetIncidentsTable } from '../db/schema.js';
+import { deriveStatus, type ActiveAction, type Agent, type Grant, type GrantConstraints, type RestrictingKind, type TouchedGrant } from '../domain/agent.js';
 import { globToLike, type FleetSelector } from '../domain/fleet-selector.js';
-import { loadAgents } from '../agents/agents.repository.js';
 import { announceDecided } from '../confirmations/confirmations.repository.js';
 
 export type FleetIncidentRow = Selectable<FleetIncidentsTable>;
 export type FleetConfirmationRow = Selectable<FleetConfirmationsTable>;
 
-/** Ids per statement: far below Postgres's 65,535 parameters, whatever the fleet's size. */
-export const CHUNK = 2000;
-
-export function chunks<T>(items: readonly T[], size = CHUNK): T[][] {
-  const out: T[][] = [];
-  for (let i = 0; i < items.length; i += size) out.push(items.slice(i, i + size));
-  return out;
-}
-
 /**
- * The ids of the agents a selector matches, in id order, from Postgres (never a replica's view).
- * With `forUpdate`, their rows are locked in id order (two fleet actions over overlapping sets take
- * turns instead of deadlocking). The grant test is the SQL form of `scopesOverlap`: the selector
- * glob matches the grant, or the grant (itself a glob) matches the selector.
+ * A set of agent ids as one parameter: a JSON array (one native stringify; a Postgres array
+ * parameter is escaped element by element), expanded by Postgres.
  */
-export async function selectAgentIds(db: DbOrTrx, selector: FleetSelector, options: { forUpdate?: boolean } = {}): Promise<string[]> {
+const idSet = (ids: readonly string[]) => sql`(select jsonb_array_elements_text(${JSON.stringify(ids)}::jsonb))`;
+
+/** The SQL conditions of a selector on `agents a` (the grant test is the SQL form of `scopesOverlap`). */
+function selectorWhere(selector: FleetSelector) {
   const where = [sql`a.status <> 'decommissioned'`];
   if (selector.owner !== undefined) where.push(sql`lower(a.owner) = ${selector.owner.toLowerCase()}`);
   if (selector.riskTier !== undefined) where.push(sql`a.risk_tier = ${selector.riskTier}`);
@@ -35,54 +27,124 @@ export async function selectAgentIds(db: DbOrTrx, selector: FleetSelector, optio
         and (g.scope like ${globToLike(selector.scope)} escape '\\'
           or ${selector.scope} like replace(replace(replace(replace(g.scope, '\\', '\\\\'), '%', '\\%'), '_', '\\_'), '*', '%') escape '\\'))`);
   }
-  const { rows } = await sql<{ id: string }>`
-    select a.id from agents a where ${sql.join(where, sql` and `)}
+  return sql.join(where, sql` and `);
+}
+
+interface AgentBaseRow {
+  id: string;
+  name: string;
+  owner: string;
+  risk_tier: Agent['riskTier'];
+  version: string;
+  updated_at: Date;
+  decommissioned_at: Date | null;
+  decommissioned_by: string | null;
+  decommission_reason: string | null;
+}
+
+const AGENT_COLUMNS = sql`a.id, a.name, a.owner, a.risk_tier, a.version::text as version, a.updated_at, a.decommissioned_at, a.decommissioned_by, a.decommission_reason`;
+
+/**
+ * The agents a selector matches, in id order, from Postgres (never a replica's view), with their
+ * grants and actions in force: three statements whatever the fleet's size (the ids go as one array
+ * parameter, never a list of parameters). With `forUpdate`, their rows are locked in id order (two
+ * fleet actions over overlapping sets take turns instead of deadlocking), and what is read after
+ * the lock is what they hold while we hold them.
+ */
+export async function loadSelectedAgents(db: DbOrTrx, selector: FleetSelector, options: { forUpdate?: boolean } = {}): Promise<Agent[]> {
+  const { rows } = await sql<AgentBaseRow>`
+    select ${AGENT_COLUMNS} from agents a where ${selectorWhere(selector)}
     order by a.id ${options.forUpdate ? sql`for update of a` : sql``}`.execute(db);
-  return rows.map((r) => r.id);
+  return withState(db, rows);
 }
 
-/** Agents by id (grants, actions in force), a chunk at a time; order follows `ids`. */
-export async function loadAgentsByIds(db: DbOrTrx, ids: readonly string[]): Promise<Agent[]> {
-  const out: Agent[] = [];
-  for (const part of chunks(ids)) {
-    const byId = new Map((await loadAgents(db, { ids: part })).map((a) => [a.id, a]));
-    for (const id of part) {
-      const agent = byId.get(id);
-      if (agent) out.push(agent);
-    }
+/** These agents (id order), with their grants and actions in force; with `forUpdate`, locked first. */
+export async function loadAgentsByIds(db: DbOrTrx, ids: readonly string[], options: { forUpdate?: boolean } = {}): Promise<Agent[]> {
+  if (ids.length === 0) return [];
+  const { rows } = await sql<AgentBaseRow>`
+    select ${AGENT_COLUMNS} from agents a where a.id in ${idSet(ids)}
+    order by a.id ${options.forUpdate ? sql`for update of a` : sql``}`.execute(db);
+  return withState(db, rows);
+}
+
+interface GrantRow {
+  id: string;
+  agent_id: string;
+  scope: string;
+  constraints: GrantConstraints;
+  keep_in_containment: boolean;
+  expires_at: Date | null;
+  granted_by: string;
+  granted_at: Date;
+}
+
+interface ActionRow {
+  id: string;
+  agent_id: string;
+  kind: RestrictingKind;
+  scopes: string[];
+  reason: string;
+  actor: string;
+  created_at: Date;
+  expires_at: Date | null;
+  touched_grants: TouchedGrant[];
+}
+
+const byScope = (x: { scope: string }, y: { scope: string }) => (x.scope < y.scope ? -1 : x.scope > y.scope ? 1 : 0);
+
+/**
+ * The agents' grants and actions in force as flat rows, grouped here: the same Agent `loadAgents`
+ * builds (grants by scope, actions by time, status derived from the actions), without the trust
+ * score and evidence a fleet action does not use.
+ */
+async function withState(db: DbOrTrx, rows: AgentBaseRow[]): Promise<Agent[]> {
+  if (rows.length === 0) return [];
+  const ids = rows.map((r) => r.id);
+  const [grants, actions] = await Promise.all([
+    sql<GrantRow>`
+      select id, agent_id, scope, constraints, keep_in_containment, expires_at, granted_by, granted_at
+      from grants where agent_id in ${idSet(ids)} and removed_at is null`.execute(db),
+    sql<ActionRow>`
+      select id, agent_id, kind, scopes, reason, actor, created_at, expires_at, touched_grants
+      from agent_actions where agent_id in ${idSet(ids)} and lifted_at is null and kind <> 'restore'`.execute(db),
+  ]);
+  const grantsOf = new Map<string, Grant[]>();
+  for (const g of grants.rows) {
+    let list = grantsOf.get(g.agent_id);
+    if (!list) grantsOf.set(g.agent_id, (list = []));
+    list.push({ id: g.id, scope: g.scope, constraints: g.constraints, keepInContainment: g.keep_in_containment, expiresAt: g.expires_at, grantedBy: g.granted_by, grantedAt: g.granted_at });
   }
-  return out;
-}
-
-/** Locks these agent rows, in id order. */
-export async function lockAgents(trx: DbOrTrx, ids: readonly string[]): Promise<void> {
-  const sorted = [...ids].sort();
-  for (const part of chunks(sorted)) await trx.selectFrom('agents').select('id').where('id', 'in', part).orderBy('id').forUpdate().execute();
+  const actionsOf = new Map<string, ActiveAction[]>();
+  for (const a of actions.rows) {
+    let list = actionsOf.get(a.agent_id);
+    if (!list) actionsOf.set(a.agent_id, (list = []));
+    list.push({ id: a.id, kind: a.kind, scopes: a.scopes, reason: a.reason, actor: a.actor, createdAt: a.created_at, expiresAt: a.expires_at, touched: a.touched_grants });
+  }
+  return rows.map((r) => {
+    const activeActions = (actionsOf.get(r.id) ?? []).sort((x, y) => x.createdAt.getTime() - y.createdAt.getTime());
+    return {
+      id: r.id,
+      name: r.name,
+      owner: r.owner,
+      riskTier: r.risk_tier,
+      status: r.decommissioned_at ? ('decommissioned' as const) : deriveStatus(activeActions),
+      version: BigInt(r.version),
+      updatedAt: r.updated_at,
+      grants: (grantsOf.get(r.id) ?? []).sort(byScope),
+      activeActions,
+      decommissioned: r.decommissioned_at ? { at: r.decommissioned_at, by: r.decommissioned_by ?? 'unknown', reason: r.decommission_reason ?? '' } : null,
+    };
+  });
 }
 
 /** The open per-agent incident of each of these agents. */
 export async function openIncidentsOf(db: DbOrTrx, ids: readonly string[]): Promise<Map<string, { id: string; openedAt: Date }>> {
   const out = new Map<string, { id: string; openedAt: Date }>();
-  for (const part of chunks(ids)) {
-    const rows = await db.selectFrom('incidents').select(['id', 'agent_id', 'opened_at']).where('agent_id', 'in', part).where('status', '=', 'open').execute();
-    for (const r of rows) out.set(r.agent_id, { id: r.id, openedAt: r.opened_at });
-  }
+  if (ids.length === 0) return out;
+  const { rows } = await sql<{ id: string; agent_id: string; opened_at: Date }>`
+    select id, agent_id, opened_at from incidents where agent_id in ${idSet(ids)} and status = 'open'`.execute(db);
+  for (const r of rows) out.set(r.agent_id, { id: r.id, openedAt: r.opened_at });
   return out;
-}
-
-/** Opens one per-agent incident for each agent (all linked to the fleet incident). */
-export async function openIncidents(trx: DbOrTrx, rows: { id: string; agentId: string; actionId: string }[], fleetIncidentId: string, now: Date): Promise<void> {
-  for (const part of chunks(rows, 1000)) {
-    await trx
-      .insertInto('incidents')
-      .values(part.map((r) => ({ id: r.id, agent_id: r.agentId, status: 'open' as const, opened_by_action_id: r.actionId, opened_at: now, fleet_incident_id: fleetIncidentId })))
-      .execute();
-  }
-}
-
-/** Closes these per-agent incidents (their agents are active again). */
-export async function closeIncidents(trx: DbOrTrx, ids: readonly string[], actor: string, now: Date): Promise<void> {
-  for (const part of chunks(ids)) await trx.updateTable('incidents').set({ status: 'closed', closed_at: now, closed_by: actor }).where('id', 'in', part).execute();
 }
 
 /**
@@ -90,102 +152,20 @@ export async function closeIncidents(trx: DbOrTrx, ids: readonly string[], actor
  * incident ended): the same rule `openIncident` and `closeIncident` apply to one agent.
  */
 export async function cancelRestoreConfirmations(trx: DbOrTrx, agentIds: readonly string[], by: { actor: string; reason: string; now: Date }): Promise<void> {
-  for (const part of chunks(agentIds)) {
-    const rows = await trx
-      .updateTable('confirmations')
-      .set({ decided_at: by.now, decided_by: by.actor, outcome: 'cancelled', decided_reason: by.reason })
-      .where('agent_id', 'in', part)
-      .where('kind', '=', 'restore')
-      .where('decided_at', 'is', null)
-      .returning('id')
-      .execute();
-    for (const r of rows) await announceDecided(trx, r.id, by.now);
-  }
+  if (agentIds.length === 0) return;
+  const { rows } = await sql<{ id: string }>`
+    update confirmations set decided_at = ${by.now}, decided_by = ${by.actor}, outcome = 'cancelled', decided_reason = ${by.reason}
+    where agent_id in ${idSet(agentIds)} and kind = 'restore' and decided_at is null
+    returning id`.execute(trx);
+  for (const r of rows) await announceDecided(trx, r.id, by.now);
 }
 
 /** Agents among these with approval requests a containment would cancel (pending, or approved and maybe unused). */
 export async function agentsWithOpenApprovals(db: DbOrTrx, ids: readonly string[]): Promise<Set<string>> {
-  const out = new Set<string>();
-  for (const part of chunks(ids)) {
-    const rows = await db.selectFrom('approval_requests').select('agent_id').distinct().where('agent_id', 'in', part).where('status', 'in', ['pending', 'approved']).execute();
-    for (const r of rows) out.add(r.agent_id);
-  }
-  return out;
-}
-
-/**
- * `n` permission versions, in one statement under the audit head lock (see `nextPermissionVersion`):
- * one per agent, so every agent's change has a version of its own, in commit order.
- */
-export async function drawVersions(trx: DbOrTrx, n: number): Promise<bigint[]> {
-  if (!trx.isTransaction) throw new Error('permission versions must be taken inside the transaction that commits them');
-  if (n === 0) return [];
-  const { rows } = await sql<{ v: string }>`
-    select nextval('permission_version_seq')::text as v
-    from (select 1 from audit_head where id = 1 for update) as head, generate_series(1, ${n}::int)`.execute(trx);
-  return rows.map((r) => BigInt(r.v)).sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
-}
-
-export interface NewAgentAction {
-  id: string;
-  agentId: string;
-  kind: 'narrow' | 'contain' | 'restore';
-  scopes: string[];
-  reason: string;
-  actor: string;
-  ttlMs: number | null;
-  expiresAt: Date | null;
-  touched: TouchedGrant[];
-  incidentId: string | null;
-  result: unknown;
-}
-
-/** Inserts the agents' action rows, each linked to the fleet incident. */
-export async function insertFleetActions(trx: DbOrTrx, actions: NewAgentAction[], fleetIncidentId: string, now: Date): Promise<void> {
-  for (const part of chunks(actions, 500)) {
-    await trx
-      .insertInto('agent_actions')
-      .values(
-        part.map((a) => ({
-          id: a.id,
-          agent_id: a.agentId,
-          kind: a.kind,
-          scopes: JSON.stringify(a.scopes),
-          reason: a.reason,
-          actor: a.actor,
-          ttl_ms: a.ttlMs,
-          expires_at: a.expiresAt,
-          touched_grants: JSON.stringify(a.touched),
-          created_at: now,
-          incident_id: a.incidentId,
-          idempotency_key: null,
-          result: JSON.stringify(a.result),
-          fleet_incident_id: fleetIncidentId,
-        })),
-      )
-      .execute();
-  }
-}
-
-/** Sets each agent's status and permission version, in statements of a chunk each. */
-export async function setAgentStates(trx: DbOrTrx, states: { id: string; status: Agent['status']; version: bigint }[], actor: string, now: Date): Promise<void> {
-  for (const part of chunks(states, 1000)) {
-    await sql`
-      update agents set status = v.status, version = v.version, updated_by = ${actor}, updated_at = ${now}
-      from (select unnest(${part.map((s) => s.id)}::text[]) as id, unnest(${part.map((s) => s.status)}::text[]) as status,
-                   unnest(${part.map((s) => s.version.toString())}::bigint[]) as version) as v
-      where agents.id = v.id`.execute(trx);
-  }
-}
-
-/** Marks these actions lifted by the restore actions that lift them. */
-export async function liftFleetActions(trx: DbOrTrx, lifts: { actionId: string; byActionId: string }[], by: { actor: string; reason: string; now: Date }): Promise<void> {
-  for (const part of chunks(lifts, 1000)) {
-    await sql`
-      update agent_actions set lifted_at = ${by.now}, lifted_by = ${by.actor}, lift_reason = ${by.reason}, lifted_by_action_id = v.by
-      from (select unnest(${part.map((l) => l.actionId)}::uuid[]) as id, unnest(${part.map((l) => l.byActionId)}::uuid[]) as by) as v
-      where agent_actions.id = v.id and agent_actions.lifted_at is null`.execute(trx);
-  }
+  if (ids.length === 0) return new Set();
+  const { rows } = await sql<{ agent_id: string }>`
+    select distinct agent_id from approval_requests where agent_id in ${idSet(ids)} and status in ('pending', 'approved')`.execute(db);
+  return new Set(rows.map((r) => r.agent_id));
 }
 
 /** The newest open fleet incident with this selector, if any. */
@@ -220,16 +200,12 @@ export async function heldByFleet(db: DbOrTrx, fleetIncidentId: string): Promise
  */
 export async function withoutFreshEvaluation(db: DbOrTrx, ids: readonly string[]): Promise<Map<string, Date>> {
   const out = new Map<string, Date>();
-  for (const part of chunks(ids)) {
-    const rows = await db
-      .selectFrom('incidents as i')
-      .select(['i.agent_id', 'i.opened_at'])
-      .where('i.agent_id', 'in', part)
-      .where('i.status', '=', 'open')
-      .where((eb) => eb.not(eb.exists(eb.selectFrom('evaluations as e').select('e.id').whereRef('e.agent_id', '=', 'i.agent_id').whereRef('e.observed_at', '>', 'i.opened_at'))))
-      .execute();
-    for (const r of rows) out.set(r.agent_id, r.opened_at);
-  }
+  if (ids.length === 0) return out;
+  const { rows } = await sql<{ agent_id: string; opened_at: Date }>`
+    select i.agent_id, i.opened_at from incidents i
+    where i.agent_id in ${idSet(ids)} and i.status = 'open'
+      and not exists (select 1 from evaluations e where e.agent_id = i.agent_id and e.observed_at > i.opened_at)`.execute(db);
+  for (const r of rows) out.set(r.agent_id, r.opened_at);
   return out;
 }
 
@@ -237,4 +213,30 @@ export async function findFleetConfirmation(db: DbOrTrx, id: string, options: { 
   let q = db.selectFrom('fleet_confirmations').selectAll().where('id', '=', id);
   if (options.forUpdate) q = q.forUpdate();
   return q.executeTakeFirst();
+}
+
+/** The fleet incident an agent action is part of, if any. */
+export async function fleetIncidentOfAction(db: DbOrTrx, actionId: string): Promise<string | null> {
+  const row = await db.selectFrom('agent_actions').select('fleet_incident_id').where('id', '=', actionId).executeTakeFirst();
+  return row?.fleet_incident_id ?? null;
+}
+
+/**
+ * Closes an open fleet incident once none of its actions is in force any more (its ttl lifted the
+ * last of them, or they were restored agent by agent), as a single incident closes when its agent
+ * is active again; its root notice is refreshed to show it resolved. Idempotent, and race-free when
+ * called after each lift commits: the call that starts after the last lift committed sees them all.
+ * True when this call closed it.
+ */
+export async function closeFleetIncidentIfLifted(db: Db, fleetIncidentId: string, actor: string, now: Date): Promise<boolean> {
+  return db.transaction().execute(async (trx) => {
+    const { rows } = await sql<{ id: string }>`
+      update fleet_incidents f set status = 'closed', closed_at = ${now}, closed_by = ${actor}
+      where f.id = ${fleetIncidentId} and f.status = 'open'
+        and not exists (select 1 from agent_actions x where x.fleet_incident_id = f.id and x.kind <> 'restore' and x.lifted_at is null)
+      returning f.id`.execute(trx);
+    if (rows.length === 0) return false;
+    await addOutboxJob(trx, { jobName: 'fleet-update', payload: { fleetIncidentId, event: 'refresh' } }, now);
+    return true;
+  });
 }

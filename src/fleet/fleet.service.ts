@@ -5,32 +5,24 @@ import type { Agent } from '../domain/agent.js';
 import { planAction, planLift, type ActionCommand } from '../domain/actions.js';
 import { conflict, isCodedError, notFound } from '../domain/errors.js';
 import { checkSelector, matchesSelector, selectorText, type FleetSelector } from '../domain/fleet-selector.js';
-import type { AuditInput } from '../audit/audit.repository.js';
-import { addOutboxJob, type OutboxJob } from '../outbox/outbox.repository.js';
-import { addOutboxJobs, appendAuditEntries, eventJob } from './fleet-writes.js';
+import { addOutboxJob } from '../outbox/outbox.repository.js';
+import { eventRow, outboxRow, type OutboxRow } from '../agents/versioned-commit.js';
+import { lockHeadAndDrawVersions, writeFleet, type FleetActionRow } from './fleet-commit.js';
 import { EVENT_FOR, LIFT_ACTION_JOB, resultOf, type ActionResult, type AgentServiceDeps, type PermissionChangePublisher } from '../agents/agents.service.js';
 import type { Requester } from '../confirmations/same-person.js';
 import type { JobName } from '../queue/job-contracts.js';
 import {
   agentsWithOpenApprovals,
   cancelRestoreConfirmations,
-  closeIncidents,
-  drawVersions,
   findFleetConfirmation,
   findFleetIncident,
   findOpenFleetIncident,
   heldByFleet,
-  insertFleetActions,
-  liftFleetActions,
   loadAgentsByIds,
-  lockAgents,
-  openIncidents,
+  loadSelectedAgents,
   openIncidentsOf,
-  selectAgentIds,
-  setAgentStates,
   withoutFreshEvaluation,
   type FleetConfirmationRow,
-  type NewAgentAction,
 } from './fleet.repository.js';
 import { FLEET_SAMPLE } from './fleet-view.js';
 
@@ -124,6 +116,8 @@ export interface FleetServiceDeps {
   approvals?: AgentServiceDeps['approvals'];
   /** The policy's restore rule (read at each call: a live reload swaps it). */
   restoreRule: () => { secondPerson: boolean; freshEvaluation: boolean };
+  /** Agents per write statement (default `FLEET_WRITE_PART`; tests make it small to cross parts). */
+  writePart?: number;
 }
 
 const byId = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
@@ -148,8 +142,7 @@ export class FleetService {
     const selector = checkSelector(cmd.selector);
     const now = this.deps.clock.now();
     if (cmd.action === 'restore') return this.previewRestore({ ...cmd, selector });
-    const ids = await selectAgentIds(this.deps.db, selector);
-    const agents = (await loadAgentsByIds(this.deps.db, ids)).filter((a) => matchesSelector(a, selector));
+    const agents = (await loadSelectedAgents(this.deps.db, selector)).filter((a) => matchesSelector(a, selector));
     const classified = agents.map((a) => classify(a, cmd, now));
     return previewOf(cmd.action, selector, classified);
   }
@@ -199,10 +192,9 @@ export class FleetService {
           const replay = await claimFleetConfirmation(trx, options.claim.id, options.claim.actor, clock.now());
           if (replay) return { result: { ...replay, replayed: true } };
         }
-        const ids = await selectAgentIds(trx, selector, { forUpdate: true });
-        // Read after the lock (a fresh snapshot in READ COMMITTED) and checked once more: the set
-        // acted on is the set of agents that match while we hold them.
-        const agents = (await loadAgentsByIds(trx, ids)).filter((a) => matchesSelector(a, selector));
+        // Locked in id order and read after the lock (a fresh snapshot in READ COMMITTED), then
+        // checked once more: the set acted on is the set of agents that match while we hold them.
+        const agents = (await loadSelectedAgents(trx, selector, { forUpdate: true })).filter((a) => matchesSelector(a, selector));
         const now = clock.now();
         const classified = agents.map((a) => classify(a, cmd, now));
         const acting = classified.filter((c): c is Extract<Classified, { plan: unknown }> => 'plan' in c);
@@ -225,43 +217,46 @@ export class FleetService {
         // One incident per agent from its first restriction until restore, as a single action opens:
         // agents without one get theirs now, linked to the fleet incident.
         const fresh = actingIds.filter((id) => !open.has(id)).map((agentId) => ({ id: randomUUID(), agentId, actionId: actionIds.get(agentId)! }));
-        await openIncidents(trx, fresh, fleetId, now);
         await cancelRestoreConfirmations(trx, fresh.map((f) => f.agentId), { actor: cmd.actor, reason: `fleet incident ${fleetId} opened`, now });
         const incidentOf = new Map([...[...open].map(([agentId, i]) => [agentId, i.id] as const), ...fresh.map((f) => [f.agentId, f.id] as const)]);
         const cancelled = new Map<string, string[]>();
         if (kind === 'contain' && this.deps.approvals) {
           for (const agentId of await agentsWithOpenApprovals(trx, actingIds)) cancelled.set(agentId, await this.deps.approvals.cancelPendingForAgent(trx, agentId, cmd.actor, now));
         }
-        // Late, after the other row locks: the versions are drawn under the audit head lock (commit order).
-        const versions = await drawVersions(trx, acting.length);
         const actionCmd: ActionCommand = { kind, scopes: cmd.scopes, reason: cmd.reason, actor: cmd.actor, ttlMs: cmd.ttlMs };
-        const rows: NewAgentAction[] = [];
-        const states: { id: string; status: Agent['status']; version: bigint }[] = [];
-        const results: ActionResult[] = [];
-        acting.forEach(({ agent, plan }, i) => {
+        // Late, after every agent row lock: the versions, under the audit head lock (commit order).
+        const head = await lockHeadAndDrawVersions(trx, acting.length);
+        const parts = acting.map(({ agent, plan }, i) => {
           const id = actionIds.get(agent.id)!;
-          const version = versions[i]!;
-          const result: ActionResult = { ...resultOf(agent.id, actionCmd, plan, id, now, false), incidentId: incidentOf.get(agent.id) ?? null, pendingApprovalsCancelled: cancelled.get(agent.id) ?? [], version: version.toString() };
-          results.push(result);
-          rows.push({ id, agentId: agent.id, kind, scopes: plan.scopes, reason: cmd.reason, actor: cmd.actor, ttlMs: cmd.ttlMs ?? null, expiresAt: plan.expiresAt, touched: plan.grantsTakenAway, incidentId: result.incidentId, result });
-          states.push({ id: agent.id, status: plan.statusAfter, version });
+          const result: ActionResult = {
+            ...resultOf(agent.id, actionCmd, plan, id, now, false),
+            incidentId: incidentOf.get(agent.id) ?? null,
+            pendingApprovalsCancelled: cancelled.get(agent.id) ?? [],
+            version: head.versions[i]!.toString(),
+          };
+          const lift = plan.expiresAt ? [outboxRow(LIFT_ACTION_JOB, { actionId: id, agentId: agent.id }, now, plan.expiresAt)] : [];
+          return agentPart(agent.id, { id, kind, scopes: plan.scopes, ttlMs: cmd.ttlMs ?? null, expiresAt: plan.expiresAt, touched: plan.grantsTakenAway, result }, fleetId, now, lift);
         });
-        await insertFleetActions(trx, rows, fleetId, now);
-        await setAgentStates(trx, states, cmd.actor, now);
-        // The same audit entry and event per agent as a single action writes, a chunk per statement.
-        const audit: AuditInput[] = [];
-        const jobs: OutboxJob<JobName>[] = [];
-        for (const result of results) {
-          const { dryRun: _dryRun, ...payload } = result;
-          const audited = { ...payload, fleetIncidentId: fleetId };
-          audit.push({ actor: cmd.actor, action: `agent.${kind}`, subject: result.action.agentId, payload: audited, at: now });
-          jobs.push(eventJob(EVENT_FOR[kind], { ...audited, agentId: result.action.agentId }, now));
-          if (result.action.expiresAt) jobs.push({ jobName: LIFT_ACTION_JOB, payload: { actionId: result.action.id!, agentId: result.action.agentId }, runAt: new Date(result.action.expiresAt) });
-        }
-        await appendAuditEntries(trx, audit);
-        await addOutboxJobs(trx, jobs, now);
-        const top = versions[versions.length - 1]!;
+        const top = highest(head.versions);
         const result: FleetResult = { ...base, count: acting.length, incidentId: fleetId, agents: actingIds.slice(0, FLEET_LIST), version: top.toString() };
+        // The fleet notice, and (with a ttl) its refresh once the ttl ran out.
+        const expiresAt = acting[0]!.plan.expiresAt;
+        const fleetJobs = [outboxRow(FLEET_UPDATE_JOB, { fleetIncidentId: fleetId, event: 'opened' }, now)];
+        if (expiresAt) fleetJobs.push(outboxRow(FLEET_UPDATE_JOB, { fleetIncidentId: fleetId, event: 'refresh' }, now, new Date(expiresAt.getTime() + 5_000)));
+        await writeFleet(trx, {
+          fleetIncidentId: fleetId,
+          actor: cmd.actor,
+          reason: cmd.reason,
+          now,
+          head,
+          actions: parts.map((p) => p.action),
+          opened: fresh,
+          closed: [],
+          lifts: [],
+          states: acting.map((c, i) => ({ id: c.agent.id, status: c.plan.statusAfter, version: head.versions[i]! })),
+          audit: parts.map((p) => p.audit),
+          outbox: [...parts.flatMap((p) => p.outbox), ...fleetJobs],
+        }, this.deps.writePart);
         await trx
           .insertInto('fleet_incidents')
           .values({
@@ -281,12 +276,8 @@ export class FleetService {
             result: JSON.stringify(result),
           })
           .execute();
-        await addOutboxJob(trx, { jobName: FLEET_UPDATE_JOB, payload: { fleetIncidentId: fleetId, event: 'opened' } }, now);
-        // The root shows what the ttl lifted once it ran out.
-        const expiresAt = rows[0]?.expiresAt;
-        if (expiresAt) await addOutboxJob(trx, { jobName: FLEET_UPDATE_JOB, payload: { fleetIncidentId: fleetId, event: 'refresh' }, runAt: new Date(expiresAt.getTime() + 5_000) }, now);
         if (options.claim) await storeConfirmationResult(trx, options.claim.id, result);
-        return { result, published: { agentId: actingIds[actingIds.length - 1]!, version: top } };
+        return { result, published: { agentId: actingIds[head.versions.indexOf(top)]!, version: top } };
       });
     } catch (err) {
       const pgErr = err as { code?: string; constraint?: string };
@@ -322,14 +313,14 @@ export class FleetService {
         const bound = new Set(options.bound);
         held = held.filter((h) => bound.has(h.agentId));
       }
-      await lockAgents(trx, held.map((h) => h.agentId));
-      // After the locks: what is still in force now.
-      held = (await heldByFleet(trx, incident.id)).filter((h) => held.some((x) => x.actionId === h.actionId));
+      // Locked in id order, then read again: what is still in force now that we hold them.
+      const agents = new Map((await loadAgentsByIds(trx, held.map((h) => h.agentId), { forUpdate: true })).map((a) => [a.id, a]));
+      const inForce = new Set((await heldByFleet(trx, incident.id)).map((h) => h.actionId));
+      held = held.filter((h) => inForce.has(h.actionId));
       const now = clock.now();
       const blocked = this.deps.restoreRule().freshEvaluation ? await withoutFreshEvaluation(trx, held.map((h) => h.agentId)) : new Map<string, Date>();
       const stillHeld = [...blocked].map(([agentId, since]) => ({ agentId, reason: freshReason(since) })).sort((a, b) => byId(a.agentId, b.agentId));
       const lifting = held.filter((h) => !blocked.has(h.agentId));
-      const agents = new Map((await loadAgentsByIds(trx, lifting.map((h) => h.agentId))).map((a) => [a.id, a]));
       const open = await openIncidentsOf(trx, lifting.map((h) => h.agentId));
       const base = { dryRun: false as const, action: 'restore' as const, selector, matched: held.length, unchanged: [], unchangedCount: 0, stillHeld: stillHeld.slice(0, FLEET_LIST), stillHeldCount: stillHeld.length };
       const restoreCmd: ActionCommand = { kind: 'restore', reason: cmd.reason, actor: cmd.actor };
@@ -342,51 +333,44 @@ export class FleetService {
       });
       if (planned.length === 0) {
         // Nothing of it is in force any more (lifted by its ttl, or agent by agent): it ends here.
-        if (held.length === 0) await trx.updateTable('fleet_incidents').set({ status: 'closed', closed_at: now, closed_by: cmd.actor }).where('id', '=', incident.id).execute();
+        if (inForce.size === 0) await trx.updateTable('fleet_incidents').set({ status: 'closed', closed_at: now, closed_by: cmd.actor }).where('id', '=', incident.id).execute();
         const result: FleetResult = { ...base, count: 0, incidentId: incident.id, agents: [] };
         if (options.claim) await storeConfirmationResult(trx, options.claim.id, result);
         return { result };
       }
       // An agent active again ends its own incident, and the restore confirmations asked during it (as closeIncident does for one).
       const closing = planned.filter((p) => p.plan.statusAfter === 'active' && open.has(p.agent.id));
-      await closeIncidents(trx, closing.map((p) => open.get(p.agent.id)!.id), cmd.actor, now);
       await cancelRestoreConfirmations(trx, closing.map((p) => p.agent.id), { actor: cmd.actor, reason: 'incident ended', now });
-      const versions = await drawVersions(trx, planned.length);
-      const rows: NewAgentAction[] = [];
-      const states: { id: string; status: Agent['status']; version: bigint }[] = [];
-      const results: ActionResult[] = [];
+      const head = await lockHeadAndDrawVersions(trx, planned.length);
       const lifts: { actionId: string; byActionId: string }[] = [];
-      planned.forEach(({ agent, held: h, plan }, i) => {
+      const parts = planned.map(({ agent, held: h, plan }, i) => {
         const id = randomUUID();
-        const version = versions[i]!;
-        const result: ActionResult = { ...resultOf(agent.id, restoreCmd, plan, id, now, false), incidentId: open.get(agent.id)?.id ?? null, version: version.toString() };
-        results.push(result);
-        rows.push({ id, agentId: agent.id, kind: 'restore', scopes: [], reason: cmd.reason, actor: cmd.actor, ttlMs: null, expiresAt: null, touched: plan.grantsGivenBack, incidentId: result.incidentId, result });
-        states.push({ id: agent.id, status: plan.statusAfter, version });
+        const result: ActionResult = { ...resultOf(agent.id, restoreCmd, plan, id, now, false), incidentId: open.get(agent.id)?.id ?? null, version: head.versions[i]!.toString() };
         lifts.push({ actionId: h.actionId, byActionId: id });
+        return agentPart(agent.id, { id, kind: 'restore', scopes: [], ttlMs: null, expiresAt: null, touched: plan.grantsGivenBack, result }, incident.id, now, []);
       });
-      await insertFleetActions(trx, rows, incident.id, now);
-      await liftFleetActions(trx, lifts, { actor: cmd.actor, reason: cmd.reason, now });
-      await setAgentStates(trx, states, cmd.actor, now);
-      const audit: AuditInput[] = [];
-      const jobs: OutboxJob<JobName>[] = [];
-      for (const result of results) {
-        const { dryRun: _dryRun, ...payload } = result;
-        const audited = { ...payload, fleetIncidentId: incident.id };
-        audit.push({ actor: cmd.actor, action: 'agent.restore', subject: result.action.agentId, payload: audited, at: now });
-        jobs.push(eventJob(EVENT_FOR.restore, { ...audited, agentId: result.action.agentId }, now));
-      }
-      await appendAuditEntries(trx, audit);
-      await addOutboxJobs(trx, jobs, now);
-      const remaining = await heldByFleet(trx, incident.id);
-      if (remaining.length === 0) await trx.updateTable('fleet_incidents').set({ status: 'closed', closed_at: now, closed_by: cmd.actor }).where('id', '=', incident.id).execute();
-      const top = versions[versions.length - 1]!;
+      const top = highest(head.versions);
       const restoredIds = planned.map((p) => p.agent.id);
       const result: FleetResult = { ...base, count: planned.length, incidentId: incident.id, agents: restoredIds.slice(0, FLEET_LIST), version: top.toString() };
       const run = { id: randomUUID(), actor: cmd.actor, restored: planned.length, held: stillHeld.slice(0, 20).map((s) => s.agentId), heldCount: stillHeld.length, at: now.toISOString() };
-      await addOutboxJob(trx, { jobName: FLEET_UPDATE_JOB, payload: { fleetIncidentId: incident.id, event: 'restore', run } }, now);
+      await writeFleet(trx, {
+        fleetIncidentId: incident.id,
+        actor: cmd.actor,
+        reason: cmd.reason,
+        now,
+        head,
+        actions: parts.map((p) => p.action),
+        opened: [],
+        closed: closing.map((p) => open.get(p.agent.id)!.id),
+        lifts,
+        states: planned.map((p, i) => ({ id: p.agent.id, status: p.plan.statusAfter, version: head.versions[i]! })),
+        audit: parts.map((p) => p.audit),
+        outbox: [...parts.flatMap((p) => p.outbox), outboxRow(FLEET_UPDATE_JOB, { fleetIncidentId: incident.id, event: 'restore', run }, now)],
+      }, this.deps.writePart);
+      // Closed once none of its actions is in force (those kept held, or outside a confirmation's set, stay).
+      if ((await heldByFleet(trx, incident.id)).length === 0) await trx.updateTable('fleet_incidents').set({ status: 'closed', closed_at: now, closed_by: cmd.actor }).where('id', '=', incident.id).execute();
       if (options.claim) await storeConfirmationResult(trx, options.claim.id, result);
-      return { result, published: { agentId: restoredIds[restoredIds.length - 1]!, version: top } };
+      return { result, published: { agentId: restoredIds[head.versions.indexOf(top)]!, version: top } };
     });
     if (out.published) await this.afterCommit(out.published);
     return out.result;
@@ -538,3 +522,20 @@ async function claimFleetConfirmation(trx: DbOrTrx, id: string, actor: string, n
 async function storeConfirmationResult(trx: DbOrTrx, id: string, result: FleetResult): Promise<void> {
   await trx.updateTable('fleet_confirmations').set({ result: JSON.stringify(result) }).where('id', '=', id).execute();
 }
+
+/**
+ * One agent's part of a fleet action, as a single action records it: its action row with the
+ * answer (carrying its version), its audit entry and its event (the answer and the fleet
+ * incident), plus `extra` outbox rows (its ttl lift).
+ */
+function agentPart(agentId: string, action: Omit<FleetActionRow, 'agentId' | 'incidentId' | 'result'> & { result: ActionResult }, fleetIncidentId: string, now: Date, extra: OutboxRow[]) {
+  const { dryRun: _dryRun, ...payload } = action.result;
+  const audited = { ...payload, fleetIncidentId };
+  return {
+    action: { ...action, agentId, incidentId: action.result.incidentId },
+    audit: { action: `agent.${action.kind}`, subject: agentId, payload: audited },
+    outbox: [eventRow(EVENT_FOR[action.kind], { ...audited, agentId }, now), ...extra],
+  };
+}
+
+const highest = (versions: bigint[]) => versions.reduce((a, b) => (b > a ? b : a));

@@ -3,10 +3,12 @@ import type { DbOrTrx } from '../db/database.js';
 import type { AgentStatus, RiskTier } from '../domain/agent.js';
 import { statusOf } from '../confirmations/confirmations.repository.js';
 import { loadIncidentView, type IncidentStep, type IncidentView } from './incident-view.js';
+import { selectorText, type FleetSelector } from '../domain/fleet-selector.js';
 
 /** An incident as the listings show it: what opened it, by whom, and where it stands. */
 export interface IncidentSummary {
   id: string;
+  kind: 'agent';
   agentId: string;
   agentName: string;
   agentStatus: AgentStatus;
@@ -19,6 +21,26 @@ export interface IncidentSummary {
   closedAt: string | null;
   closedBy: string | null;
   steps: number;
+  /** The fleet incident (POST /v1/actions) that opened it, if a fleet action did. */
+  fleetIncidentId: string | null;
+}
+
+/** A fleet incident as the REST listing shows it, beside the agents' incidents. */
+export interface FleetIncidentSummary {
+  id: string;
+  kind: 'fleet';
+  status: 'open' | 'closed';
+  openedAt: string;
+  openedBy: string;
+  openedVia: string;
+  openedWith: 'contain' | 'narrow';
+  reason: string;
+  closedAt: string | null;
+  closedBy: string | null;
+  selector: FleetSelector;
+  selectorText: string;
+  count: number;
+  heldNow: number;
 }
 
 export type TimelineEvent = IncidentStep['kind'] | 'expired' | 'restore_requested' | 'revoke_requested' | 'closed';
@@ -76,6 +98,7 @@ interface SummaryRow {
   opened_with: IncidentStep['kind'];
   reason: string;
   steps: string;
+  fleet_incident_id: string | null;
 }
 
 function summaryQuery(db: DbOrTrx) {
@@ -93,6 +116,7 @@ function summaryQuery(db: DbOrTrx) {
       exactTime('i.opened_at').as('opened_at_exact'),
       'i.closed_at',
       'i.closed_by',
+      'i.fleet_incident_id',
       'o.actor as opened_by',
       'o.kind as opened_with',
       'o.reason',
@@ -103,6 +127,7 @@ function summaryQuery(db: DbOrTrx) {
 function toSummary(row: SummaryRow): IncidentSummary {
   return {
     id: row.id,
+    kind: 'agent',
     agentId: row.agent_id,
     agentName: row.agent_name,
     agentStatus: row.agent_status,
@@ -115,6 +140,7 @@ function toSummary(row: SummaryRow): IncidentSummary {
     closedAt: row.closed_at?.toISOString() ?? null,
     closedBy: row.closed_by,
     steps: Number(row.steps),
+    fleetIncidentId: row.fleet_incident_id,
   };
 }
 
@@ -132,6 +158,76 @@ export async function listIncidents(
   const shown = rows.slice(0, page.limit);
   const last = shown[shown.length - 1];
   return { items: shown.map(toSummary), nextAfter: rows.length > page.limit && last ? { at: last.opened_at_exact, id: last.id } : null };
+}
+
+/**
+ * One page of the REST listing: the agents' incidents and the fleet incidents together, newest
+ * first (by opening time, then id), one keyset over both. Each side is read with the same bound
+ * and limit, and the page is the newest `limit` of the two.
+ */
+export async function listIncidentsWithFleet(
+  db: DbOrTrx,
+  filter: { status?: 'open' | 'closed' },
+  page: { limit: number; after?: { at: string; id: string } },
+): Promise<{ items: (IncidentSummary | FleetIncidentSummary)[]; nextAfter: { at: string; id: string } | null }> {
+  let agentQ = summaryQuery(db);
+  let fleetQ = db
+    .selectFrom('fleet_incidents as f')
+    .select([
+      'f.id',
+      'f.status',
+      'f.opened_at',
+      exactTime('f.opened_at').as('opened_at_exact'),
+      'f.closed_at',
+      'f.closed_by',
+      'f.actor',
+      'f.action',
+      'f.reason',
+      'f.selector',
+      'f.agent_count',
+      sql<string>`(select count(*) from agent_actions x where x.fleet_incident_id = f.id and x.kind <> 'restore' and x.lifted_at is null)`.as('held'),
+    ]);
+  if (filter.status) {
+    agentQ = agentQ.where('i.status', '=', filter.status);
+    fleetQ = fleetQ.where('f.status', '=', filter.status);
+  }
+  if (page.after) {
+    agentQ = agentQ.where(sql<boolean>`(i.opened_at, i.id) < (${page.after.at}::timestamptz, ${page.after.id}::uuid)`);
+    fleetQ = fleetQ.where(sql<boolean>`(f.opened_at, f.id) < (${page.after.at}::timestamptz, ${page.after.id}::uuid)`);
+  }
+  const [agentRows, fleetRows] = await Promise.all([
+    agentQ.orderBy('i.opened_at', 'desc').orderBy('i.id', 'desc').limit(page.limit + 1).execute() as Promise<SummaryRow[]>,
+    fleetQ.orderBy('f.opened_at', 'desc').orderBy('f.id', 'desc').limit(page.limit + 1).execute(),
+  ]);
+  type Keyed = { at: string; id: string; item: IncidentSummary | FleetIncidentSummary };
+  const merged: Keyed[] = [
+    ...agentRows.map((r) => ({ at: r.opened_at_exact, id: r.id, item: toSummary(r) })),
+    ...fleetRows.map((r) => {
+      const selector = r.selector as FleetSelector;
+      const item: FleetIncidentSummary = {
+        id: r.id,
+        kind: 'fleet',
+        status: r.status,
+        openedAt: r.opened_at.toISOString(),
+        openedBy: r.actor,
+        openedVia: viaOf(r.actor),
+        openedWith: r.action,
+        reason: r.reason,
+        closedAt: r.closed_at?.toISOString() ?? null,
+        closedBy: r.closed_by,
+        selector,
+        selectorText: selectorText(selector),
+        count: r.agent_count,
+        heldNow: Number(r.held),
+      };
+      return { at: r.opened_at_exact, id: r.id, item };
+    }),
+  ];
+  // Newest first; the exact times are fixed-width UTC text and the ids lower-case uuids, so text order is Postgres's order.
+  merged.sort((x, y) => (x.at !== y.at ? (x.at < y.at ? 1 : -1) : x.id < y.id ? 1 : x.id > y.id ? -1 : 0));
+  const shown = merged.slice(0, page.limit);
+  const last = shown[shown.length - 1];
+  return { items: shown.map((k) => k.item), nextAfter: merged.length > page.limit && last ? { at: last.at, id: last.id } : null };
 }
 
 /** The agent an incident is about, or undefined when there is no such incident (for token scope checks). */

@@ -14,7 +14,7 @@ export function fleetIncidentNotice(view: FleetIncidentView): Notice {
   const closed = view.status === 'closed';
   const selector: Text = [{ code: view.selectorText }];
   const title: Text = closed
-    ? ['Resolved: fleet incident ', ...selector, ` (${agents(view.count)} ${VERB[view.action]}, all lifted)`]
+    ? ['Resolved: fleet incident ', ...selector, ` (${agents(view.count)} ${VERB[view.action]}, all lifted${view.closedBy === 'system:ttl' ? ' by their ttl' : ''})`]
     : ['Fleet incident: ', { strong: `${agents(view.count)} ${VERB[view.action].toUpperCase()}` }, ' by selector ', ...selector];
   const facts: { label: string; value: Text }[] = [
     { label: 'Selector', value: selector },

@@ -16,6 +16,7 @@ import { confirmationNotice } from './confirmation.notice.js';
 import { incidentExpiryNotice, incidentNotice, incidentStepNotice } from './incident.notice.js';
 import { fleetConfirmationNotice, fleetIncidentNotice, fleetRestoreNotice } from './fleet.notice.js';
 import { loadFleetIncidentView } from '../fleet/fleet-view.js';
+import { closeFleetIncidentIfLifted, fleetIncidentOfAction } from '../fleet/fleet.repository.js';
 import { selectorText } from '../domain/fleet-selector.js';
 import type { FleetSelector } from '../domain/fleet-selector.js';
 import type { JobPayload } from '../queue/job-contracts.js';
@@ -133,7 +134,12 @@ export class NoticeService {
       if (!view) return 'gone';
       // A step of a fleet action (its ttl running out on one of thousands of agents) is told once,
       // in the fleet incident's thread, not in a thread per agent.
-      if (await this.isFleetStep(update.actionId)) return 'fleet';
+      const fleetIncidentId = await fleetIncidentOfAction(this.deps.db, update.actionId);
+      if (fleetIncidentId) {
+        // The ttl lifted one of its agents: the fleet incident ends with the last of them.
+        if (update.event === 'expired') await closeFleetIncidentIfLifted(this.deps.db, fleetIncidentId, 'system:ttl', this.deps.clock.now());
+        return 'fleet';
+      }
       const root = incidentNotice(view);
       const step = view.steps.find((s) => s.actionId === update.actionId);
       // The thread tells the steps in order: a step's job also posts the lines of earlier steps
@@ -159,11 +165,6 @@ export class NoticeService {
         }
       });
     });
-  }
-
-  private async isFleetStep(actionId: string): Promise<boolean> {
-    const row = await this.deps.db.selectFrom('agent_actions').select('fleet_incident_id').where('id', '=', actionId).executeTakeFirst();
-    return !!row?.fleet_incident_id;
   }
 
   /**

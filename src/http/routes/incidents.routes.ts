@@ -3,7 +3,7 @@ import type { Clock } from '../../core/clock.js';
 import { incidentIdSchema, incidentListQuerySchema } from '../../api/schemas.js';
 import { encodeCursor } from '../../core/cursor.js';
 import { notFound } from '../../domain/errors.js';
-import { incidentAgentId, listIncidents, loadIncidentDetail } from '../../incidents/incidents.repository.js';
+import { incidentAgentId, listIncidents, listIncidentsWithFleet, loadIncidentDetail } from '../../incidents/incidents.repository.js';
 import { assertAgentInScope, assertRecordInScope } from '../auth.js';
 import { queryObject } from '../query.js';
 import type { Router } from '../router.js';
@@ -25,7 +25,11 @@ export function addIncidentRoutes(router: Router, deps: { db: Db; clock: Clock }
       const scope = ctx.token?.scope;
       const agentId = scope?.kind === 'agent' ? scope.agentId : query.agentId;
       const after = query.cursor?.at !== undefined ? { at: query.cursor.at, id: query.cursor.id } : undefined;
-      const page = await listIncidents(deps.db, { status: query.status, agentId }, { limit: query.limit, after });
+      // Fleet incidents name a selector, not one agent: listed for admin and platform tokens when no agent is asked for.
+      const page =
+        agentId === undefined && scope?.kind !== 'agent'
+          ? await listIncidentsWithFleet(deps.db, { status: query.status }, { limit: query.limit, after })
+          : await listIncidents(deps.db, { status: query.status, agentId }, { limit: query.limit, after });
       return { status: 200, body: { items: page.items, nextCursor: page.nextAfter ? encodeCursor('incidents', page.nextAfter) : null } };
     },
   });
