@@ -3,10 +3,27 @@ import { hostname } from 'node:os';
 import { sql } from 'kysely';
 import type { Db } from '../db/database.js';
 import type { Clock } from '../core/clock.js';
-import { RetryLater, type MessageRef, type PlatformName } from './platform.js';
+import { RetryLater, type ChatPlatform, type MessageRef, type PlatformName, type PostTarget } from './platform.js';
 
-/** How long a lease lasts unless renewed: a worker killed mid-delivery blocks its key at most this long. */
-export const LEASE_MS = 60_000;
+/**
+ * How long a lease lasts unless renewed: a worker killed mid-delivery blocks its key at most this
+ * long. The holder renews it every third of that (a heartbeat), so a live holder keeps it through an
+ * event-loop stall of up to two thirds of it; a dead one frees it within this. It was a minute: jobs
+ * waiting on a dead holder's key bounced in and out of the queue for that minute, and with workers
+ * dying again meanwhile they were taken over more than BullMQ's stall limit allows (issue 15).
+ */
+export const LEASE_MS = 10_000;
+/**
+ * A "sending" marker left behind (a post that may or may not have reached the platform) is looked up
+ * on the platform before the key is posted again. When the lookup keeps failing for this long after
+ * the marker was written, the notice is posted without it (a possible duplicate, never a lost notice).
+ */
+export const LOOKUP_GIVE_UP_MS = 10 * 60_000;
+/** How long a job waits before trying a lookup again after one failed without a Retry-After. */
+export const LOOKUP_RETRY_MS = 2_000;
+/** How long an unresolved "sending" marker is kept (the sweep trims older ones). */
+export const SENDING_MARKER_MS = 7 * 24 * 3600_000;
+const SENDING = 'sending:';
 /** How long a job waits for a key another worker holds before it goes back to the queue. */
 export const BUSY_WAIT_MS = 1_500;
 /** How long a job that gave up waiting stays in the queue before it tries again. */
@@ -65,6 +82,73 @@ export class MessageLedger {
     const ref = await post();
     await this.remember(key, platform, ref);
     return { ref, posted: true };
+  }
+
+  /**
+   * Posts a notice once per key on a platform that can find its own messages again (`findPosted`:
+   * Slack, by the message metadata carrying the key). Slack takes no idempotency key, so a worker
+   * that dies between Slack's answer and our record would post the notice again on the retry. Here a
+   * "sending" marker is written before the call and cleared with the record; a retry that finds the
+   * marker (the earlier post may have happened) looks the key up on the platform first and records
+   * the message it finds instead of posting again. Found that way, it answers `posted: false` (the
+   * message is older than this run: callers update it to the current state).
+   *
+   * When the lookup fails, the rule is: a 429, a 5xx or no answer retries the job later
+   * (RetryLater: after Retry-After, or LOOKUP_RETRY_MS; no attempt spent); a refusal (a missing
+   * history scope, a channel it cannot read), or lookups still failing LOOKUP_GIVE_UP_MS after the
+   * marker was written, post without the lookup: at worst a duplicate, never a lost notice.
+   * On a platform without a lookup (Teams) this is `once`: the window between the platform's
+   * answer and our record remains there.
+   */
+  async postOnce(key: string, platform: ChatPlatform, to: PostTarget, post: () => Promise<MessageRef>): Promise<{ ref: MessageRef; posted: boolean }> {
+    if (!platform.findPosted) return this.once(key, platform.name, post);
+    const existing = await this.find(key);
+    if (existing) return { ref: existing, posted: false };
+    const marked = await this.marker(key);
+    if (marked) {
+      let found: MessageRef | undefined;
+      try {
+        found = await platform.findPosted(to, key, marked);
+      } catch (err) {
+        // A refusal (a scope the app lacks, a channel it cannot read) will not change: post now.
+        const refused = err instanceof Error && err.name === 'UnrecoverableError';
+        if (!refused && Date.now() - marked.getTime() <= LOOKUP_GIVE_UP_MS) {
+          // 429, 5xx or no answer: the job tries again later, without spending an attempt.
+          throw err instanceof RetryLater ? err : new RetryLater(LOOKUP_RETRY_MS + Math.floor(Math.random() * LOOKUP_RETRY_MS), `looking up ${key} failed: ${String((err as Error).message ?? err)}`);
+        }
+        found = undefined;
+      }
+      if (found) {
+        await this.remember(key, platform.name, found);
+        await this.clearMarker(key);
+        const recorded = (await this.find(key)) ?? found;
+        return { ref: recorded, posted: false };
+      }
+    } else {
+      await this.mark(key);
+    }
+    const ref = await post();
+    await this.remember(key, platform.name, ref);
+    await this.clearMarker(key);
+    return { ref, posted: true };
+  }
+
+  /** When the "sending" marker of a key was written, if there is one. */
+  private async marker(key: string): Promise<Date | undefined> {
+    const row = await this.deps.db.selectFrom('chat_leases').select('expires_at').where('key', '=', SENDING + key).executeTakeFirst();
+    return row ? new Date(new Date(row.expires_at).getTime() - SENDING_MARKER_MS) : undefined;
+  }
+
+  /** Writes the marker (in the lease table, under `sending:<key>`, expiring after SENDING_MARKER_MS); an existing one keeps its time. */
+  private async mark(key: string): Promise<void> {
+    await sql`
+      insert into chat_leases (key, holder, expires_at)
+      values (${SENDING + key}, 'sending', now() + ${SENDING_MARKER_MS} * interval '1 millisecond')
+      on conflict (key) do nothing`.execute(this.deps.db);
+  }
+
+  private async clearMarker(key: string): Promise<void> {
+    await this.deps.db.deleteFrom('chat_leases').where('key', '=', SENDING + key).execute();
   }
 
   /**

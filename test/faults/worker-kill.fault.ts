@@ -83,7 +83,9 @@ describe('a worker killed mid-delivery', () => {
       async () => {
         const tally = await slackTally(world, expected.slackKeys);
         const got = received(world);
-        return tally.lost.length === 0 && expected.eventIds.every((id) => got.events.has(id)) && [...expected.callbacks.keys()].every((r) => got.callbacks.has(r));
+        const delivered = tally.lost.length === 0 && expected.eventIds.every((id) => got.events.has(id)) && [...expected.callbacks.keys()].every((r) => got.callbacks.has(r));
+        // A job failed by stalling is put back by the next sweep (every 30 s): wait for it too.
+        return delivered && (await failedJobs(world)).length === 0;
       },
       240_000,
       'every notice, event and callback to be delivered',
