@@ -101,7 +101,7 @@ export async function startWorkers(deps: WorkerDeps): Promise<Worker[]> {
     }),
     { ...common, concurrency: 4 },
   );
-  const notifier = new Worker(QUEUES.notify, (job: Job, token?: string) => notify(job, token, deps.notify), { ...common, concurrency: 8 });
+  const notifier = new Worker(QUEUES.notify, (job: Job, token?: string) => notify(job, token, { ...deps.notify, redis: deps.connection }), { ...common, concurrency: 8 });
   // While Redis is away every worker reports each failed reconnect: keep it to a few lines a minute.
   const limitedLog = createLimitedLog(deps.logger);
   for (const worker of [events, timers, notifier]) {

@@ -1,10 +1,12 @@
+import { Redis } from 'ioredis';
 import { describe, expect } from 'vitest';
 import { sampleAgent, waitFor, type TestApp } from './support/app.js';
 import type { FakeSlack } from './support/fake-slack.js';
 import { appTest } from './support/fixture.js';
+import { REDIS_URL, testPrefix } from './support/database.js';
 import { SLACK_TEST_POLICY } from './support/slack-policy.js';
 import { systemClock } from '../src/core/clock.js';
-import { LOOKUP_GIVE_UP_MS, MessageLedger, SENDING_MARKER_MS } from '../src/notices/ledger.js';
+import { asLeaseOwner, LOOKUP_GIVE_UP_MS, MessageLedger, SENDING_MARKER_MS } from '../src/notices/ledger.js';
 import type { Notice } from '../src/notices/model.js';
 import { NoticeService } from '../src/notices/notifier.js';
 import { RetryLater } from '../src/notices/platform.js';
@@ -57,6 +59,28 @@ describe('leases', () => {
     await new Promise((r) => setTimeout(r, 1000));
     await expect(ledger(600).exclusive('incident:lease-d', async () => 'intruder')).rejects.toBeInstanceOf(RetryLater);
     expect(await slow).toBe('slow done');
+  });
+});
+
+describe('leases tied to the job lock', () => {
+  it("a lease taken inside a job is taken over as soon as that job's BullMQ lock is gone (its worker died), not after the lease", async () => {
+    const redis = new Redis(REDIS_URL);
+    const owner = (lockKey: string, token: string) => ({ lockKey, token, holds: async (k: string, t: string) => (await redis.get(k)) === t });
+    const lockKey = `${testPrefix()}:notify:card-1:lock`;
+    await redis.set(lockKey, 'token-1', 'PX', 60_000);
+    let finish!: () => void;
+    const first = asLeaseOwner(owner(lockKey, 'token-1'), () => ledger().exclusive('approval:lease-lock', () => new Promise<string>((resolve) => (finish = () => resolve('first')))));
+    await waitFor(async () => (await web.db.selectFrom('chat_leases').select('key').where('key', '=', 'approval:lease-lock').executeTakeFirst()) !== undefined, 2000, 'the lease');
+    const other = owner(`${testPrefix()}:notify:card-2:lock`, 'token-2');
+    // Its job still holds its lock: the other job waits (RetryLater).
+    await expect(asLeaseOwner(other, () => ledger().exclusive('approval:lease-lock', async () => 'too early'))).rejects.toBeInstanceOf(RetryLater);
+    // Its worker died: BullMQ's lock runs out (here: deleted), and the lease (a minute here) is taken over at once.
+    await redis.del(lockKey);
+    expect(await asLeaseOwner(other, () => ledger().exclusive('approval:lease-lock', async () => 'taken over'))).toBe('taken over');
+    // The old holder's release (had it lived) does not free the new holder's lease.
+    finish();
+    expect(await first).toBe('first');
+    redis.disconnect();
   });
 });
 

@@ -1,3 +1,4 @@
+import { AsyncLocalStorage } from 'node:async_hooks';
 import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
 import { sql } from 'kysely';
@@ -24,6 +25,32 @@ export const LOOKUP_RETRY_MS = 2_000;
 /** How long an unresolved "sending" marker is kept (the sweep trims older ones). */
 export const SENDING_MARKER_MS = 7 * 24 * 3600_000;
 const SENDING = 'sending:';
+
+/**
+ * The job a delivery runs in, when it runs in one: its BullMQ lock (key and token) and a way to
+ * tell whether another job's lock is still held. A lease taken inside a job names that lock, so a
+ * worker waiting for the key takes it over as soon as the holder's job lock is gone (the holder
+ * died: BullMQ hands its job to another worker after the same lock ran out) instead of waiting out
+ * the lease. Outside a job, leases only expire.
+ */
+export interface LeaseOwner {
+  lockKey: string;
+  token: string;
+  /** Whether the lock `lockKey` is still held with `token` (a Redis GET). */
+  holds(lockKey: string, token: string): Promise<boolean>;
+}
+const owners = new AsyncLocalStorage<LeaseOwner>();
+
+/** Runs `work` as the given job: leases taken inside it are tied to that job's lock. */
+export function asLeaseOwner<T>(owner: LeaseOwner, work: () => Promise<T>): Promise<T> {
+  return owners.run(owner, work);
+}
+
+/** `<host>:<pid>:<uuid>`, then ` <lock key> <token>` when taken inside a job. */
+function holderLock(holder: string): { lockKey: string; token: string } | undefined {
+  const [, lockKey, token] = holder.split(' ');
+  return lockKey && token ? { lockKey, token } : undefined;
+}
 /** How long a job waits for a key another worker holds before it goes back to the queue. */
 export const BUSY_WAIT_MS = 1_500;
 /** How long a job that gave up waiting stays in the queue before it tries again. */
@@ -157,11 +184,12 @@ export class MessageLedger {
    * attempt.
    */
   async exclusive<T>(key: string, work: () => Promise<T>): Promise<T> {
-    const holder = `${this.holderPrefix}:${randomUUID()}`;
+    const owner = owners.getStore();
+    const holder = `${this.holderPrefix}:${randomUUID()}${owner ? ` ${owner.lockKey} ${owner.token}` : ''}`;
     // Most turns are short (one card update): wait a little for the lease before giving the job back
     // to the queue. Waiting holds a worker slot, never a database connection.
     const waitUntil = Date.now() + (this.deps.busyWaitMs ?? BUSY_WAIT_MS);
-    while (!(await this.acquire(key, holder))) {
+    while (!(await this.acquire(key, holder)) && !(owner && (await this.takeOverDead(key, holder, owner)))) {
       if (Date.now() >= waitUntil) {
         const wait = this.deps.busyRetryMs ?? BUSY_RETRY_MS;
         throw new RetryLater(wait + Math.floor(Math.random() * wait), `another worker is delivering ${key}`);
@@ -190,6 +218,22 @@ export class MessageLedger {
         where chat_leases.expires_at < now()
       returning holder`.execute(this.deps.db);
     return row.rows[0]?.holder === holder;
+  }
+
+  /**
+   * Takes the lease over from a holder whose job lock is gone (its worker died), in one statement
+   * that only succeeds while that holder still has it. A holder outside a job (no lock named) is
+   * waited out.
+   */
+  private async takeOverDead(key: string, holder: string, owner: LeaseOwner): Promise<boolean> {
+    const row = await this.deps.db.selectFrom('chat_leases').select('holder').where('key', '=', key).executeTakeFirst();
+    const lock = row ? holderLock(row.holder) : undefined;
+    if (!row || !lock || (await owner.holds(lock.lockKey, lock.token))) return false;
+    const taken = await sql<{ holder: string }>`
+      update chat_leases set holder = ${holder}, expires_at = now() + ${this.leaseMs} * interval '1 millisecond'
+      where key = ${key} and holder = ${row.holder}
+      returning holder`.execute(this.deps.db);
+    return taken.rows[0]?.holder === holder;
   }
 
   private async extend(key: string, holder: string): Promise<void> {
