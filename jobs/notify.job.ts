@@ -3,6 +3,8 @@ import type { WebClient } from '@slack/web-api';
 import { isJobName, parseJob } from '../src/queue/job-contracts.js';
 import type { NoticeService } from '../src/notices/notifier.js';
 import { RetryLater } from '../src/notices/platform.js';
+import { asLeaseOwner } from '../src/notices/ledger.js';
+import type { Redis } from 'ioredis';
 import type { SlackDirectory } from '../src/slack/slack-directory.js';
 
 /**
@@ -17,6 +19,8 @@ export interface NotifyDeps {
   notices?: NoticeService;
   /** Slack's directory (policy emails to Slack users). */
   slack?: { directory: SlackDirectory; client: WebClient };
+  /** The queues' Redis: leases taken by a job are tied to its BullMQ lock (read back here). */
+  redis?: Pick<Redis, 'get'>;
 }
 
 /**
@@ -27,7 +31,12 @@ export interface NotifyDeps {
  */
 export async function notify(job: Job, token: string | undefined, deps: NotifyDeps): Promise<string> {
   try {
-    return await run(job, deps);
+    const redis = deps.redis;
+    // Leases this job takes name its lock, so a worker waiting for the same key can tell at once that
+    // this one died (its lock gone) rather than waiting out the lease.
+    if (!redis || !token || !job.id) return await run(job, deps);
+    const owner = { lockKey: `${job.queueQualifiedName}:${job.id}:lock`, token, holds: async (lockKey: string, t: string) => (await redis.get(lockKey)) === t };
+    return await asLeaseOwner(owner, () => run(job, deps));
   } catch (err) {
     if (err instanceof RetryLater && token) {
       if (Date.now() - job.timestamp > MAX_DEFERRAL_MS) throw new UnrecoverableError(`still deferred after ${MAX_DEFERRAL_MS / 3600_000} h: ${err.message}`);

@@ -1,5 +1,6 @@
 import { sql } from 'kysely';
 import type { Job, Queue } from 'bullmq';
+import type { Redis } from 'ioredis';
 import type { Db } from '../src/db/database.js';
 import type { Clock } from '../src/core/clock.js';
 import type { AgentService } from '../src/agents/agents.service.js';
@@ -18,7 +19,19 @@ export interface SweepDeps {
   approvals?: ApprovalService;
   queues?: { timers: Pick<Queue, 'addBulk'> };
   inbound?: Pick<InboundEvents, 'applyHeldForRegistered'>;
+  /** Queues whose jobs failed by stalling are put back (`reviveStalled`), and their Redis. */
+  revive?: { queues: Queue[]; redis: StallRedis };
 }
+
+/** BullMQ's reason for a job it failed because its workers kept dying while running it. */
+export const STALL_FAILURE = 'job stalled more than allowable limit';
+/** How often one job is put back after failing by stalling (each time after MAX_STALLED_COUNT more stalls). */
+export const MAX_REVIVALS = 5;
+/** Only jobs that failed this recently are put back (as long as a notice may keep being deferred). */
+export const REVIVE_WITHIN_MS = 24 * 3600_000;
+/** A field of our own in the job's hash: how often the sweep put it back. */
+const REVIVED_FIELD = 'armaloRevived';
+type StallRedis = Pick<Redis, 'hget' | 'hincrby' | 'hset'>;
 
 /** The sweep job (a job scheduler): its payload is empty. */
 export async function sweepJob(job: Pick<Job, 'data'>, deps: SweepDeps): ReturnType<typeof sweep> {
@@ -34,7 +47,7 @@ export async function sweepJob(job: Pick<Job, 'data'>, deps: SweepDeps): ReturnT
  * could not: nothing held may wait for a resend that never comes), and trims outbox rows that were
  * published more than a week ago.
  */
-export async function sweep(deps: SweepDeps): Promise<{ lifted: number; expired: number; timers: number; held: number; trimmed: number }> {
+export async function sweep(deps: SweepDeps): Promise<{ lifted: number; expired: number; timers: number; held: number; trimmed: number; revived: number }> {
   let lifted = 0;
   for (const row of await expiredActionIds(deps.db, deps.clock.now())) {
     if ((await deps.agents.liftExpired(row.id, row.agent_id)) === 'lifted') lifted++;
@@ -53,7 +66,40 @@ export async function sweep(deps: SweepDeps): Promise<{ lifted: number; expired:
     .deleteFrom('outbox')
     .where('published_at', '<', sql<Date>`now() - interval '7 days'`)
     .executeTakeFirst();
-  return { lifted, expired, timers, held, trimmed: Number(trimmed.numDeletedRows) };
+  // Leases and "sending" markers long past their expiry (a marker outlives its lookup window by far).
+  await deps.db.deleteFrom('chat_leases').where('expires_at', '<', sql<Date>`now() - interval '1 day'`).execute();
+  let revived = 0;
+  for (const queue of deps.revive?.queues ?? []) revived += await reviveStalled(queue, deps.revive!.redis, deps.clock);
+  return { lifted, expired, timers, held, trimmed: Number(trimmed.numDeletedRows), revived };
+}
+
+/**
+ * Puts back (same job id, same payload, so the same ledger keys and delivery ids: nothing is
+ * posted or delivered twice) the jobs BullMQ failed for stalling: their workers died while
+ * running them more than MAX_STALLED_COUNT times, which under a crash-looping deploy is the
+ * deploy's fault, not the job's, and must not lose a notice, an event or a callback. Each job comes
+ * back at most MAX_REVIVALS times (its stall count starting again from zero), so a job that itself
+ * kills its worker still ends failed for good after (MAX_REVIVALS + 1) × MAX_STALLED_COUNT deaths,
+ * logged where it failed. Answers how many were put back.
+ */
+export async function reviveStalled(queue: Queue, client: StallRedis, clock: Clock): Promise<number> {
+  const since = clock.now().getTime() - REVIVE_WITHIN_MS;
+  let revived = 0;
+  for (let start = 0; ; start += 200) {
+    const page = await queue.getFailed(start, start + 199);
+    for (const job of page) {
+      if (job.failedReason !== STALL_FAILURE || !job.id || (job.finishedOn ?? 0) < since) continue;
+      const key = queue.toKey(job.id);
+      if (Number((await client.hget(key, REVIVED_FIELD)) ?? 0) >= MAX_REVIVALS) continue;
+      await client.hincrby(key, REVIVED_FIELD, 1);
+      await client.hset(key, 'stc', 0);
+      // Throws when the job is no longer failed (put back by someone else meanwhile): nothing to do.
+      if (await job.retry('failed').then(() => true, () => false)) revived++;
+    }
+    // Newest first: stop at the first page that reaches past the window.
+    if (page.length < 200 || page.some((j) => (j.finishedOn ?? 0) < since)) break;
+  }
+  return revived;
 }
 
 /**

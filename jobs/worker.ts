@@ -20,7 +20,7 @@ import { applyConsequences } from './consequences.job.js';
 import { deliverEvent } from './deliver-event.job.js';
 import { liftAction } from './lift-action.job.js';
 import { buildPacket } from './packet.job.js';
-import { sweepJob, SWEEP_EVERY_MS, SWEEP_JOB } from './sweep.job.js';
+import { MAX_REVIVALS, STALL_FAILURE, sweepJob, SWEEP_EVERY_MS, SWEEP_JOB } from './sweep.job.js';
 import { trustDaily } from './trust-daily.job.js';
 import { parseJob } from '../src/queue/job-contracts.js';
 import { AUDIT_VERIFY_FULL_EVERY_MS, AUDIT_VERIFY_FULL_JOB, runScheduledAuditVerify } from '../src/audit/scheduled-verify.js';
@@ -61,7 +61,8 @@ export async function startWorkers(deps: WorkerDeps): Promise<Worker[]> {
     // A job whose worker died is taken over (every job is idempotent). BullMQ's default fails it
     // for good at its second stall, and stalls add up over the job's life: a notice job waiting out
     // a dead worker's lease (up to a minute) is active half the time, so two worker crashes in that
-    // minute (a crash-looping deploy) lost the notice. Still bounded, against a job that kills its worker.
+    // minute (a crash-looping deploy) lost the notice. Still bounded, against a job that kills its
+    // worker; past the bound the sweep puts the job back (`reviveStalled`, up to MAX_REVIVALS times).
     maxStalledCount: MAX_STALLED_COUNT,
     ...(deps.lockDurationMs ? { lockDuration: deps.lockDurationMs } : {}),
     ...(deps.stalledIntervalMs ? { stalledInterval: deps.stalledIntervalMs } : {}),
@@ -89,7 +90,7 @@ export async function startWorkers(deps: WorkerDeps): Promise<Worker[]> {
       'approval-timers-cancel': (job) => cancelApprovalTimers(job, { db: deps.db, timers: deps.queues.timers }),
       consequences: (job) => applyConsequences(job, deps.consequences),
       'build-packet': (job) => buildPacket(job, deps.packets),
-      sweep: (job) => sweepJob(job, deps),
+      sweep: (job) => sweepJob(job, { ...deps, revive: { queues: [deps.queues.events, deps.queues.notify, deps.queues.timers], redis: deps.connection } }),
       'trust-daily': (job) => trustDaily(job, deps.trust),
       'audit-verify-full': async (job) => {
         parseJob('audit-verify-full', job.data);
@@ -100,14 +101,17 @@ export async function startWorkers(deps: WorkerDeps): Promise<Worker[]> {
     }),
     { ...common, concurrency: 4 },
   );
-  const notifier = new Worker(QUEUES.notify, (job: Job, token?: string) => notify(job, token, deps.notify), { ...common, concurrency: 8 });
+  const notifier = new Worker(QUEUES.notify, (job: Job, token?: string) => notify(job, token, { ...deps.notify, redis: deps.connection }), { ...common, concurrency: 8 });
   // While Redis is away every worker reports each failed reconnect: keep it to a few lines a minute.
   const limitedLog = createLimitedLog(deps.logger);
   for (const worker of [events, timers, notifier]) {
     worker.on('failed', (job, err) => {
       const final = !job || job.attemptsMade >= (job.opts.attempts ?? 1) || err.name === 'UnrecoverableError';
       const entry = { queue: worker.name, jobId: job?.id, job: job?.name, attempts: job?.attemptsMade, err: err.message };
-      if (final) {
+      if (job && err.message === STALL_FAILURE) {
+        // Its workers kept dying while running it: the sweep puts it back (a bounded number of times).
+        deps.logger.warn({ ...entry, maxRevivals: MAX_REVIVALS }, 'job failed by stalling; the sweep puts it back');
+      } else if (final) {
         // Never silently dropped: a job that will not run again is logged and counted.
         deps.logger.error(entry, 'job failed for good');
         deps.metrics.jobsFailed.inc({ queue: worker.name });

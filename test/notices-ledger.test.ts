@@ -1,10 +1,12 @@
+import { Redis } from 'ioredis';
 import { describe, expect } from 'vitest';
 import { sampleAgent, waitFor, type TestApp } from './support/app.js';
 import type { FakeSlack } from './support/fake-slack.js';
 import { appTest } from './support/fixture.js';
+import { REDIS_URL, testPrefix } from './support/database.js';
 import { SLACK_TEST_POLICY } from './support/slack-policy.js';
 import { systemClock } from '../src/core/clock.js';
-import { MessageLedger } from '../src/notices/ledger.js';
+import { asLeaseOwner, LOOKUP_GIVE_UP_MS, MessageLedger, SENDING_MARKER_MS } from '../src/notices/ledger.js';
 import type { Notice } from '../src/notices/model.js';
 import { NoticeService } from '../src/notices/notifier.js';
 import { RetryLater } from '../src/notices/platform.js';
@@ -60,6 +62,28 @@ describe('leases', () => {
   });
 });
 
+describe('leases tied to the job lock', () => {
+  it("a lease taken inside a job is taken over as soon as that job's BullMQ lock is gone (its worker died), not after the lease", async () => {
+    const redis = new Redis(REDIS_URL);
+    const owner = (lockKey: string, token: string) => ({ lockKey, token, holds: async (k: string, t: string) => (await redis.get(k)) === t });
+    const lockKey = `${testPrefix()}:notify:card-1:lock`;
+    await redis.set(lockKey, 'token-1', 'PX', 60_000);
+    let finish!: () => void;
+    const first = asLeaseOwner(owner(lockKey, 'token-1'), () => ledger().exclusive('approval:lease-lock', () => new Promise<string>((resolve) => (finish = () => resolve('first')))));
+    await waitFor(async () => (await web.db.selectFrom('chat_leases').select('key').where('key', '=', 'approval:lease-lock').executeTakeFirst()) !== undefined, 2000, 'the lease');
+    const other = owner(`${testPrefix()}:notify:card-2:lock`, 'token-2');
+    // Its job still holds its lock: the other job waits (RetryLater).
+    await expect(asLeaseOwner(other, () => ledger().exclusive('approval:lease-lock', async () => 'too early'))).rejects.toBeInstanceOf(RetryLater);
+    // Its worker died: BullMQ's lock runs out (here: deleted), and the lease (a minute here) is taken over at once.
+    await redis.del(lockKey);
+    expect(await asLeaseOwner(other, () => ledger().exclusive('approval:lease-lock', async () => 'taken over'))).toBe('taken over');
+    // The old holder's release (had it lived) does not free the new holder's lease.
+    finish();
+    expect(await first).toBe('first');
+    redis.disconnect();
+  });
+});
+
 describe('records', () => {
   it('a message recorded before the upgrade (same key format) is updated, not posted again', async () => {
     await web.call('PUT', '/v1/agents/old-bot', sampleAgent);
@@ -103,5 +127,99 @@ describe('retry later', () => {
     expect(internal).toBeInstanceOf(RetryLater);
     expect((refused as Error).name).toBe('UnrecoverableError');
     expect(slack.posts('C0RETRY')).toHaveLength(0);
+  });
+});
+
+describe('a post that may have happened (Slack takes no idempotency key)', () => {
+  const platform = () => new SlackPlatform(createSlackWebClient('xoxb-test-token-0123456789', apiUrl));
+  const notice = (title: string): Notice => ({ kind: 'reply', tone: 'info', title: [title], fallback: title, blocks: [] });
+  /** A worker that dies right after Slack answered: the post happened, its record did not. */
+  const diesAfterPost = async (key: string, to: { channel: string } | { thread: { channel: string; id: string } }, text: string) => {
+    const slackPlatform = platform();
+    const killed = new Error('killed after Slack answered');
+    await expect(
+      ledger().postOnce(key, slackPlatform, to, async () => {
+        await ('thread' in to ? slackPlatform.replyInThread(to.thread, notice(text), { key }) : slackPlatform.post(to.channel, notice(text), { key }));
+        throw killed;
+      }),
+    ).rejects.toBe(killed);
+  };
+  const calls = (method: string) => slack.calls.filter((c) => c.method === method).length;
+
+  it('carries its ledger key as Slack message metadata, and a first post looks nothing up', async () => {
+    const before = calls('conversations.history');
+    const posted = await ledger().postOnce('slack:test:meta-1', platform(), { channel: 'C0META' }, () => platform().post('C0META', notice('meta one'), { key: 'slack:test:meta-1' }));
+    expect(posted.posted).toBe(true);
+    expect(slack.posts('C0META')[0]!.args.metadata).toEqual({ event_type: 'armalo_notice', event_payload: { ledger_key: 'slack:test:meta-1' } });
+    expect(calls('conversations.history')).toBe(before);
+    expect(await web.db.selectFrom('chat_leases').select('key').where('key', 'like', 'sending:%').execute()).toEqual([]);
+  });
+
+  it('a retry after a death between Slack\'s answer and the record finds the message and does not post again (channel, thread, DM)', async () => {
+    // A channel.
+    await diesAfterPost('slack:test:retry-chan', { channel: 'C0RETRYLOOK' }, 'channel notice');
+    expect(slack.posts('C0RETRYLOOK')).toHaveLength(1);
+    const again = await ledger().postOnce('slack:test:retry-chan', platform(), { channel: 'C0RETRYLOOK' }, () => platform().post('C0RETRYLOOK', notice('channel notice'), { key: 'slack:test:retry-chan' }));
+    expect(again).toEqual({ ref: { channel: 'C0RETRYLOOK', id: slack.posts('C0RETRYLOOK')[0]!.answer!.ts }, posted: false });
+    expect(slack.posts('C0RETRYLOOK')).toHaveLength(1);
+
+    // A thread reply (conversations.replies), with other replies in the thread.
+    const root = await platform().post('C0RETRYTHREAD', notice('root'));
+    await platform().replyInThread(root, notice('other line'), { key: 'slack:test:other-line' });
+    await diesAfterPost('slack:test:retry-line', { thread: root }, 'thread line');
+    const line = await ledger().postOnce('slack:test:retry-line', platform(), { thread: root }, () => platform().replyInThread(root, notice('thread line'), { key: 'slack:test:retry-line' }));
+    expect(line.posted).toBe(false);
+    expect(slack.posts('C0RETRYTHREAD')).toHaveLength(3);
+    expect(line.ref.id).toBe(slack.posts('C0RETRYTHREAD')[2]!.answer!.ts);
+
+    // A person's DM (posted to the user id; looked up in the DM conversations.open answers).
+    await diesAfterPost('slack:test:retry-dm', { channel: 'U0RETRYDM' }, 'dm card');
+    const dm = await ledger().postOnce('slack:test:retry-dm', platform(), { channel: 'U0RETRYDM' }, () => platform().post('U0RETRYDM', notice('dm card'), { key: 'slack:test:retry-dm' }));
+    expect(dm.posted).toBe(false);
+    expect(slack.posts('U0RETRYDM')).toHaveLength(1);
+    // Each is recorded now, and no marker is left.
+    const rows = await web.db.selectFrom('chat_messages').select('key').where('key', 'in', ['slack:test:retry-chan', 'slack:test:retry-line', 'slack:test:retry-dm']).execute();
+    expect(rows).toHaveLength(3);
+    expect(await web.db.selectFrom('chat_leases').select('key').where('key', 'like', 'sending:%').execute()).toEqual([]);
+  });
+
+  it('a retry whose earlier post never reached Slack posts it (once)', async () => {
+    slack.failNext('chat.postMessage', { status: 429, retryAfter: 1 });
+    const first = await ledger()
+      .postOnce('slack:test:never', platform(), { channel: 'C0NEVER' }, () => platform().post('C0NEVER', notice('never'), { key: 'slack:test:never' }))
+      .catch((e: unknown) => e);
+    expect(first).toBeInstanceOf(RetryLater);
+    const second = await ledger().postOnce('slack:test:never', platform(), { channel: 'C0NEVER' }, () => platform().post('C0NEVER', notice('never'), { key: 'slack:test:never' }));
+    expect(second.posted).toBe(true);
+    expect(slack.posts('C0NEVER')).toHaveLength(1);
+  });
+
+  it('a lookup answered 429 or 5xx retries the job later and posts nothing; a refused lookup, or one failing past the give-up time, posts', async () => {
+    await diesAfterPost('slack:test:lookup-fails', { channel: 'C0LOOKFAIL' }, 'lookup fails');
+    slack.failNext('conversations.history', { status: 429, retryAfter: 2 }, { status: 503 });
+    const retry = () => ledger().postOnce('slack:test:lookup-fails', platform(), { channel: 'C0LOOKFAIL' }, () => platform().post('C0LOOKFAIL', notice('lookup fails'), { key: 'slack:test:lookup-fails' }));
+    const limited = await retry().catch((e: unknown) => e);
+    expect(limited).toBeInstanceOf(RetryLater);
+    expect((limited as RetryLater).delayMs).toBe(2000);
+    expect(await retry().catch((e: unknown) => e)).toBeInstanceOf(RetryLater);
+    expect(slack.posts('C0LOOKFAIL')).toHaveLength(1);
+    // Slack answers again: found, not posted twice.
+    expect((await retry()).posted).toBe(false);
+    expect(slack.posts('C0LOOKFAIL')).toHaveLength(1);
+
+    // The app lacks the history scope: the lookup can never succeed, so the notice is posted (a
+    // possible duplicate is better than a lost notice).
+    await diesAfterPost('slack:test:no-scope', { channel: 'C0NOSCOPE' }, 'no scope');
+    slack.failNext('conversations.history', { error: 'missing_scope' });
+    const posted = await ledger().postOnce('slack:test:no-scope', platform(), { channel: 'C0NOSCOPE' }, () => platform().post('C0NOSCOPE', notice('no scope'), { key: 'slack:test:no-scope' }));
+    expect(posted.posted).toBe(true);
+    expect(slack.posts('C0NOSCOPE')).toHaveLength(2);
+
+    // Lookups failing for longer than LOOKUP_GIVE_UP_MS after the marker: posted without it.
+    await web.db.insertInto('chat_leases').values({ key: 'sending:slack:test:old-marker', holder: 'sending', expires_at: new Date(Date.now() + SENDING_MARKER_MS - LOOKUP_GIVE_UP_MS - 60_000) }).execute();
+    slack.failNext('conversations.history', { status: 500 });
+    const late = await ledger().postOnce('slack:test:old-marker', platform(), { channel: 'C0OLDMARK' }, () => platform().post('C0OLDMARK', notice('old marker'), { key: 'slack:test:old-marker' }));
+    expect(late.posted).toBe(true);
+    expect(slack.posts('C0OLDMARK')).toHaveLength(1);
   });
 });

@@ -1,12 +1,56 @@
+import { AsyncLocalStorage } from 'node:async_hooks';
 import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
 import { sql } from 'kysely';
 import type { Db } from '../db/database.js';
 import type { Clock } from '../core/clock.js';
-import { RetryLater, type MessageRef, type PlatformName } from './platform.js';
+import { RetryLater, type ChatPlatform, type MessageRef, type PlatformName, type PostTarget } from './platform.js';
 
-/** How long a lease lasts unless renewed: a worker killed mid-delivery blocks its key at most this long. */
-export const LEASE_MS = 60_000;
+/**
+ * How long a lease lasts unless renewed: a worker killed mid-delivery blocks its key at most this
+ * long. The holder renews it every third of that (a heartbeat), so a live holder keeps it through an
+ * event-loop stall of up to two thirds of it; a dead one frees it within this. It was a minute: jobs
+ * waiting on a dead holder's key bounced in and out of the queue for that minute, and with workers
+ * dying again meanwhile they were taken over more than BullMQ's stall limit allows (issue 15).
+ */
+export const LEASE_MS = 10_000;
+/**
+ * A "sending" marker left behind (a post that may or may not have reached the platform) is looked up
+ * on the platform before the key is posted again. When the lookup keeps failing for this long after
+ * the marker was written, the notice is posted without it (a possible duplicate, never a lost notice).
+ */
+export const LOOKUP_GIVE_UP_MS = 10 * 60_000;
+/** How long a job waits before trying a lookup again after one failed without a Retry-After. */
+export const LOOKUP_RETRY_MS = 2_000;
+/** How long an unresolved "sending" marker is kept (the sweep trims older ones). */
+export const SENDING_MARKER_MS = 7 * 24 * 3600_000;
+const SENDING = 'sending:';
+
+/**
+ * The job a delivery runs in, when it runs in one: its BullMQ lock (key and token) and a way to
+ * tell whether another job's lock is still held. A lease taken inside a job names that lock, so a
+ * worker waiting for the key takes it over as soon as the holder's job lock is gone (the holder
+ * died: BullMQ hands its job to another worker after the same lock ran out) instead of waiting out
+ * the lease. Outside a job, leases only expire.
+ */
+export interface LeaseOwner {
+  lockKey: string;
+  token: string;
+  /** Whether the lock `lockKey` is still held with `token` (a Redis GET). */
+  holds(lockKey: string, token: string): Promise<boolean>;
+}
+const owners = new AsyncLocalStorage<LeaseOwner>();
+
+/** Runs `work` as the given job: leases taken inside it are tied to that job's lock. */
+export function asLeaseOwner<T>(owner: LeaseOwner, work: () => Promise<T>): Promise<T> {
+  return owners.run(owner, work);
+}
+
+/** `<host>:<pid>:<uuid>`, then ` <lock key> <token>` when taken inside a job. */
+function holderLock(holder: string): { lockKey: string; token: string } | undefined {
+  const [, lockKey, token] = holder.split(' ');
+  return lockKey && token ? { lockKey, token } : undefined;
+}
 /** How long a job waits for a key another worker holds before it goes back to the queue. */
 export const BUSY_WAIT_MS = 1_500;
 /** How long a job that gave up waiting stays in the queue before it tries again. */
@@ -68,16 +112,84 @@ export class MessageLedger {
   }
 
   /**
+   * Posts a notice once per key on a platform that can find its own messages again (`findPosted`:
+   * Slack, by the message metadata carrying the key). Slack takes no idempotency key, so a worker
+   * that dies between Slack's answer and our record would post the notice again on the retry. Here a
+   * "sending" marker is written before the call and cleared with the record; a retry that finds the
+   * marker (the earlier post may have happened) looks the key up on the platform first and records
+   * the message it finds instead of posting again. Found that way, it answers `posted: false` (the
+   * message is older than this run: callers update it to the current state).
+   *
+   * When the lookup fails, the rule is: a 429, a 5xx or no answer retries the job later
+   * (RetryLater: after Retry-After, or LOOKUP_RETRY_MS; no attempt spent); a refusal (a missing
+   * history scope, a channel it cannot read), or lookups still failing LOOKUP_GIVE_UP_MS after the
+   * marker was written, post without the lookup: at worst a duplicate, never a lost notice.
+   * On a platform without a lookup (Teams) this is `once`: the window between the platform's
+   * answer and our record remains there.
+   */
+  async postOnce(key: string, platform: ChatPlatform, to: PostTarget, post: () => Promise<MessageRef>): Promise<{ ref: MessageRef; posted: boolean }> {
+    if (!platform.findPosted) return this.once(key, platform.name, post);
+    const existing = await this.find(key);
+    if (existing) return { ref: existing, posted: false };
+    const marked = await this.marker(key);
+    if (marked) {
+      let found: MessageRef | undefined;
+      try {
+        found = await platform.findPosted(to, key, marked);
+      } catch (err) {
+        // A refusal (a scope the app lacks, a channel it cannot read) will not change: post now.
+        const refused = err instanceof Error && err.name === 'UnrecoverableError';
+        if (!refused && Date.now() - marked.getTime() <= LOOKUP_GIVE_UP_MS) {
+          // 429, 5xx or no answer: the job tries again later, without spending an attempt.
+          throw err instanceof RetryLater ? err : new RetryLater(LOOKUP_RETRY_MS + Math.floor(Math.random() * LOOKUP_RETRY_MS), `looking up ${key} failed: ${String((err as Error).message ?? err)}`);
+        }
+        found = undefined;
+      }
+      if (found) {
+        await this.remember(key, platform.name, found);
+        await this.clearMarker(key);
+        const recorded = (await this.find(key)) ?? found;
+        return { ref: recorded, posted: false };
+      }
+    } else {
+      await this.mark(key);
+    }
+    const ref = await post();
+    await this.remember(key, platform.name, ref);
+    await this.clearMarker(key);
+    return { ref, posted: true };
+  }
+
+  /** When the "sending" marker of a key was written, if there is one. */
+  private async marker(key: string): Promise<Date | undefined> {
+    const row = await this.deps.db.selectFrom('chat_leases').select('expires_at').where('key', '=', SENDING + key).executeTakeFirst();
+    return row ? new Date(new Date(row.expires_at).getTime() - SENDING_MARKER_MS) : undefined;
+  }
+
+  /** Writes the marker (in the lease table, under `sending:<key>`, expiring after SENDING_MARKER_MS); an existing one keeps its time. */
+  private async mark(key: string): Promise<void> {
+    await sql`
+      insert into chat_leases (key, holder, expires_at)
+      values (${SENDING + key}, 'sending', now() + ${SENDING_MARKER_MS} * interval '1 millisecond')
+      on conflict (key) do nothing`.execute(this.deps.db);
+  }
+
+  private async clearMarker(key: string): Promise<void> {
+    await this.deps.db.deleteFrom('chat_leases').where('key', '=', SENDING + key).execute();
+  }
+
+  /**
    * Runs `work` while holding the lease on `key`. When another live worker keeps it longer than a
    * short wait, throws RetryLater (a short delay): the job comes back after it, without spending an
    * attempt.
    */
   async exclusive<T>(key: string, work: () => Promise<T>): Promise<T> {
-    const holder = `${this.holderPrefix}:${randomUUID()}`;
+    const owner = owners.getStore();
+    const holder = `${this.holderPrefix}:${randomUUID()}${owner ? ` ${owner.lockKey} ${owner.token}` : ''}`;
     // Most turns are short (one card update): wait a little for the lease before giving the job back
     // to the queue. Waiting holds a worker slot, never a database connection.
     const waitUntil = Date.now() + (this.deps.busyWaitMs ?? BUSY_WAIT_MS);
-    while (!(await this.acquire(key, holder))) {
+    while (!(await this.acquire(key, holder)) && !(owner && (await this.takeOverDead(key, holder, owner)))) {
       if (Date.now() >= waitUntil) {
         const wait = this.deps.busyRetryMs ?? BUSY_RETRY_MS;
         throw new RetryLater(wait + Math.floor(Math.random() * wait), `another worker is delivering ${key}`);
@@ -106,6 +218,22 @@ export class MessageLedger {
         where chat_leases.expires_at < now()
       returning holder`.execute(this.deps.db);
     return row.rows[0]?.holder === holder;
+  }
+
+  /**
+   * Takes the lease over from a holder whose job lock is gone (its worker died), in one statement
+   * that only succeeds while that holder still has it. A holder outside a job (no lock named) is
+   * waited out.
+   */
+  private async takeOverDead(key: string, holder: string, owner: LeaseOwner): Promise<boolean> {
+    const row = await this.deps.db.selectFrom('chat_leases').select('holder').where('key', '=', key).executeTakeFirst();
+    const lock = row ? holderLock(row.holder) : undefined;
+    if (!row || !lock || (await owner.holds(lock.lockKey, lock.token))) return false;
+    const taken = await sql<{ holder: string }>`
+      update chat_leases set holder = ${holder}, expires_at = now() + ${this.leaseMs} * interval '1 millisecond'
+      where key = ${key} and holder = ${row.holder}
+      returning holder`.execute(this.deps.db);
+    return taken.rows[0]?.holder === holder;
   }
 
   private async extend(key: string, holder: string): Promise<void> {

@@ -123,6 +123,16 @@ export class NoticeService {
     return this.deps.ledger.once(key, platform.name, post);
   }
 
+  /** Posts a notice into a channel or DM once per key (the key travels with the message, so a retry can find it). */
+  private postTo(platform: ChatPlatform, key: string, channel: string, notice: Notice) {
+    return this.deps.ledger.postOnce(key, platform, { channel }, () => platform.post(channel, notice, { key }));
+  }
+
+  /** Replies in a thread once per key (as `postTo`). */
+  private replyTo(platform: ChatPlatform, key: string, root: MessageRef, notice: Notice) {
+    return this.deps.ledger.postOnce(key, platform, { thread: root }, () => platform.replyInThread(root, notice, { key }));
+  }
+
   /**
    * An incident's notice: the root in the policy's incidents channel and in every channel subscribed
    * to the agent's incidents (keys for subscribed channels carry the channel), this step as a line in
@@ -157,8 +167,8 @@ export class NoticeService {
         for (const target of await this.deps.recipients.channels(p, view.agent.id, 'incidents', 'incidents')) {
           const suffix = target.fromPolicy ? '' : `:${target.channel}`;
           await out.attempt(async () => {
-            const posted = await this.once(platform, `${p}:incident:${view.id}${suffix}`, () => platform.post(target.channel, root));
-            for (const line of lines) await this.once(platform, `${p}:${line.key}${suffix}`, () => platform.replyInThread(posted.ref, line.notice));
+            const posted = await this.postTo(platform, `${p}:incident:${view.id}${suffix}`, target.channel, root);
+            for (const line of lines) await this.replyTo(platform, `${p}:${line.key}${suffix}`, posted.ref, line.notice);
             // The root always shows the current state.
             if (!posted.posted) await platform.update(posted.ref, root);
           });
@@ -201,9 +211,9 @@ export class NoticeService {
         const channel = recipients.policyChannel(p, 'incidents');
         if (!channel) return 'no_channel';
         await out.attempt(async () => {
-          const posted = await this.once(platform, `${p}:fleet:${view.id}`, () => platform.post(channel, root));
+          const posted = await this.postTo(platform, `${p}:fleet:${view.id}`, channel, root);
           if (line) {
-            const copy = await this.once(platform, `${p}:${line.key}`, () => platform.replyInThread(posted.ref, line.notice));
+            const copy = await this.replyTo(platform, `${p}:${line.key}`, posted.ref, line.notice);
             if (!copy.posted && line.update) await platform.update(copy.ref, line.notice);
           }
           if (!posted.posted) await platform.update(posted.ref, root);
@@ -245,26 +255,26 @@ export class NoticeService {
                 continue;
               }
               await out.attempt(async () => {
-                const copy = await this.once(platform, `${p}:approval:${requestId}:${userId}`, () => platform.post(dm, card));
+                const copy = await this.postTo(platform, `${p}:approval:${requestId}:${userId}`, dm, card);
                 if (copy.posted) fresh.add(`${copy.ref.channel}/${copy.ref.id}`);
                 // A reminder goes to those who had the card and have not decided; an escalation's
                 // note to those who get the card now (the people it was escalated to).
                 const due = nudge && !decided.has(person) && (job.remind ? !copy.posted : copy.posted);
-                if (nudge && due) await this.once(platform, `${p}:${nudge.key}:${requestId}:${userId}`, () => platform.replyInThread(copy.ref, nudge.notice));
+                if (nudge && due) await this.replyTo(platform, `${p}:${nudge.key}:${requestId}:${userId}`, copy.ref, nudge.notice);
               });
             }
           }
           const channel = recipients.policyChannel(p, route.channel ?? (policy.channels.approvals ? 'approvals' : null));
           if (channel) {
             await out.attempt(async () => {
-              const copy = await this.once(platform, `${p}:approval:${requestId}:channel`, () => platform.post(channel, card));
+              const copy = await this.postTo(platform, `${p}:approval:${requestId}:channel`, channel, card);
               if (copy.posted) fresh.add(`${copy.ref.channel}/${copy.ref.id}`);
             });
           }
           for (const sub of await recipients.subscribed(p, view.agentId, 'approvals')) {
             if (sub === channel) continue;
             await out.attempt(async () => {
-              const copy = await this.once(platform, `${p}:approval:${requestId}:sub:${sub}`, () => platform.post(sub, card));
+              const copy = await this.postTo(platform, `${p}:approval:${requestId}:sub:${sub}`, sub, card);
               if (copy.posted) fresh.add(`${copy.ref.channel}/${copy.ref.id}`);
             });
           }
@@ -306,7 +316,7 @@ export class NoticeService {
     return this.each(async (platform, out) => {
       const p = platform.name;
       for (const { channel } of await this.deps.recipients.channels(p, n.agentId, 'scores', 'scores')) {
-        await out.attempt(() => this.once(platform, `${p}:trust:${n.key}:${channel}`, () => platform.post(channel, notice)));
+        await out.attempt(() => this.postTo(platform, `${p}:trust:${n.key}:${channel}`, channel, notice));
       }
     });
   }
@@ -333,7 +343,7 @@ export class NoticeService {
       if (platform.upload && renderPdf) {
         const notice = packetNotice(packet, { packetId, contentHash: status?.contentHash ?? null, pdf: 'attached' });
         await out.attempt(async () => {
-          await this.once(platform, `${p}:packet:${packetId}:summary`, () => platform.post(target.channel, notice));
+          await this.postTo(platform, `${p}:packet:${packetId}:summary`, target.channel, notice);
           await this.once(platform, `${p}:packet:${packetId}:file`, async () => {
             const [pdf, chart] = await Promise.all([renderPdf(packet), renderChart ? renderChart(packet) : Promise.resolve(undefined)]);
             const title = `Trust packet: ${packet.agent.name} (${packet.agent.id})${packet.audience ? ` for ${packet.audience}` : ''}`;
@@ -350,7 +360,7 @@ export class NoticeService {
       } else {
         const downloadUrl = links ? packetLink(links.publicUrl, links.secret, packetId, this.deps.clock.now()) : undefined;
         const notice = packetNotice(packet, { packetId, contentHash: status?.contentHash ?? null, ...(downloadUrl ? { downloadUrl, pdf: 'link' as const } : { pdf: 'api' as const }) });
-        await out.attempt(() => this.once(platform, `${p}:packet:${packetId}`, () => platform.post(target.channel, notice)));
+        await out.attempt(() => this.postTo(platform, `${p}:packet:${packetId}`, target.channel, notice));
       }
       return `${p} ${out.outcome()}`;
     });
@@ -387,7 +397,7 @@ export class NoticeService {
         const channel = recipients.policyChannel(p, 'incidents');
         if (!channel) return 'no_channel';
         const root = incident ? await ledger.find(`${p}:incident:${incident.id}`) : undefined;
-        await out.attempt(() => this.once(platform, `${p}:confirmation:${row.id}`, () => (root ? platform.replyInThread(root, notice) : platform.post(channel, notice))));
+        await out.attempt(() => (root ? this.replyTo(platform, `${p}:confirmation:${row.id}`, root, notice) : this.postTo(platform, `${p}:confirmation:${row.id}`, channel, notice)));
       });
     // Takes its turn with the incident's own notices, so the root it threads under exists.
     return incident ? ledger.exclusive(`incident:${incident.id}`, post) : post();
@@ -404,7 +414,7 @@ export class NoticeService {
     return this.each(async (platform, out) => {
       const p = platform.name;
       for (const { channel } of await this.deps.recipients.channels(p, n.agentId, 'incidents', 'incidents')) {
-        await out.attempt(() => this.once(platform, `${p}:breakglass:${n.actionId}:${channel}`, () => platform.post(channel, broadcast)));
+        await out.attempt(() => this.postTo(platform, `${p}:breakglass:${n.actionId}:${channel}`, channel, broadcast));
       }
       for (const userId of await this.deps.recipients.restorers(p, n.actor)) {
         const dm = await platform.openDm(userId);
@@ -412,7 +422,7 @@ export class NoticeService {
           out.missed();
           continue;
         }
-        await out.attempt(() => this.once(platform, `${p}:breakglass-dm:${n.actionId}:${userId}`, () => platform.post(dm, direct)));
+        await out.attempt(() => this.postTo(platform, `${p}:breakglass-dm:${n.actionId}:${userId}`, dm, direct));
       }
     });
   }
@@ -423,7 +433,7 @@ export class NoticeService {
     return this.each(async (platform, out) => {
       const p = platform.name;
       for (const { channel } of await this.deps.recipients.channels(p, n.agentId, 'incidents', 'incidents')) {
-        await out.attempt(() => this.once(platform, `${p}:decommissioned:${n.agentId}:${channel}`, () => platform.post(channel, notice)));
+        await out.attempt(() => this.postTo(platform, `${p}:decommissioned:${n.agentId}:${channel}`, channel, notice));
       }
     });
   }
@@ -437,7 +447,7 @@ export class NoticeService {
       const p = platform.name;
       const channel = this.deps.recipients.policyChannel(p, 'incidents');
       if (!channel) return 'no_channel';
-      await out.attempt(() => this.once(platform, `${p}:audit-broken:${key}`, () => platform.post(channel, notice)));
+      await out.attempt(() => this.postTo(platform, `${p}:audit-broken:${key}`, channel, notice));
     });
   }
 
@@ -447,7 +457,7 @@ export class NoticeService {
       const p = platform.name;
       const channel = this.deps.recipients.policyChannel(p, 'incidents');
       if (!channel) return 'no_channel';
-      await out.attempt(() => this.once(platform, `${p}:policy-invalid:${n.contentHash}`, () => platform.post(channel, notice)));
+      await out.attempt(() => this.postTo(platform, `${p}:policy-invalid:${n.contentHash}`, channel, notice));
     });
   }
 }

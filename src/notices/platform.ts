@@ -20,14 +20,29 @@ export interface UploadFile {
   title: string;
 }
 
+/** Where a notice goes: a channel or DM (as given to `post`), or a thread (as given to `replyInThread`). */
+export type PostTarget = { channel: string } | { thread: MessageRef };
+
+/** What a post carries beside the notice: the ledger key it is recorded under (for `findPosted`). */
+export interface PostOptions {
+  key?: string;
+}
+
 export interface ChatPlatform {
   readonly name: PlatformName;
   /** Posts into a channel id or a person's DM conversation (from `openDm`). */
-  post(channel: string, notice: Notice): Promise<MessageRef>;
+  post(channel: string, notice: Notice, options?: PostOptions): Promise<MessageRef>;
   /** Replaces a message we posted with the notice's current state. */
   update(ref: MessageRef, notice: Notice): Promise<void>;
   /** A reply in the message's thread (where the platform has no threads there: in the same conversation). */
-  replyInThread(root: MessageRef, notice: Notice): Promise<MessageRef>;
+  replyInThread(root: MessageRef, notice: Notice, options?: PostOptions): Promise<MessageRef>;
+  /**
+   * The message posted to `to` with `options.key` since about `since`, if the platform has it (Slack:
+   * message metadata, read back through the conversation's history or the thread's replies).
+   * Platforms that cannot look their messages up (Teams' Bot Connector) leave it out. Throws
+   * RetryLater when the platform answered 429 or 5xx.
+   */
+  findPosted?(to: PostTarget, key: string, since: Date): Promise<MessageRef | undefined>;
   /** The conversation to post to for a person; undefined when they cannot be reached yet. */
   openDm(userId: string): Promise<string | undefined>;
   /** Uploads files into a channel with the notice as their message (platforms that take files). */

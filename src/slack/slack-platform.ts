@@ -1,12 +1,24 @@
 import { UnrecoverableError } from 'bullmq';
 import type { KnownBlock, WebClient } from '@slack/web-api';
 import type { Notice } from '../notices/model.js';
-import { RetryLater, type ChatPlatform, type MessageRef, type UploadFile } from '../notices/platform.js';
+import { RetryLater, type ChatPlatform, type MessageRef, type PostOptions, type PostTarget, type UploadFile } from '../notices/platform.js';
 import { classifySlackError } from './slack-web.js';
 import { renderSlack, renderSlackHome } from './render.js';
 
 /** How long to wait after Slack answered 5xx (or one of its transient errors) before trying again. */
 const UNAVAILABLE_RETRY_MS = 2_000;
+/** The message metadata event type our notices carry: `{event_type, event_payload: {ledger_key}}`. */
+export const NOTICE_METADATA_EVENT = 'armalo_notice';
+/** A lookup reads messages from this long before the marker (clock skew), at most this many pages. */
+const LOOKUP_MARGIN_MS = 5 * 60_000;
+const LOOKUP_MAX_PAGES = 10;
+
+interface HistoryMessage {
+  ts?: string;
+  metadata?: { event_type?: string; event_payload?: Record<string, unknown> };
+}
+
+const metadata = (options?: PostOptions) => (options?.key ? { metadata: { event_type: NOTICE_METADATA_EVENT, event_payload: { ledger_key: options.key } } } : {});
 
 /**
  * Slack as a ChatPlatform: notices rendered into Block Kit (`render.ts`) and sent through the Web
@@ -18,9 +30,11 @@ export class SlackPlatform implements ChatPlatform {
 
   constructor(private readonly client: WebClient) {}
 
-  async post(channel: string, notice: Notice): Promise<MessageRef> {
+  async post(channel: string, notice: Notice, options?: PostOptions): Promise<MessageRef> {
     const message = renderSlack(notice);
-    const res = await call(() => this.client.chat.postMessage({ channel, text: message.text, blocks: message.blocks as unknown as KnownBlock[], unfurl_links: false, unfurl_media: false }));
+    const res = await call(() =>
+      this.client.chat.postMessage({ channel, text: message.text, blocks: message.blocks as unknown as KnownBlock[], unfurl_links: false, unfurl_media: false, ...metadata(options) }),
+    );
     // A post to a user id lands in the app's DM with them: Slack answers the DM's channel id.
     return { channel: typeof res.channel === 'string' && res.channel ? res.channel : channel, id: String(res.ts) };
   }
@@ -30,10 +44,55 @@ export class SlackPlatform implements ChatPlatform {
     await call(() => this.client.chat.update({ channel: ref.channel, ts: ref.id, text: message.text, blocks: message.blocks as unknown as KnownBlock[] }));
   }
 
-  async replyInThread(root: MessageRef, notice: Notice): Promise<MessageRef> {
+  async replyInThread(root: MessageRef, notice: Notice, options?: PostOptions): Promise<MessageRef> {
     const message = renderSlack(notice);
-    const res = await call(() => this.client.chat.postMessage({ channel: root.channel, thread_ts: root.id, text: message.text, blocks: message.blocks as unknown as KnownBlock[], unfurl_links: false, unfurl_media: false }));
+    const res = await call(() =>
+      this.client.chat.postMessage({
+        channel: root.channel,
+        thread_ts: root.id,
+        text: message.text,
+        blocks: message.blocks as unknown as KnownBlock[],
+        unfurl_links: false,
+        unfurl_media: false,
+        ...metadata(options),
+      }),
+    );
     return { channel: root.channel, id: String(res.ts) };
+  }
+
+  /**
+   * Finds a message we posted under a ledger key by its metadata: a thread's replies
+   * (conversations.replies), or a channel's or DM's history since about `since`
+   * (conversations.history; a user id is first opened to its DM with conversations.open), both with
+   * `include_all_metadata`. Reads at most LOOKUP_MAX_PAGES pages of 200: a message further back is
+   * not found (and would be posted again).
+   */
+  async findPosted(to: PostTarget, key: string, since: Date): Promise<MessageRef | undefined> {
+    const oldest = ((since.getTime() - LOOKUP_MARGIN_MS) / 1000).toFixed(6);
+    const matches = (m: HistoryMessage) => m.metadata?.event_type === NOTICE_METADATA_EVENT && m.metadata.event_payload?.ledger_key === key;
+    let channel: string;
+    let page: (cursor: string | undefined) => Promise<{ messages?: HistoryMessage[]; response_metadata?: { next_cursor?: string } }>;
+    if ('thread' in to) {
+      channel = to.thread.channel;
+      page = (cursor) => call(() => this.client.conversations.replies({ channel, ts: to.thread.id, oldest, include_all_metadata: true, limit: 200, ...(cursor ? { cursor } : {}) }));
+    } else {
+      channel = to.channel;
+      // A post to a user id lands in the app's DM with them; its history is under the DM's id.
+      if (/^[UW][A-Z0-9]+$/.test(channel)) {
+        const opened = await call(() => this.client.conversations.open({ users: to.channel }));
+        channel = opened.channel?.id ?? channel;
+      }
+      page = (cursor) => call(() => this.client.conversations.history({ channel, oldest, include_all_metadata: true, limit: 200, ...(cursor ? { cursor } : {}) }));
+    }
+    let cursor: string | undefined;
+    for (let n = 0; n < LOOKUP_MAX_PAGES; n++) {
+      const res = await page(cursor);
+      const found = (res.messages ?? []).find(matches);
+      if (found?.ts) return { channel, id: found.ts };
+      cursor = res.response_metadata?.next_cursor || undefined;
+      if (!cursor) return undefined;
+    }
+    return undefined;
   }
 
   /** Posting to a user id delivers to the app's DM with that person: no lookup needed. */

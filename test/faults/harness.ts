@@ -450,3 +450,22 @@ export async function failedJobs(world: FaultWorld): Promise<string[]> {
   }
   return out;
 }
+
+/** Where the notify jobs of one approval request are (state, attempts, stalls, last error): what a stuck round waited on. */
+export async function approvalJobs(world: FaultWorld, requestId: string): Promise<string[]> {
+  const connection = new Redis(world.env.REDIS_URL!, { maxRetriesPerRequest: null });
+  const queue = new Queue('notify', { connection, prefix: world.prefix });
+  try {
+    const jobs = await queue.getJobs(['active', 'waiting', 'delayed', 'failed', 'completed', 'prioritized'], 0, 2000);
+    const mine = jobs.filter((j) => j.name === 'approval-cards' && (j.data as { requestId?: string }).requestId === requestId);
+    return Promise.all(
+      mine.map(async (j) => {
+        const age = (t: number | undefined) => (t ? `${((Date.now() - t) / 1000).toFixed(0)} s ago` : '-');
+        return `${j.id} ${await j.getState()} added ${age(j.timestamp)} processed ${age(j.processedOn)} attempts ${j.attemptsMade}/${j.attemptsStarted} stalls ${j.stalledCounter} delay ${j.delay} error ${j.failedReason ?? '-'} ${(j.stacktrace ?? []).slice(-2).map((s) => s.split('\n')[0]).join(' | ')}`;
+      }),
+    );
+  } finally {
+    await queue.close();
+    connection.disconnect();
+  }
+}

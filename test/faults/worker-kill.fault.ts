@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { waitFor } from '../support/app.js';
-import { failedJobs, FaultWorld, knob, report, seededRandom, slackTally, type AppProcess } from './harness.js';
+import { approvalJobs, failedJobs, FaultWorld, knob, report, seededRandom, slackTally, type AppProcess } from './harness.js';
 import { expectedDeliveries, received, runLoad } from './load.js';
 
 // Workers are killed with SIGKILL at seeded random points while notices, approval cards, callbacks
@@ -83,7 +83,9 @@ describe('a worker killed mid-delivery', () => {
       async () => {
         const tally = await slackTally(world, expected.slackKeys);
         const got = received(world);
-        return tally.lost.length === 0 && expected.eventIds.every((id) => got.events.has(id)) && [...expected.callbacks.keys()].every((r) => got.callbacks.has(r));
+        const delivered = tally.lost.length === 0 && expected.eventIds.every((id) => got.events.has(id)) && [...expected.callbacks.keys()].every((r) => got.callbacks.has(r));
+        // A job failed by stalling is put back by the next sweep (every 30 s): wait for it too.
+        return delivered && (await failedJobs(world)).length === 0;
       },
       240_000,
       'every notice, event and callback to be delivered',
@@ -133,6 +135,7 @@ describe('a worker killed mid-delivery', () => {
 
     if (failed.length) console.log('jobs failed for good:', failed.slice(0, 20));
     if (refused.length || stuck.length) console.log('refused steps:', refused, 'rounds stuck:', stuck);
+    for (const r of allRounds.filter((r) => r.error && r.requestId)) console.log(`approval-cards jobs of ${r.agentId}:`, await approvalJobs(world, r.requestId!));
     expect(refused).toEqual([]);
     expect(stuck).toEqual([]);
     expect(failed).toEqual([]);

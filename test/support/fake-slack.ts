@@ -69,6 +69,12 @@ export class FakeSlack {
   private readonly getRoutes: { prefix: string; answer: (url: URL) => unknown }[] = [];
   private server: Server | undefined;
   private tsCounter = 0;
+  /**
+   * The messages posted, per channel, oldest first, with their metadata: what conversations.history
+   * and conversations.replies read back. Kept only with `keepCalls` (a long benchmark keeps none and
+   * its lookups find nothing).
+   */
+  private readonly history = new Map<string, StoredMessage[]>();
   url = '';
 
   constructor(private readonly options: FakeSlackOptions = {}) {}
@@ -186,8 +192,34 @@ export class FakeSlack {
 
   private answer(method: string, args: Record<string, any>, host: string | undefined): Record<string, unknown> {
     switch (method) {
-      case 'chat.postMessage':
-        return { ok: true, channel: args.channel, ts: `1800000000.${String(++this.tsCounter).padStart(6, '0')}`, message: { text: args.text } };
+      case 'chat.postMessage': {
+        const ts = `1800000000.${String(++this.tsCounter).padStart(6, '0')}`;
+        const channel = String(args.channel ?? '');
+        const message: StoredMessage = { type: 'message', user: 'U0BOT', bot_id: 'B0BOT', text: String(args.text ?? ''), ts };
+        if (args.thread_ts) message.thread_ts = String(args.thread_ts);
+        if (isMetadata(args.metadata)) message.metadata = args.metadata;
+        if (this.keep) this.history.set(channel, [...(this.history.get(channel) ?? []), message]);
+        // Slack answers the message without its metadata (it is read back with include_all_metadata).
+        return { ok: true, channel, ts, message: { text: args.text, ...(message.thread_ts ? { thread_ts: message.thread_ts } : {}) } };
+      }
+      // A post to a user id lands in the app's DM with them; the fake answers that DM's id as the user
+      // id (as its chat.postMessage does), so conversations.open agrees with it.
+      case 'conversations.open':
+        return args.users ? { ok: true, channel: { id: String(args.users).split(',')[0] } } : { ok: false, error: 'users_list_not_supplied' };
+      case 'conversations.history': {
+        if (!args.channel) return { ok: false, error: 'channel_not_found' };
+        // Top-level messages (and thread starters), newest first, between oldest and latest.
+        const all = (this.history.get(String(args.channel)) ?? []).filter((m) => !m.thread_ts || m.thread_ts === m.ts);
+        return this.page(all.filter((m) => inRange(m.ts, args)).reverse(), args);
+      }
+      case 'conversations.replies': {
+        const all = this.history.get(String(args.channel ?? '')) ?? [];
+        const root = all.find((m) => m.ts === String(args.ts));
+        if (!root) return { ok: false, error: 'thread_not_found' };
+        // The thread's root first, then its replies, oldest first.
+        const thread = [root, ...all.filter((m) => m.thread_ts === root.ts && m.ts !== root.ts && inRange(m.ts, args))];
+        return this.page(thread, args);
+      }
       case 'chat.update':
         return { ok: true, channel: args.channel, ts: args.ts };
       case 'users.lookupByEmail': {
@@ -210,6 +242,26 @@ export class FakeSlack {
     }
   }
 
+  /** One page of messages in Slack's wire format: `limit` (default 100), `cursor`, metadata only with `include_all_metadata`. */
+  private page(messages: StoredMessage[], args: Record<string, any>): Record<string, unknown> {
+    const limit = Math.min(999, Math.max(1, Number(args.limit ?? 100) || 100));
+    const start = args.cursor ? Number(Buffer.from(String(args.cursor), 'base64').toString('utf8').replace(/^next:/, '')) || 0 : 0;
+    const withMetadata = args.include_all_metadata === true || args.include_all_metadata === 'true' || args.include_all_metadata === '1';
+    const slice = messages.slice(start, start + limit).map((m) => (withMetadata ? { ...m } : { ...m, metadata: undefined }));
+    const more = start + limit < messages.length;
+    return {
+      ok: true,
+      messages: slice.map((m) => JSON.parse(JSON.stringify(m))),
+      has_more: more,
+      response_metadata: { next_cursor: more ? Buffer.from(`next:${start + limit}`).toString('base64') : '' },
+    };
+  }
+
+  /** The messages posted to a channel (oldest first), as conversations.history would give them with metadata. */
+  messagesIn(channel: string): StoredMessage[] {
+    return [...(this.history.get(channel) ?? [])];
+  }
+
   posts(channel?: string): SlackCall[] {
     return this.calls.filter((c) => c.method === 'chat.postMessage' && (!channel || c.args.channel === channel));
   }
@@ -226,6 +278,31 @@ export class FakeSlack {
     this.server?.closeAllConnections();
     await new Promise<void>((resolve) => (this.server ? this.server.close(() => resolve()) : resolve()));
   }
+}
+
+/** A message as Slack's history answers it. */
+export interface StoredMessage {
+  type: 'message';
+  user: string;
+  bot_id: string;
+  text: string;
+  ts: string;
+  thread_ts?: string;
+  metadata?: { event_type: string; event_payload: Record<string, unknown> };
+}
+
+function isMetadata(value: unknown): value is { event_type: string; event_payload: Record<string, unknown> } {
+  const m = value as { event_type?: unknown; event_payload?: unknown } | undefined;
+  return !!m && typeof m.event_type === 'string' && typeof m.event_payload === 'object' && m.event_payload !== null;
+}
+
+/** Slack's `oldest` / `latest` (exclusive unless `inclusive`). */
+function inRange(ts: string, args: Record<string, any>): boolean {
+  const t = Number(ts);
+  const inclusive = args.inclusive === true || args.inclusive === 'true' || args.inclusive === '1';
+  if (args.oldest !== undefined && (inclusive ? t < Number(args.oldest) : t <= Number(args.oldest))) return false;
+  if (args.latest !== undefined && (inclusive ? t > Number(args.latest) : t >= Number(args.latest))) return false;
+  return true;
 }
 
 function readBody(req: IncomingMessage): Promise<string> {
@@ -256,6 +333,6 @@ function parseArgs(req: IncomingMessage, raw: string): Record<string, any> {
   if (type.includes('application/json')) args = parseJson(raw);
   else args = Object.fromEntries(new URLSearchParams(raw));
   // Block Kit arrives as a JSON string in form-encoded calls.
-  for (const key of ['blocks', 'attachments', 'view']) if (typeof args[key] === 'string') args[key] = parseJson(args[key], args[key]);
+  for (const key of ['blocks', 'attachments', 'view', 'metadata']) if (typeof args[key] === 'string') args[key] = parseJson(args[key], args[key]);
   return args;
 }
