@@ -7,6 +7,7 @@ import type { Metrics } from '../observability/metrics.js';
 import { tracing } from '../observability/tracing.js';
 import { assertAgentInScope, scopeAllows, scopeRefusal, type ApiPrincipal, type TokenAuthenticator } from './auth.js';
 import { HttpError, readJsonBody, readRawBody } from './body.js';
+import { BodyDeadlineWatcher, type BodyDeadlines } from './body-deadline.js';
 import type { HttpResult, RequestContext, Router } from './router.js';
 
 const STATUS_FOR: Record<ErrorCode, number> = {
@@ -76,13 +77,18 @@ export interface HttpServerDeps {
   auth: TokenAuthenticator;
   logger: Logger;
   metrics: Metrics;
+  /** How long a body may take to arrive (default: 60 s; 15 min for the streamed import). */
+  bodyDeadlines?: BodyDeadlines;
 }
+
+type Deps = HttpServerDeps & { deadlines: BodyDeadlineWatcher };
 
 /**
  * One HTTP server for everything (REST, health, metrics, and later the chat platforms). Plain
  * node:http: the decision path is hot, and a framework would cost throughput for nothing we need.
  */
-export function createHttpServer(deps: HttpServerDeps): Server {
+export function createHttpServer(input: HttpServerDeps): Server {
+  const deps: Deps = { ...input, deadlines: new BodyDeadlineWatcher(input.bodyDeadlines) };
   const server = createServer((req, res) => {
     void handle(deps, req, res);
   });
@@ -99,13 +105,15 @@ export function createHttpServer(deps: HttpServerDeps): Server {
   // Longer than common load balancers' idle timeout, so they never reuse a socket we closed.
   server.keepAliveTimeout = 65_000;
   server.headersTimeout = 66_000;
-  server.requestTimeout = 60_000;
+  // Bodies have a deadline per request (60 s; the streamed import 15 min), not Node's one value.
+  deps.deadlines.install(server);
   return server;
 }
 
-async function handle(deps: HttpServerDeps, req: IncomingMessage, res: ServerResponse): Promise<void> {
+async function handle(deps: Deps, req: IncomingMessage, res: ServerResponse): Promise<void> {
   // A monotonic double in ms: no BigInt to allocate per request.
   const started = performance.now();
+  deps.deadlines.watch(req, res, started);
   const requestId = nextRequestId();
   const method = req.method ?? 'GET';
   let routeLabel = 'unmatched';
@@ -151,7 +159,10 @@ async function handle(deps: HttpServerDeps, req: IncomingMessage, res: ServerRes
     const body = !route.rawBody && !route.streamBody && (method === 'PUT' || method === 'POST') && (hasBody || !route.bodyOptional) ? await readJsonBody(req) : undefined;
     const ctx: RequestContext = { method, path: url.pathname, params, query: url.searchParams, headers: req.headers, body, tokenName: token?.name, token, requestId };
     if (rawBody !== undefined) ctx.rawBody = rawBody;
-    if (route.streamBody) ctx.req = req;
+    if (route.streamBody) {
+      ctx.req = req;
+      deps.deadlines.streaming(req);
+    }
     const pending = route.handler!(ctx);
     // Synchronous handlers (the decision path) skip a needless await.
     const result = pending instanceof Promise ? await pending : pending;
