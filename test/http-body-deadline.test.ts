@@ -94,7 +94,7 @@ describe('request body deadlines', () => {
   it('a streamed body (the import) may take longer than the ordinary deadline', async () => {
     const lines = Array.from({ length: 20 }, (_, i) => `{"line":${i}}\n`);
     const t = trickle('/v1/slow-import', lines, 60); // ~1.2 s, three times the ordinary deadline
-    await waitFor(() => streamed.length === 1, { timeoutMs: 30_000 });
+    await waitFor(() => streamed.length === 1, 30_000);
     t.socket.end();
     const answer = await t.answer;
     expect(answer).toMatch(/^HTTP\/1.1 200 /);

@@ -16,7 +16,7 @@ import { confirmationNotice } from './confirmation.notice.js';
 import { incidentExpiryNotice, incidentNotice, incidentStepNotice } from './incident.notice.js';
 import { fleetConfirmationNotice, fleetIncidentNotice, fleetRestoreNotice } from './fleet.notice.js';
 import { loadFleetIncidentView } from '../fleet/fleet-view.js';
-import { closeFleetIncidentIfLifted, fleetIncidentOfAction } from '../fleet/fleet.repository.js';
+import { fleetIncidentOfAction } from '../fleet/fleet.repository.js';
 import { selectorText } from '../domain/fleet-selector.js';
 import type { FleetSelector } from '../domain/fleet-selector.js';
 import type { JobPayload } from '../queue/job-contracts.js';
@@ -145,11 +145,8 @@ export class NoticeService {
       // A step of a fleet action (its ttl running out on one of thousands of agents) is told once,
       // in the fleet incident's thread, not in a thread per agent.
       const fleetIncidentId = await fleetIncidentOfAction(this.deps.db, update.actionId);
-      if (fleetIncidentId) {
-        // The ttl lifted one of its agents: the fleet incident ends with the last of them.
-        if (update.event === 'expired') await closeFleetIncidentIfLifted(this.deps.db, fleetIncidentId, 'system:ttl', this.deps.clock.now());
-        return 'fleet';
-      }
+      // (The lift job closes the fleet incident when its ttl lifted the last of its agents.)
+      if (fleetIncidentId) return 'fleet';
       const root = incidentNotice(view);
       const step = view.steps.find((s) => s.actionId === update.actionId);
       // The thread tells the steps in order: a step's job also posts the lines of earlier steps
