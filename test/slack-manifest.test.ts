@@ -20,11 +20,13 @@ const MANIFEST_URL = new URL('../manifests/slack/manifest.yaml', import.meta.url
 const REQUIRED_BOT_SCOPES = ['commands', 'chat:write', 'users:read.email'];
 /**
  * Everything the manifest may ask for. Beyond the required ones: chat:write.public (post into the
- * incidents channel without an invitation) and users:read (Slack grants users:read.email only with it).
+ * incidents channel without an invitation), users:read (Slack grants users:read.email only with it), and the
+ * history scopes plus im:write, with which a retried post finds a notice a dead worker may have posted
+ * (conversations.history / replies / open; without them a retry may post a duplicate).
  * A new scope is a new permission every workspace admin must grant: add it here on purpose, with the call
  * that needs it.
  */
-const ALLOWED_BOT_SCOPES = [...REQUIRED_BOT_SCOPES, 'chat:write.public', 'users:read'];
+const ALLOWED_BOT_SCOPES = [...REQUIRED_BOT_SCOPES, 'chat:write.public', 'users:read', 'channels:history', 'groups:history', 'im:history', 'im:write'];
 
 // ajv-formats is a CommonJS module; under NodeNext its default import is `module.exports`, whose
 // `.default` is the plugin (the same function at run time).
