@@ -11,6 +11,12 @@ const WORKERS = 3;
 const LANES = 3;
 /** A duplicate is explained by a kill that came this soon after Slack answered the post. */
 const DUPLICATE_WINDOW_MS = 2000;
+/**
+ * How long a round waits for its approval cards before it counts as stuck. The cards' job is the
+ * heaviest and can be killed several times in a row on a busy machine; it is delivered in the end
+ * (the drain below checks every card), so the bound is generous: stuck means far too slow, not lost.
+ */
+const CARD_WAIT_MS = knob('FAULTS_CARD_WAIT_MS', 300_000);
 
 let world: FaultWorld;
 let web: AppProcess;
@@ -53,7 +59,7 @@ describe('a worker killed mid-delivery', () => {
     const refused: string[] = [];
     const done: unknown[] = [];
     const rounds = () => done;
-    const load = runLoad(world, 'wk', LANES, () => stopLoad, { web: () => web, onRefused: (step, status) => refused.push(`${step} ${status}`), onRound: (r) => done.push(r) });
+    const load = runLoad(world, 'wk', LANES, () => stopLoad, { cardWaitMs: CARD_WAIT_MS, web: () => web, onRefused: (step, status) => refused.push(`${step} ${status}`), onRound: (r) => done.push(r) });
 
     const started = Date.now();
     for (let k = 0; k < KILLS; k++) {
