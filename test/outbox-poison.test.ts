@@ -3,7 +3,9 @@ import { describe, expect } from 'vitest';
 import { sampleAgent, waitFor, type TestApp } from './support/app.js';
 import { appTest } from './support/fixture.js';
 
-const it = appTest({ appOptions: { relayPollMs: 200 } });
+// An events webhook is configured, so the good rows' events become jobs (without one, the relay
+// marks event rows published without a job: test/outbox-no-events-webhook.test.ts).
+const it = appTest({ events: { secret: 'whsec_poison_0123456789abcdef' }, appOptions: { relayPollMs: 200 } });
 let app: TestApp;
 
 it.beforeAll(({ app: started }) => {

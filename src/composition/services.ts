@@ -71,7 +71,7 @@ export async function createServices(
     lifecycle.onStop(() => started.stop());
   }
   const publisher: PermissionChangePublisher = view ?? { publishChanged: (agentId, version) => publishPermissionChange(producer, channel, agentId, version) };
-  const relay = config.role !== 'web' ? new OutboxRelay({ db, databaseUrl: config.databaseUrl, queues, clock, logger, pollMs: options.relayPollMs }) : undefined;
+  const relay = config.role !== 'web' ? new OutboxRelay({ db, databaseUrl: config.databaseUrl, queues, clock, logger, pollMs: options.relayPollMs, skipEvents: !config.eventsWebhook }) : undefined;
 
   // Approval request changes reach every replica's view (the decision path reads them from memory).
   const approvalsChanged = view ? (agentId: string) => view.publishApprovalsChanged(agentId) : (agentId: string) => publishApprovalsChange(producer, channel, agentId);

@@ -6,6 +6,9 @@ import type { Queues } from '../queue/queues.js';
 import { tracing, type RelaySpan } from '../observability/tracing.js';
 import { claimUnpublished, markPublished, recordPublishFailures, type ClaimedOutboxRow, type PublishFailure } from './outbox.repository.js';
 import type { QueueName } from './outbox.repository.js';
+import { EVENT_TYPES } from '../domain/events.js';
+
+const EVENT_JOB_NAMES: ReadonlySet<string> = new Set(EVENT_TYPES);
 
 export const OUTBOX_NOTIFY_CHANNEL = 'armalo_outbox';
 
@@ -20,6 +23,14 @@ export interface OutboxRelayOptions {
   batchSize?: number;
   /** Failed hand-overs after which a row at fault (unknown queue, refused payload) is parked. */
   maxAttempts?: number;
+  /**
+   * No outbound events webhook is configured (`ARMALO_EVENTS_WEBHOOK_URL`): a domain event's only
+   * consumer is that webhook, so its row is marked published without a job (the job would end at
+   * once as `no_webhook`). The row stays in Postgres as the record. Approval callbacks, which share
+   * the events queue, still go. Keep the same events webhook settings on every replica that runs the
+   * worker.
+   */
+  skipEvents?: boolean;
 }
 
 /** The queue is away (Redis down): every row fails, none is at fault, so none is parked. */
@@ -146,8 +157,15 @@ export class OutboxRelay {
     const published: string[] = [];
     const failures: PublishFailure[] = [];
     const byQueue = new Map<QueueName, ClaimedOutboxRow[]>();
+    const skipEvents = this.opts.skipEvents === true;
     for (const row of rows) {
       const name = row.queue as QueueName;
+      if (skipEvents && name === 'events' && EVENT_JOB_NAMES.has(row.job_name)) {
+        published.push(row.id);
+        spans?.get(row.id)?.end(undefined);
+        spans?.delete(row.id);
+        continue;
+      }
       if (!Object.hasOwn(queues, name)) {
         failures.push({ id: row.id, error: `outbox row names unknown queue ${row.queue}`, rowAtFault: true });
         continue;
