@@ -8,8 +8,9 @@ import type { IncomingMessage, Server, ServerResponse } from 'node:http';
  * whose body is still arriving past its deadline gets 408 (if nothing was answered yet) and its
  * socket is closed. Headers stay under Node's `headersTimeout`.
  *
- * Cost on the hot path: one `req.complete` read per request; a request whose body came with its
- * headers (nearly every decision) is never tracked. The sweep runs once a second, unref'd.
+ * Cost on the hot path: a request is in the watch from its start until its answer (a Map set and
+ * delete; Node emits the request before it parses a body that came in the same packet, so nearly
+ * every POST is watched briefly). The sweep runs once a second, unref'd, only while any is watched.
  */
 export interface BodyDeadlines {
   /** Every request's body, from the start of the request (default 60 s). */
@@ -39,6 +40,11 @@ export class BodyDeadlineWatcher {
     if (req.complete) return;
     this.watched.set(req, { res, startedAt, limitMs: this.deadlines.bodyMs });
     this.timer ??= setInterval(() => this.sweep(), this.deadlines.sweepMs).unref();
+  }
+
+  /** The request was answered by the server's handler: nothing to watch any more. */
+  forget(req: IncomingMessage): void {
+    this.watched.delete(req);
   }
 
   /** The matched route streams its body: it gets the longer deadline. */

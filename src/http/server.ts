@@ -198,6 +198,9 @@ async function handle(deps: Deps, req: IncomingMessage, res: ServerResponse): Pr
       }
     }
   }
+  // Answered: the request leaves the watch at once (held for the sweep, every request would live
+  // long enough to be promoted out of the young generation).
+  deps.deadlines.forget(req);
   record(deps, method, routeLabel, status, started);
 }
 
