@@ -2,7 +2,8 @@ import { sql } from 'kysely';
 import type { DbOrTrx } from '../db/database.js';
 import type { Agent, Grant, GrantConstraints } from '../domain/agent.js';
 
-interface GrantRow {
+/** A row of `grants` as the batch and fleet reads select it. */
+export interface GrantRow {
   agent_id: string;
   id: string;
   scope: string;

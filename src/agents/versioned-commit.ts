@@ -56,6 +56,14 @@ interface PreparedEntry {
   after: string;
 }
 
+/** The insert of a batch's outbox rows, one array per column: a CTE body of both commit paths. */
+function insertOutboxRows(rows: readonly OutboxRow[]) {
+  return sql`insert into outbox (id, queue, job_name, payload, run_at, created_at, trace_context)
+      select * from unnest(${rows.map((r) => r.id)}::uuid[], ${rows.map((r) => r.queue)}::text[], ${rows.map((r) => r.jobName)}::text[],
+        ${rows.map((r) => JSON.stringify(r.payload))}::jsonb[], ${rows.map((r) => r.runAt)}::timestamptz[], ${rows.map((r) => r.createdAt)}::timestamptz[],
+        ${rows.map((r) => (r.traceContext ? JSON.stringify(r.traceContext) : null))}::jsonb[])`;
+}
+
 function prepare(input: AuditInput): PreparedEntry {
   // Round-trip the payload through JSON so what we hash is exactly what jsonb stores.
   const payloadJson = JSON.stringify(input.payload ?? {});
@@ -145,10 +153,7 @@ export async function commitVersionedChanges(trx: DbOrTrx, changes: readonly Ver
       where agents.id = v.id
       returning 1),
     jobs as (
-      insert into outbox (id, queue, job_name, payload, run_at, created_at, trace_context)
-      select * from unnest(${rows.map((r) => r.id)}::uuid[], ${rows.map((r) => r.queue)}::text[], ${rows.map((r) => r.jobName)}::text[],
-        ${rows.map((r) => JSON.stringify(r.payload))}::jsonb[], ${rows.map((r) => r.runAt)}::timestamptz[], ${rows.map((r) => r.createdAt)}::timestamptz[],
-        ${rows.map((r) => (r.traceContext ? JSON.stringify(r.traceContext) : null))}::jsonb[])
+      ${insertOutboxRows(rows)}
       returning 1),
     answered as (
       update agent_actions set result = r.result
@@ -209,10 +214,7 @@ async function commitValueChanges(trx: DbOrTrx, ids: readonly string[], prepared
       where agents.id = a.id
       returning 1),
     jobs as (
-      insert into outbox (id, queue, job_name, payload, run_at, created_at, trace_context)
-      select * from unnest(${rows.map((r) => r.id)}::uuid[], ${rows.map((r) => r.queue)}::text[], ${rows.map((r) => r.jobName)}::text[],
-        ${rows.map((r) => JSON.stringify(r.payload))}::jsonb[], ${rows.map((r) => r.runAt)}::timestamptz[], ${rows.map((r) => r.createdAt)}::timestamptz[],
-        ${rows.map((r) => (r.traceContext ? JSON.stringify(r.traceContext) : null))}::jsonb[])
+      ${insertOutboxRows(rows)}
       returning 1)
     select (select array_agg(d.version::text order by d.i) from drawn d) as versions,
       (select count(*) from versioned)::int as versioned, (select count(*) from entries)::int as entries, (select count(*) from moved)::int as moved,

@@ -2,9 +2,10 @@ import { sql, type Selectable } from 'kysely';
 import type { Db, DbOrTrx } from '../db/database.js';
 import { addOutboxJob } from '../outbox/outbox.repository.js';
 import type { FleetConfirmationsTable, FleetIncidentsTable } from '../db/schema.js';
-import { deriveStatus, type ActiveAction, type Agent, type Grant, type GrantConstraints, type RestrictingKind, type TouchedGrant } from '../domain/agent.js';
+import { deriveStatus, type ActiveAction, type Agent, type Grant, type RestrictingKind, type TouchedGrant } from '../domain/agent.js';
 import { globToLike, type FleetSelector } from '../domain/fleet-selector.js';
 import { announceDecided } from '../confirmations/confirmations.repository.js';
+import type { GrantRow } from '../agents/registration-batch.js';
 
 export type FleetIncidentRow = Selectable<FleetIncidentsTable>;
 export type FleetConfirmationRow = Selectable<FleetConfirmationsTable>;
@@ -65,17 +66,6 @@ export async function loadAgentsByIds(db: DbOrTrx, ids: readonly string[], optio
     select ${AGENT_COLUMNS} from agents a where a.id in ${idSet(ids)}
     order by a.id ${options.forUpdate ? sql`for update of a` : sql``}`.execute(db);
   return withState(db, rows);
-}
-
-interface GrantRow {
-  id: string;
-  agent_id: string;
-  scope: string;
-  constraints: GrantConstraints;
-  keep_in_containment: boolean;
-  expires_at: Date | null;
-  granted_by: string;
-  granted_at: Date;
 }
 
 interface ActionRow {
