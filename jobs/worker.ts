@@ -85,7 +85,7 @@ export async function startWorkers(deps: WorkerDeps): Promise<Worker[]> {
   const timers = new Worker(
     QUEUES.timers,
     dispatch(QUEUES.timers, {
-      'lift-action': (job) => liftAction(job, deps.agents, { db: deps.db, clock: deps.clock }),
+      'lift-action': (job) => liftAction(job, deps.agents),
       'approval-timer': (job) => approvalTimer(job, deps.approvals),
       'approval-timers-cancel': (job) => cancelApprovalTimers(job, { db: deps.db, timers: deps.queues.timers }),
       consequences: (job) => applyConsequences(job, deps.consequences),

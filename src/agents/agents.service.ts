@@ -27,6 +27,7 @@ import { cancelOpenRestoreConfirmations } from '../confirmations/confirmations.r
 import type { JobName, JobPayload } from '../queue/job-contracts.js';
 import { agentsWithHeldEvents, applyRegistrations, decommissionedMessage, type RegistrationItem, type RegistrationOutcome } from './registration-batch.js';
 import { WriteBatcher } from './write-batcher.js';
+import { closeFleetIncidentIfLifted, fleetIncidentOfAction } from '../fleet/fleet.repository.js';
 import { commitVersionedChanges, eventRow, outboxRow, type OutboxRow } from './versioned-commit.js';
 
 /** Told after a commit that changed an agent's permissions, so every replica's view updates. */
@@ -398,8 +399,9 @@ export class AgentService {
   }
 
   /**
-   * Lifts an action whose ttl has run out. Idempotent: an action already lifted (by a restore,
-   * or by an earlier run of the same job) or not yet due is left alone and reported as such.
+   * Lifts an action whose ttl has run out (from the lift job, or the sweep when that job was lost).
+   * Idempotent: an action already lifted (by a restore, or by an earlier run of the same job) or
+   * not yet due is left alone and reported as such.
    */
   async liftExpired(actionId: string, agentId: string): Promise<'lifted' | 'not_in_force' | 'not_due'> {
     const { db, clock } = this.deps;
@@ -434,6 +436,13 @@ export class AgentService {
       return { outcome: 'lifted' as const, version };
     });
     if (out.outcome === 'lifted') await this.afterCommit(agentId, out.version);
+    // Part of a fleet action: the fleet incident ends with the last of its agents lifted, as a single
+    // incident does. Checked after each lift commits (the call after the last one sees them all), and
+    // again when a retried lift finds it done, so a crash in between does not leave it open.
+    if (out.outcome !== 'not_due') {
+      const fleetIncidentId = await fleetIncidentOfAction(db, actionId);
+      if (fleetIncidentId) await closeFleetIncidentIfLifted(db, fleetIncidentId, 'system:ttl', clock.now());
+    }
     return out.outcome;
   }
 
