@@ -35,6 +35,9 @@ interface AgentWithState extends AgentRow {
   trust_tier: string | null;
   trust_score: number | null;
   newest_evidence_at: Date | string | null;
+  /** `loadAgentForAction` only. */
+  open_incident_id?: string | null;
+  has_open_approvals?: boolean;
 }
 
 function toAgent(row: AgentWithState): Agent {
@@ -94,6 +97,15 @@ export async function loadAgents(
   db: DbOrTrx,
   filter: { ids?: string[]; versionAbove?: bigint; forUpdate?: boolean },
 ): Promise<Agent[]> {
+  const rows = await loadAgentRows(db, filter, false);
+  return rows.map(toAgent);
+}
+
+async function loadAgentRows(
+  db: DbOrTrx,
+  filter: { ids?: string[]; versionAbove?: bigint; forUpdate?: boolean },
+  forAction: boolean,
+): Promise<AgentWithState[]> {
   let ids = filter.ids;
   if (ids && ids.length === 0) return [];
   if (filter.forUpdate) {
@@ -140,10 +152,15 @@ export async function loadAgents(
         .whereRef('e.agent_id', '=', 'a.id')
         .as('newest_evidence_at'),
     ]);
+  if (forAction) {
+    q = q.select([
+      sql<string | null>`(select i.id::text from incidents i where i.agent_id = a.id and i.status = 'open' limit 1)`.as('open_incident_id'),
+      sql<boolean>`exists (select 1 from approval_requests r where r.agent_id = a.id and r.status in ('pending', 'approved'))`.as('has_open_approvals'),
+    ]);
+  }
   if (ids) q = q.where('a.id', 'in', ids);
   if (filter.versionAbove !== undefined && !filter.forUpdate) q = q.where('a.version', '>', filter.versionAbove.toString());
-  const rows = (await q.execute()) as unknown as AgentWithState[];
-  return rows.map(toAgent);
+  return (await q.execute()) as unknown as AgentWithState[];
 }
 
 /** Every agent, for a view's initial load: streamed with COPY from one snapshot (see load-all-agents.ts). */
@@ -157,6 +174,26 @@ function toDate(value: unknown): Date | null {
 export async function loadAgent(db: DbOrTrx, id: string, options: { forUpdate?: boolean } = {}): Promise<Agent | undefined> {
   const [agent] = await loadAgents(db, { ids: [id], forUpdate: options.forUpdate });
   return agent;
+}
+
+/** An agent about to be acted on, with what the action needs to know of its other rows. */
+export interface ActionSubject {
+  agent: Agent;
+  /** Its open incident (every step of an incident joins it), if any. */
+  openIncidentId: string | null;
+  /** Whether it has approval requests a containment would cancel (pending, or approved and maybe unused). */
+  hasOpenApprovals: boolean;
+}
+
+/**
+ * `loadAgent(trx, id, { forUpdate: true })` for an action: the row lock, then one read of the agent,
+ * its open incident and whether it has open approval requests (the read follows the lock, so it
+ * sees what a transaction it waited for committed).
+ */
+export async function loadAgentForAction(trx: DbOrTrx, id: string): Promise<ActionSubject | undefined> {
+  const [row] = await loadAgentRows(trx, { ids: [id], forUpdate: true }, true);
+  if (!row) return undefined;
+  return { agent: toAgent(row), openIncidentId: row.open_incident_id ?? null, hasOpenApprovals: row.has_open_approvals === true };
 }
 
 /**
@@ -318,8 +355,8 @@ export async function markDecommissioned(trx: DbOrTrx, id: string, d: { version:
     .execute();
 }
 
-export async function insertAction(
-  trx: DbOrTrx,
+/** The rows one action writes before its version is drawn (see `writeActionRows`). */
+export interface ActionRows {
   action: {
     id: string;
     agentId: string;
@@ -334,26 +371,64 @@ export async function insertAction(
     incidentId: string | null;
     idempotencyKey: string | null;
     result: unknown;
-  },
-): Promise<void> {
-  await trx
-    .insertInto('agent_actions')
-    .values({
-      id: action.id,
-      agent_id: action.agentId,
-      kind: action.kind,
-      scopes: JSON.stringify(action.scopes),
-      reason: action.reason,
-      actor: action.actor,
-      ttl_ms: action.ttlMs,
-      expires_at: action.expiresAt,
-      touched_grants: JSON.stringify(action.touched),
-      created_at: action.now,
-      incident_id: action.incidentId,
-      idempotency_key: action.idempotencyKey,
-      result: JSON.stringify(action.result),
-    })
-    .execute();
+  };
+  /** The actions in force this one lifts. */
+  lifts: string[];
+  status: Agent['status'];
+  /** The incident the action opens (it may end with it: `closeIncident`). */
+  openIncident: string | null;
+  /** The incident that ends with this action (the agent is active after it). */
+  closeIncident: string | null;
+}
+
+/**
+ * One action's rows, in one statement: the incident it opens or ends (and the restore confirmations
+ * that cannot carry over, cancelled), the action row, the actions it lifts and the agent's status.
+ * Answers the ids of the confirmations it cancelled (their thread messages must be updated).
+ * The rows are independent of each other, so one statement (one round trip under the agent's row
+ * lock, where there were up to seven) writes them all; it throws unless the action and the status were written.
+ */
+export async function writeActionRows(trx: DbOrTrx, w: ActionRows): Promise<string[]> {
+  const a = w.action;
+  const incident = w.openIncident ?? w.closeIncident;
+  const endsNew = w.openIncident !== null && w.openIncident === w.closeIncident;
+  const why = w.openIncident ? `incident ${w.openIncident} opened` : `incident ${w.closeIncident} ended`;
+  const { rows } = await sql<{ acted: number; state: number; opened: number; closed: number; cancelled: string[] }>`
+    with opened as (
+      insert into incidents (id, agent_id, status, opened_by_action_id, opened_at, closed_at, closed_by)
+      select ${w.openIncident}::uuid, ${a.agentId}, ${endsNew ? 'closed' : 'open'}, ${a.id}::uuid, ${a.now}::timestamptz,
+        ${endsNew ? a.now : null}::timestamptz, ${endsNew ? a.actor : null}::text
+      where ${w.openIncident}::uuid is not null
+      returning 1),
+    closed as (
+      update incidents set status = 'closed', closed_at = ${a.now}, closed_by = ${a.actor}
+      where id = ${endsNew ? null : w.closeIncident}::uuid
+      returning 1),
+    cancelled as (
+      update confirmations set decided_at = ${a.now}, decided_by = ${a.actor}, outcome = 'cancelled', decided_reason = ${why}
+      where ${incident}::uuid is not null and agent_id = ${a.agentId} and kind = 'restore' and decided_at is null
+      returning id),
+    acted as (
+      insert into agent_actions (id, agent_id, kind, scopes, reason, actor, ttl_ms, expires_at, touched_grants, created_at, incident_id, idempotency_key, result)
+      values (${a.id}::uuid, ${a.agentId}, ${a.kind}, ${JSON.stringify(a.scopes)}::jsonb, ${a.reason}, ${a.actor}, ${a.ttlMs}::bigint, ${a.expiresAt}::timestamptz,
+        ${JSON.stringify(a.touched)}::jsonb, ${a.now}::timestamptz, ${a.incidentId}::uuid, ${a.idempotencyKey}::text, ${JSON.stringify(a.result)}::jsonb)
+      returning 1),
+    lifted as (
+      update agent_actions set lifted_at = ${a.now}, lifted_by = ${a.actor}, lift_reason = ${a.reason}, lifted_by_action_id = ${a.id}::uuid
+      where id = any(${w.lifts}::uuid[]) and lifted_at is null
+      returning 1),
+    state as (
+      update agents set status = ${w.status}, updated_by = ${a.actor}, updated_at = ${a.now} where id = ${a.agentId}
+      returning 1)
+    select (select count(*) from acted)::int as acted, (select count(*) from state)::int as state,
+      (select count(*) from opened)::int as opened, (select count(*) from closed)::int as closed,
+      (select coalesce(array_agg(id::text), '{}') from cancelled) as cancelled,
+      (select count(*) from lifted)::int as lifted`.execute(trx);
+  const done = rows[0];
+  if (!done || done.acted !== 1 || done.state !== 1 || done.opened !== (w.openIncident ? 1 : 0) || done.closed !== (w.closeIncident && !endsNew ? 1 : 0)) {
+    throw new Error(`the action's rows were not all written: ${JSON.stringify(done)}`);
+  }
+  return done.cancelled;
 }
 
 export async function liftActions(
@@ -401,12 +476,6 @@ export async function findActionByIdempotencyKey(db: DbOrTrx, key: string): Prom
 
 export async function findOpenIncident(db: DbOrTrx, agentId: string): Promise<{ id: string } | undefined> {
   return db.selectFrom('incidents').select('id').where('agent_id', '=', agentId).where('status', '=', 'open').executeTakeFirst();
-}
-
-/** Opens an incident; restore confirmations still open from before cannot carry over into it. */
-export async function openIncident(trx: DbOrTrx, id: string, agentId: string, actionId: string, now: Date, actor = 'system'): Promise<void> {
-  await trx.insertInto('incidents').values({ id, agent_id: agentId, status: 'open', opened_by_action_id: actionId, opened_at: now }).execute();
-  await cancelOpenRestoreConfirmations(trx, agentId, { actor, reason: `incident ${id} opened`, now });
 }
 
 /** Closes an incident and, in the same transaction, the restore confirmations asked during it. */

@@ -13,10 +13,10 @@ import {
   closeIncident,
   findActionByIdempotencyKey,
   findOpenIncident,
-  openIncident,
-  insertAction,
   liftActions,
   loadAgent,
+  loadAgentForAction,
+  writeActionRows,
   nextPermissionVersion,
   setAgentState,
   markDecommissioned,
@@ -268,51 +268,54 @@ export class AgentService {
     }
     type Applied = { result: ActionResult; version: bigint } | { replayed: ActionResult };
     const out = await this.applyOnce(idempotencyKey, () => db.transaction().execute(async (trx): Promise<Applied> => {
-      // The row lock makes two responders acting at once take turns: the second sees the first's result.
-      const agent = await loadAgent(trx, agentId, { forUpdate: true });
-      if (!agent) throw notFound(`unknown agent ${agentId}`);
+      // The row lock makes two responders acting at once take turns: the second sees the first's
+      // result. The read after it brings the open incident and whether approvals are open too.
+      const subject = await loadAgentForAction(trx, agentId);
+      if (!subject) throw notFound(`unknown agent ${agentId}`);
+      const { agent, openIncidentId } = subject;
       if (agent.status === 'decommissioned') throw conflict(decommissionedMessage(agent, 'there is nothing left to act on'));
       // A request with the same key that committed while we waited for the lock: its answer, not a second action.
       const prior = idempotencyKey ? await findActionByIdempotencyKey(trx, idempotencyKey) : undefined;
       if (prior) return { replayed: { ...(prior.result as ActionResult), replayed: true } };
       const now = clock.now();
-      const openIncidentId = (await findOpenIncident(trx, agentId))?.id ?? null;
       if (options.confirmation) {
         await claimConfirmation(trx, options.confirmation.id, { agentId, openIncidentId, activeActionIds: agent.activeActions.map((a) => a.id), actor: cmd.actor, now });
       }
       const plan = planAction(agent, cmd, now);
       const id = randomUUID();
       // One incident per agent from the first restriction until restore: every step joins it.
-      let incidentId = openIncidentId;
-      if (!incidentId && cmd.kind !== 'restore') {
-        incidentId = randomUUID();
-        await openIncident(trx, incidentId, agentId, id, now, cmd.actor);
-      }
-      if (incidentId && plan.statusAfter === 'active') await closeIncident(trx, incidentId, cmd.actor, now);
+      const opens = !openIncidentId && cmd.kind !== 'restore' ? randomUUID() : null;
+      const incidentId = openIncidentId ?? opens;
       const result: ActionResult = { ...resultOf(agentId, cmd, plan, id, now, false), incidentId, ...(cmd.breakGlass && cmd.kind === 'restore' ? { breakGlass: true as const } : {}) };
+      // Only an agent with open approval requests pays for cancelling them (a read, an audit entry and notices each).
       if ((cmd.kind === 'contain' || cmd.kind === 'revoke') && this.deps.approvals) {
-        result.pendingApprovalsCancelled = await this.deps.approvals.cancelPendingForAgent(trx, agentId, cmd.actor, now);
+        result.pendingApprovalsCancelled = subject.hasOpenApprovals ? await this.deps.approvals.cancelPendingForAgent(trx, agentId, cmd.actor, now) : [];
       }
-      // Everything but the version first; the version, the audit entry and the event (which carry
-      // it) and the outbox rows last, under the audit head lock, held from there to the commit.
-      await insertAction(trx, {
-        id,
-        agentId,
-        kind: cmd.kind,
-        scopes: plan.scopes,
-        reason: cmd.reason,
-        actor: cmd.actor,
-        ttlMs: cmd.ttlMs ?? null,
-        expiresAt: plan.expiresAt,
-        touched: cmd.kind === 'restore' ? plan.grantsGivenBack : plan.grantsTakenAway,
-        now,
-        incidentId,
-        idempotencyKey: idempotencyKey ?? null,
-        result,
+      // Everything but the version first, in one statement; the version, the audit entry and the
+      // event (which carry it) and the outbox rows last, under the audit head lock, held from there to the commit.
+      const cancelledConfirmations = await writeActionRows(trx, {
+        action: {
+          id,
+          agentId,
+          kind: cmd.kind,
+          scopes: plan.scopes,
+          reason: cmd.reason,
+          actor: cmd.actor,
+          ttlMs: cmd.ttlMs ?? null,
+          expiresAt: plan.expiresAt,
+          touched: cmd.kind === 'restore' ? plan.grantsGivenBack : plan.grantsTakenAway,
+          now,
+          incidentId,
+          idempotencyKey: idempotencyKey ?? null,
+          result,
+        },
+        lifts: plan.lifts.map((a) => a.id),
+        status: plan.statusAfter,
+        openIncident: opens,
+        closeIncident: incidentId && plan.statusAfter === 'active' ? incidentId : null,
       });
-      await liftActions(trx, plan.lifts.map((a) => a.id), { actor: cmd.actor, reason: cmd.reason, byActionId: id, now });
-      await setAgentState(trx, agentId, plan.statusAfter, agent.version, cmd.actor, now);
-      const jobs: OutboxRow[] = [];
+      // A cancelled restore confirmation's request in the incident thread shows the outcome.
+      const jobs: OutboxRow[] = cancelledConfirmations.map((confirmationId) => outboxRow('confirmation-request', { confirmationId }, now));
       if (plan.expiresAt) jobs.push(outboxRow(LIFT_ACTION_JOB, { actionId: id, agentId }, now, plan.expiresAt));
       if (incidentId) {
         const update: IncidentUpdate = { incidentId, actionId: id, event: 'action' };
