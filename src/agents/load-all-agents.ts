@@ -27,8 +27,17 @@ export const LOAD_CHUNK_SIZE = 5000;
  *
  * `onAgents` gets the agents in id order, in chunks of `LOAD_CHUNK_SIZE`, once the snapshot has
  * been read in full; each agent is the same as `loadAgents` reads it.
+ *
+ * With `versionAbove`, only the agents above that version (a large catch-up: a fleet action's
+ * thousands of changes), from the same one snapshot: what `loadAgents({ versionAbove })` reads,
+ * without its JSON building per agent.
  */
-export async function loadAllAgents(db: Db, onAgents: (agents: Agent[]) => void): Promise<number> {
+export async function loadAllAgents(db: Db, onAgents: (agents: Agent[]) => void, filter: { versionAbove?: bigint } = {}): Promise<number> {
+  // COPY takes no parameters: the version goes in as digits (a bigint prints as nothing else).
+  const above = filter.versionAbove;
+  if (above !== undefined && typeof above !== 'bigint') throw new Error('versionAbove must be a bigint');
+  const agentWhere = above === undefined ? '' : ` where version > ${above.toString()}`;
+  const ofThose = above === undefined ? '' : ` and agent_id in (select id from agents where version > ${above.toString()})`;
   const pool = poolOf(db);
   if (!pool) throw new Error('loadAllAgents needs a database handle made by createDb (it reads with COPY on its pool)');
   const client = await pool.connect();
@@ -40,17 +49,17 @@ export async function loadAllAgents(db: Db, onAgents: (agents: Agent[]) => void)
     const fleet = new FleetBuilder();
     await copyOut(
       client,
-      'select id, name, owner, risk_tier, version, updated_at, decommissioned_at, decommissioned_by, decommission_reason from agents order by id',
+      `select id, name, owner, risk_tier, version, updated_at, decommissioned_at, decommissioned_by, decommission_reason from agents${agentWhere} order by id`,
       (r) => fleet.agent(r),
     );
-    await copyOut(client, 'select agent_id, id, scope, constraints, keep_in_containment, expires_at, granted_by, granted_at from grants where removed_at is null', (r) => fleet.grant(r));
+    await copyOut(client, `select agent_id, id, scope, constraints, keep_in_containment, expires_at, granted_by, granted_at from grants where removed_at is null${ofThose}`, (r) => fleet.grant(r));
     await copyOut(
       client,
-      "select agent_id, id, kind, scopes, reason, actor, created_at, expires_at, touched_grants from agent_actions where lifted_at is null and kind <> 'restore'",
+      `select agent_id, id, kind, scopes, reason, actor, created_at, expires_at, touched_grants from agent_actions where lifted_at is null and kind <> 'restore'${ofThose}`,
       (r) => fleet.action(r),
     );
-    await copyOut(client, 'select distinct on (agent_id) agent_id, tier, score from trust_scores order by agent_id, computed_at desc, id desc', (r) => fleet.score(r));
-    await copyOut(client, 'select agent_id, max(observed_at) from evaluations group by agent_id', (r) => fleet.evidence(r));
+    await copyOut(client, `select distinct on (agent_id) agent_id, tier, score from trust_scores where true${ofThose} order by agent_id, computed_at desc, id desc`, (r) => fleet.score(r));
+    await copyOut(client, `select agent_id, max(observed_at) from evaluations where true${ofThose} group by agent_id`, (r) => fleet.evidence(r));
     await client.query('commit');
     agents = fleet.finish();
   } catch (err) {

@@ -51,6 +51,18 @@ export async function publishApprovalsChange(publisher: Redis, channel: string, 
 /** How long one read of permission state may take before the view stops waiting for it. */
 const RELOAD_WAIT_MS = 10_000;
 
+/** A catch-up of more versions than this reads like the first load (`loadAllAgents`), not agent by agent. */
+export const BULK_CATCH_UP_VERSIONS = 500n;
+
+/** The agents above a version, streamed from one snapshot (see `loadAllAgents`). */
+async function loadAgentsStreamed(db: Db, versionAbove: bigint): Promise<Agent[]> {
+  const agents: Agent[] = [];
+  await loadAllAgents(db, (page) => {
+    for (const a of page) agents.push(a);
+  }, { versionAbove });
+  return agents;
+}
+
 function withDeadline<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
   return Promise.race([
@@ -144,7 +156,8 @@ export class PermissionView implements PermissionChangePublisher {
   /** Serializes reloads so an older read never overwrites a newer one. */
   private reloadChain: Promise<unknown> = Promise.resolve();
   /** The catch-up waiting in the reload chain, not started yet (later changes join it). */
-  private queuedCatchUp: { ids: Set<string>; done: Promise<void> } | undefined;
+  private bulkReads = 0;
+  private queuedCatchUp: { ids: Set<string>; announced: bigint; done: Promise<void> } | undefined;
   private readonly limitedLog: LimitedLog;
   private pollFailing = false;
   private readonly listeners = new Set<PermissionViewListener>();
@@ -243,6 +256,11 @@ export class PermissionView implements PermissionChangePublisher {
     return this.agents.size;
   }
 
+  /** How many catch-ups read a large change like the first load (see `BULK_CATCH_UP_VERSIONS`). */
+  get bulkCatchUps(): number {
+    return this.bulkReads;
+  }
+
   get version(): bigint {
     return this.maxVersion;
   }
@@ -280,7 +298,7 @@ export class PermissionView implements PermissionChangePublisher {
     // both). A failed publish is reported after the local read, which happens either way.
     const published = publishPermissionChange(this.opts.publisher, this.opts.channel, agentId, version, this.id);
     published.catch(() => undefined);
-    await this.catchUp([agentId]);
+    await this.catchUp([agentId], version);
     await published;
   }
 
@@ -352,7 +370,7 @@ export class PermissionView implements PermissionChangePublisher {
     // Our own change is read by `publishChanged`; at or below the view's version, the change is
     // already here (versions follow commit order).
     if (msg.from === this.id || BigInt(msg.version) <= this.maxVersion) return;
-    void this.catchUp([msg.agentId]).catch((err: unknown) =>
+    void this.catchUp([msg.agentId], BigInt(msg.version)).catch((err: unknown) =>
       this.limitedLog('error', 'reload-after-change', { err: (err as Error).message, agentId: msg.agentId }, 'reloading agent after a change failed; the poll will retry'),
     );
   }
@@ -410,22 +428,29 @@ export class PermissionView implements PermissionChangePublisher {
    * version: versions are drawn in commit order, so a read that sees version M sees every change up
    * to M, while a reload of one agent at M says nothing about the others below M.
    */
-  private catchUp(ids: string[]): Promise<void> {
+  private catchUp(ids: string[], announced?: bigint): Promise<void> {
     // Joins a catch-up that is queued and has not started yet: its read starts after our change
     // committed, so it sees it. Under a burst of writes this is one read for many changes instead
     // of one read per change, each behind the last.
     const queued = this.queuedCatchUp;
     if (queued) {
       for (const id of ids) queued.ids.add(id);
+      if (announced !== undefined && announced > queued.announced) queued.announced = announced;
       return queued.done;
     }
-    const pending = { ids: new Set(ids), done: Promise.resolve() };
+    const pending = { ids: new Set(ids), announced: announced ?? 0n, done: Promise.resolve() };
     this.queuedCatchUp = pending;
     pending.done = this.enqueueReload(async () => {
       if (this.queuedCatchUp === pending) this.queuedCatchUp = undefined;
       const agentIds = [...pending.ids];
       const seq = ++this.approvalReads;
-      const [agents, approvals] = await Promise.all([loadAgents(this.opts.db, { versionAbove: this.maxVersion }), loadOpenApprovals(this.opts.db, this.opts.clock.now(), agentIds)]);
+      const above = this.maxVersion;
+      // Thousands of versions to catch up (a fleet action): streamed like the first load, from one
+      // snapshot, rather than read as JSON built per agent (the same agents, many times cheaper).
+      const bulk = pending.announced - above > BULK_CATCH_UP_VERSIONS;
+      if (bulk) this.bulkReads++;
+      const read = bulk ? loadAgentsStreamed(this.opts.db, above) : loadAgents(this.opts.db, { versionAbove: above });
+      const [agents, approvals] = await Promise.all([read, loadOpenApprovals(this.opts.db, this.opts.clock.now(), agentIds)]);
       this.apply(agents);
       this.applyApprovals(agentIds, approvals, seq);
     }, RELOAD_WAIT_MS);

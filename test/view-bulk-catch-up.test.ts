@@ -1,0 +1,73 @@
+import { isDeepStrictEqual } from 'node:util';
+import { describe, expect } from 'vitest';
+import { loadAgents, loadAllAgents } from '../src/agents/agents.repository.js';
+import { BULK_CATCH_UP_VERSIONS } from '../src/permissions/permission-view.js';
+import type { Agent } from '../src/domain/agent.js';
+import { waitFor, type TestApp } from './support/app.js';
+import { appTest } from './support/fixture.js';
+import { decisionOf } from './support/drive.js';
+import { fleetId, seedFleet, seedOddAgents } from './support/fleet.js';
+
+/**
+ * A fleet action changes thousands of agents at once. A replica catches up such a change with one
+ * streamed read (like its first load) instead of reading each agent as JSON; what it holds must be
+ * exactly what the per-agent read gives.
+ */
+const COUNT = 700;
+const POLICY = `
+roles:
+  ciso: { members: [{ slack: U0CISO }] }
+permissions:
+  contain: [ciso]
+  restore: [ciso]
+  bulk: { roles: [ciso], confirmAbove: 10 }
+`;
+const it = appTest({ policy: POLICY });
+let odd: string[] = [];
+it.beforeAll(async ({ app }) => {
+  await seedFleet(app.db, COUNT);
+  odd = await seedOddAgents(app.db);
+});
+
+describe('a replica catching up a fleet action', () => {
+  it('reads only the agents above a version, each exactly as the per-agent read gives it', async ({ app }) => {
+    const above = BigInt(COUNT - 250);
+    const streamed: Agent[] = [];
+    await loadAllAgents(app.db, (page) => streamed.push(...page), { versionAbove: above });
+    const single = await loadAgents(app.db, { versionAbove: above });
+    // The last 250 seeded agents and the awkward ones (seeded after, so above too), nothing below.
+    expect(streamed.map((a) => a.id).sort()).toEqual(single.map((a) => a.id).sort());
+    expect(streamed).toHaveLength(250 + odd.length);
+    expect(streamed.some((a) => a.id === fleetId(COUNT - 250))).toBe(false);
+    const byId = new Map(single.map((a) => [a.id, a]));
+    for (const agent of streamed) expect(agent, agent.id).toEqual(byId.get(agent.id));
+    await expect(loadAllAgents(app.db, () => undefined, { versionAbove: 1 as unknown as bigint })).rejects.toThrow(/bigint/);
+  });
+
+  it('a fleet contain of hundreds of agents reaches another replica in one streamed read, agent for agent', async ({ app, startApp }) => {
+    const replica: TestApp = await startApp({ env: { ARMALO_ROLE: 'web' } });
+    // Both views hold the seeded fleet before the action (the poll brings it).
+    await waitFor(() => app.view!.size >= COUNT && replica.view!.size >= COUNT, 20_000, 'both views to hold the seeded fleet');
+    expect((await decisionOf(replica, fleetId(1), 'crm:read')).decision).toBe('allow');
+    const before = replica.view!.bulkCatchUps;
+
+    const res = await app.call('POST', '/v1/actions', { selector: { scope: 'payments:*' }, action: 'contain', reason: 'payments SDK compromised' });
+    expect(res.status).toBe(201);
+    // Every tenth seeded agent was contained already.
+    expect(res.body.count).toBeGreaterThan(Number(BULK_CATCH_UP_VERSIONS));
+
+    // The replica answers for the fleet's version only once it holds every change up to it.
+    const answer = await replica.call('POST', '/v1/decisions', { agentId: fleetId(COUNT - 1), action: 'crm:read', atLeastVersion: res.body.version });
+    expect(answer.body.decision).toBe('deny');
+    expect(answer.body.reasonCodes).toContain('agent_contained');
+    expect(replica.view!.bulkCatchUps).toBeGreaterThan(before);
+
+    // Agent for agent what Postgres holds (the per-agent read), for every agent of the fleet.
+    const fromDb = await loadAgents(app.db, { ids: Array.from({ length: COUNT }, (_, i) => fleetId(i + 1)) });
+    expect(fromDb).toHaveLength(COUNT);
+    const wrong = fromDb.filter((agent) => !isDeepStrictEqual(replica.view!.get(agent.id), agent));
+    if (wrong[0]) expect(replica.view!.get(wrong[0].id)).toEqual(wrong[0]);
+    expect(wrong).toHaveLength(0);
+    expect(fromDb.every((a) => a.status === 'contained')).toBe(true);
+  }, 60_000);
+});
