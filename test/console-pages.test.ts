@@ -111,7 +111,7 @@ it('overview: agents counted by status (each count filters the list), open incid
   expect(listed).not.toContain('/console/agents/page-bot');
 });
 
-it('agent page: grants and their state, the 90-day score chart, evidence freshness, the open incident\'s timeline, approval requests, audit entries', async () => {
+it('agent page: grants and their state, the 90-day score chart, evidence freshness, incidents with their timelines, approval requests, audit entries', async () => {
   await evaluate('page-bot', [true, false, true]);
   expect(textOf((await slashCommand(app, slack, 'U0ONCALL1', 'narrow page-bot payments:* odd refunds')).body)).toContain('page-bot');
   expect((await app.call('POST', '/v1/approval-requests', { agentId: 'page-bot', action: 'payments:transfer', context: { amount: 20_000 }, justification: 'quarterly settlement' })).status).toBe(201);
@@ -127,7 +127,7 @@ it('agent page: grants and their state, the 90-day score chart, evidence freshne
   expect(trust).toContain('evidence fresh');
   expect(trust).toMatch(/<div class="chart" role="img" aria-label="Score over the last 90 days"><svg/);
   const incidents = section(page, 'Incidents');
-  expect(incidents).toContain("Open incident's timeline");
+  expect(incidents).toMatch(/<h3>Timeline: narrow <span class="status status-open">open<\/span>/);
   expect(incidents).toContain('<code>slack:U0ONCALL1</code>');
   expect(incidents).toContain('odd refunds');
   expect(section(page, 'Approval requests')).toContain('quarterly settlement');
@@ -136,7 +136,7 @@ it('agent page: grants and their state, the 90-day score chart, evidence freshne
   expect(audit).toContain('<code>agent.registered</code>');
 });
 
-it('incidents page: open and closed ones, how long they lasted, who opened and who closed them', async () => {
+it('incidents page: open and closed ones, how long they lasted, who opened and who closed them; the agent page keeps a closed one\'s timeline', async () => {
   const asker = await signInFromSlack(app, slack, 'U0ONCALL1');
   const csrf = csrfOf((await consoleGet(app, '/console/agents/inc-bot', asker)).text);
   expect((await consolePost(app, '/console/agents/inc-bot/contain', { csrf, reason: 'prompt injection seen' }, asker)).status).toBe(200);
@@ -163,6 +163,13 @@ it('incidents page: open and closed ones, how long they lasted, who opened and w
   expect(row).toContain('by <code>console:slack:U0ONCALL1</code>');
   expect(row).toContain('<td>1.5 h</td>');
   expect(row).toContain('<code>console:slack:U0ONCALL2</code>');
+
+  // The agent's page keeps the closed incident's timeline: who did what, and when.
+  const timeline = section((await consoleGet(app, '/console/agents/inc-bot', cookie)).text, 'Incidents');
+  expect(timeline).toMatch(/<h3>Timeline: contain <span class="status status-closed">closed<\/span>/);
+  const steps = timeline.slice(timeline.indexOf('<h3>Timeline'));
+  expect(steps).toMatch(/<code>console:slack:U0ONCALL1<\/code> contain: prompt injection seen/);
+  expect(steps).toMatch(/<code>console:slack:U0ONCALL\d<\/code> restore/);
 });
 
 it('audit: the agent filter shows that agent\'s entries only, on the page and in the CSV', async () => {
