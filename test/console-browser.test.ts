@@ -113,11 +113,11 @@ describe.skipIf(!availability.run)('the console in chromium', { timeout: 180_000
   }
 
   /** Whether the element lies wholly on the screen as first shown (no scrolling needed to read it). */
-  const inView = (locator: Locator) =>
-    locator.evaluate((el) => {
-      const r = el.getBoundingClientRect();
-      return r.width > 0 && r.left >= 0 && r.top >= 0 && r.right <= window.innerWidth && r.bottom <= window.innerHeight;
-    });
+  const inView = async (locator: Locator) => {
+    const box = await locator.boundingBox();
+    const screen = locator.page().viewportSize()!;
+    return box !== null && box.width > 0 && box.x >= 0 && box.y >= 0 && box.x + box.width <= screen.width && box.y + box.height <= screen.height;
+  };
 
   async function shot(page: Page, name: string): Promise<void> {
     if (!SCREENSHOTS) return;
@@ -196,11 +196,12 @@ describe.skipIf(!availability.run)('the console in chromium', { timeout: 180_000
   it('keyboard only: Tab reaches the contain form, the focus is visible, Enter on the button contains the agent', async () => {
     const page = await signedInPage('U0ONCALL1');
     await page.goto(`${app.url}/console/agents/key-bot`);
+    // Evaluated in the page (as text: this project's TypeScript has no DOM types).
     const focused = () =>
-      page.evaluate(() => {
-        const el = document.activeElement as HTMLElement | null;
+      page.evaluate<{ name: string; form: string; outline: string }>(`(() => {
+        const el = document.activeElement;
         return { name: el?.getAttribute('name') ?? el?.textContent?.trim() ?? '', form: el?.closest('form')?.getAttribute('action') ?? '', outline: el ? getComputedStyle(el).outlineStyle : 'none' };
-      });
+      })()`);
     const tabTo = async (want: (f: Awaited<ReturnType<typeof focused>>) => boolean, what: string) => {
       for (let i = 0; i < 40; i++) {
         await page.keyboard.press('Tab');
@@ -223,7 +224,7 @@ describe.skipIf(!availability.run)('the console in chromium', { timeout: 180_000
     const page = await signedInPage('U0CISO', { viewport: { width: 390, height: 844 }, deviceScaleFactor: 2, isMobile: true, hasTouch: true });
     for (const path of ['/console', '/console/agents/mailer', '/console/approvals', '/console/incidents', '/console/audit']) {
       await page.goto(`${app.url}${path}`);
-      const fit = await page.evaluate(() => ({ page: document.documentElement.scrollWidth, screen: window.innerWidth }));
+      const fit = await page.evaluate<{ page: number; screen: number }>('({ page: document.documentElement.scrollWidth, screen: window.innerWidth })');
       expect(fit.page, path).toBeLessThanOrEqual(fit.screen);
       for (const link of ['Overview', 'Approvals', 'Incidents', 'Audit']) expect(await inView(page.getByRole('link', { name: link, exact: true })), `${path}: ${link}`).toBe(true);
     }
