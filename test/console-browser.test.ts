@@ -2,7 +2,7 @@ import { mkdirSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect } from 'vitest';
-import type { Browser, BrowserContext, Page } from 'playwright-core';
+import type { Browser, BrowserContext, Locator, Page } from 'playwright-core';
 import { appTest } from './support/fixture.js';
 import { sampleAgent, waitFor, type TestApp } from './support/app.js';
 import type { FakeSlack } from './support/fake-slack.js';
@@ -65,6 +65,8 @@ describe.skipIf(!availability.run)('the console in chromium', { timeout: 180_000
   const contexts: BrowserContext[] = [];
   /** Messages the pages logged as errors (a CSP violation shows up here). */
   const pageErrors: string[] = [];
+  /** Requests the pages made to any other origin (there must be none: no CDN, nothing from outside). */
+  const foreignRequests: string[] = [];
 
   it.beforeAll(async ({ app: started, slack: fake }) => {
     app = started;
@@ -73,6 +75,7 @@ describe.skipIf(!availability.run)('the console in chromium', { timeout: 180_000
       ['underwriter', 'Underwriting bot'],
       ['mailer', 'Renewal mailer'],
       ['live-bot', 'Claims triage bot'],
+      ['key-bot', 'Quote bot'],
     ];
     for (const [id, name] of agents) expect((await app.call('PUT', `/v1/agents/${id}`, { ...sampleAgent, name })).status).toBe(201);
     // Evidence, so the agent page has a score, a chart and the overview a mover.
@@ -90,14 +93,17 @@ describe.skipIf(!availability.run)('the console in chromium', { timeout: 180_000
   });
 
   /** A browser profile of its own, signed in as `user` with a link that user got from `/armalo console`. */
-  async function signedInPage(user: string): Promise<Page> {
-    const context = await browser.newContext({ viewport: { width: 1200, height: 900 } });
+  async function signedInPage(user: string, device: Parameters<Browser['newContext']>[0] = { viewport: { width: 1200, height: 900 } }): Promise<Page> {
+    const context = await browser.newContext(device);
     contexts.push(context);
     const page = await context.newPage();
     page.on('console', (m) => {
       if (m.type() === 'error') pageErrors.push(`${user}: ${m.text()}`);
     });
     page.on('pageerror', (e) => pageErrors.push(`${user}: ${e.message}`));
+    page.on('request', (r) => {
+      if (!r.url().startsWith(`${app.url}/`) && !r.url().startsWith('data:')) foreignRequests.push(`${user}: ${r.url()}`);
+    });
     const { url } = await consoleLink(app, slack, user);
     expect(url.startsWith(app.url)).toBe(true);
     await page.goto(url);
@@ -105,6 +111,13 @@ describe.skipIf(!availability.run)('the console in chromium', { timeout: 180_000
     await page.waitForURL(`${app.url}/console`);
     return page;
   }
+
+  /** Whether the element lies wholly on the screen as first shown (no scrolling needed to read it). */
+  const inView = async (locator: Locator) => {
+    const box = await locator.boundingBox();
+    const screen = locator.page().viewportSize()!;
+    return box !== null && box.width > 0 && box.x >= 0 && box.y >= 0 && box.x + box.width <= screen.width && box.y + box.height <= screen.height;
+  };
 
   async function shot(page: Page, name: string): Promise<void> {
     if (!SCREENSHOTS) return;
@@ -180,7 +193,47 @@ describe.skipIf(!availability.run)('the console in chromium', { timeout: 180_000
     expect(page.url()).toBe(`${app.url}/console/agents/live-bot`);
   });
 
-  it('no page logged an error (no CSP violation, no script error)', () => {
+  it('keyboard only: Tab reaches the contain form, the focus is visible, Enter on the button contains the agent', async () => {
+    const page = await signedInPage('U0ONCALL1');
+    await page.goto(`${app.url}/console/agents/key-bot`);
+    // Evaluated in the page (as text: this project's TypeScript has no DOM types).
+    const focused = () =>
+      page.evaluate<{ name: string; form: string; outline: string }>(`(() => {
+        const el = document.activeElement;
+        return { name: el?.getAttribute('name') ?? el?.textContent?.trim() ?? '', form: el?.closest('form')?.getAttribute('action') ?? '', outline: el ? getComputedStyle(el).outlineStyle : 'none' };
+      })()`);
+    const tabTo = async (want: (f: Awaited<ReturnType<typeof focused>>) => boolean, what: string) => {
+      for (let i = 0; i < 40; i++) {
+        await page.keyboard.press('Tab');
+        const f = await focused();
+        if (want(f)) return f;
+      }
+      throw new Error(`Tab never reached ${what}`);
+    };
+    const reason = await tabTo((f) => f.form === '/console/agents/key-bot/contain' && f.name === 'reason', 'the contain reason');
+    expect(reason.outline).not.toBe('none');
+    await page.keyboard.type('quotes far below the floor');
+    const button = await tabTo((f) => f.form === '/console/agents/key-bot/contain' && f.name === 'Contain', 'the Contain button');
+    expect(button.outline).not.toBe('none');
+    await page.keyboard.press('Enter');
+    await expect.poll(() => page.locator('main').innerText(), WAIT).toContain('Contained key-bot');
+    expect((await app.call('GET', '/v1/agents/key-bot')).body.status).toBe('contained');
+  });
+
+  it('on a phone every page fits the screen: no sideways scrolling, the navigation and the status in view', async () => {
+    const page = await signedInPage('U0CISO', { viewport: { width: 390, height: 844 }, deviceScaleFactor: 2, isMobile: true, hasTouch: true });
+    for (const path of ['/console', '/console/agents/mailer', '/console/approvals', '/console/incidents', '/console/audit']) {
+      await page.goto(`${app.url}${path}`);
+      const fit = await page.evaluate<{ page: number; screen: number }>('({ page: document.documentElement.scrollWidth, screen: window.innerWidth })');
+      expect(fit.page, path).toBeLessThanOrEqual(fit.screen);
+      for (const link of ['Overview', 'Approvals', 'Incidents', 'Audit']) expect(await inView(page.getByRole('link', { name: link, exact: true })), `${path}: ${link}`).toBe(true);
+    }
+    await page.goto(`${app.url}/console/agents/mailer`);
+    expect(await inView(page.locator('#live-head .status').first())).toBe(true);
+  });
+
+  it('no page logged an error (no CSP violation, no script error) or fetched anything from another origin', () => {
     expect(pageErrors).toEqual([]);
+    expect(foreignRequests).toEqual([]);
   });
 });

@@ -306,11 +306,16 @@ it('sign-out ends the session server-side', async () => {
   expect((await consoleGet(app, '/console', cookie)).status).toBe(401);
 });
 
-it('without ARMALO_PUBLIC_URL the command says what to set', async ({ startApp }) => {
+it('without ARMALO_PUBLIC_URL the command says what to set, in Slack and in Teams', async ({ startApp }) => {
   const bare = await startApp({ env: { ARMALO_PUBLIC_URL: undefined, ARMALO_ROLE: 'web' } });
   const res = await slashCommand(bare, slack, 'U0ONCALL1', 'console');
   expect(textOf(res.body)).toContain('ARMALO_PUBLIC_URL');
   expect(textOf(res.body)).not.toContain('/console/login');
+  // The same in Teams.
+  // (Card text escapes Markdown: ARMALO\_PUBLIC\_URL.)
+  const teams = JSON.stringify((await teamsSay(bare, connector, 'console', TEAMS_ONCALL)).body).replace(/\\+_/g, '_');
+  expect(teams).toContain('ARMALO_PUBLIC_URL');
+  expect(teams).not.toContain('/console/login');
 });
 
 it('"console" to the bot in Teams: the link only in the personal chat, never in a channel; the session acts as the Teams person', async () => {

@@ -157,6 +157,17 @@ describe('tracing', () => {
     expect(server.map((s) => s.attributes['url.path'] ?? s.attributes['http.target'])).toEqual(['/v1/no-such-thing']);
   });
 
+  it('a console sign-in link\'s token never reaches a span (only ids go into what is exported)', async () => {
+    exporter.reset();
+    const token = randomBytes(32).toString('base64url');
+    const res = await fetch(`${app.url}/console/login?t=${token}`);
+    expect(res.status).toBe(400);
+    await waitFor(() => spans().some((s) => s.kind === SpanKind.SERVER && s.attributes['url.path'] === '/console/login'), 5000, 'the sign-in page span');
+    const server = spans().find((s) => s.kind === SpanKind.SERVER && s.attributes['url.path'] === '/console/login')!;
+    expect(server.attributes['url.query']).toBe('t=REDACTED');
+    expect(JSON.stringify(spans().map((s) => [s.name, s.attributes]))).not.toContain(token);
+  });
+
   it('with ARMALO_TRACE_DECISIONS=traced, traces a decision (the hot path) only when its caller sends a traceparent', async () => {
     await app.call('PUT', '/v1/agents/decided-bot', sampleAgent);
     exporter.reset();

@@ -227,8 +227,8 @@ export interface AgentPageData {
   /** The score chart of the last 90 days, as SVG we rendered (escapes its own text). */
   chartSvg: string | null;
   incidents: IncidentSummary[];
-  /** The open incident's timeline, newest last. */
-  timeline: { at: string; actor: string; event: string; reason?: string }[];
+  /** The timelines of the latest incidents (the open one first), each newest step last. */
+  timelines: { incident: IncidentSummary; steps: { at: string; actor: string; event: string; reason?: string }[] }[];
   approvals: ApprovalView[];
   audit: AuditRow[];
   pendingRestores: { id: string; requestedBy: string; expiresAt: string; reason: string }[];
@@ -269,7 +269,10 @@ ${s?.pacts.length ? html`<p>Pacts: ${s.pacts.map((p) => html`<code>${p.id}</code
 ${d.chartSvg ? html`<div class="chart" role="img" aria-label="Score over the last 90 days">${raw(d.chartSvg)}</div>` : ''}</section>
 <h2>Incidents</h2>
 <section class="card">${incidentTable(d.incidents)}
-${d.timeline.length ? html`<h3>Open incident's timeline</h3><ol>${d.timeline.map((t) => html`<li><time>${t.at}</time> <code>${t.actor}</code> ${t.event}${t.reason ? html`: ${t.reason}` : ''}</li>`)}</ol>` : ''}</section>
+${d.timelines.map(
+      ({ incident: i, steps }) =>
+        html`<h3>Timeline: ${i.openedWith} ${statusBadge(i.status)} <span class="muted">opened <time>${i.openedAt}</time></span></h3><ol>${steps.map((t) => html`<li><time>${t.at}</time> <code>${t.actor}</code> ${t.event}${t.reason ? html`: ${t.reason}` : ''}</li>`)}</ol>`,
+    )}</section>
 <h2>Approval requests</h2>
 <section class="card">${approvalTable(d.approvals, { decide: false })}</section>
 ${d.packets

@@ -109,6 +109,8 @@ function htmx(): Buffer {
 
 const AGENT_ACTIONS = ['contain', 'narrow', 'restore', 'revoke'] as const;
 type AgentAction = (typeof AGENT_ACTIONS)[number];
+/** How many of an agent's latest incidents show their timeline on its page. */
+const TIMELINES_SHOWN = 3;
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
 /** The console's routes on the one HTTP server (DESIGN §5 "Web console"). */
@@ -270,8 +272,9 @@ export function addConsoleRoutes(router: Router, deps: ConsoleDeps): void {
         db.selectFrom('confirmations').select(['id', 'requested_by', 'expires_at', 'payload']).where('agent_id', '=', agentId).where('kind', '=', 'restore').where('decided_at', 'is', null).where('expires_at', '>', now).orderBy('created_at').execute(),
         db.selectFrom('trust_packets').select(['id', 'status', 'audience', 'requested_by', 'created_at']).where('agent_id', '=', agentId).orderBy('created_at', 'desc').limit(10).execute(),
       ]);
-      const openIncident = incidents.items.find((i) => i.status === 'open');
-      const detail = openIncident ? await loadIncidentDetail(db, openIncident.id, now) : undefined;
+      // Who did what in the latest incidents: the open one first, at most three (the page refreshes itself).
+      const recent = [...incidents.items].sort((a, b) => Number(b.status === 'open') - Number(a.status === 'open')).slice(0, TIMELINES_SHOWN);
+      const details = await Promise.all(recent.map(async (incident) => ({ incident, detail: await loadIncidentDetail(db, incident.id, now) })));
       // The trust packet's chart: the daily score of 90 days, replayed from the evidence of each day.
       const chartSvg = history.points.length
         ? renderScoreChartSvg(history.points, { from: history.from, to: now.toISOString(), title: `${agent.name}: trust score, last 90 days`, thresholds: policy.trust.tiers })
@@ -283,7 +286,7 @@ export function addConsoleRoutes(router: Router, deps: ConsoleDeps): void {
         score: score ? { score: score.score, tier: score.tier, freshness: score.freshness, newestEvidence: score.newestEvidence, pacts: score.pacts } : null,
         chartSvg,
         incidents: incidents.items,
-        timeline: (detail?.timeline ?? []).map((t) => ({ at: t.at, actor: t.actor, event: t.event, ...(t.reason ? { reason: t.reason } : {}) })),
+        timelines: details.map(({ incident, detail }) => ({ incident, steps: (detail?.timeline ?? []).map((t) => ({ at: t.at, actor: t.actor, event: t.event, ...(t.reason ? { reason: t.reason } : {}) })) })),
         approvals: approvalList.items,
         audit,
         packets: abilities.packet ? packetRows.map((p) => ({ id: p.id, status: p.status, audience: p.audience, requestedBy: p.requested_by, createdAt: p.created_at.toISOString() })) : null,

@@ -37,6 +37,12 @@ import { installTracing, type RelaySpan, type TraceCarrier, type TracingHooks, t
 const UNTRACED_PATHS = new Set(['/healthz', '/readyz', '/metrics']);
 /** The hot path (agents ask before every action): bench/tracing.bench.ts measures what a span per call costs. */
 const DECISIONS_PATH = '/v1/decisions';
+/**
+ * Query parameters whose values never go into a server span: the console's one-time sign-in token
+ * (`/console/login?t=…`), the signature of a trust packet's download link (`sig`), and the rest of
+ * the HTTP instrumentation's own default list, which this option replaces.
+ */
+const REDACTED_QUERY_PARAMS = ['t', 'sig', 'Signature', 'AWSAccessKeyId', 'X-Goog-Signature', 'X-Amz-Signature', 'X-Amz-Credential', 'X-Amz-Security-Token'];
 
 export interface TracingOptions extends TracingSettings {
   /** Tests: export here (synchronously, SimpleSpanProcessor) instead of OTLP over HTTP. */
@@ -79,6 +85,7 @@ export function startTracing(options: TracingOptions): Tracing {
         // An outgoing call outside any trace (a test's own client, a library's housekeeping) gets
         // no span of its own; the calls that matter happen inside a request's or a job's span.
         requireParentforOutgoingSpans: true,
+        redactedQueryParamsServer: REDACTED_QUERY_PARAMS,
       }),
       new UndiciInstrumentation({ requireParentforSpans: true }),
       new PgInstrumentation({ requireParentSpan: true, enhancedDatabaseReporting: false }),
