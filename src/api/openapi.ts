@@ -40,6 +40,12 @@ import {
   incidentSummarySchema,
   fleetIncidentSummarySchema,
   incidentListItemSchema,
+  consoleSessionDeleteQuerySchema,
+  consoleSessionIdSchema,
+  consoleSessionListQuerySchema,
+  consoleSessionRevocationSchema,
+  consoleSessionRevokeInputSchema,
+  consoleSessionSchema,
   LIST_LIMIT_DEFAULT,
   LIST_LIMIT_MAX,
   pageOf,
@@ -216,6 +222,16 @@ const EXAMPLE_INCIDENT_DETAIL = {
     { at: '2026-12-02T08:14:03.120Z', actor: 'slack:U0ONCALL1', via: 'slack', event: 'contain', actionId: '9b2f3c4e-1a2b-4c3d-8e9f-0a1b2c3d4e5f', reason: 'prompt injection suspected', scopes: [], grants: ['payments:transfer'], expiresAt: null, liftedAt: null, liftedBy: null, approvalsCancelled: ['0c1d2e3f-4a5b-4c6d-8e7f-8091a2b3c4d5'], auditSeq: '311' },
     { at: '2026-12-02T08:20:41.007Z', actor: 'api:platform', via: 'api', event: 'restore_requested', confirmationId: '7a8b9c0d-1e2f-4a3b-8c4d-5e6f7a8b9c0d', reason: 'false alarm', outcome: null, decidedBy: null, decidedAt: null },
   ],
+};
+
+const EXAMPLE_CONSOLE_SESSION = {
+  id: '8c9d0e1f-2a3b-4c5d-8e6f-7a8b9c0d1e2f',
+  person: 'slack:U0ONCALL1',
+  platform: 'slack',
+  userId: 'U0ONCALL1',
+  emails: ['oncall@example.com'],
+  createdAt: '2026-12-02T08:02:11.000Z',
+  expiresAt: '2026-12-02T16:02:11.000Z',
 };
 
 /** The OpenAPI 3.1 document of the REST API, generated from the same zod schemas the handlers use. */
@@ -546,6 +562,50 @@ export function buildOpenApiDocument(): JsonObject {
           },
         },
       },
+      '/v1/console/sessions': {
+        get: {
+          operationId: 'listConsoleSessions',
+          summary: 'Open web console sessions (not expired, not ended), newest first, optionally one person\'s',
+          description:
+            'Each item names the session by its public `id` (never the cookie, which only its holder has) and the chat person it acts as. Follow `nextCursor` until it is null. Sessions last 8 hours from sign-in; a person removed from the policy keeps a listed session but it opens nothing (every request reads the policy in force).',
+          parameters: listParams(consoleSessionListQuerySchema),
+          responses: {
+            '200': { description: 'A page of open sessions', ...jsonExample(ref('ConsoleSessionPage'), { items: [EXAMPLE_CONSOLE_SESSION], nextCursor: null }) },
+            '400': { description: 'Bad query input: an unknown parameter, a `person` that is not `slack:…`, `teams:…` or an email, a limit outside 1-200, or a cursor that is not the `nextCursor` of this listing', ...json(ref('Error')) },
+            ...errors(401),
+          },
+        },
+      },
+      '/v1/console/sessions/{sessionId}': {
+        delete: {
+          operationId: 'revokeConsoleSession',
+          summary: 'End one web console session',
+          description:
+            'The session ends at once: its next page load answers 401 and its next form post 403, as for a session that signed out or expired. One audit entry (`console.sessions_revoked`, actor `api:<token name>`, subject the person, payload `{sessionIds, ended, reason, scope: "session"}`) is written in the same transaction. A session that had already ended answers `ended: 0` and changes nothing (no audit entry).',
+          parameters: [
+            { name: 'sessionId', in: 'path', required: true, description: 'The `id` GET /v1/console/sessions lists', schema: jsonSchema(consoleSessionIdSchema, 'input') },
+            ...listParams(consoleSessionDeleteQuerySchema),
+          ],
+          responses: {
+            '200': { description: 'What was ended', ...jsonExample(ref('ConsoleSessionRevocation'), { person: 'slack:U0ONCALL1', ended: 1, sessionIds: [EXAMPLE_CONSOLE_SESSION.id] }) },
+            ...errors(400, 401),
+            '404': { description: 'No session has this id', ...json(ref('Error')) },
+          },
+        },
+      },
+      '/v1/console/sessions:revoke': {
+        post: {
+          operationId: 'revokeConsoleSessionsOfPerson',
+          summary: 'End every open web console session of one person (a lost laptop, someone leaving)',
+          description:
+            'Ends, in one transaction, every open session of the person: by chat identity (`slack:<user id>`, `teams:<AAD object id>`) or by an email the chat platform resolved for them at sign-in (so one call reaches their Slack and Teams sessions). One audit entry (`console.sessions_revoked`, actor `api:<token name>`, subject the person as given, payload `{sessionIds, ended, reason, scope: "person"}`) is written in the same transaction when any session ended; with none open it answers `ended: 0` and changes nothing. Ending sessions does not take the person out of the policy: they can sign in again from chat until they are removed from it (or from the chat workspace).',
+          requestBody: { required: true, ...jsonExample(ref('ConsoleSessionRevokeInput'), { person: 'slack:U0ONCALL1', reason: 'laptop reported lost' }) },
+          responses: {
+            '200': { description: 'What was ended', ...jsonExample(ref('ConsoleSessionRevocation'), { person: 'slack:U0ONCALL1', ended: 2, sessionIds: [EXAMPLE_CONSOLE_SESSION.id, '3f2e1d0c-9b8a-4765-8432-10fedcba9876'] }) },
+            ...errors(400, 401, 413, 415),
+          },
+        },
+      },
       '/v1/audit': {
         get: {
           operationId: 'listAuditEntries',
@@ -607,6 +667,9 @@ export function buildOpenApiDocument(): JsonObject {
         FleetIncidentSummary: jsonSchema(fleetIncidentSummarySchema, 'output'),
         IncidentPage: jsonSchema(pageOf(incidentListItemSchema), 'output'),
         Incident: jsonSchema(incidentDetailSchema, 'output'),
+        ConsoleSessionPage: jsonSchema(pageOf(consoleSessionSchema), 'output'),
+        ConsoleSessionRevokeInput: jsonSchema(consoleSessionRevokeInputSchema, 'input'),
+        ConsoleSessionRevocation: jsonSchema(consoleSessionRevocationSchema, 'output'),
         JsonRpcMessage: JSON_RPC_MESSAGE,
         Error: jsonSchema(errorSchema, 'output'),
       },

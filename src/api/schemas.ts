@@ -627,6 +627,61 @@ export const approvalListQuerySchema = z.strictObject({
   cursor: cursorParam('approvals'),
 });
 
+/** A console session's public id (never the cookie, nor its digest). */
+export const consoleSessionIdSchema = z.uuid({ error: 'expected a console session id (a UUID, the `id` GET /v1/console/sessions lists)' });
+
+const sessionPersonSchema = z
+  .string({ error: 'expected slack:<user id> (e.g. slack:U0CISO), teams:<AAD object id> or an email address' })
+  .pipe(approverParamSchema);
+
+export const consoleSessionListQuerySchema = z.strictObject({
+  person: sessionPersonSchema
+    .optional()
+    .meta({ description: 'One person\'s sessions: `slack:<Slack user id>`, `teams:<Teams AAD object id>`, or an email address their chat platform resolved at sign-in (case-insensitive)' }),
+  limit: listLimitSchema,
+  cursor: cursorParam('sessions'),
+});
+
+/** `DELETE /v1/console/sessions/{sessionId}?reason=…`: the reason goes into the audit entry. */
+export const consoleSessionDeleteQuerySchema = z.strictObject({
+  reason: z.string().trim().min(1).max(500).optional().meta({ description: 'Why the session is ended (audit log). Default: "revoked over the API"' }),
+});
+
+export const consoleSessionRevokeInputSchema = z
+  .strictObject({
+    person: sessionPersonSchema.meta({
+      description: 'Whose sessions to end: `slack:<Slack user id>`, `teams:<Teams AAD object id>`, or an email address (every session whose person the chat platform resolved to it)',
+      examples: ['slack:U0ONCALL1'],
+    }),
+    reason: z
+      .string({ error: 'expected a reason (text, 1 to 500 characters)' })
+      .trim()
+      .min(1, 'give a reason (it is recorded in the audit log)')
+      .max(500, 'at most 500 characters')
+      .meta({ description: 'Why (recorded in the audit log)', examples: ['laptop reported lost'] }),
+  })
+  .meta({ description: 'End every open console session of one person' });
+
+export const consoleSessionSchema = z
+  .object({
+    id: z.string().meta({ description: 'The session\'s public id: DELETE /v1/console/sessions/{sessionId} ends it. Unrelated to the cookie' }),
+    person: z.string().meta({ description: 'The chat person the session acts as: `slack:<user id>` or `teams:<AAD object id>` (actions are recorded as `console:<person>`)' }),
+    platform: z.enum(['slack', 'teams']),
+    userId: z.string(),
+    emails: z.array(z.string()).meta({ description: 'The emails the chat platform resolved for the person at sign-in' }),
+    createdAt: z.string().meta({ description: 'When the person signed in' }),
+    expiresAt: z.string().meta({ description: 'When the session ends by itself (8 hours after sign-in)' }),
+  })
+  .meta({ description: 'An open web console session' });
+
+export const consoleSessionRevocationSchema = z
+  .object({
+    person: z.string().meta({ description: 'The person whose sessions were ended (as asked for; for one session, its `person`)' }),
+    ended: z.number().int().meta({ description: 'How many open sessions this ended (0: none was open; nothing changed and nothing was audited)' }),
+    sessionIds: z.array(z.string()).meta({ description: 'The ids of the sessions it ended' }),
+  })
+  .meta({ description: 'What a revocation ended' });
+
 /** A listing page: the items and the cursor of the next page (null on the last page). */
 export const pageOf = <T extends z.ZodType>(item: T) =>
   z.object({

@@ -6,6 +6,7 @@ import { addAgentRoutes } from '../http/routes/agents.routes.js';
 import { addConfirmationRoutes } from '../http/routes/confirmations.routes.js';
 import { addAuditRoutes } from '../http/routes/audit.routes.js';
 import { addIncidentRoutes } from '../http/routes/incidents.routes.js';
+import { addConsoleSessionRoutes } from '../http/routes/console-sessions.routes.js';
 import { addFleetRoutes } from '../http/routes/fleet.routes.js';
 import { addDecisionRoutes } from '../http/routes/decisions.routes.js';
 import { addApprovalRoutes } from '../http/routes/approvals.routes.js';
@@ -38,5 +39,6 @@ export function addApiRoutes(router: Router, s: Services & { view: PermissionVie
   addConfirmationRoutes(router, { confirmations, fleet: s.fleet });
   addAuditRoutes(router, { db });
   addIncidentRoutes(router, { db, clock });
+  addConsoleSessionRoutes(router, { sessions: s.consoleSessions });
   if (config.apiTokens.length === 0) logger.warn('ARMALO_API_TOKENS is empty: every /v1 call will be refused');
 }

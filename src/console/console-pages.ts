@@ -46,7 +46,8 @@ export function layout(frame: PageFrame, body: Raw): Raw {
   ${frame.person
     ? html`<nav aria-label="Console">${link('overview', '/console', 'Overview')} ${link('approvals', '/console/approvals', 'Approvals')} ${link('incidents', '/console/incidents', 'Incidents')} ${link('audit', '/console/audit', 'Audit')}</nav>
   <span class="who">${frame.person.label}${frame.person.roles.length ? html` <span class="muted">(${frame.person.roles.join(', ')})</span>` : ''}
-    <form method="post" action="/console/logout"><input type="hidden" name="csrf" value="${frame.person.csrf}"><button class="secondary" type="submit">Sign out</button></form></span>`
+    <form method="post" action="/console/logout"><input type="hidden" name="csrf" value="${frame.person.csrf}"><button class="secondary" type="submit">Sign out</button></form>
+    <form method="post" action="/console/logout"><input type="hidden" name="csrf" value="${frame.person.csrf}"><input type="hidden" name="everywhere" value="1"><button class="secondary" type="submit" title="End every console session you have open, on every device">Sign out everywhere</button></form></span>`
     : ''}
 </header>
 <main id="main">

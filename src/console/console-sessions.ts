@@ -1,8 +1,9 @@
 import { createHash, createHmac, randomBytes, randomUUID, timingSafeEqual } from 'node:crypto';
-import type { ColumnType } from 'kysely';
+import { sql, type ColumnType, type ExpressionBuilder } from 'kysely';
 import type { Clock } from '../core/clock.js';
 import type { Db } from '../db/database.js';
 import type { ChatIdentity } from '../chat/authorization.js';
+import { appendAudit } from '../audit/audit.repository.js';
 
 /** A one-time sign-in link lives this long. */
 export const LOGIN_LINK_TTL_MS = 5 * 60_000;
@@ -56,6 +57,34 @@ export interface ConsoleSession {
   /** Bound to the session: HMAC of the session token, so it needs no storage and dies with the session. */
   csrf: string;
 }
+
+/**
+ * A person as an administrator names them: `slack:<user id>`, `teams:<AAD object id>` (lower case),
+ * or an email address (lower case) the chat platform resolved for them at sign-in.
+ */
+export type SessionPerson = { kind: 'slack' | 'teams' | 'email'; id: string };
+
+/** An open session as the admin API lists it: never the cookie or its digest. */
+export interface SessionSummary {
+  /** The session's public id (a random UUID, unrelated to the cookie). */
+  id: string;
+  /** The chat person: `slack:<user id>` or `teams:<AAD object id>`. */
+  person: string;
+  platform: 'slack' | 'teams';
+  userId: string;
+  emails: string[];
+  createdAt: string;
+  expiresAt: string;
+}
+
+/** What a revocation ended: the ids of the sessions that were open and are now ended. */
+export interface Revocation {
+  ended: number;
+  sessionIds: string[];
+}
+
+/** The audit action of every revocation (admin, or a person signing out everywhere). */
+export const SESSIONS_REVOKED_AUDIT = 'console.sessions_revoked';
 
 export type IssueResult = { ok: true; url: string; expiresAt: Date } | { ok: false; message: string };
 export type RedeemResult = { ok: true; token: string; session: ConsoleSession } | { ok: false; message: string };
@@ -159,6 +188,86 @@ export class ConsoleSessions {
   async revoke(sessionId: string, by: string): Promise<void> {
     await this.db.updateTable('console_sessions').set({ revoked_at: this.deps.clock.now(), revoked_by: by }).where('id', '=', sessionId).where('revoked_at', 'is', null).execute();
   }
+
+  /**
+   * Open sessions (not expired, not revoked), newest first, optionally one person's; a page of
+   * `limit` after the `(createdAt, id)` of the previous page's last item.
+   */
+  async list(filter: { person?: SessionPerson }, page: { limit: number; after?: { at: string; id: string } }): Promise<{ items: SessionSummary[]; nextAfter: { at: string; id: string } | null }> {
+    const now = this.deps.clock.now();
+    let q = this.db
+      .selectFrom('console_sessions')
+      .select(['id', 'platform', 'user_id', 'emails', 'created_at', 'expires_at'])
+      .select(sql<string>`to_char(created_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')`.as('created_exact'))
+      .where('revoked_at', 'is', null)
+      .where('expires_at', '>', now);
+    if (filter.person) q = q.where(personIs(filter.person));
+    if (page.after) q = q.where(sql<boolean>`(created_at, id) < (${page.after.at}::timestamptz, ${page.after.id}::uuid)`);
+    const rows = await q.orderBy('created_at', 'desc').orderBy('id', 'desc').limit(page.limit + 1).execute();
+    const shown = rows.slice(0, page.limit);
+    const last = shown[shown.length - 1];
+    return {
+      items: shown.map((r) => ({ id: r.id, person: `${r.platform}:${r.user_id}`, platform: r.platform, userId: r.user_id, emails: r.emails, createdAt: r.created_at.toISOString(), expiresAt: r.expires_at.toISOString() })),
+      nextAfter: rows.length > page.limit && last ? { at: last.created_exact, id: last.id } : null,
+    };
+  }
+
+  /**
+   * Ends one session (an administrator's revoke), with one audit entry in the same transaction.
+   * Undefined when there is no session with this id; `ended: 0` (and no entry) when it had already
+   * ended (signed out, revoked or expired): nothing changed.
+   */
+  async revokeSession(sessionId: string, by: { actor: string; reason: string }): Promise<(Revocation & { person: string }) | undefined> {
+    const now = this.deps.clock.now();
+    return this.deps.db.transaction().execute(async (audited) => {
+      const trx = audited.withTables<ConsoleTables>();
+      const row = await trx.selectFrom('console_sessions').select(['platform', 'user_id']).where('id', '=', sessionId).executeTakeFirst();
+      if (!row) return undefined;
+      const person = `${row.platform}:${row.user_id}`;
+      const ended = await trx
+        .updateTable('console_sessions')
+        .set({ revoked_at: now, revoked_by: by.actor })
+        .where('id', '=', sessionId)
+        .where('revoked_at', 'is', null)
+        .where('expires_at', '>', now)
+        .returning('id')
+        .execute();
+      const sessionIds = ended.map((r) => r.id);
+      if (sessionIds.length) await appendAudit(audited, { actor: by.actor, action: SESSIONS_REVOKED_AUDIT, subject: person, payload: { sessionIds, ended: sessionIds.length, reason: by.reason, scope: 'session' }, at: now });
+      return { person, ended: sessionIds.length, sessionIds };
+    });
+  }
+
+  /**
+   * Ends every open session of a person, with one audit entry (when any ended) in the same
+   * transaction. `subject` is how the audit entry names the person.
+   */
+  async revokePerson(person: SessionPerson, by: { actor: string; reason: string; subject: string; scope: 'person' | 'everywhere' }): Promise<Revocation> {
+    const now = this.deps.clock.now();
+    return this.deps.db.transaction().execute(async (audited) => {
+      const trx = audited.withTables<ConsoleTables>();
+      const ended = await trx
+        .updateTable('console_sessions')
+        .set({ revoked_at: now, revoked_by: by.actor })
+        .where(personIs(person))
+        .where('revoked_at', 'is', null)
+        .where('expires_at', '>', now)
+        .returning('id')
+        .execute();
+      const sessionIds = ended.map((r) => r.id).sort();
+      if (sessionIds.length) await appendAudit(audited, { actor: by.actor, action: SESSIONS_REVOKED_AUDIT, subject: by.subject, payload: { sessionIds, ended: sessionIds.length, reason: by.reason, scope: by.scope }, at: now });
+      return { ended: sessionIds.length, sessionIds };
+    });
+  }
+}
+
+/** The sessions of one person: by platform and user id (Teams ids compared in lower case), or by a resolved email. */
+function personIs(person: SessionPerson) {
+  return (eb: ExpressionBuilder<ConsoleTables, 'console_sessions'>) => {
+    if (person.kind === 'slack') return eb.and([eb('platform', '=', 'slack'), eb('user_id', '=', person.id)]);
+    if (person.kind === 'teams') return eb.and([eb('platform', '=', 'teams'), eb(eb.fn('lower', ['user_id']), '=', person.id)]);
+    return eb.exists(sql`(select 1 from jsonb_array_elements_text(${eb.ref('emails')}) as e(email) where lower(e.email) = ${person.id})`);
+  };
 }
 
 function linkProblem(row: { expires_at: Date; used_at: Date | null } | undefined, now: Date): { ok: false; message: string } | undefined {

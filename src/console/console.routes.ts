@@ -222,11 +222,26 @@ export function addConsoleRoutes(router: Router, deps: ConsoleDeps): void {
     path: '/console/logout',
     auth: false,
     raw: serve(async (req) => {
-      // No CSRF token needed to sign out: the cookie is SameSite=Lax (another site's post does not
-      // carry it) and the worst a forged sign-out could do is sign you out.
+      // No CSRF token needed to sign out of this browser: the cookie is SameSite=Lax (another site's
+      // post does not carry it) and the worst a forged sign-out could do is sign you out. Signing
+      // out everywhere (`everywhere=1`) ends the person's other sessions too: that needs the token.
       if (req.headers['sec-fetch-site'] === 'cross-site') throw new ConsoleRefusal(403, 'A post from another site is refused.');
       const s = await signedIn(req, 403);
-      await sessions.revoke(s.id, actorOf(asConsole(s)));
+      const type = String(req.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
+      const form = type === 'application/x-www-form-urlencoded' ? await readForm(req) : new URLSearchParams();
+      const actor = actorOf(asConsole(s));
+      if (form.get('everywhere') === '1') {
+        if (!csrfMatches(s, form.get('csrf') ?? undefined)) throw new ConsoleRefusal(403, 'The form is missing its security token or it does not match your session. Reload the page and try again. Nothing was changed.');
+        const person = `${s.who.platform}:${s.who.userId}`;
+        const { ended } = await sessions.revokePerson(
+          { kind: s.who.platform, id: s.who.platform === 'teams' ? s.who.userId.toLowerCase() : s.who.userId },
+          { actor, reason: 'signed out everywhere', subject: person, scope: 'everywhere' },
+        );
+        const others = Math.max(0, ended - 1);
+        const what = others === 0 ? 'You had no other open session.' : `${others} other session${others === 1 ? '' : 's'} ended as well.`;
+        return page(200, pages.messagePage({ title: 'Signed out everywhere', nav: 'none' }, 'success', `You are signed out on every device. ${what} Sign in again from chat with /armalo console.`), { 'set-cookie': cookie('', 0) });
+      }
+      await sessions.revoke(s.id, actor);
       return page(200, pages.messagePage({ title: 'Signed out', nav: 'none' }, 'success', 'You are signed out. Sign in again from chat with /armalo console.'), { 'set-cookie': cookie('', 0) });
     }),
   });

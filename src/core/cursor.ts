@@ -5,7 +5,7 @@
  * forged cursor can only move the starting point of a listing the caller may read anyway.
  */
 
-export type CursorKind = 'agents' | 'incidents' | 'approvals';
+export type CursorKind = 'agents' | 'incidents' | 'approvals' | 'sessions';
 
 /** Where the next page starts: after `id` (agents), or after `(at, id)` in newest-first order. */
 export interface CursorPosition {
@@ -14,7 +14,7 @@ export interface CursorPosition {
   at?: string;
 }
 
-const TAG: Record<CursorKind, string> = { agents: 'a', incidents: 'i', approvals: 'r' };
+const TAG: Record<CursorKind, string> = { agents: 'a', incidents: 'i', approvals: 'r', sessions: 's' };
 /** Longest cursor we accept: far above what we produce (ids are at most 128 characters). */
 export const MAX_CURSOR_LENGTH = 600;
 const ID = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$/;
