@@ -1,12 +1,12 @@
 import { renameSync, writeFileSync } from 'node:fs';
 import { expect } from 'vitest';
-import pg from 'pg';
+import type pg from 'pg';
 import { appTest } from './support/fixture.js';
 import { sampleAgent, waitFor, type TestApp } from './support/app.js';
 import type { FakeSlack } from './support/fake-slack.js';
 import type { FakeConnector } from './support/fake-connector.js';
 import { slashCommand, teamsSay, textOf } from './support/drive.js';
-import { consoleGet, consoleLink, consolePost, csrfOf, LINK_PATTERN, signIn, signInFromSlack } from './support/console.js';
+import { consoleGet, consoleLink, consolePost, csrfOf, LINK_PATTERN, signIn, signInFromSlack, sqlAt } from './support/console.js';
 
 /**
  * What the console's pages show and who may act there (issue 14, DESIGN §5 "Web console"), beyond
@@ -62,15 +62,7 @@ it.beforeAll(async ({ app: started, slack: fake, connector: bot, database, polic
   for (const id of AGENTS) expect((await app.call('PUT', `/v1/agents/${id}`, { ...sampleAgent, name: `Agent ${id}` })).status).toBe(201);
 });
 
-async function sql(text: string, values: unknown[] = []): Promise<pg.QueryResult> {
-  const client = new pg.Client({ connectionString: databaseUrl });
-  await client.connect();
-  try {
-    return await client.query(text, values);
-  } finally {
-    await client.end();
-  }
-}
+const sql = (text: string, values: unknown[] = []): Promise<pg.QueryResult> => sqlAt(databaseUrl, text, values);
 
 const statusOf = async (agentId: string) => (await app.call('GET', `/v1/agents/${agentId}`)).body.status as string;
 /** The part of a page after a heading, up to the next one: what a person reads under it. */

@@ -1,10 +1,10 @@
 import { createHash } from 'node:crypto';
 import { expect } from 'vitest';
-import pg from 'pg';
+import type pg from 'pg';
 import { appTest } from './support/fixture.js';
 import { sampleAgent, TOKEN, waitFor, type TestApp } from './support/app.js';
 import type { FakeSlack } from './support/fake-slack.js';
-import { consoleGet, consolePost, csrfOf, signInFromSlack } from './support/console.js';
+import { consoleGet, consolePost, csrfOf, signInFromSlack, sqlAt } from './support/console.js';
 
 /**
  * Ending console sessions (issue 14: sessions "stored server-side, revocable"): an administrator
@@ -47,15 +47,7 @@ it.beforeAll(async ({ app: started, slack: fake, database }) => {
   for (const id of ['gone-bot', 'held-bot']) expect((await app.call('PUT', `/v1/agents/${id}`, { ...sampleAgent, name: `Agent ${id}` })).status).toBe(201);
 });
 
-async function sql(text: string, values: unknown[] = []): Promise<pg.QueryResult> {
-  const client = new pg.Client({ connectionString: databaseUrl });
-  await client.connect();
-  try {
-    return await client.query(text, values);
-  } finally {
-    await client.end();
-  }
-}
+const sql = (text: string, values: unknown[] = []): Promise<pg.QueryResult> => sqlAt(databaseUrl, text, values);
 
 interface Listed {
   id: string;

@@ -1,11 +1,11 @@
 import { expect } from 'vitest';
-import pg from 'pg';
+import type pg from 'pg';
 import { appTest } from './support/fixture.js';
 import { sampleAgent, waitFor, type TestApp } from './support/app.js';
 import type { FakeSlack } from './support/fake-slack.js';
 import { teamsMessage, type FakeConnector } from './support/fake-connector.js';
 import { decisionOf, postActivity, slashCommand, teamsSay, textOf } from './support/drive.js';
-import { LINK_PATTERN } from './support/console.js';
+import { LINK_PATTERN, sqlAt } from './support/console.js';
 import { consoleGet, consoleLink, consolePost, csrfOf, signIn, signInFromSlack } from './support/console.js';
 
 /**
@@ -52,15 +52,7 @@ it.beforeAll(async ({ app: started, slack: fake, connector: bot, database }) => 
   }
 });
 
-async function sql(text: string, values: unknown[] = []): Promise<pg.QueryResult> {
-  const client = new pg.Client({ connectionString: databaseUrl });
-  await client.connect();
-  try {
-    return await client.query(text, values);
-  } finally {
-    await client.end();
-  }
-}
+const sql = (text: string, values: unknown[] = []): Promise<pg.QueryResult> => sqlAt(databaseUrl, text, values);
 
 const statusOf = async (agentId: string) => (await app.call('GET', `/v1/agents/${agentId}`)).body.status as string;
 

@@ -1,3 +1,4 @@
+import pg from 'pg';
 import { expect } from 'vitest';
 import type { TestApp } from './app.js';
 import { responseTo, slashCommand, textOf } from './drive.js';
@@ -65,4 +66,15 @@ export function csrfOf(html: string): string {
   const m = /name="csrf" value="([^"]+)"/.exec(html);
   expect(m, 'a CSRF field on the page').not.toBeNull();
   return m![1]!;
+}
+
+/** One SQL statement on a database of its own connection (tests move timestamps back to stand in for time passing). */
+export async function sqlAt(databaseUrl: string, text: string, values: unknown[] = []): Promise<pg.QueryResult> {
+  const client = new pg.Client({ connectionString: databaseUrl });
+  await client.connect();
+  try {
+    return await client.query(text, values);
+  } finally {
+    await client.end();
+  }
 }
