@@ -1,4 +1,5 @@
 import { describe, expect } from 'vitest';
+import { sql } from 'kysely';
 import { sampleAgent, waitFor, type TestApp } from './support/app.js';
 import { appTest } from './support/fixture.js';
 import { decisionOf } from './support/drive.js';
@@ -118,6 +119,34 @@ describe('approval requests over REST', () => {
     expect(denied.decision).toBe('deny');
     const refused = await app.call('POST', '/v1/approval-requests', { agentId: 'hold-bot', action: 'mail:send', justification: 'z' });
     expect(refused.status).toBe(409);
+  });
+
+  it('a request made while a contain holds the agent waits for it, then is refused: no request stays pending on a contained agent', async () => {
+    await app.call('PUT', '/v1/agents/race-bot', agent);
+    // A contain in flight holds the agent's row until it commits; this connection plays it, so the
+    // request can be sent in the middle of it.
+    await app.db.connection().execute(async (contain) => {
+      await sql`begin`.execute(contain);
+      try {
+        await sql`select id from agents where id = 'race-bot' for update`.execute(contain);
+        const request = app.call('POST', '/v1/approval-requests', { agentId: 'race-bot', action: 'mail:send', justification: 'sent during the contain' });
+        await waitFor(
+          async () => (await sql<{ n: number }>`select count(*)::int as n from pg_stat_activity where datname = current_database() and wait_event_type = 'Lock'`.execute(app.db)).rows[0]!.n > 0,
+          10_000,
+          'the request to wait for the agent row',
+        );
+        await sql`update agents set status = 'contained' where id = 'race-bot'`.execute(contain);
+        await sql`commit`.execute(contain);
+        const answer = await request;
+        expect(answer.status).toBe(409);
+        expect(answer.body.error.message).toContain('race-bot is contained');
+      } catch (err) {
+        await sql`rollback`.execute(contain).catch(() => undefined);
+        throw err;
+      }
+    });
+    const rows = await app.db.selectFrom('approval_requests').select('id').where('agent_id', '=', 'race-bot').execute();
+    expect(rows).toEqual([]);
   });
 
   it('reminds, escalates and expires on time; expiry is expired, not denied', async () => {

@@ -153,6 +153,15 @@ export class ApprovalService {
     const id = randomUUID();
     try {
       await db.transaction().execute(async (trx) => {
+        // The agent's row is held (shared) until the request commits, and its status read again
+        // under it: a contain or revoke (which holds the row for update until it commits) either
+        // finished first, and the request is refused here, or waits for this one, and then sees
+        // the request and cancels it. Without it, a request checked just before a contain committed
+        // could stay pending on a contained agent.
+        const locked = await trx.selectFrom('agents').select('status').where('id', '=', agent.id).forShare().executeTakeFirst();
+        if (locked && (locked.status === 'contained' || locked.status === 'revoked')) {
+          throw conflict(`agent ${agent.id} is ${locked.status}: approval requests are refused until it is restored`);
+        }
         await trx
           .insertInto('approval_requests')
           .values({
