@@ -1,3 +1,4 @@
+import { sql } from 'kysely';
 import type { Db, DbOrTrx } from '../db/database.js';
 import type { Clock } from '../core/clock.js';
 import { appendAudit } from '../audit/audit.repository.js';
@@ -36,6 +37,10 @@ export const TRUST_NOTICE_JOB = 'trust-notice' satisfies JobName;
 /** The daily pass: decay, and evidence that became stale (queue `timers`, a job scheduler). */
 export const TRUST_DAILY_JOB = 'trust-daily' satisfies JobName;
 export const TRUST_DAILY_EVERY_MS = 24 * 3600_000;
+/** Agents the daily pass reads at once (see `dailyCandidates`). */
+const DAILY_PAGE = 500;
+/** The inbound event that records a stale-evidence notice, once per newest-evidence time. */
+const staleKey = (agentId: string, newest: Date) => `stale:${agentId}:${newest.toISOString()}`;
 
 /** A score move, a pact violation or stale evidence to tell subscribed channels about (queue `notify`). */
 export type TrustNotice = JobPayload<typeof TRUST_NOTICE_JOB>;
@@ -240,34 +245,73 @@ export class TrustService {
   async dailyPass(): Promise<{ rescored: number; stale: number }> {
     const { db, clock } = this.deps;
     const now = clock.now();
-    const agents = await db.selectFrom('evaluations').select('agent_id').select((eb) => eb.fn.max('observed_at').as('newest')).groupBy('agent_id').execute();
+    const agents = await db.selectFrom('evaluations').select('agent_id').select((eb) => eb.fn.max('observed_at').as('newest')).groupBy('agent_id').orderBy('agent_id').execute();
     let rescored = 0;
     let stale = 0;
-    for (const row of agents) {
-      const newest = new Date(row.newest as unknown as string);
-      const rescoredBefore = rescored;
-      await db.transaction().execute(async (trx) => {
-        const latest = await trx.selectFrom('trust_scores').select('source').where('agent_id', '=', row.agent_id).orderBy('computed_at', 'desc').orderBy('id', 'desc').executeTakeFirst();
-        if (!latest || latest.source === 'computed') {
-          const before = await trx.selectFrom('trust_scores').select(['id']).where('agent_id', '=', row.agent_id).execute();
-          await this.recompute(trx, row.agent_id, now, 'system:daily');
-          const after = await trx.selectFrom('trust_scores').select(['id']).where('agent_id', '=', row.agent_id).execute();
-          if (after.length > before.length) rescored++;
-        }
-        const age = now.getTime() - newest.getTime();
-        if (age >= this.freshness.staleAfterMs) {
-          const key = `stale:${row.agent_id}:${newest.toISOString()}`;
-          const seen = await trx.insertInto('inbound_events').values({ id: key, type: 'evidence.stale', agent_id: row.agent_id, received_at: now }).onConflict((oc) => oc.column('id').doNothing()).executeTakeFirst();
-          if (Number(seen.numInsertedOrUpdatedRows ?? 0) === 0) return;
-          stale++;
-          const notice: TrustNotice = { agentId: row.agent_id, key, kind: 'stale', newestEvidence: newest.toISOString(), ageDays: Math.floor(age / 86_400_000) };
-          await addOutboxJob(trx, { jobName: TRUST_NOTICE_JOB, payload: notice }, now);
-          const trigger: TrustTrigger = { kind: 'evidence', eventId: key, ageMs: age };
-          await addOutboxJob(trx, { jobName: CONSEQUENCES_JOB, payload: { agentId: row.agent_id, trigger } }, now);
-        }
-      });
-      if (rescored > rescoredBefore) await this.publishTrustChange(row.agent_id);
+    for (let start = 0; start < agents.length; start += DAILY_PAGE) {
+      const page = agents.slice(start, start + DAILY_PAGE).map((row) => ({ agentId: row.agent_id, newest: new Date(row.newest as unknown as string) }));
+      // Only agents whose score would change or whose evidence newly became stale get a transaction;
+      // it decides again from what it reads itself, so this read only saves the work for the others.
+      for (const { agentId, newest } of await this.dailyCandidates(page, now)) {
+        const rescoredBefore = rescored;
+        await db.transaction().execute(async (trx) => {
+          const latest = await trx.selectFrom('trust_scores').select('source').where('agent_id', '=', agentId).orderBy('computed_at', 'desc').orderBy('id', 'desc').executeTakeFirst();
+          if (!latest || latest.source === 'computed') {
+            if (await this.recompute(trx, agentId, now, 'system:daily')) rescored++;
+          }
+          const age = now.getTime() - newest.getTime();
+          if (age >= this.freshness.staleAfterMs) {
+            const key = staleKey(agentId, newest);
+            const seen = await trx.insertInto('inbound_events').values({ id: key, type: 'evidence.stale', agent_id: agentId, received_at: now }).onConflict((oc) => oc.column('id').doNothing()).executeTakeFirst();
+            if (Number(seen.numInsertedOrUpdatedRows ?? 0) === 0) return;
+            stale++;
+            const notice: TrustNotice = { agentId, key, kind: 'stale', newestEvidence: newest.toISOString(), ageDays: Math.floor(age / 86_400_000) };
+            await addOutboxJob(trx, { jobName: TRUST_NOTICE_JOB, payload: notice }, now);
+            const trigger: TrustTrigger = { kind: 'evidence', eventId: key, ageMs: age };
+            await addOutboxJob(trx, { jobName: CONSEQUENCES_JOB, payload: { agentId, trigger } }, now);
+          }
+        });
+        if (rescored > rescoredBefore) await this.publishTrustChange(agentId);
+      }
     }
     return { rescored, stale };
+  }
+
+  /**
+   * Of a page of agents with evidence, those the daily pass has work for: a computed (or no) score
+   * that the evidence now scores differently (decay), or evidence that became stale without its
+   * notice yet. Three reads for the whole page, where every agent used to take a transaction of its own.
+   */
+  private async dailyCandidates(page: { agentId: string; newest: Date }[], now: Date): Promise<{ agentId: string; newest: Date }[]> {
+    if (page.length === 0) return [];
+    const { db } = this.deps;
+    const ids = page.map((p) => p.agentId);
+    const staleKeys = page.filter((p) => now.getTime() - p.newest.getTime() >= this.freshness.staleAfterMs).map((p) => staleKey(p.agentId, p.newest));
+    const [evals, latest, seen] = await Promise.all([
+      db.selectFrom('evaluations').select(['agent_id', 'dimension', 'passed', 'score', 'observed_at']).where('agent_id', 'in', ids).execute(),
+      sql<{ agent_id: string; score: number; tier: string; source: string }>`
+        select distinct on (agent_id) agent_id, score, tier, source from trust_scores
+        where agent_id = any(${ids}::text[]) order by agent_id, computed_at desc, id desc`.execute(db),
+      staleKeys.length ? db.selectFrom('inbound_events').select('id').where('id', 'in', staleKeys).execute() : Promise.resolve([]),
+    ]);
+    const evalsOf = new Map<string, typeof evals>();
+    for (const e of evals) {
+      const list = evalsOf.get(e.agent_id);
+      if (list) list.push(e);
+      else evalsOf.set(e.agent_id, [e]);
+    }
+    const latestOf = new Map(latest.rows.map((r) => [r.agent_id, r]));
+    const seenKeys = new Set(seen.map((r) => r.id));
+    return page.filter(({ agentId, newest }) => {
+      if (now.getTime() - newest.getTime() >= this.freshness.staleAfterMs && !seenKeys.has(staleKey(agentId, newest))) return true;
+      const last = latestOf.get(agentId);
+      if (last && last.source !== 'computed') return false;
+      const result = computeScore((evalsOf.get(agentId) ?? []).map((e) => ({ dimension: e.dimension, passed: e.passed, score: e.score, observedAt: e.observed_at })), now, {
+        thresholds: this.thresholds,
+        weights: this.settings?.weights,
+      });
+      if (result.score === null || result.tier === null) return false;
+      return !last || last.score !== result.score || last.tier !== result.tier;
+    });
   }
 }
