@@ -121,6 +121,17 @@ describe('approval requests over REST', () => {
     expect(refused.status).toBe(409);
   });
 
+  it('a decommissioned agent gets no approval request: 409, nothing recorded', async () => {
+    await app.call('PUT', '/v1/agents/retired-bot', agent);
+    expect((await app.call('DELETE', '/v1/agents/retired-bot')).status).toBe(200);
+    const before = await app.db.selectFrom('audit_head').select('seq').executeTakeFirstOrThrow();
+    const answer = await app.call('POST', '/v1/approval-requests', { agentId: 'retired-bot', action: 'mail:send', justification: 'after retirement' });
+    expect(answer.status).toBe(409);
+    expect(answer.body.error.message).toContain('retired-bot was decommissioned');
+    expect(await app.db.selectFrom('approval_requests').select('id').where('agent_id', '=', 'retired-bot').execute()).toEqual([]);
+    expect((await app.db.selectFrom('audit_head').select('seq').executeTakeFirstOrThrow()).seq).toBe(before.seq);
+  });
+
   it('a request made while a contain holds the agent waits for it, then is refused: no request stays pending on a contained agent', async () => {
     await app.call('PUT', '/v1/agents/race-bot', agent);
     // A contain in flight holds the agent's row until it commits; this connection plays it, so the

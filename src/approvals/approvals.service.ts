@@ -3,6 +3,7 @@ import type { Db, DbOrTrx } from '../db/database.js';
 import type { ApprovalStatus } from '../db/schema.js';
 import type { Clock } from '../core/clock.js';
 import { loadAgent } from '../agents/agents.repository.js';
+import { decommissionedMessage } from '../agents/registration-batch.js';
 import { appendAudit } from '../audit/audit.repository.js';
 import { computeRoute, escalate, isApproved, isPerson, isReachable, policyPeople, type Person, type RouteRequirement, type RouteSnapshot } from '../domain/approval-route.js';
 import { derivedFrom } from '../policy/policy-holder.js';
@@ -137,6 +138,7 @@ export class ApprovalService {
     }
     const agent = await loadAgent(db, input.agentId);
     if (!agent) throw notFound(`unknown agent ${input.agentId}`);
+    if (agent.status === 'decommissioned') throw conflict(decommissionedMessage(agent, 'it cannot be approved for anything'));
     if (agent.status === 'contained' || agent.status === 'revoked') {
       throw conflict(`agent ${agent.id} is ${agent.status}: approval requests are refused until it is restored`);
     }
@@ -159,6 +161,7 @@ export class ApprovalService {
         // the request and cancels it. Without it, a request checked just before a contain committed
         // could stay pending on a contained agent.
         const locked = await trx.selectFrom('agents').select('status').where('id', '=', agent.id).forShare().executeTakeFirst();
+        if (locked?.status === 'decommissioned') throw conflict(`agent ${agent.id} was decommissioned; it cannot be approved for anything`);
         if (locked && (locked.status === 'contained' || locked.status === 'revoked')) {
           throw conflict(`agent ${agent.id} is ${locked.status}: approval requests are refused until it is restored`);
         }
