@@ -188,6 +188,10 @@ export class InboundEvents {
     const { trust } = this.deps;
     const actor = `armalo:${event.type}`;
     const agentId = event.data.agentId;
+    // The agent's row first, as every permission change takes it (agent, then the rest, then the
+    // audit head): a violation appends its audit entry (the head) before its evaluation touches the
+    // agent, and without this a contain of the same agent in flight and this event waited for each other.
+    await trx.selectFrom('agents').select('id').where('id', '=', agentId).forNoKeyUpdate().execute();
     switch (event.type) {
       case 'score.changed':
       case 'score.tier_changed': {
