@@ -121,6 +121,43 @@ describe('approval requests over REST', () => {
     expect(refused.status).toBe(409);
   });
 
+  it('a fleet contain waiting for a request an approver holds does not hold the audit head meanwhile (no deadlock with the click)', async () => {
+    const fleetAgent = { ...agent, grants: [...agent.grants, { scope: 'vault:read' }] };
+    const ids = ['vault-a', 'vault-b'];
+    const requests: string[] = [];
+    for (const id of ids) {
+      expect((await app.call('PUT', `/v1/agents/${id}`, fleetAgent)).status).toBe(201);
+      const created = await app.call('POST', '/v1/approval-requests', { agentId: id, action: 'mail:send', justification: `before the fleet contain (${id})` });
+      expect(created.status).toBe(201);
+      requests.push(created.body.id);
+    }
+    // An approver's click on vault-b's request holds its row, and will next audit itself (the head).
+    await app.db.connection().execute(async (click) => {
+      await sql`begin`.execute(click);
+      try {
+        await sql`select id from approval_requests where id = ${requests[1]} for update`.execute(click);
+        const fleet = app.call('POST', '/v1/actions', { selector: { scope: 'vault:*' }, action: 'contain', reason: 'vault credentials leaked' });
+        await waitFor(
+          async () => (await sql<{ n: number }>`select count(*)::int as n from pg_stat_activity where datname = current_database() and wait_event_type = 'Lock'`.execute(app.db)).rows[0]!.n > 0,
+          10_000,
+          'the fleet contain to wait for the request row',
+        );
+        // The head is free while the fleet waits: the click can audit itself and finish.
+        await sql`select seq from audit_head where id = 1 for update nowait`.execute(click);
+        await sql`commit`.execute(click);
+        const answer = await fleet;
+        expect(answer.status).toBe(201);
+        expect(answer.body.count).toBe(2);
+      } catch (err) {
+        await sql`rollback`.execute(click).catch(() => undefined);
+        throw err;
+      }
+    });
+    for (const id of requests) expect((await app.call('GET', `/v1/approval-requests/${id}`)).body.status).toBe('cancelled');
+    const reasons = await app.db.selectFrom('approval_requests').select(['agent_id', 'final_reason']).where('id', 'in', requests).orderBy('agent_id').execute();
+    expect(reasons.map((r) => r.final_reason)).toEqual(ids.map((id) => `agent contained: cancelled while pending, agent ${id} was contained or revoked by api:platform`));
+  });
+
   it('a decommissioned agent gets no approval request: 409, nothing recorded', async () => {
     await app.call('PUT', '/v1/agents/retired-bot', agent);
     expect((await app.call('DELETE', '/v1/agents/retired-bot')).status).toBe(200);

@@ -54,6 +54,7 @@ export interface AgentServiceDeps {
   /** Containing or revoking an agent cancels its pending approval requests. */
   approvals?: {
     cancelPendingForAgent(trx: DbOrTrx, agentId: string, actor: string, now: Date, why?: 'contained' | 'decommissioned'): Promise<string[]>;
+    cancelPendingForAgents(trx: DbOrTrx, agentIds: readonly string[], actor: string, now: Date, why?: 'contained' | 'decommissioned'): Promise<Map<string, string[]>>;
   };
 }
 

@@ -1,3 +1,4 @@
+import { sql } from 'kysely';
 import { createHash, randomUUID } from 'node:crypto';
 import type { Db, DbOrTrx } from '../db/database.js';
 import type { ApprovalStatus } from '../db/schema.js';
@@ -245,24 +246,41 @@ export class ApprovalService {
    * Answers the ids of the pending requests cancelled (what `pendingApprovalsCancelled` reports).
    */
   async cancelPendingForAgent(trx: DbOrTrx, agentId: string, actor: string, now: Date, why: 'contained' | 'decommissioned' = 'contained'): Promise<string[]> {
-    const event = why === 'decommissioned' ? `agent ${agentId} was decommissioned by ${actor}` : `agent ${agentId} was contained or revoked by ${actor}`;
+    return (await this.cancelPendingForAgents(trx, [agentId], actor, now, why)).get(agentId) ?? [];
+  }
+
+  /**
+   * `cancelPendingForAgent` for many agents at once (a fleet contain): every request row is updated
+   * first, in two statements, and only then are the cancellations audited one by one. An audit entry
+   * takes the audit head; taken between two agents' updates, it would be held while waiting for a
+   * request row an approver's click holds, while that click waits for the head to audit itself.
+   * Answers the pending requests cancelled, by agent.
+   */
+  async cancelPendingForAgents(trx: DbOrTrx, agentIds: readonly string[], actor: string, now: Date, why: 'contained' | 'decommissioned' = 'contained'): Promise<Map<string, string[]>> {
+    const cancelled = new Map<string, string[]>();
+    if (agentIds.length === 0) return cancelled;
+    const ids = [...agentIds];
+    // The reason names each request's own agent, as the one-agent cancel always did.
+    const happened = why === 'decommissioned' ? `was decommissioned by ${actor}` : `was contained or revoked by ${actor}`;
+    const reason = (what: string) => sql<string>`${`agent ${why}: ${what} agent `}::text || agent_id || ${` ${happened}`}::text`;
     const pending = await trx
       .updateTable('approval_requests')
-      .set({ status: 'cancelled', decided_at: now, final_reason: `agent ${why}: cancelled while pending, ${event}` })
-      .where('agent_id', '=', agentId)
+      .set({ status: 'cancelled', decided_at: now, final_reason: reason('cancelled while pending,') })
+      .where('agent_id', 'in', ids)
       .where('status', '=', 'pending')
-      .returning('id')
+      .returning(['id', 'agent_id'])
       .execute();
     const unused = await trx
       .updateTable('approval_requests')
-      .set({ status: 'cancelled', decided_at: now, final_reason: `agent ${why}: approved but unused, withdrawn when ${event}` })
-      .where('agent_id', '=', agentId)
+      .set({ status: 'cancelled', decided_at: now, final_reason: reason('approved but unused, withdrawn when') })
+      .where('agent_id', 'in', ids)
       .where('status', '=', 'approved')
       .where((eb) => eb.or([eb('grant_until', '>', now), eb.and([eb('grant_until', 'is', null), eb('consumed_at', 'is', null)])]))
-      .returning('id')
+      .returning(['id', 'agent_id'])
       .execute();
-    for (const { id } of [...pending, ...unused]) await this.afterFinal(trx, id, agentId, 'cancelled', actor, now);
-    return pending.map((r) => r.id);
+    for (const { id, agent_id: agentId } of [...pending, ...unused]) await this.afterFinal(trx, id, agentId, 'cancelled', actor, now);
+    for (const { id, agent_id: agentId } of pending) cancelled.set(agentId, [...(cancelled.get(agentId) ?? []), id]);
+    return cancelled;
   }
 
   /** The person on the route this approver is, or why they may not decide. */

@@ -221,7 +221,9 @@ export class FleetService {
         const incidentOf = new Map([...[...open].map(([agentId, i]) => [agentId, i.id] as const), ...fresh.map((f) => [f.agentId, f.id] as const)]);
         const cancelled = new Map<string, string[]>();
         if (kind === 'contain' && this.deps.approvals) {
-          for (const agentId of await agentsWithOpenApprovals(trx, actingIds)) cancelled.set(agentId, await this.deps.approvals.cancelPendingForAgent(trx, agentId, cmd.actor, now));
+          // Every agent's requests in one go, audited after: see `cancelPendingForAgents`.
+          const withOpen = await agentsWithOpenApprovals(trx, actingIds);
+          for (const [agentId, ids] of await this.deps.approvals.cancelPendingForAgents(trx, [...withOpen].sort(), cmd.actor, now)) cancelled.set(agentId, ids);
         }
         const actionCmd: ActionCommand = { kind, scopes: cmd.scopes, reason: cmd.reason, actor: cmd.actor, ttlMs: cmd.ttlMs };
         // Late, after every agent row lock: the versions, under the audit head lock (commit order).
