@@ -10,6 +10,7 @@ import type { Policy } from '../policy/policy.schema.js';
 import { findConfirmation, insertConfirmation, statusOf, type ConfirmationKind, type ConfirmationStatus } from './confirmations.repository.js';
 import { apiRequester, type Requester } from './same-person.js';
 import type { JobName } from '../queue/job-contracts.js';
+import { decommissionedMessage } from '../agents/registration-batch.js';
 
 export const REVOKE_CONFIRM_MS = 5 * 60_000;
 export const RESTORE_CONFIRM_MS = 60 * 60_000;
@@ -55,6 +56,10 @@ export class ConfirmationService {
       // Locked so the incident and the restrictions recorded are the ones in force together.
       const agent = await loadAgent(trx, c.agentId, { forUpdate: true });
       if (!agent) throw notFound(`unknown agent ${c.agentId}`);
+      // Checked again under the lock: the caller's dry run ran before it, and a decommission or a
+      // restore may have committed in between (no card is posted for something that cannot be confirmed).
+      if (agent.status === 'decommissioned') throw conflict(decommissionedMessage(agent, 'there is nothing left to act on'));
+      if (c.kind === 'restore' && agent.activeActions.length === 0) throw conflict(`agent ${agent.id} is active; there is nothing to restore`);
       const incident = await findOpenIncident(trx, c.agentId);
       await insertConfirmation(trx, {
         id,
