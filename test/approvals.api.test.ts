@@ -2,6 +2,7 @@ import { describe, expect } from 'vitest';
 import { sql } from 'kysely';
 import { sampleAgent, waitFor, type TestApp } from './support/app.js';
 import { appTest } from './support/fixture.js';
+import { inTransaction, waitForLockWait } from './support/locks.js';
 import { decisionOf } from './support/drive.js';
 import { APPROVALS_TEST_POLICY } from './support/approvals-policy.js';
 import type { WebhookReceiver } from './support/webhook-receiver.js';
@@ -132,26 +133,16 @@ describe('approval requests over REST', () => {
       requests.push(created.body.id);
     }
     // An approver's click on vault-b's request holds its row, and will next audit itself (the head).
-    await app.db.connection().execute(async (click) => {
-      await sql`begin`.execute(click);
-      try {
-        await sql`select id from approval_requests where id = ${requests[1]} for update`.execute(click);
-        const fleet = app.call('POST', '/v1/actions', { selector: { scope: 'vault:*' }, action: 'contain', reason: 'vault credentials leaked' });
-        await waitFor(
-          async () => (await sql<{ n: number }>`select count(*)::int as n from pg_stat_activity where datname = current_database() and wait_event_type = 'Lock'`.execute(app.db)).rows[0]!.n > 0,
-          10_000,
-          'the fleet contain to wait for the request row',
-        );
-        // The head is free while the fleet waits: the click can audit itself and finish.
-        await sql`select seq from audit_head where id = 1 for update nowait`.execute(click);
-        await sql`commit`.execute(click);
-        const answer = await fleet;
-        expect(answer.status).toBe(201);
-        expect(answer.body.count).toBe(2);
-      } catch (err) {
-        await sql`rollback`.execute(click).catch(() => undefined);
-        throw err;
-      }
+    await inTransaction(app.db, async (click) => {
+      await sql`select id from approval_requests where id = ${requests[1]} for update`.execute(click);
+      const fleet = app.call('POST', '/v1/actions', { selector: { scope: 'vault:*' }, action: 'contain', reason: 'vault credentials leaked' });
+      await waitForLockWait(app.db, 'the fleet contain to wait for the request row');
+      // The head is free while the fleet waits: the click can audit itself and finish.
+      await sql`select seq from audit_head where id = 1 for update nowait`.execute(click);
+      await sql`commit`.execute(click);
+      const answer = await fleet;
+      expect(answer.status).toBe(201);
+      expect(answer.body.count).toBe(2);
     });
     for (const id of requests) expect((await app.call('GET', `/v1/approval-requests/${id}`)).body.status).toBe('cancelled');
     const reasons = await app.db.selectFrom('approval_requests').select(['agent_id', 'final_reason']).where('id', 'in', requests).orderBy('agent_id').execute();
@@ -173,25 +164,15 @@ describe('approval requests over REST', () => {
     await app.call('PUT', '/v1/agents/race-bot', agent);
     // A contain in flight holds the agent's row until it commits; this connection plays it, so the
     // request can be sent in the middle of it.
-    await app.db.connection().execute(async (contain) => {
-      await sql`begin`.execute(contain);
-      try {
-        await sql`select id from agents where id = 'race-bot' for update`.execute(contain);
-        const request = app.call('POST', '/v1/approval-requests', { agentId: 'race-bot', action: 'mail:send', justification: 'sent during the contain' });
-        await waitFor(
-          async () => (await sql<{ n: number }>`select count(*)::int as n from pg_stat_activity where datname = current_database() and wait_event_type = 'Lock'`.execute(app.db)).rows[0]!.n > 0,
-          10_000,
-          'the request to wait for the agent row',
-        );
-        await sql`update agents set status = 'contained' where id = 'race-bot'`.execute(contain);
-        await sql`commit`.execute(contain);
-        const answer = await request;
-        expect(answer.status).toBe(409);
-        expect(answer.body.error.message).toContain('race-bot is contained');
-      } catch (err) {
-        await sql`rollback`.execute(contain).catch(() => undefined);
-        throw err;
-      }
+    await inTransaction(app.db, async (contain) => {
+      await sql`select id from agents where id = 'race-bot' for update`.execute(contain);
+      const request = app.call('POST', '/v1/approval-requests', { agentId: 'race-bot', action: 'mail:send', justification: 'sent during the contain' });
+      await waitForLockWait(app.db, 'the request to wait for the agent row');
+      await sql`update agents set status = 'contained' where id = 'race-bot'`.execute(contain);
+      await sql`commit`.execute(contain);
+      const answer = await request;
+      expect(answer.status).toBe(409);
+      expect(answer.body.error.message).toContain('race-bot is contained');
     });
     const rows = await app.db.selectFrom('approval_requests').select('id').where('agent_id', '=', 'race-bot').execute();
     expect(rows).toEqual([]);

@@ -2,6 +2,7 @@ import { describe, expect } from 'vitest';
 import { sql } from 'kysely';
 import { sampleAgent, waitFor, type TestApp } from './support/app.js';
 import { appTest } from './support/fixture.js';
+import { inTransaction, waitForLockWait } from './support/locks.js';
 import { clickButton, decisionOf, textOf } from './support/drive.js';
 import type { FakeSlack } from './support/fake-slack.js';
 
@@ -103,26 +104,16 @@ describe('POST /v1/agents/{id}/actions restore under the policy', () => {
     await app.call('PUT', '/v1/agents/retiring-bot', sampleAgent);
     expect((await app.call('POST', '/v1/agents/retiring-bot/actions', { action: 'contain', reason: 'drill' })).status).toBe(201);
     expect((await freshEvaluation('retiring-bot', 'retiring-bot-eval-1')).status).toBe(201);
-    await app.db.connection().execute(async (retire) => {
-      await sql`begin`.execute(retire);
-      try {
-        // A decommission in flight holds the agent's row; the restore's checks before its lock pass.
-        await sql`select id from agents where id = 'retiring-bot' for update`.execute(retire);
-        const asked = app.call('POST', '/v1/agents/retiring-bot/actions', { action: 'restore', reason: 'all clear' });
-        await waitFor(
-          async () => (await sql<{ n: number }>`select count(*)::int as n from pg_stat_activity where datname = current_database() and wait_event_type = 'Lock'`.execute(app.db)).rows[0]!.n > 0,
-          10_000,
-          'the restore to wait for the agent row',
-        );
-        await sql`update agents set status = 'decommissioned', decommissioned_at = now(), decommissioned_by = 'api:platform', decommission_reason = 'retired' where id = 'retiring-bot'`.execute(retire);
-        await sql`commit`.execute(retire);
-        const answer = await asked;
-        expect(answer.status).toBe(409);
-        expect(answer.body.error.message).toContain('retiring-bot was decommissioned');
-      } catch (err) {
-        await sql`rollback`.execute(retire).catch(() => undefined);
-        throw err;
-      }
+    await inTransaction(app.db, async (retire) => {
+      // A decommission in flight holds the agent's row; the restore's checks before its lock pass.
+      await sql`select id from agents where id = 'retiring-bot' for update`.execute(retire);
+      const asked = app.call('POST', '/v1/agents/retiring-bot/actions', { action: 'restore', reason: 'all clear' });
+      await waitForLockWait(app.db, 'the restore to wait for the agent row');
+      await sql`update agents set status = 'decommissioned', decommissioned_at = now(), decommissioned_by = 'api:platform', decommission_reason = 'retired' where id = 'retiring-bot'`.execute(retire);
+      await sql`commit`.execute(retire);
+      const answer = await asked;
+      expect(answer.status).toBe(409);
+      expect(answer.body.error.message).toContain('retiring-bot was decommissioned');
     });
     expect(await app.db.selectFrom('confirmations').select('id').where('agent_id', '=', 'retiring-bot').execute()).toEqual([]);
   });

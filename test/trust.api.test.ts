@@ -2,6 +2,7 @@ import { describe, expect } from 'vitest';
 import { sql } from 'kysely';
 import { sampleAgent, waitFor, type TestApp } from './support/app.js';
 import { appTest } from './support/fixture.js';
+import { inTransaction, waitForLockWait } from './support/locks.js';
 import { signedWebhook } from './support/drive.js';
 
 let app: TestApp;
@@ -94,26 +95,16 @@ describe('signed Armalo webhooks', () => {
 describe('a violation arriving while a contain holds the agent', () => {
   it('waits for the contain instead of deadlocking with it: the contain gets the audit head, then the violation applies', async () => {
     await app.call('PUT', '/v1/agents/race-trust-bot', sampleAgent);
-    await app.db.connection().execute(async (contain) => {
-      await sql`begin`.execute(contain);
-      try {
-        // A contain in flight: the agent's row first, the audit head last, held to the commit.
-        await sql`select id from agents where id = 'race-trust-bot' for update`.execute(contain);
-        const delivery = webhook({ id: 'evt-race-1', type: 'pact.violated', createdAt: new Date().toISOString(), data: { agentId: 'race-trust-bot', pactId: 'no-pii', severity: 'high' } });
-        await waitFor(
-          async () => (await sql<{ n: number }>`select count(*)::int as n from pg_stat_activity where datname = current_database() and wait_event_type = 'Lock'`.execute(app.db)).rows[0]!.n > 0,
-          10_000,
-          'the violation to wait for the agent',
-        );
-        await sql`set local lock_timeout = '5s'`.execute(contain);
-        await sql`select seq from audit_head where id = 1 for update`.execute(contain);
-        await sql`commit`.execute(contain);
-        const answer = await delivery;
-        expect(answer.body.status).toBe('applied');
-      } catch (err) {
-        await sql`rollback`.execute(contain).catch(() => undefined);
-        throw err;
-      }
+    await inTransaction(app.db, async (contain) => {
+      // A contain in flight: the agent's row first, the audit head last, held to the commit.
+      await sql`select id from agents where id = 'race-trust-bot' for update`.execute(contain);
+      const delivery = webhook({ id: 'evt-race-1', type: 'pact.violated', createdAt: new Date().toISOString(), data: { agentId: 'race-trust-bot', pactId: 'no-pii', severity: 'high' } });
+      await waitForLockWait(app.db, 'the violation to wait for the agent');
+      await sql`set local lock_timeout = '5s'`.execute(contain);
+      await sql`select seq from audit_head where id = 1 for update`.execute(contain);
+      await sql`commit`.execute(contain);
+      const answer = await delivery;
+      expect(answer.body.status).toBe('applied');
     });
     const audit = (await app.call('GET', '/v1/audit?agentId=race-trust-bot&limit=10')).body.entries.map((e: { action: string }) => e.action);
     expect(audit).toContain('trust.pact_violated');
