@@ -45,7 +45,9 @@ describe('a replica catching up a fleet action', () => {
   });
 
   it('a fleet contain of hundreds of agents reaches another replica in one streamed read, agent for agent', async ({ app, startApp }) => {
-    const replica: TestApp = await startApp({ env: { ARMALO_ROLE: 'web' } });
+    // The replica's heartbeat poll (every third of ARMALO_VIEW_STALE_AFTER_MS) could bring the change
+    // before the message does, by the per-agent read: slowed down here, the message is what brings it.
+    const replica: TestApp = await startApp({ env: { ARMALO_ROLE: 'web', ARMALO_VIEW_STALE_AFTER_MS: '60000' } });
     // Both views hold the seeded fleet before the action (the poll brings it).
     await waitFor(() => app.view!.size >= COUNT && replica.view!.size >= COUNT, 20_000, 'both views to hold the seeded fleet');
     expect((await decisionOf(replica, fleetId(1), 'crm:read')).decision).toBe('allow');
