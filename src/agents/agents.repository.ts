@@ -375,7 +375,7 @@ export interface ActionRows {
   /** The actions in force this one lifts. */
   lifts: string[];
   status: Agent['status'];
-  /** The incident the action opens (it may end with it: `closeIncident`). */
+  /** The incident the action opens (never together with `closeIncident`). */
   openIncident: string | null;
   /** The incident that ends with this action (the agent is active after it). */
   closeIncident: string | null;
@@ -390,19 +390,19 @@ export interface ActionRows {
  */
 export async function writeActionRows(trx: DbOrTrx, w: ActionRows): Promise<string[]> {
   const a = w.action;
+  // Only a restore ends an incident, and a restore never opens one.
+  if (w.openIncident !== null && w.closeIncident !== null) throw new Error('an action cannot open one incident and end another');
   const incident = w.openIncident ?? w.closeIncident;
-  const endsNew = w.openIncident !== null && w.openIncident === w.closeIncident;
   const why = w.openIncident ? `incident ${w.openIncident} opened` : `incident ${w.closeIncident} ended`;
   const { rows } = await sql<{ acted: number; state: number; opened: number; closed: number; cancelled: string[] }>`
     with opened as (
-      insert into incidents (id, agent_id, status, opened_by_action_id, opened_at, closed_at, closed_by)
-      select ${w.openIncident}::uuid, ${a.agentId}, ${endsNew ? 'closed' : 'open'}, ${a.id}::uuid, ${a.now}::timestamptz,
-        ${endsNew ? a.now : null}::timestamptz, ${endsNew ? a.actor : null}::text
+      insert into incidents (id, agent_id, status, opened_by_action_id, opened_at)
+      select ${w.openIncident}::uuid, ${a.agentId}, 'open', ${a.id}::uuid, ${a.now}::timestamptz
       where ${w.openIncident}::uuid is not null
       returning 1),
     closed as (
       update incidents set status = 'closed', closed_at = ${a.now}, closed_by = ${a.actor}
-      where id = ${endsNew ? null : w.closeIncident}::uuid
+      where id = ${w.closeIncident}::uuid
       returning 1),
     cancelled as (
       update confirmations set decided_at = ${a.now}, decided_by = ${a.actor}, outcome = 'cancelled', decided_reason = ${why}
@@ -425,7 +425,7 @@ export async function writeActionRows(trx: DbOrTrx, w: ActionRows): Promise<stri
       (select coalesce(array_agg(id::text), '{}') from cancelled) as cancelled,
       (select count(*) from lifted)::int as lifted`.execute(trx);
   const done = rows[0];
-  if (!done || done.acted !== 1 || done.state !== 1 || done.opened !== (w.openIncident ? 1 : 0) || done.closed !== (w.closeIncident && !endsNew ? 1 : 0)) {
+  if (!done || done.acted !== 1 || done.state !== 1 || done.opened !== (w.openIncident ? 1 : 0) || done.closed !== (w.closeIncident ? 1 : 0)) {
     throw new Error(`the action's rows were not all written: ${JSON.stringify(done)}`);
   }
   return done.cancelled;
