@@ -1,7 +1,9 @@
 import { describe, expect } from 'vitest';
+import { sql } from 'kysely';
 import { sampleAgent, type TestApp } from './support/app.js';
 import { appTest } from './support/fixture.js';
 import { decisionOf } from './support/drive.js';
+import { inTransaction, waitForLockWait } from './support/locks.js';
 
 // Concurrent PUTs share transactions (src/agents/write-batcher.ts): each caller must still get its
 // own answer, its own version and its own audit entry, and a refused one must fail alone.
@@ -83,5 +85,42 @@ describe('concurrent registrations', () => {
       seqs.push(BigInt(entries[0]!.seq));
     }
     expect([...seqs].sort((x, y) => (x < y ? -1 : 1))).toEqual(seqs);
+  });
+
+  it('a first registration racing another writer that creates the same agent, already held, is checked against it: 409 and nothing widened', async () => {
+    // Another replica (or an import) creates the agent and it is contained or decommissioned before
+    // this registration's write: our read found no row, so the write must not skip the refusals.
+    await inTransaction(app.db, async (other) => {
+      const row = (id: string, status: string) => sql`
+        insert into agents (id, name, owner, risk_tier, status, version, created_by, created_at, updated_by, updated_at,
+          decommissioned_at, decommissioned_by, decommission_reason)
+        values (${id}, 'Race bot', 'ana@example.com', 'high', ${status}, 0, 'api:other', now(), 'api:other', now(),
+          ${status === 'decommissioned' ? sql`now(), 'api:other', 'retired'` : sql`null, null, null`})`;
+      await row('race-held', 'contained').execute(other);
+      await row('race-retired', 'decommissioned').execute(other);
+      await sql`insert into grants (agent_id, scope, granted_by, granted_at) values ('race-held', 'crm:write', 'api:other', now())`.execute(other);
+      await sql`insert into agent_actions (id, agent_id, kind, scopes, reason, actor, touched_grants, created_at)
+        values (gen_random_uuid(), 'race-held', 'contain', '[]', 'incident', 'api:other', '[]', now())`.execute(other);
+      const answers = Promise.all([put('race-held'), put('race-retired')]);
+      await waitForLockWait(app.db, "a registration to wait for the other writer's new row");
+      await sql`commit`.execute(other);
+      const [held, retired] = await answers;
+      expect(held.status).toBe(409);
+      expect(held.body.error.message).toMatch(/contained: this update would widen it/);
+      expect(retired.status).toBe(409);
+      expect(retired.body.error.message).toContain('race-retired was decommissioned');
+    });
+    const grants = await app.db.selectFrom('grants').select(['scope', 'removed_at']).where('agent_id', '=', 'race-held').execute();
+    expect(grants).toEqual([{ scope: 'crm:write', removed_at: null }]);
+    const rows = await app.db.selectFrom('agents').select(['id', 'status', 'name']).where('id', 'in', ['race-held', 'race-retired']).orderBy('id').execute();
+    expect(rows).toEqual([
+      { id: 'race-held', status: 'contained', name: 'Race bot' },
+      { id: 'race-retired', status: 'decommissioned', name: 'Race bot' },
+    ]);
+    const audit = await app.db.selectFrom('audit_log').select('seq').where('subject', 'in', ['race-held', 'race-retired']).execute();
+    expect(audit).toEqual([]);
+    // This replica did not store the registration it refused: no grant of it allows anything here.
+    expect((await decisionOf(app, 'race-held', 'payments:transfer')).decision).toBe('deny');
+    expect((await decisionOf(app, 'race-retired', 'payments:transfer')).decision).toBe('deny');
   });
 });

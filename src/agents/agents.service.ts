@@ -25,7 +25,7 @@ import {
 } from './agents.repository.js';
 import { cancelOpenRestoreConfirmations } from '../confirmations/confirmations.repository.js';
 import type { JobName, JobPayload } from '../queue/job-contracts.js';
-import { agentsWithHeldEvents, applyRegistrations, decommissionedMessage, type RegistrationItem, type RegistrationOutcome } from './registration-batch.js';
+import { agentsWithHeldEvents, applyRegistrations, decommissionedMessage, RegistrationRaced, type RegistrationItem, type RegistrationOutcome } from './registration-batch.js';
 import { WriteBatcher } from './write-batcher.js';
 import { closeFleetIncidentIfLifted, fleetIncidentOfAction } from '../fleet/fleet.repository.js';
 import { commitVersionedChanges, eventRow, outboxRow, type OutboxRow } from './versioned-commit.js';
@@ -224,7 +224,17 @@ export class AgentService {
 
   private async registerBatch(items: RegistrationItem[]): Promise<RegistrationOutcome[]> {
     const { db, clock } = this.deps;
-    const outcomes = await db.transaction().execute((trx) => applyRegistrations(trx, items, clock.now()));
+    let outcomes: RegistrationOutcome[];
+    for (let attempt = 1; ; attempt++) {
+      try {
+        outcomes = await db.transaction().execute((trx) => applyRegistrations(trx, items, clock.now()));
+        break;
+      } catch (err) {
+        // Another writer created one of these agents after our read: nothing committed; the next
+        // attempt reads (and checks) that agent. Agents are never deleted, so one retry settles it.
+        if (!(err instanceof RegistrationRaced) || attempt >= 3) throw err;
+      }
+    }
     const changed: Agent[] = [];
     const registered: string[] = [];
     for (const o of outcomes) {

@@ -71,6 +71,18 @@ function refusal(before: Agent | undefined, reg: AgentRegistration): CodedError 
 }
 
 /**
+ * A registration batch read an agent as absent, and another transaction created it before the
+ * batch's write: nothing of the batch may commit (the write skipped that agent's refusals). Run the
+ * batch again: the row exists now, so the second run locks and reads it.
+ */
+export class RegistrationRaced extends Error {
+  constructor(readonly agentIds: string[]) {
+    super(`agent ${agentIds.join(', ')} was created by another writer during this registration; retry`);
+    this.name = 'RegistrationRaced';
+  }
+}
+
+/**
  * Applies registrations of distinct agents in the caller's transaction, with a fixed number of
  * statements whatever their number: lock the agent rows (in id order, so two batches never wait
  * on each other in a circle), read them, write every agent row, remove the grants no longer
@@ -113,7 +125,7 @@ export async function applyRegistrations(trx: DbOrTrx, items: readonly Registrat
   // Every part runs to completion whether or not its output is read. The removal and the upsert
   // touch disjoint rows (unlisted and listed scopes), and a grant's foreign key to a new agent
   // row is checked at the end of the statement, once both are written.
-  const { rows } = await sql<GrantRow>`
+  const { rows } = await sql<GrantRow & { written_id: string; inserted: boolean }>`
     with written as (
       insert into agents (id, name, owner, risk_tier, status, version, created_by, created_at, updated_by, updated_at)
       select id, name, owner, risk_tier, 'active', 0, actor, ${now}::timestamptz, actor, ${now}::timestamptz
@@ -121,7 +133,9 @@ export async function applyRegistrations(trx: DbOrTrx, items: readonly Registrat
         as r(id, name, owner, risk_tier, actor)
       on conflict (id) do update set name = excluded.name, owner = excluded.owner, risk_tier = excluded.risk_tier,
         updated_by = excluded.updated_by, updated_at = excluded.updated_at
-      returning 1),
+      -- xmax is 0 only in a row this statement inserted: an agent read as absent but updated here
+      -- was inserted by another transaction after our read (see RegistrationRaced).
+      returning id, xmax = 0 as inserted),
     removed as (
       update grants set removed_at = ${now}::timestamptz, removed_by = r.actor
       from unnest(${wIds}::text[], ${actors}::text[]) as r(agent_id, actor)
@@ -145,9 +159,16 @@ export async function applyRegistrations(trx: DbOrTrx, items: readonly Registrat
         removed_at = null,
         removed_by = null
       returning agent_id, id, scope, constraints, keep_in_containment, expires_at, granted_by, granted_at)
-    select * from listed`.execute(trx);
+    select listed.*, written.id as written_id, written.inserted
+    from written left join listed on listed.agent_id = written.id`.execute(trx);
+  // Checked against what we read under lock: an agent we believed absent was created by another
+  // writer in between (a second replica, an import). Its refusals (decommissioned, held) were not
+  // checked against it: the caller rolls back and runs the batch again, now reading that row.
+  const raced = rows.filter((r) => !r.inserted && !before.has(r.written_id)).map((r) => r.written_id);
+  if (raced.length > 0) throw new RegistrationRaced([...new Set(raced)]);
   const current = new Map<string, Grant[]>(wIds.map((id) => [id, []]));
   for (const r of rows) {
+    if (!r.agent_id) continue; // an agent registered without grants
     current.get(r.agent_id)!.push({
       id: r.id,
       scope: r.scope,
