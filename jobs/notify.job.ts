@@ -3,7 +3,7 @@ import type { WebClient } from '@slack/web-api';
 import { isJobName, parseJob } from '../src/queue/job-contracts.js';
 import type { NoticeService } from '../src/notices/notifier.js';
 import { RetryLater } from '../src/notices/platform.js';
-import { asLeaseOwner } from '../src/notices/ledger.js';
+import type { LeaseOwner } from '../src/notices/ledger.js';
 import type { Redis } from 'ioredis';
 import type { SlackDirectory } from '../src/slack/slack-directory.js';
 
@@ -33,10 +33,11 @@ export async function notify(job: Job, token: string | undefined, deps: NotifyDe
   try {
     const redis = deps.redis;
     // Leases this job takes name its lock, so a worker waiting for the same key can tell at once that
-    // this one died (its lock gone) rather than waiting out the lease.
-    if (!redis || !token || !job.id) return await run(job, deps);
-    const owner = { lockKey: `${job.queueQualifiedName}:${job.id}:lock`, token, holds: async (lockKey: string, t: string) => (await redis.get(lockKey)) === t };
-    return await asLeaseOwner(owner, () => run(job, deps));
+    // this one died (its lock gone) rather than waiting out the lease. Passed down explicitly (not
+    // through an AsyncLocalStorage, which would turn async hooks on for the whole process).
+    const owner: LeaseOwner | undefined =
+      redis && token && job.id ? { lockKey: `${job.queueQualifiedName}:${job.id}:lock`, token, holds: async (lockKey: string, t: string) => (await redis.get(lockKey)) === t } : undefined;
+    return await run(job, deps, owner);
   } catch (err) {
     if (err instanceof RetryLater && token) {
       if (Date.now() - job.timestamp > MAX_DEFERRAL_MS) throw new UnrecoverableError(`still deferred after ${MAX_DEFERRAL_MS / 3600_000} h: ${err.message}`);
@@ -47,7 +48,7 @@ export async function notify(job: Job, token: string | undefined, deps: NotifyDe
   }
 }
 
-async function run(job: Job, deps: NotifyDeps): Promise<string> {
+async function run(job: Job, deps: NotifyDeps, owner: LeaseOwner | undefined): Promise<string> {
   const name = job.name;
   if (!isJobName(name)) throw new UnrecoverableError(`unknown notify job ${name}`);
   if (name === 'slack-directory') {
@@ -60,23 +61,23 @@ async function run(job: Job, deps: NotifyDeps): Promise<string> {
   switch (name) {
     case 'incident-update': {
       const p = parseJob(name, job.data);
-      return notices ? notices.incidentUpdate(p) : 'no_platform';
+      return notices ? notices.incidentUpdate(p, owner) : 'no_platform';
     }
     case 'fleet-update': {
       const p = parseJob(name, job.data);
-      return notices ? notices.fleetUpdate(p) : 'no_platform';
+      return notices ? notices.fleetUpdate(p, owner) : 'no_platform';
     }
     case 'approval-cards': {
       const p = parseJob(name, job.data);
-      return notices ? notices.approvalCards(p) : 'no_platform';
+      return notices ? notices.approvalCards(p, owner) : 'no_platform';
     }
     case 'confirmation-request': {
       const p = parseJob(name, job.data);
-      return notices ? notices.confirmationRequest(p.confirmationId) : 'no_platform';
+      return notices ? notices.confirmationRequest(p.confirmationId, owner) : 'no_platform';
     }
     case 'packet-delivery': {
       const p = parseJob(name, job.data);
-      return notices ? notices.packetDelivery(p.packetId) : 'no_platform';
+      return notices ? notices.packetDelivery(p.packetId, owner) : 'no_platform';
     }
     case 'policy-invalid': {
       const p = parseJob(name, job.data);

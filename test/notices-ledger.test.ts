@@ -6,7 +6,10 @@ import { appTest } from './support/fixture.js';
 import { REDIS_URL, testPrefix } from './support/database.js';
 import { SLACK_TEST_POLICY } from './support/slack-policy.js';
 import { systemClock } from '../src/core/clock.js';
-import { asLeaseOwner, LOOKUP_GIVE_UP_MS, MessageLedger, SENDING_MARKER_MS } from '../src/notices/ledger.js';
+import { randomUUID } from 'node:crypto';
+import type { Job } from 'bullmq';
+import { notify } from '../jobs/notify.job.js';
+import { LOOKUP_GIVE_UP_MS, MessageLedger, SENDING_MARKER_MS } from '../src/notices/ledger.js';
 import type { Notice } from '../src/notices/model.js';
 import { NoticeService } from '../src/notices/notifier.js';
 import { RetryLater } from '../src/notices/platform.js';
@@ -69,17 +72,32 @@ describe('leases tied to the job lock', () => {
     const lockKey = `${testPrefix()}:notify:card-1:lock`;
     await redis.set(lockKey, 'token-1', 'PX', 60_000);
     let finish!: () => void;
-    const first = asLeaseOwner(owner(lockKey, 'token-1'), () => ledger().exclusive('approval:lease-lock', () => new Promise<string>((resolve) => (finish = () => resolve('first')))));
+    const first = ledger().exclusive('approval:lease-lock', () => new Promise<string>((resolve) => (finish = () => resolve('first'))), owner(lockKey, 'token-1'));
     await waitFor(async () => (await web.db.selectFrom('chat_leases').select('key').where('key', '=', 'approval:lease-lock').executeTakeFirst()) !== undefined, 2000, 'the lease');
     const other = owner(`${testPrefix()}:notify:card-2:lock`, 'token-2');
     // Its job still holds its lock: the other job waits (RetryLater).
-    await expect(asLeaseOwner(other, () => ledger().exclusive('approval:lease-lock', async () => 'too early'))).rejects.toBeInstanceOf(RetryLater);
+    await expect(ledger().exclusive('approval:lease-lock', async () => 'too early', other)).rejects.toBeInstanceOf(RetryLater);
     // Its worker died: BullMQ's lock runs out (here: deleted), and the lease (a minute here) is taken over at once.
     await redis.del(lockKey);
-    expect(await asLeaseOwner(other, () => ledger().exclusive('approval:lease-lock', async () => 'taken over'))).toBe('taken over');
+    expect(await ledger().exclusive('approval:lease-lock', async () => 'taken over', other)).toBe('taken over');
     // The old holder's release (had it lived) does not free the new holder's lease.
     finish();
     expect(await first).toBe('first');
+    redis.disconnect();
+  });
+
+  it('a notify job passes its lock down to the lease (a dead holder is taken over); without a token, the lease is waited out', async () => {
+    const redis = new Redis(REDIS_URL);
+    const requestId = randomUUID();
+    // A dead job's lease on the card's key: its lock (never set here) is gone, its lease runs a minute.
+    await web.db.insertInto('chat_leases').values({ key: `approval:${requestId}`, holder: `dead-host:1:x ${testPrefix()}:notify:dead:lock dead-token`, expires_at: new Date(Date.now() + 60_000) }).execute();
+    const notices = new NoticeService({ db: web.db, clock: systemClock, policy: web.policy, approvals: web.approvals, ledger: ledger(), recipients: new Recipients({ db: web.db, policy: web.policy }), platforms: [] });
+    const delayed: number[] = [];
+    const job = { id: 'card-3', name: 'approval-cards', data: { requestId }, queueQualifiedName: `${testPrefix()}:notify`, timestamp: Date.now(), moveToDelayed: async (at: number) => void delayed.push(at) } as unknown as Job;
+    await expect(notify(job, undefined, { notices, redis })).rejects.toBeInstanceOf(RetryLater);
+    // (The request does not exist: inside the lease, the use case answers 'gone'.)
+    expect(await notify(job, 'token-3', { notices, redis })).toBe('gone');
+    expect(delayed).toEqual([]);
     redis.disconnect();
   });
 });

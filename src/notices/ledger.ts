@@ -1,4 +1,3 @@
-import { AsyncLocalStorage } from 'node:async_hooks';
 import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
 import { sql } from 'kysely';
@@ -32,18 +31,16 @@ const SENDING = 'sending:';
  * worker waiting for the key takes it over as soon as the holder's job lock is gone (the holder
  * died: BullMQ hands its job to another worker after the same lock ran out) instead of waiting out
  * the lease. Outside a job, leases only expire.
+ *
+ * The job passes it down explicitly (`notify` to the NoticeService use case to `exclusive`). It was
+ * an AsyncLocalStorage once: the first `run` of one turns Node's async hooks on for the whole
+ * process for good, and every promise and socket of every request then paid for them.
  */
 export interface LeaseOwner {
   lockKey: string;
   token: string;
   /** Whether the lock `lockKey` is still held with `token` (a Redis GET). */
   holds(lockKey: string, token: string): Promise<boolean>;
-}
-const owners = new AsyncLocalStorage<LeaseOwner>();
-
-/** Runs `work` as the given job: leases taken inside it are tied to that job's lock. */
-export function asLeaseOwner<T>(owner: LeaseOwner, work: () => Promise<T>): Promise<T> {
-  return owners.run(owner, work);
 }
 
 /** `<host>:<pid>:<uuid>`, then ` <lock key> <token>` when taken inside a job. */
@@ -181,10 +178,10 @@ export class MessageLedger {
   /**
    * Runs `work` while holding the lease on `key`. When another live worker keeps it longer than a
    * short wait, throws RetryLater (a short delay): the job comes back after it, without spending an
-   * attempt.
+   * attempt. With `owner` (the job it runs in), the lease names that job's lock, and a holder whose
+   * job lock is gone is taken over at once; without one, a held lease is waited out until it expires.
    */
-  async exclusive<T>(key: string, work: () => Promise<T>): Promise<T> {
-    const owner = owners.getStore();
+  async exclusive<T>(key: string, work: () => Promise<T>, owner?: LeaseOwner): Promise<T> {
     const holder = `${this.holderPrefix}:${randomUUID()}${owner ? ` ${owner.lockKey} ${owner.token}` : ''}`;
     // Most turns are short (one card update): wait a little for the lease before giving the job back
     // to the queue. Waiting holds a worker slot, never a database connection.

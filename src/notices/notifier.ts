@@ -20,7 +20,7 @@ import { fleetIncidentOfAction } from '../fleet/fleet.repository.js';
 import { selectorText } from '../domain/fleet-selector.js';
 import type { FleetSelector } from '../domain/fleet-selector.js';
 import type { JobPayload } from '../queue/job-contracts.js';
-import type { MessageLedger } from './ledger.js';
+import type { LeaseOwner, MessageLedger } from './ledger.js';
 import { packetNotice } from './packet.notice.js';
 import type { Notice } from './model.js';
 import { NotReachable, RetryLater, type ChatPlatform, type MessageRef, type PlatformName } from './platform.js';
@@ -87,7 +87,8 @@ export interface NoticeServiceDeps {
  * and each platform posts, threads and updates it through the ChatPlatform port. Every message is
  * recorded in the ledger under a key right after the platform accepted it, so a retried job
  * updates what exists instead of posting twice; work on one incident or one approval request takes
- * turns through a lease, never through a transaction held open across a platform call.
+ * turns through a lease, never through a transaction held open across a platform call. The use
+ * cases that take a lease accept the job they run in (`owner`, a LeaseOwner), which the lease names.
  */
 export class NoticeService {
   constructor(private readonly deps: NoticeServiceDeps) {}
@@ -138,7 +139,7 @@ export class NoticeService {
    * to the agent's incidents (keys for subscribed channels carry the channel), this step as a line in
    * each root's thread, and the root updated to the current state.
    */
-  async incidentUpdate(update: IncidentUpdate): Promise<string> {
+  async incidentUpdate(update: IncidentUpdate, owner?: LeaseOwner): Promise<string> {
     return this.deps.ledger.exclusive(`incident:${update.incidentId}`, async () => {
       const view = await loadIncidentView(this.deps.db, update.incidentId, this.deps.clock.now());
       if (!view) return 'gone';
@@ -171,7 +172,7 @@ export class NoticeService {
           });
         }
       });
-    });
+    }, owner);
   }
 
   /**
@@ -179,7 +180,7 @@ export class NoticeService {
    * the selector and the count, updated in place; a restore by the selector and a second person's
    * confirmation request as lines in its thread.
    */
-  async fleetUpdate(update: JobPayload<'fleet-update'>): Promise<string> {
+  async fleetUpdate(update: JobPayload<'fleet-update'>, owner?: LeaseOwner): Promise<string> {
     const { db, ledger, recipients } = this.deps;
     return ledger.exclusive(`fleet:${update.fleetIncidentId}`, async () => {
       const view = await loadFleetIncidentView(db, update.fleetIncidentId);
@@ -216,7 +217,7 @@ export class NoticeService {
           if (!posted.posted) await platform.update(posted.ref, root);
         });
       });
-    });
+    }, owner);
   }
 
   /**
@@ -226,7 +227,7 @@ export class NoticeService {
    * approver's home view refreshed. A reminder goes into the card's thread for each approver who
    * has not decided yet; an escalation's note beside the card of each person it was escalated to.
    */
-  async approvalCards(job: { requestId: string; remind?: boolean; escalated?: boolean }): Promise<string> {
+  async approvalCards(job: { requestId: string; remind?: boolean; escalated?: boolean }, owner?: LeaseOwner): Promise<string> {
     const { requestId } = job;
     return this.deps.ledger.exclusive(`approval:${requestId}`, async () => {
       const { db, approvals, recipients, policy } = this.deps;
@@ -284,7 +285,7 @@ export class NoticeService {
           for (const userId of new Set([...approvers.values()].flat())) await out.attempt(() => this.publishHomeOn(platform, userId));
         }
       });
-    });
+    }, owner);
   }
 
   /** Refreshes one person's home view ("Waiting on you", "Recently decided") on a platform that has one. */
@@ -323,7 +324,7 @@ export class NoticeService {
    * then the PDF and the score chart uploaded together; elsewhere, the summary with a signed,
    * expiring link to the PDF.
    */
-  async packetDelivery(packetId: string): Promise<string> {
+  async packetDelivery(packetId: string, owner?: LeaseOwner): Promise<string> {
     const { packets, ledger } = this.deps;
     if (!packets) return 'no_channel';
     const target = await packets.deliveryTarget(packetId);
@@ -360,11 +361,11 @@ export class NoticeService {
         await out.attempt(() => this.postTo(platform, `${p}:packet:${packetId}`, target.channel, notice));
       }
       return `${p} ${out.outcome()}`;
-    });
+    }, owner);
   }
 
   /** A restore waiting for a second person: a notice with Confirm in the incident's thread (or the incidents channel). */
-  async confirmationRequest(confirmationId: string): Promise<string> {
+  async confirmationRequest(confirmationId: string, owner?: LeaseOwner): Promise<string> {
     const { db, ledger, recipients } = this.deps;
     const row = await db.selectFrom('confirmations').selectAll().where('id', '=', confirmationId).executeTakeFirst();
     if (!row) return 'gone';
@@ -383,7 +384,7 @@ export class NoticeService {
           await out.attempt(() => platform.update(posted, decided));
         });
       // After the job that asks, if it is running now: it takes the same turn.
-      return row.incident_id ? ledger.exclusive(`incident:${row.incident_id}`, update) : update();
+      return row.incident_id ? ledger.exclusive(`incident:${row.incident_id}`, update, owner) : update();
     }
     // The thread of the incident it was asked about (bound when asked), not whichever is open now.
     const incident = row.incident_id ? { id: row.incident_id } : await db.selectFrom('incidents').select('id').where('agent_id', '=', row.agent_id).where('status', '=', 'open').executeTakeFirst();
@@ -397,7 +398,7 @@ export class NoticeService {
         await out.attempt(() => (root ? this.replyTo(platform, `${p}:confirmation:${row.id}`, root, notice) : this.postTo(platform, `${p}:confirmation:${row.id}`, channel, notice)));
       });
     // Takes its turn with the incident's own notices, so the root it threads under exists.
-    return incident ? ledger.exclusive(`incident:${incident.id}`, post) : post();
+    return incident ? ledger.exclusive(`incident:${incident.id}`, post, owner) : post();
   }
 
   /**
