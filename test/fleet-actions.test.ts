@@ -5,6 +5,7 @@ import { appTest } from './support/fixture.js';
 import { decisionOf, textOf } from './support/drive.js';
 import type { FakeSlack } from './support/fake-slack.js';
 import { fleetId, seedFleet } from './support/fleet.js';
+import { inTransaction, waitForLockWait } from './support/locks.js';
 
 // Issue 17, item 3: containment by selector over REST (POST /v1/actions), as one fleet incident.
 const POLICY = `
@@ -264,5 +265,32 @@ describe('POST /v1/actions', () => {
     expect(open.body.items.every((i: { status: string }) => i.status === 'open')).toBe(true);
     const ofAgent = await app.call('GET', '/v1/incidents?agentId=pay-03');
     expect(ofAgent.body.items.every((i: { kind: string; agentId: string }) => i.kind === 'agent' && i.agentId === 'pay-03')).toBe(true);
+  });
+});
+
+describe('a single restore under restore.freshEvaluation', () => {
+  it('is checked again under the agent lock: an incident opened after the check needs its own evaluation (409, still held)', async () => {
+    const id = 'fresh-race';
+    expect((await app.call('PUT', `/v1/agents/${id}`, agent([{ scope: 'crm:write' }]))).status).toBe(201);
+    expect((await app.call('POST', `/v1/agents/${id}/actions`, { action: 'contain', reason: 'first incident' })).status).toBe(201);
+    const evaluated = await app.call('POST', `/v1/agents/${id}/evaluations`, { id: `${id}-eval-1`, dimension: 'safety', passed: true, observedAt: new Date().toISOString(), source: 'redteam' });
+    expect(evaluated.status).toBe(201);
+    await inTransaction(app.db, async (other) => {
+      // A writer holds the agent (a ttl lift, then a new contain) while the restore checks the
+      // evaluation (fresh for the first incident) and waits for the row.
+      await sql`select id from agents where id = ${id} for update`.execute(other);
+      const restore = app.call('POST', `/v1/agents/${id}/actions`, { action: 'restore', reason: 'all clear' });
+      await waitForLockWait(app.db, 'the restore to wait for the agent row');
+      await sql`update incidents set status = 'closed', closed_at = now(), closed_by = 'system:ttl' where agent_id = ${id} and status = 'open'`.execute(other);
+      await sql`
+        insert into incidents (id, agent_id, status, opened_by_action_id, opened_at)
+        select gen_random_uuid(), ${id}, 'open', a.id, now() + interval '1 second' from agent_actions a where a.agent_id = ${id} and a.lifted_at is null`.execute(other);
+      await sql`commit`.execute(other);
+      const answer = await restore;
+      expect(answer.status).toBe(409);
+      expect(answer.body.error.message).toContain('Restore needs a fresh evaluation');
+    });
+    expect(await status(id)).toBe('contained');
+    expect((await decisionOf(app, id, 'crm:write')).decision).toBe('deny');
   });
 });

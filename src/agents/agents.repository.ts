@@ -197,6 +197,19 @@ export async function loadAgentForAction(trx: DbOrTrx, id: string): Promise<Acti
 }
 
 /**
+ * The policy's `restore.freshEvaluation`: when the agent's open incident has no evaluation observed
+ * after it began, when it began (undefined: no open incident, or a fresh evaluation exists).
+ */
+export async function incidentAwaitingEvaluation(db: DbOrTrx, agentId: string): Promise<Date | undefined> {
+  const { rows } = await sql<{ opened_at: Date }>`
+    select i.opened_at from incidents i
+    where i.agent_id = ${agentId} and i.status = 'open'
+      and not exists (select 1 from evaluations e where e.agent_id = i.agent_id and e.observed_at > i.opened_at)
+    limit 1`.execute(db);
+  return rows[0]?.opened_at;
+}
+
+/**
  * Takes the next permission version inside the caller's transaction, in commit order.
  *
  * The number is drawn while holding the audit head's row lock, which every permission-changing

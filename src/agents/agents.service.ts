@@ -3,7 +3,7 @@ import type { Db, DbOrTrx } from '../db/database.js';
 import type { Clock } from '../core/clock.js';
 import type { Agent, TouchedGrant } from '../domain/agent.js';
 import { grantStatus } from '../domain/agent.js';
-import { planAction, planLift, type ActionCommand, type ActionPlan } from '../domain/actions.js';
+import { freshEvaluationRefusal, planAction, planLift, type ActionCommand, type ActionPlan } from '../domain/actions.js';
 import { conflict, notFound } from '../domain/errors.js';
 import type { EventType } from '../domain/events.js';
 import { appendAudit } from '../audit/audit.repository.js';
@@ -13,6 +13,7 @@ import {
   closeIncident,
   findActionByIdempotencyKey,
   findOpenIncident,
+  incidentAwaitingEvaluation,
   liftActions,
   loadAgent,
   loadAgentForAction,
@@ -258,7 +259,7 @@ export class AgentService {
    * With `confirmation`, the action is what that confirmation asked for: it is claimed in the same
    * transaction, after the agent row is locked, and the action is refused if it may not be used.
    */
-  async act(agentId: string, cmd: ActionCommand, options: { dryRun?: boolean; idempotencyKey?: string; confirmation?: { id: string } } = {}): Promise<ActionResult> {
+  async act(agentId: string, cmd: ActionCommand, options: { dryRun?: boolean; idempotencyKey?: string; confirmation?: { id: string }; freshEvaluation?: boolean } = {}): Promise<ActionResult> {
     const { db, clock } = this.deps;
     const { idempotencyKey } = options;
     if (idempotencyKey && !options.dryRun) {
@@ -288,6 +289,12 @@ export class AgentService {
       // A request with the same key that committed while we waited for the lock: its answer, not a second action.
       const prior = idempotencyKey ? await findActionByIdempotencyKey(trx, idempotencyKey) : undefined;
       if (prior) return { replayed: { ...(prior.result as ActionResult), replayed: true } };
+      // The policy's restore.freshEvaluation, under the lock: the caller checked before asking, but an
+      // incident opened since (a ttl lift, then a new contain) needs an evaluation of its own.
+      if (options.freshEvaluation && cmd.kind === 'restore' && openIncidentId) {
+        const since = await incidentAwaitingEvaluation(trx, agentId);
+        if (since) throw conflict(freshEvaluationRefusal(agentId, since).replace(/ Nothing was changed\.$/, ''));
+      }
       const now = clock.now();
       if (options.confirmation) {
         await claimConfirmation(trx, options.confirmation.id, { agentId, openIncidentId, activeActionIds: agent.activeActions.map((a) => a.id), actor: cmd.actor, now });

@@ -226,7 +226,7 @@ export class ChatCommands {
             lines: [...actionLines(preview), [`Another holder of ${rule.roles.join(' or ')} can confirm in the incident thread within ${formatDuration(RESTORE_CONFIRM_MS)}.`], ...notes],
           };
         }
-        const r = await agents.act(command.agentId, { kind: 'restore', reason: command.reason, actor }, { idempotencyKey });
+        const r = await agents.act(command.agentId, { kind: 'restore', reason: command.reason, actor }, { idempotencyKey, freshEvaluation: rule.freshEvaluation });
         return { tone: 'success', title: `Restored ${command.agentId}${r.replayed ? ' (already applied)' : ''}`, lines: [...actionLines(r), ...notes] };
       }
     }

@@ -2,7 +2,8 @@ import { randomUUID } from 'node:crypto';
 import type { Db } from '../db/database.js';
 import type { Clock } from '../core/clock.js';
 import type { ActionResult, AgentService } from '../agents/agents.service.js';
-import { findOpenIncident, loadAgent } from '../agents/agents.repository.js';
+import { findOpenIncident, incidentAwaitingEvaluation, loadAgent } from '../agents/agents.repository.js';
+import { freshEvaluationRefusal } from '../domain/actions.js';
 import type { ChatIdentity } from '../chat/authorization.js';
 import { conflict, notFound } from '../domain/errors.js';
 import { addOutboxJob } from '../outbox/outbox.repository.js';
@@ -103,12 +104,8 @@ export class ConfirmationService {
    */
   async missingFreshEvaluation(agentId: string): Promise<string | undefined> {
     if (!this.deps.policy.permissions.restore.freshEvaluation) return undefined;
-    const { db } = this.deps;
-    const incident = await db.selectFrom('incidents').select('opened_at').where('agent_id', '=', agentId).where('status', '=', 'open').executeTakeFirst();
-    if (!incident) return undefined;
-    const fresh = await db.selectFrom('evaluations').select('id').where('agent_id', '=', agentId).where('observed_at', '>', incident.opened_at).executeTakeFirst();
-    if (fresh) return undefined;
-    return `Restore needs a fresh evaluation (the policy's restore.freshEvaluation): none of ${agentId} was observed since the incident began at ${incident.opened_at.toISOString()}. Record one (POST /v1/agents/${agentId}/evaluations) and ask again. Nothing was changed.`;
+    const since = await incidentAwaitingEvaluation(this.deps.db, agentId);
+    return since ? freshEvaluationRefusal(agentId, since) : undefined;
   }
 
   /**
@@ -123,7 +120,8 @@ export class ConfirmationService {
     await agents.act(agentId, { kind: 'restore', reason, actor }, { dryRun: true });
     const stale = await this.missingFreshEvaluation(agentId);
     if (stale) throw conflict(stale.replace(/ Nothing was changed\.$/, ''));
-    if (!rule.secondPerson) return { applied: await agents.act(agentId, { kind: 'restore', reason, actor }) };
+    // Checked again under the agent's lock: an incident opened since would need its own evaluation.
+    if (!rule.secondPerson) return { applied: await agents.act(agentId, { kind: 'restore', reason, actor }, { freshEvaluation: rule.freshEvaluation }) };
     if (!policy.channels.incidents) {
       throw conflict('restore needs a second person (permissions.restore.secondPerson), but the policy names no incidents channel (channels.incidents) to ask in');
     }
