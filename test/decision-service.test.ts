@@ -107,4 +107,29 @@ describe('DecisionService', () => {
       for (const answer of answers) expect(decisionAnswerJson(answer, version)).toBe(JSON.stringify(decisionAnswerBody(answer, version)));
     }
   });
+
+  it('an allow is one shared, frozen answer per grant, and its kept text still follows the version and the status', () => {
+    const service = new DecisionService({ view: view(), clock, metrics: createMetrics(), rules: policy.routing });
+    const first = service.decide({ agentId: 'svc-bot', action: 'payments:transfer', context: { amount: 5 } }) as DecisionAnswer;
+    const second = service.decide({ agentId: 'svc-bot', action: 'payments:transfer', context: { amount: 6 } }) as DecisionAnswer;
+    expect(second.decision).toBe(first.decision);
+    expect(Object.isFrozen(first.decision) && Object.isFrozen(first.decision.reasons)).toBe(true);
+    // Nothing may edit the shared answer: it would change every later answer for that grant.
+    expect(() => (first.decision.reasons as unknown[]).push({ code: 'approved', message: 'x' })).toThrow();
+    const variants: DecisionAnswer[] = [first, second, { ...second, agentStatus: 'narrowed' }, first, { ...first, approvalRequestId: 'r9' }, first];
+    for (const version of [1n, 1n, 2n, 99n, 2n]) {
+      for (const answer of variants) expect(decisionAnswerJson(answer, version)).toBe(JSON.stringify(decisionAnswerBody(answer, version)));
+    }
+    // A contained agent's grant kept in containment is allowed with its own (shared) answer.
+    const held: Agent = {
+      ...agent,
+      status: 'contained',
+      grants: [{ ...agent.grants[0]!, keepInContainment: true }],
+      activeActions: [{ id: 'a1', kind: 'contain', scopes: [], reason: 'drill', actor: 'test', createdAt: now, expiresAt: null, touched: [] }],
+    };
+    const heldService = new DecisionService({ view: view({ get: (id) => (id === held.id ? held : undefined) }), clock, metrics: createMetrics(), rules: [] });
+    const kept = heldService.decide({ agentId: 'svc-bot', action: 'payments:transfer', context: {} }) as DecisionAnswer;
+    expect(kept.decision.reasons.map((r) => r.message)).toEqual(['allowed by grant payments:transfer', 'agent is contained; grant payments:transfer is kept in containment']);
+    expect(decisionAnswerJson(kept, 5n)).toBe(JSON.stringify(decisionAnswerBody(kept, 5n)));
+  });
 });

@@ -42,7 +42,8 @@ export function decisionAnswerBody(answer: DecisionAnswer, viewVersion: bigint) 
 // The last view version and its JSON text: the version changes only with a write, so consecutive
 // decisions share the string.
 let lastVersion = -1n;
-let lastVersionJson = '"-1"';
+/** `"<version>"}`: the version's JSON and the answer's closing brace. */
+let lastVersionTail = '"-1"}';
 
 /**
  * `JSON.stringify(decisionAnswerBody(answer, viewVersion))`, built directly: the same text, key
@@ -50,6 +51,26 @@ let lastVersionJson = '"-1"';
  * are fixed words of ours; every free text (messages, ids) goes through `JSON.stringify`.
  */
 export function decisionAnswerJson(answer: DecisionAnswer, viewVersion: bigint): string {
+  if (viewVersion !== lastVersion) {
+    lastVersionTail = `"${viewVersion.toString()}"}`;
+    lastVersion = viewVersion;
+  }
+  const { decision } = answer;
+  // A shared (frozen) allow from decide: its text up to the version is kept with it.
+  if (!answer.approvalRequestId && Object.isFrozen(decision)) {
+    const kept = answerTexts.get(decision);
+    if (kept && kept.status === answer.agentStatus) return kept.text + lastVersionTail;
+    const text = answerText(answer);
+    answerTexts.set(decision, { status: answer.agentStatus, text });
+    return text + lastVersionTail;
+  }
+  return answerText(answer) + lastVersionTail;
+}
+
+const answerTexts = new WeakMap<Decision, { status: AgentStatus | null; text: string }>();
+
+/** The answer's JSON up to `"viewVersion":` (the version and the closing brace follow). */
+function answerText(answer: DecisionAnswer): string {
   const { decision } = answer;
   const reasons = decision.reasons;
   let messages = '';
@@ -63,16 +84,12 @@ export function decisionAnswerJson(answer: DecisionAnswer, viewVersion: bigint):
     messages += JSON.stringify(r.message);
     codes += JSON.stringify(r.code);
   }
-  if (viewVersion !== lastVersion) {
-    lastVersionJson = `"${viewVersion.toString()}"`;
-    lastVersion = viewVersion;
-  }
   return (
     `{"decision":${JSON.stringify(decision.decision)},"reasons":[${messages}],"reasonCodes":[${codes}]` +
     (answer.approvalRequestId ? `,"approvalRequestId":${JSON.stringify(answer.approvalRequestId)}` : '') +
     `,"agentStatus":${answer.agentStatus === null ? 'null' : JSON.stringify(answer.agentStatus)}` +
     (decision.grantId ? `,"grantId":${JSON.stringify(decision.grantId)}` : '') +
-    `,"viewVersion":${lastVersionJson}}`
+    `,"viewVersion":`
   );
 }
 

@@ -148,13 +148,27 @@ export function decide(agent: Agent | undefined, request: DecisionRequest, now: 
       for (const v of violations) reasons.push({ code: 'constraint_violated', message: v });
       continue;
     }
-    const allowReasons: Reason[] = [{ code: 'granted', message: `allowed by grant ${grant.scope}` }];
-    if (contain) {
-      allowReasons.push({ code: 'granted', message: `agent is contained; grant ${grant.scope} is kept in containment` });
-    }
-    return { decision: 'allow', reasons: allowReasons, grantId: grant.id };
+    return allowedBy(grant, contain !== undefined);
   }
   return { decision: 'deny', reasons: dedupe(reasons) };
+}
+
+// The allow a grant gives is the same every time while the view holds that grant object (a change
+// to the agent stores new objects): made once, frozen (nothing may edit a shared answer) and reused,
+// so the hot path allocates nothing for it and its JSON can be kept too (decisionAnswerJson).
+const allows = new WeakMap<Grant, Decision>();
+const allowsContained = new WeakMap<Grant, Decision>();
+
+function allowedBy(grant: Grant, contained: boolean): Decision {
+  const cache = contained ? allowsContained : allows;
+  let decision = cache.get(grant);
+  if (!decision) {
+    const reasons: Reason[] = [Object.freeze({ code: 'granted' as const, message: `allowed by grant ${grant.scope}` })];
+    if (contained) reasons.push(Object.freeze({ code: 'granted' as const, message: `agent is contained; grant ${grant.scope} is kept in containment` }));
+    decision = Object.freeze({ decision: 'allow' as const, reasons: Object.freeze(reasons) as Reason[], grantId: grant.id });
+    cache.set(grant, decision);
+  }
+  return decision;
 }
 
 function dedupe(reasons: Reason[]): Reason[] {

@@ -1,5 +1,6 @@
 import type { IncomingMessage } from 'node:http';
 import { CodedError, ErrorCode } from '../domain/errors.js';
+import { firstHeader } from './headers.js';
 
 export const MAX_BODY_BYTES = 64 * 1024;
 
@@ -65,7 +66,7 @@ function onBodyError(this: ReadingRequest): void {
  * shared by every request: the state of a read lives on the request.
  */
 export function readRawBody(req: IncomingMessage, limit = MAX_BODY_BYTES): Promise<string> {
-  const declared = Number(req.headers['content-length']);
+  const declared = Number(firstHeader(req, 'content-length'));
   if (Number.isFinite(declared) && declared > limit) return Promise.reject(tooLarge(limit));
   return new Promise((resolve, reject) => {
     (req as ReadingRequest)[BODY_READ] = { first: undefined, more: undefined, size: 0, limit, resolve, reject };
@@ -114,7 +115,7 @@ function findBadValue(value: unknown, depth = 0): string | undefined {
 
 /** Parses a JSON request body, refusing text Postgres cannot store (NUL, lone surrogates) here at the edge. */
 export function readJsonBody(req: IncomingMessage): Promise<unknown> {
-  const header = req.headers['content-type'];
+  const header = firstHeader(req, 'content-type');
   // The common exact header skips the parse of parameters and case.
   const type = header === 'application/json' ? header : String(header ?? '').split(';')[0]!.trim().toLowerCase();
   if (type !== 'application/json') {

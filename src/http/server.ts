@@ -8,6 +8,7 @@ import { tracing } from '../observability/tracing.js';
 import { assertAgentInScope, scopeAllows, scopeRefusal, type ApiPrincipal, type TokenAuthenticator } from './auth.js';
 import { HttpError, readJsonBody, readRawBody } from './body.js';
 import { BodyDeadlineWatcher, type BodyDeadlines } from './body-deadline.js';
+import { firstHeader, hasHeader } from './headers.js';
 import type { HttpResult, RequestContext, Router } from './router.js';
 
 const STATUS_FOR: Record<ErrorCode, number> = {
@@ -70,6 +71,32 @@ function send(res: ServerResponse, result: HttpResult, requestId: string): void 
   }
   res.writeHead(result.status, headers);
   res.end(payload);
+}
+
+/** A handler's view of the request; `headers` is built only if a handler reads it (see firstHeader). */
+class Context implements RequestContext {
+  readonly #req: IncomingMessage;
+  readonly tokenName: string | undefined;
+  rawBody?: string;
+  req?: IncomingMessage;
+
+  constructor(
+    req: IncomingMessage,
+    readonly method: string,
+    readonly path: string,
+    readonly params: Record<string, string>,
+    readonly query: URLSearchParams,
+    readonly body: unknown,
+    readonly token: ApiPrincipal | undefined,
+    readonly requestId: string,
+  ) {
+    this.#req = req;
+    this.tokenName = token?.name;
+  }
+
+  get headers(): IncomingMessage['headers'] {
+    return this.#req.headers;
+  }
 }
 
 export interface HttpServerDeps {
@@ -136,12 +163,13 @@ async function handle(deps: Deps, req: IncomingMessage, res: ServerResponse): Pr
     }
     let token: ApiPrincipal | undefined;
     if (route.auth) {
-      token = deps.auth.authenticate(req.headers.authorization);
+      const authorization = firstHeader(req, 'authorization');
+      token = deps.auth.authenticate(authorization);
       if (!token) {
         throw new HttpError(
           401,
           ErrorCode.Unauthorized,
-          req.headers.authorization ? 'the bearer token is not valid' : 'missing Authorization: Bearer <token> header',
+          authorization ? 'the bearer token is not valid' : 'missing Authorization: Bearer <token> header',
         );
       }
       // Scope before the body is read: a refused call costs us nothing more.
@@ -154,10 +182,10 @@ async function handle(deps: Deps, req: IncomingMessage, res: ServerResponse): Pr
       route.raw(req, res, { params, query: url.searchParams, token, requestId });
       return;
     }
-    const hasBody = Number(req.headers['content-length'] ?? 0) > 0 || req.headers['transfer-encoding'] !== undefined;
+    const hasBody = Number(firstHeader(req, 'content-length') ?? 0) > 0 || hasHeader(req, 'transfer-encoding');
     const rawBody = route.rawBody ? await readRawBody(req) : undefined;
     const body = !route.rawBody && !route.streamBody && (method === 'PUT' || method === 'POST') && (hasBody || !route.bodyOptional) ? await readJsonBody(req) : undefined;
-    const ctx: RequestContext = { method, path: url.pathname, params, query: url.searchParams, headers: req.headers, body, tokenName: token?.name, token, requestId };
+    const ctx: RequestContext = new Context(req, method, url.pathname, params, url.searchParams, body, token, requestId);
     if (rawBody !== undefined) ctx.rawBody = rawBody;
     if (route.streamBody) {
       ctx.req = req;
