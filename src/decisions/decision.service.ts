@@ -158,7 +158,8 @@ export class DecisionService {
 
   private answer(decision: Decision, agent: Agent | undefined, approvalRequestId?: string): DecisionAnswer {
     this.deps.metrics.decided(decision.decision).inc();
-    return { decision, agentStatus: agent?.status ?? null, ...(approvalRequestId ? { approvalRequestId } : {}) };
+    const agentStatus = agent ? agent.status : null;
+    return approvalRequestId ? { decision, agentStatus, approvalRequestId } : { decision, agentStatus };
   }
 
   private failed(code: 'view_stale' | 'decision_error', err: unknown, agent: Agent | undefined, message: string): DecisionAnswer {

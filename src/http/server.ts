@@ -146,8 +146,10 @@ async function handle(deps: Deps, req: IncomingMessage, res: ServerResponse): Pr
   let routeLabel = 'unmatched';
   let status = 500;
   try {
-    const url = parseTarget(req.url);
-    const match = deps.router.match(method, url.pathname);
+    // A target that is exactly one of our literal paths (no query) needs no parsing at all.
+    const exact = req.url === undefined ? undefined : deps.router.matchExact(method, req.url);
+    const url = exact ? { pathname: req.url!, searchParams: EMPTY_QUERY } : parseTarget(req.url);
+    const match = exact ?? deps.router.match(method, url.pathname);
     if (!match) throw new HttpError(404, ErrorCode.NotFound, `no such endpoint: ${method} ${url.pathname}`);
     if ('allowed' in match) {
       throw new HttpError(405, ErrorCode.InvalidInput, `${method} is not allowed here; use ${match.allowed.join(' or ')}`);

@@ -1,4 +1,5 @@
 import { decisionAnswerJson, type DecisionAnswer, type DecisionService } from '../../decisions/decision.service.js';
+import type { DecisionRequest } from '../../domain/decide.js';
 import type { PermissionView } from '../../permissions/permission-view.js';
 import { decisionInputSchema, VERSION_PATTERN } from '../../api/schemas.js';
 import { ACTION_PATTERN } from '../../domain/scope.js';
@@ -24,8 +25,7 @@ export function quickDecisionInput(body: unknown): DecisionInput | undefined {
   if (typeof agentId !== 'string' || agentId.length < 1 || agentId.length > 256) return undefined;
   if (typeof action !== 'string' || action.length > 200 || !ACTION_PATTERN.test(action)) return undefined;
   if (atLeastVersion !== undefined && (typeof atLeastVersion !== 'string' || !VERSION_PATTERN.test(atLeastVersion))) return undefined;
-  const wanted = atLeastVersion === undefined ? {} : { atLeastVersion };
-  if (context === undefined) return { agentId, action, context: {}, ...wanted };
+  if (context === undefined) return atLeastVersion === undefined ? { agentId, action, context: NO_CONTEXT } : { agentId, action, context: NO_CONTEXT, atLeastVersion };
   if (!isPlainObject(context)) return undefined;
   for (const key in context) if (key.length > 100) return undefined;
   if ('amount' in context) {
@@ -34,8 +34,11 @@ export function quickDecisionInput(body: unknown): DecisionInput | undefined {
   }
   if ('currency' in context && typeof context.currency !== 'string') return undefined;
   if ('recipientDomain' in context && typeof context.recipientDomain !== 'string') return undefined;
-  return { agentId, action, context, ...wanted };
+  return atLeastVersion === undefined ? { agentId, action, context } : { agentId, action, context, atLeastVersion };
 }
+
+/** The context of a request that sent none: shared, so frozen (nothing on the decision path writes to a context). */
+const NO_CONTEXT: Record<string, unknown> = Object.freeze({});
 
 /**
  * The hot path, mapped to HTTP only: the `DecisionService` owns the answer (from this replica's
@@ -60,7 +63,8 @@ export function addDecisionRoutes(router: Router, deps: { view: PermissionView; 
         body = { agentId: parsed.agentId, action: parsed.action, context: parsed.context ?? {}, ...(parsed.atLeastVersion === undefined ? {} : { atLeastVersion: parsed.atLeastVersion }) };
       }
       assertAgentInScope(ctx.token, body.agentId);
-      const request = { agentId: body.agentId, action: body.action, context: body.context };
+      // The input is the request (its extra `atLeastVersion` is not read by the decision).
+      const request: DecisionRequest = body;
       // Fresh on demand: a caller holding a version (from an action it just took) is answered only
       // from a view that already holds it. This replica waits for its view to get there (a push or
       // poll settles the wait); if it does not in time, it fails closed rather than answer from older state.
