@@ -15,14 +15,19 @@ export class HttpError extends CodedError {
   }
 }
 
+/** Told when a body read ends: its text, or why it could not be read. */
+export interface BodySink {
+  bodyArrived(text: string): void;
+  bodyFailed(err: HttpError): void;
+}
+
 /** One body being read: kept on the request under a symbol, so the listeners are shared functions, not closures per request. */
 interface BodyRead {
   first: Buffer | undefined;
   more: Buffer[] | undefined;
   size: number;
   limit: number;
-  resolve: (text: string) => void;
-  reject: (err: HttpError) => void;
+  sink: BodySink;
 }
 
 const BODY_READ = Symbol('bodyRead');
@@ -39,7 +44,7 @@ function onBodyData(this: ReadingRequest, chunk: Buffer): void {
     this[BODY_READ] = undefined;
     // Stop reading; the answer goes out and the connection is closed after it.
     this.pause();
-    read.reject(tooLarge(read.limit));
+    read.sink.bodyFailed(tooLarge(read.limit));
     return;
   }
   if (read.first === undefined) read.first = chunk;
@@ -50,30 +55,34 @@ function onBodyEnd(this: ReadingRequest): void {
   const read = this[BODY_READ];
   if (!read) return;
   this[BODY_READ] = undefined;
-  read.resolve(read.more ? Buffer.concat(read.more).toString('utf8') : read.first ? read.first.toString('utf8') : '');
+  read.sink.bodyArrived(read.more ? Buffer.concat(read.more).toString('utf8') : read.first ? read.first.toString('utf8') : '');
 }
 
 function onBodyError(this: ReadingRequest): void {
   const read = this[BODY_READ];
   if (!read) return;
   this[BODY_READ] = undefined;
-  read.reject(new HttpError(400, ErrorCode.InvalidInput, 'the request body could not be read (connection aborted)'));
+  read.sink.bodyFailed(new HttpError(400, ErrorCode.InvalidInput, 'the request body could not be read (connection aborted)'));
 }
 
 /**
- * Reads the raw body up to `limit` bytes; a larger body is refused without reading the rest.
- * Plain 'data'/'end' listeners (an async iterator costs measurably more on the hot decision path),
- * shared by every request: the state of a read lives on the request.
+ * Reads the raw body up to `limit` bytes and tells `sink` (no promise: the server's hot path);
+ * throws at once (nothing read) when the declared length is over the limit; a larger body than
+ * declared is refused without reading the rest. Plain 'data'/'end' listeners shared by every
+ * request: the state of a read lives on the request.
  */
-export function readRawBody(req: IncomingMessage, limit = MAX_BODY_BYTES): Promise<string> {
+export function readBodyInto(req: IncomingMessage, sink: BodySink, limit = MAX_BODY_BYTES): void {
   const declared = Number(firstHeader(req, 'content-length'));
-  if (Number.isFinite(declared) && declared > limit) return Promise.reject(tooLarge(limit));
-  return new Promise((resolve, reject) => {
-    (req as ReadingRequest)[BODY_READ] = { first: undefined, more: undefined, size: 0, limit, resolve, reject };
-    req.on('data', onBodyData);
-    req.on('end', onBodyEnd);
-    req.on('error', onBodyError);
-  });
+  if (Number.isFinite(declared) && declared > limit) throw tooLarge(limit);
+  (req as ReadingRequest)[BODY_READ] = { first: undefined, more: undefined, size: 0, limit, sink };
+  req.on('data', onBodyData);
+  req.on('end', onBodyEnd);
+  req.on('error', onBodyError);
+}
+
+/** `readBodyInto` as a promise: the raw body up to `limit` bytes. */
+export function readRawBody(req: IncomingMessage, limit = MAX_BODY_BYTES): Promise<string> {
+  return new Promise((resolve, reject) => readBodyInto(req, { bodyArrived: resolve, bodyFailed: reject }, limit));
 }
 
 // A lone UTF-16 surrogate (`"\ud800"` is valid JSON) cannot be stored in Postgres' jsonb.
@@ -113,16 +122,12 @@ function findBadValue(value: unknown, depth = 0): string | undefined {
   return undefined;
 }
 
-/** Parses a JSON request body, refusing text Postgres cannot store (NUL, lone surrogates) here at the edge. */
-export function readJsonBody(req: IncomingMessage): Promise<unknown> {
+/** Throws 415 unless the request says its body is JSON. */
+export function assertJsonBody(req: IncomingMessage): void {
   const header = firstHeader(req, 'content-type');
   // The common exact header skips the parse of parameters and case.
   const type = header === 'application/json' ? header : String(header ?? '').split(';')[0]!.trim().toLowerCase();
-  if (type !== 'application/json') {
-    return Promise.reject(new HttpError(415, ErrorCode.InvalidInput, 'send the body as JSON with Content-Type: application/json'));
-  }
-  // One promise for the read and the parse (a parse error rejects it), not an async function's too.
-  return readRawBody(req).then(parseJsonText);
+  if (type !== 'application/json') throw new HttpError(415, ErrorCode.InvalidInput, 'send the body as JSON with Content-Type: application/json');
 }
 
 /** Parses JSON text from a request, with the same checks as every JSON body. */

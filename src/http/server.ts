@@ -6,10 +6,10 @@ import { isDatabaseUnavailable } from '../db/database.js';
 import type { Metrics } from '../observability/metrics.js';
 import { tracing } from '../observability/tracing.js';
 import { assertAgentInScope, scopeAllows, scopeRefusal, type ApiPrincipal, type TokenAuthenticator } from './auth.js';
-import { HttpError, readJsonBody, readRawBody } from './body.js';
+import { assertJsonBody, HttpError, parseJsonText, readBodyInto, type BodySink } from './body.js';
 import { BodyDeadlineWatcher, type BodyDeadlines } from './body-deadline.js';
 import { firstHeader, hasHeader } from './headers.js';
-import type { HttpResult, RequestContext, Router } from './router.js';
+import type { HttpResult, RequestContext, Route, Router } from './router.js';
 
 const STATUS_FOR: Record<ErrorCode, number> = {
   [ErrorCode.InvalidInput]: 400,
@@ -116,9 +116,7 @@ type Deps = HttpServerDeps & { deadlines: BodyDeadlineWatcher };
  */
 export function createHttpServer(input: HttpServerDeps): Server {
   const deps: Deps = { ...input, deadlines: new BodyDeadlineWatcher(input.bodyDeadlines) };
-  const server = createServer((req, res) => {
-    void handle(deps, req, res);
-  });
+  const server = createServer((req, res) => handle(deps, req, res));
   // Requests Node cannot even parse (bad bytes in the request line, oversized headers) still get
   // a JSON answer rather than a bare socket close.
   server.on('clientError', (_err, socket) => {
@@ -137,101 +135,198 @@ export function createHttpServer(input: HttpServerDeps): Server {
   return server;
 }
 
-async function handle(deps: Deps, req: IncomingMessage, res: ServerResponse): Promise<void> {
-  // A monotonic double in ms: no BigInt to allocate per request.
-  const started = performance.now();
-  deps.deadlines.watch(req, res, started);
-  const requestId = nextRequestId();
-  const method = req.method ?? 'GET';
-  let routeLabel = 'unmatched';
-  let status = 500;
-  try {
-    // A target that is exactly one of our literal paths (no query) needs no parsing at all.
-    const exact = req.url === undefined ? undefined : deps.router.matchExact(method, req.url);
-    const url = exact ? { pathname: req.url!, searchParams: EMPTY_QUERY } : parseTarget(req.url);
-    const match = exact ?? deps.router.match(method, url.pathname);
-    if (!match) throw new HttpError(404, ErrorCode.NotFound, `no such endpoint: ${method} ${url.pathname}`);
-    if ('allowed' in match) {
-      throw new HttpError(405, ErrorCode.InvalidInput, `${method} is not allowed here; use ${match.allowed.join(' or ')}`);
-    }
-    const { route, params } = match;
-    routeLabel = route.path;
-    // The route template names the request's span (`http.route`); without tracing, one read of `tracing`.
-    if (tracing) tracing.setRoute(method, route.path);
-    if (route.raw && !route.auth) {
-      res.on('finish', () => record(deps, method, routeLabel, res.statusCode, started));
-      route.raw(req, res, { params, query: url.searchParams, token: undefined, requestId });
-      return;
-    }
-    let token: ApiPrincipal | undefined;
-    if (route.auth) {
-      const authorization = firstHeader(req, 'authorization');
-      token = deps.auth.authenticate(authorization);
-      if (!token) {
-        throw new HttpError(
-          401,
-          ErrorCode.Unauthorized,
-          authorization ? 'the bearer token is not valid' : 'missing Authorization: Bearer <token> header',
-        );
+function handle(deps: Deps, req: IncomingMessage, res: ServerResponse): void {
+  new Exchange(deps, req, res).run();
+}
+
+/**
+ * One request and its answer. Callbacks, not an async function: the body's end calls on, and a
+ * synchronous handler (the decision path) is answered in the same turn, with no promise or
+ * microtask between the request and the answer.
+ */
+class Exchange implements BodySink {
+  /** A monotonic double in ms: no BigInt to allocate per request. */
+  private readonly started = performance.now();
+  private readonly requestId = nextRequestId();
+  private readonly method: string;
+  private routeLabel = 'unmatched';
+  private status = 500;
+  private route: Route | undefined;
+  private params: Record<string, string> = {};
+  private pathname = '';
+  private query = EMPTY_QUERY;
+  private token: ApiPrincipal | undefined;
+  /** The body being read is JSON (else the route takes it raw). */
+  private json = false;
+
+  constructor(
+    private readonly deps: Deps,
+    private readonly req: IncomingMessage,
+    private readonly res: ServerResponse,
+  ) {
+    this.method = req.method ?? 'GET';
+    deps.deadlines.watch(req, res, this.started);
+  }
+
+  run(): void {
+    const { deps, req, res, method, requestId } = this;
+    try {
+      // A target that is exactly one of our literal paths (no query) needs no parsing at all.
+      const exact = req.url === undefined ? undefined : deps.router.matchExact(method, req.url);
+      const url = exact ? { pathname: req.url!, searchParams: EMPTY_QUERY } : parseTarget(req.url);
+      this.pathname = url.pathname;
+      this.query = url.searchParams;
+      const match = exact ?? deps.router.match(method, url.pathname);
+      if (!match) throw new HttpError(404, ErrorCode.NotFound, `no such endpoint: ${method} ${url.pathname}`);
+      if ('allowed' in match) {
+        throw new HttpError(405, ErrorCode.InvalidInput, `${method} is not allowed here; use ${match.allowed.join(' or ')}`);
       }
-      // Scope before the body is read: a refused call costs us nothing more.
-      if (!scopeAllows(token.scope, route.auth)) throw scopeRefusal(token, method, route.path);
-      if (params.agentId !== undefined) assertAgentInScope(token, params.agentId);
-    }
-    if (route.raw) {
-      // An authenticated route that answers by itself (a stream, a protocol adapter).
-      res.on('finish', () => record(deps, method, routeLabel, res.statusCode, started));
-      route.raw(req, res, { params, query: url.searchParams, token, requestId });
-      return;
-    }
-    const hasBody = Number(firstHeader(req, 'content-length') ?? 0) > 0 || hasHeader(req, 'transfer-encoding');
-    const rawBody = route.rawBody ? await readRawBody(req) : undefined;
-    const body = !route.rawBody && !route.streamBody && (method === 'PUT' || method === 'POST') && (hasBody || !route.bodyOptional) ? await readJsonBody(req) : undefined;
-    const ctx: RequestContext = new Context(req, method, url.pathname, params, url.searchParams, body, token, requestId);
-    if (rawBody !== undefined) ctx.rawBody = rawBody;
-    if (route.streamBody) {
-      ctx.req = req;
-      deps.deadlines.streaming(req);
-    }
-    const pending = route.handler!(ctx);
-    // Synchronous handlers (the decision path) skip a needless await.
-    const result = pending instanceof Promise ? await pending : pending;
-    status = result.status;
-    send(res, result, requestId);
-  } catch (err) {
-    if (err instanceof HttpError) {
-      status = err.status;
-      const headers: Record<string, string> = status === 401 ? { 'www-authenticate': 'Bearer realm="armalo"' } : {};
-      send(res, { status, body: errorBody(err.code, err.message, requestId, err.details), headers }, requestId);
-    } else if (isCodedError(err)) {
-      status = STATUS_FOR[err.code];
-      send(res, { status, body: errorBody(err.code, err.message, requestId, err.details) }, requestId);
-    } else if (isDatabaseUnavailable(err) && !res.headersSent) {
-      // Postgres is away (readiness says so too): a retryable 503, not an internal error. If the
-      // connection dropped during the commit, the outcome is unknown until Postgres is back: a retry
-      // with the same Idempotency-Key answers the first result, or applies it once.
-      status = 503;
-      deps.logger.warn({ err: (err as Error).message, requestId, method, route: routeLabel }, 'request failed: Postgres unreachable');
-      send(
-        res,
-        { status, body: errorBody('unavailable', `the database cannot be reached; retry shortly (with the same Idempotency-Key for actions) (request ${requestId})`, requestId), headers: { 'retry-after': '2' } },
-        requestId,
-      );
-    } else {
-      // Unknown errors get an id that is logged and shown, never their internals.
-      status = 500;
-      deps.logger.error({ err, requestId, method, route: routeLabel }, 'request failed');
-      if (!res.headersSent) {
-        send(res, { status, body: errorBody('internal', `something went wrong on our side (request ${requestId})`, requestId) }, requestId);
-      } else {
-        res.destroy();
+      const { route, params } = match;
+      this.route = route;
+      this.params = params;
+      this.routeLabel = route.path;
+      // The route template names the request's span (`http.route`); without tracing, one read of `tracing`.
+      if (tracing) tracing.setRoute(method, route.path);
+      if (route.raw && !route.auth) {
+        this.recordOnFinish();
+        route.raw(req, res, { params, query: url.searchParams, token: undefined, requestId });
+        return;
       }
+      if (route.auth) {
+        const authorization = firstHeader(req, 'authorization');
+        const token = deps.auth.authenticate(authorization);
+        if (!token) {
+          throw new HttpError(
+            401,
+            ErrorCode.Unauthorized,
+            authorization ? 'the bearer token is not valid' : 'missing Authorization: Bearer <token> header',
+          );
+        }
+        // Scope before the body is read: a refused call costs us nothing more.
+        if (!scopeAllows(token.scope, route.auth)) throw scopeRefusal(token, method, route.path);
+        if (params.agentId !== undefined) assertAgentInScope(token, params.agentId);
+        this.token = token;
+      }
+      if (route.raw) {
+        // An authenticated route that answers by itself (a stream, a protocol adapter).
+        this.recordOnFinish();
+        route.raw(req, res, { params, query: url.searchParams, token: this.token, requestId });
+        return;
+      }
+      if (route.rawBody) {
+        readBodyInto(req, this);
+        return;
+      }
+      const hasBody = Number(firstHeader(req, 'content-length') ?? 0) > 0 || hasHeader(req, 'transfer-encoding');
+      if (!route.streamBody && (method === 'PUT' || method === 'POST') && (hasBody || !route.bodyOptional)) {
+        assertJsonBody(req);
+        this.json = true;
+        readBodyInto(req, this);
+        return;
+      }
+      this.proceed(undefined, undefined);
+    } catch (err) {
+      this.fail(err);
     }
   }
-  // Answered: the request leaves the watch at once (held for the sweep, every request would live
-  // long enough to be promoted out of the young generation).
-  deps.deadlines.forget(req);
-  record(deps, method, routeLabel, status, started);
+
+  bodyArrived(text: string): void {
+    try {
+      if (this.json) this.proceed(parseJsonText(text), undefined);
+      else this.proceed(undefined, text);
+    } catch (err) {
+      this.fail(err);
+    }
+  }
+
+  bodyFailed(err: HttpError): void {
+    this.fail(err);
+  }
+
+  /** Calls the handler (the caller catches what it throws). */
+  private proceed(body: unknown, rawBody: string | undefined): void {
+    const { req, route } = this;
+    const ctx: RequestContext = new Context(req, this.method, this.pathname, this.params, this.query, body, this.token, this.requestId);
+    if (rawBody !== undefined) ctx.rawBody = rawBody;
+    if (route!.streamBody) {
+      ctx.req = req;
+      this.deps.deadlines.streaming(req);
+    }
+    const pending = route!.handler!(ctx);
+    if (pending instanceof Promise) {
+      pending.then(
+        (result) => this.answer(result),
+        (err: unknown) => this.fail(err),
+      );
+    } else {
+      this.answer(pending);
+    }
+  }
+
+  private answer(result: HttpResult): void {
+    try {
+      this.status = result.status;
+      send(this.res, result, this.requestId);
+    } catch (err) {
+      this.refuse(err);
+    }
+    this.end();
+  }
+
+  private fail(err: unknown): void {
+    this.refuse(err);
+    this.end();
+  }
+
+  /** The error's answer. */
+  private refuse(err: unknown): void {
+    const { deps, res, requestId, method } = this;
+    try {
+      if (err instanceof HttpError) {
+        this.status = err.status;
+        const headers: Record<string, string> = err.status === 401 ? { 'www-authenticate': 'Bearer realm="armalo"' } : {};
+        send(res, { status: err.status, body: errorBody(err.code, err.message, requestId, err.details), headers }, requestId);
+      } else if (isCodedError(err)) {
+        this.status = STATUS_FOR[err.code];
+        send(res, { status: this.status, body: errorBody(err.code, err.message, requestId, err.details) }, requestId);
+      } else if (isDatabaseUnavailable(err) && !res.headersSent) {
+        // Postgres is away (readiness says so too): a retryable 503, not an internal error. If the
+        // connection dropped during the commit, the outcome is unknown until Postgres is back: a retry
+        // with the same Idempotency-Key answers the first result, or applies it once.
+        this.status = 503;
+        deps.logger.warn({ err: (err as Error).message, requestId, method, route: this.routeLabel }, 'request failed: Postgres unreachable');
+        send(
+          res,
+          { status: 503, body: errorBody('unavailable', `the database cannot be reached; retry shortly (with the same Idempotency-Key for actions) (request ${requestId})`, requestId), headers: { 'retry-after': '2' } },
+          requestId,
+        );
+      } else {
+        // Unknown errors get an id that is logged and shown, never their internals.
+        this.status = 500;
+        deps.logger.error({ err, requestId, method, route: this.routeLabel }, 'request failed');
+        if (!res.headersSent) {
+          send(res, { status: 500, body: errorBody('internal', `something went wrong on our side (request ${requestId})`, requestId) }, requestId);
+        } else {
+          res.destroy();
+        }
+      }
+    } catch (sendErr) {
+      // Even the error's answer could not be written (the socket is gone): nothing more to say.
+      deps.logger.warn({ err: (sendErr as Error).message, requestId }, 'could not answer a failed request');
+      res.destroy();
+    }
+  }
+
+  /** Answered: the request leaves the watch at once (held for the sweep, it would live long enough to be promoted out of the young generation). */
+  private end(): void {
+    this.deps.deadlines.forget(this.req);
+    record(this.deps, this.method, this.routeLabel, this.status, this.started);
+  }
+
+  private recordOnFinish(): void {
+    const { deps, res, method, started } = this;
+    res.on('finish', () => record(deps, method, this.routeLabel, res.statusCode, started));
+  }
 }
 
 function record(deps: HttpServerDeps, method: string, route: string, status: number, started: number): void {
