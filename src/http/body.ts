@@ -142,8 +142,8 @@ export function parseJsonText(raw: string): unknown {
   }
   // NUL and lone surrogates can only arrive as \u escapes (raw bytes are invalid JSON or decode to
   // U+FFFD), so bodies without a \u escape skip the walk: the common case on the hot path.
-  // Likewise nesting deeper than 64 needs more than 64 opening brackets.
-  const problem = raw.includes('\\u') || raw.includes('__proto__') || (raw.length > 64 && openingBrackets(raw) > 64) ? findBadValue(value) : undefined;
+  // Likewise nesting deeper than 64 needs more than 64 opening brackets and as many closing ones.
+  const problem = raw.includes('\\u') || raw.includes('__proto__') || (raw.length > 129 && openingBrackets(raw) > 64) ? findBadValue(value) : undefined;
   if (problem) throw new HttpError(400, ErrorCode.InvalidInput, `request body ${problem}`);
   return value;
 }

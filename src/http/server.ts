@@ -60,10 +60,10 @@ function send(res: ServerResponse, result: HttpResult, requestId: string): void 
   const text = result.text !== undefined;
   const payload = text ? result.text! : result.json !== undefined ? result.json : result.body === undefined ? '' : JSON.stringify(result.body);
   // A flat [name, value, …] list: the cheapest form of headers for Node to validate and write.
+  const length = String(Buffer.byteLength(payload));
   const headers: string[] = text
-    ? ['content-type', 'text/plain; charset=utf-8']
-    : ['content-type', 'application/json; charset=utf-8', 'cache-control', 'no-store'];
-  headers.push('content-length', String(Buffer.byteLength(payload)), 'x-request-id', requestId);
+    ? ['content-type', 'text/plain; charset=utf-8', 'content-length', length, 'x-request-id', requestId]
+    : ['content-type', 'application/json; charset=utf-8', 'cache-control', 'no-store', 'content-length', length, 'x-request-id', requestId];
   if (result.headers) for (const [name, value] of Object.entries(result.headers)) {
     const i = headers.indexOf(name);
     if (i !== -1 && i % 2 === 0) headers[i + 1] = value;
@@ -173,11 +173,15 @@ class Exchange implements BodySink {
     try {
       // A target that is exactly one of our literal paths (no query) needs no parsing at all.
       const exact = req.url === undefined ? undefined : deps.router.matchExact(method, req.url);
-      const url = exact ? { pathname: req.url!, searchParams: EMPTY_QUERY } : parseTarget(req.url);
-      this.pathname = url.pathname;
-      this.query = url.searchParams;
-      const match = exact ?? deps.router.match(method, url.pathname);
-      if (!match) throw new HttpError(404, ErrorCode.NotFound, `no such endpoint: ${method} ${url.pathname}`);
+      if (exact) {
+        this.pathname = req.url!;
+      } else {
+        const url = parseTarget(req.url);
+        this.pathname = url.pathname;
+        this.query = url.searchParams;
+      }
+      const match = exact ?? deps.router.match(method, this.pathname);
+      if (!match) throw new HttpError(404, ErrorCode.NotFound, `no such endpoint: ${method} ${this.pathname}`);
       if ('allowed' in match) {
         throw new HttpError(405, ErrorCode.InvalidInput, `${method} is not allowed here; use ${match.allowed.join(' or ')}`);
       }
@@ -189,7 +193,7 @@ class Exchange implements BodySink {
       if (tracing) tracing.setRoute(method, route.path);
       if (route.raw && !route.auth) {
         this.recordOnFinish();
-        route.raw(req, res, { params, query: url.searchParams, token: undefined, requestId });
+        route.raw(req, res, { params, query: this.query, token: undefined, requestId });
         return;
       }
       if (route.auth) {
@@ -210,7 +214,7 @@ class Exchange implements BodySink {
       if (route.raw) {
         // An authenticated route that answers by itself (a stream, a protocol adapter).
         this.recordOnFinish();
-        route.raw(req, res, { params, query: url.searchParams, token: this.token, requestId });
+        route.raw(req, res, { params, query: this.query, token: this.token, requestId });
         return;
       }
       if (route.rawBody) {
