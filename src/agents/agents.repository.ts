@@ -101,6 +101,14 @@ export async function loadAgents(
   return rows.map(toAgent);
 }
 
+/**
+ * The highest possible version: `version > v and version <= VERSION_CEILING` selects what
+ * `version > v` does, but Postgres estimates a closed range as a few rows even before it has
+ * statistics (a young table during a burst of writes), so a catch-up reads the version index
+ * instead of scanning every agent.
+ */
+const VERSION_CEILING = '9223372036854775807';
+
 async function loadAgentRows(
   db: DbOrTrx,
   filter: { ids?: string[]; versionAbove?: bigint; forUpdate?: boolean },
@@ -111,7 +119,7 @@ async function loadAgentRows(
   if (filter.forUpdate) {
     let lock = db.selectFrom('agents').select('id');
     if (ids) lock = lock.where('id', 'in', ids);
-    if (filter.versionAbove !== undefined) lock = lock.where('version', '>', filter.versionAbove.toString());
+    if (filter.versionAbove !== undefined) lock = lock.where('version', '>', filter.versionAbove.toString()).where('version', '<=', VERSION_CEILING);
     const locked = await lock.forUpdate().execute();
     if (locked.length === 0) return [];
     ids = locked.map((r) => r.id);
@@ -159,7 +167,7 @@ async function loadAgentRows(
     ]);
   }
   if (ids) q = q.where('a.id', 'in', ids);
-  if (filter.versionAbove !== undefined && !filter.forUpdate) q = q.where('a.version', '>', filter.versionAbove.toString());
+  if (filter.versionAbove !== undefined && !filter.forUpdate) q = q.where('a.version', '>', filter.versionAbove.toString()).where('a.version', '<=', VERSION_CEILING);
   return (await q.execute()) as unknown as AgentWithState[];
 }
 

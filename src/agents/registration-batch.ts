@@ -139,7 +139,9 @@ export async function applyRegistrations(trx: DbOrTrx, items: readonly Registrat
     removed as (
       update grants set removed_at = ${now}::timestamptz, removed_by = r.actor
       from unnest(${wIds}::text[], ${actors}::text[]) as r(agent_id, actor)
-      where grants.agent_id = r.agent_id and grants.removed_at is null
+      -- The redundant = any(…) keeps this an index scan while the table's statistics lag behind a
+      -- burst of registrations (joined with unnest alone, the planner chose a scan of every grant).
+      where grants.agent_id = r.agent_id and grants.agent_id = any(${wIds}::text[]) and grants.removed_at is null
         and not exists (select 1 from unnest(${grantAgents}::text[], ${grantScopes}::text[]) as k(agent_id, scope)
                         where k.agent_id = grants.agent_id and k.scope = grants.scope)
       returning 1),

@@ -150,7 +150,8 @@ export async function commitVersionedChanges(trx: DbOrTrx, changes: readonly Ver
     versioned as (
       update agents set version = v.version
       from unnest(${ids}::text[], ${versions.map((v) => v.toString())}::bigint[]) as v(id, version)
-      where agents.id = v.id
+      -- The redundant = any(…): an index lookup even while the table's statistics lag behind a burst of writes.
+      where agents.id = v.id and agents.id = any(${ids}::text[])
       returning 1),
     jobs as (
       ${insertOutboxRows(rows)}
@@ -158,7 +159,7 @@ export async function commitVersionedChanges(trx: DbOrTrx, changes: readonly Ver
     answered as (
       update agent_actions set result = r.result
       from unnest(${results.map((r) => r.actionId)}::uuid[], ${results.map((r) => JSON.stringify(r.result))}::jsonb[]) as r(id, result)
-      where agent_actions.id = r.id
+      where agent_actions.id = r.id and agent_actions.id = any(${results.map((r) => r.actionId)}::uuid[])
       returning 1)
     select (select count(*) from versioned)::int as versioned, (select count(*) from answered)::int as answered, (select count(*) from entries)::int as entries,
       (select count(*) from moved)::int as moved,
@@ -211,7 +212,7 @@ async function commitValueChanges(trx: DbOrTrx, ids: readonly string[], prepared
     versioned as (
       update agents set version = d.version
       from unnest(${ids}::text[]) with ordinality as a(id, i) join drawn d on d.i = a.i
-      where agents.id = a.id
+      where agents.id = a.id and agents.id = any(${ids}::text[])
       returning 1),
     jobs as (
       ${insertOutboxRows(rows)}
