@@ -181,12 +181,14 @@ function preparePart(w: FleetWrite): PreparedPart {
     lifted as (
       update agent_actions set lifted_at = ${at}, lifted_by = ${w.actor}, lift_reason = ${w.reason}, lifted_by_action_id = x.by
       from jsonb_to_recordset(${lifts}::jsonb) as x(id uuid, by uuid)
-      where agent_actions.id = x.id and agent_actions.lifted_at is null
+      where agent_actions.id = x.id and agent_actions.id = any(${w.lifts.map((l) => l.actionId)}::uuid[]) and agent_actions.lifted_at is null
       returning 1),
     states as (
       update agents set status = x.status, version = x.version, updated_by = ${w.actor}, updated_at = ${at}
       from jsonb_to_recordset(${states}::jsonb) as x(id text, status text, version bigint)
-      where agents.id = x.id
+      -- The redundant = any(…) (as in the lifts above): an index lookup per agent of this part, not a
+      -- hash join over every agent, whatever Postgres's statistics say of the tables.
+      where agents.id = x.id and agents.id = any(${w.states.map((st) => st.id)}::text[])
       returning 1),
     entries as (
       insert into audit_log (seq, at, actor, action, subject, payload, prev_hash, hash)

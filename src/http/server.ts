@@ -31,6 +31,8 @@ let requestCounter = 0;
 const nextRequestId = () => `${REQUEST_ID_PREFIX}-${(++requestCounter).toString(36)}`;
 
 const EMPTY_QUERY = new URLSearchParams();
+/** The parameters before a route matched (never seen by a handler). */
+const UNMATCHED_PARAMS: Record<string, string> = Object.freeze({});
 // Paths made of unreserved characters only, without dot segments, need no URL parsing.
 const SIMPLE_PATH = /^(?:\/[A-Za-z0-9_~-][A-Za-z0-9._~-]*)+\/?$|^\/$/;
 
@@ -152,7 +154,7 @@ class Exchange implements BodySink {
   private routeLabel = 'unmatched';
   private status = 500;
   private route: Route | undefined;
-  private params: Record<string, string> = {};
+  private params: Record<string, string> = UNMATCHED_PARAMS;
   private pathname = '';
   private query = EMPTY_QUERY;
   private token: ApiPrincipal | undefined;
