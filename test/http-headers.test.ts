@@ -9,9 +9,8 @@ import { createLogger } from '../src/observability/logger.js';
 import { createMetrics } from '../src/observability/metrics.js';
 
 /**
- * The server reads the headers it needs (Authorization, Content-Type, Content-Length,
- * Transfer-Encoding) from the raw list without building `req.headers` (src/http/headers.ts). The
- * answers must be the ones `req.headers` would give: any case, and for a repeated header the
+ * The headers the server reads itself (Authorization, Content-Type, Content-Length,
+ * Transfer-Encoding) and those a handler reads: any case, and for a repeated Authorization the
  * first one, as Node keeps it.
  */
 const TOKEN = 'headers-test-token-0123456789abcdef';
@@ -57,7 +56,7 @@ function raw(headerLines: string[], body: string): Promise<{ status: number; jso
 
 const json = '{"a":1}';
 
-describe('request headers read from the raw list', () => {
+describe('request headers', () => {
   it('in any case', async () => {
     const r = await raw([`AUTHORIZATION: Bearer ${TOKEN}`, 'CONTENT-TYPE: application/json', `Content-Length: ${json.length}`, 'X-Custom: yes'], json);
     expect(r).toEqual({ status: 200, json: { got: { a: 1 }, custom: 'yes' } });

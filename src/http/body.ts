@@ -1,6 +1,5 @@
 import type { IncomingMessage } from 'node:http';
 import { CodedError, ErrorCode } from '../domain/errors.js';
-import { firstHeader } from './headers.js';
 
 export const MAX_BODY_BYTES = 64 * 1024;
 
@@ -72,7 +71,7 @@ function onBodyError(this: ReadingRequest): void {
  * request: the state of a read lives on the request.
  */
 export function readBodyInto(req: IncomingMessage, sink: BodySink, limit = MAX_BODY_BYTES): void {
-  const declared = Number(firstHeader(req, 'content-length'));
+  const declared = Number(req.headers['content-length']);
   if (Number.isFinite(declared) && declared > limit) throw tooLarge(limit);
   (req as ReadingRequest)[BODY_READ] = { first: undefined, more: undefined, size: 0, limit, sink };
   req.on('data', onBodyData);
@@ -124,7 +123,7 @@ function findBadValue(value: unknown, depth = 0): string | undefined {
 
 /** Throws 415 unless the request says its body is JSON. */
 export function assertJsonBody(req: IncomingMessage): void {
-  const header = firstHeader(req, 'content-type');
+  const header = req.headers['content-type'];
   // The common exact header skips the parse of parameters and case.
   const type = header === 'application/json' ? header : String(header ?? '').split(';')[0]!.trim().toLowerCase();
   if (type !== 'application/json') throw new HttpError(415, ErrorCode.InvalidInput, 'send the body as JSON with Content-Type: application/json');

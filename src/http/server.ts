@@ -8,7 +8,6 @@ import { tracing } from '../observability/tracing.js';
 import { assertAgentInScope, scopeAllows, scopeRefusal, type ApiPrincipal, type TokenAuthenticator } from './auth.js';
 import { assertJsonBody, HttpError, parseJsonText, readBodyInto, type BodySink } from './body.js';
 import { BodyDeadlineWatcher, type BodyDeadlines } from './body-deadline.js';
-import { firstHeader, hasHeader } from './headers.js';
 import type { HttpResult, RequestContext, Route, Router } from './router.js';
 
 const STATUS_FOR: Record<ErrorCode, number> = {
@@ -73,32 +72,6 @@ function send(res: ServerResponse, result: HttpResult, requestId: string): void 
   }
   res.writeHead(result.status, headers);
   res.end(payload);
-}
-
-/** A handler's view of the request; `headers` is built only if a handler reads it (see firstHeader). */
-class Context implements RequestContext {
-  readonly #req: IncomingMessage;
-  readonly tokenName: string | undefined;
-  rawBody?: string;
-  req?: IncomingMessage;
-
-  constructor(
-    req: IncomingMessage,
-    readonly method: string,
-    readonly path: string,
-    readonly params: Record<string, string>,
-    readonly query: URLSearchParams,
-    readonly body: unknown,
-    readonly token: ApiPrincipal | undefined,
-    readonly requestId: string,
-  ) {
-    this.#req = req;
-    this.tokenName = token?.name;
-  }
-
-  get headers(): IncomingMessage['headers'] {
-    return this.#req.headers;
-  }
 }
 
 export interface HttpServerDeps {
@@ -199,7 +172,7 @@ class Exchange implements BodySink {
         return;
       }
       if (route.auth) {
-        const authorization = firstHeader(req, 'authorization');
+        const authorization = req.headers.authorization;
         const token = deps.auth.authenticate(authorization);
         if (!token) {
           throw new HttpError(
@@ -223,7 +196,7 @@ class Exchange implements BodySink {
         readBodyInto(req, this);
         return;
       }
-      const hasBody = Number(firstHeader(req, 'content-length') ?? 0) > 0 || hasHeader(req, 'transfer-encoding');
+      const hasBody = Number(req.headers['content-length'] ?? 0) > 0 || req.headers['transfer-encoding'] !== undefined;
       if (!route.streamBody && (method === 'PUT' || method === 'POST') && (hasBody || !route.bodyOptional)) {
         assertJsonBody(req);
         this.json = true;
@@ -252,7 +225,8 @@ class Exchange implements BodySink {
   /** Calls the handler (the caller catches what it throws). */
   private proceed(body: unknown, rawBody: string | undefined): void {
     const { req, route } = this;
-    const ctx: RequestContext = new Context(req, this.method, this.pathname, this.params, this.query, body, this.token, this.requestId);
+    const { token } = this;
+    const ctx: RequestContext = { method: this.method, path: this.pathname, params: this.params, query: this.query, headers: req.headers, body, tokenName: token?.name, token, requestId: this.requestId };
     if (rawBody !== undefined) ctx.rawBody = rawBody;
     if (route!.streamBody) {
       ctx.req = req;
