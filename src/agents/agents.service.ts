@@ -293,7 +293,7 @@ export class AgentService {
       // incident opened since (a ttl lift, then a new contain) needs an evaluation of its own.
       if (options.freshEvaluation && cmd.kind === 'restore' && openIncidentId) {
         const since = await incidentAwaitingEvaluation(trx, agentId);
-        if (since) throw conflict(freshEvaluationRefusal(agentId, since).replace(/ Nothing was changed\.$/, ''));
+        if (since) throw conflict(freshEvaluationRefusal(agentId, since));
       }
       const now = clock.now();
       if (options.confirmation) {

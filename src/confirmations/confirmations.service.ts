@@ -105,7 +105,7 @@ export class ConfirmationService {
   async missingFreshEvaluation(agentId: string): Promise<string | undefined> {
     if (!this.deps.policy.permissions.restore.freshEvaluation) return undefined;
     const since = await incidentAwaitingEvaluation(this.deps.db, agentId);
-    return since ? freshEvaluationRefusal(agentId, since) : undefined;
+    return since ? `${freshEvaluationRefusal(agentId, since)} Nothing was changed.` : undefined;
   }
 
   /**
@@ -118,8 +118,10 @@ export class ConfirmationService {
     const rule = policy.permissions.restore;
     // Unknown agent (404) and nothing to restore (409) answer the same as a direct restore.
     await agents.act(agentId, { kind: 'restore', reason, actor }, { dryRun: true });
-    const stale = await this.missingFreshEvaluation(agentId);
-    if (stale) throw conflict(stale.replace(/ Nothing was changed\.$/, ''));
+    if (rule.freshEvaluation) {
+      const since = await incidentAwaitingEvaluation(this.deps.db, agentId);
+      if (since) throw conflict(freshEvaluationRefusal(agentId, since));
+    }
     // Checked again under the agent's lock: an incident opened since would need its own evaluation.
     if (!rule.secondPerson) return { applied: await agents.act(agentId, { kind: 'restore', reason, actor }, { freshEvaluation: rule.freshEvaluation }) };
     if (!policy.channels.incidents) {

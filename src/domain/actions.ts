@@ -117,5 +117,5 @@ export function planLift(agent: Agent, actionId: string, now: Date): ActionPlan 
 
 /** Why a restore is refused under the policy's `restore.freshEvaluation` (the incident began at `since`). */
 export function freshEvaluationRefusal(agentId: string, since: Date): string {
-  return `Restore needs a fresh evaluation (the policy's restore.freshEvaluation): none of ${agentId} was observed since the incident began at ${since.toISOString()}. Record one (POST /v1/agents/${agentId}/evaluations) and ask again. Nothing was changed.`;
+  return `Restore needs a fresh evaluation (the policy's restore.freshEvaluation): none of ${agentId} was observed since the incident began at ${since.toISOString()}. Record one (POST /v1/agents/${agentId}/evaluations) and ask again.`;
 }
