@@ -6,7 +6,7 @@
  * Servers run in child processes; the load generators (autocannon, and our own for Slack) run
  * here. See bench/README.md for what is measured, why, and how to read the tables.
  */
-import { spawn } from 'node:child_process';
+import { fork, spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
@@ -25,6 +25,7 @@ import { runSlackBench, slackBudgetSeconds } from './slack.js';
 import { approvalsBudgetSeconds, runApprovalsBench } from './approvals.js';
 import { packetsBudgetSeconds, runPacketsBench } from './packets.js';
 import { deleteRedisPrefix } from './lib/redis-cleanup.js';
+import type { ProbeRequest, ProbeResult } from './servers/rate-probe.js';
 
 // Only ever local services: this script creates and force-drops a database.
 const HOST = '127.0.0.1';
@@ -95,6 +96,7 @@ const here = (p: string) => fileURLToPath(new URL(p, import.meta.url));
 const APP_SCRIPT = here('./servers/app-server.ts');
 const BARE_SCRIPT = here('./servers/bare-server.ts');
 const FAKE_SLACK_SCRIPT = here('./servers/fake-slack-server.ts');
+const PROBE_SCRIPT = here('./servers/rate-probe.ts');
 
 const AGENT = {
   name: 'Benchmark underwriting bot',
@@ -125,7 +127,7 @@ const isAllow = (body: string) => body.includes('"decision":"allow"');
 
 type Server = 'bare' | 'uncovered' | 'covered';
 const SERVERS: readonly Server[] = ['bare', 'uncovered', 'covered'];
-type Mode = 'max' | 'rate';
+type Mode = 'max' | 'rate' | 'probe';
 
 interface RunResult {
   rps: number;
@@ -138,8 +140,73 @@ interface RunResult {
   /** Server CPU time per response, microseconds: user (JavaScript, mostly) and system (kernel: sockets). */
   userPerRequest: number;
   systemPerRequest: number;
-  /** The load generator's own event-loop delay p99 (ms): its stalls show up as server latency. */
+  /** The load generator's own event-loop delay p99 (ms): its stalls show up as server latency. For the probe, how late its requests were written (p99). */
   generatorStallP99: number;
+  /** The probe only: requests that waited for a socket because the server held all of them. */
+  blocked?: number;
+}
+
+/** The lean fixed-rate probe (bench/servers/rate-probe.ts), in a process of its own. */
+class Probe {
+  private readonly child: ChildProcess;
+  constructor() {
+    this.child = fork(PROBE_SCRIPT, [], { cwd: ROOT, execArgv: ['--import', 'tsx'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  }
+
+  run(request: ProbeRequest): Promise<ProbeResult> {
+    return new Promise<ProbeResult>((resolve, reject) => {
+      const onMessage = (msg: { probeResult?: ProbeResult; probeError?: string }) => {
+        if (!msg.probeResult && msg.probeError === undefined) return;
+        this.child.off('message', onMessage);
+        this.child.off('exit', onExit);
+        if (msg.probeResult) resolve(msg.probeResult);
+        else reject(new Error(`rate probe: ${msg.probeError}`));
+      };
+      const onExit = () => reject(new Error('the rate probe exited during a run'));
+      this.child.on('message', onMessage);
+      this.child.once('exit', onExit);
+      this.child.send({ probe: request });
+    });
+  }
+
+  close(): void {
+    this.child.disconnect();
+  }
+}
+
+/** One run of the lean probe at RATE req/s (latency only; throughput is autocannon's). */
+async function probeLoad(probe: Probe, server: ServerChild, token: string, seconds: number, body: string): Promise<RunResult> {
+  const cpuBefore = await server.cpuUsage();
+  const r = await probe.run({
+    host: HOST,
+    port: server.port,
+    path: '/v1/decisions',
+    headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` },
+    body,
+    rate: RATE,
+    connections: RATE_CONNECTIONS,
+    seconds,
+    skipSeconds: Math.min(SKIP, seconds - 1),
+    expect: '"decision":"allow"',
+  });
+  const cpuAfter = await server.cpuUsage();
+  const samples = new Samples();
+  for (const ms of r.latencies) samples.add(ms);
+  const [p50, p99] = samples.percentiles([0.5, 0.99]);
+  const n = r.answered || NaN;
+  return {
+    rps: r.answered / seconds,
+    p50: p50!,
+    p99: p99!,
+    non2xx: r.non2xx,
+    errors: r.errors,
+    timeouts: 0,
+    mismatches: r.mismatches,
+    userPerRequest: (cpuAfter.user - cpuBefore.user) / n,
+    systemPerRequest: (cpuAfter.system - cpuBefore.system) / n,
+    generatorStallP99: r.sendLagP99,
+    blocked: r.blocked,
+  };
 }
 
 /** One autocannon run; latencies are collected here at sub-millisecond resolution. */
@@ -389,21 +456,24 @@ async function decisionPart({ databaseUrl, prefix, token, tempDir, children, pro
   }
 
   // Interleaved (bare, ours, ours, bare ...) so drift on the machine hits both servers alike.
-  const results: Record<Server, Record<Mode, RunResult[]>> = { bare: { max: [], rate: [] }, uncovered: { max: [], rate: [] }, covered: { max: [], rate: [] } };
+  const results: Record<Server, Record<Mode, RunResult[]>> = { bare: { max: [], rate: [], probe: [] }, uncovered: { max: [], rate: [], probe: [] }, covered: { max: [], rate: [], probe: [] } };
+  const probe = new Probe();
   for (let round = 1; round <= ROUNDS; round++) {
-    for (const mode of ['max', 'rate'] as const) {
+    for (const mode of ['max', 'rate', 'probe'] as const) {
       for (const server of SERVERS) {
-        const r = await load(targets[server].child, token, mode, DURATION, targets[server].body);
+        const r = mode === 'probe' ? await probeLoad(probe, targets[server].child, token, DURATION, targets[server].body) : await load(targets[server].child, token, mode, DURATION, targets[server].body);
         ensureAlive();
         results[server][mode].push(r);
-        const label = mode === 'max' ? `max load (${MAX_CONNECTIONS} conn)` : `${fmtInt(RATE)} req/s (${RATE_CONNECTIONS} conn)`;
+        const label = mode === 'max' ? `max load (${MAX_CONNECTIONS} conn)` : mode === 'rate' ? `${fmtInt(RATE)} req/s (${RATE_CONNECTIONS} conn)` : `probe ${fmtInt(RATE)} req/s (${RATE_CONNECTIONS} conn)`;
         console.log(
           `round ${round}/${ROUNDS} ${server.padEnd(9)} ${label.padEnd(24)} ${fmtInt(r.rps).padStart(7)} req/s  p50 ${fmtMs(r.p50)} ms  p99 ${fmtMs(r.p99)} ms` +
-            `  server CPU/req ${fmtInt(r.userPerRequest)}+${fmtInt(r.systemPerRequest)} µs  generator stall p99 ${fmtMs(r.generatorStallP99)} ms  non-2xx ${r.non2xx}  errors ${r.errors}${r.mismatches ? `  not-allow answers ${r.mismatches}` : ''}`,
+            `  server CPU/req ${fmtInt(r.userPerRequest)}+${fmtInt(r.systemPerRequest)} µs  ${mode === 'probe' ? `send lag p99 ${fmtMs(r.generatorStallP99)} ms  blocked ${r.blocked ?? 0}` : `generator stall p99 ${fmtMs(r.generatorStallP99)} ms`}  non-2xx ${r.non2xx}  errors ${r.errors}${r.mismatches ? `  not-allow answers ${r.mismatches}` : ''}`,
         );
       }
     }
   }
+
+  probe.close();
 
   console.log(`time-to-effect: ${TTE_CYCLES} contain/restore cycle(s) sent to B, decisions polled on A ${TTE_POLL_MS ? `every ${TTE_POLL_MS} ms` : "back to back"} under ${fmtInt(RATE)} req/s`);
   const tte = await timeToEffect(a, b, token);
@@ -413,7 +483,8 @@ async function decisionPart({ databaseUrl, prefix, token, tempDir, children, pro
   const summary = (server: Server) => {
     const max = results[server].max;
     const rate = results[server].rate;
-    const all = [...max, ...rate];
+    const probed = results[server].probe;
+    const all = [...max, ...rate, ...probed];
     return {
       rps: median(max.map((r) => r.rps)),
       maxP50: median(max.map((r) => r.p50)),
@@ -421,6 +492,9 @@ async function decisionPart({ databaseUrl, prefix, token, tempDir, children, pro
       rateRps: median(rate.map((r) => r.rps)),
       rateP50: median(rate.map((r) => r.p50)),
       rateP99: median(rate.map((r) => r.p99)),
+      probeP50: median(probed.map((r) => r.p50)),
+      probeP99: median(probed.map((r) => r.p99)),
+      blocked: probed.reduce((n, r) => n + (r.blocked ?? 0), 0),
       userPerRequest: median(max.map((r) => r.userPerRequest)),
       systemPerRequest: median(max.map((r) => r.systemPerRequest)),
       non2xx: all.reduce((n, r) => n + r.non2xx, 0),
@@ -436,13 +510,14 @@ async function decisionPart({ databaseUrl, prefix, token, tempDir, children, pro
   console.log(
     table(
       [
-        ['', 'max load', 'max load', 'max load', `@${fmtInt(RATE)}/s`, `@${fmtInt(RATE)}/s`, '', ''],
-        [`server (ours: ARMALO_ROLE=${ROLE})`, 'req/s', 'p50 ms', 'p99 ms', 'p50 ms', 'p99 ms', 'non-2xx', 'errors'],
+        ['', 'max load', 'max load', 'max load', `@${fmtInt(RATE)}/s`, `@${fmtInt(RATE)}/s`, 'probe', 'probe', '', ''],
+        [`server (ours: ARMALO_ROLE=${ROLE})`, 'req/s', 'p50 ms', 'p99 ms', 'p50 ms', 'p99 ms', 'p50 ms', 'p99 ms', 'non-2xx', 'errors'],
       ],
-      SERVERS.map((k) => [names[k], fmtInt(s[k].rps), fmtMs(s[k].maxP50), fmtMs(s[k].maxP99), fmtMs(s[k].rateP50), fmtMs(s[k].rateP99), String(s[k].non2xx), String(s[k].errors)]),
+      SERVERS.map((k) => [names[k], fmtInt(s[k].rps), fmtMs(s[k].maxP50), fmtMs(s[k].maxP99), fmtMs(s[k].rateP50), fmtMs(s[k].rateP99), fmtMs(s[k].probeP50), fmtMs(s[k].probeP99), String(s[k].non2xx), String(s[k].errors)]),
     ),
   );
-  console.log(`(medians of ${ROUNDS} round(s) of ${DURATION} s; max load = ${MAX_CONNECTIONS} connections, pipelining 1; non-2xx and errors are totals over all runs)`);
+  console.log(`(medians of ${ROUNDS} round(s) of ${DURATION} s; max load = ${MAX_CONNECTIONS} connections, pipelining 1; @${fmtInt(RATE)}/s = autocannon at a fixed rate; probe = the same rate from bench/servers/rate-probe.ts, a lean generator in its own process; non-2xx and errors are totals over all runs)`);
+  for (const k of SERVERS) if (s[k].blocked) console.log(`${names[k]}: ${s[k].blocked} probe request(s) waited for a socket (the server held all ${RATE_CONNECTIONS} for a whole round)`);
   for (const k of SERVERS) {
     if (s[k].timeouts || s[k].mismatches) console.log(`${names[k]}: errors include ${s[k].timeouts} timeout(s) and ${s[k].mismatches} answer(s) that were not "allow"`);
     if (s[k].rateRps < RATE * 0.95) console.log(`${names[k]}: the fixed-rate runs reached only ${fmtInt(s[k].rateRps)} req/s of ${fmtInt(RATE)}`);
@@ -465,13 +540,17 @@ async function decisionPart({ databaseUrl, prefix, token, tempDir, children, pro
   const verdict = (ok: boolean) => (ok ? 'PASS' : 'MISS');
   const ratioU = s.uncovered.rps / s.bare.rps;
   const ratioC = s.covered.rps / s.bare.rps;
-  const worstP99 = Math.max(s.uncovered.rateP99, s.covered.rateP99);
+  const worstP99 = Math.max(s.uncovered.probeP99, s.covered.probeP99);
   const worstRss = Math.max(...rssAtEnd) / 1024 / 1024;
-  const floor = s.bare.rateP99 >= GOAL_P99_MS * 0.8 ? `; inconclusive here: the bare server's own p99 is ${fmtMs(s.bare.rateP99)} ms` : `; bare server ${fmtMs(s.bare.rateP99)} ms`;
+  const floor = s.bare.probeP99 >= GOAL_P99_MS * 0.8 ? `; inconclusive here: the bare server's own p99 is ${fmtMs(s.bare.probeP99)} ms` : `; bare server ${fmtMs(s.bare.probeP99)} ms`;
   const goals: [string, boolean, string][] = [
     [`throughput, no rule covers >= ${GOAL_RATIO_UNCOVERED}x bare`, ratioU >= GOAL_RATIO_UNCOVERED, `${ratioU.toFixed(2)}x (${fmtInt(s.uncovered.rps)} / ${fmtInt(s.bare.rps)} req/s)`],
     [`throughput, a rule covers, not triggered >= ${GOAL_RATIO_COVERED}x bare`, ratioC >= GOAL_RATIO_COVERED, `${ratioC.toFixed(2)}x (${fmtInt(s.covered.rps)} / ${fmtInt(s.bare.rps)} req/s)`],
-    [`p99 <= ${GOAL_P99_MS} ms at ${fmtInt(RATE)} req/s`, worstP99 <= GOAL_P99_MS && s.uncovered.errors + s.covered.errors === 0, `${fmtMs(s.uncovered.rateP99)} / ${fmtMs(s.covered.rateP99)} ms${floor}`],
+    [
+      `p99 <= ${GOAL_P99_MS} ms at ${fmtInt(RATE)} req/s (probe)`,
+      worstP99 <= GOAL_P99_MS && s.uncovered.errors + s.covered.errors + s.uncovered.blocked + s.covered.blocked === 0,
+      `${fmtMs(s.uncovered.probeP99)} / ${fmtMs(s.covered.probeP99)} ms${floor}; autocannon ${fmtMs(s.uncovered.rateP99)} / ${fmtMs(s.covered.rateP99)} ms (bare ${fmtMs(s.bare.rateP99)})`,
+    ],
     [`containment time-to-effect on another instance p99 <= ${GOAL_TTE_P99_MS} ms`, tte.failures.length === 0 && tte.contain.count > 0 && c[1]! <= GOAL_TTE_P99_MS, `${fmtMs(c[1]!)} ms over ${tte.contain.count} cycle(s)${tte.failures.length ? `, ${tte.failures.length} failure(s)` : ''}`],
     [`RSS per instance after the run <= ${GOAL_RSS_MB} MB`, worstRss <= GOAL_RSS_MB, `A ${mb(rssAtEnd[0]!)} MB, B ${mb(rssAtEnd[1]!)} MB`],
   ];
@@ -527,11 +606,11 @@ async function main(): Promise<number> {
       console.log(`cleanup: ${done.join(', ')}`);
     })());
 
-  // Bounded in time whatever happens. Decisions: rounds x 4 runs, warm-ups, start-up and cleanup
+  // Bounded in time whatever happens. Decisions: rounds x 9 runs (3 servers x max, rate, probe), warm-ups, start-up and cleanup
   // slack. Slack: start-ups, warm-up, the ack run, and every time-to-effect measurement timing out.
   // Approvals: start-ups, the sample, the run and the whole drain. Packets: start-ups, seeding,
   // and every run timing out.
-  const decisionBudget = ROUNDS * 6 * (DURATION + 3) + 3 * (WARMUP + 3) + TTE_CYCLES * 11 + 120;
+  const decisionBudget = ROUNDS * 9 * (DURATION + 3) + 3 * (WARMUP + 3) + TTE_CYCLES * 11 + 120;
   const slackBudget = slackBudgetSeconds({ duration: DURATION, warmup: WARMUP, tteAgents: TTE_AGENTS });
   const approvalsBudget = approvalsBudgetSeconds({ duration: DURATION, drain: APPROVALS_DRAIN });
   const packetsBudget = packetsBudgetSeconds({ runs: PACKET_RUNS });

@@ -1,0 +1,175 @@
+/**
+ * Child process: a lean fixed-rate load generator for latency at a fixed request rate. It keeps
+ * `connections` keep-alive sockets open, sends the same pre-built request on the next free socket
+ * at a steady schedule (`rate` per second), reads each answer with a minimal HTTP/1.1 reader
+ * (status line, content-length, body) and records how long it took.
+ *
+ * Why not autocannon here: at 1,000 requests a second, autocannon's own event loop (request
+ * objects, its parser, its histograms, in the process that also runs the benchmark) stalls for
+ * milliseconds now and then, and a stall while an answer is waiting counts as the server's latency.
+ * This probe does nothing per request but a socket write, a buffer scan and one number stored, in a
+ * process of its own. Both servers are measured with it in the same run, so the bare server's p99
+ * is still the floor this machine sets.
+ *
+ * Latency is counted from the request's write to its answer's last byte, as autocannon counts it.
+ * The schedule is kept on a 1 ms timer, so a request may be written up to about a millisecond after
+ * it was due (`sendLagP99`). A server that held every socket for a whole round (`connections`
+ * requests' worth of the schedule) would make later requests wait for a socket, a wait this latency
+ * would not show: such requests are counted (`blocked`) and reported.
+ */
+import { connect, type Socket } from 'node:net';
+
+export interface ProbeRequest {
+  host: string;
+  port: number;
+  path: string;
+  headers: Record<string, string>;
+  body: string;
+  rate: number;
+  connections: number;
+  seconds: number;
+  /** Answers of the first this many seconds are not counted (the sockets open, the server warms up). */
+  skipSeconds: number;
+  /** A substring every answer's body must contain (else it counts as a mismatch). */
+  expect: string;
+}
+
+export interface ProbeResult {
+  sent: number;
+  answered: number;
+  /** Latencies counted (after the skipped start), ms: from the request's write to its answer's last byte. */
+  latencies: number[];
+  /** How late requests were written after they were due, p99, ms (the probe's 1 ms timer, or every socket busy). */
+  sendLagP99: number;
+  /** Requests written later than a whole socket round (connections x interval) after they were due: the server held every socket that long. */
+  blocked: number;
+  non2xx: number;
+  mismatches: number;
+  errors: number;
+}
+
+interface Conn {
+  socket: Socket;
+  busy: boolean;
+  /** When the request on this socket was written (performance.now()). */
+  sentAt: number;
+  buffer: Buffer;
+}
+
+const HEADER_END = Buffer.from('\r\n\r\n');
+
+function percentile(sorted: number[], q: number): number {
+  if (sorted.length === 0) return NaN;
+  return sorted[Math.min(sorted.length - 1, Math.ceil(q * sorted.length) - 1)]!;
+}
+
+export function runProbe(req: ProbeRequest): Promise<ProbeResult> {
+  const head = [`POST ${req.path} HTTP/1.1`, `host: ${req.host}:${req.port}`, 'connection: keep-alive', ...Object.entries(req.headers).map(([k, v]) => `${k}: ${v}`), `content-length: ${Buffer.byteLength(req.body)}`].join('\r\n');
+  const wire = Buffer.from(`${head}\r\n\r\n${req.body}`);
+  const result: ProbeResult = { sent: 0, answered: 0, latencies: [], sendLagP99: 0, blocked: 0, non2xx: 0, mismatches: 0, errors: 0 };
+  const lags: number[] = [];
+  const conns: Conn[] = [];
+  const free: Conn[] = [];
+  const interval = 1000 / req.rate;
+
+  return new Promise<ProbeResult>((resolve, reject) => {
+    let started = 0;
+    let countFrom = 0;
+    let endAt = 0;
+    let next = 0;
+    let timer: NodeJS.Timeout | undefined;
+    let finished = false;
+
+    const finish = (err?: Error) => {
+      if (finished) return;
+      finished = true;
+      if (timer) clearInterval(timer);
+      for (const c of conns) c.socket.destroy();
+      if (err) return reject(err);
+      lags.sort((a, b) => a - b);
+      result.sendLagP99 = percentile(lags, 0.99);
+      resolve(result);
+    };
+
+    const answered = (c: Conn, status: number, body: Buffer) => {
+      const now = performance.now();
+      c.busy = false;
+      result.answered++;
+      if (status < 200 || status > 299) result.non2xx++;
+      else if (!body.includes(req.expect)) result.mismatches++;
+      if (c.sentAt >= countFrom) result.latencies.push(now - c.sentAt);
+      free.push(c);
+      if (now >= endAt && conns.every((x) => !x.busy)) finish();
+    };
+
+    const onData = (c: Conn, chunk: Buffer) => {
+      c.buffer = c.buffer.length ? Buffer.concat([c.buffer, chunk]) : chunk;
+      const end = c.buffer.indexOf(HEADER_END);
+      if (end === -1) return;
+      const headText = c.buffer.subarray(0, end).toString('latin1');
+      const status = Number(headText.slice(9, 12));
+      const m = /\r\ncontent-length:\s*(\d+)/i.exec(headText);
+      if (!m) return finish(new Error(`an answer without content-length: ${headText.slice(0, 200)}`));
+      const total = end + 4 + Number(m[1]);
+      if (c.buffer.length < total) return;
+      const body = c.buffer.subarray(end + 4, total);
+      c.buffer = c.buffer.length > total ? c.buffer.subarray(total) : Buffer.alloc(0);
+      answered(c, status, body);
+    };
+
+    const tick = () => {
+      const now = performance.now();
+      while (next <= now && next < endAt) {
+        const c = free.pop();
+        if (!c) break; // every socket is busy: the request waits for one (counted in `blocked`)
+        c.busy = true;
+        c.sentAt = now;
+        lags.push(now - next);
+        if (now - next > interval * req.connections) result.blocked++;
+        result.sent++;
+        c.socket.write(wire);
+        next += interval;
+      }
+      if (now >= endAt && conns.every((x) => !x.busy)) finish();
+    };
+
+    let open = 0;
+    for (let i = 0; i < req.connections; i++) {
+      const socket = connect({ host: req.host, port: req.port, noDelay: true });
+      const c: Conn = { socket, busy: false, sentAt: 0, buffer: Buffer.alloc(0) };
+      conns.push(c);
+      socket.on('data', (chunk: Buffer) => onData(c, chunk));
+      socket.on('error', (err) => {
+        result.errors++;
+        finish(err);
+      });
+      socket.on('close', () => {
+        if (!finished) finish(new Error('the server closed a connection during the run'));
+      });
+      socket.once('connect', () => {
+        free.push(c);
+        if (++open === req.connections) {
+          started = performance.now();
+          countFrom = started + req.skipSeconds * 1000;
+          endAt = started + req.seconds * 1000;
+          next = started;
+          timer = setInterval(tick, 1);
+          tick();
+        }
+      });
+    }
+  });
+}
+
+// As a child (forked by the benchmark): one run per message, the result sent back.
+if (process.send) {
+  process.on('message', (msg: unknown) => {
+    const request = (msg as { probe?: ProbeRequest }).probe;
+    if (!request) return;
+    runProbe(request).then(
+      (r) => process.send!({ probeResult: r }),
+      (err: unknown) => process.send!({ probeError: err instanceof Error ? err.message : String(err) }),
+    );
+  });
+  process.on('disconnect', () => process.exit(0));
+}
