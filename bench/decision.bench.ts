@@ -142,7 +142,7 @@ interface RunResult {
   systemPerRequest: number;
   /** The load generator's own event-loop delay p99 (ms): its stalls show up as server latency. For the probe, how late its requests were written (p99). */
   generatorStallP99: number;
-  /** The probe only: requests that waited for a socket because the server held all of them. */
+  /** The probe only: requests that were due while the server held every socket. */
   blocked?: number;
 }
 
@@ -517,7 +517,7 @@ async function decisionPart({ databaseUrl, prefix, token, tempDir, children, pro
     ),
   );
   console.log(`(medians of ${ROUNDS} round(s) of ${DURATION} s; max load = ${MAX_CONNECTIONS} connections, pipelining 1; @${fmtInt(RATE)}/s = autocannon at a fixed rate; probe = the same rate from bench/servers/rate-probe.ts, a lean generator in its own process; non-2xx and errors are totals over all runs)`);
-  for (const k of SERVERS) if (s[k].blocked) console.log(`${names[k]}: ${s[k].blocked} probe request(s) waited for a socket (the server held all ${RATE_CONNECTIONS} for a whole round)`);
+  for (const k of SERVERS) if (s[k].blocked) console.log(`${names[k]}: ${s[k].blocked} probe request(s) were due while the server held all ${RATE_CONNECTIONS} sockets (counted from when they were due)`);
   for (const k of SERVERS) {
     if (s[k].timeouts || s[k].mismatches) console.log(`${names[k]}: errors include ${s[k].timeouts} timeout(s) and ${s[k].mismatches} answer(s) that were not "allow"`);
     if (s[k].rateRps < RATE * 0.95) console.log(`${names[k]}: the fixed-rate runs reached only ${fmtInt(s[k].rateRps)} req/s of ${fmtInt(RATE)}`);
@@ -548,7 +548,7 @@ async function decisionPart({ databaseUrl, prefix, token, tempDir, children, pro
     [`throughput, a rule covers, not triggered >= ${GOAL_RATIO_COVERED}x bare`, ratioC >= GOAL_RATIO_COVERED, `${ratioC.toFixed(2)}x (${fmtInt(s.covered.rps)} / ${fmtInt(s.bare.rps)} req/s)`],
     [
       `p99 <= ${GOAL_P99_MS} ms at ${fmtInt(RATE)} req/s (probe)`,
-      worstP99 <= GOAL_P99_MS && s.uncovered.errors + s.covered.errors + s.uncovered.blocked + s.covered.blocked === 0,
+      worstP99 <= GOAL_P99_MS && s.uncovered.errors + s.covered.errors === 0,
       `${fmtMs(s.uncovered.probeP99)} / ${fmtMs(s.covered.probeP99)} ms${floor}; autocannon ${fmtMs(s.uncovered.rateP99)} / ${fmtMs(s.covered.rateP99)} ms (bare ${fmtMs(s.bare.rateP99)})`,
     ],
     [`containment time-to-effect on another instance p99 <= ${GOAL_TTE_P99_MS} ms`, tte.failures.length === 0 && tte.contain.count > 0 && c[1]! <= GOAL_TTE_P99_MS, `${fmtMs(c[1]!)} ms over ${tte.contain.count} cycle(s)${tte.failures.length ? `, ${tte.failures.length} failure(s)` : ''}`],

@@ -13,9 +13,10 @@
  *
  * Latency is counted from the request's write to its answer's last byte, as autocannon counts it.
  * The schedule is kept on a 1 ms timer, so a request may be written up to about a millisecond after
- * it was due (`sendLagP99`). A server that held every socket for a whole round (`connections`
- * requests' worth of the schedule) would make later requests wait for a socket, a wait this latency
- * would not show: such requests are counted (`blocked`) and reported.
+ * it was due (`sendLagP99`, the probe's own lateness, not counted). A request that was due while
+ * the server held every socket counts from when it was due instead, so a server stall that makes
+ * requests queue is not hidden by the wait for a socket (no coordinated omission); such requests
+ * are counted (`blocked`).
  */
 import { connect, type Socket } from 'node:net';
 
@@ -37,11 +38,11 @@ export interface ProbeRequest {
 export interface ProbeResult {
   sent: number;
   answered: number;
-  /** Latencies counted (after the skipped start), ms: from the request's write to its answer's last byte. */
+  /** Latencies counted (after the skipped start), ms: from the request's write (from when it was due, for a request that waited for a socket) to its answer's last byte. */
   latencies: number[];
   /** How late requests were written after they were due, p99, ms (the probe's 1 ms timer, or every socket busy). */
   sendLagP99: number;
-  /** Requests written later than a whole socket round (connections x interval) after they were due: the server held every socket that long. */
+  /** Requests that were due while the server held every socket (counted from when they were due). */
   blocked: number;
   non2xx: number;
   mismatches: number;
@@ -117,19 +118,27 @@ export function runProbe(req: ProbeRequest): Promise<ProbeResult> {
       answered(c, status, body);
     };
 
+    /** A request was due while every socket was busy: until the schedule catches up, requests count from when they were due. */
+    let starved = false;
     const tick = () => {
       const now = performance.now();
       while (next <= now && next < endAt) {
         const c = free.pop();
-        if (!c) break; // every socket is busy: the request waits for one (counted in `blocked`)
+        if (!c) {
+          starved = true; // every socket is busy: the request waits for one
+          break;
+        }
         c.busy = true;
-        c.sentAt = now;
+        // A request that waited for a socket counts from when it was due: the server held every
+        // socket that long, and that wait is latency a client would see (no coordinated omission).
+        c.sentAt = starved ? next : now;
+        if (starved) result.blocked++;
         lags.push(now - next);
-        if (now - next > interval * req.connections) result.blocked++;
         result.sent++;
         c.socket.write(wire);
         next += interval;
       }
+      if (next > now) starved = false;
       if (now >= endAt && conns.every((x) => !x.busy)) finish();
     };
 
