@@ -458,22 +458,24 @@ async function decisionPart({ databaseUrl, prefix, token, tempDir, children, pro
   // Interleaved (bare, ours, ours, bare ...) so drift on the machine hits both servers alike.
   const results: Record<Server, Record<Mode, RunResult[]>> = { bare: { max: [], rate: [], probe: [] }, uncovered: { max: [], rate: [], probe: [] }, covered: { max: [], rate: [], probe: [] } };
   const probe = new Probe();
-  for (let round = 1; round <= ROUNDS; round++) {
-    for (const mode of ['max', 'rate', 'probe'] as const) {
-      for (const server of SERVERS) {
-        const r = mode === 'probe' ? await probeLoad(probe, targets[server].child, token, DURATION, targets[server].body) : await load(targets[server].child, token, mode, DURATION, targets[server].body);
-        ensureAlive();
-        results[server][mode].push(r);
-        const label = mode === 'max' ? `max load (${MAX_CONNECTIONS} conn)` : mode === 'rate' ? `${fmtInt(RATE)} req/s (${RATE_CONNECTIONS} conn)` : `probe ${fmtInt(RATE)} req/s (${RATE_CONNECTIONS} conn)`;
-        console.log(
-          `round ${round}/${ROUNDS} ${server.padEnd(9)} ${label.padEnd(24)} ${fmtInt(r.rps).padStart(7)} req/s  p50 ${fmtMs(r.p50)} ms  p99 ${fmtMs(r.p99)} ms` +
-            `  server CPU/req ${fmtInt(r.userPerRequest)}+${fmtInt(r.systemPerRequest)} µs  ${mode === 'probe' ? `send lag p99 ${fmtMs(r.generatorStallP99)} ms  blocked ${r.blocked ?? 0}` : `generator stall p99 ${fmtMs(r.generatorStallP99)} ms`}  non-2xx ${r.non2xx}  errors ${r.errors}${r.mismatches ? `  not-allow answers ${r.mismatches}` : ''}`,
-        );
+  try {
+    for (let round = 1; round <= ROUNDS; round++) {
+      for (const mode of ['max', 'rate', 'probe'] as const) {
+        for (const server of SERVERS) {
+          const r = mode === 'probe' ? await probeLoad(probe, targets[server].child, token, DURATION, targets[server].body) : await load(targets[server].child, token, mode, DURATION, targets[server].body);
+          ensureAlive();
+          results[server][mode].push(r);
+          const label = mode === 'max' ? `max load (${MAX_CONNECTIONS} conn)` : mode === 'rate' ? `${fmtInt(RATE)} req/s (${RATE_CONNECTIONS} conn)` : `probe ${fmtInt(RATE)} req/s (${RATE_CONNECTIONS} conn)`;
+          console.log(
+            `round ${round}/${ROUNDS} ${server.padEnd(9)} ${label.padEnd(24)} ${fmtInt(r.rps).padStart(7)} req/s  p50 ${fmtMs(r.p50)} ms  p99 ${fmtMs(r.p99)} ms` +
+              `  server CPU/req ${fmtInt(r.userPerRequest)}+${fmtInt(r.systemPerRequest)} µs  ${mode === 'probe' ? `send lag p99 ${fmtMs(r.generatorStallP99)} ms  blocked ${r.blocked ?? 0}` : `generator stall p99 ${fmtMs(r.generatorStallP99)} ms`}  non-2xx ${r.non2xx}  errors ${r.errors}${r.mismatches ? `  not-allow answers ${r.mismatches}` : ''}`,
+          );
+        }
       }
     }
+  } finally {
+    probe.close();
   }
-
-  probe.close();
 
   console.log(`time-to-effect: ${TTE_CYCLES} contain/restore cycle(s) sent to B, decisions polled on A ${TTE_POLL_MS ? `every ${TTE_POLL_MS} ms` : "back to back"} under ${fmtInt(RATE)} req/s`);
   const tte = await timeToEffect(a, b, token);

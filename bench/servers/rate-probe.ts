@@ -81,9 +81,12 @@ export function runProbe(req: ProbeRequest): Promise<ProbeResult> {
     let timer: NodeJS.Timeout | undefined;
     let finished = false;
 
+    // A server that stops answering must not hang the benchmark.
+    const guard = setTimeout(() => finish(new Error(`the run did not end within ${req.seconds + 15} s (answers missing)`)), (req.seconds + 15) * 1000);
     const finish = (err?: Error) => {
       if (finished) return;
       finished = true;
+      clearTimeout(guard);
       if (timer) clearInterval(timer);
       for (const c of conns) c.socket.destroy();
       if (err) return reject(err);
