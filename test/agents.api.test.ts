@@ -160,3 +160,46 @@ describe('agents and decisions over REST', () => {
     expect((await act('ghost-bot', { action: 'contain', reason: 'x' })).status).toBe(404);
   });
 });
+
+describe('a retried action (Idempotency-Key)', () => {
+  const post = (agentId: string, body: Record<string, unknown>, key: string) => app.call('POST', `/v1/agents/${agentId}/actions`, body, { headers: { 'idempotency-key': key } });
+
+  it('answers the first result, marked replayed, and acts once; a restore too, though nothing is left to restore', async () => {
+    await app.call('PUT', '/v1/agents/retry-bot', sampleAgent);
+    const narrow = { action: 'narrow', scopes: ['crm:write'], reason: 'a retried narrow' };
+    const first = await post('retry-bot', narrow, 'narrow-1');
+    expect(first.status).toBe(201);
+    expect(first.body.version).toMatch(/^\d+$/);
+    // The stored answer carries the version the action committed: the retry answers it as it was.
+    const again = await post('retry-bot', narrow, 'narrow-1');
+    expect(again.status).toBe(201);
+    expect(again.body).toEqual({ ...first.body, replayed: true });
+    const entries = (await app.call('GET', '/v1/audit?agentId=retry-bot')).body.entries as { action: string }[];
+    expect(entries.filter((e) => e.action === 'agent.narrow')).toHaveLength(1);
+    expect((await app.call('GET', '/v1/agents/retry-bot')).body.status).toBe('narrowed');
+
+    const restored = await post('retry-bot', { action: 'restore', reason: 'fixed' }, 'restore-1');
+    expect(restored.status).toBe(201);
+    expect(restored.body.statusAfter).toBe('active');
+    const restoredAgain = await post('retry-bot', { action: 'restore', reason: 'fixed' }, 'restore-1');
+    expect(restoredAgain.status).toBe(201);
+    expect(restoredAgain.body).toEqual({ ...restored.body, replayed: true });
+    // Without the key, the same restore is a new request: nothing is left to restore.
+    expect((await act('retry-bot', { action: 'restore', reason: 'fixed' })).status).toBe(409);
+    // A new key is a new action.
+    const second = await post('retry-bot', narrow, 'narrow-2');
+    expect(second.status).toBe(201);
+    expect(second.body.action.id).not.toBe(first.body.action.id);
+  });
+
+  it('refuses a bad key with 400, naming the header, and changes nothing', async () => {
+    await app.call('PUT', '/v1/agents/bad-key-bot', sampleAgent);
+    for (const bad of ['', 'x'.repeat(201), 'has space', 'caf\u00e9']) {
+      const res = await post('bad-key-bot', { action: 'contain', reason: 'x' }, bad);
+      expect(res.status, JSON.stringify(bad)).toBe(400);
+      expect(res.body.error.message).toContain('Idempotency-Key');
+    }
+    expect((await app.call('GET', '/v1/agents/bad-key-bot')).body.status).toBe('active');
+    expect((await decide('bad-key-bot', 'crm:write')).decision).toBe('allow');
+  });
+});

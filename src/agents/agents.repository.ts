@@ -402,21 +402,40 @@ export interface ActionRows {
   closeIncident: string | null;
 }
 
+/** What `writeActionRows` answers: the confirmations it cancelled, and the audit head and version it drew. */
+export interface ActionRowsWritten {
+  /** Restore confirmations that cannot carry over (their thread messages must be updated). */
+  cancelled: string[];
+  /** The audit head as read under its lock (held from here to the commit), and the action's permission version. */
+  head: { seq: bigint; hash: string; versions: [bigint] };
+}
+
 /**
  * One action's rows, in one statement: the incident it opens or ends (and the restore confirmations
- * that cannot carry over, cancelled), the action row, the actions it lifts and the agent's status.
- * Answers the ids of the confirmations it cancelled (their thread messages must be updated).
+ * that cannot carry over, cancelled), the action row, the actions it lifts and the agent's status;
+ * and, in the same statement, the audit head's lock and the action's permission version, drawn under
+ * it. The action row's stored answer gets that version in the statement too (`jsonb_set`), so a
+ * replay answers it as it was. The caller ends the transaction with `commitVersionedChanges(…,
+ * head)`, which writes the audit entry and the event without a second trip for the lock.
+ *
  * The rows are independent of each other, so one statement (one round trip under the agent's row
- * lock, where there were up to seven) writes them all; it throws unless the action and the status were written.
+ * lock, where there were up to eight) writes them all. Taking the head here keeps the lock order of
+ * every permission change (agent row, then the rest, then the audit head): every row this statement
+ * writes belongs to the agent whose row the caller holds, and a transaction holding the head only
+ * waits for its own commit. Throws unless the action and the status were written.
  */
-export async function writeActionRows(trx: DbOrTrx, w: ActionRows): Promise<string[]> {
+export async function writeActionRows(trx: DbOrTrx, w: ActionRows): Promise<ActionRowsWritten> {
+  if (!trx.isTransaction) throw new Error('an action must be written inside the transaction that commits it');
   const a = w.action;
   // Only a restore ends an incident, and a restore never opens one.
   if (w.openIncident !== null && w.closeIncident !== null) throw new Error('an action cannot open one incident and end another');
   const incident = w.openIncident ?? w.closeIncident;
   const why = w.openIncident ? `incident ${w.openIncident} opened` : `incident ${w.closeIncident} ended`;
-  const { rows } = await sql<{ acted: number; state: number; opened: number; closed: number; cancelled: string[] }>`
-    with opened as (
+  const { rows } = await sql<{ acted: number; state: number; opened: number; closed: number; cancelled: string[]; seq: string; hash: string; version: string }>`
+    with head as (select seq, hash from audit_head where id = 1 for update),
+    -- Drawn from the locked head's row: after the lock (versions in commit order, see nextPermissionVersion).
+    drawn as (select nextval('permission_version_seq') as version from head),
+    opened as (
       insert into incidents (id, agent_id, status, opened_by_action_id, opened_at)
       select ${w.openIncident}::uuid, ${a.agentId}, 'open', ${a.id}::uuid, ${a.now}::timestamptz
       where ${w.openIncident}::uuid is not null
@@ -431,8 +450,10 @@ export async function writeActionRows(trx: DbOrTrx, w: ActionRows): Promise<stri
       returning id),
     acted as (
       insert into agent_actions (id, agent_id, kind, scopes, reason, actor, ttl_ms, expires_at, touched_grants, created_at, incident_id, idempotency_key, result)
-      values (${a.id}::uuid, ${a.agentId}, ${a.kind}, ${JSON.stringify(a.scopes)}::jsonb, ${a.reason}, ${a.actor}, ${a.ttlMs}::bigint, ${a.expiresAt}::timestamptz,
-        ${JSON.stringify(a.touched)}::jsonb, ${a.now}::timestamptz, ${a.incidentId}::uuid, ${a.idempotencyKey}::text, ${JSON.stringify(a.result)}::jsonb)
+      select ${a.id}::uuid, ${a.agentId}, ${a.kind}, ${JSON.stringify(a.scopes)}::jsonb, ${a.reason}, ${a.actor}, ${a.ttlMs}::bigint, ${a.expiresAt}::timestamptz,
+        ${JSON.stringify(a.touched)}::jsonb, ${a.now}::timestamptz, ${a.incidentId}::uuid, ${a.idempotencyKey}::text,
+        jsonb_set(${JSON.stringify(a.result)}::jsonb, '{version}', to_jsonb(drawn.version::text))
+      from drawn
       returning 1),
     lifted as (
       update agent_actions set lifted_at = ${a.now}, lifted_by = ${a.actor}, lift_reason = ${a.reason}, lifted_by_action_id = ${a.id}::uuid
@@ -444,12 +465,13 @@ export async function writeActionRows(trx: DbOrTrx, w: ActionRows): Promise<stri
     select (select count(*) from acted)::int as acted, (select count(*) from state)::int as state,
       (select count(*) from opened)::int as opened, (select count(*) from closed)::int as closed,
       (select coalesce(array_agg(id::text), '{}') from cancelled) as cancelled,
-      (select count(*) from lifted)::int as lifted`.execute(trx);
+      (select count(*) from lifted)::int as lifted,
+      (select seq::text from head) as seq, (select hash from head) as hash, (select version::text from drawn) as version`.execute(trx);
   const done = rows[0];
-  if (!done || done.acted !== 1 || done.state !== 1 || done.opened !== (w.openIncident ? 1 : 0) || done.closed !== (w.closeIncident ? 1 : 0)) {
+  if (!done || done.acted !== 1 || done.state !== 1 || done.opened !== (w.openIncident ? 1 : 0) || done.closed !== (w.closeIncident ? 1 : 0) || done.version === null) {
     throw new Error(`the action's rows were not all written: ${JSON.stringify(done)}`);
   }
-  return done.cancelled;
+  return { cancelled: done.cancelled, head: { seq: BigInt(done.seq), hash: done.hash, versions: [BigInt(done.version)] } };
 }
 
 export async function liftActions(

@@ -263,8 +263,8 @@ export class AgentService {
     const { db, clock } = this.deps;
     const { idempotencyKey } = options;
     if (idempotencyKey && !options.dryRun) {
-      const before = await findActionByIdempotencyKey(db, idempotencyKey);
-      if (before) return { ...(before.result as ActionResult), replayed: true };
+      const before = await this.replayed(idempotencyKey);
+      if (before) return before;
     }
     if (options.dryRun) {
       const agent = await loadAgent(db, agentId);
@@ -309,9 +309,10 @@ export class AgentService {
       if ((cmd.kind === 'contain' || cmd.kind === 'revoke') && this.deps.approvals) {
         result.pendingApprovalsCancelled = subject.hasOpenApprovals ? await this.deps.approvals.cancelPendingForAgent(trx, agentId, cmd.actor, now) : [];
       }
-      // Everything but the version first, in one statement; the version, the audit entry and the
-      // event (which carry it) and the outbox rows last, under the audit head lock, held from there to the commit.
-      const cancelledConfirmations = await writeActionRows(trx, {
+      // Every row of the action, the audit head's lock and the version in one statement (the stored
+      // answer carries the version); then the audit entry and the event (which carry it too) and the
+      // outbox rows, under that lock, held from there to the commit.
+      const written = await writeActionRows(trx, {
         action: {
           id,
           agentId,
@@ -333,7 +334,7 @@ export class AgentService {
         closeIncident: incidentId && plan.statusAfter === 'active' ? incidentId : null,
       });
       // A cancelled restore confirmation's request in the incident thread shows the outcome.
-      const jobs: OutboxRow[] = cancelledConfirmations.map((confirmationId) => outboxRow('confirmation-request', { confirmationId }, now));
+      const jobs: OutboxRow[] = written.cancelled.map((confirmationId) => outboxRow('confirmation-request', { confirmationId }, now));
       if (plan.expiresAt) jobs.push(outboxRow(LIFT_ACTION_JOB, { actionId: id, agentId }, now, plan.expiresAt));
       if (incidentId) {
         const update: IncidentUpdate = { incidentId, actionId: id, event: 'action' };
@@ -347,20 +348,29 @@ export class AgentService {
         const { dryRun: _dryRun, ...auditPayload } = { ...result, version: v.toString() };
         return auditPayload;
       };
-      const [version] = await commitVersionedChanges(trx, [
-        {
-          agentId,
-          audit: (v) => ({ actor: cmd.actor, action: `agent.${cmd.kind}`, subject: agentId, payload: versioned(v), at: now }),
-          outbox: (v) => [eventRow(EVENT_FOR[cmd.kind], { ...versioned(v), agentId }, now), ...jobs],
-          actionResult: (v) => ({ actionId: id, result: { ...result, version: v.toString() } }),
-        },
-      ]);
+      const [version] = await commitVersionedChanges(
+        trx,
+        [
+          {
+            agentId,
+            audit: (v) => ({ actor: cmd.actor, action: `agent.${cmd.kind}`, subject: agentId, payload: versioned(v), at: now }),
+            outbox: (v) => [eventRow(EVENT_FOR[cmd.kind], { ...versioned(v), agentId }, now), ...jobs],
+          },
+        ],
+        written.head,
+      );
       result.version = version!.toString();
       return { result, version: version! };
     }));
     if ('replayed' in out) return out.replayed;
     await this.afterCommit(agentId, out.version);
     return out.result;
+  }
+
+  /** The answer of the action taken with this idempotency key, as a replay (`replayed: true`); undefined when none was. */
+  async replayed(idempotencyKey: string): Promise<ActionResult | undefined> {
+    const before = await findActionByIdempotencyKey(this.deps.db, idempotencyKey);
+    return before ? { ...(before.result as ActionResult), replayed: true } : undefined;
   }
 
   /**

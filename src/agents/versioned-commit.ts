@@ -44,8 +44,6 @@ export interface VersionedChange {
   agentId: string;
   audit: AuditInput | ((version: bigint) => AuditInput);
   outbox: OutboxRow[] | ((version: bigint) => OutboxRow[]);
-  /** An action row whose stored answer must carry the version (a replay answers it as it was). */
-  actionResult?: (version: bigint) => { actionId: string; result: unknown };
 }
 
 /** An audit entry prepared before the lock: everything but the seq and the previous hash. */
@@ -72,6 +70,26 @@ function prepare(input: AuditInput): PreparedEntry {
   return { input, payloadJson, before, after };
 }
 
+/** The audit head as read under its lock, and the permission versions drawn under it (one per change, in order). */
+export interface DrawnHead {
+  seq: bigint;
+  hash: string;
+  versions: bigint[];
+}
+
+/** Locks the audit head and draws `n` permission versions under that lock. Call it after every other row lock. */
+export async function lockHeadAndDrawVersions(trx: DbOrTrx, n: number): Promise<DrawnHead> {
+  if (!trx.isTransaction) throw new Error('permission versions must be taken inside the transaction that commits them');
+  const { rows } = await sql<{ seq: string; hash: string; versions: string[] | null }>`
+    select head.seq::text as seq, head.hash,
+      (select array_agg(v.n::text order by v.i) from
+         (select i, nextval('permission_version_seq') as n from generate_series(1, ${n}::int + 0 * head.seq) as i) as v) as versions
+    from (select seq, hash from audit_head where id = 1 for update) as head`.execute(trx);
+  const head = rows[0];
+  if (!head) throw new Error('the audit head row is missing');
+  return { seq: BigInt(head.seq), hash: head.hash, versions: (head.versions ?? []).map((v) => BigInt(v)) };
+}
+
 /**
  * Commits the end of a batch of permission changes in two statements under the audit head lock:
  * the first locks the head and draws one permission version per change; the second writes every
@@ -80,6 +98,8 @@ function prepare(input: AuditInput): PreparedEntry {
  * is then held from here to the COMMIT only, and one lock hold and one WAL flush serve the batch.
  * When no change depends on its version (registrations), both happen in one statement
  * (`commitValueChanges`, Postgres hashing the chain), so the lock is held for one round trip.
+ * With `drawn`, the caller's last statement already took the head lock and drew the versions (an
+ * action: `writeActionRows`), and only the second statement runs.
  *
  * Why versions stay in commit order: they are drawn under the head lock, which every
  * permission-changing transaction takes and keeps until it ends (see `nextPermissionVersion`); so
@@ -93,36 +113,31 @@ function prepare(input: AuditInput): PreparedEntry {
  * batch's entries are consecutive links of the one chain, in commit order; changing, removing or
  * inserting any of them breaks the hash of the entry after it (and the head's).
  */
-export async function commitVersionedChanges(trx: DbOrTrx, changes: readonly VersionedChange[]): Promise<bigint[]> {
+export async function commitVersionedChanges(trx: DbOrTrx, changes: readonly VersionedChange[], drawn?: DrawnHead): Promise<bigint[]> {
   if (!trx.isTransaction) throw new Error('permission versions must be taken inside the transaction that commits them');
   if (changes.length === 0) return [];
   const ids = changes.map((c) => c.agentId);
   if (new Set(ids).size !== ids.length) throw new Error('a batch of versioned changes names an agent twice');
+  if (drawn && drawn.versions.length !== changes.length) throw new Error(`${drawn.versions.length} version(s) drawn for ${changes.length} change(s)`);
   // Everything that can be done without the lock is done first: canonical JSON of every entry
   // that does not depend on its version.
   const early = changes.map((c) => (typeof c.audit === 'function' ? undefined : prepare(c.audit)));
   // Nothing depends on the version but the agents' version column (registrations): one statement.
-  if (changes.every((c, i) => early[i] && typeof c.outbox !== 'function' && !c.actionResult)) {
+  if (!drawn && changes.every((c, i) => early[i] && typeof c.outbox !== 'function')) {
     return commitValueChanges(trx, ids, early as PreparedEntry[], changes.flatMap((c) => c.outbox as OutboxRow[]));
   }
 
-  // 1. The head lock, and one version per change drawn under it (in change order). The versions
-  // are drawn by a subquery that refers to the locked row, so they are drawn after the lock.
-  const { rows: heads } = await sql<{ seq: string; hash: string; versions: string[] }>`
-    select head.seq::text as seq, head.hash,
-      (select array_agg(v.n::text order by v.i) from
-         (select i, nextval('permission_version_seq') as n from generate_series(1, ${changes.length}::int + 0 * head.seq) as i) as v) as versions
-    from (select seq, hash from audit_head where id = 1 for update) as head`.execute(trx);
-  const head = heads[0];
-  if (!head) throw new Error('the audit head row is missing');
-  const versions = head.versions.map((v) => BigInt(v));
+  // 1. The head lock, and one version per change drawn under it (in change order), unless the
+  // caller's last write drew them (an action: `writeActionRows`). The versions are drawn by a
+  // subquery that refers to the locked row, so they are drawn after the lock.
+  const head = drawn ?? (await lockHeadAndDrawVersions(trx, changes.length));
+  const versions = head.versions;
   const prepared = changes.map((c, i) => early[i] ?? prepare((c.audit as (v: bigint) => AuditInput)(versions[i]!)));
   const rows = changes.flatMap((c, i) => (typeof c.outbox === 'function' ? c.outbox(versions[i]!) : c.outbox));
-  const results = changes.flatMap((c, i) => (c.actionResult ? [c.actionResult(versions[i]!)] : []));
 
   // 2. The chain: each entry hashed onto the previous one (sha256 of prev + "\n" + canonical text).
   let prev = head.hash;
-  let seq = BigInt(head.seq);
+  let seq = head.seq;
   const seqs: string[] = [];
   const prevs: string[] = [];
   const hashes: string[] = [];
@@ -136,9 +151,8 @@ export async function commitVersionedChanges(trx: DbOrTrx, changes: readonly Ver
     prev = hash;
   }
 
-  // 3. One statement: entries, head, agent versions, outbox rows (and the relay's wake-up on
-  // commit), action answers.
-  const { rows: done } = await sql<{ versioned: number; entries: number; answered: number }>`
+  // 3. One statement: entries, head, agent versions, outbox rows (and the relay's wake-up on commit).
+  const { rows: done } = await sql<{ versioned: number; entries: number }>`
     with entries as (
       insert into audit_log (seq, at, actor, action, subject, payload, prev_hash, hash)
       select * from unnest(${seqs}::bigint[], ${prepared.map((p) => p.input.at)}::timestamptz[], ${prepared.map((p) => p.input.actor)}::text[],
@@ -155,17 +169,12 @@ export async function commitVersionedChanges(trx: DbOrTrx, changes: readonly Ver
       returning 1),
     jobs as (
       ${insertOutboxRows(rows)}
-      returning 1),
-    answered as (
-      update agent_actions set result = r.result
-      from unnest(${results.map((r) => r.actionId)}::uuid[], ${results.map((r) => JSON.stringify(r.result))}::jsonb[]) as r(id, result)
-      where agent_actions.id = r.id and agent_actions.id = any(${results.map((r) => r.actionId)}::uuid[])
       returning 1)
-    select (select count(*) from versioned)::int as versioned, (select count(*) from answered)::int as answered, (select count(*) from entries)::int as entries,
+    select (select count(*) from versioned)::int as versioned, (select count(*) from entries)::int as entries,
       (select count(*) from moved)::int as moved,
       (select pg_notify(${OUTBOX_NOTIFY_CHANNEL}, '') from jobs limit 1) as notified`.execute(trx);
   const result = done[0];
-  if (!result || result.versioned !== ids.length || result.entries !== prepared.length || result.answered !== results.length) {
+  if (!result || result.versioned !== ids.length || result.entries !== prepared.length) {
     throw new Error(`versioned commit wrote ${result?.versioned ?? 0} of ${ids.length} agent versions and ${result?.entries ?? 0} of ${prepared.length} audit entries`);
   }
   return versions;

@@ -321,7 +321,18 @@ export function buildOpenApiDocument(): JsonObject {
         post: {
           operationId: 'actOnAgent',
           summary: 'Narrow, contain, revoke or restore an agent (or a dry run of it)',
-          parameters: [agentIdParam],
+          description:
+            'A retry with the same `Idempotency-Key` header (per API token) answers the first result, with `replayed: true`, instead of acting again; a restore waiting for a second person (202) is not covered. A key that is empty, longer than 200 characters or not visible ASCII is refused (400).',
+          parameters: [
+            agentIdParam,
+            {
+              name: 'Idempotency-Key',
+              in: 'header',
+              required: false,
+              description: 'Makes a retry safe: the same key (per API token) answers the first result instead of acting again',
+              schema: { type: 'string', minLength: 1, maxLength: 200, pattern: '^[\\x21-\\x7e]+$' },
+            },
+          ],
           requestBody: { required: true, ...json(ref('ActionInput')) },
           responses: {
             '200': { description: 'Dry run: what would change; nothing changed', ...json(ref('ActionResult')) },

@@ -113,9 +113,12 @@ export class ConfirmationService {
    * evaluation first; under `secondPerson` a token is not a person, so the restore waits for one
    * (any holder of a restore role) to confirm in the incident thread.
    */
-  async restoreOverApi(agentId: string, reason: string, tokenName: string, actor: string): Promise<ApiRestoreOutcome> {
+  async restoreOverApi(agentId: string, reason: string, tokenName: string, actor: string, idempotencyKey?: string): Promise<ApiRestoreOutcome> {
     const { agents, policy } = this.deps;
     const rule = policy.permissions.restore;
+    // A retry of a restore that was applied answers that restore (the checks below would refuse it: nothing left to restore).
+    const replay = idempotencyKey ? await agents.replayed(idempotencyKey) : undefined;
+    if (replay) return { applied: replay };
     // Unknown agent (404) and nothing to restore (409) answer the same as a direct restore.
     await agents.act(agentId, { kind: 'restore', reason, actor }, { dryRun: true });
     if (rule.freshEvaluation) {
@@ -123,7 +126,7 @@ export class ConfirmationService {
       if (since) throw conflict(freshEvaluationRefusal(agentId, since));
     }
     // Checked again under the agent's lock: an incident opened since would need its own evaluation.
-    if (!rule.secondPerson) return { applied: await agents.act(agentId, { kind: 'restore', reason, actor }, { freshEvaluation: rule.freshEvaluation }) };
+    if (!rule.secondPerson) return { applied: await agents.act(agentId, { kind: 'restore', reason, actor }, { freshEvaluation: rule.freshEvaluation, idempotencyKey }) };
     if (!policy.channels.incidents) {
       throw conflict('restore needs a second person (permissions.restore.secondPerson), but the policy names no incidents channel (channels.incidents) to ask in');
     }

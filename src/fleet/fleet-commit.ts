@@ -3,7 +3,7 @@ import type { DbOrTrx } from '../db/database.js';
 import type { Agent, TouchedGrant } from '../domain/agent.js';
 import { auditEntryHash } from '../domain/audit-chain.js';
 import type { AuditInput } from '../audit/audit.repository.js';
-import type { OutboxRow } from '../agents/versioned-commit.js';
+import type { DrawnHead, OutboxRow } from '../agents/versioned-commit.js';
 import { OUTBOX_NOTIFY_CHANNEL } from '../outbox/outbox-relay.js';
 
 /**
@@ -26,25 +26,8 @@ import { OUTBOX_NOTIFY_CHANNEL } from '../outbox/outbox-relay.js';
  * breaks the hash of the one after it.
  */
 
-export interface FleetHead {
-  seq: bigint;
-  hash: string;
-  /** One permission version per change, in order. */
-  versions: bigint[];
-}
-
-/** Locks the audit head and draws `n` permission versions under that lock. Call it after every other row lock. */
-export async function lockHeadAndDrawVersions(trx: DbOrTrx, n: number): Promise<FleetHead> {
-  if (!trx.isTransaction) throw new Error('permission versions must be taken inside the transaction that commits them');
-  const { rows } = await sql<{ seq: string; hash: string; versions: string[] }>`
-    select head.seq::text as seq, head.hash,
-      (select array_agg(v.n::text order by v.i) from
-         (select i, nextval('permission_version_seq') as n from generate_series(1, ${n}::int + 0 * head.seq) as i) as v) as versions
-    from (select seq, hash from audit_head where id = 1 for update) as head`.execute(trx);
-  const head = rows[0];
-  if (!head) throw new Error('the audit head row is missing');
-  return { seq: BigInt(head.seq), hash: head.hash, versions: (head.versions ?? []).map((v) => BigInt(v)) };
-}
+/** The audit head under its lock and one permission version per agent (`lockHeadAndDrawVersions`). */
+export type FleetHead = DrawnHead;
 
 export interface FleetActionRow {
   id: string;

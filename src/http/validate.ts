@@ -30,3 +30,15 @@ export function parseInput<S extends z.ZodType>(schema: S, value: unknown, where
   const summary = problems.map((p) => `${p.path}: ${p.message}`).join('; ');
   throw new HttpError(400, ErrorCode.InvalidInput, `invalid ${where}: ${summary}`, problems);
 }
+
+/**
+ * The `Idempotency-Key` header of a request that changes state: absent, or 1 to 200 visible ASCII
+ * characters (anything else is a 400, not silently ignored: a client that sent a key relies on it).
+ */
+export function idempotencyKeyHeader(value: string | string[] | undefined): string | undefined {
+  if (value === undefined) return undefined;
+  if (typeof value !== 'string' || !/^[\x21-\x7e]{1,200}$/.test(value)) {
+    throw new HttpError(400, ErrorCode.InvalidInput, 'the Idempotency-Key header must be 1 to 200 visible ASCII characters (sent once)');
+  }
+  return value;
+}

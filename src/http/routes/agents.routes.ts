@@ -9,7 +9,7 @@ import { encodeCursor } from '../../core/cursor.js';
 import { queryObject } from '../query.js';
 import type { ConfirmationService } from '../../confirmations/confirmations.service.js';
 import type { Router } from '../router.js';
-import { parseInput } from '../validate.js';
+import { idempotencyKeyHeader, parseInput } from '../validate.js';
 import { HttpError } from '../body.js';
 import { ErrorCode } from '../../domain/errors.js';
 import { IMPORT_MAX_BYTES, importAgents } from '../../agents/agent-import.js';
@@ -109,9 +109,12 @@ export function addAgentRoutes(router: Router, deps: { db: Db; clock: Clock; age
     handler: async (ctx) => {
       const id = parseInput(agentIdSchema, ctx.params.agentId, 'agent id');
       const body = parseInput(actionInputSchema, ctx.body, 'action');
+      // A retry with the same key (per token) answers the first result instead of acting again.
+      const key = idempotencyKeyHeader(ctx.headers['idempotency-key']);
+      const idempotencyKey = key === undefined || body.dryRun ? undefined : `api:${ctx.tokenName ?? 'unknown'}:${key}`;
       // The policy binds tokens too: a restore follows permissions.restore (fresh evaluation, second person).
       if (body.action === 'restore' && !body.dryRun && deps.confirmations) {
-        const outcome = await deps.confirmations.restoreOverApi(id, body.reason, ctx.tokenName ?? 'unknown', apiActor(ctx.tokenName));
+        const outcome = await deps.confirmations.restoreOverApi(id, body.reason, ctx.tokenName ?? 'unknown', apiActor(ctx.tokenName), idempotencyKey);
         if ('awaiting' in outcome) {
           const { id: confirmationId, expiresAt, incidentId } = outcome.awaiting;
           return { status: 202, body: { status: 'awaiting_confirmation', confirmationId, expiresAt, incidentId } };
@@ -121,7 +124,7 @@ export function addAgentRoutes(router: Router, deps: { db: Db; clock: Clock; age
       const result = await deps.agents.act(
         id,
         { kind: body.action, scopes: body.scopes, reason: body.reason, actor: apiActor(ctx.tokenName), ttlMs: body.ttl },
-        { dryRun: body.dryRun ?? false },
+        { dryRun: body.dryRun ?? false, idempotencyKey },
       );
       return { status: result.dryRun ? 200 : 201, body: result };
     },
