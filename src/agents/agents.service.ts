@@ -36,10 +36,12 @@ export interface PermissionChangePublisher {
   publishChanged(agentId: string, version: bigint): Promise<void>;
   /**
    * Optional: after a commit that drew exactly these agents' versions and no other, the agents as
-   * they now stand (a registration batch builds them from what it wrote): the local view stores
-   * them without reading them back. Without it, `publishChanged` of the highest version is used.
+   * they now stand (a registration batch or a fleet action builds them from what it wrote): the
+   * local view stores them without reading them back. Trust fields left undefined (a fleet action
+   * does not read them) are the view's own; `approvalsOf` names agents whose open approvals the
+   * commit changed. Without it, `publishChanged` of the highest version is used.
    */
-  publishWritten?(agents: readonly Agent[]): Promise<void>;
+  publishWritten?(agents: readonly Agent[], options?: { approvalsOf?: readonly string[] }): Promise<void>;
 }
 
 export interface AgentServiceDeps {

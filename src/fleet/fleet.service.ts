@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Db, DbOrTrx } from '../db/database.js';
 import type { Clock } from '../core/clock.js';
-import type { Agent } from '../domain/agent.js';
+import { deriveStatus, type ActiveAction, type Agent } from '../domain/agent.js';
 import { planAction, planLift, type ActionCommand } from '../domain/actions.js';
 import { conflict, isCodedError, notFound } from '../domain/errors.js';
 import { checkSelector, matchesSelector, selectorText, type FleetSelector } from '../domain/fleet-selector.js';
@@ -121,6 +121,25 @@ export interface FleetServiceDeps {
 }
 
 const byId = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
+
+/** What a committed fleet action tells the replicas: its highest version, and its agents as they now stand. */
+interface Published {
+  agentId: string;
+  version: bigint;
+  written: Agent[];
+  /** Agents whose open approvals the action cancelled. */
+  approvalsOf: string[];
+}
+
+/**
+ * An agent as a fleet write left it, as a read would build it: its actions in force (by time), the
+ * status they give, the version and time of the write; grants unchanged, trust left for the view
+ * (undefined: not read here).
+ */
+function standing(agent: Agent, version: bigint, now: Date, activeActions: ActiveAction[]): Agent {
+  const sorted = activeActions.sort((x, y) => x.createdAt.getTime() - y.createdAt.getTime());
+  return { ...agent, status: agent.status === 'decommissioned' ? agent.status : deriveStatus(sorted), version, updatedAt: now, activeActions: sorted };
+}
 const sameSet = (a: readonly string[], b: readonly string[]) => a.length === b.length && a.every((x, i) => x === b[i]);
 
 type Classified = { agent: Agent; plan: ReturnType<typeof planAction> } | { agent: Agent; left: string; already?: boolean };
@@ -185,7 +204,7 @@ export class FleetService {
       if (before) return { ...(before.result as FleetResult), replayed: true };
     }
     const kind = cmd.action;
-    let out: { result: FleetResult; published?: { agentId: string; version: bigint } };
+    let out: { result: FleetResult; published?: Published };
     try {
       out = await db.transaction().execute(async (trx) => {
         if (options.claim) {
@@ -279,7 +298,14 @@ export class FleetService {
           })
           .execute();
         if (options.claim) await storeConfirmationResult(trx, options.claim.id, result);
-        return { result, published: { agentId: actingIds[head.versions.indexOf(top)]!, version: top } };
+        // Each agent as it now stands, for this replica's view (it stores them without reading 9,000 agents back).
+        const written = acting.map(({ agent, plan }, i) =>
+          standing(agent, head.versions[i]!, now, [
+            ...agent.activeActions,
+            { id: actionIds.get(agent.id)!, kind, scopes: plan.scopes, reason: cmd.reason, actor: cmd.actor, createdAt: now, expiresAt: plan.expiresAt, touched: plan.grantsTakenAway },
+          ]),
+        );
+        return { result, published: { agentId: actingIds[head.versions.indexOf(top)]!, version: top, written, approvalsOf: [...cancelled.keys()] } };
       });
     } catch (err) {
       const pgErr = err as { code?: string; constraint?: string };
@@ -303,7 +329,7 @@ export class FleetService {
   async restore(cmd: FleetCommand, options: { incidentId?: string; bound?: string[]; claim?: { id: string; actor: string } } = {}): Promise<FleetResult> {
     const selector = checkSelector(cmd.selector);
     const { db, clock } = this.deps;
-    const out = await db.transaction().execute(async (trx): Promise<{ result: FleetResult; published?: { agentId: string; version: bigint } }> => {
+    const out = await db.transaction().execute(async (trx): Promise<{ result: FleetResult; published?: Published }> => {
       if (options.claim) {
         const replay = await claimFleetConfirmation(trx, options.claim.id, options.claim.actor, clock.now());
         if (replay) return { result: { ...replay, replayed: true } };
@@ -372,7 +398,8 @@ export class FleetService {
       // Closed once none of its actions is in force (those kept held, or outside a confirmation's set, stay).
       if ((await heldByFleet(trx, incident.id)).length === 0) await trx.updateTable('fleet_incidents').set({ status: 'closed', closed_at: now, closed_by: cmd.actor }).where('id', '=', incident.id).execute();
       if (options.claim) await storeConfirmationResult(trx, options.claim.id, result);
-      return { result, published: { agentId: restoredIds[head.versions.indexOf(top)]!, version: top } };
+      const written = planned.map(({ agent, held: h }, i) => standing(agent, head.versions[i]!, now, agent.activeActions.filter((a) => a.id !== h.actionId)));
+      return { result, published: { agentId: restoredIds[head.versions.indexOf(top)]!, version: top, written, approvalsOf: [] } };
     });
     if (out.published) await this.afterCommit(out.published);
     return out.result;
@@ -466,11 +493,14 @@ export class FleetService {
     });
   }
 
-  private async afterCommit(published: { agentId: string; version: bigint }): Promise<void> {
+  private async afterCommit(published: Published): Promise<void> {
     this.deps.onOutboxWrite?.();
     // One publish for the whole set: a replica that hears it reads every agent above its version,
     // so it catches up with all of them in one read (a lost publish is caught by the version poll).
-    await this.deps.publisher.publishChanged(published.agentId, published.version).catch(() => undefined);
+    // This replica stores the agents as it wrote them instead of reading them back (publishWritten).
+    const { publisher } = this.deps;
+    if (publisher.publishWritten) await publisher.publishWritten(published.written, { approvalsOf: published.approvalsOf }).catch(() => undefined);
+    else await publisher.publishChanged(published.agentId, published.version).catch(() => undefined);
   }
 }
 

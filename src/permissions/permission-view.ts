@@ -312,11 +312,16 @@ export class PermissionView implements PermissionChangePublisher {
    * under the audit head lock in commit order, so no other committed change can lie in that range,
    * and the view then holds every change up to M+n. Otherwise (another writer's change, or a gap a
    * rolled-back transaction left, lies in between) the usual catch-up reads everything above the
-   * view's version. Registrations change no approval request, so no approvals are read again.
+   * view's version. Only the approvals of `approvalsOf` are read again (a registration changes
+   * none; a fleet contain cancels the pending ones of its agents).
+   *
+   * An agent whose trust fields are undefined (a fleet action reads grants and actions, not trust)
+   * takes them from the view's entry: stored only when contiguous, that entry holds every change up
+   * to the write's first version, and the write changed no trust data.
    */
-  async publishWritten(agents: readonly Agent[]): Promise<void> {
+  async publishWritten(agents: readonly Agent[], options: { approvalsOf?: readonly string[] } = {}): Promise<void> {
     if (agents.length === 0) return;
-    const sorted = [...agents].sort((x, y) => (x.version < y.version ? -1 : x.version > y.version ? 1 : 0));
+    const sorted = agents.map((a) => this.withKnownTrust(a)).sort((x, y) => (x.version < y.version ? -1 : x.version > y.version ? 1 : 0));
     const last = sorted[sorted.length - 1]!;
     const published = publishPermissionChange(this.opts.publisher, this.opts.channel, last.id, last.version, this.id);
     published.catch(() => undefined);
@@ -328,7 +333,19 @@ export class PermissionView implements PermissionChangePublisher {
       // (or newer). Storing ours again changes nothing but keeps the caller's answer and the view in step.
       this.apply(sorted, this.maxVersion);
     } else await this.catchUp(sorted.map((a) => a.id));
+    if (options.approvalsOf?.length) await this.reloadApprovals([...options.approvalsOf]);
     await published;
+  }
+
+  private withKnownTrust(agent: Agent): Agent {
+    if (agent.trustTier !== undefined && agent.trustScore !== undefined && agent.newestEvidenceAt !== undefined) return agent;
+    const known = this.agents.get(agent.id);
+    return {
+      ...agent,
+      trustTier: agent.trustTier !== undefined ? agent.trustTier : (known?.trustTier ?? null),
+      trustScore: agent.trustScore !== undefined ? agent.trustScore : (known?.trustScore ?? null),
+      newestEvidenceAt: agent.newestEvidenceAt !== undefined ? agent.newestEvidenceAt : (known?.newestEvidenceAt ?? null),
+    };
   }
 
   private onMessage(raw: string): void {
