@@ -94,6 +94,12 @@ describe('POST /v1/actions', () => {
       expect(JSON.stringify(res.body)).not.toContain('Internal');
     }
     expect((await app.call('POST', '/v1/actions', { selector: {}, action: 'contain', reason: 'x' })).body.error.message ?? '').toBeTruthy();
+    // A key the client relies on is refused when it is unusable, not ignored.
+    for (const key of ['', 'k'.repeat(201), 'two words']) {
+      const res = await app.call('POST', '/v1/actions', { selector: SELECTOR, action: 'contain', reason: 'x' }, { headers: { 'idempotency-key': key } });
+      expect(res.status, JSON.stringify(key)).toBe(400);
+      expect(res.body.error.message).toContain('Idempotency-Key');
+    }
     expect(await counts()).toEqual(before);
   });
 

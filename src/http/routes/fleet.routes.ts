@@ -4,7 +4,7 @@ import { conflict } from '../../domain/errors.js';
 import { apiRequester } from '../../confirmations/same-person.js';
 import { FLEET_RESTORE_CONFIRM_MS, type FleetCommand, type FleetService } from '../../fleet/fleet.service.js';
 import type { Router } from '../router.js';
-import { parseInput } from '../validate.js';
+import { idempotencyKeyHeader, parseInput } from '../validate.js';
 import { apiActor } from './agents.routes.js';
 
 /**
@@ -20,8 +20,7 @@ export function addFleetRoutes(router: Router, deps: { fleet: FleetService; poli
     auth: 'admin',
     handler: async (ctx) => {
       const body = parseInput(fleetActionInputSchema, ctx.body, 'fleet action');
-      const header = ctx.headers['idempotency-key'];
-      const idempotencyKey = body.idempotencyKey ?? (typeof header === 'string' && header.length > 0 && header.length <= 200 ? header : undefined);
+      const idempotencyKey = body.idempotencyKey ?? idempotencyKeyHeader(ctx.headers['idempotency-key']);
       const cmd: FleetCommand = { action: body.action, selector: body.selector, scopes: body.scopes, reason: body.reason, actor: apiActor(ctx.tokenName), ttlMs: body.ttl };
       if (body.dryRun) {
         const { ids: _ids, ...preview } = await deps.fleet.preview(cmd);
