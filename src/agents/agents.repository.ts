@@ -5,6 +5,7 @@ import type { ActiveAction, Agent, GrantConstraints, RestrictingKind, RiskTier, 
 import type { TrustTier } from '../domain/trust-score.js';
 import { deriveStatus } from '../domain/agent.js';
 import { cancelOpenRestoreConfirmations } from '../confirmations/confirmations.repository.js';
+import type { DrawnHead } from './versioned-commit.js';
 
 /** A grant as `loadAgents` reads it: timestamps arrive as JSON text. */
 interface GrantJson {
@@ -406,8 +407,8 @@ export interface ActionRows {
 export interface ActionRowsWritten {
   /** Restore confirmations that cannot carry over (their thread messages must be updated). */
   cancelled: string[];
-  /** The audit head as read under its lock (held from here to the commit), and the action's permission version. */
-  head: { seq: bigint; hash: string; versions: [bigint] };
+  /** The audit head as read under its lock (held from here to the commit), and the action's one permission version. */
+  head: DrawnHead;
 }
 
 /**

@@ -26,9 +26,6 @@ import { OUTBOX_NOTIFY_CHANNEL } from '../outbox/outbox-relay.js';
  * breaks the hash of the one after it.
  */
 
-/** The audit head under its lock and one permission version per agent (`lockHeadAndDrawVersions`). */
-export type FleetHead = DrawnHead;
-
 export interface FleetActionRow {
   id: string;
   agentId: string;
@@ -47,7 +44,8 @@ export interface FleetWrite {
   actor: string;
   reason: string;
   now: Date;
-  head: FleetHead;
+  /** The audit head under its lock and one permission version per agent (`lockHeadAndDrawVersions`). */
+  head: DrawnHead;
   actions: FleetActionRow[];
   opened: { id: string; agentId: string; actionId: string }[];
   closed: string[];
