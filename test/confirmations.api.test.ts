@@ -1,6 +1,6 @@
 import { describe, expect } from 'vitest';
 import { sql } from 'kysely';
-import { sampleAgent, waitFor, type TestApp } from './support/app.js';
+import { OTHER_TOKEN, sampleAgent, waitFor, type TestApp } from './support/app.js';
 import { appTest } from './support/fixture.js';
 import { inTransaction, waitForLockWait } from './support/locks.js';
 import { clickButton, decisionOf, textOf } from './support/drive.js';
@@ -78,6 +78,42 @@ describe('POST /v1/agents/{id}/actions restore under the policy', () => {
     const audit = await app.call('GET', '/v1/audit?agentId=api-bot&limit=1');
     expect(audit.body.entries[0]).toMatchObject({ action: 'agent.restore', actor: 'slack:U0ONCALL1' });
     expect(audit.body.entries[0].payload.action.reason).toContain('requested by api:platform');
+  });
+
+  it('a retry with the same Idempotency-Key answers the same 202 and confirmation: one question in the thread, even for concurrent retries', async () => {
+    await app.call('PUT', '/v1/agents/retry-restore-bot', sampleAgent);
+    expect((await app.call('POST', '/v1/agents/retry-restore-bot/actions', { action: 'contain', reason: 'drill' })).status).toBe(201);
+    expect((await freshEvaluation('retry-restore-bot', 'retry-restore-bot-eval-1')).status).toBe(201);
+    const restore = (key: string) => app.call('POST', '/v1/agents/retry-restore-bot/actions', { action: 'restore', reason: 'all clear' }, { headers: { 'idempotency-key': key } });
+    const asked = (await app.db.selectFrom('confirmations').select('id').where('agent_id', '=', 'retry-restore-bot').execute()).map((r) => r.id);
+    const cards = async () => (await app.db.selectFrom('outbox').select('payload').where('job_name', '=', 'confirmation-request').execute()).filter((r) => asked.includes((r.payload as { confirmationId: string }).confirmationId)).length;
+
+    // Two retries in flight at once (a client timing out and retrying): one confirmation between them.
+    const [a, b] = await Promise.all([restore('restore-retry-1'), restore('restore-retry-1')]);
+    expect([a.status, b.status]).toEqual([202, 202]);
+    expect(a.body.confirmationId).toBe(b.body.confirmationId);
+    const first = a.body.replayed ? b : a;
+    expect(first.body.replayed).toBeUndefined();
+    expect((a.body.replayed ? a : b).body).toEqual({ ...first.body, replayed: true });
+    asked.push(...(await app.db.selectFrom('confirmations').select('id').where('agent_id', '=', 'retry-restore-bot').execute()).map((r) => r.id));
+    expect(asked).toEqual([first.body.confirmationId]);
+    expect(await cards()).toBe(1);
+
+    // A later retry: the same answer; once confirmed, still the same (the caller polls GET /v1/confirmations/{id}).
+    expect((await restore('restore-retry-1')).body).toEqual({ ...first.body, replayed: true });
+    expect(await click('U0ONCALL1', first.body.confirmationId)).toContain('Restored retry-restore-bot');
+    const late = await restore('restore-retry-1');
+    expect(late.status).toBe(202);
+    expect(late.body).toEqual({ ...first.body, replayed: true });
+    expect(await decision('retry-restore-bot')).toBe('allow');
+    expect(await app.db.selectFrom('confirmations').select('id').where('agent_id', '=', 'retry-restore-bot').execute()).toHaveLength(1);
+    // The question, and its update showing the outcome: nothing more.
+    expect(await cards()).toBe(2);
+    await waitFor(() => slack.posts('C0INCIDENTS').some((p) => textOf(p.args).includes(first.body.confirmationId)), 5000, 'the confirmation request in Slack');
+    expect(slack.posts('C0INCIDENTS').filter((p) => textOf(p.args).includes(first.body.confirmationId))).toHaveLength(1);
+    // The key is the token's own: another token's same key is a new request (nothing left to restore now).
+    const other = await app.call('POST', '/v1/agents/retry-restore-bot/actions', { action: 'restore', reason: 'all clear' }, { headers: { 'idempotency-key': 'restore-retry-1' }, token: OTHER_TOKEN });
+    expect(other.status).toBe(409);
   });
 
   it('a confirmation asked over the API is cancelled when its incident ends another way, and GET says so', async () => {

@@ -238,6 +238,29 @@ describe('POST /v1/actions', () => {
     expect((await app.call('POST', '/v1/actions', { selector: { owner: 'ttl-owner@example.com' }, action: 'restore', reason: 'late' })).status).toBe(409);
   });
 
+  it('a retried restore by selector (same key) answers the first result and lifts nothing twice; another token\'s same key is its own', async () => {
+    for (const id of ['rtr-1', 'rtr-2']) await app.call('PUT', `/v1/agents/${id}`, { ...agent([{ scope: 'docs:write' }]), owner: 'retry-owner@example.com' });
+    const selector = { owner: 'retry-owner@example.com' };
+    expect((await app.call('POST', '/v1/actions', { selector, action: 'contain', reason: 'docs vendor' })).status).toBe(201);
+    const observedAt = new Date(Date.now() + 1000).toISOString();
+    for (const id of ['rtr-1', 'rtr-2']) await app.call('POST', `/v1/agents/${id}/evaluations`, { id: `eval-${id}`, dimension: 'safety', passed: true, observedAt, source: 'fleet test' });
+    const restore = (key: string, token?: string) => app.call('POST', '/v1/actions', { selector, action: 'restore', reason: 'patched' }, { headers: { 'idempotency-key': key }, token });
+    const before = await counts();
+    const [a, b] = await Promise.all([restore('fleet-restore-1'), restore('fleet-restore-1')]);
+    expect([a.status, b.status]).toEqual([201, 201]);
+    const first = a.body.replayed ? b : a;
+    expect(first.body).toMatchObject({ count: 2, agents: ['rtr-1', 'rtr-2'] });
+    expect((a.body.replayed ? a : b).body).toEqual({ ...first.body, replayed: true });
+    // Two restore audit entries (one per agent), not four.
+    expect(Number((await counts()).auditSeq) - Number(before.auditSeq)).toBe(2);
+    expect(await status('rtr-1')).toBe('active');
+    // Later, the same answer again; without the key, or with another token, it is a new request: nothing is left (409).
+    expect((await restore('fleet-restore-1')).body).toEqual({ ...first.body, replayed: true });
+    expect((await restore('fleet-restore-1', OTHER_TOKEN)).status).toBe(409);
+    expect((await app.call('POST', '/v1/actions', { selector, action: 'restore', reason: 'patched' })).status).toBe(409);
+    expect(Number((await counts()).auditSeq) - Number(before.auditSeq)).toBe(2);
+  });
+
   it('GET /v1/incidents lists fleet incidents beside the agents\' incidents, newest first, with their selector and count', async () => {
     const db = app.db;
     // The ttl's fleet incident (the test before) has closed by itself; nothing changes under the listing now.

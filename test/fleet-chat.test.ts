@@ -174,10 +174,16 @@ describe('fleet commands in Teams', () => {
   });
 
   it('a restore by selector over the API waits for one person (any restore holder) to confirm the whole set', async () => {
-    const res = await app.call('POST', '/v1/actions', { selector: { riskTier: 'critical', scope: 'tickets:*' }, action: 'restore', reason: 'ticketing vendor fixed' });
+    const ask = () => app.call('POST', '/v1/actions', { selector: { riskTier: 'critical', scope: 'tickets:*' }, action: 'restore', reason: 'ticketing vendor fixed' }, { headers: { 'idempotency-key': 'tickets-restore' } });
+    const res = await ask();
     expect(res.status).toBe(202);
     expect(res.body).toMatchObject({ status: 'awaiting_confirmation', count: 6 });
     const id: string = res.body.confirmationId;
+    // A retry with the same key answers the same confirmation: nothing is asked twice.
+    const retry = await ask();
+    expect(retry.status).toBe(202);
+    expect(retry.body).toEqual({ ...res.body, replayed: true });
+    expect(await app.db.selectFrom('fleet_confirmations').select('id').where('kind', '=', 'second_person').where('fleet_incident_id', '=', res.body.incidentId).execute()).toEqual([{ id }]);
     expect((await app.call('GET', `/v1/confirmations/${id}`)).body).toMatchObject({ id, status: 'pending', agentId: null, kind: 'restore', count: 6 });
     expect(await status('tms-1')).toBe('contained');
     await waitFor(() => slack.posts().some((p) => textOf(p.args).includes('asks to restore 6 agents')), 10_000, 'the request in the fleet thread');
@@ -185,6 +191,8 @@ describe('fleet commands in Teams', () => {
     expect(await teamsClick(ALICE_AAD, 'armalo.confirm', { confirmationId: id })).toContain('Restored 6 agents');
     for (let i = 1; i <= 6; i++) expect(await status(`tms-${i}`)).toBe('active');
     expect((await app.call('GET', `/v1/confirmations/${id}`)).body).toMatchObject({ status: 'confirmed', decidedBy: `teams:${ALICE_AAD}`, result: { count: 6 } });
+    // Retried after it was confirmed: still that confirmation (its result is on GET /v1/confirmations/{id}).
+    expect((await ask()).body).toEqual({ ...res.body, replayed: true });
     // Its request in the thread shows the outcome instead of the buttons.
     await waitFor(() => slack.updates().some((u) => textOf(u.args).includes('asks to restore 6 agents') && textOf(u.args).includes('Confirmed')), 10_000, 'the request to show it was confirmed');
   });

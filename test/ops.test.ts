@@ -89,7 +89,7 @@ describe('migrations', () => {
         (await db.introspection.getTables()).map((t) => t.name).filter((n) => !n.startsWith('kysely_')).sort();
       expect(await tables()).toEqual([]);
       expect((await createMigrator(db).migrateToLatest()).error).toBeUndefined();
-      expect(await tables()).toEqual(['agent_actions', 'agents', 'approval_decisions', 'approval_requests', 'audit_checkpoints', 'audit_head', 'audit_log', 'chat_identities', 'chat_leases', 'chat_messages', 'confirmations', 'console_login_tokens', 'console_sessions', 'evaluations', 'event_deliveries', 'fleet_confirmations', 'fleet_incidents', 'grants', 'held_events', 'inbound_events', 'incidents', 'outbox', 'pacts', 'policy_rejections', 'policy_versions', 'slack_requests', 'subscriptions', 'teams_conversations', 'trust_packets', 'trust_scores']);
+      expect(await tables()).toEqual(['agent_actions', 'agents', 'approval_decisions', 'approval_requests', 'audit_checkpoints', 'audit_head', 'audit_log', 'chat_identities', 'chat_leases', 'chat_messages', 'confirmations', 'console_login_tokens', 'console_sessions', 'evaluations', 'event_deliveries', 'fleet_confirmations', 'fleet_incidents', 'grants', 'held_events', 'idempotent_answers', 'inbound_events', 'incidents', 'outbox', 'pacts', 'policy_rejections', 'policy_versions', 'slack_requests', 'subscriptions', 'teams_conversations', 'trust_packets', 'trust_scores']);
       expect((await createMigrator(db).migrateTo(NO_MIGRATIONS)).error).toBeUndefined();
       expect(await tables()).toEqual([]);
       expect((await createMigrator(db).migrateToLatest()).error).toBeUndefined();

@@ -202,6 +202,7 @@ export const fleetAwaitingSchema = z
     count: z.number().int(),
     stillHeld: z.array(leftAloneSchema).optional(),
     stillHeldCount: z.number().int().optional(),
+    replayed: z.boolean().optional().meta({ description: 'A retry with the same idempotency key: the confirmation asked the first time (nothing was asked again)' }),
   })
   .meta({ description: "A restore by selector under restore.secondPerson: one person's confirmation in the fleet incident's thread covers the whole set" });
 
@@ -436,6 +437,7 @@ export const actionAwaitingConfirmationSchema = z
     confirmationId: z.string().meta({ description: 'GET /v1/confirmations/{id} tells how it ended' }),
     expiresAt: z.string(),
     incidentId: z.string().nullable(),
+    replayed: z.boolean().optional().meta({ description: 'A retry with the same Idempotency-Key: the confirmation asked the first time (nothing was asked again)' }),
   })
   .meta({ description: 'A restore under the policy\'s restore.secondPerson: a person must confirm it in the incident thread' });
 

@@ -12,6 +12,7 @@ import { findConfirmation, insertConfirmation, statusOf, type ConfirmationKind, 
 import { apiRequester, type Requester } from './same-person.js';
 import type { JobName } from '../queue/job-contracts.js';
 import { decommissionedMessage } from '../agents/registration-batch.js';
+import { answerOnce, storeAnswer, type StoredAnswer } from '../db/idempotent-answers.js';
 
 export const REVOKE_CONFIRM_MS = 5 * 60_000;
 export const RESTORE_CONFIRM_MS = 60 * 60_000;
@@ -33,7 +34,17 @@ export interface ConfirmationView {
   incidentId: string | null;
 }
 
-export type ApiRestoreOutcome = { applied: ActionResult } | { awaiting: ConfirmationView };
+/** The 202 answer of a restore over the API that waits for a person (stored for retries with its key). */
+export interface AwaitingConfirmation {
+  status: 'awaiting_confirmation';
+  confirmationId: string;
+  expiresAt: string;
+  incidentId: string | null;
+  /** A retry with the same `Idempotency-Key`: the confirmation asked the first time. */
+  replayed?: boolean;
+}
+
+export type ApiRestoreOutcome = { applied: ActionResult } | { awaiting: AwaitingConfirmation };
 
 /**
  * Two-step actions: revoke (its requester confirms) and restore under `secondPerson` (another
@@ -49,7 +60,11 @@ export class ConfirmationService {
     return { ...who, emails: [...new Set([...who.emails, ...rows.map((r) => r.email)].map((e) => e.toLowerCase()))] };
   }
 
-  async request(c: { kind: ConfirmationKind; agentId: string; actor: string; requester: Requester; payload: Record<string, unknown>; ttlMs: number }): Promise<ConfirmationView> {
+  /**
+   * Asks for a confirmation. With `answerKey`, its 202 answer is stored under that key in the same
+   * transaction (a concurrent request with the key makes this one fail on it and ask nothing).
+   */
+  async request(c: { kind: ConfirmationKind; agentId: string; actor: string; requester: Requester; payload: Record<string, unknown>; ttlMs: number; answerKey?: string }): Promise<ConfirmationView> {
     const { db, clock } = this.deps;
     const now = clock.now();
     const id = randomUUID();
@@ -62,6 +77,7 @@ export class ConfirmationService {
       if (agent.status === 'decommissioned') throw conflict(decommissionedMessage(agent, 'there is nothing left to act on'));
       if (c.kind === 'restore' && agent.activeActions.length === 0) throw conflict(`agent ${agent.id} is active; there is nothing to restore`);
       const incident = await findOpenIncident(trx, c.agentId);
+      const expiresAt = new Date(now.getTime() + c.ttlMs);
       await insertConfirmation(trx, {
         id,
         kind: c.kind,
@@ -70,11 +86,15 @@ export class ConfirmationService {
         requester: c.requester,
         payload: c.payload,
         now,
-        expiresAt: new Date(now.getTime() + c.ttlMs),
+        expiresAt,
         incidentId: incident?.id ?? null,
         actionIds: agent.activeActions.map((a) => a.id),
         agentVersion: agent.version,
       });
+      if (c.answerKey !== undefined) {
+        const body: AwaitingConfirmation = { status: 'awaiting_confirmation', confirmationId: id, expiresAt: expiresAt.toISOString(), incidentId: incident?.id ?? null };
+        await storeAnswer(trx, c.answerKey, { status: 202, body });
+      }
       // A restore needs a second person: the request goes into the incident's thread for them.
       if (c.kind === 'restore') await addOutboxJob(trx, { jobName: CONFIRMATION_REQUEST_JOB, payload: { confirmationId: id } }, now);
     });
@@ -114,22 +134,36 @@ export class ConfirmationService {
    * (any holder of a restore role) to confirm in the incident thread.
    */
   async restoreOverApi(agentId: string, reason: string, tokenName: string, actor: string, idempotencyKey?: string): Promise<ApiRestoreOutcome> {
-    const { agents, policy } = this.deps;
-    const rule = policy.permissions.restore;
+    const { agents, db } = this.deps;
     // A retry of a restore that was applied answers that restore (the checks below would refuse it: nothing left to restore).
     const replay = idempotencyKey ? await agents.replayed(idempotencyKey) : undefined;
     if (replay) return { applied: replay };
+    // A retry of one that waits for a person answers the confirmation asked the first time: one card, one question.
+    const answer = await answerOnce<AwaitingConfirmation | ActionResult>(db, idempotencyKey, () => this.askOrRestore(agentId, reason, tokenName, actor, idempotencyKey)).catch(async (err: unknown) => {
+      // A concurrent retry that restored at once (no second person) leaves nothing to restore for this one: answer that restore.
+      const applied = idempotencyKey ? await agents.replayed(idempotencyKey).catch(() => undefined) : undefined;
+      if (applied) return { status: 201, body: applied };
+      throw err;
+    });
+    return answer.status === 202 ? { awaiting: answer.body as AwaitingConfirmation } : { applied: answer.body as ActionResult };
+  }
+
+  /** The restore asked for over the API, as its first answer: 201 applied, or 202 asked of a person. */
+  private async askOrRestore(agentId: string, reason: string, tokenName: string, actor: string, idempotencyKey: string | undefined): Promise<StoredAnswer<AwaitingConfirmation | ActionResult>> {
+    const { agents, policy, db } = this.deps;
+    const rule = policy.permissions.restore;
     // Unknown agent (404) and nothing to restore (409) answer the same as a direct restore.
     await agents.act(agentId, { kind: 'restore', reason, actor }, { dryRun: true });
     if (rule.freshEvaluation) {
-      const since = await incidentAwaitingEvaluation(this.deps.db, agentId);
+      const since = await incidentAwaitingEvaluation(db, agentId);
       if (since) throw conflict(freshEvaluationRefusal(agentId, since));
     }
     // Checked again under the agent's lock: an incident opened since would need its own evaluation.
-    if (!rule.secondPerson) return { applied: await agents.act(agentId, { kind: 'restore', reason, actor }, { freshEvaluation: rule.freshEvaluation, idempotencyKey }) };
+    if (!rule.secondPerson) return { status: 201, body: await agents.act(agentId, { kind: 'restore', reason, actor }, { freshEvaluation: rule.freshEvaluation, idempotencyKey }) };
     if (!policy.channels.incidents) {
       throw conflict('restore needs a second person (permissions.restore.secondPerson), but the policy names no incidents channel (channels.incidents) to ask in');
     }
-    return { awaiting: await this.request({ kind: 'restore', agentId, actor, requester: apiRequester(tokenName), payload: { reason }, ttlMs: RESTORE_CONFIRM_MS }) };
+    const asked = await this.request({ kind: 'restore', agentId, actor, requester: apiRequester(tokenName), payload: { reason }, ttlMs: RESTORE_CONFIRM_MS, answerKey: idempotencyKey });
+    return { status: 202, body: { status: 'awaiting_confirmation', confirmationId: asked.id, expiresAt: asked.expiresAt, incidentId: asked.incidentId } };
   }
 }

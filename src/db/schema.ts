@@ -121,6 +121,14 @@ export interface FleetConfirmationsTable {
   result: Json<unknown> | null;
 }
 
+/** The answer given to a request with an `Idempotency-Key`, committed with its effect (migration 0020). */
+export interface IdempotentAnswersTable {
+  key: string;
+  status: number;
+  body: Json<unknown>;
+  created_at: ColumnType<Date, Date | undefined, never>;
+}
+
 export interface ChatMessagesTable {
   key: string;
   platform: string;
@@ -378,6 +386,7 @@ export interface Database {
   incidents: IncidentsTable;
   fleet_incidents: FleetIncidentsTable;
   fleet_confirmations: FleetConfirmationsTable;
+  idempotent_answers: IdempotentAnswersTable;
   chat_messages: ChatMessagesTable;
   chat_leases: ChatLeasesTable;
   confirmations: ConfirmationsTable;

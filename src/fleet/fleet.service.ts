@@ -6,6 +6,7 @@ import { planAction, planLift, type ActionCommand } from '../domain/actions.js';
 import { conflict, isCodedError, notFound } from '../domain/errors.js';
 import { checkSelector, matchesSelector, selectorText, type FleetSelector } from '../domain/fleet-selector.js';
 import { addOutboxJob } from '../outbox/outbox.repository.js';
+import { answerOnce, storeAnswer, type StoredAnswer } from '../db/idempotent-answers.js';
 import { eventRow, lockHeadAndDrawVersions, outboxRow, type OutboxRow } from '../agents/versioned-commit.js';
 import { writeFleet, type FleetActionRow } from './fleet-commit.js';
 import { EVENT_FOR, LIFT_ACTION_JOB, resultOf, type ActionResult, type AgentServiceDeps, type PermissionChangePublisher } from '../agents/agents.service.js';
@@ -326,7 +327,7 @@ export class FleetService {
    * blocks stay held and are listed. Closes the fleet incident once none of its actions is in force.
    * With `bound`, only those agents (the set a confirmation was asked about) are restored.
    */
-  async restore(cmd: FleetCommand, options: { incidentId?: string; bound?: string[]; claim?: { id: string; actor: string } } = {}): Promise<FleetResult> {
+  async restore(cmd: FleetCommand, options: { incidentId?: string; bound?: string[]; claim?: { id: string; actor: string }; answerKey?: string } = {}): Promise<FleetResult> {
     const selector = checkSelector(cmd.selector);
     const { db, clock } = this.deps;
     const out = await db.transaction().execute(async (trx): Promise<{ result: FleetResult; published?: Published }> => {
@@ -364,6 +365,7 @@ export class FleetService {
         if (inForce.size === 0) await trx.updateTable('fleet_incidents').set({ status: 'closed', closed_at: now, closed_by: cmd.actor }).where('id', '=', incident.id).execute();
         const result: FleetResult = { ...base, count: 0, incidentId: incident.id, agents: [] };
         if (options.claim) await storeConfirmationResult(trx, options.claim.id, result);
+        if (options.answerKey !== undefined) await storeAnswer(trx, options.answerKey, { status: 201, body: result });
         return { result };
       }
       // An agent active again ends its own incident, and the restore confirmations asked during it (as closeIncident does for one).
@@ -398,11 +400,49 @@ export class FleetService {
       // Closed once none of its actions is in force (those kept held, or outside a confirmation's set, stay).
       if ((await heldByFleet(trx, incident.id)).length === 0) await trx.updateTable('fleet_incidents').set({ status: 'closed', closed_at: now, closed_by: cmd.actor }).where('id', '=', incident.id).execute();
       if (options.claim) await storeConfirmationResult(trx, options.claim.id, result);
+      if (options.answerKey !== undefined) await storeAnswer(trx, options.answerKey, { status: 201, body: result });
       const written = planned.map(({ agent, held: h }, i) => standing(agent, head.versions[i]!, now, agent.activeActions.filter((a) => a.id !== h.actionId)));
       return { result, published: { agentId: restoredIds[head.versions.indexOf(top)]!, version: top, written, approvalsOf: [] } };
     });
     if (out.published) await this.afterCommit(out.published);
     return out.result;
+  }
+
+  /**
+   * A restore by selector asked for with an API token: applied at once (201), or, under the policy's
+   * `restore.secondPerson`, asked of a person in the fleet incident's thread (202): a token is not a
+   * person, and any holder of a restore role confirms, once, for the whole set. With `answerKey`, a
+   * retry answers what the first request did (the same result, or the same confirmation) and
+   * neither acts nor asks again.
+   */
+  async restoreOverApi(cmd: FleetCommand, requester: Requester, options: { answerKey?: string; incidentsChannel: boolean }): Promise<StoredAnswer<FleetResult | FleetAwaiting>> {
+    const { answerKey } = options;
+    return answerOnce<FleetResult | FleetAwaiting>(this.deps.db, answerKey, async () => {
+      const preview = await this.preview(cmd);
+      if (!this.deps.restoreRule().secondPerson || preview.count === 0) return { status: 201, body: await this.restore(cmd, { answerKey }) };
+      if (!options.incidentsChannel) {
+        throw conflict('restore needs a second person (permissions.restore.secondPerson), but the policy names no incidents channel (channels.incidents) to ask in');
+      }
+      const awaiting = (asked: { id: string; expiresAt: string }): FleetAwaiting => ({
+        status: 'awaiting_confirmation',
+        confirmationId: asked.id,
+        expiresAt: asked.expiresAt,
+        incidentId: preview.incidentId ?? null,
+        count: preview.count,
+        stillHeld: preview.stillHeld ?? [],
+        stillHeldCount: preview.stillHeldCount ?? 0,
+      });
+      const asked = await this.requestConfirmation({
+        kind: 'second_person',
+        cmd,
+        requester,
+        agentIds: preview.ids,
+        incidentId: preview.incidentId ?? null,
+        ttlMs: FLEET_RESTORE_CONFIRM_MS,
+        answer: answerKey === undefined ? undefined : { key: answerKey, body: awaiting },
+      });
+      return { status: 202, body: awaiting(asked) };
+    });
   }
 
   /**
@@ -416,6 +456,8 @@ export class FleetService {
     agentIds: string[];
     incidentId: string | null;
     ttlMs: number;
+    /** Stores the answer this request gives under an idempotency key, in the same transaction. */
+    answer?: { key: string; body: (asked: { id: string; expiresAt: string }) => FleetAwaiting };
   }): Promise<{ id: string; expiresAt: string }> {
     const { db, clock } = this.deps;
     const now = clock.now();
@@ -446,6 +488,7 @@ export class FleetService {
       if (c.kind === 'second_person' && c.incidentId) {
         await addOutboxJob(trx, { jobName: FLEET_UPDATE_JOB, payload: { fleetIncidentId: c.incidentId, event: 'confirmation', confirmationId: id } }, now);
       }
+      if (c.answer) await storeAnswer(trx, c.answer.key, { status: 202, body: c.answer.body({ id, expiresAt: expiresAt.toISOString() }) });
     });
     this.deps.onOutboxWrite?.();
     return { id, expiresAt: expiresAt.toISOString() };

@@ -115,10 +115,7 @@ export function addAgentRoutes(router: Router, deps: { db: Db; clock: Clock; age
       // The policy binds tokens too: a restore follows permissions.restore (fresh evaluation, second person).
       if (body.action === 'restore' && !body.dryRun && deps.confirmations) {
         const outcome = await deps.confirmations.restoreOverApi(id, body.reason, ctx.tokenName ?? 'unknown', apiActor(ctx.tokenName), idempotencyKey);
-        if ('awaiting' in outcome) {
-          const { id: confirmationId, expiresAt, incidentId } = outcome.awaiting;
-          return { status: 202, body: { status: 'awaiting_confirmation', confirmationId, expiresAt, incidentId } };
-        }
+        if ('awaiting' in outcome) return { status: 202, body: outcome.awaiting };
         return { status: 201, body: outcome.applied };
       }
       const result = await deps.agents.act(

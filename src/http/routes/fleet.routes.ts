@@ -1,8 +1,7 @@
 import type { Policy } from '../../policy/policy.schema.js';
 import { fleetActionInputSchema } from '../../api/schemas.js';
-import { conflict } from '../../domain/errors.js';
 import { apiRequester } from '../../confirmations/same-person.js';
-import { FLEET_RESTORE_CONFIRM_MS, type FleetCommand, type FleetService } from '../../fleet/fleet.service.js';
+import { type FleetCommand, type FleetService } from '../../fleet/fleet.service.js';
 import type { Router } from '../router.js';
 import { idempotencyKeyHeader, parseInput } from '../validate.js';
 import { apiActor } from './agents.routes.js';
@@ -27,25 +26,9 @@ export function addFleetRoutes(router: Router, deps: { fleet: FleetService; poli
         return { status: 200, body: preview };
       }
       if (body.action !== 'restore') return { status: 201, body: await deps.fleet.apply(cmd, { idempotencyKey }) };
-      const rule = deps.policy.permissions.restore;
-      const preview = await deps.fleet.preview(cmd);
-      if (!rule.secondPerson || preview.count === 0) return { status: 201, body: await deps.fleet.restore(cmd) };
-      if (!deps.policy.channels.incidents) {
-        throw conflict('restore needs a second person (permissions.restore.secondPerson), but the policy names no incidents channel (channels.incidents) to ask in');
-      }
-      // A token is not a person: any holder of a restore role confirms, once, for the whole set.
-      const asked = await deps.fleet.requestConfirmation({
-        kind: 'second_person',
-        cmd,
-        requester: apiRequester(ctx.tokenName ?? 'unknown'),
-        agentIds: preview.ids,
-        incidentId: preview.incidentId ?? null,
-        ttlMs: FLEET_RESTORE_CONFIRM_MS,
-      });
-      return {
-        status: 202,
-        body: { status: 'awaiting_confirmation', confirmationId: asked.id, expiresAt: asked.expiresAt, incidentId: preview.incidentId ?? null, count: preview.count, stillHeld: preview.stillHeld ?? [], stillHeldCount: preview.stillHeldCount ?? 0 },
-      };
+      // Retries are scoped per token, as single actions' are.
+      const answerKey = idempotencyKey === undefined ? undefined : `fleet-restore:api:${ctx.tokenName ?? 'unknown'}:${idempotencyKey}`;
+      return deps.fleet.restoreOverApi(cmd, apiRequester(ctx.tokenName ?? 'unknown'), { answerKey, incidentsChannel: Boolean(deps.policy.channels.incidents) });
     },
   });
 }
