@@ -93,7 +93,7 @@ describe('migrations', () => {
       expect((await createMigrator(db).migrateTo(NO_MIGRATIONS)).error).toBeUndefined();
       expect(await tables()).toEqual([]);
       expect((await createMigrator(db).migrateToLatest()).error).toBeUndefined();
-      expect(await tables()).toHaveLength(30);
+      expect(await tables()).toHaveLength(31);
     } finally {
       await db.destroy();
       await fresh.drop();
