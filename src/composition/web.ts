@@ -46,7 +46,7 @@ export async function startHttp(s: Services, options: AppOptions, lifecycle: Lif
   }
   if (web && view) addApiRoutes(router, { ...s, view }, options, lifecycle);
   // The web console for people: signed in from chat, the same use cases and policy as chat.
-  if (web) addConsoleRoutes(router, { db, clock, logger, policy: s.policy, sessions: s.consoleSessions, commands, approvals, trust: s.trust, packets: s.packets, renderers: loadPacketRenderers, publicUrl: config.publicUrl });
+  if (web) addConsoleRoutes(router, { db, clock, logger, policy: s.policy, sessions: s.consoleSessions, commands, approvals, trust: s.trust, packets: s.packets, renderers: loadPacketRenderers, publicUrl: config.publicUrl, trustedProxyHops: config.trustedProxyHops });
   const server = createHttpServer({ router, auth: new TokenAuthenticator(config.apiTokens), logger, metrics: s.metrics });
   return { port: await listen(server, config, lifecycle), server, slack };
 }

@@ -92,6 +92,7 @@ export const envSchema = z
     /** Accept the public development defaults in production (laptop quick start only; loud warning). */
     ARMALO_INSECURE_DEV_DEFAULTS: flag,
     ARMALO_VIEW_STALE_AFTER_MS: z.coerce.number().int().min(500).max(60_000).default(3000),
+    ARMALO_TRUSTED_PROXY_HOPS: z.coerce.number().int().min(0).max(10).default(0),
     SLACK_SIGNING_SECRET: optionalText,
     SLACK_BOT_TOKEN: optionalText,
     SLACK_APP_TOKEN: optionalText,
@@ -165,6 +166,8 @@ export interface Config {
   readonly inboundWebhookSecret: string | undefined;
   readonly eventsWebhook: { readonly url: string; readonly secret: string } | undefined;
   readonly viewStaleAfterMs: number;
+  /** Proxies in front of the service that append to X-Forwarded-For (the console sign-in limiter keys on the client behind them). */
+  readonly trustedProxyHops: number;
   /** ARMALO_INSECURE_DEV_DEFAULTS=1: production accepted the public development defaults (warned at every start). */
   readonly insecureDevDefaults: boolean;
   readonly links: { readonly publicUrl: string; readonly secret: string } | undefined;
@@ -236,6 +239,7 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
         ? { url: e.ARMALO_EVENTS_WEBHOOK_URL, secret: e.ARMALO_EVENTS_WEBHOOK_SECRET }
         : undefined,
     viewStaleAfterMs: e.ARMALO_VIEW_STALE_AFTER_MS,
+    trustedProxyHops: e.ARMALO_TRUSTED_PROXY_HOPS,
     insecureDevDefaults: e.ARMALO_INSECURE_DEV_DEFAULTS,
     callbackHosts: e.ARMALO_CALLBACK_HOSTS,
     publicUrl: e.ARMALO_PUBLIC_URL?.replace(/\/$/, ''),

@@ -29,6 +29,7 @@ import { listAudit, verifyAudit } from '../audit/audit.repository.js';
 import { findConfirmation } from '../confirmations/confirmations.repository.js';
 import { renderScoreChartSvg } from '../packets/score-chart.js';
 import { loadScoreHistory } from '../packets/score-history.repository.js';
+import { clientAddress } from '../http/client-address.js';
 import { csrfMatches, SESSION_COOKIE, SESSION_TTL_MS, SignInLimiter, type ConsoleSession, type ConsoleSessions } from './console-sessions.js';
 import { html, path, type Raw } from './html.js';
 import { CONSOLE_CSS } from './styles.js';
@@ -50,6 +51,8 @@ export interface ConsoleDeps {
   /** ARMALO_PUBLIC_URL: the cookie is marked Secure when it is https. */
   publicUrl: string | undefined;
   signInLimiter?: SignInLimiter;
+  /** Proxies in front that append to X-Forwarded-For (`ARMALO_TRUSTED_PROXY_HOPS`); 0: the socket's peer is the client. */
+  trustedProxyHops?: number;
 }
 
 /**
@@ -206,7 +209,8 @@ export function addConsoleRoutes(router: Router, deps: ConsoleDeps): void {
     path: '/console/login',
     auth: false,
     raw: serve(async (req) => {
-      const address = req.socket.remoteAddress ?? 'unknown';
+      // Behind a load balancer the socket's peer is the balancer: its failures would block everyone.
+      const address = clientAddress(req, deps.trustedProxyHops ?? 0);
       if (limiter.blocked(address)) throw new ConsoleRefusal(429, 'Too many failed sign-in attempts from here; wait a few minutes and try again.');
       const form = await readForm(req);
       const result = await sessions.redeem(form.get('t') ?? '');

@@ -36,12 +36,12 @@ export async function consoleGet(app: TestApp, path: string, cookie?: string): P
   return answer(await fetch(app.url + path, { redirect: 'manual', headers: cookie ? { cookie } : {} }));
 }
 
-export async function consolePost(app: TestApp, path: string, fields: Record<string, string>, cookie?: string): Promise<ConsoleAnswer> {
+export async function consolePost(app: TestApp, path: string, fields: Record<string, string>, cookie?: string, headers: Record<string, string> = {}): Promise<ConsoleAnswer> {
   return answer(
     await fetch(app.url + path, {
       method: 'POST',
       redirect: 'manual',
-      headers: { 'content-type': 'application/x-www-form-urlencoded', ...(cookie ? { cookie } : {}) },
+      headers: { 'content-type': 'application/x-www-form-urlencoded', ...(cookie ? { cookie } : {}), ...headers },
       body: new URLSearchParams(fields).toString(),
     }),
   );
