@@ -74,6 +74,9 @@ const TTE_CYCLES = intFromEnv('BENCH_TTE_CYCLES', 30, 1, 500);
  * load, and on two cores it starves the instances it measures; every 2 ms is 500/s more.
  */
 const TTE_POLL_MS = intFromEnv('BENCH_TTE_POLL_MS', 2, 0, 50);
+/** What sends the 1,000 req/s decision load on A during the time-to-effect cycles: the lean probe (its own process) or autocannon (in this process). */
+const TTE_LOAD = (process.env.BENCH_TTE_LOAD ?? 'probe') as 'probe' | 'autocannon';
+if (TTE_LOAD !== 'probe' && TTE_LOAD !== 'autocannon') throw new Error(`BENCH_TTE_LOAD must be probe or autocannon, not ${String(TTE_LOAD)}`);
 /** Trust packets measured per path (REST and Slack). */
 const PACKET_RUNS = intFromEnv('BENCH_PACKET_RUNS', 5, 1, 50);
 
@@ -167,6 +170,11 @@ class Probe {
       this.child.once('exit', onExit);
       this.child.send({ probe: request });
     });
+  }
+
+  /** Ends the run in progress early; its result still arrives (the promise `run` returned). */
+  stop(): void {
+    this.child.send({ probeStop: true });
   }
 
   close(): void {
@@ -343,14 +351,28 @@ interface TteResult {
  * first `deny` from A. Then `restore` (which the bench policy lets through at once) goes to B and
  * the time until A allows again is measured the same way.
  */
-async function timeToEffect(a: ServerChild, b: ServerChild, token: string): Promise<TteResult> {
+async function timeToEffect(a: ServerChild, b: ServerChild, token: string, probe: Probe): Promise<TteResult> {
   const headers = { 'content-type': 'application/json', authorization: `Bearer ${token}` };
   const poller = new HttpPool(HOST, a.port, 1);
   const commander = new HttpPool(HOST, b.port, 1);
   const out: TteResult = { contain: new Samples(), restore: new Samples(), acks: new Samples(), failures: [], load: { rps: 0, non2xx: 0, errors: 0, mismatches: 0 }, generatorStallP99: 0 };
   const loopDelay = monitorEventLoopDelay({ resolution: 5 });
-  let background: autocannon.Instance | undefined;
-  const backgroundDone = new Promise<void>((resolve, reject) => {
+  let background: { stop(): void } | undefined;
+  const backgroundStarted = performance.now();
+  const backgroundDone = TTE_LOAD === 'probe' ? probe.run({
+    host: HOST,
+    port: a.port,
+    path: '/v1/decisions',
+    headers,
+    body: UNCOVERED_REQUEST,
+    rate: RATE,
+    connections: RATE_CONNECTIONS,
+    seconds: 3600,
+    skipSeconds: 0,
+    expect: '"decision":"allow"',
+  }).then((r) => {
+    out.load = { rps: r.answered / ((performance.now() - backgroundStarted) / 1000), non2xx: r.non2xx, errors: r.errors, mismatches: r.mismatches };
+  }) : new Promise<void>((resolve, reject) => {
     background = autocannon(
       { url: `http://${HOST}:${a.port}/v1/decisions`, method: 'POST', headers, body: UNCOVERED_REQUEST, connections: RATE_CONNECTIONS, pipelining: 1, duration: 3600, timeout: 10, overallRate: RATE, verifyBody: isAllow },
       (err, r) => {
@@ -395,6 +417,7 @@ async function timeToEffect(a: ServerChild, b: ServerChild, token: string): Prom
     }
   } finally {
     loopDelay.disable();
+    if (TTE_LOAD === 'probe') probe.stop();
     background?.stop();
     await backgroundDone.catch((err: Error) => out.failures.push(`background load: ${err.message}`));
     poller.close();
@@ -458,6 +481,7 @@ async function decisionPart({ databaseUrl, prefix, token, tempDir, children, pro
   // Interleaved (bare, ours, ours, bare ...) so drift on the machine hits both servers alike.
   const results: Record<Server, Record<Mode, RunResult[]>> = { bare: { max: [], rate: [], probe: [] }, uncovered: { max: [], rate: [], probe: [] }, covered: { max: [], rate: [], probe: [] } };
   const probe = new Probe();
+  let tte: TteResult;
   try {
     for (let round = 1; round <= ROUNDS; round++) {
       for (const mode of ['max', 'rate', 'probe'] as const) {
@@ -473,12 +497,11 @@ async function decisionPart({ databaseUrl, prefix, token, tempDir, children, pro
         }
       }
     }
+    console.log(`time-to-effect: ${TTE_CYCLES} contain/restore cycle(s) sent to B, decisions polled on A ${TTE_POLL_MS ? `every ${TTE_POLL_MS} ms` : "back to back"} under ${fmtInt(RATE)} req/s (sent by ${TTE_LOAD === 'probe' ? 'the rate probe, in its own process' : 'autocannon, in this process'})`);
+    tte = await timeToEffect(a, b, token, probe);
   } finally {
     probe.close();
   }
-
-  console.log(`time-to-effect: ${TTE_CYCLES} contain/restore cycle(s) sent to B, decisions polled on A ${TTE_POLL_MS ? `every ${TTE_POLL_MS} ms` : "back to back"} under ${fmtInt(RATE)} req/s`);
-  const tte = await timeToEffect(a, b, token);
   ensureAlive();
   const rssAtEnd = [await a.cpuUsage(), await b.cpuUsage()].map((u) => u.rss);
 

@@ -64,6 +64,9 @@ function percentile(sorted: number[], q: number): number {
   return sorted[Math.min(sorted.length - 1, Math.ceil(q * sorted.length) - 1)]!;
 }
 
+/** Ends the run in progress early (its requests in flight are still answered and counted). */
+let stopCurrent: (() => void) | undefined;
+
 export function runProbe(req: ProbeRequest): Promise<ProbeResult> {
   const head = [`POST ${req.path} HTTP/1.1`, `host: ${req.host}:${req.port}`, 'connection: keep-alive', ...Object.entries(req.headers).map(([k, v]) => `${k}: ${v}`), `content-length: ${Buffer.byteLength(req.body)}`].join('\r\n');
   const wire = Buffer.from(`${head}\r\n\r\n${req.body}`);
@@ -81,6 +84,11 @@ export function runProbe(req: ProbeRequest): Promise<ProbeResult> {
     let timer: NodeJS.Timeout | undefined;
     let finished = false;
 
+    stopCurrent = () => {
+      const now = performance.now();
+      if (endAt === 0 || now < endAt) endAt = now;
+      if (conns.every((x) => !x.busy)) finish();
+    };
     // A server that stops answering must not hang the benchmark.
     const guard = setTimeout(() => finish(new Error(`the run did not end within ${req.seconds + 15} s (answers missing)`)), (req.seconds + 15) * 1000);
     const finish = (err?: Error) => {
@@ -176,6 +184,7 @@ export function runProbe(req: ProbeRequest): Promise<ProbeResult> {
 // As a child (forked by the benchmark): one run per message, the result sent back.
 if (process.send) {
   process.on('message', (msg: unknown) => {
+    if ((msg as { probeStop?: boolean }).probeStop) return stopCurrent?.();
     const request = (msg as { probe?: ProbeRequest }).probe;
     if (!request) return;
     runProbe(request).then(
