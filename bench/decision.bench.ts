@@ -147,6 +147,9 @@ interface RunResult {
   generatorStallP99: number;
   /** The probe only: requests that were due while the server held every socket. */
   blocked?: number;
+  /** Probe runs: the probe's own longest pause between ticks (ms), and its scheduling priority. */
+  probeGapMax?: number;
+  probePriority?: number;
 }
 
 /** The lean fixed-rate probe (bench/servers/rate-probe.ts), in a process of its own. */
@@ -182,6 +185,10 @@ class Probe {
   }
 }
 
+/** The probe's priority as seen in the last probe run (set once per process). */
+let lastProbePriority: number | undefined;
+const probePriorityNote = () => (lastProbePriority === undefined ? '' : lastProbePriority < 0 ? `, at scheduling priority ${lastProbePriority} (ahead of the servers)` : ', at normal priority (raising it was not permitted)');
+
 /** One run of the lean probe at RATE req/s (latency only; throughput is autocannon's). */
 async function probeLoad(probe: Probe, server: ServerChild, token: string, seconds: number, body: string): Promise<RunResult> {
   const cpuBefore = await server.cpuUsage();
@@ -198,6 +205,7 @@ async function probeLoad(probe: Probe, server: ServerChild, token: string, secon
     expect: '"decision":"allow"',
   });
   const cpuAfter = await server.cpuUsage();
+  lastProbePriority = r.priority;
   const samples = new Samples();
   for (const ms of r.latencies) samples.add(ms);
   const [p50, p99] = samples.percentiles([0.5, 0.99]);
@@ -214,6 +222,8 @@ async function probeLoad(probe: Probe, server: ServerChild, token: string, secon
     systemPerRequest: (cpuAfter.system - cpuBefore.system) / n,
     generatorStallP99: r.sendLagP99,
     blocked: r.blocked,
+    probeGapMax: r.tickGapMax,
+    probePriority: r.priority,
   };
 }
 
@@ -492,7 +502,7 @@ async function decisionPart({ databaseUrl, prefix, token, tempDir, children, pro
           const label = mode === 'max' ? `max load (${MAX_CONNECTIONS} conn)` : mode === 'rate' ? `${fmtInt(RATE)} req/s (${RATE_CONNECTIONS} conn)` : `probe ${fmtInt(RATE)} req/s (${RATE_CONNECTIONS} conn)`;
           console.log(
             `round ${round}/${ROUNDS} ${server.padEnd(9)} ${label.padEnd(24)} ${fmtInt(r.rps).padStart(7)} req/s  p50 ${fmtMs(r.p50)} ms  p99 ${fmtMs(r.p99)} ms` +
-              `  server CPU/req ${fmtInt(r.userPerRequest)}+${fmtInt(r.systemPerRequest)} µs  ${mode === 'probe' ? `send lag p99 ${fmtMs(r.generatorStallP99)} ms  blocked ${r.blocked ?? 0}` : `generator stall p99 ${fmtMs(r.generatorStallP99)} ms`}  non-2xx ${r.non2xx}  errors ${r.errors}${r.mismatches ? `  not-allow answers ${r.mismatches}` : ''}`,
+              `  server CPU/req ${fmtInt(r.userPerRequest)}+${fmtInt(r.systemPerRequest)} µs  ${mode === 'probe' ? `send lag p99 ${fmtMs(r.generatorStallP99)} ms  probe pause max ${fmtMs(r.probeGapMax ?? NaN)} ms  blocked ${r.blocked ?? 0}` : `generator stall p99 ${fmtMs(r.generatorStallP99)} ms`}  non-2xx ${r.non2xx}  errors ${r.errors}${r.mismatches ? `  not-allow answers ${r.mismatches}` : ''}`,
           );
         }
       }
@@ -541,7 +551,7 @@ async function decisionPart({ databaseUrl, prefix, token, tempDir, children, pro
       SERVERS.map((k) => [names[k], fmtInt(s[k].rps), fmtMs(s[k].maxP50), fmtMs(s[k].maxP99), fmtMs(s[k].rateP50), fmtMs(s[k].rateP99), fmtMs(s[k].probeP50), fmtMs(s[k].probeP99), String(s[k].non2xx), String(s[k].errors)]),
     ),
   );
-  console.log(`(medians of ${ROUNDS} round(s) of ${DURATION} s; max load = ${MAX_CONNECTIONS} connections, pipelining 1; @${fmtInt(RATE)}/s = autocannon at a fixed rate; probe = the same rate from bench/servers/rate-probe.ts, a lean generator in its own process; non-2xx and errors are totals over all runs)`);
+  console.log(`(medians of ${ROUNDS} round(s) of ${DURATION} s; max load = ${MAX_CONNECTIONS} connections, pipelining 1; @${fmtInt(RATE)}/s = autocannon at a fixed rate; probe = the same rate from bench/servers/rate-probe.ts, a lean generator in its own process${probePriorityNote()}; non-2xx and errors are totals over all runs)`);
   for (const k of SERVERS) if (s[k].blocked) console.log(`${names[k]}: ${s[k].blocked} probe request(s) were due while the server held all ${RATE_CONNECTIONS} sockets (counted from when they were due)`);
   for (const k of SERVERS) {
     if (s[k].timeouts || s[k].mismatches) console.log(`${names[k]}: errors include ${s[k].timeouts} timeout(s) and ${s[k].mismatches} answer(s) that were not "allow"`);

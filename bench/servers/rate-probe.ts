@@ -19,6 +19,7 @@
  * are counted (`blocked`).
  */
 import { connect, type Socket } from 'node:net';
+import { getPriority, setPriority } from 'node:os';
 
 export interface ProbeRequest {
   host: string;
@@ -44,6 +45,10 @@ export interface ProbeResult {
   sendLagP99: number;
   /** Requests that were due while the server held every socket (counted from when they were due). */
   blocked: number;
+  /** The probe's own longest pause between two of its 1 ms ticks, ms: a pause of the probe (the machine gave its core to others) delays reading answers too, and counts as server latency. */
+  tickGapMax: number;
+  /** The probe's scheduling priority (-10 when it could raise it, 0 otherwise). */
+  priority: number;
   non2xx: number;
   mismatches: number;
   errors: number;
@@ -70,7 +75,7 @@ let stopCurrent: (() => void) | undefined;
 export function runProbe(req: ProbeRequest): Promise<ProbeResult> {
   const head = [`POST ${req.path} HTTP/1.1`, `host: ${req.host}:${req.port}`, 'connection: keep-alive', ...Object.entries(req.headers).map(([k, v]) => `${k}: ${v}`), `content-length: ${Buffer.byteLength(req.body)}`].join('\r\n');
   const wire = Buffer.from(`${head}\r\n\r\n${req.body}`);
-  const result: ProbeResult = { sent: 0, answered: 0, latencies: [], sendLagP99: 0, blocked: 0, non2xx: 0, mismatches: 0, errors: 0 };
+  const result: ProbeResult = { sent: 0, answered: 0, latencies: [], sendLagP99: 0, blocked: 0, tickGapMax: 0, priority: getPriority(), non2xx: 0, mismatches: 0, errors: 0 };
   const lags: number[] = [];
   const conns: Conn[] = [];
   const free: Conn[] = [];
@@ -131,8 +136,11 @@ export function runProbe(req: ProbeRequest): Promise<ProbeResult> {
 
     /** A request was due while every socket was busy: until the schedule catches up, requests count from when they were due. */
     let starved = false;
+    let lastTick = 0;
     const tick = () => {
       const now = performance.now();
+      if (lastTick > 0 && now - lastTick > result.tickGapMax) result.tickGapMax = now - lastTick;
+      lastTick = now;
       while (next <= now && next < endAt) {
         const c = free.pop();
         if (!c) {
@@ -183,6 +191,14 @@ export function runProbe(req: ProbeRequest): Promise<ProbeResult> {
 
 // As a child (forked by the benchmark): one run per message, the result sent back.
 if (process.send) {
+  // Ahead of the servers it measures where the system allows it (root, or CAP_SYS_NICE): a probe
+  // that waits for a core delays reading answers, and that wait would count as server latency.
+  // It takes nothing from the servers' share: the probe needs a few percent of one core.
+  try {
+    setPriority(-10);
+  } catch {
+    // Not permitted: the probe runs at normal priority; its pauses show in `tickGapMax`.
+  }
   process.on('message', (msg: unknown) => {
     if ((msg as { probeStop?: boolean }).probeStop) return stopCurrent?.();
     const request = (msg as { probe?: ProbeRequest }).probe;
