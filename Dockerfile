@@ -46,8 +46,4 @@ EXPOSE 3000
 HEALTHCHECK --interval=15s --timeout=5s --start-period=20s --retries=3 \
   CMD ["node", "-e", "fetch('http://127.0.0.1:' + (process.env.PORT || 3000) + '/healthz', { signal: AbortSignal.timeout(4000) }).then((r) => process.exit(r.ok ? 0 : 1), () => process.exit(1))"]
 # Migrations: `node dist/src/cli/migrate.js` (npm run migrate needs tsx, a dev dependency).
-# --heap-growing-percent=20: the old generation is collected when it has grown 20% past what the last
-# full collection kept, instead of V8's default of up to 4x: under steady load RSS stays near 165 MB
-# instead of climbing past 200 MB (bench/README.md, "Memory"). Node refuses this flag in NODE_OPTIONS,
-# so it is on the command line here and in docker-compose.yml.
-CMD ["node", "--enable-source-maps", "--heap-growing-percent=20", "dist/src/main.js"]
+CMD ["node", "--enable-source-maps", "dist/src/main.js"]

@@ -165,6 +165,11 @@ describe('POST /v1/actions', () => {
     const again = await app.call('POST', '/v1/actions', { selector: SELECTOR, action: 'contain', reason: 'vendor SDK compromised', idempotencyKey: 'fleet-contain-1' });
     expect(again.status).toBe(201);
     expect(again.body).toMatchObject({ incidentId, count: 13, replayed: true });
+    // The key is the token's own: another admin token's same key is a new run (nothing left to contain).
+    const otherToken = await app.call('POST', '/v1/actions', { selector: SELECTOR, action: 'contain', reason: 'vendor SDK compromised', idempotencyKey: 'fleet-contain-1' }, { token: OTHER_TOKEN });
+    expect(otherToken.status).toBe(201);
+    expect(otherToken.body).toMatchObject({ count: 0, incidentId: null });
+    expect(otherToken.body.replayed).toBeUndefined();
     // Without a key, a second run finds them all contained already: reported, not contained again.
     const second = await app.call('POST', '/v1/actions', { selector: SELECTOR, action: 'contain', reason: 'again' });
     expect(second.body).toMatchObject({ count: 0, incidentId: null, agents: [], unchangedCount: 14 });

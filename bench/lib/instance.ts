@@ -53,10 +53,8 @@ export const mb = (bytes: number) => (bytes / 1024 / 1024).toFixed(0);
 /**
  * The node flags every instance runs with, the same as `npm start` and the Docker image: a small
  * young generation (V8 grows it to 3 × 16 MB under allocation pressure, about 30 MB of RSS that a
- * request path allocating little does not need; scavenges get shorter, too), and an old generation
- * collected once it grows 20% past what the last full collection kept (V8's default lets it grow up
- * to 4x first: RSS climbed past 200 MB after a minute of steady load; see bench/README.md, "Memory").
+ * request path allocating little does not need; scavenges get shorter, too).
  */
-export const DEFAULT_NODE_FLAGS = ['--max-semi-space-size=2', '--heap-growing-percent=20'];
+export const DEFAULT_NODE_FLAGS = ['--max-semi-space-size=2'];
 /** BENCH_NODE_FLAGS (space-separated, may be empty) replaces them, to compare settings. */
 export const INSTANCE_NODE_FLAGS = process.env.BENCH_NODE_FLAGS === undefined ? DEFAULT_NODE_FLAGS : process.env.BENCH_NODE_FLAGS.split(' ').filter(Boolean);

@@ -25,9 +25,10 @@ export function addFleetRoutes(router: Router, deps: { fleet: FleetService; poli
         const { ids: _ids, ...preview } = await deps.fleet.preview(cmd);
         return { status: 200, body: preview };
       }
-      if (body.action !== 'restore') return { status: 201, body: await deps.fleet.apply(cmd, { idempotencyKey }) };
-      // Retries are scoped per token, as single actions' are.
-      const answerKey = idempotencyKey === undefined ? undefined : `fleet-restore:api:${ctx.tokenName ?? 'unknown'}:${idempotencyKey}`;
+      // Retries are scoped per token, as single actions' are: another token's key (or a chat action's) never answers this one.
+      const scoped = idempotencyKey === undefined ? undefined : `api:${ctx.tokenName ?? 'unknown'}:${idempotencyKey}`;
+      if (body.action !== 'restore') return { status: 201, body: await deps.fleet.apply(cmd, { idempotencyKey: scoped }) };
+      const answerKey = scoped === undefined ? undefined : `fleet-restore:${scoped}`;
       return deps.fleet.restoreOverApi(cmd, apiRequester(ctx.tokenName ?? 'unknown'), { answerKey, incidentsChannel: Boolean(deps.policy.channels.incidents) });
     },
   });
