@@ -44,6 +44,20 @@ describe('console sign-in behind a trusted proxy', () => {
   });
 });
 
+describe('console sign-in across replicas', () => {
+  it('failures count in Redis: a client that failed on one replica is refused by another', async ({ startApp }) => {
+    const replica = await startApp({ env: { ARMALO_ROLE: 'web' } });
+    const via = (target: TestApp, token: string) => consolePost(target, '/console/login', { t: token }, undefined, { 'x-forwarded-for': '203.0.113.20' });
+    // Five failures on each replica: ten in all.
+    for (let i = 0; i < 5; i++) {
+      expect((await via(app, badToken(20 + i))).status).toBe(400);
+      expect((await via(replica, badToken(30 + i))).status).toBe(400);
+    }
+    expect((await via(app, badToken(40))).status).toBe(429);
+    expect((await via(replica, badToken(41))).status).toBe(429);
+  });
+});
+
 describe('clientAddress', () => {
   const req = (peer: string, forwardedFor?: string | string[]) => ({ socket: { remoteAddress: peer }, headers: forwardedFor === undefined ? {} : { 'x-forwarded-for': forwardedFor } }) as unknown as IncomingMessage;
 

@@ -10,6 +10,7 @@ import { addJob } from '../queue/job-contracts.js';
 import type { AppOptions } from '../app.js';
 import { addApiRoutes } from './api-routes.js';
 import { addConsoleRoutes } from '../console/console.routes.js';
+import { SharedSignInLimiter } from '../console/console-sessions.js';
 import { listen, type Lifecycle } from './lifecycle.js';
 import { loadPacketRenderers, type Services } from './services.js';
 
@@ -46,7 +47,7 @@ export async function startHttp(s: Services, options: AppOptions, lifecycle: Lif
   }
   if (web && view) addApiRoutes(router, { ...s, view }, options, lifecycle);
   // The web console for people: signed in from chat, the same use cases and policy as chat.
-  if (web) addConsoleRoutes(router, { db, clock, logger, policy: s.policy, sessions: s.consoleSessions, commands, approvals, trust: s.trust, packets: s.packets, renderers: loadPacketRenderers, publicUrl: config.publicUrl, trustedProxyHops: config.trustedProxyHops });
+  if (web) addConsoleRoutes(router, { db, clock, logger, policy: s.policy, sessions: s.consoleSessions, commands, approvals, trust: s.trust, packets: s.packets, renderers: loadPacketRenderers, publicUrl: config.publicUrl, trustedProxyHops: config.trustedProxyHops, signInLimiter: new SharedSignInLimiter(s.producer, config.queuePrefix) });
   const server = createHttpServer({ router, auth: new TokenAuthenticator(config.apiTokens), logger, metrics: s.metrics });
   return { port: await listen(server, config, lifecycle), server, slack };
 }

@@ -1,3 +1,4 @@
+import type { Redis } from 'ioredis';
 import { createHash, createHmac, randomBytes, randomUUID, timingSafeEqual } from 'node:crypto';
 import { sql, type ColumnType, type ExpressionBuilder } from 'kysely';
 import type { Clock } from '../core/clock.js';
@@ -290,6 +291,12 @@ export function csrfMatches(session: ConsoleSession, posted: string | undefined)
   return a.length === b.length && timingSafeEqual(a, b);
 }
 
+/** What the sign-in form asks of a limiter (the replica's own, or one shared through Redis). */
+export interface SignInLimits {
+  blocked(key: string): boolean | Promise<boolean>;
+  failed(key: string): void | Promise<void>;
+}
+
 /**
  * Failed sign-in attempts per client address (a bad, spent or expired link posted to the sign-in
  * form): a fixed window in memory, per replica. Past the limit every attempt from that address is
@@ -314,5 +321,46 @@ export class SignInLimiter {
       if (this.failures.size > 10_000) this.failures.clear();
       this.failures.set(key, { windowStart: now, count: 1 });
     } else entry.count++;
+  }
+}
+
+/**
+ * The sign-in limiter shared by every replica: failures counted in Redis (one key per address, a
+ * fixed window from its first failure), so a client cannot spread its attempts over the replicas
+ * behind a load balancer. Each replica also counts on its own: with Redis unreachable the limit
+ * still holds per replica (answered from memory, never an error for the person signing in).
+ */
+export class SharedSignInLimiter implements SignInLimits {
+  private readonly local: SignInLimiter;
+  constructor(
+    private readonly redis: Pick<Redis, 'get' | 'multi'>,
+    private readonly keyPrefix: string,
+    readonly limit = 10,
+    private readonly windowMs = 5 * 60_000,
+  ) {
+    this.local = new SignInLimiter(limit, windowMs);
+  }
+
+  private keyOf(address: string): string {
+    return `${this.keyPrefix}:console:signin-failures:${address}`;
+  }
+
+  async blocked(key: string): Promise<boolean> {
+    if (this.local.blocked(key)) return true;
+    try {
+      return Number((await this.redis.get(this.keyOf(key))) ?? 0) >= this.limit;
+    } catch {
+      return false;
+    }
+  }
+
+  async failed(key: string): Promise<void> {
+    this.local.failed(key);
+    try {
+      const k = this.keyOf(key);
+      await this.redis.multi().incr(k).pexpire(k, this.windowMs, 'NX').exec();
+    } catch {
+      // Counted here only: the replica's own limit still applies.
+    }
   }
 }

@@ -30,7 +30,7 @@ import { findConfirmation } from '../confirmations/confirmations.repository.js';
 import { renderScoreChartSvg } from '../packets/score-chart.js';
 import { loadScoreHistory } from '../packets/score-history.repository.js';
 import { clientAddress } from '../http/client-address.js';
-import { csrfMatches, SESSION_COOKIE, SESSION_TTL_MS, SignInLimiter, type ConsoleSession, type ConsoleSessions } from './console-sessions.js';
+import { csrfMatches, SESSION_COOKIE, SESSION_TTL_MS, SignInLimiter, type ConsoleSession, type ConsoleSessions, type SignInLimits } from './console-sessions.js';
 import { html, path, type Raw } from './html.js';
 import { CONSOLE_CSS } from './styles.js';
 import * as pages from './console-pages.js';
@@ -50,7 +50,7 @@ export interface ConsoleDeps {
   renderers: () => Promise<PacketRenderers>;
   /** ARMALO_PUBLIC_URL: the cookie is marked Secure when it is https. */
   publicUrl: string | undefined;
-  signInLimiter?: SignInLimiter;
+  signInLimiter?: SignInLimits;
   /** Proxies in front that append to X-Forwarded-For (`ARMALO_TRUSTED_PROXY_HOPS`); 0: the socket's peer is the client. */
   trustedProxyHops?: number;
 }
@@ -211,11 +211,11 @@ export function addConsoleRoutes(router: Router, deps: ConsoleDeps): void {
     raw: serve(async (req) => {
       // Behind a load balancer the socket's peer is the balancer: its failures would block everyone.
       const address = clientAddress(req, deps.trustedProxyHops ?? 0);
-      if (limiter.blocked(address)) throw new ConsoleRefusal(429, 'Too many failed sign-in attempts from here; wait a few minutes and try again.');
+      if (await limiter.blocked(address)) throw new ConsoleRefusal(429, 'Too many failed sign-in attempts from here; wait a few minutes and try again.');
       const form = await readForm(req);
       const result = await sessions.redeem(form.get('t') ?? '');
       if (!result.ok) {
-        limiter.failed(address);
+        await limiter.failed(address);
         throw new ConsoleRefusal(400, result.message);
       }
       return redirect('/console', { 'set-cookie': cookie(result.token, SESSION_TTL_MS / 1000) });

@@ -1,7 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { escapeHtml, html, path, raw } from '../../src/console/html.js';
 import { auditCsv, csvField, renderText } from '../../src/console/console-pages.js';
-import { csrfFor, csrfMatches, SignInLimiter, type ConsoleSession } from '../../src/console/console-sessions.js';
+import { Redis } from 'ioredis';
+import { csrfFor, csrfMatches, SharedSignInLimiter, SignInLimiter, type ConsoleSession } from '../../src/console/console-sessions.js';
 
 describe('console templates escape by default', () => {
   it('escapes every interpolated value, in text and in attributes', () => {
@@ -54,5 +55,21 @@ describe('console sessions: CSRF and the sign-in limit', () => {
     expect(limiter.blocked('1.2.3.4', 999)).toBe(true);
     expect(limiter.blocked('5.6.7.8', 999)).toBe(false);
     expect(limiter.blocked('1.2.3.4', 1000)).toBe(false);
+  });
+
+  it('the shared limiter still limits on this replica when Redis cannot be reached, without an error', async () => {
+    // A client that refuses at once: nothing listens on port 1, and nothing is queued.
+    const redis = new Redis({ host: '127.0.0.1', port: 1, lazyConnect: true, enableOfflineQueue: false, maxRetriesPerRequest: 0, retryStrategy: () => null });
+    try {
+      const limiter = new SharedSignInLimiter(redis, 'unit-test', 3, 60_000);
+      for (let i = 0; i < 3; i++) {
+        expect(await limiter.blocked('1.2.3.4')).toBe(false);
+        await limiter.failed('1.2.3.4');
+      }
+      expect(await limiter.blocked('1.2.3.4')).toBe(true);
+      expect(await limiter.blocked('5.6.7.8')).toBe(false);
+    } finally {
+      redis.disconnect();
+    }
   });
 });
