@@ -3,7 +3,7 @@ import type { Db } from '../db/database.js';
 import type { Clock } from '../core/clock.js';
 import type { ActionResult, AgentService } from '../agents/agents.service.js';
 import { findOpenIncident, incidentAwaitingEvaluation, loadAgent } from '../agents/agents.repository.js';
-import { freshEvaluationRefusal } from '../domain/actions.js';
+import { freshEvaluationRefusal, NO_CHANNEL_FOR_SECOND_PERSON } from '../domain/actions.js';
 import type { ChatIdentity } from '../chat/authorization.js';
 import { conflict, notFound } from '../domain/errors.js';
 import { addOutboxJob } from '../outbox/outbox.repository.js';
@@ -43,6 +43,8 @@ export interface AwaitingConfirmation {
   /** A retry with the same `Idempotency-Key`: the confirmation asked the first time. */
   replayed?: boolean;
 }
+
+const awaitingConfirmation = (confirmationId: string, expiresAt: string, incidentId: string | null): AwaitingConfirmation => ({ status: 'awaiting_confirmation', confirmationId, expiresAt, incidentId });
 
 export type ApiRestoreOutcome = { applied: ActionResult } | { awaiting: AwaitingConfirmation };
 
@@ -91,10 +93,7 @@ export class ConfirmationService {
         actionIds: agent.activeActions.map((a) => a.id),
         agentVersion: agent.version,
       });
-      if (c.answerKey !== undefined) {
-        const body: AwaitingConfirmation = { status: 'awaiting_confirmation', confirmationId: id, expiresAt: expiresAt.toISOString(), incidentId: incident?.id ?? null };
-        await storeAnswer(trx, c.answerKey, { status: 202, body });
-      }
+      if (c.answerKey !== undefined) await storeAnswer(trx, c.answerKey, { status: 202, body: awaitingConfirmation(id, expiresAt.toISOString(), incident?.id ?? null) });
       // A restore needs a second person: the request goes into the incident's thread for them.
       if (c.kind === 'restore') await addOutboxJob(trx, { jobName: CONFIRMATION_REQUEST_JOB, payload: { confirmationId: id } }, now);
     });
@@ -161,9 +160,9 @@ export class ConfirmationService {
     // Checked again under the agent's lock: an incident opened since would need its own evaluation.
     if (!rule.secondPerson) return { status: 201, body: await agents.act(agentId, { kind: 'restore', reason, actor }, { freshEvaluation: rule.freshEvaluation, idempotencyKey }) };
     if (!policy.channels.incidents) {
-      throw conflict('restore needs a second person (permissions.restore.secondPerson), but the policy names no incidents channel (channels.incidents) to ask in');
+      throw conflict(NO_CHANNEL_FOR_SECOND_PERSON);
     }
     const asked = await this.request({ kind: 'restore', agentId, actor, requester: apiRequester(tokenName), payload: { reason }, ttlMs: RESTORE_CONFIRM_MS, answerKey: idempotencyKey });
-    return { status: 202, body: { status: 'awaiting_confirmation', confirmationId: asked.id, expiresAt: asked.expiresAt, incidentId: asked.incidentId } };
+    return { status: 202, body: awaitingConfirmation(asked.id, asked.expiresAt, asked.incidentId) };
   }
 }

@@ -116,6 +116,10 @@ export function planLift(agent: Agent, actionId: string, now: Date): ActionPlan 
 }
 
 /** Why a restore is refused under the policy's `restore.freshEvaluation` (the incident began at `since`). */
+/** Why a restore over the API cannot wait for a second person: there is nowhere to ask one. */
+export const NO_CHANNEL_FOR_SECOND_PERSON =
+  'restore needs a second person (permissions.restore.secondPerson), but the policy names no incidents channel (channels.incidents) to ask in';
+
 export function freshEvaluationRefusal(agentId: string, since: Date): string {
   return `Restore needs a fresh evaluation (the policy's restore.freshEvaluation): none of ${agentId} was observed since the incident began at ${since.toISOString()}. Record one (POST /v1/agents/${agentId}/evaluations) and ask again.`;
 }

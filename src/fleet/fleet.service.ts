@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type { Db, DbOrTrx } from '../db/database.js';
 import type { Clock } from '../core/clock.js';
 import { deriveStatus, type ActiveAction, type Agent } from '../domain/agent.js';
-import { planAction, planLift, type ActionCommand } from '../domain/actions.js';
+import { NO_CHANNEL_FOR_SECOND_PERSON, planAction, planLift, type ActionCommand } from '../domain/actions.js';
 import { conflict, isCodedError, notFound } from '../domain/errors.js';
 import { checkSelector, matchesSelector, selectorText, type FleetSelector } from '../domain/fleet-selector.js';
 import { addOutboxJob } from '../outbox/outbox.repository.js';
@@ -421,7 +421,7 @@ export class FleetService {
       const preview = await this.preview(cmd);
       if (!this.deps.restoreRule().secondPerson || preview.count === 0) return { status: 201, body: await this.restore(cmd, { answerKey }) };
       if (!options.incidentsChannel) {
-        throw conflict('restore needs a second person (permissions.restore.secondPerson), but the policy names no incidents channel (channels.incidents) to ask in');
+        throw conflict(NO_CHANNEL_FOR_SECOND_PERSON);
       }
       const awaiting = (asked: { id: string; expiresAt: string }): FleetAwaiting => ({
         status: 'awaiting_confirmation',
