@@ -26,7 +26,7 @@ import {
 } from './agents.repository.js';
 import { cancelOpenRestoreConfirmations } from '../confirmations/confirmations.repository.js';
 import type { JobName, JobPayload } from '../queue/job-contracts.js';
-import { agentsWithHeldEvents, applyRegistrations, decommissionedMessage, RegistrationRaced, type RegistrationItem, type RegistrationOutcome } from './registration-batch.js';
+import { agentsWithHeldEvents, applyRegistrations, decommissionedMessage, RegistrationRaced, type RegistrationBatch, type RegistrationItem, type RegistrationOutcome } from './registration-batch.js';
 import { WriteBatcher } from './write-batcher.js';
 import { closeFleetIncidentIfLifted, fleetIncidentOfAction } from '../fleet/fleet.repository.js';
 import { commitVersionedChanges, eventRow, outboxRow, type OutboxRow } from './versioned-commit.js';
@@ -227,10 +227,10 @@ export class AgentService {
 
   private async registerBatch(items: RegistrationItem[]): Promise<RegistrationOutcome[]> {
     const { db, clock } = this.deps;
-    let outcomes: RegistrationOutcome[];
+    let batch: RegistrationBatch;
     for (let attempt = 1; ; attempt++) {
       try {
-        outcomes = await db.transaction().execute((trx) => applyRegistrations(trx, items, clock.now()));
+        batch = await db.transaction().execute((trx) => applyRegistrations(trx, items, clock.now()));
         break;
       } catch (err) {
         // Another writer created one of these agents after our read: nothing committed; the next
@@ -238,6 +238,7 @@ export class AgentService {
         if (!(err instanceof RegistrationRaced) || attempt >= 3) throw err;
       }
     }
+    const { outcomes } = batch;
     const changed: Agent[] = [];
     const registered: string[] = [];
     for (const o of outcomes) {
@@ -248,9 +249,10 @@ export class AgentService {
     await this.afterWritten(changed);
     // After the commit: webhook events held for these agents (unknown when they came) apply now.
     if (this.deps.onRegistered && registered.length > 0) {
-      // If even this read fails (Postgres away), the held events stay held: the sweep applies
-      // them (every 30 s), so nothing is lost by not trying each agent here.
-      const held = await agentsWithHeldEvents(db, registered).catch(() => []);
+      // Read in the batch's write when it wrote anything. If even this read fails (Postgres away),
+      // the held events stay held: the sweep applies them (every 30 s), so nothing is lost by not
+      // trying each agent here; likewise for an event held between that read and the commit.
+      const held = batch.held ?? (await agentsWithHeldEvents(db, registered).catch(() => []));
       for (const id of held) await this.deps.onRegistered(id);
     }
     return outcomes;

@@ -25,6 +25,15 @@ export interface RegistrationItem {
   actor: string;
 }
 
+/**
+ * What a batch did: each registration's outcome, in order, and which of the registered agents had
+ * webhook events held (read in the batch's write; `null` when nothing was written, so not read).
+ */
+export interface RegistrationBatch {
+  outcomes: RegistrationOutcome[];
+  held: string[] | null;
+}
+
 /** What became of one registration: applied (perhaps as a no-op), or refused with a coded error. */
 export type RegistrationOutcome =
   | { ok: true; created: boolean; changed: boolean; agent: Agent }
@@ -93,12 +102,15 @@ export class RegistrationRaced extends Error {
  * audit entry); one refused (decommissioned, or widening a held agent) is answered with its error
  * and writes nothing. Neither touches the others.
  */
-export async function applyRegistrations(trx: DbOrTrx, items: readonly RegistrationItem[], now: Date): Promise<RegistrationOutcome[]> {
+export async function applyRegistrations(trx: DbOrTrx, items: readonly RegistrationItem[], now: Date): Promise<RegistrationBatch> {
   const ids = items.map((i) => i.reg.id);
   if (new Set(ids).size !== ids.length) throw new Error('a registration batch names an agent twice');
-  if (items.length === 0) return [];
-  await sql`select id from agents where id = any(${ids}::text[]) order by id for update`.execute(trx);
-  const before = new Map((await loadAgents(trx, { ids })).map((a) => [a.id, a]));
+  if (items.length === 0) return { outcomes: [], held: [] };
+  const { rows: locked } = await sql<{ id: string }>`select id from agents where id = any(${ids}::text[]) order by id for update`.execute(trx);
+  // Only the agents that exist (and are now locked) are read: a batch of new agents (a first
+  // registration, an import) reads nothing more. An agent another writer creates after the lock
+  // is caught at the write (see RegistrationRaced).
+  const before = new Map(locked.length === 0 ? [] : (await loadAgents(trx, { ids: locked.map((r) => r.id) })).map((a) => [a.id, a]));
 
   const outcomes: (RegistrationOutcome | undefined)[] = [];
   const writes: { index: number; item: RegistrationItem; before: Agent | undefined }[] = [];
@@ -109,7 +121,8 @@ export async function applyRegistrations(trx: DbOrTrx, items: readonly Registrat
     else if (agent && sameRegistration(agent, item.reg)) outcomes[index] = { ok: true, created: false, changed: false, agent };
     else writes.push({ index, item, before: agent });
   });
-  if (writes.length === 0) return outcomes as RegistrationOutcome[];
+  if (writes.length === 0) return { outcomes: outcomes as RegistrationOutcome[], held: null };
+  const registered = items.filter((_, index) => outcomes[index]?.ok !== false).map((i) => i.reg.id);
 
   const w = writes.map((x) => x.item);
   const wIds = w.map((i) => i.reg.id);
@@ -125,7 +138,9 @@ export async function applyRegistrations(trx: DbOrTrx, items: readonly Registrat
   // Every part runs to completion whether or not its output is read. The removal and the upsert
   // touch disjoint rows (unlisted and listed scopes), and a grant's foreign key to a new agent
   // row is checked at the end of the statement, once both are written.
-  const { rows } = await sql<GrantRow & { written_id: string; inserted: boolean }>`
+  // The same statement reads which of the registered agents have webhook events held until they
+  // were registered (applied by the caller after the commit): no round trip of its own.
+  const { rows } = await sql<GrantRow & { written_id: string; inserted: boolean; held: string[] }>`
     with written as (
       insert into agents (id, name, owner, risk_tier, status, version, created_by, created_at, updated_by, updated_at)
       select id, name, owner, risk_tier, 'active', 0, actor, ${now}::timestamptz, actor, ${now}::timestamptz
@@ -160,9 +175,11 @@ export async function applyRegistrations(trx: DbOrTrx, items: readonly Registrat
         granted_at = case when grants.removed_at is null then grants.granted_at else excluded.granted_at end,
         removed_at = null,
         removed_by = null
-      returning agent_id, id, scope, constraints, keep_in_containment, expires_at, granted_by, granted_at)
-    select listed.*, written.id as written_id, written.inserted
-    from written left join listed on listed.agent_id = written.id`.execute(trx);
+      returning agent_id, id, scope, constraints, keep_in_containment, expires_at, granted_by, granted_at),
+    held as (
+      select coalesce(array_agg(distinct agent_id), '{}') as ids from held_events where agent_id = any(${registered}::text[]) and applied_at is null)
+    select listed.*, written.id as written_id, written.inserted, held.ids as held
+    from written left join listed on listed.agent_id = written.id cross join held`.execute(trx);
   // Checked against what we read under lock: an agent we believed absent was created by another
   // writer in between (a second replica, an import). Its refusals (decommissioned, held) were not
   // checked against it: the caller rolls back and runs the batch again, now reading that row.
@@ -220,7 +237,7 @@ export async function applyRegistrations(trx: DbOrTrx, items: readonly Registrat
     };
     outcomes[index] = { ok: true, created: !was, changed: true, agent };
   });
-  return outcomes as RegistrationOutcome[];
+  return { outcomes: outcomes as RegistrationOutcome[], held: rows[0]?.held ?? [] };
 }
 
 /** Of these agents, those with webhook events held until they were registered. */
