@@ -87,6 +87,28 @@ describe('concurrent registrations', () => {
     expect([...seqs].sort((x, y) => (x < y ? -1 : 1))).toEqual(seqs);
   });
 
+  it('agents this replica has not seen are tried as new in one statement; one that exists after all is read and checked: the others are still created', async () => {
+    // Committed by another writer whose change this replica has not received (version 0 is below
+    // anything a view asks for): the view does not know it, so the batch is tried as all new.
+    await sql`
+      insert into agents (id, name, owner, risk_tier, status, version, created_by, created_at, updated_by, updated_at,
+        decommissioned_at, decommissioned_by, decommission_reason)
+      values ('unseen-retired', 'Unseen bot', 'ana@example.com', 'high', 'decommissioned', 0, 'api:other', now(), 'api:other', now(), now(), 'api:other', 'retired')`.execute(app.db);
+    const seqBefore = (await app.db.selectFrom('audit_head').select('seq').executeTakeFirstOrThrow()).seq;
+    const [retired, ...created] = await Promise.all([put('unseen-retired'), ...['unseen-1', 'unseen-2', 'unseen-3'].map((id) => put(id))]);
+    expect(retired!.status).toBe(409);
+    expect(retired!.body.error.message).toContain('unseen-retired was decommissioned');
+    expect(created.map((a) => a.status)).toEqual([201, 201, 201]);
+    // Nothing of the refused one was written, and the three new agents have one entry each.
+    expect(await app.db.selectFrom('agents').select(['name', 'status']).where('id', '=', 'unseen-retired').executeTakeFirstOrThrow()).toEqual({ name: 'Unseen bot', status: 'decommissioned' });
+    expect(await app.db.selectFrom('grants').select('scope').where('agent_id', '=', 'unseen-retired').execute()).toEqual([]);
+    const entries = await app.db.selectFrom('audit_log').select(['subject', 'action']).where('seq', '>', seqBefore).orderBy('seq').execute();
+    expect(entries.map((e) => e.subject).sort()).toEqual(['unseen-1', 'unseen-2', 'unseen-3']);
+    expect((await app.call('GET', '/v1/audit/verify?full=true')).body.ok).toBe(true);
+    for (const id of ['unseen-1', 'unseen-2', 'unseen-3']) expect((await decisionOf(app, id, 'crm:write')).decision).toBe('allow');
+    expect((await decisionOf(app, 'unseen-retired', 'crm:write')).decision).toBe('deny');
+  });
+
   it('a first registration racing another writer that creates the same agent, already held, is checked against it: 409 and nothing widened', async () => {
     // Another replica (or an import) creates the agent and it is contained or decommissioned before
     // this registration's write: our read found no row, so the write must not skip the refusals.

@@ -17,7 +17,8 @@ import { conflict, type CodedError } from '../domain/errors.js';
 import type { EventType } from '../domain/events.js';
 import { wideningChanges } from '../domain/widening.js';
 import { loadAgents, type AgentRegistration } from './agents.repository.js';
-import { commitVersionedChanges, eventRow, type VersionedChange } from './versioned-commit.js';
+import type { AuditInput } from '../audit/audit.repository.js';
+import { chainedTail, commitVersionedChanges, eventRow, prepareEntry, tailCounts, type OutboxRow, type VersionedChange } from './versioned-commit.js';
 
 /** One registration (PUT /v1/agents/{id}, or one line of an import) and who sent it. */
 export interface RegistrationItem {
@@ -80,6 +81,13 @@ function refusal(before: Agent | undefined, reg: AgentRegistration): CodedError 
 }
 
 /**
+ * Up to this many changed agents, a batch writes its rows in the statement that holds the audit
+ * head lock (see `applyRegistrations`): PUT batches (at most `REGISTRATION_BATCH_MAX`), not an
+ * import's parts.
+ */
+export const ROWS_UNDER_HEAD_LOCK_MAX = 64;
+
+/**
  * A registration batch read an agent as absent, and another transaction created it before the
  * batch's write: nothing of the batch may commit (the write skipped that agent's refusals). Run the
  * batch again: the row exists now, so the second run locks and reads it.
@@ -94,9 +102,10 @@ export class RegistrationRaced extends Error {
 /**
  * Applies registrations of distinct agents in the caller's transaction, with a fixed number of
  * statements whatever their number: lock the agent rows (in id order, so two batches never wait
- * on each other in a circle), read them, write every agent row, remove the grants no longer
- * listed, write every grant (returning them), then the versioned tail (versions, one audit
- * entry and one event per agent, under the head lock: `commitVersionedChanges`).
+ * on each other in a circle), read those that exist, then write every agent row, remove the
+ * grants no longer listed, write every grant (returning them) and the versioned tail (versions,
+ * one audit entry and one event per agent, under the head lock): in one statement for a batch of
+ * up to `ROWS_UNDER_HEAD_LOCK_MAX` changes, else the rows first and `commitVersionedChanges`.
  *
  * A registration that would change nothing is answered as a repeated PUT is (no version, no
  * audit entry); one refused (decommissioned, or widening a held agent) is answered with its error
@@ -124,14 +133,83 @@ export async function applyRegistrations(trx: DbOrTrx, items: readonly Registrat
   if (writes.length === 0) return { outcomes: outcomes as RegistrationOutcome[], held: null };
   const registered = items.filter((_, index) => outcomes[index]?.ok !== false).map((i) => i.reg.id);
 
+  const mode = writes.length <= ROWS_UNDER_HEAD_LOCK_MAX ? 'under-lock' : 'split';
+  const written = await writeRegistrations(trx, writes, registered, now, mode);
+  if (!written) throw new Error('a registration batch under lock wrote nothing');
+  writes.forEach(({ index }, k) => (outcomes[index] = written.outcomes[k]));
+  return { outcomes: outcomes as RegistrationOutcome[], held: written.held };
+}
+
+/**
+ * Registers agents none of which exists yet, in ONE statement outside any transaction (so one
+ * round trip, its own commit): the statement first checks that no agent of the batch exists, and
+ * writes nothing (answering `null`) if one does; the caller then takes the ordinary path
+ * (`applyRegistrations`), which locks and reads them. Agent rows are inserted without ON CONFLICT,
+ * so an agent another writer creates meanwhile fails the statement as a whole (unique violation,
+ * nothing written); the caller takes the ordinary path then too. New agents have nothing to
+ * refuse and nothing to compare with, so the lock-and-read of the ordinary path has nothing to do.
+ */
+export async function registerNewAgents(db: DbOrTrx, items: readonly RegistrationItem[], now: Date): Promise<RegistrationBatch | null> {
+  const ids = items.map((i) => i.reg.id);
+  if (new Set(ids).size !== ids.length) throw new Error('a registration batch names an agent twice');
+  if (items.length === 0) return { outcomes: [], held: [] };
+  if (items.length > ROWS_UNDER_HEAD_LOCK_MAX) throw new Error(`registerNewAgents takes at most ${ROWS_UNDER_HEAD_LOCK_MAX} agents`);
+  return writeRegistrations(db, items.map((item, index) => ({ index, item, before: undefined })), ids, now, 'new');
+}
+
+/**
+ * How a batch writes (see `applyRegistrations` and `registerNewAgents`):
+ * - `split`: the rows first, outside the head lock, then the versioned tail (an import's parts);
+ * - `under-lock`: the rows in the statement that takes the head lock and chains the entries
+ *   (`chainedTail`), each agent row written once, with its version (PUT batches);
+ * - `new`: as `under-lock`, outside a transaction, only if no agent of the batch exists.
+ */
+type WriteMode = 'split' | 'under-lock' | 'new';
+
+/**
+ * Writes the changed registrations (`writes`, as locked and read, or all new) and answers each one's
+ * outcome, in order, with the agents among `registered` that have webhook events held; `null` when
+ * mode `new` found an agent of the batch already there (nothing written).
+ */
+async function writeRegistrations(
+  db: DbOrTrx,
+  writes: readonly { index: number; item: RegistrationItem; before: Agent | undefined }[],
+  registered: readonly string[],
+  now: Date,
+  mode: WriteMode,
+): Promise<{ outcomes: RegistrationOutcome[]; held: string[] } | null> {
   const w = writes.map((x) => x.item);
   const wIds = w.map((i) => i.reg.id);
   const actors = w.map((i) => i.actor);
   const grants = w.flatMap((i) => i.reg.grants.map((g) => ({ agentId: i.reg.id, actor: i.actor, ...g })));
   const grantAgents = grants.map((g) => g.agentId);
   const grantScopes = grants.map((g) => g.scope);
+  const changes: VersionedChange[] = writes.map(({ item, before: was }) => {
+    const { reg, actor } = item;
+    const type: EventType = was ? 'agent.updated' : 'agent.registered';
+    const payload = {
+      name: reg.name,
+      owner: reg.owner,
+      riskTier: reg.riskTier,
+      grants: reg.grants.map((g) => ({ ...g, expiresAt: g.expiresAt?.toISOString() ?? null })),
+      ...(was ? { grantsRemoved: was.grants.filter((g) => !reg.grants.some((n) => n.scope === g.scope)).map((g) => g.scope) } : {}),
+    };
+    return {
+      agentId: reg.id,
+      audit: { actor, action: type, subject: reg.id, payload, at: now },
+      outbox: [eventRow(type, { agentId: reg.id, actor, ...payload }, now)],
+    };
+  });
+  // A small batch (concurrent PUTs) writes its rows in the statement that takes the head lock and
+  // chains its entries (`chainedTail`): one round trip fewer, and each agent row is written once,
+  // with its version. A large one (an import's part) writes its rows first, outside the lock, and
+  // ends with the versioned tail: single actions never wait on the lock behind its rows.
+  const underLock = mode !== 'split';
+  const fresh = mode === 'new';
+  const prepared = underLock ? changes.map((c) => prepareEntry(c.audit as AuditInput)) : [];
   // One statement for the agent rows and their grants (one round trip whatever the batch's size):
-  // - agent rows: a new agent is active; its version is set by the versioned tail below;
+  // - agent rows: a new agent is active; its version is the one drawn under the head lock (small
+  //   batches), or set by the versioned tail below;
   // - grants no longer listed are removed (kept as history);
   // - every listed grant is written as sent, so what the insert returns is each agent's whole
   //   grant set.
@@ -140,14 +218,17 @@ export async function applyRegistrations(trx: DbOrTrx, items: readonly Registrat
   // row is checked at the end of the statement, once both are written.
   // The same statement reads which of the registered agents have webhook events held until they
   // were registered (applied by the caller after the commit): no round trip of its own.
-  const { rows } = await sql<GrantRow & { written_id: string; inserted: boolean; held: string[] }>`
-    with written as (
+  const { rows } = await sql<GrantRow & { written_id: string; inserted: boolean; held: string[]; versions?: string[]; entries?: number; moved?: number }>`
+    with ${underLock ? sql`recursive ${fresh ? sql`guard as (select not exists (select 1 from agents where id = any(${wIds}::text[])) as ok),` : sql``}
+      ${chainedTail(prepared, changes.flatMap((c) => c.outbox as OutboxRow[]), fresh ? sql`(select ok from guard)` : undefined)},` : sql``}
+    written as (
       insert into agents (id, name, owner, risk_tier, status, version, created_by, created_at, updated_by, updated_at)
-      select id, name, owner, risk_tier, 'active', 0, actor, ${now}::timestamptz, actor, ${now}::timestamptz
+      select r.id, r.name, r.owner, r.risk_tier, 'active', ${underLock ? sql`d.version` : sql`0`}, r.actor, ${now}::timestamptz, r.actor, ${now}::timestamptz
       from unnest(${wIds}::text[], ${w.map((i) => i.reg.name)}::text[], ${w.map((i) => i.reg.owner)}::text[], ${w.map((i) => i.reg.riskTier)}::text[], ${actors}::text[])
-        as r(id, name, owner, risk_tier, actor)
-      on conflict (id) do update set name = excluded.name, owner = excluded.owner, risk_tier = excluded.risk_tier,
-        updated_by = excluded.updated_by, updated_at = excluded.updated_at
+        with ordinality as r(id, name, owner, risk_tier, actor, i)
+        ${underLock ? sql`, drawn d where d.i = r.i` : sql``}
+      ${fresh ? sql`` : sql`on conflict (id) do update set name = excluded.name, owner = excluded.owner, risk_tier = excluded.risk_tier,
+        ${underLock ? sql`version = excluded.version,` : sql``} updated_by = excluded.updated_by, updated_at = excluded.updated_at`}
       -- xmax is 0 only in a row this statement inserted: an agent read as absent but updated here
       -- was inserted by another transaction after our read (see RegistrationRaced).
       returning id, xmax = 0 as inserted),
@@ -166,6 +247,8 @@ export async function applyRegistrations(trx: DbOrTrx, items: readonly Registrat
       from unnest(${grantAgents}::text[], ${grantScopes}::text[], ${grants.map((g) => JSON.stringify(g.constraints))}::jsonb[],
         ${grants.map((g) => g.keepInContainment)}::boolean[], ${grants.map((g) => g.expiresAt)}::timestamptz[], ${grants.map((g) => g.actor)}::text[])
         as g(agent_id, scope, constraints, keep, expires_at, actor)
+      -- (new agents: grants only of agents this statement inserted; none when the guard said no)
+      ${fresh ? sql`where g.agent_id in (select id from written)` : sql``}
       on conflict (agent_id, scope) do update set
         constraints = excluded.constraints,
         keep_in_containment = excluded.keep_in_containment,
@@ -178,12 +261,15 @@ export async function applyRegistrations(trx: DbOrTrx, items: readonly Registrat
       returning agent_id, id, scope, constraints, keep_in_containment, expires_at, granted_by, granted_at),
     held as (
       select coalesce(array_agg(distinct agent_id), '{}') as ids from held_events where agent_id = any(${registered}::text[]) and applied_at is null)
-    select listed.*, written.id as written_id, written.inserted, held.ids as held
-    from written left join listed on listed.agent_id = written.id cross join held`.execute(trx);
+    select listed.*, written.id as written_id, written.inserted, held.ids as held${underLock ? sql`, tail.*` : sql``}
+    from ${fresh ? sql`held left join written on true` : sql`written cross join held`} left join listed on listed.agent_id = written.id
+    ${underLock ? sql`cross join (select ${tailCounts}) as tail` : sql``}`.execute(db);
+  // New agents: the guard found one of them already registered; nothing was written.
+  if (fresh && !rows.some((r) => r.written_id)) return null;
   // Checked against what we read under lock: an agent we believed absent was created by another
   // writer in between (a second replica, an import). Its refusals (decommissioned, held) were not
   // checked against it: the caller rolls back and runs the batch again, now reading that row.
-  const raced = rows.filter((r) => !r.inserted && !before.has(r.written_id)).map((r) => r.written_id);
+  const raced = rows.filter((r) => !r.inserted && !writes.some((x) => x.item.reg.id === r.written_id && x.before)).map((r) => r.written_id);
   if (raced.length > 0) throw new RegistrationRaced([...new Set(raced)]);
   const current = new Map<string, Grant[]>(wIds.map((id) => [id, []]));
   for (const r of rows) {
@@ -199,24 +285,19 @@ export async function applyRegistrations(trx: DbOrTrx, items: readonly Registrat
     });
   }
 
-  const changes: VersionedChange[] = writes.map(({ item, before: was }) => {
-    const { reg, actor } = item;
-    const type: EventType = was ? 'agent.updated' : 'agent.registered';
-    const payload = {
-      name: reg.name,
-      owner: reg.owner,
-      riskTier: reg.riskTier,
-      grants: reg.grants.map((g) => ({ ...g, expiresAt: g.expiresAt?.toISOString() ?? null })),
-      ...(was ? { grantsRemoved: was.grants.filter((g) => !reg.grants.some((n) => n.scope === g.scope)).map((g) => g.scope) } : {}),
-    };
-    return {
-      agentId: reg.id,
-      audit: { actor, action: type, subject: reg.id, payload, at: now },
-      outbox: [eventRow(type, { agentId: reg.id, actor, ...payload }, now)],
-    };
-  });
-  const versions = await commitVersionedChanges(trx, changes);
-  writes.forEach(({ index, item, before: was }, k) => {
+  let versions: bigint[];
+  if (underLock) {
+    const tail = rows[0];
+    const n = changes.length;
+    if (!tail || tail.entries !== n || tail.moved !== 1 || tail.versions?.length !== n || new Set(rows.map((r) => r.written_id)).size !== n) {
+      throw new Error(`registration batch wrote ${tail?.entries ?? 0} of ${n} audit entries and ${new Set(rows.map((r) => r.written_id)).size} of ${n} agents`);
+    }
+    versions = tail.versions.map((v) => BigInt(v));
+  } else {
+    versions = await commitVersionedChanges(db, changes);
+  }
+  const outcomes: RegistrationOutcome[] = [];
+  writes.forEach(({ item, before: was }, k) => {
     const { reg } = item;
     // The agent as it now stands, without reading it again: the row as written, the grants the
     // insert returned, and what a registration does not touch (actions in force, trust) as read.
@@ -235,9 +316,9 @@ export async function applyRegistrations(trx: DbOrTrx, items: readonly Registrat
       newestEvidenceAt: was?.newestEvidenceAt ?? null,
       decommissioned: null,
     };
-    outcomes[index] = { ok: true, created: !was, changed: true, agent };
+    outcomes.push({ ok: true, created: !was, changed: true, agent });
   });
-  return { outcomes: outcomes as RegistrationOutcome[], held: rows[0]?.held ?? [] };
+  return { outcomes, held: rows[0]?.held ?? [] };
 }
 
 /** Of these agents, those with webhook events held until they were registered. */

@@ -1,5 +1,5 @@
 import { createHash, randomUUID } from 'node:crypto';
-import { sql } from 'kysely';
+import { sql, type RawBuilder } from 'kysely';
 import type { z } from 'zod';
 import type { DbOrTrx } from '../db/database.js';
 import { auditEntryHashParts } from '../domain/audit-chain.js';
@@ -47,7 +47,7 @@ export interface VersionedChange {
 }
 
 /** An audit entry prepared before the lock: everything but the seq and the previous hash. */
-interface PreparedEntry {
+export interface PreparedEntry {
   input: AuditInput;
   payloadJson: string;
   before: string;
@@ -62,7 +62,7 @@ function insertOutboxRows(rows: readonly OutboxRow[]) {
         ${rows.map((r) => (r.traceContext ? JSON.stringify(r.traceContext) : null))}::jsonb[])`;
 }
 
-function prepare(input: AuditInput): PreparedEntry {
+export function prepareEntry(input: AuditInput): PreparedEntry {
   // Round-trip the payload through JSON so what we hash is exactly what jsonb stores.
   const payloadJson = JSON.stringify(input.payload ?? {});
   const payload: unknown = JSON.parse(payloadJson);
@@ -121,7 +121,7 @@ export async function commitVersionedChanges(trx: DbOrTrx, changes: readonly Ver
   if (drawn && drawn.versions.length !== changes.length) throw new Error(`${drawn.versions.length} version(s) drawn for ${changes.length} change(s)`);
   // Everything that can be done without the lock is done first: canonical JSON of every entry
   // that does not depend on its version.
-  const early = changes.map((c) => (typeof c.audit === 'function' ? undefined : prepare(c.audit)));
+  const early = changes.map((c) => (typeof c.audit === 'function' ? undefined : prepareEntry(c.audit)));
   // Nothing depends on the version but the agents' version column (registrations): one statement.
   if (!drawn && changes.every((c, i) => early[i] && typeof c.outbox !== 'function')) {
     return commitValueChanges(trx, ids, early as PreparedEntry[], changes.flatMap((c) => c.outbox as OutboxRow[]));
@@ -132,7 +132,7 @@ export async function commitVersionedChanges(trx: DbOrTrx, changes: readonly Ver
   // subquery that refers to the locked row, so they are drawn after the lock.
   const head = drawn ?? (await lockHeadAndDrawVersions(trx, changes.length));
   const versions = head.versions;
-  const prepared = changes.map((c, i) => early[i] ?? prepare((c.audit as (v: bigint) => AuditInput)(versions[i]!)));
+  const prepared = changes.map((c, i) => early[i] ?? prepareEntry((c.audit as (v: bigint) => AuditInput)(versions[i]!)));
   const rows = changes.flatMap((c, i) => (typeof c.outbox === 'function' ? c.outbox(versions[i]!) : c.outbox));
 
   // 2. The chain: each entry hashed onto the previous one (sha256 of prev + "\n" + canonical text).
@@ -195,8 +195,32 @@ export async function commitVersionedChanges(trx: DbOrTrx, changes: readonly Ver
 async function commitValueChanges(trx: DbOrTrx, ids: readonly string[], prepared: readonly PreparedEntry[], rows: readonly OutboxRow[]): Promise<bigint[]> {
   const n = ids.length;
   const { rows: done } = await sql<{ versions: string[]; versioned: number; entries: number; moved: number }>`
-    with recursive
-    head as (select seq, hash from audit_head where id = 1 for update),
+    with recursive ${chainedTail(prepared, rows)},
+    versioned as (
+      update agents set version = d.version
+      from unnest(${ids}::text[]) with ordinality as a(id, i) join drawn d on d.i = a.i
+      where agents.id = a.id and agents.id = any(${ids}::text[])
+      returning 1)
+    select ${tailCounts}, (select count(*) from versioned)::int as versioned`.execute(trx);
+  const result = done[0];
+  if (!result || result.versioned !== n || result.entries !== n || result.moved !== 1 || result.versions.length !== n) {
+    throw new Error(`versioned commit wrote ${result?.versioned ?? 0} of ${n} agent versions and ${result?.entries ?? 0} of ${n} audit entries`);
+  }
+  return result.versions.map((v) => BigInt(v));
+}
+
+/**
+ * The CTEs of the one-statement tail (`with recursive` goes before them): `head` (the audit head,
+ * locked), `drawn` (one version per entry under that lock: `i` from 1, `version`), `chain`, the
+ * audit `entries`, the head `moved`, and the outbox `jobs`. The statement that includes them writes
+ * the agents' versions from `drawn` (joined on `i`, the change's position) and selects
+ * `tailCounts`. See `commitValueChanges` for why versions and chain stay in commit order.
+ */
+export function chainedTail(prepared: readonly PreparedEntry[], rows: readonly OutboxRow[], gate?: RawBuilder<boolean>) {
+  const n = prepared.length;
+  // With a gate that is false, the head is neither locked nor read, so nothing of the tail is
+  // written: no versions, no entries, no head move, no outbox rows.
+  return sql`head as (select seq, hash from audit_head where id = 1 ${gate ? sql`and ${gate}` : sql``} for update),
     drawn as (
       select row_number() over (order by v.n) as i, v.n as version
       from (select nextval('permission_version_seq') as n from head, generate_series(1, ${n}::int + 0 * head.seq)) as v),
@@ -218,20 +242,13 @@ async function commitValueChanges(trx: DbOrTrx, ids: readonly string[], prepared
       from (select seq, hash from chain order by i desc limit 1) as last
       where audit_head.id = 1
       returning 1),
-    versioned as (
-      update agents set version = d.version
-      from unnest(${ids}::text[]) with ordinality as a(id, i) join drawn d on d.i = a.i
-      where agents.id = a.id and agents.id = any(${ids}::text[])
-      returning 1),
     jobs as (
       ${insertOutboxRows(rows)}
-      returning 1)
-    select (select array_agg(d.version::text order by d.i) from drawn d) as versions,
-      (select count(*) from versioned)::int as versioned, (select count(*) from entries)::int as entries, (select count(*) from moved)::int as moved,
-      (select pg_notify(${OUTBOX_NOTIFY_CHANNEL}, '') from jobs limit 1) as notified`.execute(trx);
-  const result = done[0];
-  if (!result || result.versioned !== n || result.entries !== n || result.moved !== 1 || result.versions.length !== n) {
-    throw new Error(`versioned commit wrote ${result?.versioned ?? 0} of ${n} agent versions and ${result?.entries ?? 0} of ${n} audit entries`);
-  }
-  return result.versions.map((v) => BigInt(v));
+      where exists (select 1 from head)
+      returning 1)`;
 }
+
+/** The columns a statement with `chainedTail` selects: the versions drawn, the entries written, the head moved (and the relay's wake-up on commit). */
+export const tailCounts = sql`(select array_agg(d.version::text order by d.i) from drawn d) as versions,
+      (select count(*) from entries)::int as entries, (select count(*) from moved)::int as moved,
+      (select pg_notify(${OUTBOX_NOTIFY_CHANNEL}, '') from jobs limit 1) as notified`;
