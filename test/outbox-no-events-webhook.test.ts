@@ -29,10 +29,40 @@ describe('events with no events webhook configured', () => {
     }, 15_000, 'the events to be marked published');
     const events = await rows();
     expect(events.map((r) => r.job_name)).toEqual(expect.arrayContaining(['agent.registered', 'agent.contained']));
+    // The contain's other rows (its incident notice) are handed over to their queues as ever.
+    const others = await app.db.selectFrom('outbox').select(['id', 'queue', 'job_name', 'published_at']).where('queue', '!=', 'events').execute();
+    expect(others.length).toBeGreaterThan(0);
+    await waitFor(async () => (await app.db.selectFrom('outbox').select('id').where('queue', '!=', 'events').where('published_at', 'is', null).execute()).length === 0, 15_000, 'the other rows to be handed over');
     const connection = new Redis(REDIS_URL, { maxRetriesPerRequest: null });
     const queue = new Queue('events', { connection, prefix });
     try {
       for (const r of events) expect(await queue.getJob(r.id), `job ${r.job_name}`).toBeUndefined();
+      for (const r of others) {
+        const other = new Queue(r.queue, { connection, prefix });
+        try {
+          // Handed over: its job exists (waiting, or run: completed jobs are kept for a week).
+          expect(await other.getJob(r.id), `job ${r.job_name} in ${r.queue}`).toBeDefined();
+        } finally {
+          await other.close();
+        }
+      }
+    } finally {
+      await queue.close();
+      await connection.quit();
+    }
+  });
+
+  it('a burst of registrations leaves no event row unpublished and queues no job for any', async () => {
+    const ids = Array.from({ length: 120 }, (_, i) => `quiet-burst-${i}`);
+    expect((await Promise.all(ids.map((id) => app.call('PUT', `/v1/agents/${id}`, sampleAgent)))).map((a) => a.status)).toEqual(ids.map(() => 201));
+    const unpublished = () => app.db.selectFrom('outbox').select('id').where('published_at', 'is', null).execute();
+    await waitFor(async () => (await unpublished()).length === 0, 15_000, 'every row to be published');
+    const registered = await app.db.selectFrom('outbox').select('id').where('job_name', '=', 'agent.registered').where('published_at', 'is not', null).execute();
+    expect(registered.length).toBeGreaterThanOrEqual(ids.length);
+    const connection = new Redis(REDIS_URL, { maxRetriesPerRequest: null });
+    const queue = new Queue('events', { connection, prefix });
+    try {
+      expect(await queue.getJobCounts('waiting', 'delayed', 'completed', 'failed', 'active')).toEqual({ waiting: 0, delayed: 0, completed: 0, failed: 0, active: 0 });
     } finally {
       await queue.close();
       await connection.quit();

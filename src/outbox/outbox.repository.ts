@@ -76,6 +76,30 @@ export async function claimUnpublished(trx: DbOrTrx, limit: number): Promise<Cla
   return rows;
 }
 
+/**
+ * With no events webhook (the relay's `skipEvents`): takes up to `limit` unpublished rows, oldest
+ * first, skipping rows another relay holds, and marks the domain events among them published in
+ * the same statement, outside a transaction. Answers how many rows it took and how many it
+ * marked: the others are left for `claimUnpublished`. A burst of registrations writes only event
+ * rows: one statement per pass instead of a transaction of four.
+ */
+export async function markEventRowsPublished(db: DbOrTrx, eventJobNames: readonly string[], limit: number, now: Date): Promise<{ taken: number; marked: number }> {
+  const { rows } = await sql<{ taken: number; marked: number }>`
+    with taken as (
+      select id, queue, job_name from outbox
+      where published_at is null and parked_at is null
+      order by created_at
+      limit ${limit}
+      for update skip locked),
+    marked as (
+      update outbox set published_at = ${now}
+      from taken t
+      where outbox.id = t.id and t.queue = 'events' and t.job_name = any(${[...eventJobNames]}::text[])
+      returning 1)
+    select (select count(*) from taken)::int as taken, (select count(*) from marked)::int as marked`.execute(db);
+  return rows[0] ?? { taken: 0, marked: 0 };
+}
+
 export async function markPublished(trx: DbOrTrx, ids: string[], now: Date): Promise<void> {
   if (ids.length) await trx.updateTable('outbox').set({ published_at: now }).where('id', 'in', ids).execute();
 }
