@@ -77,12 +77,12 @@ export async function createServices(
   const approvalsChanged = view ? (agentId: string) => view.publishApprovalsChanged(agentId) : (agentId: string) => publishApprovalsChange(producer, channel, agentId);
   const approvals = new ApprovalService({ db, clock, policy, callbackHosts: config.callbackHosts, onChanged: approvalsChanged });
   // Held webhook events (for agents unknown when they came) apply once their agent is registered.
-  const agents = new AgentService({ db, clock, publisher, onOutboxWrite: () => relay?.wake(), approvals, onRegistered: (id) => inbound.applyHeld(id) });
+  const agents = new AgentService({ db, clock, publisher, onOutboxWrite: () => relay?.written(), approvals, onRegistered: (id) => inbound.applyHeld(id) });
   const trust = new TrustService({ db, clock, settings: () => policy.trust, publisher });
   const inbound = new InboundEvents({ db, clock, trust, logger });
   const packets = new PacketService({ db, clock, policy });
   const consoleSessions = new ConsoleSessions({ db, clock, publicUrl: config.publicUrl });
-  const fleet = new FleetService({ db, clock, publisher, onOutboxWrite: () => relay?.wake(), approvals, restoreRule: () => policy.permissions.restore });
+  const fleet = new FleetService({ db, clock, publisher, onOutboxWrite: () => relay?.written(), approvals, restoreRule: () => policy.permissions.restore });
   const commands = new ChatCommands({ db, clock, agents, policy, approvals, trust, packets, consoleLinks: consoleSessions, fleet });
   const directory = new SlackDirectory({ db, clock, policy });
   const metrics = createMetrics({

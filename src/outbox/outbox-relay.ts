@@ -74,6 +74,15 @@ export class OutboxRelay {
     await this.listener?.end().catch(() => undefined);
   }
 
+  /**
+   * A writer in this process committed outbox rows. Every outbox write also notifies the channel
+   * this relay listens on, so while it listens the notification wakes it; waking it here as well
+   * made a second pass per commit that found nothing. Without a listener, it wakes now.
+   */
+  written(): void {
+    if (!this.listener) this.wake();
+  }
+
   /** Runs a pass now (coalescing with one already running). */
   wake(): void {
     if (this.stopped) return;
