@@ -94,6 +94,8 @@ describe('concurrent registrations', () => {
       insert into agents (id, name, owner, risk_tier, status, version, created_by, created_at, updated_by, updated_at,
         decommissioned_at, decommissioned_by, decommission_reason)
       values ('unseen-retired', 'Unseen bot', 'ana@example.com', 'high', 'decommissioned', 0, 'api:other', now(), 'api:other', now(), now(), 'api:other', 'retired')`.execute(app.db);
+    // A grant the registration does not list: a registration that went through would remove it.
+    await sql`insert into grants (agent_id, scope, granted_by, granted_at) values ('unseen-retired', 'db:admin', 'api:other', now())`.execute(app.db);
     const seqBefore = (await app.db.selectFrom('audit_head').select('seq').executeTakeFirstOrThrow()).seq;
     const [retired, ...created] = await Promise.all([put('unseen-retired'), ...['unseen-1', 'unseen-2', 'unseen-3'].map((id) => put(id))]);
     expect(retired!.status).toBe(409);
@@ -101,7 +103,7 @@ describe('concurrent registrations', () => {
     expect(created.map((a) => a.status)).toEqual([201, 201, 201]);
     // Nothing of the refused one was written, and the three new agents have one entry each.
     expect(await app.db.selectFrom('agents').select(['name', 'status']).where('id', '=', 'unseen-retired').executeTakeFirstOrThrow()).toEqual({ name: 'Unseen bot', status: 'decommissioned' });
-    expect(await app.db.selectFrom('grants').select('scope').where('agent_id', '=', 'unseen-retired').execute()).toEqual([]);
+    expect(await app.db.selectFrom('grants').select(['scope', 'removed_at']).where('agent_id', '=', 'unseen-retired').execute()).toEqual([{ scope: 'db:admin', removed_at: null }]);
     const entries = await app.db.selectFrom('audit_log').select(['subject', 'action']).where('seq', '>', seqBefore).orderBy('seq').execute();
     expect(entries.map((e) => e.subject).sort()).toEqual(['unseen-1', 'unseen-2', 'unseen-3']);
     expect((await app.call('GET', '/v1/audit/verify?full=true')).body.ok).toBe(true);

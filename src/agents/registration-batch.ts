@@ -232,7 +232,12 @@ async function writeRegistrations(
       -- xmax is 0 only in a row this statement inserted: an agent read as absent but updated here
       -- was inserted by another transaction after our read (see RegistrationRaced).
       returning id, xmax = 0 as inserted),
-    removed as (
+    ${
+      // New agents have no grants to remove. Nor may this statement touch an agent that exists
+      // after all: every part that writes is gated by the guard (through the head, or `written`).
+      fresh
+        ? sql``
+        : sql`removed as (
       update grants set removed_at = ${now}::timestamptz, removed_by = r.actor
       from unnest(${wIds}::text[], ${actors}::text[]) as r(agent_id, actor)
       -- The redundant = any(…) keeps this an index scan while the table's statistics lag behind a
@@ -240,7 +245,8 @@ async function writeRegistrations(
       where grants.agent_id = r.agent_id and grants.agent_id = any(${wIds}::text[]) and grants.removed_at is null
         and not exists (select 1 from unnest(${grantAgents}::text[], ${grantScopes}::text[]) as k(agent_id, scope)
                         where k.agent_id = grants.agent_id and k.scope = grants.scope)
-      returning 1),
+      returning 1),`
+    }
     listed as (
       insert into grants (agent_id, scope, constraints, keep_in_containment, expires_at, granted_by, granted_at)
       select agent_id, scope, constraints, keep, expires_at, actor, ${now}::timestamptz
@@ -269,7 +275,8 @@ async function writeRegistrations(
   // Checked against what we read under lock: an agent we believed absent was created by another
   // writer in between (a second replica, an import). Its refusals (decommissioned, held) were not
   // checked against it: the caller rolls back and runs the batch again, now reading that row.
-  const raced = rows.filter((r) => !r.inserted && !writes.some((x) => x.item.reg.id === r.written_id && x.before)).map((r) => r.written_id);
+  const read = new Set(writes.filter((x) => x.before).map((x) => x.item.reg.id));
+  const raced = rows.filter((r) => !r.inserted && !read.has(r.written_id)).map((r) => r.written_id);
   if (raced.length > 0) throw new RegistrationRaced([...new Set(raced)]);
   const current = new Map<string, Grant[]>(wIds.map((id) => [id, []]));
   for (const r of rows) {
