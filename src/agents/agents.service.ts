@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import type { Db, DbOrTrx } from '../db/database.js';
+import { isDeadlock, isUniqueViolation, type Db, type DbOrTrx } from '../db/database.js';
 import type { Clock } from '../core/clock.js';
 import type { Agent, TouchedGrant } from '../domain/agent.js';
 import { grantStatus } from '../domain/agent.js';
@@ -406,8 +406,7 @@ export class AgentService {
     try {
       return await run();
     } catch (err) {
-      const pgErr = err as { code?: string; constraint?: string };
-      if (key && pgErr.code === '23505' && pgErr.constraint === 'agent_actions_idempotency_uq') {
+      if (key && isUniqueViolation(err, 'agent_actions_idempotency_uq')) {
         const before = await findActionByIdempotencyKey(this.deps.db, key);
         if (before) return { replayed: { ...(before.result as ActionResult), replayed: true } };
       }
@@ -570,14 +569,4 @@ export function presentAgent(agent: Agent, now: Date) {
     version: agent.version.toString(),
     ...(agent.decommissioned ? { decommissioned: { at: agent.decommissioned.at.toISOString(), by: agent.decommissioned.by, reason: agent.decommissioned.reason } } : {}),
   };
-}
-
-/** Postgres' unique_violation. */
-function isUniqueViolation(err: unknown): boolean {
-  return typeof err === 'object' && err !== null && (err as { code?: unknown }).code === '23505';
-}
-
-/** Postgres' deadlock_detected: the transaction was rolled back to break a cycle of lock waits. */
-function isDeadlock(err: unknown): boolean {
-  return typeof err === 'object' && err !== null && (err as { code?: unknown }).code === '40P01';
 }

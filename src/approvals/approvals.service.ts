@@ -1,6 +1,6 @@
 import { sql } from 'kysely';
 import { createHash, randomUUID } from 'node:crypto';
-import type { Db, DbOrTrx } from '../db/database.js';
+import { isUniqueViolation, type Db, type DbOrTrx } from '../db/database.js';
 import type { ApprovalStatus } from '../db/schema.js';
 import type { Clock } from '../core/clock.js';
 import { loadAgent } from '../agents/agents.repository.js';
@@ -200,7 +200,7 @@ export class ApprovalService {
       });
     } catch (err) {
       // A concurrent request with the same idempotency key won: answer with it.
-      if ((err as { code?: string }).code === '23505' && input.idempotencyKey) return this.create(input, requester);
+      if (isUniqueViolation(err) && input.idempotencyKey) return this.create(input, requester);
       throw err;
     }
     await this.changed(agent.id);

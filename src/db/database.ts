@@ -63,6 +63,19 @@ export function isDatabaseUnavailable(err: unknown): boolean {
   return e.cause !== undefined && e.cause !== err && isDatabaseUnavailable(e.cause);
 }
 
+/**
+ * Whether a query failed with this Postgres error: a unique violation (of `constraint`, when given)
+ * or a deadlock Postgres broke by failing this transaction.
+ */
+export function isUniqueViolation(err: unknown, constraint?: string): boolean {
+  const e = err as { code?: unknown; constraint?: unknown } | null;
+  return typeof e === 'object' && e !== null && e.code === '23505' && (constraint === undefined || e.constraint === constraint);
+}
+
+export function isDeadlock(err: unknown): boolean {
+  return typeof err === 'object' && err !== null && (err as { code?: unknown }).code === '40P01';
+}
+
 /** The pg pool behind a `Db` made by `createDb`, for what Kysely cannot run (COPY … TO STDOUT). */
 export function poolOf(db: Db): pg.Pool | undefined {
   return pools.get(db);

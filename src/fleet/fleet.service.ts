@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import type { Db, DbOrTrx } from '../db/database.js';
+import { isUniqueViolation, type Db, type DbOrTrx } from '../db/database.js';
 import type { Clock } from '../core/clock.js';
 import { deriveStatus, type ActiveAction, type Agent } from '../domain/agent.js';
 import { NO_CHANNEL_FOR_SECOND_PERSON, planAction, planLift, type ActionCommand } from '../domain/actions.js';
@@ -309,8 +309,7 @@ export class FleetService {
         return { result, published: { agentId: actingIds[head.versions.indexOf(top)]!, version: top, written, approvalsOf: [...cancelled.keys()] } };
       });
     } catch (err) {
-      const pgErr = err as { code?: string; constraint?: string };
-      if (idempotencyKey && pgErr.code === '23505' && pgErr.constraint === 'fleet_incidents_idempotency_uq') {
+      if (idempotencyKey && isUniqueViolation(err, 'fleet_incidents_idempotency_uq')) {
         const before = await db.selectFrom('fleet_incidents').select('result').where('idempotency_key', '=', idempotencyKey).executeTakeFirst();
         if (before) return { ...(before.result as FleetResult), replayed: true };
       }

@@ -133,8 +133,7 @@ export class OutboxRelay {
       }
       return { taken, marked, failed: false };
     } catch (err) {
-      if (!this.failing) this.limitedLog('warn', 'cannot-publish', { err: (err as Error).message }, 'outbox relay cannot publish; rows stay in Postgres and will be retried');
-      this.failing = true;
+      this.cannotPublish(err);
       return { taken: 0, marked: 0, failed: true };
     }
   }
@@ -162,10 +161,15 @@ export class OutboxRelay {
       this.failing = false;
       return { claimed, failed: failures.length > 0 };
     } catch (err) {
-      if (!this.failing) this.limitedLog('warn', 'cannot-publish', { err: (err as Error).message }, 'outbox relay cannot publish; rows stay in Postgres and will be retried');
-      this.failing = true;
+      this.cannotPublish(err);
       return { claimed: 0, failed: true };
     }
+  }
+
+  /** A pass failed (Postgres or Redis away): said once until the relay recovers; the rows stay. */
+  private cannotPublish(err: unknown): void {
+    if (!this.failing) this.limitedLog('warn', 'cannot-publish', { err: (err as Error).message }, 'outbox relay cannot publish; rows stay in Postgres and will be retried');
+    this.failing = true;
   }
 
   /**
