@@ -25,6 +25,8 @@ import { trustDaily } from './trust-daily.job.js';
 import { parseJob } from '../src/queue/job-contracts.js';
 import { AUDIT_VERIFY_FULL_EVERY_MS, AUDIT_VERIFY_FULL_JOB, runScheduledAuditVerify } from '../src/audit/scheduled-verify.js';
 import { notify, type NotifyDeps } from './notify.job.js';
+import { recordFleetHold } from './fleet-records.job.js';
+import type { FleetService } from '../src/fleet/fleet.service.js';
 
 export interface WorkerDeps {
   connection: Redis;
@@ -34,6 +36,8 @@ export interface WorkerDeps {
   logger: Logger;
   metrics: Metrics;
   agents: AgentService;
+  /** Records held containments (the `fleet-records` backstop); without it those jobs fail and are retried. */
+  fleet?: Pick<FleetService, 'recordHold'>;
   approvals: ApprovalService;
   consequences: ConsequenceService;
   trust: TrustService;
@@ -86,6 +90,7 @@ export async function startWorkers(deps: WorkerDeps): Promise<Worker[]> {
     QUEUES.timers,
     dispatch(QUEUES.timers, {
       'lift-action': (job) => liftAction(job, deps.agents),
+      'fleet-records': (job) => recordFleetHold(job, deps.fleet),
       'approval-timer': (job) => approvalTimer(job, deps.approvals),
       'approval-timers-cancel': (job) => cancelApprovalTimers(job, { db: deps.db, timers: deps.queues.timers }),
       consequences: (job) => applyConsequences(job, deps.consequences),

@@ -15,6 +15,7 @@ import type { OutboxRelay } from './outbox/outbox-relay.js';
 import type { ApprovalService } from './approvals/approvals.service.js';
 import type { TrustService } from './trust/trust.service.js';
 import type { ChatCommands } from './chat/chat-commands.js';
+import type { FleetService } from './fleet/fleet.service.js';
 import type { SlackAdapter } from './slack/slack-app.js';
 import { Lifecycle } from './composition/lifecycle.js';
 import { createServices } from './composition/services.js';
@@ -49,6 +50,8 @@ export interface App {
   readonly approvals: ApprovalService;
   readonly trust: TrustService;
   readonly commands: ChatCommands;
+  /** Fleet actions (`settled()` waits for the records of containments this process holds). */
+  readonly fleet: FleetService;
   readonly slack: SlackAdapter | undefined;
   readonly view: PermissionView | undefined;
   readonly relay: OutboxRelay | undefined;
@@ -92,7 +95,7 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
     const watcher = await startLivePolicy(s, options, lifecycle);
     logger.info({ role: config.role, port }, 'armalo chat-ops started');
     return {
-      ...pick(s, ['config', 'db', 'redis', 'queues', 'metrics', 'policy', 'agents', 'approvals', 'trust', 'commands', 'view', 'relay', 'logger']),
+      ...pick(s, ['config', 'db', 'redis', 'queues', 'metrics', 'policy', 'agents', 'approvals', 'trust', 'commands', 'fleet', 'view', 'relay', 'logger']),
       slack,
       workers,
       server,

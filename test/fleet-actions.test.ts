@@ -228,6 +228,7 @@ describe('POST /v1/actions', () => {
     const res = await app.call('POST', '/v1/actions', { selector: { owner: 'TTL-Owner@example.com' }, action: 'contain', reason: 'short hold', ttl: 1 });
     expect(res.body).toMatchObject({ count: 2, agents: ['ttl-1', 'ttl-2'] });
     // Each agent's contain carries the ttl (its status is not read here: one second may be over already on a loaded machine).
+    await app.fleet.settled();
     const held = await app.db.selectFrom('agent_actions').select(['agent_id', 'kind', 'expires_at']).where('fleet_incident_id', '=', res.body.incidentId).orderBy('agent_id').execute();
     expect(held.map((h) => [h.agent_id, h.kind, h.expires_at !== null])).toEqual([['ttl-1', 'contain', true], ['ttl-2', 'contain', true]]);
     await waitFor(async () => (await status('ttl-1')) === 'active' && (await status('ttl-2')) === 'active', 15_000, 'the ttl to lift both');

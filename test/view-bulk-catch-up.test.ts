@@ -62,7 +62,13 @@ describe('a replica catching up a fleet action', () => {
     const answer = await replica.call('POST', '/v1/decisions', { agentId: fleetId(COUNT - 1), action: 'crm:read', atLeastVersion: res.body.version });
     expect(answer.body.decision).toBe('deny');
     expect(answer.body.reasonCodes).toContain('agent_contained');
+    // That was the hold; each agent's own contain follows in the second commit, which the replica
+    // reads in one streamed catch-up.
+    await app.fleet.settled();
+    const { hold_released_version: released } = await app.db.selectFrom('fleet_incidents').select('hold_released_version').where('id', '=', res.body.incidentId).executeTakeFirstOrThrow();
+    await waitFor(() => replica.view!.version >= BigInt(released!), 20_000, 'the replica to read the records');
     expect(replica.view!.bulkCatchUps).toBeGreaterThan(before);
+    expect(replica.view!.heldCount).toBe(0);
 
     // Agent for agent what Postgres holds (the per-agent read), for every agent of the fleet.
     const fromDb = await loadAgents(app.db, { ids: Array.from({ length: COUNT }, (_, i) => fleetId(i + 1)) });

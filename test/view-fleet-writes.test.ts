@@ -47,6 +47,10 @@ describe('the writer view after a fleet action', () => {
     expect(contained.status).toBe(201);
     expect(contained.body.count).toBe(3);
     expect(app.view!.version).toBeGreaterThanOrEqual(BigInt(contained.body.version));
+    // Held at once: every agent reads as contained before its own records are written.
+    expect(IDS.map((id) => app.view!.get(id)!.status)).toEqual(['contained', 'contained', 'contained']);
+    await app.fleet.settled();
+    expect(app.view!.heldCount).toBe(0);
     const afterContain = await viewAndDatabase();
     expect(afterContain.view).toEqual(afterContain.database);
     expect(afterContain.view.map((a) => a!.status)).toEqual(['contained', 'contained', 'contained']);

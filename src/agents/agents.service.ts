@@ -39,9 +39,10 @@ export interface PermissionChangePublisher {
    * they now stand (a registration batch or a fleet action builds them from what it wrote): the
    * local view stores them without reading them back. Trust fields left undefined (a fleet action
    * does not read them) are the view's own; `approvalsOf` names agents whose open approvals the
-   * commit changed. Without it, `publishChanged` of the highest version is used.
+   * commit changed; `released` names fleet holds the commit released (the view forgets them once
+   * it stores the agents). Without it, `publishChanged` of the highest version is used.
    */
-  publishWritten?(agents: readonly Agent[], options?: { approvalsOf?: readonly string[] }): Promise<void>;
+  publishWritten?(agents: readonly Agent[], options?: { approvalsOf?: readonly string[]; released?: readonly string[] }): Promise<void>;
   /** Optional: the agent as this replica's view holds it (a hint only: the view may lag). */
   get?(agentId: string): Agent | undefined;
 }

@@ -4,6 +4,7 @@ import { isUniqueViolation, type Db, type DbOrTrx } from '../db/database.js';
 import type { ApprovalStatus } from '../db/schema.js';
 import type { Clock } from '../core/clock.js';
 import { loadAgent } from '../agents/agents.repository.js';
+import { loadAgentAsSeen } from '../fleet/fleet-hold.js';
 import { decommissionedMessage } from '../agents/registration-batch.js';
 import { appendAudit } from '../audit/audit.repository.js';
 import { computeRoute, escalate, isApproved, isPerson, isReachable, policyPeople, type Person, type RouteRequirement, type RouteSnapshot } from '../domain/approval-route.js';
@@ -137,7 +138,7 @@ export class ApprovalService {
       const existing = await db.selectFrom('approval_requests').select('id').where('requested_by', '=', requester).where('idempotency_key', '=', input.idempotencyKey).executeTakeFirst();
       if (existing) return { created: false, request: (await this.get(existing.id))! };
     }
-    const agent = await loadAgent(db, input.agentId);
+    const agent = await loadAgentAsSeen(db, input.agentId);
     if (!agent) throw notFound(`unknown agent ${input.agentId}`);
     if (agent.status === 'decommissioned') throw conflict(decommissionedMessage(agent, 'it cannot be approved for anything'));
     if (agent.status === 'contained' || agent.status === 'revoked') {

@@ -6,7 +6,8 @@ import type { ApprovalService } from '../approvals/approvals.service.js';
 import type { TrustService } from '../trust/trust.service.js';
 import type { PacketService } from '../packets/packets.service.js';
 import { sparkline } from './sparkline.js';
-import { loadAgent, recentActions, findOpenIncident } from '../agents/agents.repository.js';
+import { recentActions, findOpenIncident } from '../agents/agents.repository.js';
+import { loadAgentAsSeen } from '../fleet/fleet-hold.js';
 import { appendAudit, listAudit, verifyAudit } from '../audit/audit.repository.js';
 import { grantStatus } from '../domain/agent.js';
 import { formatDuration } from '../domain/duration.js';
@@ -427,7 +428,7 @@ export class ChatCommands {
 
   private async status(agentId: string): Promise<ChatReply> {
     const { db, clock } = this.deps;
-    const agent = await loadAgent(db, agentId);
+    const agent = await loadAgentAsSeen(db, agentId);
     if (!agent) return errorReply(`Unknown agent ${agentId}.`, `/armalo ${USAGE.status}`);
     const now = clock.now();
     const incident = await findOpenIncident(db, agentId);

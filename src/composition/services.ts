@@ -82,7 +82,9 @@ export async function createServices(
   const inbound = new InboundEvents({ db, clock, trust, logger });
   const packets = new PacketService({ db, clock, policy });
   const consoleSessions = new ConsoleSessions({ db, clock, publicUrl: config.publicUrl });
-  const fleet = new FleetService({ db, clock, publisher, onOutboxWrite: () => relay?.written(), approvals, restoreRule: () => policy.permissions.restore });
+  const fleet = new FleetService({ db, clock, publisher, onOutboxWrite: () => relay?.written(), approvals, restoreRule: () => policy.permissions.restore, logger });
+  // A containment's records being written when the process stops are finished first (the database closes after).
+  lifecycle.onStop(() => fleet.settled());
   const commands = new ChatCommands({ db, clock, agents, policy, approvals, trust, packets, consoleLinks: consoleSessions, fleet });
   const directory = new SlackDirectory({ db, clock, policy });
   const metrics = createMetrics({

@@ -22,6 +22,7 @@ export async function startWorkerRole(s: Services, options: AppOptions, lifecycl
     logger,
     metrics: s.metrics,
     agents: s.agents,
+    fleet: s.fleet,
     approvals: s.approvals,
     consequences: new ConsequenceService({ db, clock, policy: s.policy, agents: s.agents, logger }),
     packets: s.packets,

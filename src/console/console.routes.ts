@@ -21,7 +21,7 @@ import { grantStatus, AGENT_STATUSES, type AgentStatus } from '../domain/agent.j
 import { SCOPE_PATTERN } from '../domain/scope.js';
 import { parseDuration } from '../domain/duration.js';
 import { MAX_TTL_MS } from '../chat/command-parser.js';
-import { loadAgent } from '../agents/agents.repository.js';
+import { loadAgentAsSeen } from '../fleet/fleet-hold.js';
 import { listAgents } from '../agents/agent-listing.js';
 import { listIncidents, loadIncidentDetail } from '../incidents/incidents.repository.js';
 import { listApprovals } from '../approvals/approvals-list.repository.js';
@@ -279,7 +279,7 @@ export function addConsoleRoutes(router: Router, deps: ConsoleDeps): void {
     raw: serve(async (req, { params }) => {
       const s = await reader(req);
       const agentId = params.agentId!;
-      const agent = await loadAgent(db, agentId);
+      const agent = await loadAgentAsSeen(db, agentId);
       if (!agent) throw new ConsoleRefusal(404, `There is no agent ${agentId}.`);
       const now = clock.now();
       const [score, history, incidents, approvalList, audit, restores, packetRows] = await Promise.all([

@@ -94,6 +94,10 @@ export interface FleetIncidentsTable {
   closed_by: string | null;
   idempotency_key: string | null;
   result: Json<unknown> | null;
+  /** The version of the commit that put `agent_ids` on hold (a containment in two commits, migration 0021). */
+  hold_version: BigIntColumn | null;
+  /** The version of the commit that wrote the agents' own records and released the hold. */
+  hold_released_version: BigIntColumn | null;
 }
 
 /** A fleet action waiting for a click (migration 0016). */

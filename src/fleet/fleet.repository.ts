@@ -230,3 +230,72 @@ export async function closeFleetIncidentIfLifted(db: Db, fleetIncidentId: string
     return true;
   });
 }
+
+/** An agent a containment by selector would act on, as its first commit classifies it (no grants read). */
+export interface ContainCandidate {
+  id: string;
+  /** A contain of its own is in force, or another fleet containment holds it already. */
+  contained: boolean;
+  revoked: boolean;
+}
+
+/**
+ * The agents a selector matches, in id order, classified for a containment without reading their
+ * grants: whether a contain is in force (or an unreleased fleet hold already holds them) and whether
+ * they are revoked. One statement whatever the fleet's size; the containment's second commit reads
+ * the held agents in full, under row locks.
+ */
+export async function selectForContain(db: DbOrTrx, selector: FleetSelector): Promise<ContainCandidate[]> {
+  const { rows } = await sql<ContainCandidate>`
+    select a.id,
+      (exists (select 1 from agent_actions x where x.agent_id = a.id and x.lifted_at is null and x.kind = 'contain')
+        or exists (select 1 from fleet_incidents f where f.hold_version is not null and f.hold_released_version is null and f.agent_ids ? a.id)) as contained,
+      exists (select 1 from agent_actions x where x.agent_id = a.id and x.lifted_at is null and x.kind = 'revoke') as revoked
+    from agents a where ${selectorWhere(selector)}
+    order by a.id`.execute(db);
+  return rows;
+}
+
+/** A fleet containment's hold as the replicas' views read it. */
+export interface FleetHold {
+  id: string;
+  /** Null once released (the view only needs to forget it). */
+  agentIds: string[] | null;
+  reason: string;
+  actor: string;
+  openedAt: Date;
+  expiresAt: Date | null;
+  version: bigint;
+  releasedVersion: bigint | null;
+}
+
+/**
+ * The holds in force, and what became of `known` ones (the holds a view holds: released ones come
+ * back with `releasedVersion` and no agents). A view reads this before the agents of the same
+ * catch-up: a release it sees committed with the agents' own contains, which the later read sees.
+ */
+export async function loadHolds(db: DbOrTrx, known: readonly string[]): Promise<FleetHold[]> {
+  const { rows } = await sql<{ id: string; agent_ids: string[] | null; reason: string; actor: string; opened_at: Date; ttl_ms: string | null; hold_version: string; hold_released_version: string | null }>`
+    select id, case when hold_released_version is null then agent_ids end as agent_ids, reason, actor, opened_at, ttl_ms::text as ttl_ms,
+      hold_version::text as hold_version, hold_released_version::text as hold_released_version
+    from fleet_incidents
+    where (hold_version is not null and hold_released_version is null)
+      ${known.length > 0 ? sql`or (hold_version is not null and id = any(${known}::uuid[]))` : sql``}`.execute(db);
+  return rows.map((r) => ({
+    id: r.id,
+    agentIds: r.agent_ids,
+    reason: r.reason,
+    actor: r.actor,
+    openedAt: r.opened_at,
+    expiresAt: r.ttl_ms === null ? null : new Date(r.opened_at.getTime() + Number(r.ttl_ms)),
+    version: BigInt(r.hold_version),
+    releasedVersion: r.hold_released_version === null ? null : BigInt(r.hold_released_version),
+  }));
+}
+
+/** Fleet containments whose hold is committed and whose per-agent records are not (yet). */
+export async function unrecordedHolds(db: DbOrTrx): Promise<string[]> {
+  const { rows } = await sql<{ id: string }>`
+    select id from fleet_incidents where hold_version is not null and hold_released_version is null order by opened_at`.execute(db);
+  return rows.map((r) => r.id);
+}

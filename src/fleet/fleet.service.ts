@@ -1,5 +1,8 @@
-import { randomUUID } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
+import type { Transaction } from 'kysely';
 import { isUniqueViolation, type Db, type DbOrTrx } from '../db/database.js';
+import type { Database } from '../db/schema.js';
+import type { Logger } from '../observability/logger.js';
 import type { Clock } from '../core/clock.js';
 import { deriveStatus, type ActiveAction, type Agent } from '../domain/agent.js';
 import { NO_CHANNEL_FOR_SECOND_PERSON, planAction, planLift, type ActionCommand } from '../domain/actions.js';
@@ -22,6 +25,8 @@ import {
   loadAgentsByIds,
   loadSelectedAgents,
   openIncidentsOf,
+  selectForContain,
+  unrecordedHolds,
   withoutFreshEvaluation,
   type FleetConfirmationRow,
 } from './fleet.repository.js';
@@ -29,6 +34,10 @@ import { FLEET_SAMPLE } from './fleet-view.js';
 
 /** Posts or updates a fleet incident's notice (queue `notify`). */
 export const FLEET_UPDATE_JOB = 'fleet-update' satisfies JobName;
+/** Records a held containment if its process did not (queue `timers`). */
+export const FLEET_RECORDS_JOB = 'fleet-records' satisfies JobName;
+/** When the backstop job records a held containment: long after the process that held it normally has. */
+export const FLEET_RECORDS_BACKSTOP_MS = 30_000;
 /** How many agent ids an answer lists (`agents`, and each list of agents left alone). */
 export const FLEET_LIST = 100;
 /** How long a fleet confirmation may be clicked. */
@@ -119,6 +128,20 @@ export interface FleetServiceDeps {
   restoreRule: () => { secondPerson: boolean; freshEvaluation: boolean };
   /** Agents per write statement (default `FLEET_WRITE_PART`; tests make it small to cross parts). */
   writePart?: number;
+  logger?: Logger;
+  /**
+   * Whether a containment's records are written right after its hold commits, in this process
+   * (default). Tests turn it off to see the hold alone; the `fleet-records` job then records it.
+   */
+  recordAtOnce?: boolean;
+}
+
+export interface ApplyOptions {
+  idempotencyKey?: string;
+  /** The set a confirmation was asked about: refused unless the set resolved now is exactly it. */
+  expect?: string[];
+  /** The confirmation this run claims, in the same transaction. */
+  claim?: { id: string; actor: string };
 }
 
 const byId = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
@@ -130,6 +153,8 @@ interface Published {
   written: Agent[];
   /** Agents whose open approvals the action cancelled. */
   approvalsOf: string[];
+  /** The fleet hold this commit released. */
+  released?: string;
 }
 
 /**
@@ -144,6 +169,13 @@ function standing(agent: Agent, version: bigint, now: Date, activeActions: Activ
 const sameSet = (a: readonly string[], b: readonly string[]) => a.length === b.length && a.every((x, i) => x === b[i]);
 
 type Classified = { agent: Agent; plan: ReturnType<typeof planAction> } | { agent: Agent; left: string; already?: boolean };
+type Acting = Extract<Classified, { plan: unknown }>;
+
+const REVOKED_LEFT = 'revoked: only restore can change it';
+
+function setChanged(selector: FleetSelector, then: number, now: number): string {
+  return `the agents selected by ${selectorText(selector)} changed since this was asked (${then} then, ${now} now); nothing was changed. Ask again to act on the current set`;
+}
 
 /**
  * Fleet actions: contain, narrow or restore every agent a selector matches, as ONE fleet incident.
@@ -155,11 +187,15 @@ type Classified = { agent: Agent; plan: ReturnType<typeof planAction> } | { agen
  * action's transaction under row locks, so the set acted on is exactly the set recorded.
  */
 export class FleetService {
+  /** Held containments whose records this process is writing. */
+  private readonly recording = new Map<string, Promise<boolean>>();
+
   constructor(private readonly deps: FleetServiceDeps) {}
 
   /** The set a real run would act on now, changing nothing. */
   async preview(cmd: FleetCommand): Promise<FleetPreview> {
     const selector = checkSelector(cmd.selector);
+    await this.recordPendingHolds();
     const now = this.deps.clock.now();
     if (cmd.action === 'restore') return this.previewRestore({ ...cmd, selector });
     const agents = (await loadSelectedAgents(this.deps.db, selector)).filter((a) => matchesSelector(a, selector));
@@ -194,120 +230,22 @@ export class FleetService {
    * Contain or narrow every matching agent, as one fleet incident. With `expect`, refuses (and
    * changes nothing) unless the set resolved now is exactly that set: what a confirmation was
    * asked about. With `claim`, marks that confirmation confirmed in the same transaction.
+   * A containment is held first and recorded right after (`holdAndRecord`); a narrow in one commit.
    */
-  async apply(cmd: FleetCommand, options: { idempotencyKey?: string; expect?: string[]; claim?: { id: string; actor: string } } = {}): Promise<FleetResult> {
+  async apply(cmd: FleetCommand, options: ApplyOptions = {}): Promise<FleetResult> {
     if (cmd.action === 'restore') throw new Error('use restore() for a fleet restore');
     const selector = checkSelector(cmd.selector);
-    const { db, clock } = this.deps;
+    const { db } = this.deps;
     const { idempotencyKey } = options;
     if (idempotencyKey) {
       const before = await db.selectFrom('fleet_incidents').select('result').where('idempotency_key', '=', idempotencyKey).executeTakeFirst();
       if (before) return { ...(before.result as FleetResult), replayed: true };
     }
-    const kind = cmd.action;
-    let out: { result: FleetResult; published?: Published };
+    // A containment whose records are still being written holds its agents: finish it first, so
+    // this action sees them as they are recorded (fleet actions take turns).
+    await this.recordPendingHolds();
     try {
-      out = await db.transaction().execute(async (trx) => {
-        if (options.claim) {
-          const replay = await claimFleetConfirmation(trx, options.claim.id, options.claim.actor, clock.now());
-          if (replay) return { result: { ...replay, replayed: true } };
-        }
-        // Locked in id order and read after the lock (a fresh snapshot in READ COMMITTED), then
-        // checked once more: the set acted on is the set of agents that match while we hold them.
-        const agents = (await loadSelectedAgents(trx, selector, { forUpdate: true })).filter((a) => matchesSelector(a, selector));
-        const now = clock.now();
-        const classified = agents.map((a) => classify(a, cmd, now));
-        const acting = classified.filter((c): c is Extract<Classified, { plan: unknown }> => 'plan' in c);
-        if (options.expect && !sameSet(acting.map((c) => c.agent.id), options.expect)) {
-          throw conflict(
-            `the agents selected by ${selectorText(selector)} changed since this was asked (${options.expect.length} then, ${acting.length} now); nothing was changed. Ask again to act on the current set`,
-          );
-        }
-        const left = leftAlone(classified);
-        const base = { dryRun: false as const, action: kind, selector, matched: agents.length, unchanged: left.slice(0, FLEET_LIST), unchangedCount: left.length };
-        if (acting.length === 0) {
-          const result: FleetResult = { ...base, count: 0, incidentId: null, agents: [] };
-          if (options.claim) await storeConfirmationResult(trx, options.claim.id, result);
-          return { result };
-        }
-        const fleetId = randomUUID();
-        const actingIds = acting.map((c) => c.agent.id);
-        const open = await openIncidentsOf(trx, actingIds);
-        const actionIds = new Map(actingIds.map((id) => [id, randomUUID()]));
-        // One incident per agent from its first restriction until restore, as a single action opens:
-        // agents without one get theirs now, linked to the fleet incident.
-        const fresh = actingIds.filter((id) => !open.has(id)).map((agentId) => ({ id: randomUUID(), agentId, actionId: actionIds.get(agentId)! }));
-        await cancelRestoreConfirmations(trx, fresh.map((f) => f.agentId), { actor: cmd.actor, reason: `fleet incident ${fleetId} opened`, now });
-        const incidentOf = new Map([...[...open].map(([agentId, i]) => [agentId, i.id] as const), ...fresh.map((f) => [f.agentId, f.id] as const)]);
-        const cancelled = new Map<string, string[]>();
-        if (kind === 'contain' && this.deps.approvals) {
-          // Every agent's requests in one go, audited after: see `cancelPendingForAgents`.
-          const withOpen = await agentsWithOpenApprovals(trx, actingIds);
-          for (const [agentId, ids] of await this.deps.approvals.cancelPendingForAgents(trx, [...withOpen].sort(), cmd.actor, now)) cancelled.set(agentId, ids);
-        }
-        const actionCmd: ActionCommand = { kind, scopes: cmd.scopes, reason: cmd.reason, actor: cmd.actor, ttlMs: cmd.ttlMs };
-        // Late, after every agent row lock: the versions, under the audit head lock (commit order).
-        const head = await lockHeadAndDrawVersions(trx, acting.length);
-        const parts = acting.map(({ agent, plan }, i) => {
-          const id = actionIds.get(agent.id)!;
-          const result: ActionResult = {
-            ...resultOf(agent.id, actionCmd, plan, id, now, false),
-            incidentId: incidentOf.get(agent.id) ?? null,
-            pendingApprovalsCancelled: cancelled.get(agent.id) ?? [],
-            version: head.versions[i]!.toString(),
-          };
-          const lift = plan.expiresAt ? [outboxRow(LIFT_ACTION_JOB, { actionId: id, agentId: agent.id }, now, plan.expiresAt)] : [];
-          return agentPart(agent.id, { id, kind, scopes: plan.scopes, ttlMs: cmd.ttlMs ?? null, expiresAt: plan.expiresAt, touched: plan.grantsTakenAway, result }, fleetId, now, lift);
-        });
-        const top = highest(head.versions);
-        const result: FleetResult = { ...base, count: acting.length, incidentId: fleetId, agents: actingIds.slice(0, FLEET_LIST), version: top.toString() };
-        // The fleet notice, and (with a ttl) its refresh once the ttl ran out.
-        const expiresAt = acting[0]!.plan.expiresAt;
-        const fleetJobs = [outboxRow(FLEET_UPDATE_JOB, { fleetIncidentId: fleetId, event: 'opened' }, now)];
-        if (expiresAt) fleetJobs.push(outboxRow(FLEET_UPDATE_JOB, { fleetIncidentId: fleetId, event: 'refresh' }, now, new Date(expiresAt.getTime() + 5_000)));
-        await writeFleet(trx, {
-          fleetIncidentId: fleetId,
-          actor: cmd.actor,
-          reason: cmd.reason,
-          now,
-          head,
-          actions: parts.map((p) => p.action),
-          opened: fresh,
-          closed: [],
-          lifts: [],
-          states: acting.map((c, i) => ({ id: c.agent.id, status: c.plan.statusAfter, version: head.versions[i]! })),
-          audit: parts.map((p) => p.audit),
-          outbox: [...parts.flatMap((p) => p.outbox), ...fleetJobs],
-        }, this.deps.writePart);
-        await trx
-          .insertInto('fleet_incidents')
-          .values({
-            id: fleetId,
-            action: kind,
-            selector: JSON.stringify(selector),
-            selector_key: selectorText(selector),
-            scopes: JSON.stringify(cmd.scopes ?? []),
-            reason: cmd.reason,
-            actor: cmd.actor,
-            ttl_ms: cmd.ttlMs ?? null,
-            agent_count: acting.length,
-            agent_ids: JSON.stringify(actingIds),
-            status: 'open',
-            opened_at: now,
-            idempotency_key: idempotencyKey ?? null,
-            result: JSON.stringify(result),
-          })
-          .execute();
-        if (options.claim) await storeConfirmationResult(trx, options.claim.id, result);
-        // Each agent as it now stands, for this replica's view (it stores them without reading 9,000 agents back).
-        const written = acting.map(({ agent, plan }, i) =>
-          standing(agent, head.versions[i]!, now, [
-            ...agent.activeActions,
-            { id: actionIds.get(agent.id)!, kind, scopes: plan.scopes, reason: cmd.reason, actor: cmd.actor, createdAt: now, expiresAt: plan.expiresAt, touched: plan.grantsTakenAway },
-          ]),
-        );
-        return { result, published: { agentId: actingIds[head.versions.indexOf(top)]!, version: top, written, approvalsOf: [...cancelled.keys()] } };
-      });
+      return cmd.action === 'contain' ? await this.holdAndRecord(cmd, selector, options) : await this.applyInOneCommit(cmd, selector, options);
     } catch (err) {
       if (idempotencyKey && isUniqueViolation(err, 'fleet_incidents_idempotency_uq')) {
         const before = await db.selectFrom('fleet_incidents').select('result').where('idempotency_key', '=', idempotencyKey).executeTakeFirst();
@@ -315,8 +253,229 @@ export class FleetService {
       }
       throw err;
     }
+  }
+
+  /**
+   * A containment by selector in two commits, so that every replica denies the whole set within
+   * the time-to-effect bound however large it is:
+   * 1. **The hold** (this call, one small transaction): the set resolved now (without reading
+   *    grants), the fleet incident naming it with `hold_version`, one `fleet.contain` audit entry
+   *    (the selector, the count and a digest of the ids), and a backstop job. Every replica's view
+   *    loads the hold and treats each held agent as contained (its `keepInContainment` grants
+   *    still allowed, as a contain does). The answer's `version` is this commit's.
+   * 2. **The records** (`recordHold`, started here at once in the background, and by the backstop
+   *    job if this process dies first): each agent's contain, exactly as `applyInOneCommit`
+   *    writes it, and the release of the hold, in one transaction. Idempotent: the hold's row lock
+   *    and its release decide who records it.
+   */
+  private async holdAndRecord(cmd: FleetCommand, selector: FleetSelector, options: ApplyOptions): Promise<FleetResult> {
+    const { db, clock } = this.deps;
+    const out = await db.transaction().execute(async (trx): Promise<{ result: FleetResult; hold?: { id: string; version: bigint; first: string } }> => {
+      if (options.claim) {
+        const replay = await claimFleetConfirmation(trx, options.claim.id, options.claim.actor, clock.now());
+        if (replay) return { result: { ...replay, replayed: true } };
+      }
+      const candidates = await selectForContain(trx, selector);
+      const now = clock.now();
+      const actingIds = candidates.filter((c) => !c.contained && !c.revoked).map((c) => c.id);
+      if (options.expect && !sameSet(actingIds, options.expect)) throw conflict(setChanged(selector, options.expect.length, actingIds.length));
+      const left = candidates.filter((c) => c.contained || c.revoked).map((c) => ({ agentId: c.id, reason: c.contained ? 'already contained' : REVOKED_LEFT }));
+      const base = { dryRun: false as const, action: 'contain' as const, selector, matched: candidates.length, unchanged: left.slice(0, FLEET_LIST), unchangedCount: left.length };
+      if (actingIds.length === 0) {
+        const result: FleetResult = { ...base, count: 0, incidentId: null, agents: [] };
+        if (options.claim) await storeConfirmationResult(trx, options.claim.id, result);
+        return { result };
+      }
+      const fleetId = randomUUID();
+      const head = await lockHeadAndDrawVersions(trx, 1);
+      const version = head.versions[0]!;
+      const result: FleetResult = { ...base, count: actingIds.length, incidentId: fleetId, agents: actingIds.slice(0, FLEET_LIST), version: version.toString() };
+      const digest = createHash('sha256').update(actingIds.join('\n')).digest('hex');
+      await writeFleet(trx, {
+        fleetIncidentId: fleetId,
+        actor: cmd.actor,
+        reason: cmd.reason,
+        now,
+        head,
+        actions: [],
+        opened: [],
+        closed: [],
+        lifts: [],
+        states: [],
+        audit: [{ action: 'fleet.contain', subject: fleetId, payload: { fleetIncidentId: fleetId, selector, count: actingIds.length, agentIdsSha256: digest, ttlMs: cmd.ttlMs ?? null, version: version.toString() } }],
+        outbox: [outboxRow(FLEET_RECORDS_JOB, { fleetIncidentId: fleetId }, now, new Date(now.getTime() + FLEET_RECORDS_BACKSTOP_MS))],
+      });
+      await insertFleetIncident(trx, { id: fleetId, cmd, selector, actingIds, now, idempotencyKey: options.idempotencyKey, result, holdVersion: version });
+      if (options.claim) await storeConfirmationResult(trx, options.claim.id, result);
+      return { result, hold: { id: fleetId, version, first: actingIds[0]! } };
+    });
+    if (out.hold) {
+      this.deps.onOutboxWrite?.();
+      // Every replica (this one first, before the answer) reads the hold: the set is denied from here on.
+      await this.deps.publisher.publishChanged(out.hold.first, out.hold.version).catch(() => undefined);
+      if (this.deps.recordAtOnce !== false) this.recordInBackground(out.hold.id);
+    }
+    return out.result;
+  }
+
+  /**
+   * Writes a held containment's per-agent records and releases its hold, in one transaction
+   * (step 2 of `holdAndRecord`). Acts on the held agents still to contain (one contained, revoked
+   * or decommissioned meanwhile is left alone), each planned as of the hold (a ttl runs from it).
+   * Answers false when there was nothing to do: recorded already, or not a hold.
+   */
+  async recordHold(fleetIncidentId: string): Promise<boolean> {
+    const { db, clock } = this.deps;
+    const out = await db.transaction().execute(async (trx): Promise<{ published?: Published } | undefined> => {
+      const incident = await findFleetIncident(trx, fleetIncidentId, { forUpdate: true });
+      if (!incident || incident.hold_version === null || incident.hold_released_version !== null) return undefined;
+      const cmd: FleetCommand = { action: 'contain', selector: incident.selector as FleetSelector, reason: incident.reason, actor: incident.actor, ttlMs: incident.ttl_ms === null ? undefined : Number(incident.ttl_ms) };
+      const agents = await loadAgentsByIds(trx, incident.agent_ids, { forUpdate: true });
+      const acting = agents.flatMap((agent) => {
+        if (agent.status === 'decommissioned') return [];
+        const c = classify(agent, cmd, incident.opened_at);
+        return 'plan' in c ? [c] : [];
+      });
+      const now = clock.now();
+      if (acting.length === 0) {
+        const head = await lockHeadAndDrawVersions(trx, 1);
+        await trx.updateTable('fleet_incidents').set({ hold_released_version: head.versions[0]!.toString(), agent_count: 0, agent_ids: '[]' }).where('id', '=', incident.id).execute();
+        await addOutboxJob(trx, { jobName: FLEET_UPDATE_JOB, payload: { fleetIncidentId: incident.id, event: 'opened' } }, now);
+        return { published: { agentId: incident.agent_ids[0] ?? incident.id, version: head.versions[0]!, written: [], approvalsOf: [], released: incident.id } };
+      }
+      const recorded = await this.recordActions(trx, { fleetId: incident.id, cmd, acting, now });
+      const actingIds = acting.map((c) => c.agent.id);
+      await trx
+        .updateTable('fleet_incidents')
+        .set({ hold_released_version: recorded.top.toString(), agent_count: actingIds.length, agent_ids: JSON.stringify(actingIds) })
+        .where('id', '=', incident.id)
+        .execute();
+      return { published: { ...recorded.published, released: incident.id } };
+    });
+    if (!out) return false;
+    if (out.published) await this.afterCommit(out.published);
+    return true;
+  }
+
+  /** Records every held containment not recorded yet (each waits for a recording already under way). */
+  private async recordPendingHolds(): Promise<void> {
+    for (const id of await unrecordedHolds(this.deps.db)) await (this.recording.get(id) ?? this.recordHold(id));
+  }
+
+  private recordInBackground(id: string): void {
+    const running = this.recordHold(id)
+      .catch((err: unknown) => {
+        // The hold stays in force (every replica keeps denying); the backstop job records it.
+        this.deps.logger?.warn({ err: (err as Error).message, fleetIncidentId: id }, 'recording a fleet containment failed; the fleet-records job will retry');
+        return false;
+      })
+      .finally(() => this.recording.delete(id));
+    this.recording.set(id, running);
+  }
+
+  /** Resolves once every recording this process started has ended (stop, and tests). */
+  async settled(): Promise<void> {
+    while (this.recording.size > 0) await Promise.all([...this.recording.values()]);
+  }
+
+  /** A fleet narrow in one commit: the set resolved under row locks, every agent's action written with it. */
+  private async applyInOneCommit(cmd: FleetCommand, selector: FleetSelector, options: ApplyOptions): Promise<FleetResult> {
+    const { db, clock } = this.deps;
+    const kind = cmd.action as 'contain' | 'narrow';
+    const out = await db.transaction().execute(async (trx): Promise<{ result: FleetResult; published?: Published }> => {
+      if (options.claim) {
+        const replay = await claimFleetConfirmation(trx, options.claim.id, options.claim.actor, clock.now());
+        if (replay) return { result: { ...replay, replayed: true } };
+      }
+      // Locked in id order and read after the lock (a fresh snapshot in READ COMMITTED), then
+      // checked once more: the set acted on is the set of agents that match while we hold them.
+      const agents = (await loadSelectedAgents(trx, selector, { forUpdate: true })).filter((a) => matchesSelector(a, selector));
+      const now = clock.now();
+      const classified = agents.map((a) => classify(a, cmd, now));
+      const acting = classified.filter((c): c is Acting => 'plan' in c);
+      if (options.expect && !sameSet(acting.map((c) => c.agent.id), options.expect)) throw conflict(setChanged(selector, options.expect.length, acting.length));
+      const left = leftAlone(classified);
+      const base = { dryRun: false as const, action: kind, selector, matched: agents.length, unchanged: left.slice(0, FLEET_LIST), unchangedCount: left.length };
+      if (acting.length === 0) {
+        const result: FleetResult = { ...base, count: 0, incidentId: null, agents: [] };
+        if (options.claim) await storeConfirmationResult(trx, options.claim.id, result);
+        return { result };
+      }
+      const fleetId = randomUUID();
+      const actingIds = acting.map((c) => c.agent.id);
+      const recorded = await this.recordActions(trx, { fleetId, cmd, acting, now });
+      const result: FleetResult = { ...base, count: acting.length, incidentId: fleetId, agents: actingIds.slice(0, FLEET_LIST), version: recorded.top.toString() };
+      await insertFleetIncident(trx, { id: fleetId, cmd, selector, actingIds, now, idempotencyKey: options.idempotencyKey, result, holdVersion: null });
+      if (options.claim) await storeConfirmationResult(trx, options.claim.id, result);
+      return { result, published: recorded.published };
+    });
     if (out.published) await this.afterCommit(out.published);
     return out.result;
+  }
+
+  /**
+   * Every acting agent's contain or narrow, recorded as a single action records it (see the class
+   * comment), in the caller's transaction: per-agent incidents opened, restore confirmations and
+   * (contain) open approval requests cancelled, one version each, the fleet notice queued.
+   */
+  private async recordActions(trx: Transaction<Database>, a: { fleetId: string; cmd: FleetCommand; acting: Acting[]; now: Date }): Promise<{ top: bigint; published: Published }> {
+    const { fleetId, cmd, acting, now } = a;
+    const kind = cmd.action as 'contain' | 'narrow';
+    const actingIds = acting.map((c) => c.agent.id);
+    const open = await openIncidentsOf(trx, actingIds);
+    const actionIds = new Map(actingIds.map((id) => [id, randomUUID()]));
+    // One incident per agent from its first restriction until restore, as a single action opens:
+    // agents without one get theirs now, linked to the fleet incident.
+    const fresh = actingIds.filter((id) => !open.has(id)).map((agentId) => ({ id: randomUUID(), agentId, actionId: actionIds.get(agentId)! }));
+    await cancelRestoreConfirmations(trx, fresh.map((f) => f.agentId), { actor: cmd.actor, reason: `fleet incident ${fleetId} opened`, now });
+    const incidentOf = new Map([...[...open].map(([agentId, i]) => [agentId, i.id] as const), ...fresh.map((f) => [f.agentId, f.id] as const)]);
+    const cancelled = new Map<string, string[]>();
+    if (kind === 'contain' && this.deps.approvals) {
+      // Every agent's requests in one go, audited after: see `cancelPendingForAgents`.
+      const withOpen = await agentsWithOpenApprovals(trx, actingIds);
+      for (const [agentId, ids] of await this.deps.approvals.cancelPendingForAgents(trx, [...withOpen].sort(), cmd.actor, now)) cancelled.set(agentId, ids);
+    }
+    const actionCmd: ActionCommand = { kind, scopes: cmd.scopes, reason: cmd.reason, actor: cmd.actor, ttlMs: cmd.ttlMs };
+    // Late, after every agent row lock: the versions, under the audit head lock (commit order).
+    const head = await lockHeadAndDrawVersions(trx, acting.length);
+    const parts = acting.map(({ agent, plan }, i) => {
+      const id = actionIds.get(agent.id)!;
+      const result: ActionResult = {
+        ...resultOf(agent.id, actionCmd, plan, id, now, false),
+        incidentId: incidentOf.get(agent.id) ?? null,
+        pendingApprovalsCancelled: cancelled.get(agent.id) ?? [],
+        version: head.versions[i]!.toString(),
+      };
+      const lift = plan.expiresAt ? [outboxRow(LIFT_ACTION_JOB, { actionId: id, agentId: agent.id }, now, plan.expiresAt)] : [];
+      return agentPart(agent.id, { id, kind, scopes: plan.scopes, ttlMs: cmd.ttlMs ?? null, expiresAt: plan.expiresAt, touched: plan.grantsTakenAway, result }, fleetId, now, lift);
+    });
+    const top = highest(head.versions);
+    // The fleet notice, and (with a ttl) its refresh once the ttl ran out.
+    const expiresAt = acting[0]!.plan.expiresAt;
+    const fleetJobs = [outboxRow(FLEET_UPDATE_JOB, { fleetIncidentId: fleetId, event: 'opened' }, now)];
+    if (expiresAt) fleetJobs.push(outboxRow(FLEET_UPDATE_JOB, { fleetIncidentId: fleetId, event: 'refresh' }, now, new Date(expiresAt.getTime() + 5_000)));
+    await writeFleet(trx, {
+      fleetIncidentId: fleetId,
+      actor: cmd.actor,
+      reason: cmd.reason,
+      now,
+      head,
+      actions: parts.map((p) => p.action),
+      opened: fresh,
+      closed: [],
+      lifts: [],
+      states: acting.map((c, i) => ({ id: c.agent.id, status: c.plan.statusAfter, version: head.versions[i]! })),
+      audit: parts.map((p) => p.audit),
+      outbox: [...parts.flatMap((p) => p.outbox), ...fleetJobs],
+    }, this.deps.writePart);
+    // Each agent as it now stands, for this replica's view (it stores them without reading 9,000 agents back).
+    const written = acting.map(({ agent, plan }, i) =>
+      standing(agent, head.versions[i]!, now, [
+        ...agent.activeActions,
+        { id: actionIds.get(agent.id)!, kind, scopes: plan.scopes, reason: cmd.reason, actor: cmd.actor, createdAt: now, expiresAt: plan.expiresAt, touched: plan.grantsTakenAway },
+      ]),
+    );
+    return { top, published: { agentId: actingIds[head.versions.indexOf(top)]!, version: top, written, approvalsOf: [...cancelled.keys()] } };
   }
 
   /**
@@ -329,6 +488,7 @@ export class FleetService {
   async restore(cmd: FleetCommand, options: { incidentId?: string; bound?: string[]; claim?: { id: string; actor: string }; answerKey?: string } = {}): Promise<FleetResult> {
     const selector = checkSelector(cmd.selector);
     const { db, clock } = this.deps;
+    await this.recordPendingHolds();
     const out = await db.transaction().execute(async (trx): Promise<{ result: FleetResult; published?: Published }> => {
       if (options.claim) {
         const replay = await claimFleetConfirmation(trx, options.claim.id, options.claim.actor, clock.now());
@@ -541,14 +701,15 @@ export class FleetService {
     // so it catches up with all of them in one read (a lost publish is caught by the version poll).
     // This replica stores the agents as it wrote them instead of reading them back (publishWritten).
     const { publisher } = this.deps;
-    if (publisher.publishWritten) await publisher.publishWritten(published.written, { approvalsOf: published.approvalsOf }).catch(() => undefined);
+    const released = published.released ? [published.released] : [];
+    if (publisher.publishWritten && published.written.length > 0) await publisher.publishWritten(published.written, { approvalsOf: published.approvalsOf, released }).catch(() => undefined);
     else await publisher.publishChanged(published.agentId, published.version).catch(() => undefined);
   }
 }
 
 function classify(agent: Agent, cmd: FleetCommand, now: Date): Classified {
   if (cmd.action === 'contain' && agent.activeActions.some((a) => a.kind === 'contain')) return { agent, left: 'already contained', already: true };
-  if (agent.status === 'revoked') return { agent, left: 'revoked: only restore can change it' };
+  if (agent.status === 'revoked') return { agent, left: REVOKED_LEFT };
   try {
     return { agent, plan: planAction(agent, { kind: cmd.action as 'contain' | 'narrow', scopes: cmd.scopes, reason: cmd.reason, actor: cmd.actor, ttlMs: cmd.ttlMs }, now) };
   } catch (err) {
@@ -613,3 +774,30 @@ function agentPart(agentId: string, action: Omit<FleetActionRow, 'agentId' | 'in
 }
 
 const highest = (versions: bigint[]) => versions.reduce((a, b) => (b > a ? b : a));
+
+/** The fleet incident's row: the selector, the action, the exact set acted on, and the answer given. */
+async function insertFleetIncident(
+  trx: DbOrTrx,
+  f: { id: string; cmd: FleetCommand; selector: FleetSelector; actingIds: string[]; now: Date; idempotencyKey: string | undefined; result: FleetResult; holdVersion: bigint | null },
+): Promise<void> {
+  await trx
+    .insertInto('fleet_incidents')
+    .values({
+      id: f.id,
+      action: f.cmd.action as 'contain' | 'narrow',
+      selector: JSON.stringify(f.selector),
+      selector_key: selectorText(f.selector),
+      scopes: JSON.stringify(f.cmd.scopes ?? []),
+      reason: f.cmd.reason,
+      actor: f.cmd.actor,
+      ttl_ms: f.cmd.ttlMs ?? null,
+      agent_count: f.actingIds.length,
+      agent_ids: JSON.stringify(f.actingIds),
+      status: 'open',
+      opened_at: f.now,
+      idempotency_key: f.idempotencyKey ?? null,
+      result: JSON.stringify(f.result),
+      hold_version: f.holdVersion === null ? null : f.holdVersion.toString(),
+    })
+    .execute();
+}

@@ -3,11 +3,13 @@ import type { Redis } from 'ioredis';
 import { z } from 'zod';
 import type { Db } from '../db/database.js';
 import type { Clock } from '../core/clock.js';
-import type { Agent, OpenApproval } from '../domain/agent.js';
+import type { ActiveAction, Agent, OpenApproval } from '../domain/agent.js';
 import { createLimitedLog, type LimitedLog, type Logger } from '../observability/logger.js';
 import { loadAgents, loadAllAgents } from '../agents/agents.repository.js';
 import type { PermissionChangePublisher } from '../agents/agents.service.js';
 import { loadOpenApprovals } from '../approvals/open-approvals.repository.js';
+import { loadHolds, type FleetHold } from '../fleet/fleet.repository.js';
+import { asHeld, holdAction } from '../fleet/fleet-hold.js';
 
 export interface PermissionViewOptions {
   db: Db;
@@ -127,6 +129,16 @@ export interface PermissionViewListener {
  */
 export class PermissionView implements PermissionChangePublisher {
   private readonly agents = new Map<string, Agent>();
+  /**
+   * Fleet containments committed as a hold whose per-agent records are not written yet (see
+   * `FleetService.holdAndRecord`), by fleet incident; and each held agent's contain as the hold
+   * gives it. A held agent reads as contained (`get`) until its own contain is stored.
+   */
+  private readonly holds = new Map<string, FleetHold>();
+  private readonly heldAgents = new Map<string, HeldBy>();
+  /** Holds this view saw released: a read that started before a release must not bring it back. */
+  private readonly releasedHolds = new Set<string>();
+  private readonly overlays = new WeakMap<Agent, { by: HeldBy; agent: Agent }>();
   private readonly approvals = new Map<string, OpenApproval[]>();
   /**
    * Reads of approvals are numbered when they start; a read only replaces what an earlier-started
@@ -211,7 +223,24 @@ export class PermissionView implements PermissionChangePublisher {
   }
 
   get(agentId: string): Agent | undefined {
-    return this.agents.get(agentId);
+    const agent = this.agents.get(agentId);
+    if (this.heldAgents.size === 0 || agent === undefined) return agent;
+    const by = this.heldAgents.get(agentId);
+    return by ? this.held(agent, by) : agent;
+  }
+
+  /** A held agent as its contain will leave it (`asHeld`; the hold's version makes stream clients take it as newer). */
+  private held(agent: Agent, by: HeldBy): Agent {
+    const kept = this.overlays.get(agent);
+    if (kept && kept.by === by) return kept.agent;
+    const overlaid = asHeld(agent, by.action, by.version);
+    this.overlays.set(agent, { by, agent: overlaid });
+    return overlaid;
+  }
+
+  /** How many agents fleet holds keep contained until their records are written (metrics, tests). */
+  get heldCount(): number {
+    return this.heldAgents.size;
   }
 
   /** The agent's open approval requests (pending, or approved and not used up), as last loaded. */
@@ -220,8 +249,15 @@ export class PermissionView implements PermissionChangePublisher {
   }
 
   /** Every agent the view holds (the change stream's snapshot). */
-  allAgents(): IterableIterator<Agent> {
-    return this.agents.values();
+  *allAgents(): IterableIterator<Agent> {
+    if (this.heldAgents.size === 0) {
+      yield* this.agents.values();
+      return;
+    }
+    for (const agent of this.agents.values()) {
+      const by = this.heldAgents.get(agent.id);
+      yield by ? this.held(agent, by) : agent;
+    }
   }
 
   /** Every open approval request the view holds, grouped by agent. */
@@ -319,7 +355,7 @@ export class PermissionView implements PermissionChangePublisher {
    * takes them from the view's entry: stored only when contiguous, that entry holds every change up
    * to the write's first version, and the write changed no trust data.
    */
-  async publishWritten(agents: readonly Agent[], options: { approvalsOf?: readonly string[] } = {}): Promise<void> {
+  async publishWritten(agents: readonly Agent[], options: { approvalsOf?: readonly string[]; released?: readonly string[] } = {}): Promise<void> {
     if (agents.length === 0) return;
     const sorted = agents.map((a) => this.withKnownTrust(a)).sort((x, y) => (x.version < y.version ? -1 : x.version > y.version ? 1 : 0));
     const last = sorted[sorted.length - 1]!;
@@ -327,11 +363,18 @@ export class PermissionView implements PermissionChangePublisher {
     published.catch(() => undefined);
     const base = this.maxVersion;
     const contiguous = this.loaded && sorted.every((a, i) => a.version === base + BigInt(i) + 1n);
-    if (contiguous) this.apply(sorted, last.version);
-    else if (this.maxVersion >= last.version) {
+    // A fleet hold the commit released goes with the agents' own contains, in the same turn.
+    const release = () => {
+      if (options.released?.length) this.releaseHolds(options.released);
+    };
+    if (contiguous) {
+      this.apply(sorted, last.version);
+      release();
+    } else if (this.maxVersion >= last.version) {
       // A read that saw a version at or above ours started after our commit: it stored our agents
       // (or newer). Storing ours again changes nothing but keeps the caller's answer and the view in step.
       this.apply(sorted, this.maxVersion);
+      release();
     } else await this.catchUp(sorted.map((a) => a.id));
     if (options.approvalsOf?.length) await this.reloadApprovals([...options.approvalsOf]);
     await published;
@@ -418,12 +461,19 @@ export class PermissionView implements PermissionChangePublisher {
     try {
       await this.enqueueReload(async () => {
         const seq = ++this.approvalReads;
+        // Holds first: a release this read sees committed with the contains the agents' read sees.
+        const holds = await loadHolds(this.opts.db, [...this.holds.keys()]);
         // The first load streams every agent from one snapshot (COPY, see loadAllAgents); later
         // polls read only what changed.
-        const [, approvals] = await Promise.all([
-          initial ? loadAllAgents(this.opts.db, (page) => this.apply(page)) : loadAgents(this.opts.db, { versionAbove: this.maxVersion }).then((changed) => this.apply(changed)),
-          loadOpenApprovals(this.opts.db, this.opts.clock.now()),
-        ]);
+        if (initial) {
+          this.applyHolds(holds);
+          const [, approvals] = await Promise.all([loadAllAgents(this.opts.db, (page) => this.apply(page)), loadOpenApprovals(this.opts.db, this.opts.clock.now())]);
+          this.applyAllApprovals(approvals, seq);
+          return;
+        }
+        const [changed, approvals] = await Promise.all([loadAgents(this.opts.db, { versionAbove: this.maxVersion }), loadOpenApprovals(this.opts.db, this.opts.clock.now())]);
+        this.applyHolds(holds);
+        this.apply(changed);
         this.applyAllApprovals(approvals, seq);
       }, initial ? undefined : RELOAD_WAIT_MS);
       this.lastPollOkAt = startedAt;
@@ -466,8 +516,11 @@ export class PermissionView implements PermissionChangePublisher {
       // snapshot, rather than read as JSON built per agent (the same agents, many times cheaper).
       const bulk = pending.announced - above > BULK_CATCH_UP_VERSIONS;
       if (bulk) this.bulkReads++;
+      // Holds first: a release this read sees committed with the contains the agents' read sees.
+      const holds = await loadHolds(this.opts.db, [...this.holds.keys()]);
       const read = bulk ? loadAgentsStreamed(this.opts.db, above) : loadAgents(this.opts.db, { versionAbove: above });
       const [agents, approvals] = await Promise.all([read, loadOpenApprovals(this.opts.db, this.opts.clock.now(), agentIds)]);
+      this.applyHolds(holds);
       this.apply(agents);
       this.applyApprovals(agentIds, approvals, seq);
     }, RELOAD_WAIT_MS);
@@ -540,6 +593,59 @@ export class PermissionView implements PermissionChangePublisher {
   }
 
   /**
+   * Stores what a read of the holds found (before the agents of the same read are stored): new
+   * holds in force, and the release of known ones. A hold's versions count toward the view's: the
+   * read that saw them started after they committed, so it saw every change below them too.
+   */
+  private applyHolds(read: readonly FleetHold[]): void {
+    if (read.length === 0 && this.holds.size === 0) return;
+    const inForce = new Map<string, FleetHold>();
+    for (const hold of read) {
+      const top = hold.releasedVersion ?? hold.version;
+      if (top > this.maxVersion) this.maxVersion = top;
+      if (hold.releasedVersion !== null) this.releasedHolds.add(hold.id);
+      else if (hold.agentIds && !this.releasedHolds.has(hold.id)) inForce.set(hold.id, hold);
+    }
+    const added = [...inForce.keys()].filter((id) => !this.holds.has(id));
+    this.holds.clear();
+    for (const [id, hold] of inForce) this.holds.set(id, hold);
+    this.indexHolds(added);
+  }
+
+  /** Forgets holds whose release this process committed (with the agents it just stored). */
+  private releaseHolds(ids: readonly string[]): void {
+    let changed = false;
+    for (const id of ids) {
+      this.releasedHolds.add(id);
+      changed = this.holds.delete(id) || changed;
+    }
+    if (changed) this.indexHolds([]);
+  }
+
+  /** Rebuilds the held agents from the holds; tells listeners of agents newly held (`added` holds). */
+  private indexHolds(added: readonly string[]): void {
+    this.heldAgents.clear();
+    for (const hold of [...this.holds.values()].sort((x, y) => (x.version < y.version ? -1 : x.version > y.version ? 1 : 0))) {
+      const by: HeldBy = { version: hold.version, action: holdAction(hold) };
+      for (const id of hold.agentIds ?? []) if (!this.heldAgents.has(id)) this.heldAgents.set(id, by);
+    }
+    if (added.length === 0 || this.listeners.size === 0) return;
+    const newlyHeld: Agent[] = [];
+    for (const holdId of added) {
+      for (const id of this.holds.get(holdId)?.agentIds ?? []) {
+        const agent = this.agents.get(id);
+        const by = this.heldAgents.get(id);
+        if (agent && by) {
+          const shown = this.held(agent, by);
+          if (shown !== agent) newlyHeld.push(shown);
+        }
+      }
+    }
+    newlyHeld.sort((x, y) => (x.version < y.version ? -1 : x.version > y.version ? 1 : 0));
+    if (newlyHeld.length > 0) for (const listener of this.listeners) this.callListener(() => listener.agentsChanged?.(newlyHeld));
+  }
+
+  /**
    * Stores agents (never an older version over a newer one). A read of every agent above the
    * view's version advances the view to the highest it saw; `holdsUpTo`, when given, is the
    * version the caller has shown the view now holds everything up to (see `publishWritten`).
@@ -559,6 +665,12 @@ export class PermissionView implements PermissionChangePublisher {
     }
     for (const waiter of [...this.versionWaiters]) if (waiter.version <= this.maxVersion) waiter.settle(true);
   }
+}
+
+/** The contain a fleet hold gives its agents, and the hold's version. */
+interface HeldBy {
+  version: bigint;
+  action: ActiveAction;
 }
 
 interface VersionWaiter {

@@ -115,6 +115,8 @@ export const JOBS = {
   'approval-timer': { queue: QUEUES.timers, payload: z.object({ requestId: uuid, kind: z.enum(APPROVAL_TIMER_KINDS) }) },
   /** Removes a finished request's pending reminder/escalation/expiry jobs from the queue. */
   'approval-timers-cancel': { queue: QUEUES.timers, payload: z.object({ requestId: uuid }) },
+  /** Writes a fleet containment's per-agent records and releases its hold, if no one did yet (the backstop). */
+  'fleet-records': { queue: QUEUES.timers, payload: z.object({ fleetIncidentId: uuid }) },
   /** Runs the policy's consequence rules for one trust trigger. */
   consequences: { queue: QUEUES.timers, payload: z.object({ agentId, trigger: trustTriggerSchema }) },
   /** Builds a requested trust packet. */

@@ -12,7 +12,7 @@ import { TRUST_DAILY_JOB, TRUST_NOTICE_JOB } from '../../src/trust/trust.service
 import { SLACK_DIRECTORY_JOB, SLACK_HOME_JOB } from '../../src/slack/slack-directory.js';
 import { SWEEP_JOB } from '../../jobs/sweep.job.js';
 import { AUDIT_BROKEN_NOTICE_JOB, AUDIT_VERIFY_FULL_JOB } from '../../src/audit/scheduled-verify.js';
-import { FLEET_UPDATE_JOB } from '../../src/fleet/fleet.service.js';
+import { FLEET_RECORDS_JOB, FLEET_UPDATE_JOB } from '../../src/fleet/fleet.service.js';
 
 /** Issue 13 item 4: one map from job name to queue and payload schema, used by the writer and the workers. */
 
@@ -27,6 +27,7 @@ const SAMPLES: { [N in JobName]: JobPayload<N> } = {
   }),
   'approval-callback': { requestId: ID },
   'lift-action': { actionId: ID, agentId: 'bot-1' },
+  'fleet-records': { fleetIncidentId: ID },
   'approval-timer': { requestId: ID, kind: 'escalate' },
   'approval-timers-cancel': { requestId: ID },
   consequences: { agentId: 'bot-1', trigger: { kind: 'score', eventId: 'score:7', score: 610, tier: 'silver', previousScore: 720, previousTier: 'gold' } },
@@ -56,7 +57,7 @@ describe('the job contracts', () => {
       LIFT_ACTION_JOB, INCIDENT_UPDATE_JOB, BREAK_GLASS_NOTICE_JOB, DECOMMISSION_NOTICE_JOB,
       APPROVAL_TIMER_JOB, APPROVAL_CARDS_JOB, APPROVAL_CALLBACK_JOB, APPROVAL_TIMERS_CANCEL_JOB,
       CONFIRMATION_REQUEST_JOB, BUILD_PACKET_JOB, PACKET_DELIVERY_JOB, POLICY_INVALID_NOTICE_JOB,
-      CONSEQUENCES_JOB, TRUST_NOTICE_JOB, FLEET_UPDATE_JOB, TRUST_DAILY_JOB, SLACK_DIRECTORY_JOB, SLACK_HOME_JOB, SWEEP_JOB, AUDIT_BROKEN_NOTICE_JOB, AUDIT_VERIFY_FULL_JOB,
+      CONSEQUENCES_JOB, TRUST_NOTICE_JOB, FLEET_UPDATE_JOB, FLEET_RECORDS_JOB, TRUST_DAILY_JOB, SLACK_DIRECTORY_JOB, SLACK_HOME_JOB, SWEEP_JOB, AUDIT_BROKEN_NOTICE_JOB, AUDIT_VERIFY_FULL_JOB,
       ...EVENT_TYPES,
     ];
     expect(new Set(produced).size).toBe(produced.length);
@@ -68,6 +69,7 @@ describe('the job contracts', () => {
     expect(EVENT_TYPES.every((t) => queueOf(t) === 'events')).toBe(true);
     expect(queueOf(APPROVAL_CALLBACK_JOB)).toBe('events');
     expect(queueOf(LIFT_ACTION_JOB)).toBe('timers');
+    expect(queueOf(FLEET_RECORDS_JOB)).toBe('timers');
     expect(queueOf(TRUST_NOTICE_JOB)).toBe('notify');
   });
 

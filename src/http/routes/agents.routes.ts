@@ -1,7 +1,7 @@
 import type { Db } from '../../db/database.js';
 import type { Clock } from '../../core/clock.js';
 import { presentAgent, type AgentService } from '../../agents/agents.service.js';
-import { loadAgent } from '../../agents/agents.repository.js';
+import { loadAgentAsSeen } from '../../fleet/fleet-hold.js';
 import { notFound } from '../../domain/errors.js';
 import { actionInputSchema, agentIdSchema, agentInputSchema, agentListQuerySchema, decommissionQuerySchema } from '../../api/schemas.js';
 import { listAgents } from '../../agents/agent-listing.js';
@@ -95,7 +95,7 @@ export function addAgentRoutes(router: Router, deps: { db: Db; clock: Clock; age
     auth: 'platform',
     handler: async (ctx) => {
       const id = parseInput(agentIdSchema, ctx.params.agentId, 'agent id');
-      const agent = await loadAgent(deps.db, id);
+      const agent = await loadAgentAsSeen(deps.db, id);
       if (!agent) throw notFound(`unknown agent ${id}`);
       const latest = await deps.db.selectFrom('trust_scores').select(['score', 'tier']).where('agent_id', '=', id).orderBy('computed_at', 'desc').orderBy('id', 'desc').executeTakeFirst();
       return { status: 200, body: { ...presentAgent(agent, deps.clock.now()), score: latest?.score ?? null, tier: latest?.tier ?? null } };

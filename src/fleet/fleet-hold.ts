@@ -1,0 +1,50 @@
+import { sql } from 'kysely';
+import type { DbOrTrx } from '../db/database.js';
+import type { ActiveAction, Agent } from '../domain/agent.js';
+import { loadAgent } from '../agents/agents.repository.js';
+
+/**
+ * A containment by selector commits a hold on its agents first and their own records right after
+ * (`FleetService.holdAndRecord`). In between, every reader shows a held agent as its contain will:
+ * these helpers are that one rule, for the replicas' views and for reads from Postgres.
+ */
+
+/** What a hold says of its containment. */
+export interface HoldInfo {
+  id: string;
+  reason: string;
+  actor: string;
+  openedAt: Date;
+  expiresAt: Date | null;
+}
+
+/** The contain a hold gives each of its agents (its id is the fleet incident's until the agent's own is written). */
+export function holdAction(hold: HoldInfo): ActiveAction {
+  return Object.freeze({ id: hold.id, kind: 'contain' as const, scopes: [], reason: hold.reason, actor: hold.actor, createdAt: hold.openedAt, expiresAt: hold.expiresAt, touched: [] });
+}
+
+/**
+ * A held agent as its contain will leave it: status `contained` and the hold's contain among its
+ * actions in force (grants kept in containment stay usable, as with any contain); at the hold's
+ * version when that is newer. Unchanged when a contain or revoke of its own is in force, or it was
+ * decommissioned.
+ */
+export function asHeld(agent: Agent, action: ActiveAction, version: bigint): Agent {
+  if (agent.status === 'decommissioned' || agent.activeActions.some((a) => a.kind === 'contain' || a.kind === 'revoke')) return agent;
+  return { ...agent, status: 'contained', activeActions: [...agent.activeActions, action], version: version > agent.version ? version : agent.version };
+}
+
+/** One agent from Postgres as a reader should see it: under a hold not yet recorded, as held. */
+export async function loadAgentAsSeen(db: DbOrTrx, id: string): Promise<Agent | undefined> {
+  const [agent, hold] = await Promise.all([
+    loadAgent(db, id),
+    sql<{ id: string; reason: string; actor: string; opened_at: Date; ttl_ms: string | null; hold_version: string }>`
+      select id, reason, actor, opened_at, ttl_ms::text as ttl_ms, hold_version::text as hold_version from fleet_incidents
+      where hold_version is not null and hold_released_version is null and agent_ids ? ${id}
+      order by hold_version limit 1`.execute(db),
+  ]);
+  const h = hold.rows[0];
+  if (!agent || !h) return agent;
+  const expiresAt = h.ttl_ms === null ? null : new Date(h.opened_at.getTime() + Number(h.ttl_ms));
+  return asHeld(agent, holdAction({ id: h.id, reason: h.reason, actor: h.actor, openedAt: h.opened_at, expiresAt }), BigInt(h.hold_version));
+}
