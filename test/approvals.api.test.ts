@@ -144,6 +144,8 @@ describe('approval requests over REST', () => {
       expect(answer.status).toBe(201);
       expect(answer.body.count).toBe(2);
     });
+    // The answer came with the hold; the agents' records (which cancel the requests) follow.
+    await app.fleet.settled();
     for (const id of requests) expect((await app.call('GET', `/v1/approval-requests/${id}`)).body.status).toBe('cancelled');
     const reasons = await app.db.selectFrom('approval_requests').select(['agent_id', 'final_reason']).where('id', 'in', requests).orderBy('agent_id').execute();
     expect(reasons.map((r) => r.final_reason)).toEqual(ids.map((id) => `agent contained: cancelled while pending, agent ${id} was contained or revoked by api:platform`));

@@ -1,0 +1,117 @@
+import { describe, expect } from 'vitest';
+import { systemClock } from '../src/core/clock.js';
+import { FleetService } from '../src/fleet/fleet.service.js';
+import { recordFleetHold } from '../jobs/fleet-records.job.js';
+import { verifyAudit } from '../src/audit/audit.repository.js';
+import { waitFor, type TestApp } from './support/app.js';
+import { appTest } from './support/fixture.js';
+import { postDecision } from './support/drive.js';
+
+/**
+ * Issue 17, item 3: a containment by selector commits a hold on the whole set first, and each
+ * agent's own records (action, incident, audit entry, event, version) in a second commit. Between
+ * the two, every replica must already deny the set exactly as the contain will, readers must show
+ * the agents contained, and nothing may be lost if the process that held them dies: the
+ * `fleet-records` job writes the records. Here the second commit is left to the test.
+ */
+const POLICY = `
+roles:
+  ciso: { members: [{ slack: U0CISO }] }
+permissions:
+  contain: [ciso]
+  restore: [ciso]
+  bulk: { roles: [ciso], confirmAbove: 10 }
+`;
+const it = appTest({ policy: POLICY });
+const IDS = ['hold-1', 'hold-2', 'hold-3'];
+const SELECTOR = { scope: 'payments:*', owner: 'hold@example.com' };
+const agent = {
+  name: 'Payments bot',
+  owner: 'hold@example.com',
+  riskTier: 'high',
+  grants: [{ scope: 'payments:transfer' }, { scope: 'status:read', keepInContainment: true }],
+};
+
+/** A decision on `app` once its view holds `version` (never `view_behind`: the test waits for it). */
+async function decideAt(app: TestApp, agentId: string, action: string, version: string) {
+  let body: { decision: string; reasonCodes: string[]; agentStatus: string | null } | undefined;
+  await waitFor(async () => {
+    const res = await postDecision(app, { agentId, action, atLeastVersion: version });
+    expect(res.status).toBe(200);
+    body = res.body;
+    return !res.body.reasonCodes.includes('view_behind');
+  }, 10_000, `a decision at version ${version}`);
+  return body!;
+}
+
+describe('a containment by selector, held before it is recorded', () => {
+  it('is denied on every replica at the hold, shown as contained, recorded by the backstop job exactly once, and restored cleanly', async ({ app, startApp }) => {
+    for (const id of IDS) expect((await app.call('PUT', `/v1/agents/${id}`, agent)).status).toBe(201);
+    const replica: TestApp = await startApp({ env: { ARMALO_ROLE: 'web' } });
+    // This instance's fleet service, with the second commit left to the job (as if it died after the hold).
+    const fleet = new FleetService({ db: app.db, clock: systemClock, publisher: app.view!, restoreRule: () => ({ secondPerson: false, freshEvaluation: false }), recordAtOnce: false });
+
+    const res = await fleet.apply({ action: 'contain', selector: SELECTOR, reason: 'payments vendor compromised', actor: 'api:test' });
+    expect(res).toMatchObject({ count: 3, agents: IDS, incidentId: expect.any(String), version: expect.any(String) });
+    const incidentId = res.incidentId!;
+    // Only the hold is written: no agent's own contain yet.
+    expect(await app.db.selectFrom('agent_actions').select('id').where('fleet_incident_id', '=', incidentId).execute()).toHaveLength(0);
+    expect((await app.db.selectFrom('agents').select('status').where('id', '=', 'hold-1').executeTakeFirstOrThrow()).status).toBe('active');
+
+    // Every replica denies at the hold's version, as a contain does: grants kept in containment still allowed.
+    for (const instance of [app, replica]) {
+      for (const id of IDS) {
+        const denied = await decideAt(instance, id, 'payments:transfer', res.version!);
+        expect(denied).toMatchObject({ decision: 'deny', agentStatus: 'contained' });
+        expect(denied.reasonCodes).toContain('agent_contained');
+      }
+      expect((await decideAt(instance, 'hold-2', 'status:read', res.version!)).decision).toBe('allow');
+    }
+    // A replica starting now loads the hold with the agents.
+    const late: TestApp = await startApp({ env: { ARMALO_ROLE: 'web' } });
+    expect((await decideAt(late, 'hold-3', 'payments:transfer', res.version!)).reasonCodes).toContain('agent_contained');
+    // Readers of Postgres show the agents contained, and approvals are refused as for any contained agent.
+    const shown = await app.call('GET', '/v1/agents/hold-1');
+    expect(shown.body).toMatchObject({ status: 'contained' });
+    expect(shown.body.activeActions).toEqual([expect.objectContaining({ kind: 'contain', reason: 'payments vendor compromised', actor: 'api:test' })]);
+    expect((await app.call('POST', '/v1/approval-requests', { agentId: 'hold-1', action: 'payments:transfer', justification: 'x' })).status).toBe(409);
+
+    // The backstop job writes every agent's records once; a second run finds nothing to do.
+    const job = { data: { fleetIncidentId: incidentId } };
+    const [first, second] = await Promise.all([recordFleetHold(job, fleet), recordFleetHold(job, fleet)]);
+    expect([first, second].sort()).toEqual(['already recorded', 'recorded']);
+    const actions = await app.db.selectFrom('agent_actions').select(['agent_id', 'kind']).where('fleet_incident_id', '=', incidentId).orderBy('agent_id').execute();
+    expect(actions).toEqual(IDS.map((id) => ({ agent_id: id, kind: 'contain' })));
+    const row = await app.db.selectFrom('fleet_incidents').select(['hold_version', 'hold_released_version', 'agent_count']).where('id', '=', incidentId).executeTakeFirstOrThrow();
+    expect(BigInt(row.hold_released_version!)).toBeGreaterThan(BigInt(row.hold_version!));
+    expect(row.agent_count).toBe(3);
+    expect(await verifyAudit(app.db, { full: true })).toMatchObject({ ok: true });
+    // Every replica lets the hold go once it holds the agents' own contains, and still denies.
+    for (const instance of [app, replica, late]) {
+      expect((await decideAt(instance, 'hold-1', 'payments:transfer', row.hold_released_version!)).reasonCodes).toContain('agent_contained');
+      expect(instance.view!.heldCount).toBe(0);
+    }
+
+    // Restored by the same selector: allowed everywhere again (no hold left behind).
+    const restored = await app.call('POST', '/v1/actions', { selector: SELECTOR, action: 'restore', reason: 'vendor key rotated' });
+    expect(restored.status).toBe(201);
+    expect(restored.body.count).toBe(3);
+    for (const instance of [app, replica, late]) for (const id of IDS) expect((await decideAt(instance, id, 'payments:transfer', restored.body.version)).decision).toBe('allow');
+  }, 60_000);
+
+  it('a fleet action after an unrecorded hold records it first: a restore by selector lifts every agent it held', async ({ app }) => {
+    const selector = { owner: 'hold2@example.com' };
+    for (const id of ['hold-4', 'hold-5']) expect((await app.call('PUT', `/v1/agents/${id}`, { ...agent, owner: 'hold2@example.com' })).status).toBe(201);
+    const fleet = new FleetService({ db: app.db, clock: systemClock, publisher: app.view!, restoreRule: () => ({ secondPerson: false, freshEvaluation: false }), recordAtOnce: false });
+    const held = await fleet.apply({ action: 'contain', selector, reason: 'owner left', actor: 'api:test' });
+    expect(held.count).toBe(2);
+    // A dry run already sees them contained (their records are written first) ...
+    const dry = await app.call('POST', '/v1/actions', { selector, action: 'contain', reason: 'again', dryRun: true });
+    expect(dry.body).toMatchObject({ count: 0, unchangedCount: 2 });
+    // ... and the restore lifts both.
+    const restored = await app.call('POST', '/v1/actions', { selector, action: 'restore', reason: 'owner back' });
+    expect(restored.status).toBe(201);
+    expect(restored.body).toMatchObject({ count: 2, incidentId: held.incidentId });
+    expect((await decideAt(app, 'hold-5', 'payments:transfer', restored.body.version)).decision).toBe('allow');
+  });
+});
