@@ -99,6 +99,26 @@ describe('a containment by selector, held before it is recorded', () => {
     for (const instance of [app, replica, late]) for (const id of IDS) expect((await decideAt(instance, id, 'payments:transfer', restored.body.version)).decision).toBe('allow');
   }, 60_000);
 
+  it('a replica that missed the hold\'s publish holds it as soon as it reaches any later version', async ({ app, startApp }) => {
+    const selector = { owner: 'hold3@example.com' };
+    for (const id of ['hold-6', 'hold-7']) expect((await app.call('PUT', `/v1/agents/${id}`, { ...agent, owner: 'hold3@example.com' })).status).toBe(201);
+    // Its heartbeat poll slowed down: only a publish makes it read.
+    const replica: TestApp = await startApp({ env: { ARMALO_ROLE: 'web', ARMALO_VIEW_STALE_AFTER_MS: '60000' } });
+    await waitFor(() => replica.view!.get('hold-7') !== undefined, 10_000, 'the replica to hold the agents');
+    // The hold commits and nobody is told (its publish was lost).
+    const silent = new FleetService({ db: app.db, clock: systemClock, publisher: { publishChanged: async () => undefined }, restoreRule: () => ({ secondPerson: false, freshEvaluation: false }), recordAtOnce: false });
+    const held = await silent.apply({ action: 'contain', selector, reason: 'publish lost', actor: 'api:test' });
+    expect(held.count).toBe(2);
+    // A later, unrelated change is published: the replica's catch-up for it brings the hold along.
+    const later = await app.call('PUT', '/v1/agents/hold-other', agent);
+    expect(later.status).toBe(201);
+    const { version } = (await app.db.selectFrom('agents').select('version').where('id', '=', 'hold-other').executeTakeFirstOrThrow());
+    expect(BigInt(version)).toBeGreaterThan(BigInt(held.version!));
+    const denied = await decideAt(replica, 'hold-7', 'payments:transfer', String(version));
+    expect(denied).toMatchObject({ decision: 'deny', agentStatus: 'contained' });
+    await silent.recordHold(held.incidentId!);
+  });
+
   it('a fleet action after an unrecorded hold records it first: a restore by selector lifts every agent it held', async ({ app }) => {
     const selector = { owner: 'hold2@example.com' };
     for (const id of ['hold-4', 'hold-5']) expect((await app.call('PUT', `/v1/agents/${id}`, { ...agent, owner: 'hold2@example.com' })).status).toBe(201);

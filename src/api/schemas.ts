@@ -188,7 +188,7 @@ export const fleetResultSchema = z
     unchangedCount: z.number().int(),
     stillHeld: z.array(leftAloneSchema).optional().meta({ description: "Restore: agents the policy's freshEvaluation keeps held (they stay contained), first 100" }),
     stillHeldCount: z.number().int().optional(),
-    version: z.string().optional().meta({ description: 'The permission version this committed (decimal string); `atLeastVersion` on a decision waits for it' }),
+    version: z.string().optional().meta({ description: 'The permission version this committed (decimal string): for a containment, its hold, from which every replica that holds it denies the whole set; otherwise the highest of its agents\'. `atLeastVersion` on a decision waits for it' }),
     replayed: z.boolean().optional(),
   })
   .meta({ description: 'A fleet action applied: one fleet incident for every agent acted on' });

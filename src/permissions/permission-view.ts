@@ -461,18 +461,19 @@ export class PermissionView implements PermissionChangePublisher {
     try {
       await this.enqueueReload(async () => {
         const seq = ++this.approvalReads;
-        // Holds first: a release this read sees committed with the contains the agents' read sees.
+        // Holds around the agents' read (see `applyHolds`).
         const holds = await loadHolds(this.opts.db, [...this.holds.keys()]);
         // The first load streams every agent from one snapshot (COPY, see loadAllAgents); later
         // polls read only what changed.
         if (initial) {
-          this.applyHolds(holds);
           const [, approvals] = await Promise.all([loadAllAgents(this.opts.db, (page) => this.apply(page)), loadOpenApprovals(this.opts.db, this.opts.clock.now())]);
+          this.applyHolds(holds, await loadHolds(this.opts.db, []));
           this.applyAllApprovals(approvals, seq);
           return;
         }
         const [changed, approvals] = await Promise.all([loadAgents(this.opts.db, { versionAbove: this.maxVersion }), loadOpenApprovals(this.opts.db, this.opts.clock.now())]);
-        this.applyHolds(holds);
+        const later = await loadHolds(this.opts.db, []);
+        this.applyHolds(holds, later);
         this.apply(changed);
         this.applyAllApprovals(approvals, seq);
       }, initial ? undefined : RELOAD_WAIT_MS);
@@ -516,11 +517,12 @@ export class PermissionView implements PermissionChangePublisher {
       // snapshot, rather than read as JSON built per agent (the same agents, many times cheaper).
       const bulk = pending.announced - above > BULK_CATCH_UP_VERSIONS;
       if (bulk) this.bulkReads++;
-      // Holds first: a release this read sees committed with the contains the agents' read sees.
+      // Holds around the agents' read (see `applyHolds`).
       const holds = await loadHolds(this.opts.db, [...this.holds.keys()]);
       const read = bulk ? loadAgentsStreamed(this.opts.db, above) : loadAgents(this.opts.db, { versionAbove: above });
       const [agents, approvals] = await Promise.all([read, loadOpenApprovals(this.opts.db, this.opts.clock.now(), agentIds)]);
-      this.applyHolds(holds);
+      const later = await loadHolds(this.opts.db, []);
+      this.applyHolds(holds, later);
       this.apply(agents);
       this.applyApprovals(agentIds, approvals, seq);
     }, RELOAD_WAIT_MS);
@@ -593,19 +595,26 @@ export class PermissionView implements PermissionChangePublisher {
   }
 
   /**
-   * Stores what a read of the holds found (before the agents of the same read are stored): new
-   * holds in force, and the release of known ones. A hold's versions count toward the view's: the
-   * read that saw them started after they committed, so it saw every change below them too.
+   * Stores the holds read around one read of agents, before those agents are stored. The agents'
+   * read and the holds' are separate statements, so each side is trusted only for what its order
+   * proves:
+   * - `before` (read first, with the holds this view knows): its releases are safe to apply, since
+   *   a release commits with the agents' own contains, which the later agents' read sees; its
+   *   versions count toward the view's (everything below them committed before the agents' read).
+   * - `after` (read last, holds in force only): adds a hold that committed while the agents were
+   *   read. Without it, agents written after that hold would carry the view past its version while
+   *   the view did not hold it. Its releases and versions are left to the next read.
    */
-  private applyHolds(read: readonly FleetHold[]): void {
-    if (read.length === 0 && this.holds.size === 0) return;
+  private applyHolds(before: readonly FleetHold[], after: readonly FleetHold[]): void {
+    if (before.length === 0 && after.length === 0 && this.holds.size === 0) return;
     const inForce = new Map<string, FleetHold>();
-    for (const hold of read) {
+    for (const hold of before) {
       const top = hold.releasedVersion ?? hold.version;
       if (top > this.maxVersion) this.maxVersion = top;
       if (hold.releasedVersion !== null) this.releasedHolds.add(hold.id);
       else if (hold.agentIds && !this.releasedHolds.has(hold.id)) inForce.set(hold.id, hold);
     }
+    for (const hold of after) if (hold.agentIds && !inForce.has(hold.id) && !this.releasedHolds.has(hold.id)) inForce.set(hold.id, hold);
     const added = [...inForce.keys()].filter((id) => !this.holds.has(id));
     this.holds.clear();
     for (const [id, hold] of inForce) this.holds.set(id, hold);
