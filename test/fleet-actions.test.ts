@@ -133,7 +133,9 @@ describe('POST /v1/actions', () => {
     expect(await status('crm-01')).toBe('active');
     expect(await status('pay-gone')).toBe('decommissioned');
 
-    // Each agent's action recorded as a single contain would be, linked to the ONE fleet incident.
+    // Each agent's action recorded as a single contain would be, linked to the ONE fleet incident
+    // (written right after the hold the answer came with).
+    await app.fleet.settled();
     const db = app.db;
     const fleetRows = await db.selectFrom('fleet_incidents').selectAll().execute();
     expect(fleetRows).toHaveLength(1);

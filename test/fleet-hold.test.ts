@@ -85,6 +85,11 @@ describe('a containment by selector, held before it is recorded', () => {
     const row = await app.db.selectFrom('fleet_incidents').select(['hold_version', 'hold_released_version', 'agent_count']).where('id', '=', incidentId).executeTakeFirstOrThrow();
     expect(BigInt(row.hold_released_version!)).toBeGreaterThan(BigInt(row.hold_version!));
     expect(row.agent_count).toBe(3);
+    // The containment began with the hold: the actions and the agents' incidents date from it.
+    const { opened_at: heldAt } = await app.db.selectFrom('fleet_incidents').select('opened_at').where('id', '=', incidentId).executeTakeFirstOrThrow();
+    const began = await app.db.selectFrom('agent_actions').select('created_at').where('fleet_incident_id', '=', incidentId).execute();
+    const opened = await app.db.selectFrom('incidents').select('opened_at').where('fleet_incident_id', '=', incidentId).execute();
+    expect([...began.map((b) => b.created_at), ...opened.map((o) => o.opened_at)].map((d) => d.getTime())).toEqual(Array(6).fill(heldAt.getTime()));
     expect(await verifyAudit(app.db, { full: true })).toMatchObject({ ok: true });
     // Every replica lets the hold go once it holds the agents' own contains, and still denies.
     for (const instance of [app, replica, late]) {

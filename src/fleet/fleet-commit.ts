@@ -44,6 +44,11 @@ export interface FleetWrite {
   actor: string;
   reason: string;
   now: Date;
+  /**
+   * When the actions began, if before `now` (a held containment: its hold's time). The actions'
+   * `created_at` and the incidents' `opened_at`; the audit entries and the agents' `updated_at` are `now`.
+   */
+  since?: Date;
   /** The audit head under its lock and one permission version per agent (`lockHeadAndDrawVersions`). */
   head: DrawnHead;
   actions: FleetActionRow[];
@@ -112,6 +117,7 @@ export async function writeFleet(trx: DbOrTrx, w: FleetWrite, part = FLEET_WRITE
 
 function preparePart(w: FleetWrite): PreparedPart {
   const at = w.now;
+  const since = w.since ?? w.now;
   let seq = w.head.seq;
   let prev = w.head.hash;
   // Each payload is serialised once: hashed as jsonb will hand it back (parsed from that text), and
@@ -147,12 +153,12 @@ function preparePart(w: FleetWrite): PreparedPart {
   const query = sql<{ actions: number; opened: number; closed: number; lifted: number; states: number; entries: number; moved: number; jobs: number }>`
     with acted as (
       insert into agent_actions (id, agent_id, kind, scopes, reason, actor, ttl_ms, expires_at, touched_grants, created_at, incident_id, result, fleet_incident_id)
-      select x.id, x.agent_id, x.kind, x.scopes, ${w.reason}, ${w.actor}, x.ttl_ms, x.expires_at, x.touched_grants, ${at}::timestamptz, x.incident_id, x.result, ${w.fleetIncidentId}::uuid
+      select x.id, x.agent_id, x.kind, x.scopes, ${w.reason}, ${w.actor}, x.ttl_ms, x.expires_at, x.touched_grants, ${since}::timestamptz, x.incident_id, x.result, ${w.fleetIncidentId}::uuid
       from jsonb_to_recordset(${actions}::jsonb) as x(id uuid, agent_id text, kind text, scopes jsonb, ttl_ms bigint, expires_at timestamptz, touched_grants jsonb, incident_id uuid, result jsonb)
       returning 1),
     opened as (
       insert into incidents (id, agent_id, status, opened_by_action_id, opened_at, fleet_incident_id)
-      select x.id, x.agent_id, 'open', x.action_id, ${at}::timestamptz, ${w.fleetIncidentId}::uuid
+      select x.id, x.agent_id, 'open', x.action_id, ${since}::timestamptz, ${w.fleetIncidentId}::uuid
       from jsonb_to_recordset(${opened}::jsonb) as x(id uuid, agent_id text, action_id uuid)
       returning 1),
     closed as (

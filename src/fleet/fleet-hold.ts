@@ -34,15 +34,18 @@ export function asHeld(agent: Agent, action: ActiveAction, version: bigint): Age
   return { ...agent, status: 'contained', activeActions: [...agent.activeActions, action], version: version > agent.version ? version : agent.version };
 }
 
-/** One agent from Postgres as a reader should see it: under a hold not yet recorded, as held. */
+/**
+ * One agent from Postgres as a reader should see it: under a hold not yet recorded, as held. The
+ * hold is read first: had it been released, its release committed with the agent's own contain,
+ * which the agent's read (after) sees. (Read the other way round, a recording that commits between
+ * the two reads would show the agent active.)
+ */
 export async function loadAgentAsSeen(db: DbOrTrx, id: string): Promise<Agent | undefined> {
-  const [agent, hold] = await Promise.all([
-    loadAgent(db, id),
-    sql<{ id: string; reason: string; actor: string; opened_at: Date; ttl_ms: string | null; hold_version: string }>`
-      select id, reason, actor, opened_at, ttl_ms::text as ttl_ms, hold_version::text as hold_version from fleet_incidents
-      where hold_version is not null and hold_released_version is null and agent_ids ? ${id}
-      order by hold_version limit 1`.execute(db),
-  ]);
+  const hold = await sql<{ id: string; reason: string; actor: string; opened_at: Date; ttl_ms: string | null; hold_version: string }>`
+    select id, reason, actor, opened_at, ttl_ms::text as ttl_ms, hold_version::text as hold_version from fleet_incidents
+    where hold_version is not null and hold_released_version is null and agent_ids ? ${id}
+    order by hold_version limit 1`.execute(db);
+  const agent = await loadAgent(db, id);
   const h = hold.rows[0];
   if (!agent || !h) return agent;
   const expiresAt = h.ttl_ms === null ? null : new Date(h.opened_at.getTime() + Number(h.ttl_ms));

@@ -343,7 +343,9 @@ export class FleetService {
         await addOutboxJob(trx, { jobName: FLEET_UPDATE_JOB, payload: { fleetIncidentId: incident.id, event: 'opened' } }, now);
         return { published: { agentId: incident.agent_ids[0] ?? incident.id, version: head.versions[0]!, written: [], approvalsOf: [], released: incident.id } };
       }
-      const recorded = await this.recordActions(trx, { fleetId: incident.id, cmd, acting, now });
+      // The containment began with the hold: its actions and incidents date from then (a restore's
+      // freshEvaluation counts evaluations since), its audit entries from now.
+      const recorded = await this.recordActions(trx, { fleetId: incident.id, cmd, acting, now, since: incident.opened_at });
       const actingIds = acting.map((c) => c.agent.id);
       await trx
         .updateTable('fleet_incidents')
@@ -418,8 +420,9 @@ export class FleetService {
    * comment), in the caller's transaction: per-agent incidents opened, restore confirmations and
    * (contain) open approval requests cancelled, one version each, the fleet notice queued.
    */
-  private async recordActions(trx: Transaction<Database>, a: { fleetId: string; cmd: FleetCommand; acting: Acting[]; now: Date }): Promise<{ top: bigint; published: Published }> {
+  private async recordActions(trx: Transaction<Database>, a: { fleetId: string; cmd: FleetCommand; acting: Acting[]; now: Date; since?: Date }): Promise<{ top: bigint; published: Published }> {
     const { fleetId, cmd, acting, now } = a;
+    const since = a.since ?? now;
     const kind = cmd.action as 'contain' | 'narrow';
     const actingIds = acting.map((c) => c.agent.id);
     const open = await openIncidentsOf(trx, actingIds);
@@ -459,6 +462,7 @@ export class FleetService {
       actor: cmd.actor,
       reason: cmd.reason,
       now,
+      since,
       head,
       actions: parts.map((p) => p.action),
       opened: fresh,
@@ -472,7 +476,7 @@ export class FleetService {
     const written = acting.map(({ agent, plan }, i) =>
       standing(agent, head.versions[i]!, now, [
         ...agent.activeActions,
-        { id: actionIds.get(agent.id)!, kind, scopes: plan.scopes, reason: cmd.reason, actor: cmd.actor, createdAt: now, expiresAt: plan.expiresAt, touched: plan.grantsTakenAway },
+        { id: actionIds.get(agent.id)!, kind, scopes: plan.scopes, reason: cmd.reason, actor: cmd.actor, createdAt: since, expiresAt: plan.expiresAt, touched: plan.grantsTakenAway },
       ]),
     );
     return { top, published: { agentId: actingIds[head.versions.indexOf(top)]!, version: top, written, approvalsOf: [...cancelled.keys()] } };
