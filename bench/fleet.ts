@@ -18,7 +18,7 @@
  * --cpu-prof --cpu-prof-dir=<dir>" and `npx tsx bench/profile-summary.ts <file>`.
  */
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { Agent as HttpAgent, request } from 'node:http';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import path from 'node:path';
@@ -35,6 +35,8 @@ const AGENTS = Number(process.env.FLEET_BENCH_AGENTS ?? 10_000);
 const COMPARE_ROOT = process.env.FLEET_BENCH_COMPARE;
 /** FLEET_BENCH_ROUNDS: rounds of each build, alternating (medians are printed). */
 const ROUNDS = Math.max(1, Number(process.env.FLEET_BENCH_ROUNDS ?? 1));
+/** FLEET_BENCH_JSON=<file>: also write this build's medians there (the scale part of `npm run bench` reads them). */
+const JSON_OUT = process.env.FLEET_BENCH_JSON;
 const HOST = '127.0.0.1';
 const TOKEN = `tok_${randomBytes(12).toString('hex')}`;
 const cleanups: (() => Promise<unknown>)[] = [];
@@ -217,6 +219,10 @@ async function main(): Promise<void> {
   console.log('');
   console.log(`fleet containment (${cpus().length} cores, load average ${loadavg().map((x) => x.toFixed(2)).join(' ')}; medians of ${ROUNDS} round${ROUNDS === 1 ? '' : 's'}; goal: B denies all 10,000 well under 2 s)`);
   const mine = rowsOf('this');
+  if (JSON_OUT) {
+    const r = first('this');
+    writeFileSync(JSON_OUT, JSON.stringify({ agents: AGENTS, count: r.count, denied: r.denied, answeredMs: of('this', (x) => x.answered), seenMs: of('this', (x) => x.seen), restoreSeenMs: of('this', (x) => x.restoreSeen) }));
+  }
   if (!COMPARE_ROOT) {
     console.log(table([['measure', 'result']], mine));
     return;

@@ -1,6 +1,6 @@
 /**
  * The scale part (issue 17): `BENCH_ONLY=scale npm run bench`, or on its own `npx tsx bench/scale.ts`
- * (SCALE_BENCH_PARTS=writes,import,start,memory,verify to choose; Postgres and Redis as for the tests).
+ * (SCALE_BENCH_PARTS=writes,import,fleet,start,memory,verify to choose; Postgres and Redis as for the tests).
  *
  * 1. writes: one instance (role all, the bench policy); 16 clients register agents with 3 grants
  *    each through `PUT /v1/agents/{id}`, then contain them (`POST …/actions`). Goal: at least
@@ -9,6 +9,9 @@
  *    comes from one run on one machine.
  * 1b. import: 100,000 agents (3 grants each) in one streamed `POST /v1/agents:import`; time and
  *    agents/s. Goal: under a minute.
+ * 1c. fleet: `bench/fleet.ts` in its own process (10,000 agents, `FLEET_BENCH_AGENTS`): a
+ *    containment by selector on instance A until replica B denies every agent it contained, from
+ *    the request. Goal: well under 2 s (counted as met under 2 s). Its own table is printed too.
  * 2. start: 100,000 agents (3 grants each, some contained) written with SQL; the view's own load
  *    timed in this process (wall and CPU, and the bytes each loaded agent retains after a full GC);
  *    then the time from starting an instance to its first `/readyz` 200, with plain node on the
@@ -22,8 +25,8 @@
  *    and `?full=true` (the whole chain). No goal set beyond "incremental follows new entries".
  */
 import { randomBytes } from 'node:crypto';
-import { execFileSync } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { execFileSync, spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { Agent as HttpAgent, request } from 'node:http';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import path from 'node:path';
@@ -45,7 +48,7 @@ import { INSTANCE_NODE_FLAGS, mb, writeBenchPolicy } from './lib/instance.js';
 import { deleteRedisPrefix } from './lib/redis-cleanup.js';
 import { table } from './lib/stats.js';
 
-const PARTS = new Set((process.env.SCALE_BENCH_PARTS ?? 'writes,import,start,memory,verify').split(',').map((s) => s.trim()));
+const PARTS = new Set((process.env.SCALE_BENCH_PARTS ?? 'writes,import,fleet,start,memory,verify').split(',').map((s) => s.trim()));
 const CLIENTS = Number(process.env.SCALE_BENCH_CLIENTS ?? 16);
 const WRITE_AGENTS = Number(process.env.SCALE_BENCH_WRITE_AGENTS ?? 10_000);
 const START_AGENTS = Number(process.env.SCALE_BENCH_START_AGENTS ?? 100_000);
@@ -529,6 +532,25 @@ async function verifyPart(): Promise<void> {
   }
 }
 
+// ---- 1c. fleet containment -------------------------------------------------------------------------
+
+/** bench/fleet.ts in its own process (it starts its own instances); its medians come back as JSON. */
+async function fleetPart(): Promise<void> {
+  const out = path.join(tmp, 'fleet.json');
+  const code = await new Promise<number>((resolve) => {
+    const child = spawn(process.execPath, ['--import', 'tsx', path.join(ROOT, 'bench', 'fleet.ts')], { stdio: 'inherit', env: { ...process.env, FLEET_BENCH_JSON: out, FLEET_BENCH_COMPARE: '' } });
+    child.on('exit', (c) => resolve(c ?? 1));
+  });
+  if (code !== 0) throw new Error(`bench/fleet.ts exited with ${code}`);
+  const r = JSON.parse(readFileSync(out, 'utf8')) as { agents: number; count: number; denied: number; answeredMs: number; seenMs: number };
+  const all = r.denied === r.agents;
+  goals.push([
+    `bulk contain of ${r.agents.toLocaleString('en-US')} agents: another instance denies all < 2 s`,
+    verdict(all && r.seenMs < 2000),
+    `${secs(r.seenMs)} from the request (${r.count.toLocaleString('en-US')} contained, A answered in ${secs(r.answeredMs)}; ${r.denied} of ${r.agents} denied)`,
+  ]);
+}
+
 // ---- main ------------------------------------------------------------------------------------------
 
 async function main(): Promise<number> {
@@ -539,6 +561,7 @@ async function main(): Promise<number> {
   try {
     if (PARTS.has('writes')) await writesPart();
     if (PARTS.has('import')) await importPart();
+    if (PARTS.has('fleet')) await fleetPart();
     if (PARTS.has('start') || PARTS.has('memory')) await startAndMemoryPart();
     if (PARTS.has('verify')) await verifyPart();
   } finally {
