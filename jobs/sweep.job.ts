@@ -8,6 +8,7 @@ import { expiredActionIds } from '../src/agents/agents.repository.js';
 import { APPROVAL_TIMER_JOB, type ApprovalService } from '../src/approvals/approvals.service.js';
 import type { InboundEvents } from '../src/webhooks/inbound-events.js';
 import { parseJob, type JobName } from '../src/queue/job-contracts.js';
+import { FLEET_RECORDS_BACKSTOP_MS, type FleetService } from '../src/fleet/fleet.service.js';
 
 export const SWEEP_JOB = 'sweep' satisfies JobName;
 export const SWEEP_EVERY_MS = 30_000;
@@ -19,6 +20,8 @@ export interface SweepDeps {
   approvals?: ApprovalService;
   queues?: { timers: Pick<Queue, 'addBulk'> };
   inbound?: Pick<InboundEvents, 'applyHeldForRegistered'>;
+  /** Records held containments whose records are overdue (their `fleet-records` job was lost). */
+  fleet?: Pick<FleetService, 'recordHold'>;
   /** Queues whose jobs failed by stalling are put back (`reviveStalled`), and their Redis. */
   revive?: { queues: Queue[]; redis: StallRedis };
 }
@@ -44,10 +47,11 @@ export async function sweepJob(job: Pick<Job, 'data'>, deps: SweepDeps): ReturnT
  * a failover): lifts any action whose ttl ran out but is still in force, expires overdue approval
  * requests at once, re-adds the reminders, escalations and expiries of pending requests from
  * Postgres, applies held webhook events whose agent is registered by now (the registration hook
- * could not: nothing held may wait for a resend that never comes), and trims outbox rows that were
- * published more than a week ago.
+ * could not: nothing held may wait for a resend that never comes), writes the records of a held
+ * fleet containment whose `fleet-records` job is overdue, and trims outbox rows that were published
+ * more than a week ago.
  */
-export async function sweep(deps: SweepDeps): Promise<{ lifted: number; expired: number; timers: number; held: number; trimmed: number; revived: number }> {
+export async function sweep(deps: SweepDeps): Promise<{ lifted: number; expired: number; timers: number; held: number; recorded: number; trimmed: number; revived: number }> {
   let lifted = 0;
   for (const row of await expiredActionIds(deps.db, deps.clock.now())) {
     if ((await deps.agents.liftExpired(row.id, row.agent_id)) === 'lifted') lifted++;
@@ -62,6 +66,18 @@ export async function sweep(deps: SweepDeps): Promise<{ lifted: number; expired:
   }
   // Bounded (a batch per sweep) and idempotent: the same path and row lock as the registration hook.
   const held = deps.inbound ? await deps.inbound.applyHeldForRegistered() : 0;
+  // Held containments whose records are overdue (their job lost with Redis's data): idempotent, as the job is.
+  let recorded = 0;
+  if (deps.fleet) {
+    const overdue = await deps.db
+      .selectFrom('fleet_incidents')
+      .select('id')
+      .where('hold_version', 'is not', null)
+      .where('hold_released_version', 'is', null)
+      .where('opened_at', '<', new Date(deps.clock.now().getTime() - 2 * FLEET_RECORDS_BACKSTOP_MS))
+      .execute();
+    for (const { id } of overdue) if (await deps.fleet.recordHold(id)) recorded++;
+  }
   const trimmed = await deps.db
     .deleteFrom('outbox')
     .where('published_at', '<', sql<Date>`now() - interval '7 days'`)
@@ -70,7 +86,7 @@ export async function sweep(deps: SweepDeps): Promise<{ lifted: number; expired:
   await deps.db.deleteFrom('chat_leases').where('expires_at', '<', sql<Date>`now() - interval '1 day'`).execute();
   let revived = 0;
   for (const queue of deps.revive?.queues ?? []) revived += await reviveStalled(queue, deps.revive!.redis, deps.clock);
-  return { lifted, expired, timers, held, trimmed: Number(trimmed.numDeletedRows), revived };
+  return { lifted, expired, timers, held, recorded, trimmed: Number(trimmed.numDeletedRows), revived };
 }
 
 /**

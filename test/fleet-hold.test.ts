@@ -3,6 +3,7 @@ import { systemClock } from '../src/core/clock.js';
 import { FleetService } from '../src/fleet/fleet.service.js';
 import { recordFleetHold } from '../jobs/fleet-records.job.js';
 import { verifyAudit } from '../src/audit/audit.repository.js';
+import { sweep } from '../jobs/sweep.job.js';
 import { waitFor, type TestApp } from './support/app.js';
 import { appTest } from './support/fixture.js';
 import { postDecision } from './support/drive.js';
@@ -75,6 +76,10 @@ describe('a containment by selector, held before it is recorded', () => {
     expect(shown.body).toMatchObject({ status: 'contained' });
     expect(shown.body.activeActions).toEqual([expect.objectContaining({ kind: 'contain', reason: 'payments vendor compromised', actor: 'api:test' })]);
     expect((await app.call('POST', '/v1/approval-requests', { agentId: 'hold-1', action: 'payments:transfer', justification: 'x' })).status).toBe(409);
+    // A single restore cannot lift a contain not written yet: it says why, and changes nothing.
+    const early = await app.call('POST', '/v1/agents/hold-1/actions', { action: 'restore', reason: 'too soon' });
+    expect(early.status).toBe(409);
+    expect(early.body.error.message).toContain(`held by the fleet containment ${incidentId}`);
 
     // The backstop job writes every agent's records once; a second run finds nothing to do.
     const job = { data: { fleetIncidentId: incidentId } };
@@ -122,6 +127,20 @@ describe('a containment by selector, held before it is recorded', () => {
     const denied = await decideAt(replica, 'hold-7', 'payments:transfer', String(version));
     expect(denied).toMatchObject({ decision: 'deny', agentStatus: 'contained' });
     await silent.recordHold(held.incidentId!);
+  });
+
+  it('the sweep records a hold whose job was lost (Redis lost its data), once it is overdue', async ({ app }) => {
+    const selector = { owner: 'hold4@example.com' };
+    expect((await app.call('PUT', '/v1/agents/hold-8', { ...agent, owner: 'hold4@example.com' })).status).toBe(201);
+    const fleet = new FleetService({ db: app.db, clock: systemClock, publisher: app.view!, restoreRule: () => ({ secondPerson: false, freshEvaluation: false }), recordAtOnce: false });
+    const held = await fleet.apply({ action: 'contain', selector, reason: 'job lost', actor: 'api:test' });
+    const run = () => sweep({ db: app.db, clock: systemClock, agents: app.agents, fleet });
+    // Not overdue yet: its job is still expected to run.
+    expect((await run()).recorded).toBe(0);
+    await app.db.updateTable('fleet_incidents').set({ opened_at: new Date(Date.now() - 120_000) }).where('id', '=', held.incidentId!).execute();
+    expect((await run()).recorded).toBe(1);
+    expect(await app.db.selectFrom('agent_actions').select('agent_id').where('fleet_incident_id', '=', held.incidentId!).execute()).toEqual([{ agent_id: 'hold-8' }]);
+    expect((await run()).recorded).toBe(0);
   });
 
   it('a fleet action after an unrecorded hold records it first: a restore by selector lifts every agent it held', async ({ app }) => {

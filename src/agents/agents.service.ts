@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { isDeadlock, isUniqueViolation, type Db, type DbOrTrx } from '../db/database.js';
+import { holdOn } from '../fleet/fleet-hold.js';
 import type { Clock } from '../core/clock.js';
 import type { Agent, TouchedGrant } from '../domain/agent.js';
 import { grantStatus } from '../domain/agent.js';
@@ -296,6 +297,7 @@ export class AgentService {
       const agent = await loadAgent(db, agentId);
       if (!agent) throw notFound(`unknown agent ${agentId}`);
       if (agent.status === 'decommissioned') throw conflict(decommissionedMessage(agent, 'there is nothing left to act on'));
+      if (cmd.kind === 'restore' && agent.activeActions.length === 0) await refuseIfHeld(db, agentId);
       const now = clock.now();
       const result = resultOf(agentId, cmd, planAction(agent, cmd, now), null, now, true);
       if (cmd.kind === 'contain' || cmd.kind === 'revoke') {
@@ -312,6 +314,8 @@ export class AgentService {
       if (!subject) throw notFound(`unknown agent ${agentId}`);
       const { agent, openIncidentId } = subject;
       if (agent.status === 'decommissioned') throw conflict(decommissionedMessage(agent, 'there is nothing left to act on'));
+      // Held by a containment by selector whose records are being written: a restore would find nothing yet.
+      if (cmd.kind === 'restore' && agent.activeActions.length === 0) await refuseIfHeld(trx, agentId);
       // A request with the same key that committed while we waited for the lock: its answer, not a second action.
       const prior = idempotencyKey ? await findActionByIdempotencyKey(trx, idempotencyKey) : undefined;
       if (prior) return { replayed: { ...(prior.result as ActionResult), replayed: true } };
@@ -570,4 +574,12 @@ export function presentAgent(agent: Agent, now: Date) {
     version: agent.version.toString(),
     ...(agent.decommissioned ? { decommissioned: { at: agent.decommissioned.at.toISOString(), by: agent.decommissioned.by, reason: agent.decommissioned.reason } } : {}),
   };
+}
+
+/** A restore of an agent a fleet hold holds before its contain is written: refused, saying so (not "nothing to restore"). */
+async function refuseIfHeld(db: DbOrTrx, agentId: string): Promise<void> {
+  const hold = await holdOn(db, agentId);
+  if (hold) {
+    throw conflict(`agent ${agentId} is held by the fleet containment ${hold.id} (${hold.reason}), whose records are being written: retry in a few seconds, or restore by the same selector`);
+  }
 }

@@ -34,6 +34,18 @@ export function asHeld(agent: Agent, action: ActiveAction, version: bigint): Age
   return { ...agent, status: 'contained', activeActions: [...agent.activeActions, action], version: version > agent.version ? version : agent.version };
 }
 
+/** The unrecorded hold holding this agent, if any (the oldest). */
+export async function holdOn(db: DbOrTrx, agentId: string): Promise<(HoldInfo & { version: bigint }) | undefined> {
+  const { rows } = await sql<{ id: string; reason: string; actor: string; opened_at: Date; ttl_ms: string | null; hold_version: string }>`
+    select id, reason, actor, opened_at, ttl_ms::text as ttl_ms, hold_version::text as hold_version from fleet_incidents
+    where hold_version is not null and hold_released_version is null and agent_ids ? ${agentId}
+    order by hold_version limit 1`.execute(db);
+  const h = rows[0];
+  if (!h) return undefined;
+  const expiresAt = h.ttl_ms === null ? null : new Date(h.opened_at.getTime() + Number(h.ttl_ms));
+  return { id: h.id, reason: h.reason, actor: h.actor, openedAt: h.opened_at, expiresAt, version: BigInt(h.hold_version) };
+}
+
 /**
  * One agent from Postgres as a reader should see it: under a hold not yet recorded, as held. The
  * hold is read first: had it been released, its release committed with the agent's own contain,
@@ -41,13 +53,8 @@ export function asHeld(agent: Agent, action: ActiveAction, version: bigint): Age
  * the two reads would show the agent active.)
  */
 export async function loadAgentAsSeen(db: DbOrTrx, id: string): Promise<Agent | undefined> {
-  const hold = await sql<{ id: string; reason: string; actor: string; opened_at: Date; ttl_ms: string | null; hold_version: string }>`
-    select id, reason, actor, opened_at, ttl_ms::text as ttl_ms, hold_version::text as hold_version from fleet_incidents
-    where hold_version is not null and hold_released_version is null and agent_ids ? ${id}
-    order by hold_version limit 1`.execute(db);
+  const hold = await holdOn(db, id);
   const agent = await loadAgent(db, id);
-  const h = hold.rows[0];
-  if (!agent || !h) return agent;
-  const expiresAt = h.ttl_ms === null ? null : new Date(h.opened_at.getTime() + Number(h.ttl_ms));
-  return asHeld(agent, holdAction({ id: h.id, reason: h.reason, actor: h.actor, openedAt: h.opened_at, expiresAt }), BigInt(h.hold_version));
+  if (!agent || !hold) return agent;
+  return asHeld(agent, holdAction(hold), hold.version);
 }
