@@ -184,7 +184,9 @@ function setChanged(selector: FleetSelector, then: number, now: number): string 
  * same `agent.contain`/`agent.narrow`/`agent.restore` audit entry and event, its own permission
  * version, its own per-agent incident), and linked to the fleet incident (`fleet_incident_id` on the
  * action and on the per-agent incident it opened). The set is resolved from Postgres inside the
- * action's transaction under row locks, so the set acted on is exactly the set recorded.
+ * action's transaction (a narrow's and a restore's under row locks), so the set answered is the set
+ * recorded. A containment is first committed as a hold on the set, which every replica applies at
+ * once, and its agents' records follow in a second transaction (`holdAndRecord`).
  */
 export class FleetService {
   /** Held containments whose records this process is writing. */
