@@ -7,6 +7,7 @@ import { sweep } from '../jobs/sweep.job.js';
 import { waitFor, type TestApp } from './support/app.js';
 import { appTest } from './support/fixture.js';
 import { postDecision } from './support/drive.js';
+import { FLEET_POLICY } from './support/fleet.js';
 
 /**
  * Issue 17, item 3: a containment by selector commits a hold on the whole set first, and each
@@ -15,15 +16,7 @@ import { postDecision } from './support/drive.js';
  * the agents contained, and nothing may be lost if the process that held them dies: the
  * `fleet-records` job writes the records. Here the second commit is left to the test.
  */
-const POLICY = `
-roles:
-  ciso: { members: [{ slack: U0CISO }] }
-permissions:
-  contain: [ciso]
-  restore: [ciso]
-  bulk: { roles: [ciso], confirmAbove: 10 }
-`;
-const it = appTest({ policy: POLICY });
+const it = appTest({ policy: FLEET_POLICY });
 const IDS = ['hold-1', 'hold-2', 'hold-3'];
 const SELECTOR = { scope: 'payments:*', owner: 'hold@example.com' };
 const agent = {

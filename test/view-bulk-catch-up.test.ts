@@ -6,7 +6,7 @@ import type { Agent } from '../src/domain/agent.js';
 import { waitFor, type TestApp } from './support/app.js';
 import { appTest } from './support/fixture.js';
 import { decisionOf } from './support/drive.js';
-import { fleetId, seedFleet, seedOddAgents } from './support/fleet.js';
+import { FLEET_POLICY, fleetId, seedFleet, seedOddAgents } from './support/fleet.js';
 
 /**
  * A fleet action changes thousands of agents at once. A replica catches up such a change with one
@@ -14,15 +14,7 @@ import { fleetId, seedFleet, seedOddAgents } from './support/fleet.js';
  * exactly what the per-agent read gives.
  */
 const COUNT = 700;
-const POLICY = `
-roles:
-  ciso: { members: [{ slack: U0CISO }] }
-permissions:
-  contain: [ciso]
-  restore: [ciso]
-  bulk: { roles: [ciso], confirmAbove: 10 }
-`;
-const it = appTest({ policy: POLICY });
+const it = appTest({ policy: FLEET_POLICY });
 let odd: string[] = [];
 it.beforeAll(async ({ app }) => {
   await seedFleet(app.db, COUNT);

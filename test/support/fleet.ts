@@ -2,6 +2,16 @@ import { sql, type Kysely } from 'kysely';
 import type { Database } from '../../src/db/schema.js';
 import { auditEntryHash, GENESIS_HASH } from '../../src/domain/audit-chain.js';
 
+/** A policy for fleet actions over REST: one role that may contain and restore (no second person). */
+export const FLEET_POLICY = `
+roles:
+  ciso: { members: [{ slack: U0CISO }] }
+permissions:
+  contain: [ciso]
+  restore: [ciso]
+  bulk: { roles: [ciso], confirmAbove: 10 }
+`;
+
 /** The id of the i-th seeded agent (1-based): zero-padded, so id order is number order. */
 export const fleetId = (i: number) => `fleet-${String(i).padStart(6, '0')}`;
 
