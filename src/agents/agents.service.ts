@@ -27,7 +27,8 @@ import {
 } from './agents.repository.js';
 import { cancelOpenRestoreConfirmations } from '../confirmations/confirmations.repository.js';
 import type { JobName, JobPayload } from '../queue/job-contracts.js';
-import { agentsWithHeldEvents, applyRegistrations, decommissionedMessage, RegistrationRaced, registerNewAgents, ROWS_UNDER_HEAD_LOCK_MAX, type RegistrationBatch, type RegistrationItem, type RegistrationOutcome } from './registration-batch.js';
+import { agentsWithHeldEvents, applyRegistrations, decommissionedMessage, RegistrationRaced, registerNewAgents, ROWS_UNDER_HEAD_LOCK_MAX, type EventRecording, type RegistrationBatch, type RegistrationItem, type RegistrationOutcome } from './registration-batch.js';
+import { tracing } from '../observability/tracing.js';
 import { WriteBatcher } from './write-batcher.js';
 import { closeFleetIncidentIfLifted, fleetIncidentOfAction } from '../fleet/fleet.repository.js';
 import { commitVersionedChanges, eventRow, outboxRow, type OutboxRow } from './versioned-commit.js';
@@ -56,6 +57,12 @@ export interface AgentServiceDeps {
   onOutboxWrite?: () => void;
   /** Called after a registration (or update) commits; never throws. */
   onRegistered?: (agentId: string) => Promise<unknown>;
+  /**
+   * This process is its own outbox relay and has no events webhook: registrations write their
+   * events as already published (the relay would only mark them so). Not with tracing on, whose
+   * relay gives each row a span.
+   */
+  eventsRecordedOnly?: boolean;
   /** How concurrent registrations share transactions (defaults: `REGISTRATION_BATCH_*`). */
   batching?: { maxBatch?: number; concurrency?: number };
   /** Containing or revoking an agent cancels its pending approval requests. */
@@ -234,6 +241,10 @@ export class AgentService {
     }
   }
 
+  private eventRecording(): EventRecording {
+    return { recordedOnly: this.deps.eventsRecordedOnly === true && !tracing };
+  }
+
   private async registerBatch(items: RegistrationItem[]): Promise<RegistrationOutcome[]> {
     const { db, clock } = this.deps;
     let batch: RegistrationBatch | null = null;
@@ -241,7 +252,7 @@ export class AgentService {
     // (`registerNewAgents`), which writes nothing if one exists after all; then the ordinary path.
     const { publisher } = this.deps;
     if (publisher.get && items.length <= ROWS_UNDER_HEAD_LOCK_MAX && items.every((i) => publisher.get!(i.reg.id) === undefined)) {
-      batch = await registerNewAgents(db, items, clock.now()).catch((err: unknown) => {
+      batch = await registerNewAgents(db, items, clock.now(), this.eventRecording()).catch((err: unknown) => {
         // Created by another writer meanwhile (unique violation), or a deadlock Postgres broke:
         // nothing was written; the ordinary path locks and reads what is there now.
         if (isUniqueViolation(err) || isDeadlock(err)) return null;
@@ -250,7 +261,7 @@ export class AgentService {
     }
     for (let attempt = 1; !batch; attempt++) {
       try {
-        batch = await db.transaction().execute((trx) => applyRegistrations(trx, items, clock.now()));
+        batch = await db.transaction().execute((trx) => applyRegistrations(trx, items, clock.now(), this.eventRecording()));
         break;
       } catch (err) {
         // Another writer created one of these agents after our read: nothing committed; the next

@@ -19,6 +19,11 @@ export interface OutboxRow {
   createdAt: Date;
   /** With tracing on, the writer's trace context: the relay and the job continue that trace. */
   traceContext?: TraceCarrier | undefined;
+  /**
+   * Written as already published: a domain event in a process that is its own outbox relay and has
+   * no events webhook (the relay would only mark it published; see `AgentServiceDeps.eventsRecordedOnly`).
+   */
+  publishedAt?: Date;
 }
 
 /** An outbox row for a job, checked against its contract now (as `addOutboxJob` does). */
@@ -56,10 +61,10 @@ export interface PreparedEntry {
 
 /** The insert of a batch's outbox rows, one array per column: a CTE body of both commit paths. */
 function insertOutboxRows(rows: readonly OutboxRow[]) {
-  return sql`insert into outbox (id, queue, job_name, payload, run_at, created_at, trace_context)
+  return sql`insert into outbox (id, queue, job_name, payload, run_at, created_at, trace_context, published_at)
       select * from unnest(${rows.map((r) => r.id)}::uuid[], ${rows.map((r) => r.queue)}::text[], ${rows.map((r) => r.jobName)}::text[],
         ${rows.map((r) => JSON.stringify(r.payload))}::jsonb[], ${rows.map((r) => r.runAt)}::timestamptz[], ${rows.map((r) => r.createdAt)}::timestamptz[],
-        ${rows.map((r) => (r.traceContext ? JSON.stringify(r.traceContext) : null))}::jsonb[])`;
+        ${rows.map((r) => (r.traceContext ? JSON.stringify(r.traceContext) : null))}::jsonb[], ${rows.map((r) => r.publishedAt ?? null)}::timestamptz[])`;
 }
 
 export function prepareEntry(input: AuditInput): PreparedEntry {
@@ -169,10 +174,10 @@ export async function commitVersionedChanges(trx: DbOrTrx, changes: readonly Ver
       returning 1),
     jobs as (
       ${insertOutboxRows(rows)}
-      returning 1)
+      returning published_at)
     select (select count(*) from versioned)::int as versioned, (select count(*) from entries)::int as entries,
       (select count(*) from moved)::int as moved,
-      (select pg_notify(${OUTBOX_NOTIFY_CHANNEL}, '') from jobs limit 1) as notified`.execute(trx);
+      (select pg_notify(${OUTBOX_NOTIFY_CHANNEL}, '') from jobs where published_at is null limit 1) as notified`.execute(trx);
   const result = done[0];
   if (!result || result.versioned !== ids.length || result.entries !== prepared.length) {
     throw new Error(`versioned commit wrote ${result?.versioned ?? 0} of ${ids.length} agent versions and ${result?.entries ?? 0} of ${prepared.length} audit entries`);
@@ -245,10 +250,10 @@ export function chainedTail(prepared: readonly PreparedEntry[], rows: readonly O
     jobs as (
       ${insertOutboxRows(rows)}
       where exists (select 1 from head)
-      returning 1)`;
+      returning published_at)`;
 }
 
 /** The columns a statement with `chainedTail` selects: the versions drawn, the entries written, the head moved (and the relay's wake-up on commit). */
 export const tailCounts = sql`(select array_agg(d.version::text order by d.i) from drawn d) as versions,
       (select count(*) from entries)::int as entries, (select count(*) from moved)::int as moved,
-      (select pg_notify(${OUTBOX_NOTIFY_CHANNEL}, '') from jobs limit 1) as notified`;
+      (select pg_notify(${OUTBOX_NOTIFY_CHANNEL}, '') from jobs where published_at is null limit 1) as notified`;

@@ -77,7 +77,16 @@ export async function createServices(
   const approvalsChanged = view ? (agentId: string) => view.publishApprovalsChanged(agentId) : (agentId: string) => publishApprovalsChange(producer, channel, agentId);
   const approvals = new ApprovalService({ db, clock, policy, callbackHosts: config.callbackHosts, onChanged: approvalsChanged });
   // Held webhook events (for agents unknown when they came) apply once their agent is registered.
-  const agents = new AgentService({ db, clock, publisher, onOutboxWrite: () => relay?.written(), approvals, onRegistered: (id) => inbound.applyHeld(id) });
+  const agents = new AgentService({
+    db,
+    clock,
+    publisher,
+    onOutboxWrite: () => relay?.written(),
+    approvals,
+    onRegistered: (id) => inbound.applyHeld(id),
+    // This process's relay would only mark registrations' events published (no webhook): written so.
+    eventsRecordedOnly: relay !== undefined && !config.eventsWebhook,
+  });
   const trust = new TrustService({ db, clock, settings: () => policy.trust, publisher });
   const inbound = new InboundEvents({ db, clock, trust, logger });
   const packets = new PacketService({ db, clock, policy });
