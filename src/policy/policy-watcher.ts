@@ -177,11 +177,17 @@ export class PolicyWatcher {
     const previous: Policy = { ...holder.policy };
     if (!holder.replace(next)) return { outcome: 'unchanged', hash: holder.hash };
     logger.info({ trigger, file, from: previousHash, to: holder.hash }, 'policy reloaded: the new policy is in force on this replica');
-    await this.recordVersion(holder.policy, holder.hash, trigger, previous).catch((err: Error) =>
-      logger.error({ err: err.message, hash: holder.hash }, 'the new policy is in force but could not be recorded and audited (Postgres); it is recorded at the next change or start'),
+    const hash = holder.hash;
+    // Recorded and announced at once: the other replicas must not wait for Postgres (a slow or
+    // locked database would hold every replica on the old policy). This replica's transaction takes
+    // the versions lock first, so it records and audits the change with its own trigger; a replica
+    // re-reading after the announcement finds it recorded.
+    const recorded = this.recordVersion(holder.policy, hash, trigger, previous).catch((err: Error) =>
+      logger.error({ err: err.message, hash }, 'the new policy is in force but could not be recorded and audited (Postgres); it is recorded at the next change or start'),
     );
-    if (trigger !== 'broadcast') await this.announce(holder.hash);
-    return { outcome: 'applied', hash: holder.hash };
+    if (trigger !== 'broadcast') await this.announce(hash);
+    await recorded;
+    return { outcome: 'applied', hash };
   }
 
   /** Tells every replica to re-read its file. Bounded: with Redis away the others catch up by their own watch. */
