@@ -9,6 +9,7 @@ import { APPROVAL_TIMER_JOB, type ApprovalService } from '../src/approvals/appro
 import type { InboundEvents } from '../src/webhooks/inbound-events.js';
 import { parseJob, type JobName } from '../src/queue/job-contracts.js';
 import { FLEET_RECORDS_BACKSTOP_MS, type FleetService } from '../src/fleet/fleet.service.js';
+import { unrecordedHolds } from '../src/fleet/fleet.repository.js';
 
 export const SWEEP_JOB = 'sweep' satisfies JobName;
 export const SWEEP_EVERY_MS = 30_000;
@@ -69,14 +70,8 @@ export async function sweep(deps: SweepDeps): Promise<{ lifted: number; expired:
   // Held containments whose records are overdue (their job lost with Redis's data): idempotent, as the job is.
   let recorded = 0;
   if (deps.fleet) {
-    const overdue = await deps.db
-      .selectFrom('fleet_incidents')
-      .select('id')
-      .where('hold_version', 'is not', null)
-      .where('hold_released_version', 'is', null)
-      .where('opened_at', '<', new Date(deps.clock.now().getTime() - 2 * FLEET_RECORDS_BACKSTOP_MS))
-      .execute();
-    for (const { id } of overdue) if (await deps.fleet.recordHold(id)) recorded++;
+    const openedBefore = new Date(deps.clock.now().getTime() - 2 * FLEET_RECORDS_BACKSTOP_MS);
+    for (const id of await unrecordedHolds(deps.db, { openedBefore })) if (await deps.fleet.recordHold(id)) recorded++;
   }
   const trimmed = await deps.db
     .deleteFrom('outbox')

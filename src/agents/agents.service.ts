@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { isDeadlock, isUniqueViolation, type Db, type DbOrTrx } from '../db/database.js';
-import { holdOn } from '../fleet/fleet-hold.js';
+import { holdOn } from '../fleet/fleet.repository.js';
 import type { Clock } from '../core/clock.js';
 import type { Agent, TouchedGrant } from '../domain/agent.js';
 import { grantStatus } from '../domain/agent.js';

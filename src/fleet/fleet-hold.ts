@@ -1,22 +1,13 @@
-import { sql } from 'kysely';
 import type { DbOrTrx } from '../db/database.js';
 import type { ActiveAction, Agent } from '../domain/agent.js';
 import { loadAgent } from '../agents/agents.repository.js';
+import { holdOn, type HoldInfo } from './fleet.repository.js';
 
 /**
  * A containment by selector commits a hold on its agents first and their own records right after
  * (`FleetService.holdAndRecord`). In between, every reader shows a held agent as its contain will:
  * these helpers are that one rule, for the replicas' views and for reads from Postgres.
  */
-
-/** What a hold says of its containment. */
-export interface HoldInfo {
-  id: string;
-  reason: string;
-  actor: string;
-  openedAt: Date;
-  expiresAt: Date | null;
-}
 
 /** The contain a hold gives each of its agents (its id is the fleet incident's until the agent's own is written). */
 export function holdAction(hold: HoldInfo): ActiveAction {
@@ -34,18 +25,6 @@ export function asHeld(agent: Agent, action: ActiveAction, version: bigint): Age
   return { ...agent, status: 'contained', activeActions: [...agent.activeActions, action], version: version > agent.version ? version : agent.version };
 }
 
-/** The unrecorded hold holding this agent, if any (the oldest). */
-export async function holdOn(db: DbOrTrx, agentId: string): Promise<(HoldInfo & { version: bigint }) | undefined> {
-  const { rows } = await sql<{ id: string; reason: string; actor: string; opened_at: Date; ttl_ms: string | null; hold_version: string }>`
-    select id, reason, actor, opened_at, ttl_ms::text as ttl_ms, hold_version::text as hold_version from fleet_incidents
-    where hold_version is not null and hold_released_version is null and agent_ids ? ${agentId}
-    order by hold_version limit 1`.execute(db);
-  const h = rows[0];
-  if (!h) return undefined;
-  const expiresAt = h.ttl_ms === null ? null : new Date(h.opened_at.getTime() + Number(h.ttl_ms));
-  return { id: h.id, reason: h.reason, actor: h.actor, openedAt: h.opened_at, expiresAt, version: BigInt(h.hold_version) };
-}
-
 /**
  * One agent from Postgres as a reader should see it: under a hold not yet recorded, as held. The
  * hold is read first: had it been released, its release committed with the agent's own contain,
@@ -55,6 +34,5 @@ export async function holdOn(db: DbOrTrx, agentId: string): Promise<(HoldInfo & 
 export async function loadAgentAsSeen(db: DbOrTrx, id: string): Promise<Agent | undefined> {
   const hold = await holdOn(db, id);
   const agent = await loadAgent(db, id);
-  if (!agent || !hold) return agent;
-  return asHeld(agent, holdAction(hold), hold.version);
+  return agent && hold ? asHeld(agent, holdAction(hold), hold.version) : agent;
 }

@@ -256,46 +256,66 @@ export async function selectForContain(db: DbOrTrx, selector: FleetSelector): Pr
   return rows;
 }
 
-/** A fleet containment's hold as the replicas' views read it. */
-export interface FleetHold {
+/** What a hold says of its containment (the contain it gives each of its agents). */
+export interface HoldInfo {
   id: string;
-  /** Null once released (the view only needs to forget it). */
-  agentIds: string[] | null;
   reason: string;
   actor: string;
   openedAt: Date;
   expiresAt: Date | null;
   version: bigint;
+}
+
+/** A fleet containment's hold as the replicas' views read it. */
+export interface FleetHold extends HoldInfo {
+  /** Null once released (the view only needs to forget it). */
+  agentIds: string[] | null;
   releasedVersion: bigint | null;
 }
 
+/** The columns of a hold, and its shape in TypeScript. */
+const HOLD_COLUMNS = sql`id, reason, actor, opened_at, ttl_ms::text as ttl_ms, hold_version::text as hold_version`;
+const HELD = sql`hold_version is not null and hold_released_version is null`;
+interface HoldRow {
+  id: string;
+  reason: string;
+  actor: string;
+  opened_at: Date;
+  ttl_ms: string | null;
+  hold_version: string;
+}
+const toHold = (r: HoldRow): HoldInfo => ({
+  id: r.id,
+  reason: r.reason,
+  actor: r.actor,
+  openedAt: r.opened_at,
+  expiresAt: r.ttl_ms === null ? null : new Date(r.opened_at.getTime() + Number(r.ttl_ms)),
+  version: BigInt(r.hold_version),
+});
+
 /**
  * The holds in force, and what became of `known` ones (the holds a view holds: released ones come
- * back with `releasedVersion` and no agents). A view reads this before the agents of the same
- * catch-up: a release it sees committed with the agents' own contains, which the later read sees.
+ * back with `releasedVersion` and no agents). A view reads this around its read of the agents (see
+ * `PermissionView.applyHolds` for what each side proves).
  */
 export async function loadHolds(db: DbOrTrx, known: readonly string[]): Promise<FleetHold[]> {
-  const { rows } = await sql<{ id: string; agent_ids: string[] | null; reason: string; actor: string; opened_at: Date; ttl_ms: string | null; hold_version: string; hold_released_version: string | null }>`
-    select id, case when hold_released_version is null then agent_ids end as agent_ids, reason, actor, opened_at, ttl_ms::text as ttl_ms,
-      hold_version::text as hold_version, hold_released_version::text as hold_released_version
+  const { rows } = await sql<HoldRow & { agent_ids: string[] | null; hold_released_version: string | null }>`
+    select ${HOLD_COLUMNS}, case when hold_released_version is null then agent_ids end as agent_ids, hold_released_version::text as hold_released_version
     from fleet_incidents
-    where (hold_version is not null and hold_released_version is null)
-      ${known.length > 0 ? sql`or (hold_version is not null and id = any(${known}::uuid[]))` : sql``}`.execute(db);
-  return rows.map((r) => ({
-    id: r.id,
-    agentIds: r.agent_ids,
-    reason: r.reason,
-    actor: r.actor,
-    openedAt: r.opened_at,
-    expiresAt: r.ttl_ms === null ? null : new Date(r.opened_at.getTime() + Number(r.ttl_ms)),
-    version: BigInt(r.hold_version),
-    releasedVersion: r.hold_released_version === null ? null : BigInt(r.hold_released_version),
-  }));
+    where ${HELD} ${known.length > 0 ? sql`or (hold_version is not null and id = any(${known}::uuid[]))` : sql``}`.execute(db);
+  return rows.map((r) => ({ ...toHold(r), agentIds: r.agent_ids, releasedVersion: r.hold_released_version === null ? null : BigInt(r.hold_released_version) }));
 }
 
-/** Fleet containments whose hold is committed and whose per-agent records are not (yet). */
-export async function unrecordedHolds(db: DbOrTrx): Promise<string[]> {
+/** The unrecorded hold holding this agent, if any (the oldest). */
+export async function holdOn(db: DbOrTrx, agentId: string): Promise<HoldInfo | undefined> {
+  const { rows } = await sql<HoldRow>`
+    select ${HOLD_COLUMNS} from fleet_incidents where ${HELD} and agent_ids ? ${agentId} order by hold_version limit 1`.execute(db);
+  return rows[0] && toHold(rows[0]);
+}
+
+/** Fleet containments whose hold is committed and whose per-agent records are not (yet); with `openedBefore`, only holds older than that. */
+export async function unrecordedHolds(db: DbOrTrx, options: { openedBefore?: Date } = {}): Promise<string[]> {
   const { rows } = await sql<{ id: string }>`
-    select id from fleet_incidents where hold_version is not null and hold_released_version is null order by opened_at`.execute(db);
+    select id from fleet_incidents where ${HELD} ${options.openedBefore ? sql`and opened_at < ${options.openedBefore}` : sql``} order by opened_at`.execute(db);
   return rows.map((r) => r.id);
 }
