@@ -6,6 +6,7 @@ import type { TrustTier } from '../domain/trust-score.js';
 import { deriveStatus } from '../domain/agent.js';
 import { cancelOpenRestoreConfirmations } from '../confirmations/confirmations.repository.js';
 import type { DrawnHead } from './versioned-commit.js';
+import { holdsJson, toFleetHolds, type FleetHold, type FleetHoldJson } from '../fleet/fleet.repository.js';
 
 /** A grant as `loadAgents` reads it: timestamps arrive as JSON text. */
 interface GrantJson {
@@ -125,6 +126,13 @@ async function loadAgentRows(
     if (locked.length === 0) return [];
     ids = locked.map((r) => r.id);
   }
+  const versionAbove = filter.forUpdate ? undefined : filter.versionAbove;
+  return (await agentRowsQuery(db, { ids, versionAbove }, forAction).execute()) as unknown as AgentWithState[];
+}
+
+/** The statement of `loadAgentRows` (locks aside): each agent with its grants, actions in force and trust data. */
+function agentRowsQuery(db: DbOrTrx, filter: { ids?: string[]; versionAbove?: bigint }, forAction: boolean) {
+  const { ids } = filter;
   let q = db
     .selectFrom('agents as a')
     .selectAll('a')
@@ -168,8 +176,25 @@ async function loadAgentRows(
     ]);
   }
   if (ids) q = q.where('a.id', 'in', ids);
-  if (filter.versionAbove !== undefined && !filter.forUpdate) q = q.where('a.version', '>', filter.versionAbove.toString()).where('a.version', '<=', VERSION_CEILING);
-  return (await q.execute()) as unknown as AgentWithState[];
+  if (filter.versionAbove !== undefined) q = q.where('a.version', '>', filter.versionAbove.toString()).where('a.version', '<=', VERSION_CEILING);
+  return q;
+}
+
+/**
+ * A view's catch-up: every agent above `versionAbove` and the fleet holds (`holdsJson`: those in
+ * force, and what became of `knownHolds`), in one statement. One statement is one snapshot: a hold
+ * and the records that release it are seen together or not at all, and a hold committed before an
+ * agent the read returns is in it too, so one round trip does what a read of the holds before and
+ * after the agents' read would.
+ */
+export async function loadAgentsAboveWithHolds(db: DbOrTrx, versionAbove: bigint, knownHolds: readonly string[]): Promise<{ agents: Agent[]; holds: FleetHold[] }> {
+  // At least one row (the holds) even when no agent changed: the agents join it.
+  const { rows } = await sql<AgentWithState & { holds_json: FleetHoldJson[] }>`
+    select h.holds_json, a.* from (select ${holdsJson(knownHolds)} as holds_json) h
+    left join lateral ${agentRowsQuery(db, { versionAbove }, false)} as a on true`.execute(db);
+  const agents: Agent[] = [];
+  for (const row of rows) if (row.id !== null) agents.push(toAgent(row));
+  return { agents, holds: toFleetHolds(rows[0]?.holds_json ?? []) };
 }
 
 /** Every agent, for a view's initial load: streamed with COPY from one snapshot (see load-all-agents.ts). */

@@ -280,30 +280,57 @@ interface HoldRow {
   id: string;
   reason: string;
   actor: string;
-  opened_at: Date;
+  /** A Date from a column; ISO text from JSON (`holdsJson`). */
+  opened_at: Date | string;
   ttl_ms: string | null;
   hold_version: string;
 }
-const toHold = (r: HoldRow): HoldInfo => ({
-  id: r.id,
-  reason: r.reason,
-  actor: r.actor,
-  openedAt: r.opened_at,
-  expiresAt: r.ttl_ms === null ? null : new Date(r.opened_at.getTime() + Number(r.ttl_ms)),
-  version: BigInt(r.hold_version),
-});
+const toHold = (r: HoldRow): HoldInfo => {
+  const openedAt = r.opened_at instanceof Date ? r.opened_at : new Date(r.opened_at);
+  return {
+    id: r.id,
+    reason: r.reason,
+    actor: r.actor,
+    openedAt,
+    expiresAt: r.ttl_ms === null ? null : new Date(openedAt.getTime() + Number(r.ttl_ms)),
+    version: BigInt(r.hold_version),
+  };
+};
+
+/** A hold as `holdsJson` gives it. */
+export interface FleetHoldJson extends HoldRow {
+  agent_ids: string[] | null;
+  hold_released_version: string | null;
+}
 
 /**
  * The holds in force, and what became of `known` ones (the holds a view holds: released ones come
- * back with `releasedVersion` and no agents). A view reads this around its read of the agents (see
- * `PermissionView.applyHolds` for what each side proves).
+ * back with `hold_released_version` and no agents), as one JSON array: an expression, so that a
+ * view's catch-up reads them in the same statement, and so the same snapshot, as the agents (see
+ * `loadAgentsAboveWithHolds`).
+ */
+export function holdsJson(known: readonly string[]) {
+  return sql<FleetHoldJson[]>`coalesce((
+    select json_agg(json_build_object('id', id, 'reason', reason, 'actor', actor, 'opened_at', opened_at,
+      'ttl_ms', ttl_ms::text, 'hold_version', hold_version::text,
+      'agent_ids', case when hold_released_version is null then agent_ids end,
+      'hold_released_version', hold_released_version::text))
+    from fleet_incidents
+    where ${HELD} ${known.length > 0 ? sql`or (hold_version is not null and id = any(${known}::uuid[]))` : sql``}), '[]'::json)`;
+}
+
+export function toFleetHolds(rows: readonly FleetHoldJson[]): FleetHold[] {
+  return rows.map((r) => ({ ...toHold(r), agentIds: r.agent_ids, releasedVersion: r.hold_released_version === null ? null : BigInt(r.hold_released_version) }));
+}
+
+/**
+ * `holdsJson` as a statement of its own. A view reads it around a read of the agents that cannot
+ * share its statement (the first load's COPY; see `PermissionView.applyHolds` for what each side
+ * proves).
  */
 export async function loadHolds(db: DbOrTrx, known: readonly string[]): Promise<FleetHold[]> {
-  const { rows } = await sql<HoldRow & { agent_ids: string[] | null; hold_released_version: string | null }>`
-    select ${HOLD_COLUMNS}, case when hold_released_version is null then agent_ids end as agent_ids, hold_released_version::text as hold_released_version
-    from fleet_incidents
-    where ${HELD} ${known.length > 0 ? sql`or (hold_version is not null and id = any(${known}::uuid[]))` : sql``}`.execute(db);
-  return rows.map((r) => ({ ...toHold(r), agentIds: r.agent_ids, releasedVersion: r.hold_released_version === null ? null : BigInt(r.hold_released_version) }));
+  const { rows } = await sql<{ holds: FleetHoldJson[] }>`select ${holdsJson(known)} as holds`.execute(db);
+  return toFleetHolds(rows[0]?.holds ?? []);
 }
 
 /** The unrecorded hold holding this agent, if any (the oldest). */

@@ -5,7 +5,7 @@ import type { Db } from '../db/database.js';
 import type { Clock } from '../core/clock.js';
 import type { ActiveAction, Agent, OpenApproval } from '../domain/agent.js';
 import { createLimitedLog, type LimitedLog, type Logger } from '../observability/logger.js';
-import { loadAgents, loadAllAgents } from '../agents/agents.repository.js';
+import { loadAgentsAboveWithHolds, loadAllAgents } from '../agents/agents.repository.js';
 import type { PermissionChangePublisher } from '../agents/agents.service.js';
 import { loadOpenApprovals } from '../approvals/open-approvals.repository.js';
 import { loadHolds, type FleetHold } from '../fleet/fleet.repository.js';
@@ -461,20 +461,22 @@ export class PermissionView implements PermissionChangePublisher {
     try {
       await this.enqueueReload(async () => {
         const seq = ++this.approvalReads;
-        // Holds around the agents' read (see `applyHolds`).
-        const holds = await loadHolds(this.opts.db, [...this.holds.keys()]);
-        // The first load streams every agent from one snapshot (COPY, see loadAllAgents); later
-        // polls read only what changed.
+        // The first load streams every agent from one snapshot (COPY, see loadAllAgents), with the
+        // holds read around it (see `applyHolds`); later polls read only what changed, holds in
+        // the same statement.
         if (initial) {
+          const holds = await loadHolds(this.opts.db, [...this.holds.keys()]);
           const [, approvals] = await Promise.all([loadAllAgents(this.opts.db, (page) => this.apply(page)), loadOpenApprovals(this.opts.db, this.opts.clock.now())]);
           this.applyHolds(holds, await loadHolds(this.opts.db, []));
           this.applyAllApprovals(approvals, seq);
           return;
         }
-        const [changed, approvals] = await Promise.all([loadAgents(this.opts.db, { versionAbove: this.maxVersion }), loadOpenApprovals(this.opts.db, this.opts.clock.now())]);
-        const later = await loadHolds(this.opts.db, []);
-        this.applyHolds(holds, later);
-        this.apply(changed);
+        const [changed, approvals] = await Promise.all([
+          loadAgentsAboveWithHolds(this.opts.db, this.maxVersion, [...this.holds.keys()]),
+          loadOpenApprovals(this.opts.db, this.opts.clock.now()),
+        ]);
+        this.applyHolds(changed.holds);
+        this.apply(changed.agents);
         this.applyAllApprovals(approvals, seq);
       }, initial ? undefined : RELOAD_WAIT_MS);
       this.lastPollOkAt = startedAt;
@@ -517,14 +519,21 @@ export class PermissionView implements PermissionChangePublisher {
       // snapshot, rather than read as JSON built per agent (the same agents, many times cheaper).
       const bulk = pending.announced - above > BULK_CATCH_UP_VERSIONS;
       if (bulk) this.bulkReads++;
-      // Holds around the agents' read (see `applyHolds`).
-      const holds = await loadHolds(this.opts.db, [...this.holds.keys()]);
-      const read = bulk ? loadAgentsStreamed(this.opts.db, above) : loadAgents(this.opts.db, { versionAbove: above });
-      const [agents, approvals] = await Promise.all([read, loadOpenApprovals(this.opts.db, this.opts.clock.now(), agentIds)]);
-      const later = await loadHolds(this.opts.db, []);
-      this.applyHolds(holds, later);
-      this.apply(agents);
-      this.applyApprovals(agentIds, approvals, seq);
+      const approvals = loadOpenApprovals(this.opts.db, this.opts.clock.now(), agentIds);
+      approvals.catch(() => undefined);
+      if (bulk) {
+        // Holds around the streamed read, which cannot share its statement (see `applyHolds`).
+        const holds = await loadHolds(this.opts.db, [...this.holds.keys()]);
+        const agents = await loadAgentsStreamed(this.opts.db, above);
+        this.applyHolds(holds, await loadHolds(this.opts.db, []));
+        this.apply(agents);
+      } else {
+        // One statement, one round trip: the agents above the version and the holds.
+        const changed = await loadAgentsAboveWithHolds(this.opts.db, above, [...this.holds.keys()]);
+        this.applyHolds(changed.holds);
+        this.apply(changed.agents);
+      }
+      this.applyApprovals(agentIds, await approvals, seq);
     }, RELOAD_WAIT_MS);
     return pending.done;
   }
@@ -595,9 +604,10 @@ export class PermissionView implements PermissionChangePublisher {
   }
 
   /**
-   * Stores the holds read around one read of agents, before those agents are stored. The agents'
-   * read and the holds' are separate statements, so each side is trusted only for what its order
-   * proves:
+   * Stores the holds read with one read of agents, before those agents are stored. Read in the
+   * agents' own statement (`loadAgentsAboveWithHolds`, one snapshot), `before` is the whole truth
+   * and there is no `after`. Otherwise (the streamed reads) they are read around the agents' read,
+   * in statements of their own, so each side is trusted only for what its order proves:
    * - `before` (read first, with the holds this view knows): its releases are safe to apply, since
    *   a release commits with the agents' own contains, which the later agents' read sees; its
    *   versions count toward the view's (everything below them committed before the agents' read).
@@ -605,7 +615,7 @@ export class PermissionView implements PermissionChangePublisher {
    *   read. Without it, agents written after that hold would carry the view past its version while
    *   the view did not hold it. Its releases and versions are left to the next read.
    */
-  private applyHolds(before: readonly FleetHold[], after: readonly FleetHold[]): void {
+  private applyHolds(before: readonly FleetHold[], after: readonly FleetHold[] = before): void {
     if (before.length === 0 && after.length === 0 && this.holds.size === 0) return;
     const inForce = new Map<string, FleetHold>();
     for (const hold of before) {
