@@ -20,7 +20,7 @@ import { migrateToLatest } from '../src/db/migrator.js';
 import { ROOT, startChild, type ServerChild } from './lib/children.js';
 import { Samples, fmtInt, fmtMs, median, table } from './lib/stats.js';
 import { HttpPool } from './lib/http.js';
-import { BENCH_POLICY_NOTE, INSTANCE_NODE_FLAGS, configuredInstanceEnv, mb, writeBenchPolicy } from './lib/instance.js';
+import { BENCH_POLICY_NOTE, INSTANCE_NODE_FLAGS, INSTANCE_RUNTIME, configuredInstanceEnv, mb, prepareInstances, writeBenchPolicy } from './lib/instance.js';
 import { runSlackBench, slackBudgetSeconds } from './slack.js';
 import { approvalsBudgetSeconds, runApprovalsBench } from './approvals.js';
 import { packetsBudgetSeconds, runPacketsBench } from './packets.js';
@@ -348,6 +348,8 @@ interface TteResult {
   restore: Samples;
   /** B's answers to the contain and restore calls. */
   acks: Samples;
+  /** Each contain: its cycle (from 1), its time-to-effect and B's answer time, ms. */
+  contains: { cycle: number; ms: number; ackMs: number }[];
   failures: string[];
   /** The background decision load on A while the cycles ran. */
   load: { rps: number; non2xx: number; errors: number; mismatches: number };
@@ -365,7 +367,7 @@ async function timeToEffect(a: ServerChild, b: ServerChild, token: string, probe
   const headers = { 'content-type': 'application/json', authorization: `Bearer ${token}` };
   const poller = new HttpPool(HOST, a.port, 1);
   const commander = new HttpPool(HOST, b.port, 1);
-  const out: TteResult = { contain: new Samples(), restore: new Samples(), acks: new Samples(), failures: [], load: { rps: 0, non2xx: 0, errors: 0, mismatches: 0 }, generatorStallP99: 0 };
+  const out: TteResult = { contain: new Samples(), restore: new Samples(), acks: new Samples(), contains: [], failures: [], load: { rps: 0, non2xx: 0, errors: 0, mismatches: 0 }, generatorStallP99: 0 };
   const loopDelay = monitorEventLoopDelay({ resolution: 5 });
   let background: { stop(): void } | undefined;
   const backgroundStarted = performance.now();
@@ -414,14 +416,18 @@ async function timeToEffect(a: ServerChild, b: ServerChild, token: string, probe
       }
       for (const [action, want, samples] of [['contain', 'deny', out.contain], ['restore', 'allow', out.restore]] as const) {
         const sentAt = performance.now();
+        let ackMs = NaN;
         const answer = act(action).then((ans) => {
           if (ans.status !== 201 && ans.status !== 200) out.failures.push(`cycle ${i + 1}: ${action} on B answered ${ans.status} ${ans.body.slice(0, 300)}`);
-          else out.acks.add(ans.ms);
+          else out.acks.add((ackMs = ans.ms));
         });
         const at = await pollUntil(want, sentAt);
         await answer;
         if (at === undefined) out.failures.push(`cycle ${i + 1}: A did not ${want} within 5 s of the ${action}`);
-        else samples.add(at - sentAt);
+        else {
+          samples.add(at - sentAt);
+          if (action === 'contain') out.contains.push({ cycle: i + 1, ms: at - sentAt, ackMs });
+        }
       }
       await new Promise((r) => setTimeout(r, 100));
     }
@@ -448,9 +454,10 @@ async function decisionPart({ databaseUrl, prefix, token, tempDir, children, pro
   children.push(fake);
   const instanceEnv = configuredInstanceEnv({ databaseUrl, redisUrl: REDIS_URL, host: HOST, queuePrefix: prefix, apiToken: token, policyFile: writeBenchPolicy(tempDir), fakeUrl: `http://${HOST}:${fake.port}` }, ROLE);
   if (ROLE !== 'all') console.log(`BENCH_ROLE=${ROLE}: the instances run without a worker (comparison only; the goals are for the all role)`);
-  const a = await startChild('app A', APP_SCRIPT, instanceEnv, { execArgv: [...INSTANCE_NODE_FLAGS, ...profileArgs('app')] });
+  const { compiled } = await prepareInstances();
+  const a = await startChild('app A', APP_SCRIPT, instanceEnv, { compiled, execArgv: [...INSTANCE_NODE_FLAGS, ...profileArgs('app')] });
   children.push(a);
-  const b = await startChild('app B', APP_SCRIPT, instanceEnv, { execArgv: [...INSTANCE_NODE_FLAGS, ...profileArgs('app-b')] });
+  const b = await startChild('app B', APP_SCRIPT, instanceEnv, { compiled, execArgv: [...INSTANCE_NODE_FLAGS, ...profileArgs('app-b')] });
   children.push(b);
   const rssAtStart = [await a.cpuUsage(), await b.cpuUsage()].map((u) => u.rss);
   const appUrl = `http://${HOST}:${a.port}`;
@@ -513,7 +520,8 @@ async function decisionPart({ databaseUrl, prefix, token, tempDir, children, pro
     probe.close();
   }
   ensureAlive();
-  const rssAtEnd = [await a.cpuUsage(), await b.cpuUsage()].map((u) => u.rss);
+  const usageAtEnd = [await a.cpuUsage(), await b.cpuUsage()];
+  const rssAtEnd = usageAtEnd.map((u) => u.rss);
 
   const summary = (server: Server) => {
     const max = results[server].max;
@@ -568,8 +576,10 @@ async function decisionPart({ databaseUrl, prefix, token, tempDir, children, pro
     `time-to-effect on A of a contain sent to B: n ${tte.contain.count}  p50 ${fmtMs(c[0]!)} ms  p99 ${fmtMs(c[1]!)} ms  max ${fmtMs(c[2]!)} ms; of the restore: p50 ${fmtMs(r[0]!)} ms  p99 ${fmtMs(r[1]!)} ms; B's answer to the call p50 ${fmtMs(ack[0]!)} ms p99 ${fmtMs(ack[1]!)} ms` +
       `  (background load on A ${fmtInt(tte.load.rps)} req/s, non-2xx ${tte.load.non2xx}, errors ${tte.load.errors + tte.load.mismatches}; generator stall p99 ${fmtMs(tte.generatorStallP99)} ms)`,
   );
+  const slowest = [...tte.contains].sort((x, y) => y.ms - x.ms).slice(0, 3);
+  if (slowest.length > 0) console.log(`slowest contains: ${slowest.map((c) => `cycle ${c.cycle} ${fmtMs(c.ms)} ms (B answered in ${fmtMs(c.ackMs)} ms)`).join(', ')}`);
   for (const f of tte.failures) console.log(`time-to-effect failure: ${f}`);
-  console.log(`RSS per instance, MB: A ${mb(rssAtStart[0]!)} at start → ${mb(rssAtEnd[0]!)} after the run; B ${mb(rssAtStart[1]!)} → ${mb(rssAtEnd[1]!)} (node flags ${INSTANCE_NODE_FLAGS.join(' ')}, under tsx)`);
+  console.log(`RSS per instance, MB: A ${mb(rssAtStart[0]!)} at start → ${mb(rssAtEnd[0]!)} after the run (V8 heap ${mb(usageAtEnd[0]!.heapUsed)} in use of ${mb(usageAtEnd[0]!.heapTotal)}); B ${mb(rssAtStart[1]!)} → ${mb(rssAtEnd[1]!)} (heap ${mb(usageAtEnd[1]!.heapUsed)} of ${mb(usageAtEnd[1]!.heapTotal)}) (node flags ${INSTANCE_NODE_FLAGS.join(' ')}, ${INSTANCE_RUNTIME})`);
   console.log(`load average at the end ${loadAvg()}`);
 
   const verdict = (ok: boolean) => (ok ? 'PASS' : 'MISS');

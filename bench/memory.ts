@@ -17,7 +17,7 @@ import pg from 'pg';
 import { createDb, ensureDatabaseExists } from '../src/db/database.js';
 import { migrateToLatest } from '../src/db/migrator.js';
 import { startChild, type ServerChild } from './lib/children.js';
-import { BENCH_POLICY_NOTE, INSTANCE_NODE_FLAGS, configuredInstanceEnv, mb, writeBenchPolicy } from './lib/instance.js';
+import { BENCH_POLICY_NOTE, INSTANCE_NODE_FLAGS, INSTANCE_RUNTIME, configuredInstanceEnv, mb, prepareInstances, writeBenchPolicy } from './lib/instance.js';
 import { table } from './lib/stats.js';
 import { deleteRedisPrefix } from './lib/redis-cleanup.js';
 
@@ -54,7 +54,8 @@ async function main(): Promise<void> {
     const fake = await startChild('fake-slack', here('./servers/fake-slack-server.ts'), { HOST });
     children.push(fake);
     const env = configuredInstanceEnv({ databaseUrl, redisUrl: REDIS_URL, host: HOST, queuePrefix, apiToken: token, policyFile: writeBenchPolicy(tempDir), fakeUrl: `http://${HOST}:${fake.port}` });
-    const app = await startChild('app', here('./servers/app-server.ts'), env, { execArgv: INSTANCE_NODE_FLAGS });
+    const { compiled } = await prepareInstances();
+    const app = await startChild('app', here('./servers/app-server.ts'), env, { compiled, execArgv: INSTANCE_NODE_FLAGS });
     children.push(app);
     const url = `http://${HOST}:${app.port}`;
     const rows: string[][] = [];
@@ -112,7 +113,7 @@ async function main(): Promise<void> {
       const count = gauge(`armalo_nodejs_gc_duration_seconds_count\\{kind="${kind}"\\}`) / 1000;
       if (count > 0) console.log(`GC ${kind}: ${count} pause(s), ${sum.toFixed(0)} ms in all, mean ${(sum / count).toFixed(2)} ms`);
     }
-    console.log(`node ${process.version}, ${cpus().length} CPU(s), load average ${loadavg().map((x) => x.toFixed(2)).join(' ')}; ${BENCH_POLICY_NOTE}`);
+    console.log(`node ${process.version}, ${cpus().length} CPU(s), load average ${loadavg().map((x) => x.toFixed(2)).join(' ')}; ${BENCH_POLICY_NOTE}; instance ${INSTANCE_RUNTIME}, node flags ${INSTANCE_NODE_FLAGS.join(' ') || '(none)'}`);
     console.log(`decisions: ${result['2xx']} 2xx, ${result.non2xx} non-2xx, ${result.errors} errors`);
     console.log(table([['stage', 'RSS MB', 'heap MB']], rows));
     const worst = Math.max(afterLoad, idle);

@@ -1,10 +1,21 @@
 import { fork, type ChildProcess } from 'node:child_process';
+import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { isChildMessage, type ParentMessage } from './ipc.js';
 
 /** The repository root: children run from here so `--import tsx` resolves from its node_modules. */
 export const ROOT = fileURLToPath(new URL('../../', import.meta.url));
+
+/** Where `buildCompiled` (compiled-instance.ts) writes the app's JavaScript. */
+export const COMPILED_DIR = path.join(ROOT, 'node_modules', '.cache', 'armalo-scale-bench');
+
+/** Where `buildCompiled` put the JavaScript of a file of ours (`bench/servers/app-server.ts` → …/bench/servers/app-server.js). */
+export function compiledPathOf(file: string): string {
+  const relative = path.relative(ROOT, file);
+  if (relative.startsWith('..') || !relative.endsWith('.ts')) throw new Error(`not a TypeScript file of this project: ${file}`);
+  return path.join(COMPILED_DIR, relative.replace(/\.ts$/, '.js'));
+}
 
 export interface ServerChild {
   readonly name: string;
@@ -24,22 +35,31 @@ export interface CpuUsage {
   /** Resident set size and V8 heap in use at the time of the query, bytes. */
   rss: number;
   heapUsed: number;
+  /** V8 heap reserved (in use or not), bytes. */
+  heapTotal: number;
 }
 
 export interface StartChildOptions {
   /** Extra node flags (e.g. --cpu-prof). */
   execArgv?: string[];
   startTimeoutMs?: number;
+  /**
+   * Runs the JavaScript `buildCompiled` made of `script` (call it first) with plain `node
+   * --enable-source-maps`, as `npm start` and the image run the app, instead of under tsx (whose
+   * loader thread and per-module state add about 35 MB of RSS to a process).
+   */
+  compiled?: boolean;
 }
 
 /**
- * Forks `script` under tsx in its own process (its own event loop and core), forwards its output
- * to our stderr prefixed with its name, sends it `options` and waits for the port it listens on.
+ * Forks `script` (under tsx, or compiled) in its own process (its own event loop and core),
+ * forwards its output to our stderr prefixed with its name, sends it `options` and waits for the
+ * port it listens on.
  */
 export async function startChild(name: string, script: string, options: Record<string, string>, opts: StartChildOptions = {}): Promise<ServerChild> {
-  const child: ChildProcess = fork(script, [], {
+  const child: ChildProcess = fork(opts.compiled ? compiledPathOf(script) : script, [], {
     cwd: ROOT,
-    execArgv: ['--import', 'tsx', ...(opts.execArgv ?? [])],
+    execArgv: [...(opts.compiled ? ['--enable-source-maps'] : ['--import', 'tsx']), ...(opts.execArgv ?? [])],
     stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
   });
   let hasExited = false;
@@ -100,7 +120,7 @@ export async function startChild(name: string, script: string, options: Record<s
           if (!isChildMessage(msg) || msg.type !== 'usage') return;
           clearTimeout(timer);
           child.off('message', onMessage);
-          resolve({ user: msg.user, system: msg.system, rss: msg.rss, heapUsed: msg.heapUsed });
+          resolve({ user: msg.user, system: msg.system, rss: msg.rss, heapUsed: msg.heapUsed, heapTotal: msg.heapTotal });
         };
         child.on('message', onMessage);
         child.send({ type: 'usage' } satisfies ParentMessage);

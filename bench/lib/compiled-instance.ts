@@ -13,17 +13,25 @@ import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'nod
 import { createServer } from 'node:net';
 import path from 'node:path';
 import { build } from 'esbuild';
-import { ROOT } from './children.js';
+import { COMPILED_DIR, ROOT } from './children.js';
 
-export const COMPILED_DIR = path.join(ROOT, 'node_modules', '.cache', 'armalo-scale-bench');
+export { COMPILED_DIR };
 
-/** Transpiles src/, jobs/ and migrations/ into COMPILED_DIR; returns the path of main.js. */
+
+/** The bench's own child scripts that run compiled too (see `startChild`'s `compiled`), and what they import. */
+const COMPILED_BENCH_FILES = ['bench/servers/app-server.ts', 'bench/lib/ipc.ts'];
+
+/**
+ * Transpiles src/, jobs/ and migrations/ (and the app-server child) into COMPILED_DIR, with
+ * source maps as `npm run build` writes them; returns the path of main.js.
+ */
 export async function buildCompiled(): Promise<string> {
   rmSync(COMPILED_DIR, { recursive: true, force: true });
   const entryPoints = ['src', 'jobs', 'migrations'].flatMap((dir) =>
     (readdirSync(path.join(ROOT, dir), { recursive: true }) as string[]).filter((f) => f.endsWith('.ts') && !f.endsWith('.d.ts')).map((f) => path.join(ROOT, dir, f)),
   );
-  await build({ entryPoints, outdir: COMPILED_DIR, outbase: ROOT, format: 'esm', platform: 'node', target: 'node20', bundle: false, logLevel: 'warning' });
+  entryPoints.push(...COMPILED_BENCH_FILES.map((f) => path.join(ROOT, f)));
+  await build({ entryPoints, outdir: COMPILED_DIR, outbase: ROOT, format: 'esm', platform: 'node', target: 'node20', bundle: false, sourcemap: true, logLevel: 'warning' });
   mkdirSync(COMPILED_DIR, { recursive: true });
   writeFileSync(path.join(COMPILED_DIR, 'package.json'), JSON.stringify({ type: 'module', private: true }));
   return path.join(COMPILED_DIR, 'src', 'main.js');

@@ -8,6 +8,7 @@ import { randomBytes } from 'node:crypto';
 import path from 'node:path';
 import { parseDocument } from 'yaml';
 import { ROOT, appEnv } from './children.js';
+import { buildCompiled } from './compiled-instance.js';
 
 export const EXAMPLE_POLICY = path.join(ROOT, 'policy', 'armalo-policy.example.yaml');
 
@@ -58,3 +59,19 @@ export const mb = (bytes: number) => (bytes / 1024 / 1024).toFixed(0);
 export const DEFAULT_NODE_FLAGS = ['--max-semi-space-size=2'];
 /** BENCH_NODE_FLAGS (space-separated, may be empty) replaces them, to compare settings. */
 export const INSTANCE_NODE_FLAGS = process.env.BENCH_NODE_FLAGS === undefined ? DEFAULT_NODE_FLAGS : process.env.BENCH_NODE_FLAGS.split(' ').filter(Boolean);
+
+/**
+ * How the decisions and memory parts run an instance: by default the JavaScript `buildCompiled`
+ * makes, with plain `node --enable-source-maps` as `npm start` and the image run it. BENCH_TSX=1
+ * runs them under tsx instead (as these parts did until 3 December 2026), to compare: tsx's loader
+ * thread and per-module state cost about 35 MB of RSS, none of which a deployment pays.
+ */
+export const INSTANCES_UNDER_TSX = process.env.BENCH_TSX === '1';
+export const INSTANCE_RUNTIME = INSTANCES_UNDER_TSX ? 'under tsx (BENCH_TSX=1)' : 'compiled, as npm start runs it';
+
+/** Builds what the instances run (the compiled app, unless BENCH_TSX=1); call before starting one. */
+export async function prepareInstances(): Promise<{ compiled: boolean }> {
+  if (INSTANCES_UNDER_TSX) return { compiled: false };
+  await buildCompiled();
+  return { compiled: true };
+}

@@ -5,7 +5,7 @@ export type ChildMessage =
   | { type: 'ready'; port: number }
   | { type: 'error'; message: string }
   /** CPU time this process has used so far (microseconds), and its memory now (bytes). */
-  | { type: 'usage'; user: number; system: number; rss: number; heapUsed: number };
+  | { type: 'usage'; user: number; system: number; rss: number; heapUsed: number; heapTotal: number };
 
 export function isParentMessage(value: unknown): value is ParentMessage {
   return typeof value === 'object' && value !== null && 'type' in value && (value.type === 'start' || value.type === 'stop' || value.type === 'usage');
@@ -38,8 +38,8 @@ export function serveChild(start: (options: Record<string, string>) => Promise<n
     }
     if (raw.type === 'usage') {
       const { user, system } = process.cpuUsage();
-      const { rss, heapUsed } = process.memoryUsage();
-      send({ type: 'usage', user, system, rss, heapUsed });
+      const { rss, heapUsed, heapTotal } = process.memoryUsage();
+      send({ type: 'usage', user, system, rss, heapUsed, heapTotal });
       return;
     }
     start(raw.options).then(
