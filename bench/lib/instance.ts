@@ -52,11 +52,11 @@ export function configuredInstanceEnv(o: { databaseUrl: string; redisUrl: string
 export const mb = (bytes: number) => (bytes / 1024 / 1024).toFixed(0);
 
 /**
- * The node flags every instance runs with, the same as `npm start` and the Docker image: a small
- * young generation (V8 grows it to 3 × 16 MB under allocation pressure, about 30 MB of RSS that a
- * request path allocating little does not need; scavenges get shorter, too).
+ * The node flags every instance runs with, the same as `npm start` and the Docker image: 8 MB
+ * semi-spaces (V8 grows them to 16 MB under allocation pressure; 2 MB, shipped before, promoted so
+ * many short-lived request objects that the old generation grew by about 50 MB under load).
  */
-export const DEFAULT_NODE_FLAGS = ['--max-semi-space-size=2'];
+export const DEFAULT_NODE_FLAGS = ['--max-semi-space-size=8'];
 /** BENCH_NODE_FLAGS (space-separated, may be empty) replaces them, to compare settings. */
 export const INSTANCE_NODE_FLAGS = process.env.BENCH_NODE_FLAGS === undefined ? DEFAULT_NODE_FLAGS : process.env.BENCH_NODE_FLAGS.split(' ').filter(Boolean);
 
