@@ -9,14 +9,23 @@ export type DbOrTrx = Kysely<Database> | Transaction<Database>;
 /** How long an idle pooled connection is kept open. */
 export const POOL_IDLE_MS = 60_000;
 
+/**
+ * Connections a pool keeps open however long they sit idle (once opened): enough for an action's
+ * transaction and the catch-up reads after it, so the first contain after a quiet spell does not
+ * pay for new connections (see `createDb`).
+ */
+export const POOL_KEEP = 4;
+
 /** Each `Db`'s pool (see `poolOf`). */
 const pools = new WeakMap<Db, pg.Pool>();
 
 // bigint columns (sequence values) stay strings: JS numbers cannot hold every int8.
 export function createDb(databaseUrl: string, options: { max?: number; onConnectionError?: (err: Error) => void } = {}): Db {
+  const max = options.max ?? 10;
   const pool = new pg.Pool({
     connectionString: databaseUrl,
-    max: options.max ?? 10,
+    max,
+    min: Math.min(POOL_KEEP, max),
     connectionTimeoutMillis: 5000,
     // Keep connections a burst opened for a minute (pg's default closes them after 10 s). A new
     // connection costs a backend start and cold catalog caches, tens of ms on a busy machine, and
