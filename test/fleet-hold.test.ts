@@ -7,6 +7,7 @@ import { sweep } from '../jobs/sweep.job.js';
 import { waitFor, type TestApp } from './support/app.js';
 import { appTest } from './support/fixture.js';
 import { postDecision } from './support/drive.js';
+import { loadAgentsAboveWithHolds } from '../src/agents/agents.repository.js';
 import { FLEET_POLICY } from './support/fleet.js';
 
 /**
@@ -150,5 +151,30 @@ describe('a containment by selector, held before it is recorded', () => {
     expect(restored.status).toBe(201);
     expect(restored.body).toMatchObject({ count: 2, incidentId: held.incidentId });
     expect((await decideAt(app, 'hold-5', 'payments:transfer', restored.body.version)).decision).toBe('allow');
+  });
+
+  it('a catch-up reads the agents above its version and the holds in one statement: the hold when no agent changed, its release with the agents it wrote', async ({ app }) => {
+    const selector = { owner: 'hold5@example.com' };
+    for (const id of ['hold-9', 'hold-10']) expect((await app.call('PUT', `/v1/agents/${id}`, { ...agent, owner: 'hold5@example.com' })).status).toBe(201);
+    const fleet = new FleetService({ db: app.db, clock: systemClock, publisher: { publishChanged: async () => undefined }, restoreRule: () => ({ secondPerson: false, freshEvaluation: false }), recordAtOnce: false });
+    const before = BigInt((await app.db.selectFrom('agents').select('version').where('id', '=', 'hold-10').executeTakeFirstOrThrow()).version);
+    const held = await fleet.apply({ action: 'contain', selector, reason: 'one snapshot', actor: 'api:test' });
+    const holdVersion = BigInt(held.version!);
+
+    // Nothing above the hold's version: no agent, and the hold all the same (the statement answers one row).
+    const atHold = await loadAgentsAboveWithHolds(app.db, holdVersion, []);
+    expect(atHold.agents).toEqual([]);
+    expect(atHold.holds).toEqual([expect.objectContaining({ id: held.incidentId, version: holdVersion, releasedVersion: null, agentIds: ['hold-10', 'hold-9'].sort() })]);
+
+    // The records release the hold with the agents' own contains: one read sees both, and the
+    // released hold (asked for by id, as a view that held it does) comes back without its agents.
+    expect(await fleet.recordHold(held.incidentId!)).toBe(true);
+    const after = await loadAgentsAboveWithHolds(app.db, before, [held.incidentId!]);
+    expect(after.agents.map((a) => [a.id, a.status]).sort()).toEqual([['hold-10', 'contained'], ['hold-9', 'contained']]);
+    const [released] = after.holds;
+    expect(released).toMatchObject({ id: held.incidentId, agentIds: null });
+    expect(released!.releasedVersion).toBe(after.agents.reduce((max, a) => (a.version > max ? a.version : max), 0n));
+    // Not asked for by id, a released hold is not read at all.
+    expect((await loadAgentsAboveWithHolds(app.db, before, [])).holds).toEqual([]);
   });
 });
