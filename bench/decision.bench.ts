@@ -66,8 +66,12 @@ const APPROVALS_RATE = intFromEnv('BENCH_APPROVALS_RATE', 5, 1, 50);
 const APPROVALS_DRAIN = intFromEnv('BENCH_APPROVALS_DRAIN', 60, 0, 600);
 /** Decisions: the role of the two instances; `web` (no worker on their event loop) is for comparison only. */
 const ROLE = (process.env.BENCH_ROLE ?? 'all') === 'web' ? 'web' : 'all';
-/** Contain/restore cycles in the decision part's time-to-effect series. */
-const TTE_CYCLES = intFromEnv('BENCH_TTE_CYCLES', 30, 1, 500);
+/**
+ * Contain/restore cycles in the decision part's time-to-effect series: 100, so that the goal's p99
+ * is a 99th percentile (nearest rank: the second slowest) rather than the slowest of a few; the
+ * slowest is printed beside it.
+ */
+const TTE_CYCLES = intFromEnv('BENCH_TTE_CYCLES', 100, 1, 500);
 /**
  * Decisions: the time-to-effect poller sends one decision every this many ms (0: back to back). A
  * back-to-back poller is itself thousands of requests a second on A, far above the goal's 1,000/s
@@ -596,7 +600,7 @@ async function decisionPart({ databaseUrl, prefix, token, tempDir, children, pro
       worstP99 <= GOAL_P99_MS && s.uncovered.errors + s.covered.errors === 0,
       `${fmtMs(s.uncovered.probeP99)} / ${fmtMs(s.covered.probeP99)} ms${floor}; autocannon ${fmtMs(s.uncovered.rateP99)} / ${fmtMs(s.covered.rateP99)} ms (bare ${fmtMs(s.bare.rateP99)})`,
     ],
-    [`containment time-to-effect on another instance p99 <= ${GOAL_TTE_P99_MS} ms`, tte.failures.length === 0 && tte.contain.count > 0 && c[1]! <= GOAL_TTE_P99_MS, `${fmtMs(c[1]!)} ms over ${tte.contain.count} cycle(s)${tte.failures.length ? `, ${tte.failures.length} failure(s)` : ''}`],
+    [`containment time-to-effect on another instance p99 <= ${GOAL_TTE_P99_MS} ms`, tte.failures.length === 0 && tte.contain.count > 0 && c[1]! <= GOAL_TTE_P99_MS, `${fmtMs(c[1]!)} ms over ${tte.contain.count} cycle(s) (slowest ${fmtMs(c[2]!)} ms)${tte.failures.length ? `, ${tte.failures.length} failure(s)` : ''}`],
     [`RSS per instance after the run <= ${GOAL_RSS_MB} MB`, worstRss <= GOAL_RSS_MB, `A ${mb(rssAtEnd[0]!)} MB, B ${mb(rssAtEnd[1]!)} MB`],
   ];
   console.log('');
