@@ -8,6 +8,7 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { COMPILED_DIR } from './lib/children.js';
 
 interface CallFrame {
   functionName: string;
@@ -26,12 +27,15 @@ interface CpuProfile {
 }
 
 const ROOT = fileURLToPath(new URL('../', import.meta.url));
+const COMPILED_PREFIX = COMPILED_DIR + path.sep;
 
 function area(frame: CallFrame): string {
   const { url, functionName } = frame;
   if (!url) return functionName.startsWith('(') ? functionName : '(native/builtin)';
   if (url.startsWith('node:')) return 'node internals';
   const file = url.startsWith('file://') ? fileURLToPath(url) : url;
+  // Our own code as the compiled instances run it (bench/lib/compiled-instance.ts): named by its source path.
+  if (file.startsWith(COMPILED_PREFIX)) return path.relative(COMPILED_DIR, file).replace(/\.js$/, '.ts');
   const nm = file.lastIndexOf('node_modules/');
   if (nm >= 0) {
     const rest = file.slice(nm + 'node_modules/'.length).split('/');
