@@ -15,9 +15,6 @@ import path from 'node:path';
 import { build } from 'esbuild';
 import { COMPILED_DIR, ROOT } from './children.js';
 
-export { COMPILED_DIR };
-
-
 /** The bench's own child scripts that run compiled too (see `startChild`'s `compiled`), and what they import. */
 const COMPILED_BENCH_FILES = ['bench/servers/app-server.ts', 'bench/lib/ipc.ts'];
 

@@ -465,9 +465,10 @@ export class PermissionView implements PermissionChangePublisher {
         // holds read around it (see `applyHolds`); later polls read only what changed, holds in
         // the same statement.
         if (initial) {
-          const holds = await loadHolds(this.opts.db, [...this.holds.keys()]);
-          const [, approvals] = await Promise.all([loadAllAgents(this.opts.db, (page) => this.apply(page)), loadOpenApprovals(this.opts.db, this.opts.clock.now())]);
-          this.applyHolds(holds, await loadHolds(this.opts.db, []));
+          const [, approvals] = await Promise.all([
+            this.withHoldsAround(() => loadAllAgents(this.opts.db, (page) => this.apply(page))),
+            loadOpenApprovals(this.opts.db, this.opts.clock.now()),
+          ]);
           this.applyAllApprovals(approvals, seq);
           return;
         }
@@ -522,11 +523,7 @@ export class PermissionView implements PermissionChangePublisher {
       const approvals = loadOpenApprovals(this.opts.db, this.opts.clock.now(), agentIds);
       approvals.catch(() => undefined);
       if (bulk) {
-        // Holds around the streamed read, which cannot share its statement (see `applyHolds`).
-        const holds = await loadHolds(this.opts.db, [...this.holds.keys()]);
-        const agents = await loadAgentsStreamed(this.opts.db, above);
-        this.applyHolds(holds, await loadHolds(this.opts.db, []));
-        this.apply(agents);
+        this.apply(await this.withHoldsAround(() => loadAgentsStreamed(this.opts.db, above)));
       } else {
         // One statement, one round trip: the agents above the version and the holds.
         const changed = await loadAgentsAboveWithHolds(this.opts.db, above, [...this.holds.keys()]);
@@ -601,6 +598,17 @@ export class PermissionView implements PermissionChangePublisher {
     const next = this.reloadChain.then(bounded, bounded);
     this.reloadChain = next.catch(() => undefined);
     return next;
+  }
+
+  /**
+   * A streamed read of agents (COPY), which cannot share a statement with the holds: the holds are
+   * read before and after it and stored when it has ended (see `applyHolds`).
+   */
+  private async withHoldsAround<T>(read: () => Promise<T>): Promise<T> {
+    const before = await loadHolds(this.opts.db, [...this.holds.keys()]);
+    const result = await read();
+    this.applyHolds(before, await loadHolds(this.opts.db, []));
+    return result;
   }
 
   /**
