@@ -170,6 +170,32 @@ describe('approval cards in Slack', () => {
     );
   });
 
+  it("a burst of requests republishes each approver's App Home a few times, not once per request, and the last shows what waits now", async () => {
+    const homes = () => slack.calls.filter((c) => c.method === 'views.publish' && c.args.user_id === 'U0ONCALL2');
+    const before = homes().length;
+    const burst = 30;
+    const created = await Promise.all(
+      Array.from({ length: burst }, (_, i) => app.call('POST', '/v1/approval-requests', { agentId: 'pay-bot', action: 'mail:send', justification: `home burst ${i}` })),
+    );
+    expect(created.map((c) => c.status)).toEqual(created.map(() => 201));
+    const ids = created.map((c) => c.body.id as string);
+    // Two on-call approvers' DMs and the approvals channel (the owner may not approve their own agent).
+    await waitFor(() => ids.every((id) => cardsFor(id).length === 3), 30_000, 'every card of the burst');
+    // Nothing lost: the last publish is what waits on them now, whatever the coalescing skipped.
+    const oncall2 = { actor: 'slack:U0ONCALL2', platform: 'slack' as const, slack: 'U0ONCALL2', emails: [] };
+    await waitFor(
+      async () => {
+        const waiting = await app.approvals.waitingOn(oncall2);
+        const last = homes().at(-1);
+        return last !== undefined && waiting.length > 0 && waiting.every((v) => textOf(last.args.view).includes(v.id));
+      },
+      15_000,
+      'the App Home to show the current state',
+    );
+    // One publish per request per approver before the coalescing.
+    expect(homes().length - before).toBeLessThan(burst / 2);
+  }, 60_000);
+
   it("a 429 on one approver's DM does not hold up the other cards", async () => {
     slack.failNext('chat.postMessage', { status: 429, retryAfter: 4 });
     const created = await app.call('POST', '/v1/approval-requests', { agentId: 'pay-bot', action: 'payments:transfer', context: { amount: 70_000 }, justification: 'rate limited' });

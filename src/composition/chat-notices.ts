@@ -6,6 +6,7 @@ import type { ChatPlatform } from '../notices/platform.js';
 import { Recipients } from '../notices/recipients.js';
 import { createSlackWebClient } from '../slack/slack-web.js';
 import { SlackPlatform } from '../slack/slack-platform.js';
+import { requestSlackHome } from '../slack/slack-home.js';
 import { lazyBotAdapter, teamsEnabled } from '../teams/teams-app.js';
 import { TeamsPlatform } from '../teams/teams-platform.js';
 import { loadPacketRenderers, type Services } from './services.js';
@@ -35,6 +36,10 @@ export function createChatNotices(config: Config, s: Services): NotifyDeps {
       renderPdf: async (p) => (await loadPacketRenderers()).pdf(p),
       renderChart: async (p) => (await import('../packets/score-chart.js')).packetChartPng(p),
       ...(config.links ? { links: config.links } : {}),
+      // Only Slack has a home view.
+      requestHome: async (platform, userId) => {
+        if (platform === 'slack') await requestSlackHome(s.queues, userId, 'changed');
+      },
     });
   }
   return notify;

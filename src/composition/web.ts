@@ -4,9 +4,8 @@ import { TokenAuthenticator } from '../http/auth.js';
 import { Router } from '../http/router.js';
 import { addOpsRoutes } from '../http/routes/ops.routes.js';
 import { createSlackAdapter, type SlackAdapter } from '../slack/slack-app.js';
-import { SLACK_HOME_JOB } from '../slack/slack-directory.js';
+import { requestSlackHome } from '../slack/slack-home.js';
 import { createTeamsAdapter } from '../teams/teams-app.js';
-import { addJob } from '../queue/job-contracts.js';
 import type { AppOptions } from '../app.js';
 import { addApiRoutes } from './api-routes.js';
 import { addConsoleRoutes } from '../console/console.routes.js';
@@ -32,10 +31,8 @@ export async function startHttp(s: Services, options: AppOptions, lifecycle: Lif
         logger,
         approvals,
         db,
-        // Coalesced: one publish per person per 5 s however often the tab is opened.
-        requestHome: async (userId) => {
-          await addJob(s.queues, SLACK_HOME_JOB, { userId }, { jobId: `home-${userId}-${Math.floor(Date.now() / 5000)}` });
-        },
+        // Coalesced per person: opening the tab again while a publish waits or runs adds none.
+        requestHome: (userId) => requestSlackHome(s.queues, userId, 'opened'),
       })
     : undefined;
   if (slack?.route) router.add(slack.route);

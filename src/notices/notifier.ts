@@ -79,6 +79,11 @@ export interface NoticeServiceDeps {
   renderChart?: (packet: TrustPacket) => Promise<Buffer>;
   /** Signed, expiring download links for platforms that take no files (a packet's PDF on Teams). */
   links?: { publicUrl: string; secret: string };
+  /**
+   * Asks for a person's home view to be republished soon, coalesced per person (a queued job), so a
+   * burst of changes is a few publishes rather than one per change. Without it, it is published at once.
+   */
+  requestHome?: (platform: PlatformName, userId: string) => Promise<void>;
 }
 
 /**
@@ -280,9 +285,13 @@ export class NoticeService {
         for (const { ref } of await this.deps.ledger.findByPrefix(`${p}:approval:${requestId}:`)) {
           if (!fresh.has(`${ref.channel}/${ref.id}`)) await out.attempt(() => platform.update(ref, card));
         }
-        // Everyone on the route sees the change on their home view too.
+        // Everyone on the route sees the change on their home view too: soon, one publish per person
+        // for every change in a short window (a burst of requests is not a publish per request).
         if (platform.publishHome) {
-          for (const userId of new Set([...approvers.values()].flat())) await out.attempt(() => this.publishHomeOn(platform, userId));
+          const requestHome = this.deps.requestHome;
+          for (const userId of new Set([...approvers.values()].flat())) {
+            await out.attempt(() => (requestHome ? requestHome(p, userId) : this.publishHomeOn(platform, userId)));
+          }
         }
       });
     }, owner);
