@@ -201,15 +201,33 @@ describe('a post that may have happened (Slack takes no idempotency key)', () =>
     expect(await web.db.selectFrom('chat_leases').select('key').where('key', 'like', 'sending:%').execute()).toEqual([]);
   });
 
-  it('a retry whose earlier post never reached Slack posts it (once)', async () => {
+  it('a retry whose earlier post never reached Slack posts it (once); after a 429 it looks nothing up first', async () => {
+    const lookups = () => calls('conversations.history') + calls('conversations.open');
+    const before = lookups();
     slack.failNext('chat.postMessage', { status: 429, retryAfter: 1 });
     const first = await ledger()
       .postOnce('slack:test:never', platform(), { channel: 'C0NEVER' }, () => platform().post('C0NEVER', notice('never'), { key: 'slack:test:never' }))
       .catch((e: unknown) => e);
     expect(first).toBeInstanceOf(RetryLater);
+    // Slack refused it outright: no "sending" marker stays behind to make the retry look first.
+    expect(await web.db.selectFrom('chat_leases').select('key').where('key', '=', 'sending:slack:test:never').execute()).toEqual([]);
     const second = await ledger().postOnce('slack:test:never', platform(), { channel: 'C0NEVER' }, () => platform().post('C0NEVER', notice('never'), { key: 'slack:test:never' }));
     expect(second.posted).toBe(true);
     expect(slack.posts('C0NEVER')).toHaveLength(1);
+    expect(lookups()).toBe(before);
+
+    // A 5xx leaves the outcome unknown: the marker stays, and the retry looks before it posts.
+    slack.failNext('chat.postMessage', { status: 503 });
+    const unknown = await ledger()
+      .postOnce('slack:test:unknown', platform(), { channel: 'C0UNKNOWN' }, () => platform().post('C0UNKNOWN', notice('unknown'), { key: 'slack:test:unknown' }))
+      .catch((e: unknown) => e);
+    expect(unknown).toBeInstanceOf(RetryLater);
+    expect(await web.db.selectFrom('chat_leases').select('key').where('key', '=', 'sending:slack:test:unknown').execute()).toHaveLength(1);
+    const historyBefore = calls('conversations.history');
+    const retried = await ledger().postOnce('slack:test:unknown', platform(), { channel: 'C0UNKNOWN' }, () => platform().post('C0UNKNOWN', notice('unknown'), { key: 'slack:test:unknown' }));
+    expect(retried.posted).toBe(true);
+    expect(calls('conversations.history')).toBe(historyBefore + 1);
+    expect(slack.posts('C0UNKNOWN')).toHaveLength(1);
   });
 
   it('a lookup answered 429 or 5xx retries the job later and posts nothing; a refused lookup, or one failing past the give-up time, posts', async () => {

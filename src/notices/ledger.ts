@@ -151,7 +151,15 @@ export class MessageLedger {
     } else {
       await this.mark(key);
     }
-    const ref = await post();
+    let ref: MessageRef;
+    try {
+      ref = await post();
+    } catch (err) {
+      // Refused before anything was posted (a 429): the retry posts without looking first. Under a
+      // posting limit a burst of cards is mostly 429s, and each lookup would cost two more calls.
+      if (err instanceof RetryLater && err.notDone) await this.clearMarker(key);
+      throw err;
+    }
     await this.remember(key, platform.name, ref);
     await this.clearMarker(key);
     return { ref, posted: true };

@@ -60,6 +60,11 @@ export class RetryLater extends Error {
   constructor(
     readonly delayMs: number,
     message: string,
+    /**
+     * The platform refused the call before acting on it (a rate limit's 429): nothing was posted,
+     * so a retry need not look for the message first. A 5xx or no answer leaves that unknown.
+     */
+    readonly notDone = false,
   ) {
     super(message);
     this.name = 'RetryLater';

@@ -124,7 +124,8 @@ async function call<T>(fn: () => Promise<T>): Promise<T> {
     return await fn();
   } catch (err) {
     const failure = classifySlackError(err);
-    if (failure.kind === 'rate_limited') throw new RetryLater(failure.retryAfterSeconds * 1000, `Slack rate limit: retry after ${failure.retryAfterSeconds} s`);
+    // Slack refuses a rate-limited call before acting on it: the retry knows nothing was posted.
+    if (failure.kind === 'rate_limited') throw new RetryLater(failure.retryAfterSeconds * 1000, `Slack rate limit: retry after ${failure.retryAfterSeconds} s`, true);
     if (failure.kind === 'unavailable') throw new RetryLater(UNAVAILABLE_RETRY_MS + Math.floor(Math.random() * 1000), `Slack unavailable: ${failure.message}`);
     if (failure.kind === 'permanent') throw new UnrecoverableError(failure.message);
     throw new Error(`Slack call failed: ${failure.message}`);
