@@ -2,6 +2,7 @@ import { UnrecoverableError } from 'bullmq';
 import type { KnownBlock, WebClient } from '@slack/web-api';
 import type { Notice } from '../notices/model.js';
 import { RetryLater, type ChatPlatform, type MessageRef, type PostOptions, type PostTarget, type UploadFile } from '../notices/platform.js';
+import { PostGate } from './post-gate.js';
 import { classifySlackError } from './slack-web.js';
 import { renderSlack, renderSlackHome } from './render.js';
 
@@ -28,11 +29,15 @@ const metadata = (options?: PostOptions) => (options?.key ? { metadata: { event_
 export class SlackPlatform implements ChatPlatform {
   readonly name = 'slack' as const;
 
-  constructor(private readonly client: WebClient) {}
+  constructor(
+    private readonly client: WebClient,
+    /** Turns for posting into channels Slack has rate limited (one per process by default). */
+    private readonly gate = new PostGate(),
+  ) {}
 
   async post(channel: string, notice: Notice, options?: PostOptions): Promise<MessageRef> {
     const message = renderSlack(notice);
-    const res = await call(() =>
+    const res = await this.paced(channel, options, () =>
       this.client.chat.postMessage({ channel, text: message.text, blocks: message.blocks as unknown as KnownBlock[], unfurl_links: false, unfurl_media: false, ...metadata(options) }),
     );
     // A post to a user id lands in the app's DM with them: Slack answers the DM's channel id.
@@ -46,7 +51,7 @@ export class SlackPlatform implements ChatPlatform {
 
   async replyInThread(root: MessageRef, notice: Notice, options?: PostOptions): Promise<MessageRef> {
     const message = renderSlack(notice);
-    const res = await call(() =>
+    const res = await this.paced(root.channel, options, () =>
       this.client.chat.postMessage({
         channel: root.channel,
         thread_ts: root.id,
@@ -93,6 +98,26 @@ export class SlackPlatform implements ChatPlatform {
       if (!cursor) return undefined;
     }
     return undefined;
+  }
+
+  /**
+   * A chat.postMessage into `channel`. A message Slack refused (429) gets a turn in that channel and
+   * waits for it without calling Slack (RetryLater, nothing sent), so a burst's retries take turns
+   * instead of all retrying at once. Messages without a key (none of our notices) take no turns.
+   */
+  private async paced<T>(channel: string, options: PostOptions | undefined, send: () => Promise<T>): Promise<T> {
+    const key = options?.key;
+    const wait = key ? this.gate.waitFor(channel, key) : 0;
+    if (wait > 0) throw new RetryLater(wait, `Slack is pacing posts to ${channel}: this message's turn is in ${Math.ceil(wait / 1000)} s`, true);
+    try {
+      return await call(send);
+    } catch (err) {
+      if (key && err instanceof RetryLater && err.notDone) {
+        const turn = this.gate.limited(channel, key, err.delayMs);
+        throw new RetryLater(turn, `${err.message}; this message's turn in ${channel} is in ${Math.ceil(turn / 1000)} s`, true);
+      }
+      throw err;
+    }
   }
 
   /** Posting to a user id delivers to the app's DM with that person: no lookup needed. */
