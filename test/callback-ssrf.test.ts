@@ -148,7 +148,8 @@ describe('at delivery', () => {
     await listed.db.updateTable('approval_requests').set({ callback_url: `http://127.0.0.1:${internal.port}/later` }).where('id', '=', created.body.id).execute();
     await approveAndSettle(created.body.id);
     expect(internal.hits).toEqual([]);
-    expect(listed.logs.text()).toContain('approval callback refused: host 127.0.0.1');
+    // The worker logs the failure after BullMQ has marked the job failed: wait for the line.
+    await waitFor(() => listed.logs.text().includes('approval callback refused: host 127.0.0.1'), 5000, 'the refusal in the log');
   });
 });
 
