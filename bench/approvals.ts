@@ -70,6 +70,8 @@ export interface ApprovalsBenchOptions {
   rate: number;
   /** Seconds after the last acknowledgement to wait for the remaining cards. */
   drain: number;
+  /** Decisions per second sent to the same instance during the run and the drain (0: none). */
+  decisionRate: number;
   /** A directory the caller removes at cleanup; the policy file goes there. */
   tempDir: string;
   /** The registration body (PUT /v1/agents/{id}) of the agent making the requests. */
@@ -131,6 +133,57 @@ function censoredPercentiles(known: number[], censoredBounds: number[], qs: numb
     // smallest value is at least that bound.
     return `>${bounds[rank - sorted.length - 1]!.toFixed(2)}`;
   });
+}
+
+/** A decision a rule covers but the context does not trigger: the grant answers `allow`. */
+const DECISION_BODY = JSON.stringify({ agentId: AGENT_ID, action: 'payments:transfer', context: { amount: 500 } });
+
+/**
+ * Decisions at a fixed rate on the instance doing the card work, from `start` until `stop()`:
+ * each one's latency from when it was due (a stalled event loop delays the answer, and the
+ * decisions due behind it), split by the phase it was due in.
+ */
+function decisionProbe(pool: HttpPool, headers: Record<string, string>, rate: number, start: number) {
+  const interval = 1000 / rate;
+  const byPhase = { run: new Samples(), drain: new Samples() };
+  const msByPhase: Record<'run' | 'drain', number[]> = { run: [], drain: [] };
+  let phase: 'run' | 'drain' = 'run';
+  let stopped = false;
+  let notOk = 0;
+  const inflight = new Set<Promise<void>>();
+  const done = (async () => {
+    for (let i = 0; !stopped; i++) {
+      const due = start + i * interval;
+      const wait = due - performance.now();
+      if (wait > 0.5) await sleep(wait);
+      if (stopped) break;
+      const samples = byPhase[phase];
+      const ms = msByPhase[phase];
+      const p: Promise<void> = pool
+        .post('/v1/decisions', headers, DECISION_BODY, ACK_TIMEOUT_MS)
+        .then(
+          (ans) => {
+            if (ans.status !== 200 || !ans.body.includes('"decision":"allow"')) notOk++;
+            samples.add(ans.doneAt - due);
+            ms.push(ans.doneAt - due);
+          },
+          () => {
+            notOk++;
+          },
+        )
+        .finally(() => inflight.delete(p));
+      inflight.add(p);
+    }
+    await Promise.all(inflight);
+  })();
+  return {
+    drainStarts: () => (phase = 'drain'),
+    stop: async () => {
+      stopped = true;
+      await done;
+      return { byPhase, msByPhase, notOk };
+    },
+  };
 }
 
 export async function runApprovalsBench(o: ApprovalsBenchOptions): Promise<void> {
@@ -248,11 +301,23 @@ export async function runApprovalsBench(o: ApprovalsBenchOptions): Promise<void>
       accepted.push({ id: r.id, sentAt: (ans as Answer).sentAt });
     };
 
+    // The decision path warms up first: the probe measures the card work's effect, not first calls.
+    const decisionPool = new HttpPool(o.host, app.port, 8);
+    pools.push(decisionPool);
+    if (o.decisionRate > 0) {
+      const warm = performance.now() + 20;
+      await steady(Math.min(500, o.decisionRate * 2), 1000 / Math.max(o.decisionRate, 250), warm, async () => {
+        await decisionPool.post('/v1/decisions', headers, DECISION_BODY, ACK_TIMEOUT_MS).catch(() => undefined);
+      });
+    }
+
     const cpuBefore = await app.cpuUsage();
     const loopDelay = monitorEventLoopDelay({ resolution: 5 });
     loopDelay.enable();
     const t0 = performance.now() + 20;
+    const decisions = o.decisionRate > 0 ? decisionProbe(decisionPool, headers, o.decisionRate, t0) : undefined;
     await steady(count, 1000 / o.rate, t0, fire);
+    decisions?.drainStarts();
     loopDelay.disable();
     const runEnd = performance.now();
     ensureAlive();
@@ -266,6 +331,7 @@ export async function runApprovalsBench(o: ApprovalsBenchOptions): Promise<void>
       await sleep(Math.min(CARD_POLL_MS, Math.max(0, deadline - performance.now())));
     }
     const drainEnd = performance.now();
+    const decided = await decisions?.stop();
     const cpuAfter = await app.cpuUsage();
     ensureAlive();
 
@@ -319,6 +385,15 @@ export async function runApprovalsBench(o: ApprovalsBenchOptions): Promise<void>
           [`ack POST /v1/approval-requests @${fmtInt(o.rate)}/s, ms`, fmtInt(count), ...ackStats.map(fmt), fmtMs(mean(ackMs)), String(notOk)],
           [`time to last card (${CARD_CHANNELS.length} per request), s`, fmtInt(accepted.length), ...ttl, ttlMean, String(unfinishedBounds.length)],
           ['  reference: in order, as fast as the limit allows, s', fmtInt(accepted.length), ...referenceStats.map(fmt), fmtMs(mean(referenceSeconds)), '-'],
+          ...(decided
+            ? (['run', 'drain'] as const).map((phase) => [
+                `decision @${fmtInt(o.decisionRate)}/s on the same instance, ${phase === 'run' ? 'while requests arrive' : 'during the drain'}, ms`,
+                fmtInt(decided.byPhase[phase].count),
+                ...decided.byPhase[phase].percentiles(qs).map(fmt),
+                fmtMs(mean(decided.msByPhase[phase])),
+                phase === 'run' ? String(decided.notOk) : '',
+              ])
+            : []),
         ],
       ),
     );
@@ -326,7 +401,8 @@ export async function runApprovalsBench(o: ApprovalsBenchOptions): Promise<void>
       `(ack = POST sent → its whole 201 received; time to last card = POST sent → Slack accepting the last of the request's ${CARD_CHANNELS.length} cards ` +
         `(DMs to ${Object.values(APPROVERS).flat().join(', ')}, and ${APPROVALS_CHANNEL}); reference = the same arrivals posted in order, each card as soon as the channel's ` +
         `bucket allows, no processing time (no schedule has a lower max or mean); one ${o.duration} s run; a p99 of fewer than 100 samples is the maximum; ` +
-        `">x": not all cards by the end of the drain, so more than x)`,
+        `">x": not all cards by the end of the drain, so more than x)` +
+        (decided ? `; decision = from when it was due (fixed rate, open loop) to its whole answer, a covered action the context does not trigger (allow); its not ok counts both phases` : ''),
     );
     console.log(
       `accepted: ${fmtInt(accepted.length)} of ${fmtInt(count)} sent, sustained ${(accepted.length / acceptWindow).toFixed(2)} requests/s ` +
@@ -361,6 +437,7 @@ export async function runApprovalsBench(o: ApprovalsBenchOptions): Promise<void>
     // A wrong acknowledgement, a second copy of a card or a card in the wrong place is a broken server.
     const wrong = [
       ...(notOk ? [`${notOk} acknowledgement(s) were not a 201 with a pending request: ${problems.join(' | ')}`] : []),
+      ...(decided?.notOk ? [`${decided.notOk} decision(s) were not a 200 allow`] : []),
       ...(duplicates ? [`${duplicates} card(s) posted twice to the same channel for the same request`] : []),
       ...(strays.length ? [`cards outside the route's channels: ${strays.join(' | ')}`] : []),
     ];

@@ -64,6 +64,8 @@ const TTE_AGENTS = intFromEnv('BENCH_TTE_AGENTS', 30, 1, 500);
 const APPROVALS_RATE = intFromEnv('BENCH_APPROVALS_RATE', 5, 1, 50);
 /** Seconds to wait, after the approvals run, for the cards still queued. */
 const APPROVALS_DRAIN = intFromEnv('BENCH_APPROVALS_DRAIN', 60, 0, 600);
+/** Decisions per second on the approvals part's instance while it does the card work (0: none). */
+const APPROVALS_DECISION_RATE = intFromEnv('BENCH_APPROVALS_DECISION_RATE', 200, 0, 2000);
 /** Decisions: the role of the two instances; `web` (no worker on their event loop) is for comparison only. */
 const ROLE = (process.env.BENCH_ROLE ?? 'all') === 'web' ? 'web' : 'all';
 /**
@@ -692,7 +694,7 @@ async function main(): Promise<number> {
       console.log(`slack: /armalo status at ${fmtInt(SLACK_RATE)}/s for ${DURATION} s with contain+restore pairs beside it (after ${WARMUP} s of warm-up commands), then time-to-effect on ${TTE_AGENTS} agent(s)`);
     }
     if (PARTS.approvals) {
-      console.log(`approvals: POST /v1/approval-requests at ${fmtInt(APPROVALS_RATE)}/s for ${DURATION} s, then up to ${APPROVALS_DRAIN} s for the remaining cards`);
+      console.log(`approvals: POST /v1/approval-requests at ${fmtInt(APPROVALS_RATE)}/s for ${DURATION} s, then up to ${APPROVALS_DRAIN} s for the remaining cards${APPROVALS_DECISION_RATE ? `; decisions at ${fmtInt(APPROVALS_DECISION_RATE)}/s on the same instance throughout` : ''}`);
     }
 
     if (PARTS.packets) {
@@ -743,6 +745,7 @@ async function main(): Promise<number> {
         duration: DURATION,
         rate: APPROVALS_RATE,
         drain: APPROVALS_DRAIN,
+        decisionRate: APPROVALS_DECISION_RATE,
         tempDir: tempDir!,
         agent: AGENT,
         track: (child) => approvalsChildren.push(child),
