@@ -31,7 +31,7 @@ export async function startHttp(s: Services, options: AppOptions, lifecycle: Lif
         logger,
         approvals,
         db,
-        // Coalesced per person: opening the tab again while a publish waits or runs adds none.
+        // Coalesced per person: opening the tab while a publish waits moves it up; while one runs, one more follows it.
         requestHome: (userId) => requestSlackHome(s.queues, userId, 'opened'),
       })
     : undefined;
