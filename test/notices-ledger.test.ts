@@ -230,6 +230,40 @@ describe('a post that may have happened (Slack takes no idempotency key)', () =>
     expect(slack.posts('C0UNKNOWN')).toHaveLength(1);
   });
 
+  it('in a channel Slack slowed down, a message waiting its turn and one arriving behind it are sent back without calling Slack or leaving a trace, and post in order at their turns', async () => {
+    const paced = platform();
+    const to = { channel: 'C0PACED' };
+    const send = (key: string) => ledger().postOnce(key, paced, to, () => paced.post('C0PACED', notice(key), { key }));
+    const attempts = () => slack.calls.filter((c) => c.method.startsWith('chat.postMessage') && c.args.channel === 'C0PACED').length;
+    const traces = async (key: string) =>
+      (await web.db.selectFrom('chat_leases').select('key').where('key', '=', `sending:${key}`).execute()).length +
+      (await web.db.selectFrom('chat_messages').select('key').where('key', '=', key).execute()).length;
+
+    slack.failNext('chat.postMessage', { status: 429, retryAfter: 1 });
+    const refused = await send('slack:test:paced-a').catch((e: unknown) => e);
+    expect(refused).toBeInstanceOf(RetryLater);
+    expect(attempts()).toBe(1);
+    // Asked again before its turn, and a newcomer behind it: both wait without calling Slack.
+    const early = await send('slack:test:paced-a').catch((e: unknown) => e);
+    const behind = await send('slack:test:paced-b').catch((e: unknown) => e);
+    expect(early).toBeInstanceOf(RetryLater);
+    expect(behind).toBeInstanceOf(RetryLater);
+    expect((early as RetryLater).notDone && (behind as RetryLater).notDone).toBe(true);
+    expect((early as RetryLater).delayMs).toBeLessThanOrEqual(1000);
+    expect((behind as RetryLater).delayMs).toBeGreaterThan((early as RetryLater).delayMs);
+    expect(attempts()).toBe(1);
+    expect(await traces('slack:test:paced-a')).toBe(0);
+    expect(await traces('slack:test:paced-b')).toBe(0);
+
+    // At their turns they post, the refused one first.
+    for (const key of ['slack:test:paced-a', 'slack:test:paced-b']) {
+      await waitFor(() => paced.turnWait(to, key) === 0, 5000, `the turn of ${key}`);
+      expect((await send(key)).posted).toBe(true);
+    }
+    expect(slack.posts('C0PACED').map((p) => p.args.metadata.event_payload.ledger_key)).toEqual(['slack:test:paced-a', 'slack:test:paced-b']);
+    expect(attempts()).toBe(3);
+  });
+
   it('a lookup answered 429 or 5xx retries the job later and posts nothing; a refused lookup, or one failing past the give-up time, posts', async () => {
     await diesAfterPost('slack:test:lookup-fails', { channel: 'C0LOOKFAIL' }, 'lookup fails');
     slack.failNext('conversations.history', { status: 429, retryAfter: 2 }, { status: 503 });

@@ -264,16 +264,21 @@ describe('Slack delivery', () => {
     expect(slack.calls.filter((c) => c.method === 'chat.postMessage!failed')).toHaveLength(1);
   });
 
-  it('a rate-limited notice does not hold up others: a second incident posts while the first waits', async () => {
+  it('in a channel Slack slowed down, a later notice queues behind the one waiting its Retry-After: no call Slack would refuse, posted in order', async () => {
     await app.call('PUT', '/v1/agents/slow-bot', sampleAgent);
     await app.call('PUT', '/v1/agents/fast-bot', sampleAgent);
     slack.failNext('chat.postMessage', { status: 429, retryAfter: 3 });
     await command('U0ONCALL1', 'contain slow-bot first');
     await waitFor(() => slack.calls.some((c) => c.method === 'chat.postMessage!failed' && textOf(c.args).includes('slow-bot')), 5000, 'the 429');
     await command('U0ONCALL1', 'contain fast-bot second');
-    await waitFor(() => slack.posts('C0INCIDENTS').some((p) => textOf(p.args).includes('fast-bot')), 2000, 'the second notice while the first waits');
-    expect(slack.posts('C0INCIDENTS').some((p) => textOf(p.args).includes('slow-bot'))).toBe(false);
-    await waitFor(() => slack.posts('C0INCIDENTS').some((p) => textOf(p.args).includes('slow-bot')), 10_000, 'the first notice after Retry-After');
+    const roots = () => slack.posts('C0INCIDENTS').filter((p) => !p.args.thread_ts && (textOf(p.args).includes('slow-bot') || textOf(p.args).includes('fast-bot')));
+    await waitFor(() => roots().length === 2, 15_000, 'both notices after the Retry-After');
+    // The refused one first (it waited its 3 s), then the one that queued behind it.
+    expect(roots().map((p) => (textOf(p.args).includes('slow-bot') ? 'slow-bot' : 'fast-bot'))).toEqual(['slow-bot', 'fast-bot']);
+    const refusedAt = slack.calls.find((c) => c.method === 'chat.postMessage!failed' && textOf(c.args).includes('slow-bot'))!.at;
+    expect(roots()[0]!.at - refusedAt).toBeGreaterThanOrEqual(3000);
+    // The later notice never went to Slack before its turn, so it was never refused.
+    expect(slack.calls.filter((c) => c.method === 'chat.postMessage!failed' && textOf(c.args).includes('fast-bot'))).toEqual([]);
   });
 
   it('a notice Slack refuses for good (channel_not_found) is logged and counted, not retried forever', async () => {

@@ -272,6 +272,34 @@ describe('GET /v1/stream', () => {
     client.close();
   });
 
+  it('a burst of requests for one agent reaches both views and each stream once per request, and their cancellations too', async () => {
+    expect((await a.call('PUT', '/v1/agents/stream-d', agent)).status).toBeLessThan(300);
+    await waitFor(() => b.view!.get('stream-d') !== undefined, 5000, 'B to see stream-d');
+    const clients = [await StreamClient.open(a, { query: '?agentId=stream-d' }), await StreamClient.open(b, { query: '?agentId=stream-d' })];
+    for (const client of clients) await client.next((e) => e.event === 'snapshot', 'the snapshot');
+    const burst = 40;
+    const created = await Promise.all(
+      Array.from({ length: burst }, (_, i) => a.call('POST', '/v1/approval-requests', { agentId: 'stream-d', action: 'mail:send', justification: `burst ${i}` })),
+    );
+    expect(created.map((r) => r.status)).toEqual(created.map(() => 201));
+    const ids = new Set(created.map((r) => r.body.id as string));
+    const ofBurst = (client: StreamClient, status: string) => client.events.filter((e) => e.event === 'approval' && ids.has(e.data.approval.id) && e.data.approval.status === status);
+    // Each replica reads the agent's requests again after changes, many changes to one read: none is missed.
+    for (const app of [a, b]) await waitFor(() => ids.size === app.view!.approvalsFor('stream-d').filter((x) => ids.has(x.id)).length, 10_000, 'every request in the view');
+    for (const client of clients) await waitFor(() => ofBurst(client, 'pending').length >= burst, 10_000, 'every pending request on the stream');
+    for (const client of clients) await client.settle();
+    for (const client of clients) expect(new Set(ofBurst(client, 'pending').map((e) => e.data.approval.id))).toEqual(ids);
+    for (const client of clients) expect(ofBurst(client, 'pending')).toHaveLength(burst);
+
+    const cancelled = await Promise.all([...ids].map((id) => a.call('POST', `/v1/approval-requests/${id}/cancel`)));
+    expect(cancelled.map((r) => r.status)).toEqual(cancelled.map(() => 200));
+    for (const app of [a, b]) await waitFor(() => app.view!.approvalsFor('stream-d').length === 0, 10_000, 'no open request left in the view');
+    for (const client of clients) await waitFor(() => ofBurst(client, 'cancelled').length >= burst, 10_000, 'every cancellation on the stream');
+    for (const client of clients) await client.settle();
+    for (const client of clients) expect(ofBurst(client, 'cancelled')).toHaveLength(burst);
+    for (const client of clients) client.close();
+  }, 60_000);
+
   it('several clients on both replicas all receive a change made on A', async () => {
     const clients = await Promise.all([a, a, a, b, b, b].map((app, i) => StreamClient.open(app, i % 2 ? { token: BOT } : {})));
     const version = await act(a, 'stream-a', { action: 'narrow', scopes: ['crm:write'], reason: 'fan out' });

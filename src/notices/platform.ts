@@ -43,6 +43,12 @@ export interface ChatPlatform {
    * RetryLater when the platform answered 429 or 5xx.
    */
   findPosted?(to: PostTarget, key: string, since: Date): Promise<MessageRef | undefined>;
+  /**
+   * How long the message `key` must wait for its turn at `to` before it may be posted (0: now), on a
+   * platform that paces posts into a channel it was told to slow down in (Slack). Asked before any
+   * other work for the post, so a message waiting its turn costs nothing until then.
+   */
+  turnWait?(to: PostTarget, key: string): number;
   /** The conversation to post to for a person; undefined when they cannot be reached yet. */
   openDm(userId: string): Promise<string | undefined>;
   /** Uploads files into a channel with the notice as their message (platforms that take files). */

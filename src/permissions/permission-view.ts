@@ -170,6 +170,8 @@ export class PermissionView implements PermissionChangePublisher {
   /** The catch-up waiting in the reload chain, not started yet (later changes join it). */
   private bulkReads = 0;
   private queuedCatchUp: { ids: Set<string>; announced: bigint; done: Promise<void> } | undefined;
+  /** The approvals reload waiting in the reload chain, not started yet (later changes join it). */
+  private queuedApprovals: { ids: Set<string>; done: Promise<void> } | undefined;
   private readonly limitedLog: LimitedLog;
   private pollFailing = false;
   private readonly listeners = new Set<PermissionViewListener>();
@@ -535,11 +537,27 @@ export class PermissionView implements PermissionChangePublisher {
     return pending.done;
   }
 
+  /**
+   * Reads these agents' open approvals again. Joins a reload that is queued and has not started
+   * yet (its read starts after the caller's change committed, so it sees it): a burst of requests
+   * for one agent is one read per round trip, not one read of the agent's whole list per request,
+   * each behind the last.
+   */
   private reloadApprovals(ids: string[]): Promise<void> {
-    return this.enqueueReload(async () => {
+    const queued = this.queuedApprovals;
+    if (queued) {
+      for (const id of ids) queued.ids.add(id);
+      return queued.done;
+    }
+    const pending = { ids: new Set(ids), done: Promise.resolve() };
+    this.queuedApprovals = pending;
+    pending.done = this.enqueueReload(async () => {
+      if (this.queuedApprovals === pending) this.queuedApprovals = undefined;
+      const agentIds = [...pending.ids];
       const seq = ++this.approvalReads;
-      this.applyApprovals(ids, await loadOpenApprovals(this.opts.db, this.opts.clock.now(), ids), seq);
+      this.applyApprovals(agentIds, await loadOpenApprovals(this.opts.db, this.opts.clock.now(), agentIds), seq);
     }, RELOAD_WAIT_MS);
+    return pending.done;
   }
 
   private applyApprovals(agentIds: readonly string[], rows: OpenApproval[], seq: number): void {

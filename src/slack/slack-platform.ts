@@ -108,9 +108,11 @@ export class SlackPlatform implements ChatPlatform {
   private async paced<T>(channel: string, options: PostOptions | undefined, send: () => Promise<T>): Promise<T> {
     const key = options?.key;
     const wait = key ? this.gate.waitFor(channel, key) : 0;
-    if (wait > 0) throw new RetryLater(wait, `Slack is pacing posts to ${channel}: this message's turn is in ${Math.ceil(wait / 1000)} s`, true);
+    if (wait > 0) throw pacing(channel, wait);
     try {
-      return await call(send);
+      const sent = await call(send);
+      if (key) this.gate.posted(channel, key);
+      return sent;
     } catch (err) {
       if (key && err instanceof RetryLater && err.notDone) {
         const turn = this.gate.limited(channel, key, err.delayMs);
@@ -118,6 +120,11 @@ export class SlackPlatform implements ChatPlatform {
       }
       throw err;
     }
+  }
+
+  /** How long the message `key` waits for its turn in a rate-limited channel (0: it may go now). */
+  turnWait(to: PostTarget, key: string): number {
+    return this.gate.waitFor('channel' in to ? to.channel : to.thread.channel, key);
   }
 
   /** Posting to a user id delivers to the app's DM with that person: no lookup needed. */
@@ -142,6 +149,11 @@ export class SlackPlatform implements ChatPlatform {
   async publishHome(userId: string, notice: Notice): Promise<void> {
     await call(() => this.client.views.publish({ user_id: userId, view: renderSlackHome(notice) }));
   }
+}
+
+/** A message waiting for its turn: nothing was sent (the job retries then, without looking for it first). */
+function pacing(channel: string, wait: number): RetryLater {
+  return new RetryLater(wait, `Slack is pacing posts to ${channel}: this message's turn is in ${Math.ceil(wait / 1000)} s`, true);
 }
 
 async function call<T>(fn: () => Promise<T>): Promise<T> {

@@ -215,13 +215,19 @@ export class StreamHub {
   private onApprovals(changes: readonly ApprovalsChange[]): void {
     const ended: OpenApproval[] = [];
     for (const { before, after } of changes) {
+      // By id, not by scanning: an agent with a thousand open requests changes a thousand times in
+      // a burst, and a scan per request made each change cost the square of the list.
+      const earlier = new Map<string, OpenApproval>();
+      for (const was of before) earlier.set(was.id, was);
       for (const now of after) {
-        const was = before.find((b) => b.id === now.id);
+        const was = earlier.get(now.id);
+        earlier.delete(now.id);
         if (!was || was.status !== now.status || was.decidedAt?.getTime() !== now.decidedAt?.getTime() || was.grantUntil?.getTime() !== now.grantUntil?.getTime()) {
           this.emitApproval(approvalToWire(now));
         }
       }
-      for (const was of before) if (!after.some((a) => a.id === was.id)) ended.push(was);
+      // What is left was open before and is not now.
+      for (const was of earlier.values()) ended.push(was);
     }
     if (ended.length > 0) void this.emitEnded(ended);
   }
