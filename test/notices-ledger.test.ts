@@ -14,6 +14,7 @@ import type { Notice } from '../src/notices/model.js';
 import { NoticeService } from '../src/notices/notifier.js';
 import { RetryLater } from '../src/notices/platform.js';
 import { Recipients } from '../src/notices/recipients.js';
+import { PostGate } from '../src/slack/post-gate.js';
 import { SlackPlatform } from '../src/slack/slack-platform.js';
 import { createSlackWebClient } from '../src/slack/slack-web.js';
 
@@ -231,7 +232,9 @@ describe('a post that may have happened (Slack takes no idempotency key)', () =>
   });
 
   it('in a channel Slack slowed down, a message waiting its turn and one arriving behind it are sent back without calling Slack or leaving a trace, and post in order at their turns', async () => {
-    const paced = platform();
+    const redis = new Redis(REDIS_URL);
+    const prefix = testPrefix();
+    const paced = new SlackPlatform(createSlackWebClient('xoxb-test-token-0123456789', apiUrl), new PostGate(redis, prefix));
     const to = { channel: 'C0PACED' };
     const send = (key: string) => ledger().postOnce(key, paced, to, () => paced.post('C0PACED', notice(key), { key }));
     const attempts = () => slack.calls.filter((c) => c.method.startsWith('chat.postMessage') && c.args.channel === 'C0PACED').length;
@@ -257,11 +260,15 @@ describe('a post that may have happened (Slack takes no idempotency key)', () =>
 
     // At their turns they post, the refused one first.
     for (const key of ['slack:test:paced-a', 'slack:test:paced-b']) {
-      await waitFor(() => paced.turnWait(to, key) === 0, 5000, `the turn of ${key}`);
+      await waitFor(async () => (await paced.turnWait(to, key)) === 0, 5000, `the turn of ${key}`);
       expect((await send(key)).posted).toBe(true);
     }
     expect(slack.posts('C0PACED').map((p) => p.args.metadata.event_payload.ledger_key)).toEqual(['slack:test:paced-a', 'slack:test:paced-b']);
     expect(attempts()).toBe(3);
+    // The turns were kept in Redis under the deployment's prefix, and given back once used.
+    expect(await redis.hlen(`${prefix}:slack-pace:C0PACED:turns`)).toBe(0);
+    for (const k of await redis.keys(`${prefix}:*`)) await redis.del(k);
+    redis.disconnect();
   });
 
   it('a lookup answered 429 or 5xx retries the job later and posts nothing; a refused lookup, or one failing past the give-up time, posts', async () => {

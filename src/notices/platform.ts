@@ -48,7 +48,7 @@ export interface ChatPlatform {
    * platform that paces posts into a channel it was told to slow down in (Slack). Asked before any
    * other work for the post, so a message waiting its turn costs nothing until then.
    */
-  turnWait?(to: PostTarget, key: string): number;
+  turnWait?(to: PostTarget, key: string): Promise<number>;
   /** The conversation to post to for a person; undefined when they cannot be reached yet. */
   openDm(userId: string): Promise<string | undefined>;
   /** Uploads files into a channel with the notice as their message (platforms that take files). */

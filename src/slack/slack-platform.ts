@@ -2,7 +2,7 @@ import { UnrecoverableError } from 'bullmq';
 import type { KnownBlock, WebClient } from '@slack/web-api';
 import type { Notice } from '../notices/model.js';
 import { RetryLater, type ChatPlatform, type MessageRef, type PostOptions, type PostTarget, type UploadFile } from '../notices/platform.js';
-import { PostGate } from './post-gate.js';
+import type { PostGate } from './post-gate.js';
 import { classifySlackError } from './slack-web.js';
 import { renderSlack, renderSlackHome } from './render.js';
 
@@ -31,8 +31,8 @@ export class SlackPlatform implements ChatPlatform {
 
   constructor(
     private readonly client: WebClient,
-    /** Turns for posting into channels Slack has rate limited (one per process by default). */
-    private readonly gate = new PostGate(),
+    /** Turns for posting into channels Slack has rate limited, shared by the replicas (without one: no pacing). */
+    private readonly gate?: PostGate,
   ) {}
 
   async post(channel: string, notice: Notice, options?: PostOptions): Promise<MessageRef> {
@@ -107,15 +107,16 @@ export class SlackPlatform implements ChatPlatform {
    */
   private async paced<T>(channel: string, options: PostOptions | undefined, send: () => Promise<T>): Promise<T> {
     const key = options?.key;
-    const wait = key ? this.gate.waitFor(channel, key) : 0;
-    if (wait > 0) throw pacing(channel, wait);
+    const gate = key ? this.gate : undefined;
+    const turn = gate ? await gate.waitFor(channel, key!) : undefined;
+    if (turn && turn.wait > 0) throw pacing(channel, turn.wait);
     try {
       const sent = await call(send);
-      if (key) this.gate.posted(channel, key);
+      if (turn?.turn) await gate!.posted(channel, key!);
       return sent;
     } catch (err) {
-      if (key && err instanceof RetryLater && err.notDone) {
-        const turn = this.gate.limited(channel, key, err.delayMs);
+      if (gate && err instanceof RetryLater && err.notDone) {
+        const turn = await gate.limited(channel, key!, err.delayMs);
         throw new RetryLater(turn, `${err.message}; this message's turn in ${channel} is in ${Math.ceil(turn / 1000)} s`, true);
       }
       throw err;
@@ -123,8 +124,9 @@ export class SlackPlatform implements ChatPlatform {
   }
 
   /** How long the message `key` waits for its turn in a rate-limited channel (0: it may go now). */
-  turnWait(to: PostTarget, key: string): number {
-    return this.gate.waitFor('channel' in to ? to.channel : to.thread.channel, key);
+  async turnWait(to: PostTarget, key: string): Promise<number> {
+    if (!this.gate) return 0;
+    return (await this.gate.waitFor('channel' in to ? to.channel : to.thread.channel, key)).wait;
   }
 
   /** Posting to a user id delivers to the app's DM with that person: no lookup needed. */
