@@ -101,9 +101,11 @@ export class SlackPlatform implements ChatPlatform {
   }
 
   /**
-   * A chat.postMessage into `channel`. A message Slack refused (429) gets a turn in that channel and
-   * waits for it without calling Slack (RetryLater, nothing sent), so a burst's retries take turns
-   * instead of all retrying at once. Messages without a key (none of our notices) take no turns.
+   * A chat.postMessage into `channel`. A message Slack refused (429) gets a turn in that channel, and
+   * a new one arriving while turns are still to come there takes the next one; each waits for its
+   * turn without calling Slack (RetryLater, nothing sent), so a burst goes out at Slack's pace
+   * instead of all retrying at once. A turn is given back once its post succeeded. Messages without
+   * a key (none of our notices) take no turns.
    */
   private async paced<T>(channel: string, options: PostOptions | undefined, send: () => Promise<T>): Promise<T> {
     const key = options?.key;
