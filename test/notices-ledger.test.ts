@@ -14,7 +14,7 @@ import type { Notice } from '../src/notices/model.js';
 import { NoticeService } from '../src/notices/notifier.js';
 import { RetryLater } from '../src/notices/platform.js';
 import { Recipients } from '../src/notices/recipients.js';
-import { PostGate } from '../src/slack/post-gate.js';
+import { PostGate } from '../src/notices/post-gate.js';
 import { SlackPlatform } from '../src/slack/slack-platform.js';
 import { createSlackWebClient } from '../src/slack/slack-web.js';
 
@@ -234,7 +234,7 @@ describe('a post that may have happened (Slack takes no idempotency key)', () =>
   it('in a channel Slack slowed down, a message waiting its turn and one arriving behind it are sent back without calling Slack or leaving a trace, and post in order at their turns', async () => {
     const redis = new Redis(REDIS_URL);
     const prefix = testPrefix();
-    const paced = new SlackPlatform(createSlackWebClient('xoxb-test-token-0123456789', apiUrl), new PostGate(redis, prefix));
+    const paced = new SlackPlatform(createSlackWebClient('xoxb-test-token-0123456789', apiUrl), new PostGate(redis, prefix, 'slack'));
     const to = { channel: 'C0PACED' };
     const send = (key: string) => ledger().postOnce(key, paced, to, () => paced.post('C0PACED', notice(key), { key }));
     const attempts = () => slack.calls.filter((c) => c.method.startsWith('chat.postMessage') && c.args.channel === 'C0PACED').length;

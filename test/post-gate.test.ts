@@ -1,6 +1,6 @@
 import { Redis } from 'ioredis';
 import { afterAll, describe, expect, it } from 'vitest';
-import { PostGate } from '../src/slack/post-gate.js';
+import { PostGate } from '../src/notices/post-gate.js';
 import { REDIS_URL, testPrefix } from './support/database.js';
 
 // Turns for posting into rate-limited Slack channels, kept in Redis (real Redis, a clock the test
@@ -19,7 +19,7 @@ function gates() {
   const prefix = testPrefix();
   prefixes.push(prefix);
   const now = () => t;
-  return { a: new PostGate(redis, prefix, now, 1000), b: new PostGate(redis, prefix, now, 1000), advance: (ms: number) => (t += ms), prefix };
+  return { a: new PostGate(redis, prefix, 'slack', now, 1000), b: new PostGate(redis, prefix, 'slack', now, 1000), advance: (ms: number) => (t += ms), prefix };
 }
 const waits = async (gate: PostGate, channel: string, key: string) => (await gate.waitFor(channel, key)).wait;
 
@@ -89,7 +89,7 @@ describe('PostGate: turns in a rate-limited Slack channel', () => {
 
   it('without Redis, a message is posted rather than held (pacing never loses a notice)', async () => {
     const dead = new Redis('redis://127.0.0.1:1', { lazyConnect: true, maxRetriesPerRequest: 0, enableOfflineQueue: false, retryStrategy: () => null });
-    const gate = new PostGate(dead, testPrefix());
+    const gate = new PostGate(dead, testPrefix(), 'slack');
     expect(await gate.waitFor('C1', 'k')).toEqual({ wait: 0, turn: false });
     expect(await gate.limited('C1', 'k', 2000)).toBe(2000);
     dead.disconnect();

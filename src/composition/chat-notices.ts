@@ -5,7 +5,7 @@ import { NoticeService } from '../notices/notifier.js';
 import type { ChatPlatform } from '../notices/platform.js';
 import { Recipients } from '../notices/recipients.js';
 import { createSlackWebClient } from '../slack/slack-web.js';
-import { PostGate } from '../slack/post-gate.js';
+import { PostGate } from '../notices/post-gate.js';
 import { SlackPlatform } from '../slack/slack-platform.js';
 import { requestSlackHome } from '../slack/slack-home.js';
 import { lazyBotAdapter, teamsEnabled } from '../teams/teams-app.js';
@@ -20,7 +20,7 @@ export function createChatNotices(config: Config, s: Services): NotifyDeps {
   if (config.slack.botToken) {
     const client = createSlackWebClient(config.slack.botToken, config.slack.apiUrl);
     notify.slack = { client, directory };
-    platforms.push(new SlackPlatform(client, new PostGate(s.producer, config.queuePrefix)));
+    platforms.push(new SlackPlatform(client, new PostGate(s.producer, config.queuePrefix, 'slack')));
     if (!policy.channels.incidents?.slack) logger.warn('the policy names no Slack incidents channel (channels.incidents.slack): incident notices are not posted');
   }
   if (teamsEnabled(config)) platforms.push(new TeamsPlatform({ db, adapter: lazyBotAdapter(config), appId: config.teams.appId ?? '' }));

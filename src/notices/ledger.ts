@@ -125,10 +125,10 @@ export class MessageLedger {
    * answer and our record remains there.
    */
   async postOnce(key: string, platform: ChatPlatform, to: PostTarget, post: () => Promise<MessageRef>): Promise<{ ref: MessageRef; posted: boolean }> {
-    if (!platform.findPosted) return this.once(key, platform.name, post);
     // Waiting for its turn in a rate-limited channel: back then, before any read or write here.
     const turn = platform.turnWait ? await platform.turnWait(to, key) : 0;
     if (turn > 0) throw new RetryLater(turn, `${platform.name} is pacing posts there: the turn of ${key} is in ${Math.ceil(turn / 1000)} s`, true);
+    if (!platform.findPosted) return this.once(key, platform.name, post);
     const existing = await this.find(key);
     if (existing) return { ref: existing, posted: false };
     const marked = await this.marker(key);

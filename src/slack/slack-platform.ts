@@ -2,7 +2,7 @@ import { UnrecoverableError } from 'bullmq';
 import type { KnownBlock, WebClient } from '@slack/web-api';
 import type { Notice } from '../notices/model.js';
 import { RetryLater, type ChatPlatform, type MessageRef, type PostOptions, type PostTarget, type UploadFile } from '../notices/platform.js';
-import type { PostGate } from './post-gate.js';
+import { pacedPost, type PostGate } from '../notices/post-gate.js';
 import { classifySlackError } from './slack-web.js';
 import { renderSlack, renderSlackHome } from './render.js';
 
@@ -107,28 +107,13 @@ export class SlackPlatform implements ChatPlatform {
    * instead of all retrying at once. A turn is given back once its post succeeded. Messages without
    * a key (none of our notices) take no turns.
    */
-  private async paced<T>(channel: string, options: PostOptions | undefined, send: () => Promise<T>): Promise<T> {
-    const key = options?.key;
-    const gate = key ? this.gate : undefined;
-    const turn = gate ? await gate.waitFor(channel, key!) : undefined;
-    if (turn && turn.wait > 0) throw pacing(channel, turn.wait);
-    try {
-      const sent = await call(send);
-      if (turn?.turn) await gate!.posted(channel, key!);
-      return sent;
-    } catch (err) {
-      if (gate && err instanceof RetryLater && err.notDone) {
-        const turn = await gate.limited(channel, key!, err.delayMs);
-        throw new RetryLater(turn, `${err.message}; this message's turn in ${channel} is in ${Math.ceil(turn / 1000)} s`, true);
-      }
-      throw err;
-    }
+  private paced<T>(channel: string, options: PostOptions | undefined, send: () => Promise<T>): Promise<T> {
+    return pacedPost(this.gate, 'Slack', channel, options?.key, () => call(send));
   }
 
   /** How long the message `key` waits for its turn in a rate-limited channel (0: it may go now). */
   async turnWait(to: PostTarget, key: string): Promise<number> {
-    if (!this.gate) return 0;
-    return (await this.gate.waitFor('channel' in to ? to.channel : to.thread.channel, key)).wait;
+    return this.gate ? this.gate.waitAt(to, key) : 0;
   }
 
   /** Posting to a user id delivers to the app's DM with that person: no lookup needed. */
@@ -153,11 +138,6 @@ export class SlackPlatform implements ChatPlatform {
   async publishHome(userId: string, notice: Notice): Promise<void> {
     await call(() => this.client.views.publish({ user_id: userId, view: renderSlackHome(notice) }));
   }
-}
-
-/** A message waiting for its turn: nothing was sent (the job retries then, without looking for it first). */
-function pacing(channel: string, wait: number): RetryLater {
-  return new RetryLater(wait, `Slack is pacing posts to ${channel}: this message's turn is in ${Math.ceil(wait / 1000)} s`, true);
 }
 
 async function call<T>(fn: () => Promise<T>): Promise<T> {

@@ -1,15 +1,18 @@
 import type { Redis } from 'ioredis';
+import { RetryLater, type PlatformName, type PostTarget } from './platform.js';
 
 /**
- * Slack's pace for chat.postMessage once it has said "slow down" in a channel: about one message a
- * second per channel (short bursts allowed), which is what its 429s enforce.
+ * The pace of posts into a channel once the platform has said "slow down" there: one a second.
+ * Slack allows about one message a second per channel (short bursts allowed), which is what its
+ * 429s enforce. (Slack uses the gate; Teams does not yet: its Bot Framework client handles a 429 by
+ * itself first.)
  */
 export const POST_SLOT_MS = 1000;
 /** A channel's turns are forgotten this long after its last one (turns nobody came back for go with them). */
 const KEEP_MS = 60_000;
 
 /**
- * Turns for posting into channels Slack has rate limited, kept in Redis so that every worker of
+ * Turns for posting into channels a chat platform has rate limited, kept in Redis so that every worker of
  * every replica takes the same turns. Without them, every card job of a burst retried after the
  * same Retry-After, posted into the same channels, and was refused again: 500 requests under a
  * limit of one post a second made 13,000 chat.postMessage calls in 40 s. With turns kept per
@@ -30,6 +33,7 @@ export class PostGate {
     private readonly redis: Redis,
     /** The deployment's Redis key prefix (ARMALO_QUEUE_PREFIX): replicas sharing it share turns. */
     private readonly prefix: string,
+    private readonly platform: PlatformName,
     private readonly now: () => number = Date.now,
     private readonly slotMs = POST_SLOT_MS,
   ) {
@@ -46,6 +50,11 @@ export class PostGate {
     return answer < 0 ? { wait: 0, turn: true } : { wait: answer, turn: answer > 0 };
   }
 
+  /** How long the message `key` waits for its turn where it goes (a thread: its channel's turns). */
+  async waitAt(to: PostTarget, key: string): Promise<number> {
+    return (await this.waitFor('channel' in to ? to.channel : to.thread.channel, key)).wait;
+  }
+
   /** The message `key` was posted in `channel`: its turn is used. */
   async posted(channel: string, key: string): Promise<void> {
     await this.run('posted', channel, key, 0);
@@ -60,7 +69,7 @@ export class PostGate {
   }
 
   private async run(op: 'wait' | 'posted' | 'limited', channel: string, key: string, retryAfterMs: number): Promise<number | undefined> {
-    const base = `${this.prefix}:slack-pace:${channel}`;
+    const base = `${this.prefix}:${this.platform}-pace:${channel}`;
     try {
       const commands = this.redis as unknown as Record<string, GateCommand>;
       return Number(await commands[GATE_COMMAND]!(`${base}:turns`, `${base}:next`, op, key, this.now(), this.slotMs, retryAfterMs, KEEP_MS));
@@ -71,7 +80,7 @@ export class PostGate {
 }
 
 type GateCommand = (...args: (string | number)[]) => Promise<unknown>;
-const GATE_COMMAND = 'armaloSlackGate';
+const GATE_COMMAND = 'armaloPostGate';
 
 /**
  * One atomic step on a channel's turns. KEYS: the turns hash (message key -> its turn, ms) and the
@@ -104,3 +113,26 @@ local nextAt = tonumber(redis.call('GET', nextKey) or '0')
 if nextAt - slot > now then return give(now) end
 return 0
 `;
+
+/**
+ * A post of the message `key` into `channel`, in turn: one waiting for its turn fails with
+ * RetryLater (nothing sent) before `send` is called; one the platform refused before acting (a
+ * 429, RetryLater.notDone) gets a turn; a turn is given back once the post succeeded. Without a
+ * gate or a key, `send` runs as it is.
+ */
+export async function pacedPost<T>(gate: PostGate | undefined, platform: string, channel: string, key: string | undefined, send: () => Promise<T>): Promise<T> {
+  if (!gate || !key) return send();
+  const turn = await gate.waitFor(channel, key);
+  if (turn.wait > 0) throw new RetryLater(turn.wait, `${platform} is pacing posts to ${channel}: this message's turn is in ${Math.ceil(turn.wait / 1000)} s`, true);
+  try {
+    const sent = await send();
+    if (turn.turn) await gate.posted(channel, key);
+    return sent;
+  } catch (err) {
+    if (err instanceof RetryLater && err.notDone) {
+      const wait = await gate.limited(channel, key, err.delayMs);
+      throw new RetryLater(wait, `${err.message}; this message's turn in ${channel} is in ${Math.ceil(wait / 1000)} s`, true);
+    }
+    throw err;
+  }
+}
