@@ -115,24 +115,57 @@ describe('Teams incident notices', () => {
     expect(roots).toHaveLength(1);
     expect(JSON.stringify(roots[0]!.body)).toContain('notice-bot');
     expect(JSON.stringify(roots[0]!.body)).toContain('CONTAINED');
-    // The first post was throttled (429, Retry-After: 1); the notice still arrived exactly once.
+    // The first post was throttled (429, Retry-After: 1); the notice still arrived exactly once. From
+    // then on the channel's posts take turns, one a second (hence the longer waits below).
     expect(connector.calls.filter((c) => c.method === 'POST!failed' && c.conversationId === CHANNEL)).toHaveLength(1);
 
     expect(await say('narrow notice-bot payments:* also payments')).toContain('Narrowed notice-bot');
     const narrowReply = (c: { conversationId: string; body: any }) => c.conversationId.startsWith(`${CHANNEL};messageid=`) && /narrowed/i.test(JSON.stringify(c.body));
-    await waitFor(() => connector.sent().some(narrowReply), 8000, 'the thread reply');
+    await waitFor(() => connector.sent().some(narrowReply), 20_000, 'the thread reply');
     const reply = connector.sent().find(narrowReply)!;
     // Teams Markdown: the scope shows as payments:* (the star escaped, so it is not emphasis).
     expect(reply.body.text).toMatch(/narrowed `?payments:\\?\*`?/);
-    await waitFor(() => connector.sent(CHANNEL).some((c) => c.method === 'PUT'), 8000, 'the notice to be updated');
+    await waitFor(() => connector.sent(CHANNEL).some((c) => c.method === 'PUT'), 20_000, 'the notice to be updated');
     expect(ours()).toHaveLength(1);
 
     // A second-person restore: the request is posted in the notice's thread with a Confirm button.
     expect(await say('restore notice-bot contained by mistake')).toContain('a second person must confirm');
-    await waitFor(() => connector.sent().some((c) => c.conversationId.startsWith(`${CHANNEL};messageid=`) && JSON.stringify(c.body).includes('asks to restore')), 8000, 'the confirmation request in the thread');
+    await waitFor(() => connector.sent().some((c) => c.conversationId.startsWith(`${CHANNEL};messageid=`) && JSON.stringify(c.body).includes('asks to restore')), 20_000, 'the confirmation request in the thread');
     const request = connector.sent().find((c) => JSON.stringify(c.body).includes('asks to restore'))!;
     const card = request.body.attachments[0].content;
     expect(card.actions[0].verb).toBe('armalo.confirm');
+  });
+
+  it('in a conversation Teams throttled, a later notice queues behind the refused one: posted in order, never refused itself', async () => {
+    // The bot is already in the channel (the test above).
+    await app.call('PUT', '/v1/agents/slow-teams-bot', sampleAgent);
+    await app.call('PUT', '/v1/agents/fast-teams-bot', sampleAgent);
+    const about = (c: { body: unknown }) => (JSON.stringify(c.body).includes('slow-teams-bot') ? 'slow' : JSON.stringify(c.body).includes('fast-teams-bot') ? 'fast' : undefined);
+    connector.failNext({ status: 429, retryAfter: 3, conversationId: CHANNEL });
+    expect(await say('contain slow-teams-bot first')).toContain('Contained slow-teams-bot');
+    await waitFor(() => connector.calls.some((c) => c.method === 'POST!failed' && c.conversationId === CHANNEL && about(c) === 'slow'), 8000, 'the 429');
+    expect(await say('contain fast-teams-bot second')).toContain('Contained fast-teams-bot');
+    const roots = () => connector.sent(CHANNEL).filter((c) => c.method === 'POST' && about(c) !== undefined);
+    await waitFor(() => roots().length === 2, 20_000, 'both notices after the Retry-After');
+    // The refused one first (it waited its 3 s: the client did not retry it behind our back), then
+    // the one that queued behind it.
+    expect(roots().map(about)).toEqual(['slow', 'fast']);
+    const refused = connector.calls.filter((c) => c.method === 'POST!failed' && c.conversationId === CHANNEL && about(c) === 'slow');
+    expect(refused).toHaveLength(1);
+    expect(roots()[0]!.at - refused[0]!.at).toBeGreaterThanOrEqual(3000);
+    // The later notice never went to Teams before its turn, so it was never refused.
+    expect(connector.calls.filter((c) => c.method === 'POST!failed' && about(c) === 'fast')).toEqual([]);
+  });
+
+  it('a 503 from the Bot Connector: the notice job tries again later and the notice arrives once', async () => {
+    await app.call('PUT', '/v1/agents/flaky-teams-bot', sampleAgent);
+    const about = (c: { body: unknown }) => JSON.stringify(c.body).includes('flaky-teams-bot');
+    connector.failNext({ status: 503, conversationId: CHANNEL });
+    expect(await say('contain flaky-teams-bot connector outage')).toContain('Contained flaky-teams-bot');
+    await waitFor(() => connector.sent(CHANNEL).some((c) => c.method === 'POST' && about(c)), 15_000, 'the notice after the 503');
+    const failed = connector.calls.filter((c) => c.method === 'POST!failed' && c.conversationId === CHANNEL && about(c));
+    expect(failed).toHaveLength(1);
+    expect(connector.sent(CHANNEL).filter((c) => c.method === 'POST' && about(c))).toHaveLength(1);
   });
 
   it('an invalid policy file is announced in the Teams incidents channel once, and changes nothing', async () => {

@@ -23,7 +23,7 @@ export function createChatNotices(config: Config, s: Services): NotifyDeps {
     platforms.push(new SlackPlatform(client, new PostGate(s.producer, config.queuePrefix, 'slack')));
     if (!policy.channels.incidents?.slack) logger.warn('the policy names no Slack incidents channel (channels.incidents.slack): incident notices are not posted');
   }
-  if (teamsEnabled(config)) platforms.push(new TeamsPlatform({ db, adapter: lazyBotAdapter(config), appId: config.teams.appId ?? '' }));
+  if (teamsEnabled(config)) platforms.push(new TeamsPlatform({ db, adapter: lazyBotAdapter(config), appId: config.teams.appId ?? '', gate: new PostGate(s.producer, config.queuePrefix, 'teams') }));
   if (platforms.length) {
     notify.notices = new NoticeService({
       db,

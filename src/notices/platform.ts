@@ -45,7 +45,7 @@ export interface ChatPlatform {
   findPosted?(to: PostTarget, key: string, since: Date): Promise<MessageRef | undefined>;
   /**
    * How long the message `key` must wait for its turn at `to` before it may be posted (0: now), on a
-   * platform that paces posts into a channel it was told to slow down in (Slack). Asked before any
+   * platform that paces posts into a channel it was told to slow down in (Slack, Teams). Asked before any
    * other work for the post, so a message waiting its turn costs nothing until then.
    */
   turnWait?(to: PostTarget, key: string): Promise<number>;

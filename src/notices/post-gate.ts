@@ -4,8 +4,9 @@ import { RetryLater, type PlatformName, type PostTarget } from './platform.js';
 /**
  * The pace of posts into a channel once the platform has said "slow down" there: one a second.
  * Slack allows about one message a second per channel (short bursts allowed), which is what its
- * 429s enforce. (Slack uses the gate; Teams does not yet: its Bot Framework client handles a 429 by
- * itself first.)
+ * 429s enforce. Teams documents per-conversation limits that allow a bot short bursts of several a
+ * second but fewer than one a second over an hour; its exact values may change, so the pace starts
+ * only when it answers 429, and its Retry-After pushes the turns back further.
  */
 export const POST_SLOT_MS = 1000;
 /** A channel's turns are forgotten this long after its last one (turns nobody came back for go with them). */
@@ -18,15 +19,16 @@ const KEEP_MS = 60_000;
  * limit of one post a second made 13,000 chat.postMessage calls in 40 s. With turns kept per
  * process, a job retried on another worker was a stranger there and queued again at the end.
  *
- * A message Slack refuses gets a turn in that channel, POST_SLOT_MS after the previous turn and
- * never before the Retry-After, and waits for it without calling Slack. A new message for a
- * channel where turns are still to come joins the end of that queue at once: posted now, it would
- * be refused (the turns ahead of it use the channel's allowance) or would overtake older messages.
+ * A message the platform refuses (Slack or Teams, 429) gets a turn in that channel, POST_SLOT_MS
+ * after the previous turn and never before the Retry-After, and waits for it without calling the
+ * platform. A new message for a channel where turns are still to come joins the end of that queue
+ * at once: posted now, it would be refused (the turns ahead of it use the channel's allowance) or
+ * would overtake older messages.
  * Where no turn is to come, a message posts at once (never held back on a guess). A turn stays
  * until its message is posted, so asking twice before the post answers the same.
  *
- * Pacing is a courtesy to Slack, never a reason to lose a notice: if Redis does not answer, the
- * message is posted (Slack's own 429 is the last word).
+ * Pacing is a courtesy to the platform, never a reason to lose a notice: if Redis does not answer,
+ * the message is posted (the platform's own 429 is the last word).
  */
 export class PostGate {
   constructor(
@@ -61,7 +63,7 @@ export class PostGate {
   }
 
   /**
-   * Slack refused the message `key` in `channel` with Retry-After `retryAfterMs`: it gets the next
+   * The platform refused the message `key` in `channel` with Retry-After `retryAfterMs`: it gets the next
    * turn there, and later turns start no earlier. Answers how long it waits for its turn.
    */
   async limited(channel: string, key: string, retryAfterMs: number): Promise<number> {
