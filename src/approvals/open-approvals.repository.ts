@@ -1,3 +1,4 @@
+import { sql } from 'kysely';
 import type { DbOrTrx } from '../db/database.js';
 import type { OpenApproval } from '../domain/agent.js';
 
@@ -29,6 +30,20 @@ export async function loadOpenApprovals(db: DbOrTrx, now: Date, agentIds?: reado
     decidedAt: r.decided_at,
     grantUntil: r.grant_until,
   }));
+}
+
+/**
+ * The agents whose approval requests were written (inserted or updated) by a transaction the read
+ * at `since` could not see, and the horizon to pass next time; one statement, one snapshot (see
+ * migration 0022). Without `since`, only the horizon: take it before a full read of the open
+ * requests, and every write that read missed is found from it.
+ */
+export async function approvalsWrittenSince(db: DbOrTrx, since: string | undefined): Promise<{ horizon: string; agentIds: string[] }> {
+  const { rows } = await sql<{ horizon: string; agents: string[] | null }>`
+    select pg_snapshot_xmin(pg_current_snapshot())::text as horizon,
+      ${since === undefined ? sql`null::text[]` : sql`(select array_agg(distinct agent_id) from approval_requests where written_xid >= ${since}::xid8)`} as agents`.execute(db);
+  const row = rows[0]!;
+  return { horizon: row.horizon, agentIds: row.agents ?? [] };
 }
 
 /**

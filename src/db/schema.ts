@@ -255,6 +255,8 @@ export interface ApprovalRequestsTable {
   final_reason: string | null;
   grant_until: Timestamp | null;
   consumed_at: Timestamp | null;
+  /** The transaction that last wrote the row (an xid8, as text), set by a trigger only (migration 0022). */
+  written_xid: ColumnType<string | null, never, never>;
 }
 
 export interface ApprovalDecisionsTable {

@@ -7,7 +7,7 @@ import type { ActiveAction, Agent, OpenApproval } from '../domain/agent.js';
 import { createLimitedLog, type LimitedLog, type Logger } from '../observability/logger.js';
 import { loadAgentsAboveWithHolds, loadAllAgents } from '../agents/agents.repository.js';
 import type { PermissionChangePublisher } from '../agents/agents.service.js';
-import { loadOpenApprovals } from '../approvals/open-approvals.repository.js';
+import { approvalsWrittenSince, loadOpenApprovals } from '../approvals/open-approvals.repository.js';
 import { loadHolds, type FleetHold } from '../fleet/fleet.repository.js';
 import { asHeld, holdAction } from '../fleet/fleet-hold.js';
 
@@ -124,7 +124,9 @@ export interface PermissionViewListener {
  * a new evaluation or score bumps the agent's version), and each agent's open approval requests
  * (pending, or approved and not used up). Approvals carry no version: a change publishes an
  * `approvals` message for the agent, an agent reload takes its approvals along, and every poll
- * reloads all open approvals. A stale approval is harmless: using a single-use one is a conditional
+ * reloads the open approvals of the agents whose requests were written since the poll before (by
+ * transaction id, see `approvalsWrittenSince`: a lost publish is found without reading every open
+ * request each time). A stale approval is harmless: using a single-use one is a conditional
  * UPDATE in Postgres that only one replica wins, and containment reloads the agent with it.
  */
 export class PermissionView implements PermissionChangePublisher {
@@ -147,6 +149,8 @@ export class PermissionView implements PermissionChangePublisher {
   private approvalReads = 0;
   private readonly approvalsReadAt = new Map<string, number>();
   private allApprovalsReadAt = 0;
+  /** Where the next poll asks for approval writes from (a transaction id, see `approvalsWrittenSince`); unset until a full read. */
+  private approvalsHorizon: string | undefined;
   private readonly id = randomUUID();
   private readonly heartbeatMs: number;
   /**
@@ -469,18 +473,26 @@ export class PermissionView implements PermissionChangePublisher {
         if (initial) {
           const [, approvals] = await Promise.all([
             this.withHoldsAround(() => loadAllAgents(this.opts.db, (page) => this.apply(page))),
-            loadOpenApprovals(this.opts.db, this.opts.clock.now()),
+            this.loadAllApprovals(),
           ]);
-          this.applyAllApprovals(approvals, seq);
+          this.applyAllApprovals(approvals.rows, seq);
+          this.approvalsHorizon = approvals.horizon;
           return;
         }
+        // Approvals: only the agents whose requests were written since the last poll's horizon (a
+        // poll used to read every open request, which grew with the number pending). Until a
+        // full read has set a horizon (the first load failed halfway), the poll reads them all.
+        const horizon = this.approvalsHorizon;
         const [changed, approvals] = await Promise.all([
           loadAgentsAboveWithHolds(this.opts.db, this.maxVersion, [...this.holds.keys()]),
-          loadOpenApprovals(this.opts.db, this.opts.clock.now()),
+          horizon === undefined ? this.loadAllApprovals() : this.loadApprovalsWrittenSince(horizon),
         ]);
         this.applyHolds(changed.holds);
         this.apply(changed.agents);
-        this.applyAllApprovals(approvals, seq);
+        if (approvals.agentIds) this.applyApprovals(approvals.agentIds, approvals.rows, seq);
+        else this.applyAllApprovals(approvals.rows, seq);
+        this.approvalsHorizon = approvals.horizon;
+        this.dropLapsedApprovals();
       }, initial ? undefined : RELOAD_WAIT_MS);
       this.lastPollOkAt = startedAt;
       if (this.pollFailing) {
@@ -493,6 +505,35 @@ export class PermissionView implements PermissionChangePublisher {
       this.pollFailing = true;
       this.limitedLog('warn', 'poll-failed', { err: (err as Error).message }, 'permission poll failed; this replica fails closed until one succeeds');
     }
+  }
+
+  /** Every open approval request, and the horizon taken before the read (writes it missed are at or above it). */
+  private async loadAllApprovals(): Promise<{ rows: OpenApproval[]; agentIds?: undefined; horizon: string }> {
+    const { horizon } = await approvalsWrittenSince(this.opts.db, undefined);
+    return { rows: await loadOpenApprovals(this.opts.db, this.opts.clock.now()), horizon };
+  }
+
+  /** The open requests of the agents whose requests were written at or above `since`, and the next horizon. */
+  private async loadApprovalsWrittenSince(since: string): Promise<{ rows: OpenApproval[]; agentIds: string[]; horizon: string }> {
+    const written = await approvalsWrittenSince(this.opts.db, since);
+    const rows = written.agentIds.length ? await loadOpenApprovals(this.opts.db, this.opts.clock.now(), written.agentIds) : [];
+    return { rows, agentIds: written.agentIds, horizon: written.horizon };
+  }
+
+  /**
+   * Approvals whose grant window has passed are no longer open, though nothing wrote their rows:
+   * dropped here on each poll (a decision checks the window itself; this keeps the view, and what
+   * the change stream shows, from holding them).
+   */
+  private dropLapsedApprovals(): void {
+    const now = this.opts.clock.now().getTime();
+    const changes: ApprovalsChange[] = [];
+    for (const [agentId, list] of this.approvals) {
+      if (!list.some((a) => a.grantUntil !== null && a.grantUntil.getTime() <= now)) continue;
+      const open = list.filter((a) => a.grantUntil === null || a.grantUntil.getTime() > now);
+      this.storeApprovals(agentId, open.length ? open : undefined, changes);
+    }
+    this.notifyApprovals(changes);
   }
 
   /**
