@@ -1,9 +1,9 @@
 import { describe, expect } from 'vitest';
 import { waitFor, type TestApp } from './support/app.js';
 import { appTest } from './support/fixture.js';
-import { cardAction, clickButton, decisionOf, slashCommand, teamsSay, textOf } from './support/drive.js';
+import { cardAction, clickButton, decisionOf, postActivity, slashCommand, teamsSay, textOf } from './support/drive.js';
 import type { FakeSlack } from './support/fake-slack.js';
-import type { FakeConnector } from './support/fake-connector.js';
+import { teamsMessage, type FakeConnector } from './support/fake-connector.js';
 
 // Issue 17, item 3: containment by selector from Slack and Teams: the bulk permission, the dry run,
 // the confirmation above permissions.bulk.confirmAbove, and a restore one second person confirms.
@@ -195,5 +195,23 @@ describe('fleet commands in Teams', () => {
     expect((await ask()).body).toEqual({ ...res.body, replayed: true });
     // Its request in the thread shows the outcome instead of the buttons.
     await waitFor(() => slack.updates().some((u) => textOf(u.args).includes('asks to restore 6 agents') && textOf(u.args).includes('Confirmed')), 10_000, 'the request to show it was confirmed');
+  });
+  it('a restore by selector delivered twice (the same Teams activity) asks once, and the second answer says so', async () => {
+    for (const id of ['rd-1', 'rd-2']) await app.call('PUT', `/v1/agents/${id}`, agent(`${id}@example.com`, 'low', ['reports:write']));
+    expect(JSON.stringify((await teamsSay(app, connector, 'contain scope:reports:* report leak', ALICE_AAD)).body)).toContain('Contained 2 agents');
+    const incident = (await fleetIncidents()).find((f) => JSON.stringify(f.selector).includes('reports:*'))!;
+    const activity = teamsMessage(connector.url, { text: 'restore scope:reports:* leak fixed', aadObjectId: ALICE_AAD });
+    const deliver = async () => {
+      const before = connector.sent(activity.conversation.id).length;
+      expect((await postActivity(app, activity)).status).toBeLessThan(300);
+      await waitFor(() => connector.sent(activity.conversation.id).length > before, 5000, 'the Teams reply');
+      return JSON.stringify(connector.sent(activity.conversation.id).at(-1)!.body);
+    };
+    expect(await deliver()).toMatch(/Restore of 2 agents by selector scope:reports:[^ ]* requested: a second person must confirm/);
+    // Teams delivers the same activity again (same id): the answer is the first one's, nothing is asked twice.
+    expect(await deliver()).toMatch(/Restore of 2 agents by selector scope:reports:[^ ]* was already requested: a second person must confirm/);
+    const asked = await app.db.selectFrom('fleet_confirmations').select('id').where('kind', '=', 'second_person').where('fleet_incident_id', '=', incident.id).execute();
+    expect(asked).toHaveLength(1);
+    expect(await status('rd-1')).toBe('contained');
   });
 });

@@ -1,4 +1,5 @@
 import type { Db } from '../db/database.js';
+import { answerOnce, findAnswer, type StoredAnswer } from '../db/idempotent-answers.js';
 import type { Clock } from '../core/clock.js';
 import { formatDuration } from '../domain/duration.js';
 import { isCodedError } from '../domain/errors.js';
@@ -12,6 +13,7 @@ import { findFleetConfirmation, type FleetConfirmationRow } from '../fleet/fleet
 import {
   FLEET_APPLY_CONFIRM_MS,
   FLEET_RESTORE_CONFIRM_MS,
+  type FleetAwaiting,
   type FleetCommand,
   type FleetPreview,
   type FleetResult,
@@ -85,24 +87,48 @@ export class FleetCommands {
     const actor = `${who.platform}:${who.userId}`;
     const cmd: FleetCommand = { action: command.action, selector: command.selector, scopes: command.scopes, reason: command.reason, actor, ttlMs: command.ttlMs };
     const what = `${command.action} by selector ${selectorText(command.selector)}`;
+    // A restore answers a redelivered command (the same Slack trigger or Teams activity) with what
+    // the first delivery did, before looking at the fleet again: by then the set has changed.
+    const restoreKey = command.action === 'restore' && !command.dryRun && idempotencyKey !== undefined ? `chat-fleet-restore:${idempotencyKey}` : undefined;
     try {
+      if (restoreKey !== undefined) {
+        const before = await findAnswer<FleetResult | FleetAwaiting>(this.deps.db, restoreKey);
+        if (before) return this.restoreReply(command, { ...before, body: { ...before.body, replayed: true } });
+      }
       const preview = await fleet.preview(cmd);
       if (command.dryRun) return { tone: 'info', title: `Dry run: ${what} would change ${agents(preview.count)} (nothing was changed)`, lines: previewLines(preview) };
       if (command.action === 'restore' && preview.count === 0 && preview.matched === 0) {
         // Nothing of that fleet incident is in force any more (its ttl ran out, or its agents were restored one by one): it ends.
-        await fleet.restore(cmd);
-        return { tone: 'info', title: `Nothing is held by the fleet incident of ${selectorText(command.selector)} any more; it is closed. Nothing else was changed.`, lines: [] };
+        const closed = await answerOnce<FleetResult | FleetAwaiting>(this.deps.db, restoreKey, async () => ({ status: 201, body: await fleet.restore(cmd, { answerKey: restoreKey }) }));
+        return this.restoreReply(command, closed);
       }
       if (preview.count === 0) return { tone: 'info', title: `Nothing to ${command.action}: no agent selected by ${selectorText(command.selector)} would change. Nothing was changed.`, lines: previewLines(preview) };
       const person = () => this.deps.withResolvedEmails(who).then((p) => requesterOf(policy, p));
       if (command.action === 'restore' && policy.permissions.restore.secondPerson) {
         if (!policy.channels.incidents) return errorReply('Restore needs a second person, but the policy names no incidents channel (channels.incidents) to ask in. Nothing was changed.');
-        const asked = await fleet.requestConfirmation({ kind: 'second_person', cmd, requester: await person(), agentIds: preview.ids, incidentId: preview.incidentId ?? null, ttlMs: FLEET_RESTORE_CONFIRM_MS });
-        return {
-          tone: 'info',
-          title: `Restore of ${agents(preview.count)} by selector ${selectorText(command.selector)} requested: a second person must confirm`,
-          lines: [...previewLines(preview), [`Another holder of ${policy.permissions.restore.roles.join(' or ')} can confirm in the fleet incident's thread until `, { time: asked.expiresAt }, '; one confirmation covers the whole set.']],
-        };
+        const requester = await person();
+        const awaiting = (asked: { id: string; expiresAt: string }): FleetAwaiting => ({
+          status: 'awaiting_confirmation',
+          confirmationId: asked.id,
+          expiresAt: asked.expiresAt,
+          incidentId: preview.incidentId ?? null,
+          count: preview.count,
+          stillHeld: preview.stillHeld ?? [],
+          stillHeldCount: preview.stillHeldCount ?? 0,
+        });
+        const asked = await answerOnce<FleetResult | FleetAwaiting>(this.deps.db, restoreKey, async () => {
+          const confirmation = await fleet.requestConfirmation({
+            kind: 'second_person',
+            cmd,
+            requester,
+            agentIds: preview.ids,
+            incidentId: preview.incidentId ?? null,
+            ttlMs: FLEET_RESTORE_CONFIRM_MS,
+            answer: restoreKey === undefined ? undefined : { key: restoreKey, body: awaiting },
+          });
+          return { status: 202, body: awaiting(confirmation) };
+        });
+        return this.restoreReply(command, asked, preview);
       }
       const limit = policy.permissions.bulk.confirmAbove;
       if (preview.count > limit) {
@@ -118,12 +144,41 @@ export class FleetCommands {
           confirm: { id: asked.id, label, danger: command.action !== 'restore', expiresAt: asked.expiresAt },
         };
       }
-      const result = command.action === 'restore' ? await fleet.restore(cmd) : await fleet.apply(cmd, { idempotencyKey });
+      if (command.action === 'restore') {
+        const restored = await answerOnce<FleetResult | FleetAwaiting>(this.deps.db, restoreKey, async () => ({ status: 201, body: await fleet.restore(cmd, { answerKey: restoreKey }) }));
+        return this.restoreReply(command, restored);
+      }
+      const result = await fleet.apply(cmd, { idempotencyKey });
       return this.resultReply(result, command.ttlMs);
     } catch (err) {
       if (isCodedError(err)) return errorReply(`${err.message.replace(/\. Nothing was changed$/, '')}. Nothing was changed.`, usage);
       throw err;
     }
+  }
+
+  /**
+   * The answer to a restore by selector: done (201, a FleetResult), or waiting for a second person
+   * (202); the same answer again, marked, for a redelivered command.
+   */
+  private restoreReply(command: FleetChatCommand, answer: StoredAnswer<FleetResult | FleetAwaiting>, preview?: FleetPreview): ChatReply {
+    const replayed = (answer.body as { replayed?: boolean }).replayed === true;
+    const body = answer.body;
+    if ('status' in body && body.status === 'awaiting_confirmation') {
+      const { policy } = this.deps;
+      return {
+        tone: 'info',
+        title: `Restore of ${agents(body.count)} by selector ${selectorText(command.selector)} ${replayed ? 'was already requested' : 'requested'}: a second person must confirm`,
+        lines: [
+          ...(preview && !replayed ? previewLines(preview) : []),
+          [`Another holder of ${policy.permissions.restore.roles.join(' or ')} can confirm in the fleet incident's thread until `, { time: body.expiresAt }, '; one confirmation covers the whole set.'],
+        ],
+      };
+    }
+    const result = body as FleetResult;
+    if (result.count === 0 && result.matched === 0) {
+      return { tone: 'info', title: `Nothing is held by the fleet incident of ${selectorText(command.selector)} any more; it is closed. Nothing else was changed.`, lines: [] };
+    }
+    return this.resultReply(result, command.ttlMs);
   }
 
   private resultReply(result: FleetResult, ttlMs?: number): ChatReply {
