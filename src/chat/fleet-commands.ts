@@ -12,7 +12,6 @@ import { requesterOf, samePerson, type Requester } from '../confirmations/same-p
 import { findFleetConfirmation, type FleetConfirmationRow } from '../fleet/fleet.repository.js';
 import {
   FLEET_APPLY_CONFIRM_MS,
-  FLEET_RESTORE_CONFIRM_MS,
   type FleetAwaiting,
   type FleetCommand,
   type FleetPreview,
@@ -107,27 +106,7 @@ export class FleetCommands {
       if (command.action === 'restore' && policy.permissions.restore.secondPerson) {
         if (!policy.channels.incidents) return errorReply('Restore needs a second person, but the policy names no incidents channel (channels.incidents) to ask in. Nothing was changed.');
         const requester = await person();
-        const awaiting = (asked: { id: string; expiresAt: string }): FleetAwaiting => ({
-          status: 'awaiting_confirmation',
-          confirmationId: asked.id,
-          expiresAt: asked.expiresAt,
-          incidentId: preview.incidentId ?? null,
-          count: preview.count,
-          stillHeld: preview.stillHeld ?? [],
-          stillHeldCount: preview.stillHeldCount ?? 0,
-        });
-        const asked = await answerOnce<FleetResult | FleetAwaiting>(this.deps.db, restoreKey, async () => {
-          const confirmation = await fleet.requestConfirmation({
-            kind: 'second_person',
-            cmd,
-            requester,
-            agentIds: preview.ids,
-            incidentId: preview.incidentId ?? null,
-            ttlMs: FLEET_RESTORE_CONFIRM_MS,
-            answer: restoreKey === undefined ? undefined : { key: restoreKey, body: awaiting },
-          });
-          return { status: 202, body: awaiting(confirmation) };
-        });
+        const asked = await answerOnce<FleetResult | FleetAwaiting>(this.deps.db, restoreKey, () => fleet.askRestoreConfirmation(cmd, requester, preview, restoreKey));
         return this.restoreReply(command, asked, preview);
       }
       const limit = policy.permissions.bulk.confirmAbove;

@@ -588,26 +588,35 @@ export class FleetService {
       if (!options.incidentsChannel) {
         throw conflict(NO_CHANNEL_FOR_SECOND_PERSON);
       }
-      const awaiting = (asked: { id: string; expiresAt: string }): FleetAwaiting => ({
-        status: 'awaiting_confirmation',
-        confirmationId: asked.id,
-        expiresAt: asked.expiresAt,
-        incidentId: preview.incidentId ?? null,
-        count: preview.count,
-        stillHeld: preview.stillHeld ?? [],
-        stillHeldCount: preview.stillHeldCount ?? 0,
-      });
-      const asked = await this.requestConfirmation({
-        kind: 'second_person',
-        cmd,
-        requester,
-        agentIds: preview.ids,
-        incidentId: preview.incidentId ?? null,
-        ttlMs: FLEET_RESTORE_CONFIRM_MS,
-        answer: answerKey === undefined ? undefined : { key: answerKey, body: awaiting },
-      });
-      return { status: 202, body: awaiting(asked) };
+      return this.askRestoreConfirmation(cmd, requester, preview, answerKey);
     });
+  }
+
+  /**
+   * Asks a second person to confirm the restore of the previewed set (posted in the fleet
+   * incident's thread; one confirmation covers the whole set). With `answerKey`, the answer is
+   * stored with the request, in its transaction.
+   */
+  async askRestoreConfirmation(cmd: FleetCommand, requester: Requester, preview: FleetPreview, answerKey?: string): Promise<StoredAnswer<FleetAwaiting>> {
+    const awaiting = (asked: { id: string; expiresAt: string }): FleetAwaiting => ({
+      status: 'awaiting_confirmation',
+      confirmationId: asked.id,
+      expiresAt: asked.expiresAt,
+      incidentId: preview.incidentId ?? null,
+      count: preview.count,
+      stillHeld: preview.stillHeld ?? [],
+      stillHeldCount: preview.stillHeldCount ?? 0,
+    });
+    const asked = await this.requestConfirmation({
+      kind: 'second_person',
+      cmd,
+      requester,
+      agentIds: preview.ids,
+      incidentId: preview.incidentId ?? null,
+      ttlMs: FLEET_RESTORE_CONFIRM_MS,
+      answer: answerKey === undefined ? undefined : { key: answerKey, body: awaiting },
+    });
+    return { status: 202, body: awaiting(asked) };
   }
 
   /**
