@@ -1,6 +1,7 @@
 import type { FleetIncidentView } from '../fleet/fleet-view.js';
 import { clip, LIMITS, plain, type Notice, type Text } from './model.js';
 import { codeList } from './spans.js';
+import { restoreConfirmationNotice } from './confirmation.notice.js';
 
 const VERB = { contain: 'contained', narrow: 'narrowed' } as const;
 const agents = (n: number) => `${n} agent${n === 1 ? '' : 's'}`;
@@ -72,35 +73,10 @@ export interface FleetConfirmationRequest {
 
 /** A restore of a fleet waiting for a second person, in the fleet incident's thread: one click covers the whole set. */
 export function fleetConfirmationNotice(c: FleetConfirmationRequest): Notice {
-  const title: Text = [{ actor: c.requestedBy }, ` asks to restore ${agents(c.count)} by selector `, { code: c.selectorText }, ': ', clip(c.reason, LIMITS.reason)];
-  if (c.decided) {
-    const confirmed = c.decided.outcome === 'confirmed';
-    const outcome: Text = confirmed
-      ? [{ strong: 'Confirmed' }, ' by ', { actor: c.decided.by }, ' at ', { time: c.decided.at }]
-      : [{ strong: 'Cancelled' }, ' by ', { actor: c.decided.by }, ...(c.decided.reason ? [': ', clip(c.decided.reason, LIMITS.reason)] : []), ' at ', { time: c.decided.at }, '. Nothing was restored by it.'];
-    return {
-      kind: 'confirmation',
-      tone: confirmed ? 'success' : 'info',
-      icon: confirmed ? 'approved' : 'cancelled',
-      title,
-      fallback: `${plain(title)} (${confirmed ? 'confirmed' : 'cancelled'})`,
-      blocks: [{ kind: 'lines', lines: [outcome] }, { kind: 'context', text: [`confirmation ${c.id}`] }],
-    };
-  }
-  const who = c.requestedPlatform === 'api' ? 'An API token is not a person: anyone with the restore role may confirm.' : 'A second person with the restore role must confirm; one confirmation covers every agent of the set.';
-  return {
-    kind: 'confirmation',
-    tone: 'warning',
-    icon: 'approval',
-    title,
-    fallback: plain(title),
-    blocks: [
-      { kind: 'lines', lines: [[who]] },
-      { kind: 'context', text: ['Expires ', { time: c.expiresAt }, ` · confirmation ${c.id}`] },
-    ],
-    actions: [
-      { kind: 'confirm', confirmationId: c.id, label: clip(`Confirm restore of ${agents(c.count)}`, LIMITS.buttonLabel), danger: false },
-      { kind: 'cancel', confirmationId: c.id },
-    ],
-  };
+  return restoreConfirmationNotice({
+    ...c,
+    title: [{ actor: c.requestedBy }, ` asks to restore ${agents(c.count)} by selector `, { code: c.selectorText }, ': ', clip(c.reason, LIMITS.reason)],
+    secondPerson: 'A second person with the restore role must confirm; one confirmation covers every agent of the set.',
+    confirmLabel: `Confirm restore of ${agents(c.count)}`,
+  });
 }
