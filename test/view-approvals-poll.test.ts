@@ -92,11 +92,11 @@ describe('the view polls approval writes it was not told about', () => {
     await waitFor(() => statusInView('ended-bot', denied) === undefined, 5000, 'the denied request to leave the view');
 
     const windowed = await pendingRequest('ended-bot');
-    await sqlClient.query({ text: `update approval_requests set status = 'approved', decided_at = now(), grant_until = now() + interval '1.5 seconds' where id = $1`, values: [windowed] });
+    await sqlClient.query({ text: `update approval_requests set status = 'approved', decided_at = now(), grant_until = now() + interval '5 seconds' where id = $1`, values: [windowed] });
     await waitFor(() => statusInView('ended-bot', windowed) === 'approved', 5000, 'the windowed approval');
     expect((await decisionOf(app, 'ended-bot', 'payments:transfer', BIG)).decision).toBe('allow');
     // Nothing writes the row when its window passes: the view drops it by itself.
-    await waitFor(() => statusInView('ended-bot', windowed) === undefined, 8000, 'the passed window to leave the view');
+    await waitFor(() => statusInView('ended-bot', windowed) === undefined, 15_000, 'the passed window to leave the view');
     expect((await decisionOf(app, 'ended-bot', 'payments:transfer', BIG)).decision).toBe('approval_required');
   });
 });
