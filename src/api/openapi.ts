@@ -4,6 +4,7 @@ import {
   fleetActionInputSchema,
   fleetAwaitingSchema,
   fleetPreviewSchema,
+  policyCheckResultSchema,
   fleetResultSchema,
   actionInputSchema,
   actionResultSchema,
@@ -635,6 +636,16 @@ export function buildOpenApiDocument(): JsonObject {
           responses: { '200': { description: 'Verification result', ...json(ref('AuditVerification')) }, ...errors(401) },
         },
       },
+      '/v1/policy/check': {
+        post: {
+          operationId: 'checkPolicy',
+          summary: 'Check a policy file (YAML) as a reload would, and what it would change against the running policy; nothing is applied',
+          description:
+            "The body is the policy file's text. A valid file answers 200 with its hash, the hash in force on this replica and the change summary the `policy.changed` audit entry would record; an invalid one answers 400 with every problem as `<path>: <message>` in `details`. A policy is changed only through its file (or SIGHUP). `npm run policy:check -- FILE --against URL` calls this with `ARMALO_TOKEN`.",
+          requestBody: { required: true, content: { 'application/yaml': { schema: { type: 'string' } } } },
+          responses: { '200': { description: 'Valid: what it would change', ...json(ref('PolicyCheckResult')) }, ...errors(400, 401, 413) },
+        },
+      },
       '/v1/openapi.json': {
         get: { operationId: 'getOpenApiDocument', summary: 'This document', security: [], responses: { '200': { description: 'OpenAPI 3.1 document' } } },
       },
@@ -659,6 +670,7 @@ export function buildOpenApiDocument(): JsonObject {
         ActionAwaitingConfirmation: jsonSchema(actionAwaitingConfirmationSchema, 'output'),
         FleetActionInput: jsonSchema(fleetActionInputSchema, 'input'),
         FleetPreview: jsonSchema(fleetPreviewSchema, 'output'),
+        PolicyCheckResult: jsonSchema(policyCheckResultSchema, 'output'),
         FleetResult: jsonSchema(fleetResultSchema, 'output'),
         FleetAwaitingConfirmation: jsonSchema(fleetAwaitingSchema, 'output'),
         Confirmation: jsonSchema(confirmationOutputSchema, 'output'),

@@ -159,6 +159,27 @@ export const fleetActionInputSchema = z
 
 const leftAloneSchema = z.object({ agentId: z.string(), reason: z.string() });
 
+/** `POST /v1/policy/check`: a valid policy file, and what it would change against the running one. */
+export const policyCheckResultSchema = z
+  .object({
+    valid: z.literal(true),
+    hash: z.string().meta({ description: 'sha256 of the checked policy (as `/readyz` would report it once applied)' }),
+    runningHash: z.string().meta({ description: "This replica's policy in force (`/readyz` `policyHash`)" }),
+    changed: z.boolean().meta({ description: 'Whether applying it would change the policy at all' }),
+    summary: z
+      .object({
+        rolesAdded: z.array(z.string()),
+        rolesRemoved: z.array(z.string()),
+        members: z.record(z.string(), z.object({ added: z.array(z.string()), removed: z.array(z.string()) })).meta({ description: 'Per role kept in both: members added and removed (email, slack:U…, teams:…)' }),
+        permissions: z.record(z.string(), z.object({ from: z.unknown(), to: z.unknown() })).meta({ description: 'Permissions whose roles or settings change, old and new value' }),
+        routingAdded: z.array(z.string()),
+        routingRemoved: z.array(z.string()),
+        routingChanged: z.array(z.string()),
+        otherChanged: z.array(z.string()).meta({ description: 'Other sections that change (channels, trust, consequences, mcp, version, routing order)' }),
+      })
+      .meta({ description: 'The change against the running policy, as the `policy.changed` audit entry would record it' }),
+  });
+
 export const fleetPreviewSchema = z
   .object({
     dryRun: z.literal(true),

@@ -12,6 +12,7 @@ import { addDecisionRoutes } from '../http/routes/decisions.routes.js';
 import { addApprovalRoutes } from '../http/routes/approvals.routes.js';
 import { addTrustRoutes } from '../http/routes/trust.routes.js';
 import { addPacketRoutes } from '../http/routes/packets.routes.js';
+import { addPolicyRoutes } from '../http/routes/policy.routes.js';
 import { addStreamRoutes } from '../stream/stream.routes.js';
 import { addMcpRoutes } from '../mcp/mcp.routes.js';
 import type { AppOptions } from '../app.js';
@@ -40,5 +41,6 @@ export function addApiRoutes(router: Router, s: Services & { view: PermissionVie
   addAuditRoutes(router, { db });
   addIncidentRoutes(router, { db, clock });
   addConsoleSessionRoutes(router, { sessions: s.consoleSessions });
+  addPolicyRoutes(router, { holder: s.holder });
   if (config.apiTokens.length === 0) logger.warn('ARMALO_API_TOKENS is empty: every /v1 call will be refused');
 }

@@ -1,0 +1,37 @@
+import { ErrorCode } from '../../domain/errors.js';
+import { parsePolicyText, PolicyError } from '../../policy/load-policy.js';
+import { summarizePolicyChange } from '../../policy/policy-diff.js';
+import { policyHash, type PolicyHolder } from '../../policy/policy-holder.js';
+import { HttpError } from '../body.js';
+import type { Router } from '../router.js';
+
+/**
+ * `POST /v1/policy/check` (admin tokens): a policy file's text (YAML) checked as a reload would check
+ * it, and what it would change against the policy this replica runs, in the words of the
+ * `policy.changed` audit entry. Nothing is applied: a policy changes only through the file (or
+ * SIGHUP). `npm run policy:check -- FILE --against URL` calls it.
+ */
+export function addPolicyRoutes(router: Router, deps: { holder: PolicyHolder }): void {
+  router.add({
+    method: 'POST',
+    path: '/v1/policy/check',
+    auth: 'admin',
+    rawBody: true,
+    handler: (ctx) => {
+      const text = ctx.rawBody ?? '';
+      let candidate;
+      try {
+        candidate = parsePolicyText(text, 'policy');
+      } catch (err) {
+        if (err instanceof PolicyError) throw new HttpError(400, ErrorCode.InvalidInput, `the policy is not valid (${err.problems.length} problem${err.problems.length === 1 ? '' : 's'}); nothing was changed`, err.problems);
+        throw err;
+      }
+      const hash = policyHash(candidate);
+      const runningHash = deps.holder.hash;
+      return {
+        status: 200,
+        body: { valid: true, hash, runningHash, changed: hash !== runningHash, summary: summarizePolicyChange(deps.holder.policy, candidate) },
+      };
+    },
+  });
+}
