@@ -86,6 +86,16 @@ describe('POST /v1/policy/check', () => {
     expect(app.policyHash()).toBe(before);
   });
 
+  it('a large policy (about 200 KB, thousands of members) is checked; over 1 MB is refused with 413', async () => {
+    const members = Array.from({ length: 4000 }, (_, i) => `      - { email: person-${i}@example.com }`).join('\n');
+    const large = `roles:\n  security-oncall:\n    members:\n${members}\npermissions:\n  contain: [security-oncall]\n`;
+    expect(large.length).toBeGreaterThan(150_000);
+    const res = await check(large);
+    expect(res.status).toBe(200);
+    expect(((await res.json()) as any).summary.members['security-oncall'].added).toHaveLength(4000);
+    expect((await check(`# ${'x'.repeat(1024 * 1024)}\n${POLICY}`)).status).toBe(413);
+  });
+
   it('the running policy itself: no change', async () => {
     const body = (await (await check(POLICY)).json()) as any;
     expect(body).toMatchObject({ valid: true, changed: false });

@@ -59,6 +59,8 @@ export interface Route {
   bodyOptional?: boolean;
   /** The handler gets the raw body (signed webhooks verify the exact bytes). */
   rawBody?: boolean;
+  /** The largest body this route reads, in bytes (default MAX_BODY_BYTES, 64 KB). */
+  bodyLimit?: number;
   /** The handler reads the body itself from `ctx.req` (a stream too large to hold, e.g. an NDJSON import). */
   streamBody?: boolean;
   handler?: Handler;

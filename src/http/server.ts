@@ -193,7 +193,7 @@ class Exchange implements BodySink {
         return;
       }
       if (route.rawBody) {
-        readBodyInto(req, this);
+        readBodyInto(req, this, route.bodyLimit);
         return;
       }
       const hasBody = Number(req.headers['content-length'] ?? 0) > 0 || req.headers['transfer-encoding'] !== undefined;

@@ -17,6 +17,8 @@ export function addPolicyRoutes(router: Router, deps: { holder: PolicyHolder }):
     path: '/v1/policy/check',
     auth: 'admin',
     rawBody: true,
+    // A policy listing every member of large teams outgrows the API's usual 64 KB.
+    bodyLimit: 1024 * 1024,
     handler: (ctx) => {
       const text = ctx.rawBody ?? '';
       let candidate;
