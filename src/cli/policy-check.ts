@@ -1,6 +1,7 @@
 import { readFileSync, realpathSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { loadPolicyFile, PolicyError } from '../policy/load-policy.js';
+import type { PolicyChangeSummary } from '../policy/policy-diff.js';
 
 /**
  * `npm run policy:check -- FILE [FILE…]`: validates policy files exactly as the service does at start,
@@ -72,21 +73,12 @@ function isMainModule(): boolean {
   }
 }
 
-/** The change summary of `POST /v1/policy/check` (see src/policy/policy-diff.ts). */
+/** The answer of `POST /v1/policy/check` (its summary: see src/policy/policy-diff.ts). */
 interface CheckAnswer {
   hash: string;
   runningHash: string;
   changed: boolean;
-  summary: {
-    rolesAdded: string[];
-    rolesRemoved: string[];
-    members: Record<string, { added: string[]; removed: string[] }>;
-    permissions: Record<string, { from: unknown; to: unknown }>;
-    routingAdded: string[];
-    routingRemoved: string[];
-    routingChanged: string[];
-    otherChanged: string[];
-  };
+  summary: PolicyChangeSummary;
 }
 
 /** The summary as lines a person reads in a terminal or a CI log. */
