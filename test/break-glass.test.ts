@@ -4,7 +4,7 @@ import { appTest } from './support/fixture.js';
 import { slashCommand } from './support/drive.js';
 import type { FakeSlack } from './support/fake-slack.js';
 import { postSigned, slashCommandBody } from './support/slack-requests.js';
-import { writePolicy } from './support/slack-policy.js';
+import { removePolicy, writePolicy } from './support/slack-policy.js';
 
 // The emergency path when the second person cannot be reached: permissions.breakGlass.
 const POLICY = `
@@ -87,13 +87,15 @@ describe('break-glass restore', () => {
   });
 
   it('is refused to everyone when the policy names no break-glass roles', async ({ startApp }) => {
-    const other = await startApp({ env: { ARMALO_POLICY_FILE: writePolicy(POLICY.replace('  breakGlass: { roles: [ciso] }\n', '')), ARMALO_ROLE: 'web' } });
+    const policyFile = writePolicy(POLICY.replace('  breakGlass: { roles: [ciso] }\n', ''));
+    const other = await startApp({ env: { ARMALO_POLICY_FILE: policyFile, ARMALO_ROLE: 'web' } });
     try {
       const res = await postSigned(other.url, slashCommandBody({ user_id: 'U0CISO', text: `restore refused-bot --break-glass ${REASON}`, response_url: slack.responseUrl('r2') }));
       expect(JSON.stringify(res.body)).toContain('nobody may restore with --break-glass under the current policy');
       expect(await status('refused-bot')).toBe('contained');
     } finally {
       await other.stop();
+      removePolicy(policyFile);
     }
   });
 });

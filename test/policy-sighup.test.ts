@@ -4,7 +4,7 @@ import { afterAll, describe, expect } from 'vitest';
 import { TOKEN, waitFor } from './support/app.js';
 import { REDIS_URL, type TestDatabase } from './support/database.js';
 import { appTest } from './support/fixture.js';
-import { writePolicy } from './support/slack-policy.js';
+import { removePolicy, writePolicy } from './support/slack-policy.js';
 
 // The real entry point (`src/main.ts`, what `npm start` runs) re-reads its policy file on SIGHUP.
 const POLICY = `
@@ -27,11 +27,14 @@ it.beforeAll(({ database: fixtureDatabase, prefix: fixturePrefix }) => {
   prefix = fixturePrefix;
 }, 60_000);
 
+let policyFile: string | undefined;
+
 afterAll(async () => {
   if (child && child.exitCode === null) {
     child.kill('SIGKILL');
     await new Promise((r) => child!.once('exit', r));
   }
+  if (policyFile) removePolicy(policyFile);
 });
 
 const logged = (pattern: RegExp) => lines.find((l) => pattern.test(String(l.msg ?? '')));
@@ -39,6 +42,7 @@ const logged = (pattern: RegExp) => lines.find((l) => pattern.test(String(l.msg 
 describe('SIGHUP', () => {
   it('re-reads the policy file: a valid change is applied, an invalid one changes nothing', async () => {
     const file = writePolicy(POLICY);
+    policyFile = file;
     child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
       cwd: repoRoot,
       env: {

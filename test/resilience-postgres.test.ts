@@ -4,7 +4,7 @@ import { sampleAgent, waitFor, type TestApp } from './support/app.js';
 import { PG_BASE, type TestDatabase } from './support/database.js';
 import { appTest } from './support/fixture.js';
 import { decisionOf } from './support/drive.js';
-import { writePolicy } from './support/slack-policy.js';
+import { removePolicy, writePolicy } from './support/slack-policy.js';
 import { TcpProxy } from './support/tcp-proxy.js';
 import { createDb, type Db } from '../src/db/database.js';
 import { APPROVALS_TEST_POLICY } from './support/approvals-policy.js';
@@ -20,6 +20,7 @@ let direct: Db;
 let app: TestApp;
 /** With routing rules and a long staleness bound: its view stays fresh while Postgres is gone. */
 let routed: TestApp;
+let routedPolicy: string | undefined;
 
 const decision = (agentId: string, action: string, on: TestApp = app) => decisionOf(on, agentId, action, { amount: 10 });
 
@@ -44,7 +45,7 @@ it.beforeAll(async ({ database: fixtureDatabase, prefix, startApp }) => {
     plain: true,
     databaseUrl: routedUrl.toString(),
     prefix: `${prefix}-routed`,
-    env: { ARMALO_ROLE: 'web', ARMALO_POLICY_FILE: writePolicy(APPROVALS_TEST_POLICY), ARMALO_VIEW_STALE_AFTER_MS: '60000' },
+    env: { ARMALO_ROLE: 'web', ARMALO_POLICY_FILE: (routedPolicy = writePolicy(APPROVALS_TEST_POLICY)), ARMALO_VIEW_STALE_AFTER_MS: '60000' },
     appOptions: { heartbeatMs: 20_000 },
   });
 });
@@ -60,6 +61,7 @@ afterAll(async () => {
   await routed?.stop();
   await routedProxy.stop();
   await direct?.destroy();
+  if (routedPolicy) removePolicy(routedPolicy);
 });
 
 describe('Postgres connections dropping under the app', () => {

@@ -1,6 +1,6 @@
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 
 /** A policy for the Slack tests: on-call responders, a CISO, a risk owner known only by email. */
 export const SLACK_TEST_POLICY = `
@@ -17,6 +17,12 @@ channels:
   incidents: { slack: C0INCIDENTS }
 `;
 
+/** Removes a policy file written by `writePolicy`, with its temp directory. */
+export function removePolicy(file: string): void {
+  rmSync(dirname(file), { recursive: true, force: true });
+}
+
+/** Writes the policy into a temp directory of its own; `removePolicy` removes it. */
 export function writePolicy(text = SLACK_TEST_POLICY): string {
   const dir = mkdtempSync(join(tmpdir(), 'armalo-policy-'));
   const file = join(dir, 'policy.yaml');
