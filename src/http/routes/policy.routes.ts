@@ -3,6 +3,7 @@ import { parsePolicyText, PolicyError } from '../../policy/load-policy.js';
 import { summarizePolicyChange } from '../../policy/policy-diff.js';
 import { policyHash, type PolicyHolder } from '../../policy/policy-holder.js';
 import { HttpError } from '../body.js';
+import type { Policy } from '../../policy/policy.schema.js';
 import type { Router } from '../router.js';
 
 /**
@@ -20,14 +21,7 @@ export function addPolicyRoutes(router: Router, deps: { holder: PolicyHolder }):
     // A policy listing every member of large teams outgrows the API's usual 64 KB.
     bodyLimit: 1024 * 1024,
     handler: (ctx) => {
-      const text = ctx.rawBody ?? '';
-      let candidate;
-      try {
-        candidate = parsePolicyText(text, 'policy');
-      } catch (err) {
-        if (err instanceof PolicyError) throw new HttpError(400, ErrorCode.InvalidInput, `the policy is not valid (${err.problems.length} problem${err.problems.length === 1 ? '' : 's'}); nothing was changed`, err.problems);
-        throw err;
-      }
+      const candidate = parseOrRefuse(ctx.rawBody ?? '');
       const hash = policyHash(candidate);
       const runningHash = deps.holder.hash;
       return {
@@ -36,4 +30,15 @@ export function addPolicyRoutes(router: Router, deps: { holder: PolicyHolder }):
       };
     },
   });
+}
+
+/** The policy in the body, or a 400 listing every problem (as `policy:check` prints them). */
+function parseOrRefuse(text: string): Policy {
+  try {
+    return parsePolicyText(text, 'policy');
+  } catch (err) {
+    if (!(err instanceof PolicyError)) throw err;
+    const n = err.problems.length;
+    throw new HttpError(400, ErrorCode.InvalidInput, `the policy is not valid (${n} problem${n === 1 ? '' : 's'}); nothing was changed`, err.problems);
+  }
 }
